@@ -1,0 +1,54 @@
+"""`gateledger ingest`: publish a file of upstream records through the producer path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gateledger.kafka import BrokerNotConfigured, ensure_gateledger_topics, resolve
+from gateledger.masking import Masker, masking_salt
+from gateledger.settings import Settings
+from producers.accept import RawRecord, accept, parse_body, parse_lines
+from producers.formats import FORMATS, IngestContext
+from producers.publisher import PublishError, Publisher
+
+BATCH = 1000
+
+
+def _records(path: Path) -> tuple[list[RawRecord], bool]:
+    """The file's records, and whether they are lines (True) or elements of one JSON array."""
+    data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
+    if data.lstrip()[:1] == b"[":
+        return parse_body(data), False
+    return list(parse_lines(data.splitlines())), True
+
+
+async def ingest_file(fmt: str, path: Path, *, tenant: str, install: str) -> int:
+    """Publish; print each rejected record's line and reason. Exit code 1 if any was rejected."""
+    if fmt not in FORMATS:
+        raise click.UsageError(f"unknown format {fmt!r}; one of: {', '.join(FORMATS)}")
+    settings = Settings()
+    try:
+        target = resolve(settings.kafka, settings.core)
+    except BrokerNotConfigured as exc:
+        raise click.ClickException(str(exc)) from None
+    records, is_lines = _records(path)
+    masker = Masker(salt=masking_salt(settings.core.data_dir))
+    ctx = IngestContext(masker=masker, tenant=tenant, install=install)
+    await ensure_gateledger_topics(settings.kafka, target)
+    accepted = rejected = 0
+    try:
+        async with Publisher(settings.kafka, target) as publisher:
+            for start in range(0, len(records), BATCH):
+                result = await accept(publisher, fmt, records[start : start + BATCH], ctx, origin=f"file:{path.name}")
+                accepted += result.accepted
+                for r in result.rejections:
+                    where = f"line {r.index + 1}" if is_lines else f"record {r.index}"
+                    click.echo(f"{path}: {where}: {r.reason}: {r.message}", err=True)
+                rejected += len(result.rejections)
+    except PublishError as exc:
+        raise click.ClickException(f"{exc} ({accepted} records were published before the failure)") from None
+    click.echo(f"published {accepted} {fmt} event(s); rejected {rejected} (dead-lettered)")
+    return 1 if rejected else 0

@@ -1,0 +1,22 @@
+"""The periodic summary `gateledger up` prints while it runs."""
+
+from __future__ import annotations
+
+from gateledger.cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
+from gateledger.clickhouse.access import StackQuerier
+from gateledger.clock import utcnow
+from gateledger.settings import ClickHouseSettings
+
+
+async def stack_summary(sink_url: str) -> str:
+    """Rows landed per table, and the newest raw event, through the sink's query endpoint."""
+    db = ClickHouseSettings().database
+    q = StackQuerier(sink_url)
+    counts = table_rows(await q.run_async(TABLE_ROWS_SQL, {"db": db}))
+    by_type = await q.run_async(
+        f"SELECT type, count() FROM {db}.raw_events GROUP BY type ORDER BY type"
+    )
+    lines = [f"[{utcnow():%H:%M:%S}] rows landed per table:", format_counts(counts)]
+    if by_type.rows:
+        lines.append("  raw events by type: " + ", ".join(f"{t}={n}" for t, n in by_type.rows))
+    return "\n".join(lines)

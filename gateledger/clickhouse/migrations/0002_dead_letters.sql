@@ -1,0 +1,25 @@
+-- Everything rejected at any stage: the reason, and the original bytes (masked) to replay from.
+CREATE TABLE IF NOT EXISTS $db.dead_letters $on_cluster
+(
+    id              String,
+    version         UInt32,
+    tenant          LowCardinality(String),
+    time            DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
+    stage           LowCardinality(String),
+    origin          LowCardinality(String),
+    reason          LowCardinality(String),
+    error           String,
+    original        String CODEC(ZSTD(3)),
+    original_sha256 String,
+    original_size   UInt64,
+    kafka_topic     LowCardinality(String),
+    kafka_partition Nullable(Int32),
+    kafka_offset    Nullable(Int64),
+    details         String,
+    inserted_at     DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
+PARTITION BY toYYYYMM(time)
+ORDER BY (tenant, time, id)
+TTL toDateTime(time) + INTERVAL $ttl_dead_letter_days DAY
+SETTINGS non_replicated_deduplication_window = 10000;

@@ -1,0 +1,44 @@
+"""Upstream wire formats, exactly as the upstream systems send them."""
+
+from gateledger.contracts.wire.axonflow import (
+    AxonFlowExchange,
+    BudgetInfo,
+    LlmCallAuditRequest,
+    LlmCallAuditResponse,
+    PreCheckRequest,
+    PreCheckResponse,
+    RateLimit,
+    TokenUsage,
+)
+from gateledger.contracts.wire.base import WireModel
+from gateledger.contracts.wire.cloudevents import CloudEvent
+from gateledger.contracts.wire.mcp import JsonRpcError, JsonRpcMessage
+from gateledger.contracts.wire.obot import (
+    ObotAuditListPage,
+    ObotAuditLogEvent,
+    ObotLlmAuditLog,
+    ObotMcpAuditRecord,
+    ObotShimAuditRecord,
+    ObotWebhookStatus,
+)
+
+__all__ = [
+    "AxonFlowExchange",
+    "BudgetInfo",
+    "CloudEvent",
+    "JsonRpcError",
+    "JsonRpcMessage",
+    "LlmCallAuditRequest",
+    "LlmCallAuditResponse",
+    "ObotAuditListPage",
+    "ObotAuditLogEvent",
+    "ObotLlmAuditLog",
+    "ObotMcpAuditRecord",
+    "ObotShimAuditRecord",
+    "ObotWebhookStatus",
+    "PreCheckRequest",
+    "PreCheckResponse",
+    "RateLimit",
+    "TokenUsage",
+    "WireModel",
+]

@@ -1,0 +1,39 @@
+"""MCP JSON-RPC messages as an Obot webhook filter receives them. See wire-formats.md, sections 4 and 6."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import model_validator
+
+from gateledger.contracts.wire.base import IdStr, WireModel
+
+
+class JsonRpcError(WireModel):
+    code: int
+    message: str = ""
+    data: Any = None
+
+
+class JsonRpcMessage(WireModel):
+    """A JSON-RPC 2.0 request, result or error (the raw body Obot POSTs to a webhook filter)."""
+
+    jsonrpc: str
+    id: IdStr | None = None
+    method: str | None = None
+    params: dict[str, Any] | None = None
+    result: Any = None
+    error: JsonRpcError | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> JsonRpcMessage:
+        if self.jsonrpc != "2.0":
+            raise ValueError("jsonrpc must be '2.0'")
+        if self.method is None and "result" not in self.model_fields_set and self.error is None:
+            raise ValueError("a JSON-RPC message needs a method, a result or an error")
+        return self
+
+    def meta(self) -> dict[str, Any]:
+        """``params._meta`` (protocol version, client info, trace context), or {}."""
+        meta = (self.params or {}).get("_meta")
+        return meta if isinstance(meta, dict) else {}

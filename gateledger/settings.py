@@ -1,0 +1,143 @@
+"""Typed settings, one class per component, all read from ``GATELEDGER_*`` environment variables.
+
+Defaults run the embedded stack with no configuration: the broker address is discovered from
+the running stack's state file, ClickHouse is chDB under the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where the embedded stack keeps chDB data, checkpoints and its state file."""
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+    return base / "gateledger"
+
+
+def _config(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, extra="ignore", validate_default=True)
+
+
+class CoreSettings(BaseSettings):
+    """Settings shared by every process."""
+
+    model_config = _config("GATELEDGER_")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    # Prefix for every topic name; tests use it to give each test a fresh topic set.
+    topic_prefix: str = ""
+    log_level: str = "INFO"
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+
+class KafkaSettings(BaseSettings):
+    """How to reach Kafka and how to produce to it."""
+
+    model_config = _config("GATELEDGER_KAFKA_")
+
+    # None: use the broker of the embedded stack (found through its state file).
+    bootstrap_servers: str | None = None
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    client_id: str = "gateledger"
+    acks: Literal["all", "1", "0"] = "all"
+    # Tansu has no InitProducerId: idempotence is for real Kafka only (on in compose).
+    enable_idempotence: bool = False
+    compression_type: Literal["none", "gzip", "lz4", "snappy", "zstd"] = "lz4"
+    linger_ms: int = 5
+    max_batch_size: int = 256 * 1024
+    request_timeout_ms: int = 15000
+    # How long a producer may wait for a broker acknowledgement before the caller is told "unavailable".
+    delivery_timeout_s: float = 10.0
+    partitions: int = 4
+    replication_factor: int = 1
+    # Group membership: Tansu takes about half the session timeout to complete a join, so keep it short.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    max_poll_interval_ms: int = 300000
+    # Tansu reports a wrong end offset; "auto" detects it, "true"/"false" force the workaround.
+    tansu_workarounds: Literal["auto", "true", "false"] = "auto"
+
+
+class ClickHouseSettings(BaseSettings):
+    """Where ClickHouse lives and how the schema is laid out."""
+
+    model_config = _config("GATELEDGER_CLICKHOUSE_")
+
+    # None: chDB under <data_dir>/clickhouse. Otherwise chdb:///abs/path or http(s)://host:port.
+    url: str | None = None
+    database: str = "gateledger"
+    username: str = "default"
+    password: SecretStr = SecretStr("")
+    # When set, migrations create Replicated*/Distributed tables ON CLUSTER this name.
+    cluster: str | None = None
+    # Retention: raw payloads shorter than metadata.
+    ttl_raw_days: int = 30
+    ttl_days: int = 395
+    ttl_dead_letter_days: int = 90
+    connect_timeout_s: float = 10.0
+    send_receive_timeout_s: float = 300.0
+
+    def dsn(self, core: CoreSettings) -> str:
+        """The DSN clickhouse-connect is given."""
+        return self.url or f"chdb://{core.data_dir / 'clickhouse'}"
+
+    def is_chdb(self, core: CoreSettings) -> bool:
+        """True when the target is the in-process chDB engine."""
+        return self.dsn(core).startswith("chdb:")
+
+
+class StackSettings(BaseSettings):
+    """The embedded stack started by ``gateledger up``."""
+
+    model_config = _config("GATELEDGER_STACK_")
+
+    host: str = "127.0.0.1"
+    ingest_port: int = 8480
+    # 0 picks free ports for the broker and internal endpoints.
+    broker_port: int = 0
+    sink_port: int = 0
+    processors_port: int = 0
+    restart_backoff_max_s: float = 30.0
+    summary_interval_s: float = 10.0
+
+    @field_validator("host")
+    @classmethod
+    def _loopback_only(cls, v: str) -> str:
+        if v not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("the embedded stack listens on loopback only")
+        return v
+
+
+class Settings:
+    """Lazily built bundle of the component settings, read from the environment once."""
+
+    @cached_property
+    def core(self) -> CoreSettings:
+        return CoreSettings()
+
+    @cached_property
+    def kafka(self) -> KafkaSettings:
+        return KafkaSettings()
+
+    @cached_property
+    def clickhouse(self) -> ClickHouseSettings:
+        return ClickHouseSettings()
+
+    @cached_property
+    def stack(self) -> StackSettings:
+        return StackSettings()

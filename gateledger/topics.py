@@ -1,0 +1,74 @@
+"""Every Kafka topic name, defined once. Nothing else spells a topic as a string literal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Topic(StrEnum):
+    """Logical topic names; the physical name adds the configured prefix (see ``topic_name``)."""
+
+    # Raw topics: one per upstream source, canonical envelopes as the producers published them.
+    RAW_OBOT_MCP = "raw.obot.mcp"
+    RAW_OBOT_LLM = "raw.obot.llm"
+    RAW_OBOT_WEBHOOK = "raw.obot.webhook"
+    RAW_AXONFLOW = "raw.axonflow"
+    RAW_CLOUDEVENTS = "raw.cloudevents"
+    # Anything rejected anywhere, with the reason and the original bytes.
+    DEAD_LETTERS = "dead.letters"
+
+    # Output topics: one per ClickHouse table.
+    MCP_CALLS = "mcp.calls"
+    LLM_CALLS = "llm.calls"
+    POLICY_DECISIONS = "policy.decisions"
+    WEBHOOK_DECISIONS = "webhook.decisions"
+    INTERACTIONS = "interactions"
+    COST_LEDGER = "cost.ledger"
+    BUDGET_ALERTS = "budget.alerts"
+    FINDINGS = "findings"
+
+
+RAW_TOPICS: tuple[Topic, ...] = (
+    Topic.RAW_OBOT_MCP,
+    Topic.RAW_OBOT_LLM,
+    Topic.RAW_OBOT_WEBHOOK,
+    Topic.RAW_AXONFLOW,
+    Topic.RAW_CLOUDEVENTS,
+)
+
+OUTPUT_TOPICS: tuple[Topic, ...] = (
+    Topic.MCP_CALLS,
+    Topic.LLM_CALLS,
+    Topic.POLICY_DECISIONS,
+    Topic.WEBHOOK_DECISIONS,
+    Topic.INTERACTIONS,
+    Topic.COST_LEDGER,
+    Topic.BUDGET_ALERTS,
+    Topic.FINDINGS,
+)
+
+ALL_TOPICS: tuple[Topic, ...] = (*RAW_TOPICS, Topic.DEAD_LETTERS, *OUTPUT_TOPICS)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """How a topic is created."""
+
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+
+
+def topic_name(topic: Topic | str, prefix: str = "") -> str:
+    """The physical topic name for a logical one."""
+    return f"{prefix}{topic}"
+
+
+def topic_specs(prefix: str, partitions: int, replication_factor: int) -> list[TopicSpec]:
+    """Specs for every topic gateledger owns (internal processor topics are created by faust)."""
+    return [
+        TopicSpec(topic_name(t, prefix), partitions, replication_factor, {"cleanup.policy": "delete"})
+        for t in ALL_TOPICS
+    ]

@@ -1,0 +1,118 @@
+"""Accepting records: validate each in its format, publish the valid, dead-letter the invalid.
+
+Shared by every HTTP endpoint and by ``gateledger ingest``, so that the rules are the same
+whichever way a record arrives: nothing accepted is lost (success only after the broker's
+acknowledgement) and nothing rejected is dropped silently (it goes to the dead-letter topic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateledger import jsonutil
+from gateledger.deadletter import make_dead_letter
+from producers import telemetry
+from producers.formats import IngestContext, InvalidRecord, Published, get_format
+from producers.publisher import Publisher
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One record that was not accepted."""
+
+    index: int
+    reason: str
+    message: str
+
+
+@dataclass
+class AcceptResult:
+    """What happened to a batch of records."""
+
+    accepted: int = 0
+    event_ids: list[str] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """A record as parsed from its source, with the bytes it came from (for dead letters)."""
+
+    index: int
+    value: Any = None
+    raw: bytes | None = None
+    error: InvalidRecord | None = None
+
+
+def parse_body(body: bytes) -> list[RawRecord]:
+    """A request body: a JSON array, one JSON object, or JSON lines. Bad JSON is one rejected record."""
+    text = body.lstrip()
+    if not text:
+        return [RawRecord(0, raw=body, error=InvalidRecord("empty", "empty body"))]
+    if text[:1] in (b"[", b"{"):
+        try:
+            value = jsonutil.loads(body)
+        except jsonutil.JSONDecodeError as exc:
+            if text[:1] == b"{" and b"\n" in text.strip():
+                return list(parse_lines(body.splitlines()))
+            return [RawRecord(0, raw=body, error=InvalidRecord("invalid_json", f"invalid JSON: {exc}"))]
+        if isinstance(value, list):
+            return [RawRecord(i, value=v) for i, v in enumerate(value)]
+        return [RawRecord(0, value=value, raw=body)]
+    return list(parse_lines(body.splitlines()))
+
+
+def parse_lines(lines: Iterable[bytes]) -> Iterator[RawRecord]:
+    """JSON lines, one record each; blank lines are skipped, bad lines become rejected records."""
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            yield RawRecord(i, value=jsonutil.loads(line), raw=line)
+        except jsonutil.JSONDecodeError as exc:
+            yield RawRecord(i, raw=line, error=InvalidRecord("invalid_json", f"invalid JSON: {exc}"))
+
+
+async def accept(
+    publisher: Publisher,
+    format_name: str,
+    records: Iterable[RawRecord],
+    ctx: IngestContext,
+    origin: str,
+) -> AcceptResult:
+    """Validate, publish (waiting for acks) and dead-letter; raises PublishError if Kafka is unavailable."""
+    fmt = get_format(format_name)
+    result = AcceptResult()
+    good: list[Published] = []
+    letters = []
+    for rec in records:
+        err = rec.error
+        if err is None:
+            try:
+                good.append(fmt(rec.value, ctx))
+                continue
+            except InvalidRecord as exc:
+                err = exc
+        result.rejections.append(Rejection(rec.index, err.reason, str(err)))
+        telemetry.REJECTED.labels(source=format_name, reason=err.reason).inc()
+        original = rec.raw if rec.raw is not None else jsonutil.dumps(rec.value)
+        letters.append(
+            make_dead_letter(
+                stage="ingest",
+                origin=origin,
+                reason=err.reason,
+                error=str(err),
+                original=original,
+                masker=ctx.masker,
+                tenant=ctx.tenant,
+                details={"format": format_name, "index": rec.index},
+            )
+        )
+    # Dead letters first: if Kafka is down the caller gets an error and retries the whole batch.
+    await publisher.dead_letter(letters, source=format_name)
+    await publisher.publish(good, source=format_name)
+    result.accepted = len(good)
+    result.event_ids = [p.envelope.id for p in good]
+    return result

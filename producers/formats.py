@@ -1,0 +1,317 @@
+"""Each upstream wire format, turned into canonical envelopes for its raw topic.
+
+A format validates one upstream record (its exact wire shape), derives the deterministic event id,
+event time, tenant and correlation keys, masks secrets and PII, and says which topic and Kafka key
+the envelope goes to. Every HTTP endpoint, poller and the ``gateledger ingest`` command go through
+here, so a record means the same thing whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateledger.clock import utcnow
+from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.wire import (
+    AxonFlowExchange,
+    CloudEvent,
+    JsonRpcMessage,
+    LlmCallAuditRequest,
+    LlmCallAuditResponse,
+    ObotAuditLogEvent,
+    ObotLlmAuditLog,
+    ObotMcpAuditRecord,
+    ObotShimAuditRecord,
+    PreCheckRequest,
+    PreCheckResponse,
+)
+from gateledger.correlation import context_keys, mcp_message_keys, trace_id_from_traceparent
+from gateledger.ids import event_id, stable_id
+from gateledger.masking import Masker
+from gateledger.topics import Topic
+
+
+class InvalidRecord(ValueError):
+    """A record that is not valid in its declared format. ``reason`` is a short code for dead letters."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class IngestContext:
+    """What the receiving side knows beyond the record itself."""
+
+    masker: Masker
+    tenant: str = "default"
+    install: str = "default"  # names the upstream installation in ``source``
+    received_at: datetime = field(default_factory=utcnow)
+    # Per delivery facts for formats without an upstream id (e.g. a webhook delivery's arrival).
+    delivery_id: str | None = None
+    # Tenant header sent by the caller (AxonFlow X-Tenant-ID), used when the record names none.
+    tenant_header: str | None = None
+
+
+@dataclass(frozen=True)
+class Published:
+    """An envelope with its destination."""
+
+    envelope: Envelope
+    topic: Topic
+    key: str
+
+
+FormatFn = Callable[[Any, IngestContext], Published]
+
+
+def _validate(model: type, record: Any) -> Any:
+    if not isinstance(record, dict):
+        raise InvalidRecord("schema", f"expected a JSON object, got {type(record).__name__}")
+    try:
+        return model.model_validate(record)
+    except ValidationError as exc:
+        errs = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise InvalidRecord("schema", f"not a valid {model.__name__}: {errs}") from None
+
+
+def _key(*parts: str | None) -> str:
+    return "|".join(p or "" for p in parts)
+
+
+# --- Obot MCP audit (flat and shim variants) --------------------------------------------------
+
+
+def obot_audit(record: Any, ctx: IngestContext) -> Published:
+    """Obot flat MCP audit record, or the shim's variant with ``subject`` + ``metadata``."""
+    if isinstance(record, dict) and ("subject" in record or "metadata" in record):
+        flat = _validate(ObotShimAuditRecord, record).flattened()
+    else:
+        flat = _validate(ObotMcpAuditRecord, record)
+    source = f"obot/{ctx.install}/mcp"
+    # Obot row ids are unique within one install only, hence the install in the source.
+    eid = event_id(source, EventType.OBOT_MCP_CALL, flat.id, record)
+    request_id, trace_id = mcp_message_keys(flat.requestBody)
+    mcp_id = flat.mcp_field("mcpID")
+    env = Envelope(
+        id=eid,
+        source=source,
+        type=EventType.OBOT_MCP_CALL,
+        time=flat.createdAt or ctx.received_at,
+        received_at=ctx.received_at,
+        tenant=ctx.tenant,
+        subject=flat.userID,
+        request_id=request_id,
+        trace_id=trace_id,
+        session_id=flat.sessionID,
+        data=ctx.masker.mask(flat.wire_dict()),
+    )
+    # Both halves of one exchange share this key, so they meet in one partition.
+    return Published(env, Topic.RAW_OBOT_MCP, _key(mcp_id, flat.sessionID, flat.requestID))
+
+
+def obot_audit_event(record: Any, ctx: IngestContext) -> Published:
+    """Obot ``AuditLogEvent`` (v0.24+: list, detail or JSONL export)."""
+    ev = _validate(ObotAuditLogEvent, record)
+    source = f"obot/{ctx.install}/mcp"
+    trace = ev.details.trace if ev.details else None
+    request_body = ev.details.request.body if ev.details and ev.details.request else None
+    request_id, trace_id = mcp_message_keys(request_body)
+    occurred = (ev.timestamp.occurredAt or ev.timestamp.recordedAt) if ev.timestamp else None
+    server = ev.target.parent.id if ev.target and ev.target.parent and ev.target.parent.id else None
+    server = server or (ev.target.id if ev.target else None)
+    env = Envelope(
+        # Same id scheme as the flat record with the same Obot row id: an install whose API moved
+        # from v0.23 to v0.24 does not count its history twice.
+        id=event_id(source, EventType.OBOT_MCP_CALL, ev.id),
+        source=source,
+        type=EventType.OBOT_MCP_AUDIT_EVENT,
+        time=occurred or ctx.received_at,
+        received_at=ctx.received_at,
+        tenant=ctx.tenant,
+        subject=ev.actor.id if ev.actor else None,
+        request_id=request_id,
+        trace_id=trace_id,
+        session_id=trace.sessionID if trace else None,
+        data=ctx.masker.mask(ev.wire_dict()),
+    )
+    return Published(env, Topic.RAW_OBOT_MCP, _key(server, trace.sessionID if trace else None,
+                                                   trace.requestID if trace else ev.id))
+
+
+# --- Obot LLM gateway -------------------------------------------------------------------------
+
+
+def obot_llm(record: Any, ctx: IngestContext) -> Published:
+    """Obot LLM gateway audit log record."""
+    rec = _validate(ObotLlmAuditLog, record)
+    source = f"obot/{ctx.install}/llm"
+    env = Envelope(
+        id=event_id(source, EventType.OBOT_LLM_CALL, rec.id),
+        source=source,
+        type=EventType.OBOT_LLM_CALL,
+        time=rec.createdAt or ctx.received_at,
+        received_at=ctx.received_at,
+        tenant=ctx.tenant,
+        subject=rec.userID,
+        request_id=rec.requestID,
+        session_id=rec.clientSessionID,
+        data=ctx.masker.mask(rec.wire_dict()),
+    )
+    return Published(env, Topic.RAW_OBOT_LLM, rec.requestID or rec.id)
+
+
+# --- Obot webhook filter ----------------------------------------------------------------------
+
+
+def obot_webhook(record: Any, ctx: IngestContext) -> Published:
+    """A JSON-RPC message POSTed to gateledger's webhook filter."""
+    msg = _validate(JsonRpcMessage, record)
+    source = f"obot/{ctx.install}/webhook"
+    request_id, trace_id = mcp_message_keys(record)
+    # A delivery has no upstream id: each delivery is its own decision. Replays of a recorded
+    # message (no delivery id) hash the message alone, so re-ingesting a file is idempotent.
+    eid = stable_id("webhook", source, record, ctx.delivery_id)
+    env = Envelope(
+        id=eid,
+        source=source,
+        type=EventType.OBOT_WEBHOOK_DECISION,
+        time=ctx.received_at,
+        received_at=ctx.received_at,
+        tenant=ctx.tenant,
+        request_id=request_id,
+        trace_id=trace_id,
+        data=ctx.masker.mask(msg.wire_dict()),
+    )
+    return Published(env, Topic.RAW_OBOT_WEBHOOK, request_id or trace_id or eid)
+
+
+# --- AxonFlow ---------------------------------------------------------------------------------
+
+
+def _exchange(record: Any, ctx: IngestContext, path: str) -> AxonFlowExchange:
+    """An AxonFlow exchange: the tap's recording, or a bare {request, response} pair from a file."""
+    if not isinstance(record, dict):
+        raise InvalidRecord("schema", f"expected a JSON object, got {type(record).__name__}")
+    if "request" not in record:
+        raise InvalidRecord("schema", "an AxonFlow record needs 'request' (and usually 'response')")
+    data = dict(record)
+    data.setdefault("path", path)
+    data.setdefault("status", 200)
+    data.setdefault("started_at", ctx.received_at)
+    data.setdefault("finished_at", data["started_at"])
+    return _validate(AxonFlowExchange, data)
+
+
+def _axon_tenant(ctx: IngestContext, exchange: AxonFlowExchange, context: dict[str, Any] | None) -> str:
+    tenant = exchange.tenant_header or ctx.tenant_header
+    if not tenant and isinstance(context, dict) and context.get("tenant_id"):
+        tenant = str(context["tenant_id"])
+    return tenant or ctx.tenant
+
+
+def axonflow_precheck(record: Any, ctx: IngestContext) -> Published:
+    """AxonFlow ``POST /api/policy/pre-check`` request with its response."""
+    ex = _exchange(record, ctx, "/api/policy/pre-check")
+    req = _validate(PreCheckRequest, ex.request)
+    resp = _validate(PreCheckResponse, ex.response or {})
+    tenant = _axon_tenant(ctx, ex, req.context)
+    source = f"axonflow/{tenant}"
+    request_id, trace_id = context_keys(req.context)
+    env = Envelope(
+        # context_id is AxonFlow's id for the pre-check; without one (errors) the exchange itself.
+        id=event_id(source, EventType.AXONFLOW_PRECHECK, resp.context_id, ex.model_dump(mode="json")),
+        source=source,
+        type=EventType.AXONFLOW_PRECHECK,
+        time=ex.started_at,
+        received_at=ctx.received_at,
+        tenant=tenant,
+        subject=None,
+        request_id=request_id,
+        context_id=resp.context_id,
+        trace_id=trace_id or resp.trace_id,
+        data=ctx.masker.mask(ex.wire_dict()),
+    )
+    return Published(env, Topic.RAW_AXONFLOW, resp.context_id or env.id)
+
+
+def axonflow_llm_call(record: Any, ctx: IngestContext) -> Published:
+    """AxonFlow ``POST /api/audit/llm-call`` request with its response."""
+    ex = _exchange(record, ctx, "/api/audit/llm-call")
+    req = _validate(LlmCallAuditRequest, ex.request)
+    resp = _validate(LlmCallAuditResponse, ex.response or {})
+    tenant = _axon_tenant(ctx, ex, None)
+    source = f"axonflow/{tenant}"
+    # One audit per context_id: a retried audit of the same call collapses onto the same id.
+    env = Envelope(
+        id=event_id(source, EventType.AXONFLOW_LLM_AUDIT, req.context_id),
+        source=source,
+        type=EventType.AXONFLOW_LLM_AUDIT,
+        time=ex.started_at,
+        received_at=ctx.received_at,
+        tenant=tenant,
+        context_id=req.context_id,
+        data=ctx.masker.mask(ex.wire_dict()) | {"audit_id": resp.audit_id},
+    )
+    return Published(env, Topic.RAW_AXONFLOW, req.context_id)
+
+
+# --- CloudEvents ------------------------------------------------------------------------------
+
+
+def cloudevent(record: Any, ctx: IngestContext) -> Published:
+    """A CloudEvent (structured mode) from a custom gateway."""
+    ce = _validate(CloudEvent, record)
+    extras = ce.model_extra or {}
+
+    def ext(*names: str) -> str | None:
+        for n in names:
+            v = extras.get(n)
+            if isinstance(v, str) and v:
+                return v
+        return None
+
+    data = ce.data if isinstance(ce.data, dict) else {}
+    request_id = ext("requestid", "request_id") or (data.get("request_id") if isinstance(data, dict) else None)
+    env = Envelope(
+        # CloudEvents promises source + id are unique: exactly what idempotency needs.
+        id=stable_id("cloudevent", ce.source, ce.id),
+        source=ce.source,
+        type=ce.type,
+        time=ce.time or ctx.received_at,
+        received_at=ctx.received_at,
+        tenant=ext("tenant", "tenantid") or ctx.tenant,
+        subject=ce.subject,
+        request_id=request_id,
+        context_id=ext("contextid", "context_id"),
+        trace_id=trace_id_from_traceparent(ext("traceparent")),
+        session_id=ext("sessionid", "session_id"),
+        data=ctx.masker.mask(ce.wire_dict()),
+    )
+    return Published(env, Topic.RAW_CLOUDEVENTS, request_id or env.context_id or env.id)
+
+
+FORMATS: dict[str, FormatFn] = {
+    "obot-audit": obot_audit,
+    "obot-audit-event": obot_audit_event,
+    "obot-llm": obot_llm,
+    "obot-webhook": obot_webhook,
+    "axonflow-precheck": axonflow_precheck,
+    "axonflow-llm-call": axonflow_llm_call,
+    "cloudevents": cloudevent,
+}
+
+
+def get_format(name: str) -> FormatFn:
+    """The format called ``name``; ValueError naming the valid ones otherwise."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown format {name!r}; one of: {', '.join(FORMATS)}") from None

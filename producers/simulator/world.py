@@ -1,0 +1,58 @@
+"""The simulated world: tenants, users, agents, MCP servers with their tools, and models."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+MCP_SERVERS: dict[str, list[str]] = {
+    "github": ["search_issues", "create_issue", "get_pull_request", "list_commits"],
+    "slack": ["post_message", "search_messages", "list_channels"],
+    "postgres": ["query", "list_tables", "describe_table"],
+    "jira": ["create_ticket", "search_tickets", "transition_ticket"],
+    "filesystem": ["read_file", "write_file", "list_directory"],
+    "salesforce": ["query_accounts", "update_opportunity"],
+}
+
+# (provider, model, typical input tokens, typical output tokens)
+MODELS: list[tuple[str, str, int, int]] = [
+    ("openai", "gpt-4o", 1800, 400),
+    ("openai", "gpt-4o-mini", 1200, 300),
+    ("openai", "gpt-4.1", 2500, 500),
+    ("anthropic", "claude-sonnet-4-5", 3000, 700),
+    ("anthropic", "claude-haiku-4-5", 1500, 300),
+    ("google", "gemini-2.5-pro", 2800, 600),
+    ("google", "gemini-2.5-flash", 1600, 350),
+    ("mistral", "mistral-large-latest", 2000, 450),
+    ("bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0", 2600, 550),
+]
+
+AGENTS = ["support-bot", "code-assistant", "sales-copilot", "data-analyst", "ops-agent"]
+CLIENTS = [("Cursor", "1.7.2"), ("VS Code", "1.105.0"), ("Claude Desktop", "0.14.1"), ("obot-chat", "0.24.0")]
+POLICIES = ["pii_detection", "sql_injection", "prompt_injection", "cost_guard", "data_exfiltration"]
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    users: list[str]
+    agents: list[str]
+    servers: list[str]
+
+
+def build_world(rng: random.Random, tenants: int) -> list[Tenant]:
+    """Tenants with their own users, agents and MCP servers."""
+    names = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"]
+    world = []
+    for i in range(tenants):
+        name = names[i] if i < len(names) else f"tenant{i}"
+        users = [f"{name}-user-{j:02d}" for j in range(rng.randint(5, 15))]
+        world.append(
+            Tenant(
+                name=name,
+                users=users,
+                agents=rng.sample(AGENTS, rng.randint(2, len(AGENTS))),
+                servers=rng.sample(list(MCP_SERVERS), rng.randint(3, len(MCP_SERVERS))),
+            )
+        )
+    return world
