@@ -1,0 +1,31 @@
+# Two commands on a fresh machine (Python 3.11, nothing else installed):
+#   make run    install everything, start the embedded stack with demo traffic (Ctrl-C stops it)
+#   make test   install everything, run the whole test suite
+PYTHON   ?= python3
+VENV     := .venv
+BIN      := $(VENV)/bin
+STAMP    := $(VENV)/.installed-stamp
+DURATION ?=
+PYTEST_ARGS ?=
+
+.PHONY: run test install system-deps clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+system-deps:
+	scripts/install-system-deps.sh
+
+run: install
+	$(BIN)/gateledger up --demo $(if $(DURATION),--duration $(DURATION),)
+
+test: install system-deps
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

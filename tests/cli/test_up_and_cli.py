@@ -1,0 +1,111 @@
+"""The commands a user runs, as subprocesses: `up --demo`, `sql` through the stack, `status`, `ingest`,
+clean shutdown on SIGTERM, and `sql` opening the data directly once the stack is gone."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests import samples
+from tests.conftest import Processes
+
+CLI = [sys.executable, "-m", "gateledger.cli.main"]
+
+
+def clean_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
+    env.update(
+        GATELEDGER_DATA_DIR=str(data_dir),
+        GATELEDGER_STACK_INGEST_PORT="0",
+        GATELEDGER_STACK_SUMMARY_INTERVAL_S="2",
+    )
+    return env
+
+
+def run(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def count(env: dict[str, str], sql: str) -> int:
+    res = run("sql", sql, "--format", "jsonl", env=env)
+    assert res.returncode == 0, res.stderr
+    return int(next(iter(json.loads(res.stdout.splitlines()[0]).values())))
+
+
+def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: Processes) -> None:
+    data = tmp_path / "data"
+    env = clean_env(data)
+    log = tmp_path / "up.log"
+    up = processes.gateledger("up", "--demo", "--rate", "20", env=env, log=log)
+
+    deadline = time.monotonic() + 120
+    while not (data / "stack.json").exists():
+        assert up.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+    # Demo events become queryable within seconds, through the running stack's sink.
+    deadline = time.monotonic() + 60
+    landed = 0
+    while landed == 0 and time.monotonic() < deadline:
+        landed = count(env, "SELECT count() FROM gateledger.raw_events")
+        time.sleep(0.5)
+    assert landed > 0, log.read_text()
+
+    # Parameters are bound server-side.
+    res = run("sql", "SELECT {who:String} AS who, {n:UInt8} + 1 AS n", "-p", "who=o'brien", "-p", "n=41",
+              "--format", "csv", env=env)
+    assert res.returncode == 0 and res.stdout == "who,n\no'brien,42\n", res.stderr
+    res = run("sql", "SELECT count() FROM gateledger.raw_events", env=env)
+    assert "┌" in res.stdout and "1 row" in res.stdout
+
+    # ingest a file with one bad line: the rest is published, the bad line reported and dead-lettered.
+    f = tmp_path / "llm.jsonl"
+    f.write_text(json.dumps(samples.obot_llm()) + "\n{broken\n" + json.dumps(samples.obot_llm(id="llm-2")) + "\n")
+    res = run("ingest", "--format", "obot-llm", str(f), env=env)
+    assert res.returncode == 1
+    assert "line 2: invalid_json" in res.stderr and "published 2 obot-llm event(s); rejected 1" in res.stdout
+    res = run("ingest", "--format", "bogus", str(f), env=env)
+    assert res.returncode == 2 and "unknown format" in res.stderr
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if count(env, "SELECT count() FROM gateledger.raw_events WHERE type = 'obot.llm.call'") == 2 and count(
+            env, "SELECT count() FROM gateledger.dead_letters WHERE reason = 'invalid_json'") == 1:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("ingested file did not land")
+
+    res = run("status", "--json", env=env)
+    status = json.loads(res.stdout)
+    assert status["stack"]["pid"] == up.pid
+    assert "gateledger-sink" in status["consumer_groups"]
+    assert status["tables"]["raw_events"] > 0
+
+    # A bad query is a clear error, not a traceback.
+    res = run("sql", "SELECT nope FROM gateledger.raw_events", env=env)
+    assert res.returncode == 1 and "Error" in res.stderr and "Traceback" not in res.stderr
+
+    up.send_signal(signal.SIGTERM)
+    assert up.wait(60) == 0, log.read_text()
+    out = log.read_text()
+    assert "gateledger is up" in out and "final summary" in out and "gateledger stopped" in out
+    assert not (data / "stack.json").exists()
+
+    # With the stack gone, sql opens the chDB data directly.
+    assert count(env, "SELECT count() FROM gateledger.raw_events") >= landed
+    res = run("status", env=env)
+    assert "stack: not running" in res.stdout
+
+
+def test_help_everywhere() -> None:
+    for args in (["--help"], ["up", "--help"], ["sql", "--help"], ["ingest", "--help"], ["status", "--help"],
+                 ["migrate", "--help"], ["serve", "--help"], ["simulate", "--help"]):
+        res = subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0 and "Usage:" in res.stdout, args

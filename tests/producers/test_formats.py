@@ -1,0 +1,106 @@
+"""Every upstream format becomes a canonical envelope: deterministic id, event time, keys, masked data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from gateledger.masking import Masker
+from gateledger.topics import Topic
+from producers.formats import FORMATS, IngestContext, InvalidRecord, get_format
+from tests import samples
+from tests.samples import TRACE
+
+NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def ctx(**kw: object) -> IngestContext:
+    kw.setdefault("received_at", NOW)
+    return IngestContext(masker=Masker(salt=b"s"), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_each_format_is_deterministic(fmt: str) -> None:
+    build = samples.ALL_FORMATS[fmt]
+    a = get_format(fmt)(build(), ctx())
+    b = get_format(fmt)(build(), ctx(received_at=datetime(2027, 1, 1, tzinfo=UTC)))
+    assert a.envelope.id == b.envelope.id, "re-publishing the same record must give the same id"
+    assert a.envelope.time.tzinfo is not None
+    assert a.key
+
+
+def test_obot_flat_and_shim() -> None:
+    p = get_format("obot-audit")(samples.obot_flat(), ctx(install="prod"))
+    env = p.envelope
+    assert p.topic is Topic.RAW_OBOT_MCP
+    assert env.source == "obot/prod/mcp" and env.type == "obot.mcp.call"
+    assert env.time == datetime(2026, 11, 20, 10, 15, 0, 123000, tzinfo=UTC)
+    assert env.subject == "user-7" and env.session_id == "sess-1"
+    assert env.request_id == "req-1" and env.trace_id == TRACE
+    assert p.key == "ms1abc|sess-1|7"
+    assert env.data["someFutureField"] == {"kept": True}
+    shim = get_format("obot-audit")(samples.obot_shim(), ctx(install="prod"))
+    assert shim.key == p.key, "both halves and both variants meet in one partition"
+    assert shim.envelope.subject == "user-7"
+    assert shim.envelope.data["mcpID"] == "ms1abc" and "metadata" not in shim.envelope.data
+
+
+def test_shim_records_without_ids_hash_their_content() -> None:
+    a = get_format("obot-audit")(samples.obot_shim(), ctx()).envelope.id
+    b = get_format("obot-audit")(samples.obot_shim(processingTimeMs=1), ctx()).envelope.id
+    assert a != b
+
+
+def test_audit_event_shares_id_with_flat_record_of_same_row() -> None:
+    flat = get_format("obot-audit")(samples.obot_flat(), ctx()).envelope
+    ev = get_format("obot-audit-event")(samples.obot_audit_event(), ctx()).envelope
+    assert flat.id == ev.id
+    assert ev.type == "obot.mcp.audit_event" and ev.subject == "user-7" and ev.request_id == "req-1"
+
+
+def test_obot_llm_masks_key_and_pii() -> None:
+    p = get_format("obot-llm")(samples.obot_llm(), ctx())
+    text = p.envelope.model_dump_json()
+    assert "sk-proj" not in text and "a.b@example.com" not in text
+    assert p.topic is Topic.RAW_OBOT_LLM and p.envelope.request_id == "req-1"
+
+
+def test_axonflow_precheck_and_audit() -> None:
+    pre = get_format("axonflow-precheck")(samples.precheck(), ctx())
+    assert pre.envelope.tenant == "acme" and pre.envelope.source == "axonflow/acme"
+    assert pre.envelope.context_id == "ctx-1" and pre.envelope.request_id == "req-1"
+    assert pre.key == "ctx-1"
+    assert "utok-secret-value-123" not in pre.envelope.model_dump_json()
+    assert pre.envelope.data["request"]["user_token"].startswith("hmac:")
+    audit = get_format("axonflow-llm-call")(samples.llm_audit(), ctx())
+    assert audit.key == "ctx-1" and audit.topic is Topic.RAW_AXONFLOW
+    assert audit.envelope.data["audit_id"] == "aud-1"
+
+
+def test_cloudevents_extensions() -> None:
+    env = get_format("cloudevents")(samples.cloudevent(), ctx()).envelope
+    assert env.tenant == "acme" and env.request_id == "req-1" and env.type == "gateledger.llm.call"
+
+
+@pytest.mark.parametrize(
+    ("fmt", "record", "reason"),
+    [
+        ("obot-audit", [1, 2], "schema"),
+        ("obot-audit", {"createdAt": "not a time"}, "schema"),
+        ("obot-llm", {"createdAt": "2026-01-01T00:00:00Z"}, "schema"),
+        ("obot-webhook", {"jsonrpc": "2.0"}, "schema"),
+        ("axonflow-precheck", {"response": {}}, "schema"),
+        ("axonflow-llm-call", {"request": {"context_id": "c"}}, "schema"),
+        ("cloudevents", {"specversion": "1.0", "id": "", "source": "s", "type": "t"}, "schema"),
+    ],
+)
+def test_invalid_records_are_explained(fmt: str, record: object, reason: str) -> None:
+    with pytest.raises(InvalidRecord) as err:
+        get_format(fmt)(record, ctx())
+    assert err.value.reason == reason and str(err.value)
+
+
+def test_unknown_format() -> None:
+    with pytest.raises(ValueError, match="one of"):
+        get_format("nope")

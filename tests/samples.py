@@ -1,0 +1,218 @@
+"""Realistic upstream records, one builder per wire format (shared by the test modules)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+
+
+def obot_flat(**over: Any) -> dict[str, Any]:
+    """A v0.23-style flat MCP audit record (whole exchange) as Obot's list API returned it."""
+    rec = {
+        "id": 1042,
+        "createdAt": "2026-11-20T10:15:00.123Z",
+        "userID": "user-7",
+        "apiKey": "ok1-abc…",
+        "mcpID": "ms1abc",
+        "mcpServerDisplayName": "GitHub",
+        "mcpServerCatalogEntryName": "github",
+        "client": {"name": "Cursor", "version": "1.7.2"},
+        "clientIP": "10.1.2.3",
+        "callType": "tools/call",
+        "callIdentifier": "search_issues",
+        "requestMutated": False,
+        "responseMutated": False,
+        "responseReceived": True,
+        "encrypted": False,
+        "requestBody": {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {
+                "name": "search_issues",
+                "arguments": {"q": "bug"},
+                "_meta": {"request_id": "req-1", "traceparent": TRACEPARENT},
+            },
+        },
+        "responseBody": {"jsonrpc": "2.0", "id": 7, "result": {"content": [], "isError": False}},
+        "responseStatus": 200,
+        "error": "",
+        "processingTimeMs": 87,
+        "sessionID": "sess-1",
+        "requestID": "7",
+        "userAgent": "Cursor/1.7.2",
+        "requestHeaders": {"Authorization": "[REDACTED]", "Accept": "application/json"},
+        "responseHeaders": {"Content-Type": "application/json"},
+        "webhookStatuses": [{"type": "request", "method": "tools/call", "name": "dlp", "tool": "search_issues",
+                             "status": "ok", "message": ""}],
+        "someFutureField": {"kept": True},
+    }
+    rec.update(over)
+    return rec
+
+
+def obot_shim(**over: Any) -> dict[str, Any]:
+    """What the shim POSTs to /api/mcp-audit-logs: user in subject, server identity in metadata."""
+    rec = obot_flat()
+    for k in ("id", "userID", "mcpID", "mcpServerDisplayName", "mcpServerCatalogEntryName", "client"):
+        rec.pop(k)
+    rec.update(
+        subject="user-7",
+        metadata={"mcpID": "ms1abc", "mcpServerDisplayName": "GitHub", "mcpServerCatalogEntryName": "github",
+                  "userID": "user-7"},
+        clientName="Cursor",
+        clientVersion="1.7.2",
+    )
+    rec.update(over)
+    return rec
+
+
+def obot_audit_event(**over: Any) -> dict[str, Any]:
+    """A v0.24+ AuditLogEvent as the detail endpoint / JSONL export returns it."""
+    rec = {
+        "id": "1042",
+        "eventType": "mcp_call",
+        "timestamp": {"occurredAt": "2026-11-20T10:15:00.123Z", "recordedAt": "2026-11-20T10:15:00.300Z",
+                      "source": "server"},
+        "actor": {"actorType": "user", "id": "user-7", "credentialID": "cred-1"},
+        "action": {"operation": "tools/call", "name": "search_issues", "kind": "tool"},
+        "target": {"targetType": "mcp_tool", "id": "search_issues", "name": "search_issues",
+                   "parent": {"targetType": "mcp_server", "id": "ms1abc", "name": "GitHub"}},
+        "outcome": {"status": "success", "httpStatus": 200, "durationMs": 87},
+        "details": {
+            "trace": {"sessionID": "sess-1", "requestID": "7"},
+            "network": {"clientIP": "10.1.2.3"},
+            "client": {"name": "Cursor", "version": "1.7.2", "userAgent": "Cursor/1.7.2"},
+            "agent": {"provider": "anthropic", "model": "claude-sonnet-4-5"},
+            "scope": {"mcpServerCatalogEntryName": "github"},
+            "request": {"headers": {"Authorization": "[REDACTED]"},
+                        "body": obot_flat()["requestBody"]},
+            "response": {"body": obot_flat()["responseBody"]},
+            "webhookStatuses": [],
+        },
+    }
+    rec.update(over)
+    return rec
+
+
+def obot_llm(**over: Any) -> dict[str, Any]:
+    """An Obot LLM gateway audit log record."""
+    rec = {
+        "id": "llm-9001",
+        "createdAt": "2026-11-20T10:14:58Z",
+        "duration": 1430,
+        "userID": "user-7",
+        "apiKeyID": "key-3",
+        "apiKeyName": "cursor-key",
+        "modelProvider": "openai",
+        "modelID": "gpt-4o",
+        "targetModel": "gpt-4o-2024-08-06",
+        "requestPath": "/v1/chat/completions",
+        "requestMethod": "POST",
+        "requestHeaders": {"Authorization": "Bearer sk-proj-abcdefghijklmnopqrstuvwxyz012345"},
+        "requestBody": {"model": "gpt-4o", "messages": [{"role": "user", "content": "mail me at a.b@example.com"}]},
+        "responseStatus": 200,
+        "outcome": "success",
+        "inputTokens": 1200,
+        "outputTokens": 300,
+        "requestID": "req-1",
+        "clientSessionID": "sess-1",
+        "clientIP": "10.1.2.3",
+    }
+    rec.update(over)
+    return rec
+
+
+def webhook_message(**over: Any) -> dict[str, Any]:
+    """The JSON-RPC message Obot POSTs to an HTTP webhook filter."""
+    rec = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "search_issues", "arguments": {"q": "bug"},
+                   "_meta": {"request_id": "req-1", "traceparent": TRACEPARENT}},
+    }
+    rec.update(over)
+    return rec
+
+
+def precheck(**over: Any) -> dict[str, Any]:
+    """An AxonFlow pre-check exchange as the tap records it."""
+    rec = {
+        "path": "/api/policy/pre-check",
+        "method": "POST",
+        "status": 200,
+        "started_at": "2026-11-20T10:14:57Z",
+        "finished_at": "2026-11-20T10:14:57.020Z",
+        "tenant_header": "acme",
+        "request": {
+            "user_token": "utok-secret-value-123",
+            "client_id": "support-bot",
+            "query": "What is the status of ticket 42?",
+            "data_sources": ["jira"],
+            "context": {"request_id": "req-1", "traceparent": TRACEPARENT, "tenant_id": "acme"},
+        },
+        "response": {
+            "context_id": "ctx-1",
+            "approved": True,
+            "requires_redaction": False,
+            "policies": ["pii_detection"],
+            "expires_at": "2026-11-20T10:19:57Z",
+            "trace_id": "axf-trace-1",
+        },
+    }
+    rec.update(over)
+    return rec
+
+
+def llm_audit(**over: Any) -> dict[str, Any]:
+    """An AxonFlow LLM-call audit exchange."""
+    rec = {
+        "path": "/api/audit/llm-call",
+        "status": 200,
+        "started_at": "2026-11-20T10:14:59Z",
+        "finished_at": "2026-11-20T10:14:59.010Z",
+        "tenant_header": "acme",
+        "request": {
+            "context_id": "ctx-1",
+            "client_id": "support-bot",
+            "provider": "openai",
+            "model": "gpt-4o",
+            "response_summary": "Ticket 42 is open",
+            "token_usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
+            "latency_ms": 1430,
+            "metadata": {},
+        },
+        "response": {"success": True, "audit_id": "aud-1"},
+    }
+    rec.update(over)
+    return rec
+
+
+def cloudevent(**over: Any) -> dict[str, Any]:
+    """A CloudEvent from a custom gateway."""
+    rec = {
+        "specversion": "1.0",
+        "id": "evt-1",
+        "source": "acme/gateway",
+        "type": "gateledger.llm.call",
+        "time": "2026-11-20T10:15:00Z",
+        "tenant": "acme",
+        "requestid": "req-1",
+        "data": {"provider": "openai", "model": "gpt-4o", "input_tokens": 10, "output_tokens": 5},
+    }
+    rec.update(over)
+    return rec
+
+
+ALL_FORMATS: dict[str, Any] = {
+    "obot-audit": obot_flat,
+    "obot-audit-event": obot_audit_event,
+    "obot-llm": obot_llm,
+    "obot-webhook": webhook_message,
+    "axonflow-precheck": precheck,
+    "axonflow-llm-call": llm_audit,
+    "cloudevents": cloudevent,
+}
