@@ -34,20 +34,20 @@ COST_DASHBOARD = "gateledger-cost"
 
 _FIRED = latest(
     "budget_alerts",
-    "budget_id, budget_name, kind, threshold_pct, spend_usd, limit_usd, projected_spend_usd, late",
+    "budget_id, budget_name, kind, threshold_pct, spend_usd, limit_usd, projected_spend_usd, late, fired_at",
     "$__timeFilter(fired_at)",
 )
 
 # refId A of each rule: one row per budget (string columns become alert labels, the number its value).
 LIMIT_REACHED_SQL = (
-    "SELECT budget_id, any(budget_name) AS budget_name, toFloat64(max(threshold_pct)) / 100 AS utilization,\n"
+    "SELECT budget_id, argMax(budget_name, fired_at) AS budget_name, toFloat64(max(threshold_pct)) / 100 AS utilization,\n"
     "  toString(max(late)) AS late\n"
     f"FROM {_FIRED}\n"
     "WHERE kind = 'threshold' AND threshold_pct >= 100\n"
     "GROUP BY budget_id"
 )
 PROJECTED_SQL = (
-    "SELECT budget_id, any(budget_name) AS budget_name,\n"
+    "SELECT budget_id, argMax(budget_name, fired_at) AS budget_name,\n"
     "  max(toFloat64(projected_spend_usd) / toFloat64(limit_usd)) AS projected_utilization\n"
     f"FROM {_FIRED}\n"
     "WHERE kind = 'projected' AND limit_usd > 0 AND projected_spend_usd IS NOT NULL\n"

@@ -22,11 +22,13 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import TENANT, TIME, any_of, latest
+from dashboards.sql import TENANT, TIME, any_of_if_set, latest
 
 UID = "gateledger-cost"
-SERVER = any_of("mcp_server_id", "server")
-MODEL = any_of("model", "model")
+# Each filter narrows its own dimension: choosing a model keeps tool costs (which have none), choosing
+# a server keeps LLM costs not attributed to a server.
+SERVER = any_of_if_set("mcp_server_id", "server")
+MODEL = any_of_if_set("model", "model")
 
 # The cost ledger, newest version per cost entry (a restatement supersedes the original), filtered by
 # every variable. Every money panel reads this one source.
@@ -184,7 +186,7 @@ def build() -> dashboard.Dashboard:
     b.add(table_panel(
         "Top spenders",
         ch_table(
-            "SELECT user_id, tenant, any(team) AS team, uniqExact(event_id) AS calls, sum(total_cost_usd) AS spend_usd,\n"
+            "SELECT user_id, tenant, argMax(team, time) AS team, uniqExact(event_id) AS calls, sum(total_cost_usd) AS spend_usd,\n"
             "  toFloat64(spend_usd) / toFloat64(sum(spend_usd) OVER ()) AS share\n"
             f"FROM {COST}\nWHERE user_id != ''\nGROUP BY user_id, tenant ORDER BY spend_usd DESC LIMIT 25"
         ),
@@ -197,11 +199,11 @@ def build() -> dashboard.Dashboard:
         ch_table(
             "SELECT kind, provider, model, mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
             "  sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(time) AS last_seen,\n"
-            "  any(interaction_id) AS example_interaction\n"
+            "  argMax(interaction_id, time) AS latest_interaction\n"
             f"FROM {COST}\nWHERE unpriced\nGROUP BY kind, provider, model, server, tool ORDER BY calls DESC"
         ),
         description="What ran without a price: add these to the price catalog, then `gateledger costs restate`.",
-        links={"example_interaction": INTERACTION_LINK},
+        links={"latest_interaction": INTERACTION_LINK},
         sort_by="calls",
     ), w=12, h=9)
     return b.build()

@@ -15,6 +15,12 @@ def any_of(column: str, variable: str) -> str:
     return f"$__conditionalAll({column} IN (${{{variable}:singlequote}}), ${variable})"
 
 
+def any_of_if_set(column: str, variable: str) -> str:
+    """Like ``any_of``, but rows without a value in ``column`` pass: each filter narrows only its own
+    dimension (the cost ledger's LLM rows have no MCP server, its tool rows no model)."""
+    return f"$__conditionalAll(({column} = '' OR {column} IN (${{{variable}:singlequote}})), ${variable})"
+
+
 def has_any(array_column: str, variable: str) -> str:
     """An Array column shares a value with the selection of a multi-value variable; "All" filters nothing."""
     return f"$__conditionalAll(hasAny({array_column}, [${{{variable}:singlequote}}]), ${variable})"

@@ -20,7 +20,7 @@ _HAS_MODEL = "model != ''"
 OPTION_SQL: dict[str, str] = {
     "tenant": f"SELECT DISTINCT tenant FROM raw_events WHERE {TIME} ORDER BY tenant",
     "server": (
-        "SELECT mcp_server_id, if(any(mcp_server_name) = '', mcp_server_id, any(mcp_server_name)) AS name "
+        "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id, argMax(mcp_server_name, time)) AS name "
         f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} "
         "GROUP BY mcp_server_id ORDER BY name"
     ),
