@@ -165,7 +165,10 @@ def apply_variables(sql: str, variables: Mapping[str, Variable], time_range: Tim
         if name in builtins:
             return builtins[name]
         if name in variables:
-            return _format(variables[name].current(), fmt)
+            var = variables[name]
+            if var.is_all() and var.all_value is not None:
+                return var.all_value  # Grafana inserts a custom all value unformatted
+            return _format(var.current(), fmt)
         if name.startswith("__"):
             return m.group(0)  # a backend macro: left for step 3
         raise MacroError(f"unknown template variable ${name}")
