@@ -160,6 +160,12 @@ class AlertingHarness:
         repeat_interval: str = "1h",
     ) -> None:
         """Start Alertmanager (committed routing, local receiver) and then Prometheus (test config)."""
+        self.start_alertmanager(group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval)
+        self.start_prometheus(scrape_targets=scrape_targets, rule_files=rule_files, interval=interval)
+
+    def start_alertmanager(self, *, group_wait: str = "1s", group_interval: str = "1s",
+                           repeat_interval: str = "1h") -> None:
+        """Alertmanager with the committed configuration, sending to the local receiver."""
         am_port = free_port()
         am_config = self.workdir / "alertmanager.yml"
         am_config.write_text(render_alertmanager(
@@ -172,12 +178,16 @@ class AlertingHarness:
         self.alertmanager_url = f"http://127.0.0.1:{am_port}"
         _wait_ready(f"{self.alertmanager_url}/-/ready", am, am_log)
 
+    def start_prometheus(self, *, scrape_targets: Mapping[str, Sequence[str]], rule_files: Sequence[Path],
+                         interval: str = "1s") -> None:
+        """Prometheus scraping ``scrape_targets`` (job -> host:port list), alerting to our Alertmanager."""
+        am_host = urllib.parse.urlparse(self.alertmanager_url).netloc
         prom_port = free_port()
         prom_config = self.workdir / "prometheus.yml"
         prom_config.write_text(yaml.safe_dump({
             "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
             "rule_files": [str(p) for p in rule_files],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [f"127.0.0.1:{am_port}"]}]}]},
+            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_host]}]}]},
             "scrape_configs": [
                 {"job_name": job, "static_configs": [{"targets": list(targets)}]}
                 for job, targets in scrape_targets.items()
@@ -190,6 +200,14 @@ class AlertingHarness:
         ], prom_log)
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
         _wait_ready(f"{self.prometheus_url}/-/ready", prom, prom_log)
+
+    def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+        """Send alerts straight to Alertmanager (its v2 API), as Prometheus would."""
+        req = urllib.request.Request(f"{self.alertmanager_url}/api/v2/alerts", data=json.dumps(list(alerts)).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback)
+            if resp.status != 200:
+                raise RuntimeError(f"Alertmanager refused the alerts: {resp.status}")
 
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query's result vector."""

@@ -91,3 +91,27 @@ def test_ingest_metrics_fire_through_alertmanager_and_resolve(
     assert len(alerting.receiver.notifications("GateledgerHarnessEventsAccepted", "resolved")) == 1
     # "Within seconds" is bounded by the waits above; the figures go to the log, not into assertions.
     print(f"fired {fired_after:.1f}s after the events were posted; resolved {resolved_after:.1f}s later")
+
+
+def test_committed_inhibitions_and_grouping_in_a_real_alertmanager(alerting: AlertingHarness) -> None:
+    """An exceeded budget silences its own projected-exhaustion warning, not another budget's; budget
+    alerts reach the budgets receiver grouped per budget."""
+    alerting.start_alertmanager()
+    labels = {"category": "budget", "severity": "critical"}
+    alerting.post_alerts([
+        {"labels": {"alertname": "GateledgerBudgetExceeded", "budget_id": "b1", "budget_name": "acme", **labels},
+         "annotations": {"summary": "b1 exceeded"}},
+        {"labels": {"alertname": "GateledgerBudgetProjectedExceeded", "budget_id": "b1", "budget_name": "acme",
+                    "category": "budget", "severity": "warning"}},
+        {"labels": {"alertname": "GateledgerBudgetProjectedExceeded", "budget_id": "b2", "budget_name": "globex",
+                    "category": "budget", "severity": "warning"}},
+    ])
+    exceeded = alerting.receiver.wait_for("GateledgerBudgetExceeded", "firing", timeout_s=20)
+    projected = alerting.receiver.wait_for("GateledgerBudgetProjectedExceeded", "firing", timeout_s=20)
+    assert exceeded["receiver"] == projected["receiver"] == "gateledger-budgets"
+    assert exceeded["groupLabels"] == {"alertname": "GateledgerBudgetExceeded", "budget_id": "b1"}
+    # Give Alertmanager a few group intervals: b1's projection must stay inhibited.
+    time.sleep(3)
+    projected_budgets = {a["labels"]["budget_id"] for p in alerting.receiver.notifications()
+                         for a in p["alerts"] if a["labels"]["alertname"] == "GateledgerBudgetProjectedExceeded"}
+    assert projected_budgets == {"b2"}
