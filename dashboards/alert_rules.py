@@ -55,8 +55,9 @@ PROJECTED_SQL = (
 )
 
 
-def _rule(uid: str, title: str, sql: str, threshold: float, *, severity: str, summary: str,
-          description: str) -> alerting.Rule:
+def _rule(
+    uid: str, title: str, sql: str, threshold: float, *, severity: str, summary: str, description: str
+) -> alerting.Rule:
     query = (
         alerting.Query("A")
         .datasource_uid(CLICKHOUSE_UID)
@@ -72,11 +73,13 @@ def _rule(uid: str, title: str, sql: str, threshold: float, *, severity: str, su
             .ref_id("B")
             .datasource(EXPRESSION)
             .expression("A")
-            .conditions([
-                expr.ExprTypeThresholdConditions().evaluator(
-                    expr.ExprTypeThresholdConditionsEvaluator().type("gt").params([threshold])
-                )
-            ])
+            .conditions(
+                [
+                    expr.ExprTypeThresholdConditions().evaluator(
+                        expr.ExprTypeThresholdConditionsEvaluator().type("gt").params([threshold])
+                    )
+                ]
+            )
         )
     )
     return (
@@ -92,13 +95,17 @@ def _rule(uid: str, title: str, sql: str, threshold: float, *, severity: str, su
         .exec_err_state("Error")
         .is_paused(False)
         .labels({"severity": severity, "category": "budget", "origin": "grafana-ledger"})
-        .annotations({
-            "summary": summary,
-            "description": description,
-            "__dashboardUid__": COST_DASHBOARD,
-        })
+        .annotations(
+            {
+                "summary": summary,
+                "description": description,
+                "__dashboardUid__": COST_DASHBOARD,
+            }
+        )
         .notification_settings(
-            alerting.NotificationSettings().receiver(RECEIVER).group_by(["alertname", "grafana_folder", "budget_id"])
+            alerting.NotificationSettings()
+            .receiver(RECEIVER)
+            .group_by(["alertname", "grafana_folder", "budget_id"])
         )
     )
 
@@ -132,7 +139,12 @@ def rules() -> list[alerting_m.Rule]:
 
 def rule_group() -> dict[str, Any]:
     """The rule group as ``PUT /api/v1/provisioning/folder/{folderUid}/rule-groups/{group}`` takes it."""
-    return {"title": GROUP, "folderUid": FOLDER_UID, "interval": INTERVAL_S, "rules": [_json(r) for r in rules()]}
+    return {
+        "title": GROUP,
+        "folderUid": FOLDER_UID,
+        "interval": INTERVAL_S,
+        "rules": [_json(r) for r in rules()],
+    }
 
 
 # Keys of the API model that the provisioning file format does not take at rule level.
@@ -149,13 +161,15 @@ def provisioning_document() -> dict[str, Any]:
         file_rules.append(data)
     return {
         "apiVersion": 1,
-        "groups": [{
-            "orgId": 1,
-            "name": GROUP,
-            "folder": FOLDER_TITLE,
-            "interval": f"{INTERVAL_S}s",
-            "rules": file_rules,
-        }],
+        "groups": [
+            {
+                "orgId": 1,
+                "name": GROUP,
+                "folder": FOLDER_TITLE,
+                "interval": f"{INTERVAL_S}s",
+                "rules": file_rules,
+            }
+        ],
     }
 
 
@@ -175,11 +189,13 @@ def contact_points_document() -> dict[str, Any]:
     cp = contact_point()
     return {
         "apiVersion": 1,
-        "contactPoints": [{
-            "orgId": 1,
-            "name": cp["name"],
-            "receivers": [{k: cp[k] for k in ("uid", "type", "settings", "disableResolveMessage")}],
-        }],
+        "contactPoints": [
+            {
+                "orgId": 1,
+                "name": cp["name"],
+                "receivers": [{k: cp[k] for k in ("uid", "type", "settings", "disableResolveMessage")}],
+            }
+        ],
     }
 
 

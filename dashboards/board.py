@@ -58,7 +58,11 @@ class Board:
         """Start a titled row on a new line."""
         if self._x:
             self._newline()
-        row = dash_b.Row(title).id(self._take_id()).grid_pos(dashboard.GridPos(h=1, w=GRID_WIDTH, x=0, y=self._y))
+        row = (
+            dash_b.Row(title)
+            .id(self._take_id())
+            .grid_pos(dashboard.GridPos(h=1, w=GRID_WIDTH, x=0, y=self._y))
+        )
         self._builder.with_row(row)
         self._y += 1
         return self

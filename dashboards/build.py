@@ -46,13 +46,17 @@ def _dump_json(data: Any) -> str:
 
 
 def _dump_yaml(data: Any, source: str) -> str:
-    return _YAML_HEADER.format(source=source) + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+    return _YAML_HEADER.format(source=source) + yaml.safe_dump(
+        data, sort_keys=False, allow_unicode=True, width=100
+    )
 
 
 def artifacts() -> dict[Path, str]:
     """Every generated file (absolute path) and the text it must contain."""
     out = {GENERATED / f"{uid}.json": _dump_json(dashboard_json(uid)) for uid in DASHBOARDS}
-    out[ALERTING / "gateledger-budgets.yaml"] = _dump_yaml(alert_rules.provisioning_document(), "alert_rules.py")
+    out[ALERTING / "gateledger-budgets.yaml"] = _dump_yaml(
+        alert_rules.provisioning_document(), "alert_rules.py"
+    )
     out[ALERTING / "gateledger-contact-points.yaml"] = _dump_yaml(
         alert_rules.contact_points_document(), "alert_rules.py"
     )

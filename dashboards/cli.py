@@ -42,7 +42,9 @@ def check_cmd() -> None:
 
 
 @dashboards.command("push")
-@click.option("--url", default=None, help="Grafana base URL (default: GATELEDGER_GRAFANA_URL or http://127.0.0.1:3000).")
+@click.option(
+    "--url", default=None, help="Grafana base URL (default: GATELEDGER_GRAFANA_URL or http://127.0.0.1:3000)."
+)
 def push_cmd(url: str | None) -> None:
     """Create or update the gateledger folder, dashboards, contact point and budget alert rules in Grafana.
 
@@ -62,14 +64,21 @@ def push_cmd(url: str | None) -> None:
     for action in actions:
         click.echo(str(action))
     if any(a.outcome == "missing" for a in actions):
-        click.echo("warning: a datasource the dashboards use is missing (see dashboards/provisioning/datasources)",
-                   err=True)
+        click.echo(
+            "warning: a datasource the dashboards use is missing (see dashboards/provisioning/datasources)",
+            err=True,
+        )
 
 
 @dashboards.command("alertmanager-config")
 @click.option("--webhook-url", required=True, help="Where every receiver sends its webhooks.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write here instead of standard output.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write here instead of standard output.",
+)
 def alertmanager_config_cmd(webhook_url: str, output: Path | None) -> None:
     """Render dashboards/alertmanager/alertmanager.yml with another webhook URL."""
     from dashboards.alerting_config import render_alertmanager

@@ -102,7 +102,7 @@ def _macro_args(text: str, open_paren: int) -> tuple[list[str], int]:
         elif ch == "," and depth == 1:
             args.append(text[start:i])
             start = i + 1
-    raise MacroError(f"unbalanced parentheses after {text[max(0, open_paren - 20):open_paren + 1]!r}")
+    raise MacroError(f"unbalanced parentheses after {text[max(0, open_paren - 20) : open_paren + 1]!r}")
 
 
 _VAR_NAME = re.compile(r"(?<=\$\{)\w+(?=[}:])|(?<=\$)\w+")
@@ -223,8 +223,10 @@ def _expand_macro(name: str, args: list[str] | None, tr: TimeRange) -> str:
         if len(a) != 2:
             raise MacroError(f"$__{name} expects 2 arguments, received {len(a)}")
         d, t = a[0].strip(), a[1].strip()
-        return (f"({d} >= {_date(tr.start)} AND {d} <= {_date(tr.end)}) AND "
-                f"({t} >= {_dt(tr.start)} AND {t} <= {_dt(tr.end)})")
+        return (
+            f"({d} >= {_date(tr.start)} AND {d} <= {_date(tr.end)}) AND "
+            f"({t} >= {_dt(tr.start)} AND {t} <= {_dt(tr.end)})"
+        )
     if name == "timeInterval":
         return f"toStartOfInterval(toDateTime({_one(name, a)}), INTERVAL {secs} second)"
     if name == "timeInterval_ms":
@@ -241,7 +243,7 @@ def apply_macros(sql: str, time_range: TimeRange) -> str:
     out: list[str] = []
     pos = 0
     while (m := _MACRO.search(sql, pos)) is not None:
-        out.append(sql[pos:m.start()])
+        out.append(sql[pos : m.start()])
         end = m.end()
         args: list[str] | None = None
         if end < len(sql) and sql[end] == "(":

@@ -40,7 +40,12 @@ def _variable_refs(text: str) -> set[str]:
 
 
 def _overlaps(a: Mapping[str, int], b: Mapping[str, int]) -> bool:
-    return a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+    return (
+        a["x"] < b["x"] + b["w"]
+        and b["x"] < a["x"] + a["w"]
+        and a["y"] < b["y"] + b["h"]
+        and b["y"] < a["y"] + a["h"]
+    )
 
 
 def check_ids_and_grid(dash: Mapping[str, Any]) -> list[str]:
@@ -86,7 +91,9 @@ def check_targets(dash: Mapping[str, Any]) -> list[str]:
         for t in targets:
             ds = t.get("datasource") or {}
             if ds != panel_ds:
-                problems.append(f"panel {title!r} target {t.get('refId')} queries {ds}, the panel says {panel_ds}")
+                problems.append(
+                    f"panel {title!r} target {t.get('refId')} queries {ds}, the panel says {panel_ds}"
+                )
             if ds.get("type") == CLICKHOUSE_TYPE:
                 problems += _check_clickhouse_target(title, p.get("type", ""), t)
             elif ds.get("type") == PROMETHEUS_TYPE:
@@ -95,7 +102,9 @@ def check_targets(dash: Mapping[str, Any]) -> list[str]:
                 if not (t.get("expr") or "").strip():
                     problems.append(f"panel {title!r} target {t.get('refId')} has no PromQL")
             else:
-                problems.append(f"panel {title!r} target {t.get('refId')} has datasource type {ds.get('type')!r}")
+                problems.append(
+                    f"panel {title!r} target {t.get('refId')} has datasource type {ds.get('type')!r}"
+                )
     return problems
 
 
@@ -103,7 +112,9 @@ def _check_clickhouse_target(title: str, panel_type: str, t: Mapping[str, Any]) 
     problems = []
     ref = t.get("refId")
     if t["datasource"].get("uid") != CLICKHOUSE_UID:
-        problems.append(f"panel {title!r} target {ref} uses ClickHouse datasource {t['datasource'].get('uid')!r}")
+        problems.append(
+            f"panel {title!r} target {ref} uses ClickHouse datasource {t['datasource'].get('uid')!r}"
+        )
     if t.get("editorType") != "sql" or not (t.get("rawSql") or "").strip():
         problems.append(f"panel {title!r} target {ref} is not a raw-SQL query")
     try:
@@ -111,8 +122,10 @@ def _check_clickhouse_target(title: str, panel_type: str, t: Mapping[str, Any]) 
     except ValueError:
         return problems + [f"panel {title!r} target {ref} has queryType {t.get('queryType')!r}"]
     if t.get("format") != FORMAT[query_type]:
-        problems.append(f"panel {title!r} target {ref}: format {t.get('format')!r} does not match queryType "
-                        f"{query_type} (want {FORMAT[query_type]})")
+        problems.append(
+            f"panel {title!r} target {ref}: format {t.get('format')!r} does not match queryType "
+            f"{query_type} (want {FORMAT[query_type]})"
+        )
     if panel_type == "timeseries" and query_type != QueryType.TIMESERIES:
         problems.append(f"panel {title!r} is a time series but target {ref} returns a {query_type}")
     if panel_type == "table" and query_type != QueryType.TABLE:
@@ -179,7 +192,9 @@ def default_variables(dash: Mapping[str, Any]) -> dict[str, grafana_sql.Variable
         if v.get("type") == "textbox":
             out[v["name"]] = grafana_sql.Variable("placeholder", multi=False)
         else:
-            out[v["name"]] = grafana_sql.Variable(grafana_sql.ALL, options=("placeholder",), multi=bool(v.get("multi")))
+            out[v["name"]] = grafana_sql.Variable(
+                grafana_sql.ALL, options=("placeholder",), multi=bool(v.get("multi"))
+            )
     return out
 
 
@@ -205,7 +220,9 @@ def check_macros(dash: Mapping[str, Any]) -> list[str]:
             problems.append(f"{where}: {exc}")
             continue
         if "$" in expanded.replace("$$", ""):
-            problems.append(f"{where}: something was left unexpanded: {expanded[expanded.index('$'):][:40]!r}")
+            problems.append(
+                f"{where}: something was left unexpanded: {expanded[expanded.index('$') :][:40]!r}"
+            )
     return problems
 
 

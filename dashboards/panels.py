@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from grafana_foundation_sdk.builders import bargauge, common as common_b, dashboard as dash_b, prometheus, stat
-from grafana_foundation_sdk.builders import table as table_b, timeseries
+from grafana_foundation_sdk.builders import bargauge, prometheus, stat, timeseries
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import table as table_b
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import common, dashboard
 
@@ -49,8 +51,10 @@ def prom(expr: str, legend: str = "", *, instant: bool = False) -> prometheus.Da
 
 def thresholds(steps: Sequence[Step]) -> dash_b.ThresholdsConfig:
     """Absolute, coloured thresholds; the first step's value is None (from -infinity)."""
-    return dash_b.ThresholdsConfig().mode(dashboard.ThresholdsMode.ABSOLUTE).steps(
-        [dashboard.Threshold(value=v, color=c) for v, c in steps]
+    return (
+        dash_b.ThresholdsConfig()
+        .mode(dashboard.ThresholdsMode.ABSOLUTE)
+        .steps([dashboard.Threshold(value=v, color=c) for v, c in steps])
     )
 
 
@@ -97,7 +101,11 @@ def timeseries_panel(
         .thresholds(thresholds(steps))
         .color_scheme(dash_b.FieldColor().mode(dashboard.FieldColorModeId.PALETTE_CLASSIC))
         .legend(_legend(legend_calcs))
-        .tooltip(common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI).sort(common.SortOrder.DESCENDING))
+        .tooltip(
+            common_b.VizTooltipOptions()
+            .mode(common.TooltipDisplayMode.MULTI)
+            .sort(common.SortOrder.DESCENDING)
+        )
         .fill_opacity(60 if bars else 10)
         .line_width(1)
         .min(0)
@@ -107,7 +115,9 @@ def timeseries_panel(
     if stacked:
         p = p.stacking(common_b.StackingConfig().mode(common.StackingMode.NORMAL))
     if show_thresholds:
-        p = p.thresholds_style(common_b.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED))
+        p = p.thresholds_style(
+            common_b.GraphThresholdsStyleConfig().mode(common.GraphThresholdsStyleMode.DASHED)
+        )
     return _with_targets(p, targets)
 
 

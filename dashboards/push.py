@@ -45,7 +45,9 @@ class Action:
 def contains(remote: Any, local: Any) -> bool:
     """True when ``remote`` holds everything ``local`` does (extra keys in remote dicts are ignored)."""
     if isinstance(local, dict):
-        return isinstance(remote, dict) and all(k in remote and contains(remote[k], v) for k, v in local.items())
+        return isinstance(remote, dict) and all(
+            k in remote and contains(remote[k], v) for k, v in local.items()
+        )
     if isinstance(local, list):
         return isinstance(remote, list) and len(remote) == len(local) and all(map(contains, remote, local))
     if isinstance(local, float) or isinstance(remote, float):
@@ -125,15 +127,22 @@ class Pusher:
             same_folder = (current.get("meta") or {}).get("folderUid") == FOLDER_UID
             if same_folder and contains(current.get("dashboard"), ours):
                 return Action("dashboard", uid, "unchanged")
-        payload = {"dashboard": {**copy.deepcopy(ours), "id": None}, "folderUid": FOLDER_UID, "overwrite": True,
-                   "message": "gateledger dashboards push"}
+        payload = {
+            "dashboard": {**copy.deepcopy(ours), "id": None},
+            "folderUid": FOLDER_UID,
+            "overwrite": True,
+            "message": "gateledger dashboards push",
+        }
         self.api.dashboard.update_dashboard(payload)
         return Action("dashboard", uid, "created" if current is None else "updated")
 
     def contact_point(self, cp: dict[str, Any]) -> Action:
         """The notifier's webhook contact point, by uid."""
-        existing = [c for c in self.api.alertingprovisioning.get_contactpoints(name=cp["name"]) or []
-                    if c.get("uid") == cp["uid"]]
+        existing = [
+            c
+            for c in self.api.alertingprovisioning.get_contactpoints(name=cp["name"]) or []
+            if c.get("uid") == cp["uid"]
+        ]
         if not existing:
             self.api.alertingprovisioning.create_contactpoint(cp)
             return Action("contact-point", cp["uid"], "created")

@@ -33,12 +33,16 @@ def where(*conditions: str) -> str:
 
 def latest(table: str, columns: str, *conditions: str) -> str:
     """The newest version of each id among the rows of ``table`` matching ``conditions``."""
-    return f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY version DESC LIMIT 1 BY id)"
+    return (
+        f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY version DESC LIMIT 1 BY id)"
+    )
 
 
 def first_landed(table: str, columns: str, *conditions: str) -> str:
     """One row per event id of a table without versions (raw_events): the copy that landed first."""
-    return f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY inserted_at LIMIT 1 BY id)"
+    return (
+        f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY inserted_at LIMIT 1 BY id)"
+    )
 
 
 # The filters every dashboard applies, by the variable they follow.

@@ -24,9 +24,7 @@ OPTION_SQL: dict[str, str] = {
         f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} "
         "GROUP BY mcp_server_id ORDER BY name"
     ),
-    "model": (
-        f"SELECT DISTINCT model FROM llm_calls WHERE {where(TIME, TENANT, _HAS_MODEL)} ORDER BY model"
-    ),
+    "model": (f"SELECT DISTINCT model FROM llm_calls WHERE {where(TIME, TENANT, _HAS_MODEL)} ORDER BY model"),
 }
 
 LABELS = {"tenant": "Tenant", "server": "MCP server", "model": "Model"}

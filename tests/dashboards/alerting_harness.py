@@ -67,7 +67,9 @@ class WebhookReceiver:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="webhook-receiver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="webhook-receiver", daemon=True
+        )
         self._thread.start()
 
     @property
@@ -91,7 +93,9 @@ class WebhookReceiver:
                         return p
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"no {status} {alertname} notification within {timeout_s}s; got {self.payloads}")
+                    raise TimeoutError(
+                        f"no {status} {alertname} notification within {timeout_s}s; got {self.payloads}"
+                    )
                 self._cond.wait(left)
 
     def stop(self) -> None:
@@ -143,8 +147,9 @@ class AlertingHarness:
 
     def _spawn(self, args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
         out = open(log, "wb")  # noqa: SIM115 (handed to the child)
-        proc = subprocess.Popen(list(args), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                cwd=self.workdir)
+        proc = subprocess.Popen(
+            list(args), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.workdir
+        )
         out.close()
         self._procs.append(proc)
         return proc
@@ -160,51 +165,85 @@ class AlertingHarness:
         repeat_interval: str = "1h",
     ) -> None:
         """Start Alertmanager (committed routing, local receiver) and then Prometheus (test config)."""
-        self.start_alertmanager(group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval)
+        self.start_alertmanager(
+            group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval
+        )
         self.start_prometheus(scrape_targets=scrape_targets, rule_files=rule_files, interval=interval)
 
-    def start_alertmanager(self, *, group_wait: str = "1s", group_interval: str = "1s",
-                           repeat_interval: str = "1h") -> None:
+    def start_alertmanager(
+        self, *, group_wait: str = "1s", group_interval: str = "1s", repeat_interval: str = "1h"
+    ) -> None:
         """Alertmanager with the committed configuration, sending to the local receiver."""
         am_port = free_port()
         am_config = self.workdir / "alertmanager.yml"
-        am_config.write_text(render_alertmanager(
-            self.receiver.url, group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval))
+        am_config.write_text(
+            render_alertmanager(
+                self.receiver.url,
+                group_wait=group_wait,
+                group_interval=group_interval,
+                repeat_interval=repeat_interval,
+            )
+        )
         am_log = self.workdir / "alertmanager.log"
-        am = self._spawn([
-            ALERTMANAGER, f"--config.file={am_config}", f"--storage.path={self.workdir / 'am-data'}",
-            f"--web.listen-address=127.0.0.1:{am_port}", "--cluster.listen-address=",
-        ], am_log)
+        am = self._spawn(
+            [
+                ALERTMANAGER,
+                f"--config.file={am_config}",
+                f"--storage.path={self.workdir / 'am-data'}",
+                f"--web.listen-address=127.0.0.1:{am_port}",
+                "--cluster.listen-address=",
+            ],
+            am_log,
+        )
         self.alertmanager_url = f"http://127.0.0.1:{am_port}"
         _wait_ready(f"{self.alertmanager_url}/-/ready", am, am_log)
 
-    def start_prometheus(self, *, scrape_targets: Mapping[str, Sequence[str]], rule_files: Sequence[Path],
-                         interval: str = "1s") -> None:
+    def start_prometheus(
+        self, *, scrape_targets: Mapping[str, Sequence[str]], rule_files: Sequence[Path], interval: str = "1s"
+    ) -> None:
         """Prometheus scraping ``scrape_targets`` (job -> host:port list), alerting to our Alertmanager."""
         am_host = urllib.parse.urlparse(self.alertmanager_url).netloc
         prom_port = free_port()
         prom_config = self.workdir / "prometheus.yml"
-        prom_config.write_text(yaml.safe_dump({
-            "global": {"scrape_interval": interval, "evaluation_interval": interval, "scrape_timeout": interval},
-            "rule_files": [str(p) for p in rule_files],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_host]}]}]},
-            "scrape_configs": [
-                {"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                for job, targets in scrape_targets.items()
-            ],
-        }, sort_keys=False))
+        prom_config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {
+                        "scrape_interval": interval,
+                        "evaluation_interval": interval,
+                        "scrape_timeout": interval,
+                    },
+                    "rule_files": [str(p) for p in rule_files],
+                    "alerting": {"alertmanagers": [{"static_configs": [{"targets": [am_host]}]}]},
+                    "scrape_configs": [
+                        {"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                        for job, targets in scrape_targets.items()
+                    ],
+                },
+                sort_keys=False,
+            )
+        )
         prom_log = self.workdir / "prometheus.log"
-        prom = self._spawn([
-            PROMETHEUS, f"--config.file={prom_config}", f"--storage.tsdb.path={self.workdir / 'prom-data'}",
-            f"--web.listen-address=127.0.0.1:{prom_port}",
-        ], prom_log)
+        prom = self._spawn(
+            [
+                PROMETHEUS,
+                f"--config.file={prom_config}",
+                f"--storage.tsdb.path={self.workdir / 'prom-data'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            prom_log,
+        )
         self.prometheus_url = f"http://127.0.0.1:{prom_port}"
         _wait_ready(f"{self.prometheus_url}/-/ready", prom, prom_log)
 
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
         """Send alerts straight to Alertmanager (its v2 API), as Prometheus would."""
-        req = urllib.request.Request(f"{self.alertmanager_url}/api/v2/alerts", data=json.dumps(list(alerts)).encode(),
-                                     method="POST", headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{self.alertmanager_url}/api/v2/alerts",
+            data=json.dumps(list(alerts)).encode(),
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=5) as resp:  # noqa: S310 (loopback)
             if resp.status != 200:
                 raise RuntimeError(f"Alertmanager refused the alerts: {resp.status}")
@@ -217,8 +256,9 @@ class AlertingHarness:
             raise RuntimeError(f"query {expr!r} failed: {data}")
         return data["data"]["result"]
 
-    def wait_query(self, expr: str, predicate: Callable[[list[dict[str, Any]]], bool] = bool,
-                   timeout_s: float = 20.0) -> list[dict[str, Any]]:
+    def wait_query(
+        self, expr: str, predicate: Callable[[list[dict[str, Any]]], bool] = bool, timeout_s: float = 20.0
+    ) -> list[dict[str, Any]]:
         """Poll a query until its result satisfies ``predicate``."""
         deadline = time.monotonic() + timeout_s
         result: list[dict[str, Any]] = []

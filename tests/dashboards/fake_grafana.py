@@ -112,7 +112,10 @@ class FakeGrafana:
             old = self.dashboards.get(dash["uid"])
             dash["id"] = old["dashboard"]["id"] if old else self._id()
             dash["version"] = (old["dashboard"]["version"] + 1) if old else 1
-            self.dashboards[dash["uid"]] = {"dashboard": dash, "meta": {"folderUid": body["folderUid"], "slug": "x"}}
+            self.dashboards[dash["uid"]] = {
+                "dashboard": dash,
+                "meta": {"folderUid": body["folderUid"], "slug": "x"},
+            }
             return 200, {"status": "success", "uid": dash["uid"], "version": dash["version"]}
         if path == "/api/v1/provisioning/contact-points":
             if method == "GET":
@@ -143,8 +146,12 @@ class FakeGrafana:
                 if key not in self.groups:
                     return not_found
                 rules = [r for r in self.rules.values() if (r["folderUID"], r["ruleGroup"]) == key]
-                return 200, {"title": key[1], "folderUid": key[0], "interval": self.groups[key]["interval"],
-                             "rules": rules}
+                return 200, {
+                    "title": key[1],
+                    "folderUid": key[0],
+                    "interval": self.groups[key]["interval"],
+                    "rules": rules,
+                }
             if method == "PUT":
                 self.groups[key] = {"interval": body["interval"]}
                 return 200, body

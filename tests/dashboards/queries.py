@@ -53,8 +53,9 @@ def panel_sql(uid: str, title: str) -> str:
     raise KeyError(f"{uid}: no panel {title!r}")
 
 
-def run(client: Any, sql: str, time_range: grafana_sql.TimeRange,
-        variables: dict[str, grafana_sql.Variable]) -> tuple[list[str], list[tuple[Any, ...]]]:
+def run(
+    client: Any, sql: str, time_range: grafana_sql.TimeRange, variables: dict[str, grafana_sql.Variable]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Expand as Grafana would and run; column names and rows."""
     result = client.query(grafana_sql.expand(sql, time_range, variables))
     return list(result.column_names), [tuple(r) for r in result.result_rows]

@@ -23,8 +23,10 @@ from tests import samples
 from tests.conftest import Processes, subprocess_env
 from tests.dashboards.alerting_harness import AlertingHarness, binaries_available
 
-pytestmark = pytest.mark.skipif(not binaries_available(), reason="needs Debian's prometheus and alertmanager "
-                                "(scripts/install-system-deps.sh)")
+pytestmark = pytest.mark.skipif(
+    not binaries_available(),
+    reason="needs Debian's prometheus and alertmanager (scripts/install-system-deps.sh)",
+)
 
 TEST_RULE = """
 groups:
@@ -42,8 +44,11 @@ groups:
 
 def _post(port: int, fmt: str, records: list[dict]) -> None:
     req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/ingest/{fmt}", data=json.dumps(records).encode(), method="POST",
-        headers={"Content-Type": "application/json"})
+        f"http://127.0.0.1:{port}/v1/ingest/{fmt}",
+        data=json.dumps(records).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback)
         assert resp.status == 200, resp.read()
 
@@ -52,19 +57,26 @@ def test_ingest_metrics_fire_through_alertmanager_and_resolve(
     gl_env: dict[str, str], processes: Processes, alerting: AlertingHarness, tmp_path: Path
 ) -> None:
     port = free_port()
-    env = subprocess_env({**gl_env, "GATELEDGER_INGEST_HOST": "127.0.0.1", "GATELEDGER_INGEST_PORT": str(port)})
+    env = subprocess_env(
+        {**gl_env, "GATELEDGER_INGEST_HOST": "127.0.0.1", "GATELEDGER_INGEST_PORT": str(port)}
+    )
     processes.gateledger("serve", "ingest", env=env, log=tmp_path / "ingest.log")
     wait_port("127.0.0.1", port, timeout_s=30)
 
     rule_file = tmp_path / "harness.rules.yml"
     rule_file.write_text(TEST_RULE)
     production_rules = sorted(RULES_DIR.glob("*.yml"))
-    alerting.start(scrape_targets={"gateledger-ingest": [f"127.0.0.1:{port}"]},
-                   rule_files=[*production_rules, rule_file])
+    alerting.start(
+        scrape_targets={"gateledger-ingest": [f"127.0.0.1:{port}"]}, rule_files=[*production_rules, rule_file]
+    )
 
     # The committed rules load into a real Prometheus next to the test rule.
     loaded = {r["name"] for g in alerting.rule_groups() for r in g["rules"]}
-    assert {"GateledgerBudgetExceeded", "GateledgerNoEventsFromSource", "GateledgerHarnessEventsAccepted"} <= loaded
+    assert {
+        "GateledgerBudgetExceeded",
+        "GateledgerNoEventsFromSource",
+        "GateledgerHarnessEventsAccepted",
+    } <= loaded
     alerting.wait_query('up{job="gateledger-ingest"} == 1')
 
     # The first events create the counter series; the next ones increase it.
@@ -98,20 +110,47 @@ def test_committed_inhibitions_and_grouping_in_a_real_alertmanager(alerting: Ale
     alerts reach the budgets receiver grouped per budget."""
     alerting.start_alertmanager()
     labels = {"category": "budget", "severity": "critical"}
-    alerting.post_alerts([
-        {"labels": {"alertname": "GateledgerBudgetExceeded", "budget_id": "b1", "budget_name": "acme", **labels},
-         "annotations": {"summary": "b1 exceeded"}},
-        {"labels": {"alertname": "GateledgerBudgetProjectedExceeded", "budget_id": "b1", "budget_name": "acme",
-                    "category": "budget", "severity": "warning"}},
-        {"labels": {"alertname": "GateledgerBudgetProjectedExceeded", "budget_id": "b2", "budget_name": "globex",
-                    "category": "budget", "severity": "warning"}},
-    ])
+    alerting.post_alerts(
+        [
+            {
+                "labels": {
+                    "alertname": "GateledgerBudgetExceeded",
+                    "budget_id": "b1",
+                    "budget_name": "acme",
+                    **labels,
+                },
+                "annotations": {"summary": "b1 exceeded"},
+            },
+            {
+                "labels": {
+                    "alertname": "GateledgerBudgetProjectedExceeded",
+                    "budget_id": "b1",
+                    "budget_name": "acme",
+                    "category": "budget",
+                    "severity": "warning",
+                }
+            },
+            {
+                "labels": {
+                    "alertname": "GateledgerBudgetProjectedExceeded",
+                    "budget_id": "b2",
+                    "budget_name": "globex",
+                    "category": "budget",
+                    "severity": "warning",
+                }
+            },
+        ]
+    )
     exceeded = alerting.receiver.wait_for("GateledgerBudgetExceeded", "firing", timeout_s=20)
     projected = alerting.receiver.wait_for("GateledgerBudgetProjectedExceeded", "firing", timeout_s=20)
     assert exceeded["receiver"] == projected["receiver"] == "gateledger-budgets"
     assert exceeded["groupLabels"] == {"alertname": "GateledgerBudgetExceeded", "budget_id": "b1"}
     # Give Alertmanager a few group intervals: b1's projection must stay inhibited.
     time.sleep(3)
-    projected_budgets = {a["labels"]["budget_id"] for p in alerting.receiver.notifications()
-                         for a in p["alerts"] if a["labels"]["alertname"] == "GateledgerBudgetProjectedExceeded"}
+    projected_budgets = {
+        a["labels"]["budget_id"]
+        for p in alerting.receiver.notifications()
+        for a in p["alerts"]
+        if a["labels"]["alertname"] == "GateledgerBudgetProjectedExceeded"
+    }
     assert projected_budgets == {"b2"}

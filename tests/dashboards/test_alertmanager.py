@@ -19,8 +19,10 @@ from dashboards.alerting_config import (
     webhook_urls,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("amtool") is None,
-                                reason="needs Debian's prometheus-alertmanager package (scripts/install-system-deps.sh)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("amtool") is None,
+    reason="needs Debian's prometheus-alertmanager package (scripts/install-system-deps.sh)",
+)
 
 
 def amtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -50,11 +52,26 @@ def test_alertmanager_config_command(tmp_path: Path) -> None:
     import sys
 
     out = tmp_path / "am.yml"
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "dashboards", "alertmanager-config",
-                          "--webhook-url", "http://notifier.internal:8490/alertmanager", "-o", str(out)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gateledger.cli.main",
+            "dashboards",
+            "alertmanager-config",
+            "--webhook-url",
+            "http://notifier.internal:8490/alertmanager",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
-    assert set(webhook_urls(yaml.safe_load(out.read_text()))) == {"http://notifier.internal:8490/alertmanager"}
+    assert set(webhook_urls(yaml.safe_load(out.read_text()))) == {
+        "http://notifier.internal:8490/alertmanager"
+    }
 
 
 def _alert_labels() -> dict[str, dict[str, str]]:
@@ -88,16 +105,35 @@ def test_every_alert_has_an_expected_route() -> None:
 @pytest.mark.parametrize("alert", sorted(EXPECTED_RECEIVER))
 def test_routes(alert: str) -> None:
     labels = [f"{k}={v}" for k, v in _alert_labels()[alert].items()] + ["budget_id=b1", "instance=x:1"]
-    res = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
-                 f"--verify.receivers={EXPECTED_RECEIVER[alert]}", *labels)
+    res = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        f"--verify.receivers={EXPECTED_RECEIVER[alert]}",
+        *labels,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
 def test_unknown_alerts_reach_the_default_receiver_and_a_wrong_expectation_fails() -> None:
-    res = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
-                 "--verify.receivers=gateledger-ops", "alertname=SomethingElse")
+    res = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        "--verify.receivers=gateledger-ops",
+        "alertname=SomethingElse",
+    )
     assert res.returncode == 0, res.stdout + res.stderr
-    res = amtool("config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
-                 "--verify.receivers=gateledger-budgets", "alertname=GateledgerSinkFailing", "category=pipeline",
-                 "severity=critical")
+    res = amtool(
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_CONFIG}",
+        "--verify.receivers=gateledger-budgets",
+        "alertname=GateledgerSinkFailing",
+        "category=pipeline",
+        "severity=critical",
+    )
     assert res.returncode != 0

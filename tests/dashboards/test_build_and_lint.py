@@ -26,11 +26,19 @@ def test_committed_generated_files_equal_a_fresh_build() -> None:
 
 
 def test_check_command_passes_and_build_is_a_no_op() -> None:
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "dashboards", "check"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "dashboards", "build"],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "build"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0 and "0 changed" in res.stdout, res.stdout + res.stderr
 
 
@@ -63,11 +71,15 @@ def test_dashboard_essentials() -> None:
         assert dash["time"]["from"].startswith("now-") and dash["refresh"]
     assert {"tenant", "server", "model"} <= set(lint.variable_names(DASHBOARDS["gateledger-sre"]))
     assert {"tenant", "server", "model"} <= set(lint.variable_names(DASHBOARDS["gateledger-cost"]))
-    units = {p["fieldConfig"]["defaults"]["unit"] for d in DASHBOARDS.values() for p in lint.content_panels(d)}
+    units = {
+        p["fieldConfig"]["defaults"]["unit"] for d in DASHBOARDS.values() for p in lint.content_panels(d)
+    }
     assert {"currencyUSD", "ms", "ops", "percentunit"} <= units
     # Coloured thresholds beyond the base colour somewhere on every dashboard.
     for dash in DASHBOARDS.values():
-        assert any(len(p["fieldConfig"]["defaults"]["thresholds"]["steps"]) > 1 for p in lint.content_panels(dash))
+        assert any(
+            len(p["fieldConfig"]["defaults"]["thresholds"]["steps"]) > 1 for p in lint.content_panels(dash)
+        )
 
 
 def _first(dash: dict[str, Any], ptype: str) -> dict[str, Any]:
@@ -76,27 +88,58 @@ def _first(dash: dict[str, Any], ptype: str) -> dict[str, Any]:
 
 MUTATIONS = {
     "duplicate panel id": (lambda d: d["panels"][3].__setitem__("id", d["panels"][2]["id"]), "share id"),
-    "overlapping panels": (lambda d: d["panels"][3]["gridPos"].update(x=d["panels"][2]["gridPos"]["x"]), "overlap"),
+    "overlapping panels": (
+        lambda d: d["panels"][3]["gridPos"].update(x=d["panels"][2]["gridPos"]["x"]),
+        "overlap",
+    ),
     "off the grid": (lambda d: d["panels"][2]["gridPos"].update(x=22), "outside the grid"),
-    "format not matching queryType": (lambda d: _first(d, "timeseries")["targets"][0].__setitem__("format", 1),
-                                      "does not match queryType"),
+    "format not matching queryType": (
+        lambda d: _first(d, "timeseries")["targets"][0].__setitem__("format", 1),
+        "does not match queryType",
+    ),
     "table query in a time series": (
-        lambda d: _first(d, "timeseries")["targets"][0].update(queryType="table", format=1), "returns a table"),
+        lambda d: _first(d, "timeseries")["targets"][0].update(queryType="table", format=1),
+        "returns a table",
+    ),
     "wrong datasource type": (
-        lambda d: _first(d, "stat")["targets"][0]["datasource"].__setitem__("type", "mysql"), "queries"),
-    "duplicate refId": (lambda d: _first(d, "timeseries")["targets"].append(
-        copy.deepcopy(_first(d, "timeseries")["targets"][0])), "duplicate refIds"),
+        lambda d: _first(d, "stat")["targets"][0]["datasource"].__setitem__("type", "mysql"),
+        "queries",
+    ),
+    "duplicate refId": (
+        lambda d: _first(d, "timeseries")["targets"].append(
+            copy.deepcopy(_first(d, "timeseries")["targets"][0])
+        ),
+        "duplicate refIds",
+    ),
     "no unit": (lambda d: _first(d, "stat")["fieldConfig"]["defaults"].pop("unit"), "no unit"),
-    "descending thresholds": (lambda d: _first(d, "stat")["fieldConfig"]["defaults"]["thresholds"].__setitem__(
-        "steps", [{"value": None, "color": "green"}, {"value": 5, "color": "red"}, {"value": 1, "color": "yellow"}]),
-        "ascending"),
-    "undefined variable": (lambda d: _first(d, "table")["targets"][0].__setitem__(
-        "rawSql", _first(d, "table")["targets"][0]["rawSql"] + " AND x IN (${nope:singlequote})"), "undefined variable"),
-    "unknown macro": (lambda d: _first(d, "table")["targets"][0].__setitem__(
-        "rawSql", "SELECT 1 WHERE $__timeFilterr(time)"), "unknown macro"),
+    "descending thresholds": (
+        lambda d: _first(d, "stat")["fieldConfig"]["defaults"]["thresholds"].__setitem__(
+            "steps",
+            [
+                {"value": None, "color": "green"},
+                {"value": 5, "color": "red"},
+                {"value": 1, "color": "yellow"},
+            ],
+        ),
+        "ascending",
+    ),
+    "undefined variable": (
+        lambda d: _first(d, "table")["targets"][0].__setitem__(
+            "rawSql", _first(d, "table")["targets"][0]["rawSql"] + " AND x IN (${nope:singlequote})"
+        ),
+        "undefined variable",
+    ),
+    "unknown macro": (
+        lambda d: _first(d, "table")["targets"][0].__setitem__(
+            "rawSql", "SELECT 1 WHERE $__timeFilterr(time)"
+        ),
+        "unknown macro",
+    ),
     "variable using a later one": (lambda d: d["templating"]["list"].reverse(), "not defined before it"),
-    "link to an unknown dashboard": (lambda d: d["panels"][1].__setitem__("title", "see /d/nowhere/x"),
-                                     "unknown dashboard"),
+    "link to an unknown dashboard": (
+        lambda d: d["panels"][1].__setitem__("title", "see /d/nowhere/x"),
+        "unknown dashboard",
+    ),
 }
 
 
@@ -112,8 +155,14 @@ def test_the_checks_catch(mutation: str) -> None:
 def test_clickhouse_target_shape_and_round_trip() -> None:
     for query_type, fmt in ((QueryType.TIMESERIES, 0), (QueryType.TABLE, 1), (QueryType.LOGS, 2)):
         target = ClickHouse("SELECT 1", query_type).ref_id("B").build().to_json()
-        assert target == {"refId": "B", "datasource": {"type": CLICKHOUSE_TYPE, "uid": CLICKHOUSE_UID},
-                          "editorType": "sql", "rawSql": "SELECT 1", "queryType": str(query_type), "format": fmt}
+        assert target == {
+            "refId": "B",
+            "datasource": {"type": CLICKHOUSE_TYPE, "uid": CLICKHOUSE_UID},
+            "editorType": "sql",
+            "rawSql": "SELECT 1",
+            "queryType": str(query_type),
+            "format": fmt,
+        }
     # The SDK runtime decodes our targets back into our type (registered variant).
     from grafana_foundation_sdk.cog import runtime
 
@@ -126,8 +175,10 @@ def test_alerting_provisioning_files() -> None:
     rules = yaml.safe_load(build.artifacts()[build.ALERTING / "gateledger-budgets.yaml"])
     (group,) = rules["groups"]
     assert group["folder"] == "gateledger" and group["interval"] == "60s"
-    assert [r["uid"] for r in group["rules"]] == ["gateledger-budget-limit-reached",
-                                                  "gateledger-budget-projected-exhaustion"]
+    assert [r["uid"] for r in group["rules"]] == [
+        "gateledger-budget-limit-reached",
+        "gateledger-budget-projected-exhaustion",
+    ]
     for rule in group["rules"]:
         assert not {"orgID", "folderUID", "ruleGroup"} & set(rule), "file format takes these at group level"
         a, b = rule["data"]
@@ -144,10 +195,16 @@ def test_hand_written_provisioning_agrees_with_the_code() -> None:
     ds = yaml.safe_load((build.ROOT / "provisioning/datasources/gateledger.yaml").read_text())["datasources"]
     by_uid = {d["uid"]: d for d in ds}
     assert by_uid[CLICKHOUSE_UID]["type"] == CLICKHOUSE_TYPE
-    assert {"host", "port", "protocol", "username", "defaultDatabase", "secure"} <= set(by_uid[CLICKHOUSE_UID]["jsonData"])
-    assert by_uid[CLICKHOUSE_UID]["secureJsonData"]["password"].startswith("$"), "the password comes from the environment"
+    assert {"host", "port", "protocol", "username", "defaultDatabase", "secure"} <= set(
+        by_uid[CLICKHOUSE_UID]["jsonData"]
+    )
+    assert by_uid[CLICKHOUSE_UID]["secureJsonData"]["password"].startswith("$"), (
+        "the password comes from the environment"
+    )
     assert by_uid["gateledger-prometheus"]["type"] == "prometheus"
-    providers = yaml.safe_load((build.ROOT / "provisioning/dashboards/gateledger.yaml").read_text())["providers"]
+    providers = yaml.safe_load((build.ROOT / "provisioning/dashboards/gateledger.yaml").read_text())[
+        "providers"
+    ]
     assert providers[0]["folderUid"] == FOLDER_UID and providers[0]["options"]["path"]
     # Every generated dashboard is valid JSON with the uid it is named after.
     for path in build.GENERATED.glob("*.json"):

@@ -30,18 +30,26 @@ F, T = int(FROM.timestamp()), int(TO.timestamp())
     ("sql", "want"),
     [
         ("$__timeFilter(time)", f"time >= toDateTime({F}) AND time <= toDateTime({T})"),
-        ("$__timeFilter_ms(ts)", f"ts >= fromUnixTimestamp64Milli({F}000) AND ts <= fromUnixTimestamp64Milli({T}250)"),
+        (
+            "$__timeFilter_ms(ts)",
+            f"ts >= fromUnixTimestamp64Milli({F}000) AND ts <= fromUnixTimestamp64Milli({T}250)",
+        ),
         ("$__dateFilter(d)", "d >= toDate('2026-11-20') AND d <= toDate('2026-11-20')"),
-        ("$__dt(d, t)", f"(d >= toDate('2026-11-20') AND d <= toDate('2026-11-20')) AND "
-                        f"(t >= toDateTime({F}) AND t <= toDateTime({T}))"),
+        (
+            "$__dt(d, t)",
+            f"(d >= toDate('2026-11-20') AND d <= toDate('2026-11-20')) AND "
+            f"(t >= toDateTime({F}) AND t <= toDateTime({T}))",
+        ),
         ("$__timeInterval(time)", "toStartOfInterval(toDateTime(time), INTERVAL 120 second)"),
         ("$__timeInterval_ms(time)", "toStartOfInterval(toDateTime64(time, 3), INTERVAL 120000 millisecond)"),
         ("x / $__interval_s", "x / 120"),
         ("$__fromTime, $__toTime", f"toDateTime({F}), toDateTime({T})"),
         ("$__fromTime_ms", f"fromUnixTimestamp64Milli({F}000)"),
         # Nested parentheses in a macro argument.
-        ("$__timeFilter(toDateTime(coalesce(a, b)))",
-         f"toDateTime(coalesce(a, b)) >= toDateTime({F}) AND toDateTime(coalesce(a, b)) <= toDateTime({T})"),
+        (
+            "$__timeFilter(toDateTime(coalesce(a, b)))",
+            f"toDateTime(coalesce(a, b)) >= toDateTime({F}) AND toDateTime(coalesce(a, b)) <= toDateTime({T})",
+        ),
         # Grafana built-ins.
         ("$__interval $__interval_ms $__range_s", f"120s 120000 {T - F}"),
         ("${__from} ${__to}", f"{F}000 {T}250"),
@@ -53,7 +61,10 @@ def test_macros_expand_like_the_plugin(sql: str, want: str) -> None:
 
 def test_interval_is_at_least_one_second() -> None:
     tr = TimeRange(FROM, TO, interval_s=0.2)
-    assert expand("$__interval_s|$__timeInterval(t)", tr) == "1|toStartOfInterval(toDateTime(t), INTERVAL 1 second)"
+    assert (
+        expand("$__interval_s|$__timeInterval(t)", tr)
+        == "1|toStartOfInterval(toDateTime(t), INTERVAL 1 second)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -87,9 +98,13 @@ def test_conditional_all() -> None:
     assert expand(sql, TR, all_) == "WHERE 1=1 AND x = 1"
     assert expand(sql, TR, some) == "WHERE tenant IN ('a','b') AND x = 1"
     # Nested: the inner phrase has parentheses and quoted commas, the variable is written ${x}.
-    nested = "$__conditionalAll((m = '' OR m IN (${m:singlequote})), ${m}) AND $__conditionalAll(f(a, ','), $t)"
-    assert apply_conditional_all(nested, {"m": Variable(["x"]), "t": Variable(ALL)}) == \
-        "(m = '' OR m IN (${m:singlequote})) AND 1=1"
+    nested = (
+        "$__conditionalAll((m = '' OR m IN (${m:singlequote})), ${m}) AND $__conditionalAll(f(a, ','), $t)"
+    )
+    assert (
+        apply_conditional_all(nested, {"m": Variable(["x"]), "t": Variable(ALL)})
+        == "(m = '' OR m IN (${m:singlequote})) AND 1=1"
+    )
 
 
 @pytest.mark.parametrize(
@@ -110,7 +125,9 @@ def test_bad_queries_are_errors_not_silently_passed(sql: str) -> None:
 
 
 def test_referenced_variables_skip_builtins_and_macros() -> None:
-    sql = "$__timeFilter(t) $tenant ${server:csv} [[model]] $__interval ${__url_time_range} ${__data.fields.x}"
+    sql = (
+        "$__timeFilter(t) $tenant ${server:csv} [[model]] $__interval ${__url_time_range} ${__data.fields.x}"
+    )
     assert referenced_variables(sql) == {"tenant", "server", "model"}
 
 

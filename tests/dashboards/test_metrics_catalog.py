@@ -18,8 +18,13 @@ from dashboards.datasources import PROMETHEUS_TYPE
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "metrics.md"
 # Telemetry modules of the services; the ones being built elsewhere are checked once they exist.
-TELEMETRY_MODULES = ("producers.telemetry", "sinks.clickhouse.telemetry", "stream_processors.telemetry",
-                     "stream_processors.budgets.telemetry", "gateledger.notifier.telemetry")
+TELEMETRY_MODULES = (
+    "producers.telemetry",
+    "sinks.clickhouse.telemetry",
+    "stream_processors.telemetry",
+    "stream_processors.budgets.telemetry",
+    "gateledger.notifier.telemetry",
+)
 _ROW = re.compile(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \| ([^|]*) \|", re.M)
 _SUFFIXES = ("_bucket", "_sum", "_count")
 
@@ -52,7 +57,9 @@ def test_catalogue_parses_and_names_follow_the_rules() -> None:
     assert len(cat) >= 28
     for name, (mtype, _) in cat.items():
         assert name.startswith(("gateledger_", "gen_ai_", "mcp_")), name
-        assert (mtype == "counter") == name.endswith("_total"), f"{name}: counters and only counters end in _total"
+        assert (mtype == "counter") == name.endswith("_total"), (
+            f"{name}: counters and only counters end in _total"
+        )
 
 
 def test_every_defined_metric_is_catalogued_with_its_type_and_labels() -> None:
@@ -95,11 +102,19 @@ def test_every_queried_metric_is_catalogued() -> None:
     assert not missing, f"queried but not catalogued: {missing}"
 
 
-@pytest.mark.parametrize("expr,names", [
-    ("sum by (topic) (gateledger_sink_consumer_lag_messages) > 1", {"gateledger_sink_consumer_lag_messages"}),
-    ('rate(gateledger_x_total{a="b"}[5m])', {"gateledger_x_total"}),
-    ("histogram_quantile(0.9, sum by (le) (rate(gen_ai_client_token_usage_bucket[5m])))",
-     {"gen_ai_client_token_usage_bucket"}),
-])
+@pytest.mark.parametrize(
+    "expr,names",
+    [
+        (
+            "sum by (topic) (gateledger_sink_consumer_lag_messages) > 1",
+            {"gateledger_sink_consumer_lag_messages"},
+        ),
+        ('rate(gateledger_x_total{a="b"}[5m])', {"gateledger_x_total"}),
+        (
+            "histogram_quantile(0.9, sum by (le) (rate(gen_ai_client_token_usage_bucket[5m])))",
+            {"gen_ai_client_token_usage_bucket"},
+        ),
+    ],
+)
 def test_promql_name_extraction(expr: str, names: set[str]) -> None:
     assert _promql_names(expr) == names

@@ -42,8 +42,11 @@ def variables(sim: simdata.SimData, **selected: object) -> dict[str, Variable]:
 SELECTIONS = {
     "all": {},
     "one tenant": {"tenant": ["acme"]},
-    "two tenants, servers and models": {"tenant": ["acme", "globex"], "server": ["srv-github", "srv-jira"],
-                                        "model": ["gpt-4o", "mystery-model-x"]},
+    "two tenants, servers and models": {
+        "tenant": ["acme", "globex"],
+        "server": ["srv-github", "srv-jira"],
+        "model": ["gpt-4o", "mystery-model-x"],
+    },
 }
 
 
@@ -80,8 +83,12 @@ def test_variable_selections_filter_the_panels(sim_db: SimDb) -> None:
     cols, rows = run(sim_db.client, panel_sql("gateledger-sre", "MCP error rate by server"), tr, vars_)
     assert {r[cols.index("server")] for r in rows} == {"srv-jira"}
     # A tenant with a quote in its name is escaped, not injected.
-    _, rows = run(sim_db.client, panel_sql("gateledger-sre", "Events landed"), tr,
-                  variables(sim_db.sim, tenant=["o'brien"]))
+    _, rows = run(
+        sim_db.client,
+        panel_sql("gateledger-sre", "Events landed"),
+        tr,
+        variables(sim_db.sim, tenant=["o'brien"]),
+    )
     assert rows == [(0,)]
 
 
@@ -118,7 +125,9 @@ def test_key_numbers_are_exact(sim_db: SimDb) -> None:
     cols, rows = run(sim_db.client, panel_sql("gateledger-cost", "Spend by tenant"), tr, vars_)
     by_tenant: dict[str, Decimal] = {}
     for r in rows:
-        by_tenant[r[cols.index("tenant")]] = by_tenant.get(r[cols.index("tenant")], Decimal(0)) + r[cols.index("spend_usd")]
+        by_tenant[r[cols.index("tenant")]] = (
+            by_tenant.get(r[cols.index("tenant")], Decimal(0)) + r[cols.index("spend_usd")]
+        )
     assert by_tenant == exp.cost_by_tenant
 
     _, rows = run(sim_db.client, panel_sql("gateledger-compliance", "Interactions"), tr, vars_)
@@ -130,19 +139,31 @@ def test_interaction_drill_down_shows_exactly_that_interactions_records(sim_db: 
     inter = next(i for i in sim.rows["interactions"] if i.llm_calls and i.tool_calls and i.version == 1)  # type: ignore[attr-defined]
     events = set(inter.event_ids)  # type: ignore[attr-defined]
     want = Counter()
-    for table, record in (("policy_decisions", "policy decision"), ("llm_calls", "llm call"),
-                          ("mcp_calls", "mcp call"), ("webhook_decisions", "webhook decision")):
+    for table, record in (
+        ("policy_decisions", "policy decision"),
+        ("llm_calls", "llm call"),
+        ("mcp_calls", "mcp call"),
+        ("webhook_decisions", "webhook decision"),
+    ):
         want[record] = len({m.id for m in sim.rows[table] if events & set(m.event_ids)})  # type: ignore[attr-defined]
     want["cost"] = len({m.id for m in sim.rows["cost_ledger"] if m.interaction_id == inter.id})  # type: ignore[attr-defined]
     want["finding"] = len({m.id for m in sim.rows["findings"] if m.interaction_id == inter.id})  # type: ignore[attr-defined]
     want = +want  # drop zero counts
 
-    cols, rows = run(sim_db.client, panel_sql("gateledger-compliance", "Everything recorded for interaction $interaction"),
-                     time_range(sim_db.now), variables(sim, interaction=inter.id))  # type: ignore[attr-defined]
+    cols, rows = run(
+        sim_db.client,
+        panel_sql("gateledger-compliance", "Everything recorded for interaction $interaction"),
+        time_range(sim_db.now),
+        variables(sim, interaction=inter.id),
+    )  # type: ignore[attr-defined]
     assert Counter(r[cols.index("record")] for r in rows) == want
     # An unknown id shows nothing (empty correlation keys match nothing).
-    _, rows = run(sim_db.client, panel_sql("gateledger-compliance", "Everything recorded for interaction $interaction"),
-                  time_range(sim_db.now), variables(sim, interaction="no-such-interaction"))
+    _, rows = run(
+        sim_db.client,
+        panel_sql("gateledger-compliance", "Everything recorded for interaction $interaction"),
+        time_range(sim_db.now),
+        variables(sim, interaction="no-such-interaction"),
+    )
     assert rows == []
 
 
@@ -155,7 +176,9 @@ def test_grafana_alert_rule_queries_find_the_budgets_that_fired(sim_db: SimDb) -
     assert all(r[cols.index("utilization")] == 1.0 for r in rows)
     assert all(isinstance(r[cols.index("late")], str) for r in rows), "string columns become alert labels"
     cols, rows = run(sim_db.client, projected.sql, tr, {})
-    assert len(rows) == 3 and all(r[cols.index("projected_utilization")] == pytest.approx(31.2 / 25) for r in rows)
+    assert len(rows) == 3 and all(
+        r[cols.index("projected_utilization")] == pytest.approx(31.2 / 25) for r in rows
+    )
     # Outside the window nothing fires.
     old = grafana_sql.TimeRange(sim_db.now - timedelta(hours=5), sim_db.now - timedelta(hours=4), 60)
     assert run(sim_db.client, limit.sql, old, {})[1] == []

@@ -16,8 +16,10 @@ from dashboards import build
 from dashboards.alerting_config import PROMETHEUS_CONFIG, RULES_DIR
 from dashboards.datasources import PROMETHEUS_TYPE
 
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None,
-                                reason="needs Debian's prometheus package (scripts/install-system-deps.sh)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("promtool") is None,
+    reason="needs Debian's prometheus package (scripts/install-system-deps.sh)",
+)
 
 HERE = Path(__file__).resolve().parent
 RULE_TESTS = HERE / "promtool" / "gateledger.rules.test.yml"
@@ -66,7 +68,12 @@ def test_every_rule_has_a_unit_test() -> None:
         for t in case.get("promql_expr_test", []):
             tested |= set(re.findall(r"[a-zA-Z_:][\w:]*:[\w:]+", t["expr"]))  # recording rules have colons
     # Every alert has at least one case where it fires.
-    firing = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test", []) if t.get("exp_alerts")}
+    firing = {
+        t["alertname"]
+        for case in tests["tests"]
+        for t in case.get("alert_rule_test", [])
+        if t.get("exp_alerts")
+    }
     assert _rule_names() <= tested, f"rules without a unit test: {_rule_names() - tested}"
     alerts = {n for n in _rule_names() if ":" not in n}
     assert alerts <= firing, f"alerts never shown to fire: {alerts - firing}"
@@ -75,8 +82,16 @@ def test_every_rule_has_a_unit_test() -> None:
 @pytest.mark.parametrize(
     ("rule", "original", "broken"),
     [
-        ("GateledgerBudgetExceeded", "(gateledger_budget_utilization_ratio) >= 1", "(gateledger_budget_utilization_ratio) > 1"),
-        ("GateledgerSinkLagHigh", "gateledger_sink_consumer_lag_messages) > 10000", "gateledger_sink_consumer_lag_messages) > 20000"),
+        (
+            "GateledgerBudgetExceeded",
+            "(gateledger_budget_utilization_ratio) >= 1",
+            "(gateledger_budget_utilization_ratio) > 1",
+        ),
+        (
+            "GateledgerSinkLagHigh",
+            "gateledger_sink_consumer_lag_messages) > 10000",
+            "gateledger_sink_consumer_lag_messages) > 20000",
+        ),
         ("GateledgerNoEventsFromSource", "[15m])) > 0)", "[15m])) >= 0)"),
     ],
 )
@@ -103,8 +118,14 @@ def test_dashboard_promql_parses(tmp_path: Path) -> None:
                     # Grafana's range variable becomes a concrete duration, as Grafana would send it.
                     exprs.append(t["expr"].replace("$__rate_interval", "1m"))
     assert len(exprs) >= 8
-    rules = {"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:query_{i}:check", "expr": e} for i, e in enumerate(exprs)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboards",
+                "rules": [{"record": f"dashboard:query_{i}:check", "expr": e} for i, e in enumerate(exprs)],
+            }
+        ]
+    }
     path = tmp_path / "dashboard-queries.yml"
     path.write_text(yaml.safe_dump(rules))
     res = promtool("check", "rules", str(path))

@@ -51,7 +51,9 @@ def test_first_push_creates_everything_second_changes_nothing(grafana: FakeGrafa
     for uid in build.DASHBOARDS:
         stored = grafana.dashboards[uid]
         assert stored["meta"]["folderUid"] == FOLDER_UID
-        assert {k: v for k, v in stored["dashboard"].items() if k not in ("id", "version")} == build.dashboard_json(uid)
+        assert {
+            k: v for k, v in stored["dashboard"].items() if k not in ("id", "version")
+        } == build.dashboard_json(uid)
     assert set(grafana.rules) == {r["uid"] for r in alert_rules.rule_group()["rules"]}
 
     writes_before = len(grafana.writes())
@@ -76,7 +78,10 @@ def test_drift_is_put_back(grafana: FakeGrafana) -> None:
     assert third[("alert-rule", rule_uid)] == "updated"
     assert third[("folder", FOLDER_UID)] == "updated"
     assert third[("rule-group", alert_rules.GROUP)] == "updated"
-    assert grafana.dashboards["gateledger-cost"]["dashboard"]["title"] == build.dashboard_json("gateledger-cost")["title"]
+    assert (
+        grafana.dashboards["gateledger-cost"]["dashboard"]["title"]
+        == build.dashboard_json("gateledger-cost")["title"]
+    )
     assert grafana.dashboards["gateledger-cost"]["dashboard"]["version"] == 2
     assert grafana.rules[rule_uid]["data"][0]["model"]["rawSql"] == alert_rules.LIMIT_REACHED_SQL
     assert grafana.groups[(FOLDER_UID, alert_rules.GROUP)]["interval"] == alert_rules.INTERVAL_S
@@ -104,19 +109,31 @@ def test_failures_surface_and_bad_credentials_are_refused(grafana: FakeGrafana) 
 
 def test_push_command(grafana: FakeGrafana) -> None:
     env = subprocess_env({"GATELEDGER_GRAFANA_TOKEN": TOKEN})
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stderr
     assert "gateledger-sre" in res.stdout and "created" in res.stdout
     assert "missing" in res.stdout and "datasource" in res.stderr
     env["GATELEDGER_GRAFANA_TOKEN"] = "wrong"
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 1 and "push to" in res.stderr
 
 
 def test_contains() -> None:
-    assert contains({"a": 1, "b": {"c": [1, {"d": 2, "x": 0}]}, "extra": True}, {"a": 1, "b": {"c": [1, {"d": 2}]}})
+    assert contains(
+        {"a": 1, "b": {"c": [1, {"d": 2, "x": 0}]}, "extra": True}, {"a": 1, "b": {"c": [1, {"d": 2}]}}
+    )
     assert not contains({"a": 1}, {"a": 2})
     assert not contains({"a": [1, 2]}, {"a": [1]}), "lists must match in length"
     assert contains({"v": 60}, {"v": 60.0}) and not contains({"v": "60"}, {"v": 60})
@@ -128,5 +145,7 @@ def test_grafana_client_left_urllib3_alone() -> None:
     import urllib3
 
     files = importlib.metadata.files("urllib3-future") or []
-    assert not any(str(f).startswith("urllib3/") for f in files), "urllib3-future overwrote the urllib3 package"
+    assert not any(str(f).startswith("urllib3/") for f in files), (
+        "urllib3-future overwrote the urllib3 package"
+    )
     assert urllib3.__version__ == importlib.metadata.version("urllib3")
