@@ -212,6 +212,13 @@ def simulate(target: str, rate: float, seed: int, count: int | None, tenants: in
     sys.exit(asyncio.run(run_simulation(target, rate=rate, seed=seed, count=count, tenants=tenants)))
 
 
+# --- dashboards -------------------------------------------------------------------------------
+
+from dashboards.cli import dashboards as _dashboards  # noqa: E402  (click only; subcommands import lazily)
+
+cli.add_command(_dashboards)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="gateledger")

@@ -1,0 +1,297 @@
+"""Compliance: what was blocked, rejected or denied, what slipped through, and every interaction to drill into."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models import dashboard
+
+from dashboards import variables
+from dashboards.board import Board
+from dashboards.panels import (
+    COUNT,
+    GOOD_BAD,
+    MS,
+    NEUTRAL,
+    USD,
+    ch_table,
+    ch_timeseries,
+    link,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
+from dashboards.sql import TENANT, TIME, latest
+
+UID = "gateledger-compliance"
+
+POLICY_DECISIONS = latest(
+    "policy_decisions", "time, tenant, user_id, client_id, approved, policies, block_reason", TIME, TENANT
+)
+WEBHOOK_DECISIONS = latest(
+    "webhook_decisions",
+    "time, filter_name, phase, mcp_server_id, tool_name, decision, reason, user_id",
+    TIME,
+    TENANT,
+)
+MCP_CALLS = latest("mcp_calls", "time, mcp_server_id, tool_name, user_id, status, error", TIME, TENANT)
+FINDINGS = latest(
+    "findings",
+    "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
+    TIME,
+    TENANT,
+)
+INTERACTIONS = latest(
+    "interactions",
+    "time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls,"
+    " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
+    TIME,
+    TENANT,
+)
+# The policies that blocked a pre-check; the block reason when the pre-check named none.
+BLOCKING_POLICY = (
+    "arrayJoin(if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)], policies))"
+)
+DRILL_DOWN = link(
+    "Drill into interaction ${__value.raw}",
+    "/d/gateledger-compliance/gateledger-compliance?var-interaction=${__value.raw}&${__url_time_range}",
+)
+FINDING_DESCRIPTIONS = {
+    "unaudited_llm_call": "Approved pre-checks with no LLM-call audit before they expired.",
+    "orphan_audit": "LLM-call audits whose context id no pre-check issued.",
+    "policy_bypass": "An LLM or tool call that ran after a blocked pre-check or a rejected webhook.",
+}
+# Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
+# and by its request id and context ids (empty keys never match).
+INTERACTION_EVENTS = f"""WITH
+  (SELECT argMax(event_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ev,
+  (SELECT argMax(request_id, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS req,
+  (SELECT argMax(context_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ctx
+SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
+  SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
+    if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd
+  FROM {latest("policy_decisions", "time, user_id, policies, approved, block_reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  UNION ALL
+  SELECT time, 'llm call', id, user_id, concat(provider, '/', model), toString(status), error, NULL
+  FROM {latest("llm_calls", "time, user_id, provider, model, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  UNION ALL
+  SELECT time, 'mcp call', id, user_id, concat(mcp_server_id, ' ', method, ' ', tool_name), toString(status), error, NULL
+  FROM {latest("mcp_calls", "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  UNION ALL
+  SELECT time, 'webhook decision', id, user_id, concat(filter_name, ' ', phase, ' ', tool_name), toString(decision), reason, NULL
+  FROM {latest("webhook_decisions", "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  UNION ALL
+  SELECT time, 'cost', id, user_id, concat(toString(kind), ' ', provider, ' ', model, tool_name), price_version, if(unpriced, 'unpriced', ''), total_cost_usd
+  FROM {latest("cost_ledger", "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
+  UNION ALL
+  SELECT time, 'finding', id, user_id, toString(kind), toString(severity), description, NULL
+  FROM {latest("findings", "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}")}
+)
+ORDER BY time, record"""
+
+
+def build() -> dashboard.Dashboard:
+    """The compliance dashboard."""
+    b = Board(
+        UID,
+        "gateledger · Compliance",
+        description="Blocked pre-checks, webhook rejections, authorization denials, unaudited calls, orphan audits "
+        "and policy bypasses, with a drill-down into any interaction.",
+        tags=["gateledger", "compliance"],
+        time_from="now-7d",
+        refresh="5m",
+        variables=[variables.tenant(), variables.interaction()],
+    )
+
+    b.row("In the time range")
+    b.add(
+        stat_panel(
+            "Blocked pre-checks",
+            ch_table(f"SELECT countIf(NOT approved) AS blocked FROM {POLICY_DECISIONS}"),
+            unit=COUNT,
+            steps=NEUTRAL,
+            description="AxonFlow pre-checks that denied the request.",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Webhook rejections",
+            ch_table(f"SELECT countIf(decision = 'rejected') AS rejected FROM {WEBHOOK_DECISIONS}"),
+            unit=COUNT,
+            steps=NEUTRAL,
+            description="MCP messages a webhook filter rejected.",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Authorization denials",
+            ch_table(f"SELECT countIf(status = 'denied') AS denied FROM {MCP_CALLS}"),
+            unit=COUNT,
+            steps=NEUTRAL,
+            description="MCP calls the gateway denied (mcp_calls.status = denied).",
+        ),
+        w=4,
+        h=4,
+    )
+    for title, kind in (
+        ("Unaudited LLM calls", "unaudited_llm_call"),
+        ("Orphan audits", "orphan_audit"),
+        ("Policy bypasses", "policy_bypass"),
+    ):
+        b.add(
+            stat_panel(
+                title,
+                ch_table(f"SELECT countIf(kind = '{kind}') AS findings FROM {FINDINGS}"),
+                unit=COUNT,
+                steps=GOOD_BAD,
+                description=FINDING_DESCRIPTIONS[kind],
+            ),
+            w=4,
+            h=4,
+        )
+
+    b.row("Over time")
+    b.add(
+        timeseries_panel(
+            "Blocked pre-checks by policy",
+            ch_timeseries(
+                f"SELECT $__timeInterval(time) AS t, {BLOCKING_POLICY} AS policy, count() AS blocked\n"
+                f"FROM {POLICY_DECISIONS}\nWHERE NOT approved\nGROUP BY t, policy ORDER BY t"
+            ),
+            unit=COUNT,
+            bars=True,
+            stacked=True,
+            legend_calcs=("sum",),
+            description="Denied pre-checks per interval, by the policy that denied them.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Webhook rejections by filter",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, if(filter_name = '', '(unnamed)', filter_name) AS filter,"
+                " count() AS rejected\n"
+                f"FROM {WEBHOOK_DECISIONS}\nWHERE decision = 'rejected'\nGROUP BY t, filter ORDER BY t"
+            ),
+            unit=COUNT,
+            bars=True,
+            stacked=True,
+            legend_calcs=("sum",),
+            description="MCP messages rejected per interval, by webhook filter.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Authorization denials by server",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, mcp_server_id AS server, count() AS denied\n"
+                f"FROM {MCP_CALLS}\nWHERE status = 'denied'\nGROUP BY t, server ORDER BY t"
+            ),
+            unit=COUNT,
+            bars=True,
+            stacked=True,
+            legend_calcs=("sum",),
+            description="MCP calls denied per interval, by server.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Findings by kind",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, kind, count() AS findings\n"
+                f"FROM {FINDINGS}\nGROUP BY t, kind ORDER BY t"
+            ),
+            unit=COUNT,
+            bars=True,
+            stacked=True,
+            legend_calcs=("sum",),
+            description="Unaudited LLM calls, orphan audits, policy bypasses, suspect usage and unpriced models.",
+        ),
+        w=12,
+    )
+
+    b.row("Details")
+    b.add(
+        table_panel(
+            "Blocked pre-checks by policy and reason",
+            ch_table(
+                f"SELECT {BLOCKING_POLICY} AS policy, block_reason, count() AS blocked,"
+                " uniqExact(user_id) AS users, max(time) AS last_seen\n"
+                f"FROM {POLICY_DECISIONS}\nWHERE NOT approved\nGROUP BY policy, block_reason ORDER BY blocked DESC"
+            ),
+            description="Which policies block, why, and how many users they stop.",
+            sort_by="blocked",
+        ),
+        w=12,
+        h=9,
+    )
+    b.add(
+        table_panel(
+            "Denials and rejections by tool",
+            ch_table(
+                "SELECT server, tool, sum(denied) AS denied, sum(rejected) AS rejected, max(last_seen) AS last_seen FROM (\n"
+                "  SELECT mcp_server_id AS server, tool_name AS tool, count() AS denied, 0 AS rejected, max(time) AS last_seen\n"
+                f"  FROM {MCP_CALLS} WHERE status = 'denied' GROUP BY server, tool\n"
+                "  UNION ALL\n"
+                "  SELECT mcp_server_id, tool_name, 0, count(), max(time)\n"
+                f"  FROM {WEBHOOK_DECISIONS} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name\n"
+                ") GROUP BY server, tool ORDER BY denied + rejected DESC"
+            ),
+            description="Tools whose calls the gateway denied or a webhook filter rejected.",
+        ),
+        w=12,
+        h=9,
+    )
+    b.add(
+        table_panel(
+            "Findings",
+            ch_table(
+                "SELECT time, kind, severity, user_id, client_id, description, interaction_id, detected_at\n"
+                f"FROM {FINDINGS}\n"
+                "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC"
+                " LIMIT 500"
+            ),
+            description="Every compliance finding, most severe first; click an interaction to drill into it.",
+            links={"interaction_id": DRILL_DOWN},
+        ),
+        w=24,
+        h=9,
+    )
+    b.add(
+        table_panel(
+            "Interactions",
+            ch_table(
+                "SELECT time, id AS interaction_id, tenant, user_id, client_id, status, approved, block_reason,\n"
+                "  arrayStringConcat(policies, ', ') AS policies, llm_calls, tool_calls, webhook_rejections, errors,\n"
+                "  cost_usd, latency_ms, arrayStringConcat(models, ', ') AS models,"
+                " arrayStringConcat(mcp_servers, ', ') AS servers, close_reason\n"
+                f"FROM {INTERACTIONS}\n"
+                "ORDER BY status = 'ok', time DESC LIMIT 1000"
+            ),
+            description="Every user-level request (blocked, bypassing, failing and incomplete first); click an id to "
+            "see all its records below.",
+            column_units={"cost_usd": USD, "latency_ms": MS},
+            links={"interaction_id": DRILL_DOWN},
+        ),
+        w=24,
+        h=10,
+    )
+
+    b.row("Interaction $interaction")
+    b.add(
+        table_panel(
+            "Everything recorded for interaction $interaction",
+            ch_table(INTERACTION_EVENTS),
+            description="Policy decisions, LLM calls, MCP calls, webhook decisions, costs and findings of the selected "
+            "interaction, in time order. Set the interaction id above or click one in a table.",
+            column_units={"cost_usd": USD},
+        ),
+        w=24,
+        h=10,
+    )
+    return b.build()

@@ -1,0 +1,345 @@
+"""SRE overview: is the pipeline keeping up, what is failing, how fast are the MCP servers and LLMs."""
+
+from __future__ import annotations
+
+from grafana_foundation_sdk.models import dashboard
+
+from dashboards import variables
+from dashboards.board import Board
+from dashboards.panels import (
+    COUNT,
+    ERROR_RATE,
+    GOOD_BAD,
+    LATENCY_MS,
+    MS,
+    OPS,
+    PERCENT,
+    ch_table,
+    ch_timeseries,
+    prom,
+    stat_panel,
+    table_panel,
+    timeseries_panel,
+)
+from dashboards.sql import TENANT, TIME, any_of, first_landed, latest
+
+UID = "gateledger-sre"
+SERVER = any_of("mcp_server_id", "server")
+MODEL = any_of("model", "model")
+MCP_FAILED = "status IN ('failure', 'timeout')"  # denied is an authorization outcome, not an error
+LAG_STEPS = [(None, "green"), (1000, "yellow"), (10000, "red")]
+
+# Output tables whose rows are emitted as soon as their events are seen (interactions and findings wait
+# for timeouts on purpose, so their delay says nothing about pipeline health).
+DELAY_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
+
+
+def _delay_by_table_sql() -> str:
+    parts = [
+        f"SELECT $__timeInterval(time) AS t, '{table}' AS output_table, "
+        f"dateDiff('millisecond', time, inserted_at) AS delay_ms "
+        f"FROM {first_landed(table, 'time, inserted_at', TIME, TENANT)}"
+        for table in DELAY_TABLES
+    ]
+    union = "\n  UNION ALL\n  ".join(parts)
+    return (
+        "SELECT t, output_table, quantile(0.95)(delay_ms) AS p95_ms\n"
+        f"FROM (\n  {union}\n)\nGROUP BY t, output_table ORDER BY t"
+    )
+
+
+def build() -> dashboard.Dashboard:
+    """The SRE overview dashboard."""
+    b = Board(
+        UID,
+        "gateledger · SRE overview",
+        description="Throughput, end-to-end delay, lag, dead letters, errors and latency of the gateledger pipeline.",
+        tags=["gateledger", "sre"],
+        time_from="now-6h",
+        refresh="30s",
+        variables=[variables.tenant(), variables.server(), variables.model()],
+    )
+
+    b.row("Now")
+    b.add(
+        stat_panel(
+            "Events landed",
+            ch_table(f"SELECT uniqExact(id) AS events FROM raw_events WHERE {TIME} AND {TENANT}"),
+            unit=COUNT,
+            description="Distinct upstream events in the time range (raw_events, duplicates collapsed).",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Events/s",
+            ch_table(
+                "SELECT uniqExact(id) / greatest(dateDiff('second', $__fromTime, $__toTime), 1) AS events_per_s "
+                f"FROM raw_events WHERE {TIME} AND {TENANT}"
+            ),
+            unit=OPS,
+            decimals=2,
+            description="Average event rate over the time range.",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Dead letters",
+            ch_table(f"SELECT uniqExact(id) AS dead_letters FROM dead_letters WHERE {TIME} AND {TENANT}"),
+            unit=COUNT,
+            steps=GOOD_BAD,
+            description="Records rejected at any stage in the time range.",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "MCP error rate",
+            ch_table(
+                f"SELECT countIf({MCP_FAILED}) / greatest(count(), 1) AS error_rate\n"
+                f"FROM {latest('mcp_calls', 'status', TIME, TENANT, SERVER)}"
+            ),
+            unit=PERCENT,
+            steps=ERROR_RATE,
+            decimals=2,
+            description="Share of MCP calls that failed or timed out (denials are counted on the Compliance dashboard).",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Sink lag",
+            prom("sum(gateledger_sink_consumer_lag_messages)", "lag", instant=True),
+            unit=COUNT,
+            steps=LAG_STEPS,
+            description="Messages on Kafka not yet landed in ClickHouse (all topics).",
+        ),
+        w=4,
+        h=4,
+    )
+    b.add(
+        stat_panel(
+            "Sink failing",
+            prom("max(gateledger_sink_failing)", "failing", instant=True),
+            unit=COUNT,
+            steps=GOOD_BAD,
+            description="1 while ClickHouse inserts fail and are being retried.",
+        ),
+        w=4,
+        h=4,
+    )
+
+    b.row("Throughput and delay")
+    b.add(
+        timeseries_panel(
+            "Events/s by source and type",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, source, type, uniqExact(id) / $__interval_s AS events_per_s\n"
+                f"FROM raw_events WHERE {TIME} AND {TENANT}\n"
+                "GROUP BY t, source, type ORDER BY t"
+            ),
+            unit=OPS,
+            stacked=True,
+            description="Distinct upstream events per second, by event time.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "End-to-end delay: event time → landed (raw events)",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t,\n"
+                "  quantile(0.5)(dateDiff('millisecond', time, inserted_at)) AS p50,\n"
+                "  quantile(0.95)(dateDiff('millisecond', time, inserted_at)) AS p95,\n"
+                "  quantile(0.99)(dateDiff('millisecond', time, inserted_at)) AS p99\n"
+                f"FROM {first_landed('raw_events', 'time, inserted_at', TIME, TENANT)}\n"
+                "GROUP BY t ORDER BY t"
+            ),
+            unit=MS,
+            steps=LATENCY_MS,
+            show_thresholds=True,
+            description="inserted_at - time of each event's first landed copy: upstream delay + ingest + Kafka + sink.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "End-to-end delay p95 by output table",
+            ch_timeseries(_delay_by_table_sql()),
+            unit=MS,
+            steps=LATENCY_MS,
+            show_thresholds=True,
+            description="Event time → landed in each processed table (through the stream processors).",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Consumer lag by topic",
+            prom("sum by (topic) (gateledger_sink_consumer_lag_messages)", "sink {{topic}}"),
+            prom("sum by (topic) (gateledger_processor_consumer_lag_messages)", "processors {{topic}}"),
+            unit=COUNT,
+            steps=LAG_STEPS,
+            show_thresholds=True,
+            description="Messages behind the true high watermark, per consumer and topic.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Dead letters by stage and reason",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, stage, reason, uniqExact(id) AS dead_letters\n"
+                f"FROM dead_letters WHERE {TIME} AND {TENANT}\n"
+                "GROUP BY t, stage, reason ORDER BY t"
+            ),
+            unit=COUNT,
+            bars=True,
+            stacked=True,
+            legend_calcs=("sum",),
+            description="Everything rejected, by stage and machine-readable reason (replay from gateledger.dead_letters).",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "Ingest rejections and sink retries",
+            prom(
+                "sum by (source, reason) (rate(gateledger_ingest_rejected_records_total[$__rate_interval]))",
+                "rejected {{source}} {{reason}}",
+            ),
+            prom(
+                "sum by (table) (rate(gateledger_sink_insert_retries_total[$__rate_interval]))",
+                "retry {{table}}",
+            ),
+            unit=OPS,
+            description="Records refused at ingest and ClickHouse inserts retried, per second.",
+        ),
+        w=12,
+    )
+
+    b.row("Errors")
+    b.add(
+        timeseries_panel(
+            "MCP error rate by server",
+            ch_timeseries(
+                f"SELECT $__timeInterval(time) AS t, mcp_server_id AS server, countIf({MCP_FAILED}) / count() AS error_rate\n"
+                f"FROM {latest('mcp_calls', 'time, mcp_server_id, status', TIME, TENANT, SERVER)}\n"
+                "GROUP BY t, server ORDER BY t"
+            ),
+            unit=PERCENT,
+            steps=ERROR_RATE,
+            show_thresholds=True,
+            description="Failed or timed-out MCP calls / all calls, per server.",
+        ),
+        w=12,
+    )
+    b.add(
+        timeseries_panel(
+            "LLM error rate by provider",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, provider, countIf(status = 'error') / count() AS error_rate\n"
+                f"FROM {latest('llm_calls', 'time, provider, status', TIME, TENANT, MODEL)}\n"
+                "GROUP BY t, provider ORDER BY t"
+            ),
+            unit=PERCENT,
+            steps=ERROR_RATE,
+            show_thresholds=True,
+            description="LLM calls that ended in an error / all calls, per provider.",
+        ),
+        w=12,
+    )
+    b.add(
+        table_panel(
+            "Top failing tools",
+            ch_table(
+                "SELECT mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
+                f"  countIf({MCP_FAILED}) AS failures, failures / calls AS error_rate,\n"
+                "  countIf(status = 'denied') AS denied,\n"
+                f"  argMaxIf(error, time, {MCP_FAILED}) AS last_error, maxIf(time, {MCP_FAILED}) AS last_failure\n"
+                f"FROM {latest('mcp_calls', 'time, mcp_server_id, tool_name, status, error', TIME, TENANT, SERVER)}\n"
+                "GROUP BY server, tool HAVING failures > 0 ORDER BY failures DESC, error_rate DESC LIMIT 20"
+            ),
+            description="Tools with the most failed or timed-out calls in the time range.",
+            column_units={"error_rate": PERCENT},
+            column_steps={"error_rate": ERROR_RATE},
+            sort_by="failures",
+        ),
+        w=24,
+        h=8,
+    )
+
+    b.row("MCP servers and tools")
+    b.add(
+        timeseries_panel(
+            "MCP call latency p50 / p95 / p99 by server",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, mcp_server_id AS server,\n"
+                "  quantile(0.5)(duration_ms) AS p50, quantile(0.95)(duration_ms) AS p95,"
+                " quantile(0.99)(duration_ms) AS p99\n"
+                f"FROM {latest('mcp_calls', 'time, mcp_server_id, duration_ms', TIME, TENANT, SERVER, 'duration_ms IS NOT NULL')}\n"
+                "GROUP BY t, server ORDER BY t"
+            ),
+            unit=MS,
+            steps=LATENCY_MS,
+            description="Duration of MCP calls (request to response) per server.",
+        ),
+        w=12,
+    )
+    b.add(
+        table_panel(
+            "MCP call latency by server and tool",
+            ch_table(
+                "SELECT mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
+                "  quantile(0.5)(duration_ms) AS p50_ms, quantile(0.95)(duration_ms) AS p95_ms,"
+                " quantile(0.99)(duration_ms) AS p99_ms\n"
+                f"FROM {latest('mcp_calls', 'mcp_server_id, tool_name, duration_ms', TIME, TENANT, SERVER, 'duration_ms IS NOT NULL')}\n"
+                "GROUP BY server, tool ORDER BY p95_ms DESC LIMIT 50"
+            ),
+            description="Latency percentiles per tool; slowest first.",
+            column_units={"p50_ms": MS, "p95_ms": MS, "p99_ms": MS},
+            column_steps={"p95_ms": LATENCY_MS},
+            sort_by="p95_ms",
+        ),
+        w=12,
+    )
+
+    b.row("LLM calls")
+    b.add(
+        timeseries_panel(
+            "LLM latency p95 by provider and model",
+            ch_timeseries(
+                "SELECT $__timeInterval(time) AS t, provider, model, quantile(0.95)(latency_ms) AS p95_ms\n"
+                f"FROM {latest('llm_calls', 'time, provider, model, latency_ms', TIME, TENANT, MODEL, 'latency_ms IS NOT NULL')}\n"
+                "GROUP BY t, provider, model ORDER BY t"
+            ),
+            unit=MS,
+            steps=LATENCY_MS,
+            description="LLM call latency as reported by the gateway, per provider and model.",
+        ),
+        w=12,
+    )
+    b.add(
+        table_panel(
+            "LLM latency by provider and model",
+            ch_table(
+                "SELECT provider, model, count() AS calls,\n"
+                "  quantile(0.5)(latency_ms) AS p50_ms, quantile(0.95)(latency_ms) AS p95_ms,"
+                " quantile(0.99)(latency_ms) AS p99_ms,\n"
+                "  sum(output_tokens) / greatest(sum(latency_ms) / 1000, 0.001) AS output_tokens_per_s\n"
+                f"FROM {latest('llm_calls', 'provider, model, latency_ms, output_tokens', TIME, TENANT, MODEL, 'latency_ms IS NOT NULL')}\n"
+                "GROUP BY provider, model ORDER BY p95_ms DESC"
+            ),
+            description="Latency percentiles and output throughput per model.",
+            column_units={"p50_ms": MS, "p95_ms": MS, "p99_ms": MS, "output_tokens_per_s": "short"},
+            column_steps={"p95_ms": LATENCY_MS},
+            sort_by="p95_ms",
+        ),
+        w=12,
+    )
+    return b.build()

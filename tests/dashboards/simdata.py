@@ -1,0 +1,607 @@
+"""Deterministic simulated output data for the dashboard tests, built from the contract models.
+
+Every table the dashboards read gets realistic rows for every tenant: pre-checks (some blocked),
+LLM calls (some failing, one model unpriced), MCP calls (failures, timeouts, denials), webhook
+decisions (some rejected), interactions tying them together, cost entries (some restated to a
+higher version), budget alerts, findings of every kind, dead letters. The generator also keeps the
+exact answers a few panels must give, computed here independently of any SQL.
+
+Rows go in the way the sink writes them: ``sinks.clickhouse.rows.describe(...).to_row`` on the
+model's JSON, then ``client.insert``. No stage runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.events import (
+    BudgetAlert,
+    BudgetAlertKind,
+    CostEntry,
+    CostKind,
+    DeadLetter,
+    Finding,
+    FindingKind,
+    Interaction,
+    InteractionStatus,
+    LlmCall,
+    LlmCallStatus,
+    McpCall,
+    McpCallStatus,
+    PolicyDecision,
+    WebhookDecision,
+    WebhookDecisionOutcome,
+)
+from gateledger.ids import stable_id
+from gateledger.topics import Topic
+from sinks.clickhouse.rows import describe
+
+TENANTS = ("acme", "globex", "initech")
+SERVERS = {"srv-github": "GitHub", "srv-jira": "Jira", "srv-postgres": "Postgres"}
+TOOLS = {
+    "srv-github": ("create_issue", "search_code"),
+    "srv-jira": ("get_ticket", "update_ticket"),
+    "srv-postgres": ("query",),
+}
+MODELS = (
+    ("openai", "gpt-4o", Decimal("2.5"), Decimal("10")),
+    ("anthropic", "claude-sonnet-4", Decimal("3"), Decimal("15")),
+    ("google", "gemini-2.5-flash", Decimal("0.3"), Decimal("2.5")),
+)
+UNPRICED_MODEL = ("mystery", "mystery-model-x")
+POLICIES = ("pii-block", "prompt-injection", "budget-guard")
+USERS = tuple(f"user-{i}" for i in range(1, 9))
+TOOL_PRICE = Decimal("0.002")
+
+
+@dataclass
+class Expected:
+    """Answers computed in Python, independently of the dashboards' SQL."""
+
+    raw_events: int = 0
+    dead_letters: int = 0
+    total_cost: Decimal = Decimal(0)
+    blocked_prechecks: int = 0
+    webhook_rejections: int = 0
+    denials: int = 0
+    findings: Counter[str] = field(default_factory=Counter)
+    unpriced_calls: int = 0
+    cost_by_tenant: dict[str, Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class SimData:
+    """Rows per table (models, newest version last) and the duplicates to insert on top."""
+
+    rows: dict[str, list[BaseModel]] = field(default_factory=dict)
+    duplicates: dict[str, list[BaseModel]] = field(default_factory=dict)
+    expected: Expected = field(default_factory=Expected)
+    interaction_ids: list[str] = field(default_factory=list)
+
+    def add(self, model: BaseModel, table: str | None = None) -> None:
+        self.rows.setdefault(table or model.table, []).append(model)  # type: ignore[attr-defined]
+
+
+def _raw(
+    sim: SimData,
+    rng: random.Random,
+    tenant: str,
+    etype: EventType,
+    source: str,
+    time: datetime,
+    request_id: str | None = None,
+    context_id: str | None = None,
+    user: str | None = None,
+) -> str:
+    eid = stable_id("sim", etype, tenant, time.isoformat(), rng.random())
+    received = time + timedelta(milliseconds=rng.randint(20, 900))
+    sim.add(
+        Envelope(
+            id=eid,
+            source=source,
+            type=str(etype),
+            time=time,
+            received_at=received,
+            tenant=tenant,
+            subject=user,
+            request_id=request_id,
+            context_id=context_id,
+            data={"simulated": True},
+        ),
+        "raw_events",
+    )
+    sim.expected.raw_events += 1
+    return eid
+
+
+def generate(
+    now: datetime, *, seed: int = 7, interactions_per_tenant: int = 40, span: timedelta = timedelta(hours=2)
+) -> SimData:
+    """Simulated data for the ``span`` before ``now`` (event times), deterministic for a seed."""
+    rng = random.Random(seed)
+    sim = SimData()
+    exp = sim.expected
+    start = now - span
+    for tenant in TENANTS:
+        exp.cost_by_tenant[tenant] = Decimal(0)
+        for n in range(interactions_per_tenant):
+            t0 = start + timedelta(seconds=rng.uniform(0, span.total_seconds() - 120))
+            user = rng.choice(USERS)
+            client = rng.choice(("support-bot", "code-assistant"))
+            req = f"req-{tenant}-{n}"
+            ctx = f"ctx-{tenant}-{n}"
+            inter_id = stable_id("interaction", tenant, req)
+            sim.interaction_ids.append(inter_id)
+            ev_ids: list[str] = []
+            # A fixed share of each tenant's interactions is blocked, bypassing, unaudited...
+            blocked = n % 8 == 3
+            bypass = n % 13 == 5  # blocked, but the LLM call ran anyway
+            unaudited = n % 11 == 7  # approved, the audit never came
+            unpriced = n % 10 == 9
+            approved = not (blocked or bypass)
+
+            pc_eid = _raw(
+                sim, rng, tenant, EventType.AXONFLOW_PRECHECK, f"axonflow/{tenant}", t0, req, ctx, user
+            )
+            ev_ids.append(pc_eid)
+            policies = [] if approved else [POLICIES[n % len(POLICIES)]]
+            sim.add(
+                PolicyDecision(
+                    id=stable_id("pd", pc_eid),
+                    tenant=tenant,
+                    time=t0,
+                    source=f"axonflow/{tenant}",
+                    context_id=ctx,
+                    request_id=req,
+                    client_id=client,
+                    user_id=user,
+                    approved=approved,
+                    block_reason=None if approved else f"blocked by {policies[0]}",
+                    policies=policies,
+                    http_status=200 if approved else 403,
+                    expires_at=t0 + timedelta(minutes=5),
+                    event_ids=[pc_eid],
+                )
+            )
+            if not approved:
+                exp.blocked_prechecks += 1
+
+            cost_total = Decimal(0)
+            llm_ran = (approved and not unaudited) or bypass
+            t = t0 + timedelta(milliseconds=rng.randint(50, 300))
+            models: list[str] = []
+            if llm_ran:
+                provider, model, pin, pout = MODELS[n % len(MODELS)]
+                if unpriced:
+                    provider, model = UNPRICED_MODEL
+                models.append(model)
+                llm_eid = _raw(
+                    sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx, user
+                )
+                ev_ids.append(llm_eid)
+                itok, otok = rng.randint(200, 4000), rng.randint(50, 1500)
+                status = LlmCallStatus.ERROR if n % 17 == 2 else LlmCallStatus.SUCCESS
+                llm = LlmCall(
+                    id=stable_id("llm", llm_eid),
+                    tenant=tenant,
+                    time=t,
+                    source=f"axonflow/{tenant}",
+                    user_id=user,
+                    client_id=client,
+                    provider=provider,
+                    model=model,
+                    input_tokens=itok,
+                    output_tokens=otok,
+                    total_tokens=itok + otok,
+                    latency_ms=rng.randint(300, 9000),
+                    status=status,
+                    error="upstream 500" if status == LlmCallStatus.ERROR else None,
+                    context_id=ctx,
+                    request_id=req,
+                    audit_id=f"audit-{tenant}-{n}",
+                    event_ids=[llm_eid],
+                )
+                sim.add(llm)
+                if unpriced:
+                    cost = CostEntry(
+                        id=stable_id("cost", llm.id),
+                        tenant=tenant,
+                        time=t,
+                        kind=CostKind.LLM,
+                        event_id=llm.id,
+                        interaction_id=inter_id,
+                        user_id=user,
+                        team="platform",
+                        client_id=client,
+                        provider=provider,
+                        model=model,
+                        input_tokens=itok,
+                        output_tokens=otok,
+                        price_version="2026-01",
+                        unpriced=True,
+                        computed_at=t + timedelta(seconds=1),
+                    )
+                    exp.unpriced_calls += 1
+                else:
+                    cin = pin * itok / Decimal(1_000_000)
+                    cout = pout * otok / Decimal(1_000_000)
+                    cost = CostEntry(
+                        id=stable_id("cost", llm.id),
+                        tenant=tenant,
+                        time=t,
+                        kind=CostKind.LLM,
+                        event_id=llm.id,
+                        interaction_id=inter_id,
+                        user_id=user,
+                        team="platform",
+                        client_id=client,
+                        provider=provider,
+                        model=model,
+                        input_tokens=itok,
+                        output_tokens=otok,
+                        input_cost_usd=cin,
+                        output_cost_usd=cout,
+                        total_cost_usd=cin + cout,
+                        price_version="2026-01",
+                        price_entry=model,
+                        computed_at=t + timedelta(seconds=1),
+                    )
+                    if n % 6 == 0:
+                        # A restatement: version 2 at a new price supersedes version 1.
+                        sim.add(cost)
+                        cost = cost.model_copy(
+                            update={
+                                "version": 2,
+                                "output_cost_usd": cout * 2,
+                                "total_cost_usd": cin + cout * 2,
+                                "price_version": "2026-02",
+                                "restated": True,
+                            }
+                        )
+                sim.add(cost)
+                cost_total += cost.total_cost_usd
+
+            tool_calls = 0
+            webhook_rejections = 0
+            errors = 0
+            servers: list[str] = []
+            tools: list[str] = []
+            if approved or bypass:
+                for k in range(1 + n % 2):
+                    server = list(SERVERS)[(n + k) % len(SERVERS)]
+                    tool = TOOLS[server][(n + k) % len(TOOLS[server])]
+                    servers.append(server)
+                    tools.append(tool)
+                    tc = t + timedelta(milliseconds=rng.randint(100, 2000))
+                    mcp_eid = _raw(
+                        sim, rng, tenant, EventType.OBOT_MCP_CALL, "obot/main/mcp", tc, req, None, user
+                    )
+                    ev_ids.append(mcp_eid)
+                    roll = (n * 3 + k) % 20
+                    status = (
+                        McpCallStatus.FAILURE
+                        if roll in (1, 2)
+                        else McpCallStatus.TIMEOUT
+                        if roll == 3
+                        else McpCallStatus.DENIED
+                        if roll in (4, 5)
+                        else McpCallStatus.SUCCESS
+                    )
+                    rejected = roll == 6
+                    call = McpCall(
+                        id=stable_id("mcp", mcp_eid),
+                        tenant=tenant,
+                        time=tc,
+                        source="obot/main/mcp",
+                        user_id=user,
+                        client_name=client,
+                        mcp_server_id=server,
+                        mcp_server_name=SERVERS[server],
+                        method="tools/call",
+                        tool_name=tool,
+                        status=McpCallStatus.DENIED if rejected else status,
+                        http_status=200 if status == McpCallStatus.SUCCESS else 500,
+                        error=None if status == McpCallStatus.SUCCESS else f"{status} calling {tool}",
+                        duration_ms=rng.randint(20, 3000) if status != McpCallStatus.DENIED else None,
+                        session_id=f"sess-{tenant}-{n}",
+                        jsonrpc_id=str(k + 1),
+                        request_id=req,
+                        webhook_rejected=rejected,
+                        event_ids=[mcp_eid],
+                    )
+                    sim.add(call)
+                    tool_calls += 1
+                    if call.status == McpCallStatus.DENIED:
+                        exp.denials += 1
+                    if call.status in (McpCallStatus.FAILURE, McpCallStatus.TIMEOUT):
+                        errors += 1
+                    wh_eid = _raw(
+                        sim,
+                        rng,
+                        tenant,
+                        EventType.OBOT_WEBHOOK_DECISION,
+                        "obot/main/webhook",
+                        tc - timedelta(milliseconds=5),
+                        req,
+                        None,
+                        user,
+                    )
+                    ev_ids.append(wh_eid)
+                    sim.add(
+                        WebhookDecision(
+                            id=stable_id("wh", wh_eid),
+                            tenant=tenant,
+                            time=tc - timedelta(milliseconds=5),
+                            source="obot/main/webhook",
+                            origin="gateledger_filter",
+                            filter_name="secrets-guard",
+                            phase="request",
+                            method="tools/call",
+                            tool_name=tool,
+                            decision=WebhookDecisionOutcome.REJECTED
+                            if rejected
+                            else WebhookDecisionOutcome.ACCEPTED,
+                            reason="secret in arguments" if rejected else None,
+                            mcp_server_id=server,
+                            user_id=user,
+                            request_id=req,
+                            mcp_call_id=call.id,
+                            event_ids=[wh_eid],
+                        )
+                    )
+                    if rejected:
+                        exp.webhook_rejections += 1
+                        webhook_rejections += 1
+                    if call.status == McpCallStatus.SUCCESS:
+                        tcost = CostEntry(
+                            id=stable_id("cost", call.id),
+                            tenant=tenant,
+                            time=tc,
+                            kind=CostKind.TOOL,
+                            event_id=call.id,
+                            interaction_id=inter_id,
+                            user_id=user,
+                            team="platform",
+                            client_id=client,
+                            mcp_server_id=server,
+                            tool_name=tool,
+                            tool_cost_usd=TOOL_PRICE,
+                            total_cost_usd=TOOL_PRICE,
+                            price_version="2026-01",
+                            computed_at=tc,
+                        )
+                        sim.add(tcost)
+                        cost_total += TOOL_PRICE
+
+            exp.total_cost += cost_total
+            exp.cost_by_tenant[tenant] += cost_total
+            status = (
+                InteractionStatus.BYPASS
+                if bypass
+                else InteractionStatus.BLOCKED
+                if blocked
+                else InteractionStatus.ERROR
+                if errors
+                else InteractionStatus.INCOMPLETE
+                if unaudited
+                else InteractionStatus.OK
+            )
+            end = t0 + timedelta(seconds=3)
+            interaction = Interaction(
+                id=inter_id,
+                tenant=tenant,
+                time=t0,
+                end_time=end,
+                request_id=req,
+                context_ids=[ctx],
+                user_id=user,
+                client_id=client,
+                status=status,
+                approved=approved,
+                block_reason=None if approved else f"blocked by {policies[0]}",
+                policies=policies,
+                llm_calls=int(llm_ran),
+                tool_calls=tool_calls,
+                webhook_rejections=webhook_rejections,
+                errors=errors,
+                cost_usd=cost_total,
+                latency_ms=3000,
+                models=models,
+                mcp_servers=servers,
+                tools=tools,
+                complete=not unaudited,
+                close_reason="timeout" if unaudited else "complete",
+                event_ids=ev_ids,
+                emitted_at=end + timedelta(seconds=1),
+            )
+            if n % 5 == 0:
+                # Emitted once incomplete, then again complete with a higher version.
+                sim.add(interaction.model_copy(update={"complete": False, "close_reason": "timeout"}))
+                interaction = interaction.model_copy(update={"version": 2, "close_reason": "late_update"})
+            sim.add(interaction)
+
+            kind = (
+                FindingKind.POLICY_BYPASS
+                if bypass
+                else FindingKind.UNAUDITED_LLM_CALL
+                if unaudited
+                else FindingKind.UNPRICED_MODEL
+                if unpriced and llm_ran
+                else None
+            )
+            if kind is not None:
+                _finding(sim, tenant, kind, end, inter_id, ctx, req, user, client, ev_ids)
+            if n % 9 == 4:
+                # An audit that names a context no pre-check issued.
+                orphan_ctx = f"ctx-orphan-{tenant}-{n}"
+                oe = _raw(
+                    sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t0, None, orphan_ctx
+                )
+                _finding(
+                    sim,
+                    tenant,
+                    FindingKind.ORPHAN_AUDIT,
+                    t0 + timedelta(minutes=1),
+                    None,
+                    orphan_ctx,
+                    None,
+                    user,
+                    client,
+                    [oe],
+                )
+
+        _budget_alerts(sim, tenant, now)
+        _dead_letters(sim, rng, tenant, start, span)
+
+    _duplicates(sim, rng)
+    return sim
+
+
+def _finding(
+    sim: SimData,
+    tenant: str,
+    kind: FindingKind,
+    time: datetime,
+    interaction_id: str | None,
+    ctx: str | None,
+    req: str | None,
+    user: str,
+    client: str,
+    evidence: list[str],
+) -> None:
+    severity = {"policy_bypass": "critical", "unaudited_llm_call": "high", "orphan_audit": "medium"}.get(
+        str(kind), "low"
+    )
+    sim.add(
+        Finding(
+            id=stable_id("finding", kind, tenant, *evidence),
+            tenant=tenant,
+            time=time,
+            kind=kind,
+            severity=severity,
+            interaction_id=interaction_id,
+            context_id=ctx,
+            request_id=req,
+            user_id=user,
+            client_id=client,
+            description=f"{kind} for {interaction_id or ctx}",
+            evidence_event_ids=evidence,
+            detected_at=time,
+        )
+    )
+    sim.expected.findings[str(kind)] += 1
+
+
+def _budget_alerts(sim: SimData, tenant: str, now: datetime) -> None:
+    period_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    period_end = period_start + timedelta(days=1)
+    limit = Decimal("25")
+    budget_id = f"budget-{tenant}-daily"
+    for i, pct in enumerate((50, 80, 100)):
+        fired = now - timedelta(minutes=40 - 15 * i)  # the 100 % crossing fired 10 minutes ago
+        spend = limit * pct / 100
+        sim.add(
+            BudgetAlert(
+                id=stable_id("ba", budget_id, period_start.isoformat(), "threshold", pct),
+                tenant=tenant,
+                time=fired,
+                budget_id=budget_id,
+                budget_name=f"{tenant} daily",
+                scope={"tenant": tenant},
+                period_start=period_start,
+                period_end=period_end,
+                kind=BudgetAlertKind.THRESHOLD,
+                threshold_pct=pct,
+                spend_usd=spend,
+                limit_usd=limit,
+                utilization=spend / limit,
+                action="block" if tenant == "acme" else "alert",
+                late=pct == 80 and tenant == "globex",
+                fired_at=fired,
+            )
+        )
+    fired = now - timedelta(minutes=5)  # a projected-exhaustion warning, inside the alert rules' window
+    sim.add(
+        BudgetAlert(
+            id=stable_id("ba", budget_id, period_start.isoformat(), "projected", 100),
+            tenant=tenant,
+            time=fired,
+            budget_id=budget_id,
+            budget_name=f"{tenant} daily",
+            scope={"tenant": tenant},
+            period_start=period_start,
+            period_end=period_end,
+            kind=BudgetAlertKind.PROJECTED,
+            threshold_pct=100,
+            spend_usd=Decimal("11.5"),
+            limit_usd=limit,
+            utilization=Decimal("0.46"),
+            projected_spend_usd=Decimal("31.2"),
+            fired_at=fired,
+        )
+    )
+
+
+def _dead_letters(sim: SimData, rng: random.Random, tenant: str, start: datetime, span: timedelta) -> None:
+    for i, (stage, reason) in enumerate(
+        (
+            ("ingest", "schema"),
+            ("ingest", "invalid_json"),
+            ("sink", "bad_value"),
+            ("normalize", "unknown_format"),
+        )
+    ):
+        t = start + timedelta(seconds=rng.uniform(0, span.total_seconds() - 60))
+        original = f'{{"broken": {i}}}'
+        sim.add(
+            DeadLetter(
+                id=stable_id("dl", tenant, stage, reason, i),
+                tenant=tenant,
+                time=t,
+                stage=stage,
+                origin="http:obot-audit",
+                reason=reason,
+                error=f"{reason} at record {i}",
+                original=original,
+                original_sha256=stable_id(original),
+                original_size=len(original),
+                details={"index": i},
+            )
+        )
+        sim.expected.dead_letters += 1
+
+
+def _duplicates(sim: SimData, rng: random.Random) -> None:
+    """Every fourth row of every table again: what a sink retry or a replay leaves before merges."""
+    for table, rows in sim.rows.items():
+        sim.duplicates[table] = [r for i, r in enumerate(rows) if i % 4 == 1]
+
+
+def _to_rows(
+    client: Any, database: str, table: str, models: list[BaseModel], offset0: int
+) -> tuple[list, list[str]]:
+    mapping = describe(client, database, table)
+    topic = "raw.sim" if table == "raw_events" else str(getattr(models[0], "topic", Topic.DEAD_LETTERS))
+    rows = [mapping.to_row(m.model_dump(mode="json"), topic, 0, offset0 + i) for i, m in enumerate(models)]
+    return rows, mapping.column_names
+
+
+def insert(client: Any, database: str, sim: SimData, *, duplicates: bool = False) -> int:
+    """Insert the rows (or the duplicates) the way the sink does; returns the number of rows written."""
+    source = sim.duplicates if duplicates else sim.rows
+    n = 0
+    for table, models in source.items():
+        if not models:
+            continue
+        rows, columns = _to_rows(client, database, table, models, 1_000_000 if duplicates else 0)
+        client.insert(table, rows, column_names=columns, database=database)
+        n += len(rows)
+    return n
