@@ -4,7 +4,8 @@ State lives in two small JSON-able values (phase 2 keeps them in two faust table
 budget so they live in the partition that owns the budget):
 
 * ``LedgerEntry`` per (budget, cost row id): the version of the row last applied and its amount.
-  It is what makes duplicates free and restatements *replace* rather than add.
+  It is what makes duplicates free and restatements *replace* rather than add. It keeps the last
+  few winning versions with the message position that applied each, for crash recovery.
 * ``PeriodState`` per (budget, period): spend, a sparse bucket histogram (projection, rolling
   windows), the thresholds already fired, whether the projection fired, and the source position
   watermark.
@@ -25,8 +26,8 @@ amount):
 Crash safety: the two tables are written separately and a worker can die between the writes and
 before its offset commit. With ``source`` (partition, offset of the contribution message) given,
 each period state records the highest offset it has absorbed and the ledger entry records which
-message wrote it and what it replaced, so replaying any suffix of the partition after any torn
-write reproduces exactly the same spend (an alert whose state write was lost re-fires with the
+message applied each winning version, so replaying the partition from the committed offset after
+each table lost any suffix of its writes reproduces exactly the same spend (an alert whose state write was lost re-fires with the
 same id; consumers deduplicate by id).
 """
 
@@ -60,29 +61,49 @@ class SourcePos:
     offset: int
 
 
-class LedgerPrev(BaseModel):
+class LedgerWrite(BaseModel):
+    """One winning version of a cost row, and the message that applied it."""
+
     model_config = _STATE_CONFIG
 
     v: int
     d: str
     amt: Decimal
     unp: bool = False
+    src: tuple[int, int] | None = None
+
+
+# Winning writes kept per (budget, cost row): enough to redo any message of a replay after a crash
+# (a row restated this many times within one uncommitted window is not a real case).
+LEDGER_HISTORY = 8
 
 
 class LedgerEntry(BaseModel):
-    """The last applied version of one cost row for one budget."""
+    """The versions of one cost row that won, for one budget; the last one is the row's current amount."""
 
     model_config = _STATE_CONFIG
 
-    v: int
-    d: str
-    amt: Decimal
-    unp: bool = False
-    src: tuple[int, int] | None = None  # the message that wrote this entry
-    prev: LedgerPrev | None = None  # what that message replaced (to redo it after a torn write)
+    h: list[LedgerWrite] = Field(min_length=1)
 
-    def as_prev(self) -> LedgerPrev:
-        return LedgerPrev(v=self.v, d=self.d, amt=self.amt, unp=self.unp)
+    @property
+    def current(self) -> LedgerWrite:
+        return self.h[-1]
+
+    def base_for(self, src: tuple[int, int] | None) -> LedgerWrite | None:
+        """What the period states held for this row just before the message at ``src``.
+
+        Replays run in partition order, so every winning write of an earlier message is already in
+        the period states when this message is (re)applied; writes of this or later messages that
+        a crash left in the ledger are not.
+        """
+        if src is None:
+            return self.current
+        earlier = [w for w in self.h if w.src is None or w.src < src]
+        return earlier[-1] if earlier else None
+
+    def with_write(self, w: LedgerWrite) -> LedgerEntry:
+        kept = [x for x in self.h if w.src is None or x.src is None or x.src < w.src]
+        return LedgerEntry(h=[*kept, w][-LEDGER_HISTORY:])
 
 
 class PeriodState(BaseModel):
@@ -263,16 +284,13 @@ def apply_contribution(
         raise ValueError(f"contribution for {c.budget_id} applied to budget {budget.id}")
     now = to_utc(now)
     src = (source.partition, source.offset) if source is not None else None
-    base: LedgerEntry | LedgerPrev | None = ledger
-    if ledger is not None and src is not None and ledger.src == src:
-        base = ledger.prev  # this very message wrote the entry before a crash: redo it from what it replaced
+    base = ledger.base_for(src) if ledger is not None else None
     wins = base is None or (c.version, c.digest) > (base.v, base.d)
     if wins:
         delta = add(c.amount, -(base.amt if base is not None else ZERO))
         d_unpriced = int(c.unpriced) - int(base.unp if base is not None else False)
-        prev = None if base is None else LedgerPrev(v=base.v, d=base.d, amt=base.amt, unp=base.unp)
-        new_ledger: LedgerEntry | None = LedgerEntry(v=c.version, d=c.digest, amt=c.amount, unp=c.unpriced,
-                                                     src=src, prev=prev)
+        write = LedgerWrite(v=c.version, d=c.digest, amt=c.amount, unp=c.unpriced, src=src)
+        new_ledger: LedgerEntry | None = ledger.with_write(write) if ledger is not None else LedgerEntry(h=[write])
     else:
         delta, d_unpriced, new_ledger = ZERO, 0, ledger
     rolling = budget.period is PeriodKind.ROLLING
