@@ -212,6 +212,14 @@ def simulate(target: str, rate: float, seed: int, count: int | None, tenants: in
     sys.exit(asyncio.run(run_simulation(target, rate=rate, seed=seed, count=count, tenants=tenants)))
 
 
+# --- budgets, costs (the money stage) -------------------------------------------------------------
+
+from gateledger.cli.money import budgets, costs  # noqa: E402
+
+cli.add_command(budgets)
+cli.add_command(costs)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(prog_name="gateledger")

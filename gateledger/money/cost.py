@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from gateledger.clock import to_utc
 from gateledger.contracts.events import (
@@ -79,11 +80,11 @@ class Usage:
 class Priced:
     """The cost fields of one LLM call."""
 
-    input_cost: object
-    output_cost: object
-    cache_read_cost: object
-    cache_write_cost: object
-    total: object
+    input_cost: Decimal
+    output_cost: Decimal
+    cache_read_cost: Decimal
+    cache_write_cost: Decimal
+    total: Decimal
     entry: str
     note: str | None
     model: str
@@ -171,31 +172,46 @@ def llm_cost(
     return _priced_or_flagged(call, catalog, usage, usage_note, base, computed_at, interaction_id)
 
 
-def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: Usage, usage_note: str | None,
-                       base: dict[str, object], computed_at: datetime, interaction_id: str | None) -> CostResult:
-    # The model that answered (gen_ai.response.model) is what was billed; fall back to the requested one.
-    names = [n for n in (call.response_model, call.model) if n]
+def llm_pricing(catalog: PriceCatalog, provider: str | None, names: list[str], at: datetime, usage: Usage,
+                usage_note: str | None = None) -> tuple[dict[str, object], Unpriced | None]:
+    """The pricing fields of a cost row for an LLM call (and why it is unpriced, if it is).
+
+    ``names``: the model names to try in order (the answering model first, then the requested one).
+    """
     resolution: PriceMatch | Unpriced | None = None
-    priced_name = call.model
+    priced_name = names[0] if names else ""
     for name in names:
-        resolution = catalog.resolve(call.provider, name, call.time)
+        resolution = catalog.resolve(provider, name, at)
         priced_name = name
         if isinstance(resolution, PriceMatch):
             break
     if resolution is None:
-        resolution = catalog.resolve(call.provider, "", call.time)
+        resolution = catalog.resolve(provider, "", at)
     if isinstance(resolution, PriceMatch):
         p = price_usage(resolution, usage)
-        return CostResult(CostEntry(
-            **base, provider=resolution.provider, model=priced_name, priced_model=p.model,
-            input_cost_usd=p.input_cost, output_cost_usd=p.output_cost, cache_read_cost_usd=p.cache_read_cost,
-            cache_write_cost_usd=p.cache_write_cost, total_cost_usd=p.total, price_entry=p.entry,
-            pricing_note=_join(p.note, usage_note),
-        ))
-    entry = CostEntry(**base, provider=resolution.provider or (call.provider or None), model=call.model,
-                      unpriced=True, unpriced_reason=resolution.reason,
-                      pricing_note=_join(resolution.detail, *resolution.notes, usage_note))
-    return CostResult(entry, unpriced_finding(call, resolution, computed_at, interaction_id))
+        return {
+            "provider": resolution.provider, "model": priced_name, "priced_model": p.model,
+            "input_cost_usd": p.input_cost, "output_cost_usd": p.output_cost,
+            "cache_read_cost_usd": p.cache_read_cost, "cache_write_cost_usd": p.cache_write_cost,
+            "total_cost_usd": p.total, "price_entry": p.entry, "pricing_note": _join(p.note, usage_note),
+            "unpriced": False, "unpriced_reason": None,
+        }, None
+    return {
+        "provider": resolution.provider or provider or None, "model": names[-1] if names else "",
+        "priced_model": None, "input_cost_usd": ZERO, "output_cost_usd": ZERO, "cache_read_cost_usd": ZERO,
+        "cache_write_cost_usd": ZERO, "total_cost_usd": ZERO, "price_entry": None,
+        "pricing_note": _join(resolution.detail, *resolution.notes, usage_note),
+        "unpriced": True, "unpriced_reason": resolution.reason,
+    }, resolution
+
+
+def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: Usage, usage_note: str | None,
+                       base: dict[str, object], computed_at: datetime, interaction_id: str | None) -> CostResult:
+    # The model that answered (gen_ai.response.model) is what was billed; fall back to the requested one.
+    names = [n for n in (call.response_model, call.model) if n] or [call.model]
+    fields, why = llm_pricing(catalog, call.provider, names, call.time, usage, usage_note)
+    entry = CostEntry(**base, **fields)  # type: ignore[arg-type]
+    return CostResult(entry, None if why is None else unpriced_finding(call, why, computed_at, interaction_id))
 
 
 def unpriced_finding(call: LlmCall, why: Unpriced, detected_at: datetime, interaction_id: str | None = None) -> Finding:
