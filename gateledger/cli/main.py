@@ -186,6 +186,15 @@ def serve_ingest() -> None:
     ingest_main()
 
 
+@serve.command("notifier")
+def serve_notifier() -> None:
+    """The budget-alert notifier (budget.alerts -> webhooks, generic JSON or Slack)."""
+    from sinks.notifier.main import main as notifier_main
+
+    _setup_logging()
+    notifier_main()
+
+
 @serve.command("processors")
 def serve_processors() -> None:
     """The faust stream-processing worker."""
