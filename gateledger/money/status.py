@@ -62,8 +62,9 @@ def window(budget: Budget, now: datetime) -> tuple[datetime, datetime, str]:
     """The interval ``budgets status`` reports on: the current period, or the trailing window."""
     now = to_utc(now)
     if budget.period is PeriodKind.ROLLING:
-        start = now - timedelta(hours=budget.hours or 0)
-        return start, now, f"last {budget.hours}h"
+        # The trailing window (now - N hours, now], as a half-open [start, end) in microseconds.
+        tick = timedelta(microseconds=1)
+        return now - timedelta(hours=budget.hours or 0) + tick, now + tick, f"last {budget.hours}h"
     p = budget.spec.period_at(now)
     return p.start, p.end, p.key
 
