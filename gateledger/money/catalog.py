@@ -350,6 +350,7 @@ class PriceCatalog:
     version: str = field(init=False)
     _provider_alias: dict[str, str] = field(init=False, repr=False)
     _fallbacks: dict[str, list[str]] = field(init=False, repr=False)
+    _entry_cache: dict[tuple[str, str, str], ModelEntry | None] = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         files = [self.builtin] + ([self.user] if self.user else [])
@@ -421,6 +422,16 @@ class PriceCatalog:
         return ref, None
 
     def _find_entry(self, provider: str, ref: ModelRef) -> ModelEntry | None:
+        # The catalog never changes after construction (a reload builds a new one): memoize lookups.
+        key = (provider, ref.base, ref.raw_lower)
+        if key in self._entry_cache:
+            return self._entry_cache[key]
+        found = self._search_entry(provider, ref)
+        if len(self._entry_cache) < 100_000:
+            self._entry_cache[key] = found
+        return found
+
+    def _search_entry(self, provider: str, ref: ModelRef) -> ModelEntry | None:
         for f in self._files():
             best: tuple[tuple[int, int], int, ModelEntry] | None = None
             for i, entry in enumerate(f.models):
