@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gateledger import jsonutil
 from gateledger.money.amounts import MAX_PRICE_DECIMALS, canonical, decimals_of, mul
-from gateledger.money.names import Endpoint, ModelRef, infer_provider, loose, model_ref
+from gateledger.money.names import ModelRef, infer_provider, loose, model_ref
 from gateledger.money.yamlio import YamlFileError, load_yaml_file
 
 log = logging.getLogger(__name__)
