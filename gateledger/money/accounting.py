@@ -151,6 +151,12 @@ def contribution(budget: Budget, cost: CostEntry) -> BudgetContribution:
                               time=cost.time, event_id=cost.event_id, tenant=cost.tenant)
 
 
+def contributions_for(budgets: BudgetSet | Iterable[Budget], cost: CostEntry) -> list[BudgetContribution]:
+    """The contributions of one cost row: one per budget whose scope it matches (key them by budget_id)."""
+    items = budgets.budgets if isinstance(budgets, BudgetSet) else budgets
+    return [contribution(b, cost) for b in items if b.scope.matches_cost(cost)]
+
+
 @dataclass
 class Transition:
     """What one contribution changes: the ledger entry and period states to write, the alerts to emit."""
@@ -345,9 +351,8 @@ class BudgetBook:
     def apply_cost(self, cost: CostEntry, *, now: datetime, source: SourcePos | None = None) -> list[BudgetAlert]:
         """Fan a cost row out to every budget whose scope it matches, and apply it."""
         alerts: list[BudgetAlert] = []
-        for budget in self.budgets.values():
-            if budget.scope.matches_cost(cost):
-                alerts.extend(self.apply(contribution(budget, cost), now=now, source=source))
+        for c in contributions_for(self.budgets.values(), cost):
+            alerts.extend(self.apply(c, now=now, source=source))
         return alerts
 
     def state(self, budget_id: str, period_key: str) -> PeriodState | None:

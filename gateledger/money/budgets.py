@@ -23,6 +23,8 @@ matches: ``tenant``, ``team`` (from the teams file, stamped on the row), ``user`
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from collections.abc import Iterable
 from decimal import Decimal
@@ -37,6 +39,8 @@ from gateledger.money.amounts import decimals_of
 from gateledger.money.names import loose
 from gateledger.money.periods import PeriodError, PeriodKind, PeriodSpec
 from gateledger.money.yamlio import YamlFileError, dump_yaml, load_yaml_file, write_atomically
+
+log = logging.getLogger(__name__)
 
 DIMENSIONS = ("tenant", "team", "user", "client", "mcp_server", "model")
 DEFAULT_THRESHOLDS = (50, 80, 100)
@@ -264,3 +268,34 @@ def load_budgets(path: Path | None) -> BudgetSet:
 def save_budgets(path: Path, budgets: BudgetSet) -> None:
     """Write the budgets file atomically."""
     write_atomically(path, "# gateledger budgets (see docs/money.md)\n" + budgets.to_yaml())
+
+
+class BudgetsLoader:
+    """The current budgets, re-read when the file changes (a broken edit keeps the last good set)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._stamp = self._stat()
+        self._budgets = load_budgets(path)
+        self.last_error: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def current(self) -> BudgetSet:
+        """The budgets to account with now."""
+        stamp = self._stat()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self._budgets = load_budgets(self.path)
+                self.last_error = None
+                log.info("budgets reloaded: %d budgets", len(self._budgets.budgets))
+            except BudgetFileError as exc:
+                self.last_error = str(exc)
+                log.error("budgets not reloaded, keeping the previous %d: %s", len(self._budgets.budgets), exc)
+        return self._budgets

@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 
 from gateledger.contracts.events import CostEntry, CostKind
-from gateledger.money.budgets import Budget, BudgetFileError, BudgetSet, load_budgets, parse_budgets, save_budgets
+from gateledger.money.accounting import contributions_for
+from gateledger.money.budgets import (
+    Budget,
+    BudgetFileError,
+    BudgetSet,
+    BudgetsLoader,
+    load_budgets,
+    parse_budgets,
+    save_budgets,
+)
 from gateledger.money.teams import TeamDirectory, TeamsFileError
 
 T = datetime(2026, 3, 1, tzinfo=UTC)
@@ -108,3 +117,21 @@ def test_teams_file() -> None:
         TeamDirectory.from_data({"teams": {"ml": ["alice"], "ops": ["alice"]}})
     with pytest.raises(TeamsFileError):
         TeamDirectory.from_data({"teams": ["alice"]})
+
+
+def test_loader_follows_the_file_and_fan_out(tmp_path: Path) -> None:
+    import os
+    import time
+
+    path = tmp_path / "b.yaml"
+    loader = BudgetsLoader(path)
+    assert loader.current().budgets == []
+    save_budgets(path, parse_budgets({"budgets": [{"name": "a", "period": "day", "limit_usd": "1",
+                                                   "scope": {"tenant": "acme"}},
+                                                  {"name": "b", "period": "day", "limit_usd": "1",
+                                                   "scope": {"tenant": "beta"}}]}))
+    assert [b.id for b in loader.current().budgets] == ["a", "b"]
+    assert [c.budget_id for c in contributions_for(loader.current(), row())] == ["a"]
+    path.write_text("budgets: [oops")
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert [b.id for b in loader.current().budgets] == ["a", "b"] and loader.last_error
