@@ -252,7 +252,7 @@ def _projection(budget: Budget, state: PeriodState, period: Period) -> tuple[Dec
 
 
 def _evaluate(budget: Budget, state: PeriodState, period: Period, c: BudgetContribution,
-              now: datetime) -> tuple[PeriodState, list[BudgetAlert]]:
+              now: datetime, fired_at: datetime | None) -> tuple[PeriodState, list[BudgetAlert]]:
     alerts: list[BudgetAlert] = []
     value = threshold_value(budget, state)
     fired = set(state.fired)
@@ -261,7 +261,8 @@ def _evaluate(budget: Budget, state: PeriodState, period: Period, c: BudgetContr
             continue
         if mul(value, Decimal(100)) >= mul(budget.limit_usd, Decimal(pct)):
             fired.add(pct)
-            alerts.append(make_alert(budget, period, BudgetAlertKind.THRESHOLD, pct, value, contribution=c, now=now))
+            alerts.append(make_alert(budget, period, BudgetAlertKind.THRESHOLD, pct, value, contribution=c, now=now,
+                                     fired_at=fired_at))
     projected = state.projected
     if (budget.projection and not projected and budget.period is not PeriodKind.ROLLING
             and value < budget.limit_usd):
@@ -269,7 +270,7 @@ def _evaluate(budget: Budget, state: PeriodState, period: Period, c: BudgetContr
         if found is not None:
             projected = True
             alerts.append(make_alert(budget, period, BudgetAlertKind.PROJECTED, 100, value, contribution=c, now=now,
-                                     projected_spend=found[0]))
+                                     projected_spend=found[0], fired_at=fired_at))
     if fired == set(state.fired) and projected == state.projected:
         return state, alerts
     new = state.model_copy(update={"fired": sorted(fired), "projected": projected})
@@ -284,8 +285,14 @@ def apply_contribution(
     *,
     now: datetime,
     source: SourcePos | None = None,
+    fired_at: datetime | None = None,
 ) -> Transition:
-    """Apply one contribution; ``states`` must hold the current state of every period it touches (missing = fresh)."""
+    """Apply one contribution; ``states`` must hold the current state of every period it touches (missing = fresh).
+
+    ``now`` is how far the stream has got (phase 2: the largest event time seen on the partition, so
+    lateness is the same on every replay); an alert is ``late`` when its period ended before ``now``.
+    ``fired_at`` stamps alerts with the wall clock (default ``now``).
+    """
     if c.budget_id != budget.id:
         raise ValueError(f"contribution for {c.budget_id} applied to budget {budget.id}")
     now = to_utc(now)
@@ -306,7 +313,7 @@ def apply_contribution(
         if state.absorbed(source):
             continue
         state = _add_to_state(state, period, delta, d_unpriced, c.time, source, rolling)
-        state, alerts = _evaluate(budget, state, period, c, now)
+        state, alerts = _evaluate(budget, state, period, c, now, fired_at)
         out.states[period.key] = state
         out.alerts.extend(alerts)
     return out

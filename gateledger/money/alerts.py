@@ -29,8 +29,10 @@ def make_alert(
     contribution: BudgetContribution,
     now: datetime,
     projected_spend: Decimal | None = None,
+    fired_at: datetime | None = None,
 ) -> BudgetAlert:
-    """An alert fired by ``contribution`` at processing time ``now`` (late when its period has ended)."""
+    """An alert fired by ``contribution`` when the stream has reached ``now`` (late when its period has
+    ended by then); ``fired_at`` is the wall-clock time of firing (default ``now``)."""
     now = to_utc(now)
     # Event time of the alert: the triggering event's, kept inside the period it belongs to.
     t = contribution.time if period.contains(contribution.time) else period.start
@@ -53,5 +55,5 @@ def make_alert(
         action=budget.action,
         late=now >= period.end,
         triggering_event_id=contribution.event_id,
-        fired_at=now,
+        fired_at=to_utc(fired_at) if fired_at is not None else now,
     )
