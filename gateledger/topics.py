@@ -28,6 +28,11 @@ class Topic(StrEnum):
     BUDGET_ALERTS = "budget.alerts"
     FINDINGS = "findings"
 
+    # Money state (compacted): latest budget-period snapshots for enforcement, and the notifier's
+    # record of alerts already delivered to each webhook.
+    BUDGET_STATE = "budget.state"
+    NOTIFIER_SENT = "notifier.sent"
+
 
 RAW_TOPICS: tuple[Topic, ...] = (
     Topic.RAW_OBOT_MCP,
@@ -48,7 +53,10 @@ OUTPUT_TOPICS: tuple[Topic, ...] = (
     Topic.FINDINGS,
 )
 
-ALL_TOPICS: tuple[Topic, ...] = (*RAW_TOPICS, Topic.DEAD_LETTERS, *OUTPUT_TOPICS)
+# Keyed state topics: only the latest record per key matters, so they are compacted.
+COMPACTED_TOPICS: tuple[Topic, ...] = (Topic.BUDGET_STATE, Topic.NOTIFIER_SENT)
+
+ALL_TOPICS: tuple[Topic, ...] = (*RAW_TOPICS, Topic.DEAD_LETTERS, *OUTPUT_TOPICS, *COMPACTED_TOPICS)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ def topic_name(topic: Topic | str, prefix: str = "") -> str:
 def topic_specs(prefix: str, partitions: int, replication_factor: int) -> list[TopicSpec]:
     """Specs for every topic gateledger owns (internal processor topics are created by faust)."""
     return [
-        TopicSpec(topic_name(t, prefix), partitions, replication_factor, {"cleanup.policy": "delete"})
+        TopicSpec(topic_name(t, prefix), partitions, replication_factor,
+                  {"cleanup.policy": "compact" if t in COMPACTED_TOPICS else "delete"})
         for t in ALL_TOPICS
     ]

@@ -186,6 +186,15 @@ def serve_ingest() -> None:
     ingest_main()
 
 
+@serve.command("notifier")
+def serve_notifier() -> None:
+    """The budget-alert notifier (budget.alerts -> webhooks, generic JSON or Slack)."""
+    from sinks.notifier.main import main as notifier_main
+
+    _setup_logging()
+    notifier_main()
+
+
 @serve.command("processors")
 def serve_processors() -> None:
     """The faust stream-processing worker."""
@@ -217,6 +226,14 @@ def simulate(target: str, rate: float, seed: int, count: int | None, tenants: in
 from dashboards.cli import dashboards as _dashboards  # noqa: E402  (click only; subcommands import lazily)
 
 cli.add_command(_dashboards)
+
+
+# --- budgets, costs (the money stage) -------------------------------------------------------------
+
+from gateledger.cli.money import budgets, costs  # noqa: E402
+
+cli.add_command(budgets)
+cli.add_command(costs)
 
 
 def main() -> None:

@@ -274,6 +274,13 @@ class CostEntry(OutputEvent):
     unpriced: bool = False
     restated: bool = False
     computed_at: UtcTime
+    # Added by the money stage (migration 0030): the catalog's canonical model name, why a row is
+    # unpriced (unknown_model, no_price_at_time, no_usage, zero_usage), how it was priced
+    # (fallbacks, adjustments, long-context tier), and the MCP server's display name for tool costs.
+    priced_model: str | None = None
+    unpriced_reason: str | None = None
+    pricing_note: str | None = None
+    mcp_server_name: str | None = None
 
 
 class BudgetAlertKind(StrEnum):
@@ -302,6 +309,7 @@ class BudgetAlert(OutputEvent):
     late: bool = False
     triggering_event_id: str | None = None
     fired_at: UtcTime
+    period_key: str | None = None  # e.g. month:2026-03 (migration 0030)
 
 
 class FindingKind(StrEnum):
@@ -336,7 +344,7 @@ class DeadLetter(OutputEvent):
     topic = Topic.DEAD_LETTERS
     table = "dead_letters"
 
-    stage: Literal["ingest", "normalize", "correlate", "cost", "budget", "sink"]
+    stage: Literal["ingest", "normalize", "correlate", "cost", "budget", "sink", "notify"]
     origin: str  # endpoint, format, or topic the record came from
     reason: str  # short machine-readable code, e.g. invalid_json, schema, too_large
     error: str  # human-readable detail

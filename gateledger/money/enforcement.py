@@ -1,0 +1,182 @@
+"""The enforcement read model: is a ``block`` budget exhausted for this request's scope, right now?
+
+The budget accountant publishes a ``BudgetStateSnapshot`` after every change of a period's state
+to the compacted ``budget.state`` topic (key ``budget_id|period_key``). The ingest service consumes
+that topic from the beginning into an ``EnforcementView`` (memory: one small record per budget
+period still open) and asks ``check(scope, now)`` on each Obot webhook-filter call and AxonFlow
+pre-check: a dictionary lookup and a few comparisons, no I/O.
+
+Semantics:
+* Only budgets with ``action: block`` block. A budget applies to a request when every dimension
+  its scope constrains is known for the request and matches; a dimension the request does not
+  carry (e.g. the model at pre-check time) makes the budget not apply — never a false block.
+* Calendar budgets are exhausted when the spend of the period that contains ``now`` has reached
+  the limit. Rolling budgets when the trailing window ending at ``now``'s bucket has.
+* The view is as fresh as the accountant's lag: a burst can overshoot by what is in flight. The
+  ingest exposes the view's age (``age_seconds``) so operators can alert on staleness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from gateledger.clock import to_utc
+from gateledger.contracts.budget_state import BudgetStateSnapshot
+from gateledger.money.amounts import ZERO, add, canonical, ratio
+from gateledger.money.budgets import DIMENSIONS, Scope
+from gateledger.money.periods import ROLLING_BUCKETS
+from gateledger.money.teams import TeamDirectory
+
+
+@dataclass(frozen=True)
+class RequestScope:
+    """What the ingest knows about a request when it must decide (any field may be unknown)."""
+
+    tenant: str | None = None
+    team: str | None = None
+    user: str | None = None
+    client: str | None = None
+    mcp_server: str | None = None
+    model: str | None = None
+
+    def with_team(self, teams: TeamDirectory) -> RequestScope:
+        """The same scope with the user's team filled in from the teams file."""
+        if self.team or not self.user:
+            return self
+        return RequestScope(self.tenant, teams.team_of(self.user), self.user, self.client, self.mcp_server,
+                            self.model)
+
+
+def scope_applies(scope: dict[str, list[str]], request: RequestScope) -> bool:
+    """Whether a budget scope covers a request (unknown constrained dimensions: it does not)."""
+    for dim in DIMENSIONS:
+        allowed = scope.get(dim)
+        if not allowed:
+            continue
+        value = getattr(request, dim)
+        if not value or not Scope.value_matches(dim, tuple(allowed), [value]):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class EnforcementDecision:
+    """The answer for one request."""
+
+    blocked: bool
+    budget_id: str | None = None
+    budget_name: str | None = None
+    spend_usd: Decimal | None = None
+    limit_usd: Decimal | None = None
+    period_key: str | None = None
+    period_end: datetime | None = None
+    reason: str | None = None
+
+    HTTP_STATUS_BLOCKED = 402  # what AxonFlow answers for a budget block
+
+    def budget_info(self) -> dict[str, Any] | None:
+        """AxonFlow's ``budget_info`` object for a pre-check response."""
+        if self.budget_id is None or self.limit_usd is None or self.spend_usd is None:
+            return None
+        return {
+            "budget_id": self.budget_id,
+            "budget_name": self.budget_name,
+            "used_usd": canonical(self.spend_usd),
+            "limit_usd": canonical(self.limit_usd),
+            "percentage": canonical(ratio(self.spend_usd * 100, self.limit_usd, 2)),
+            "exceeded": self.blocked,
+            "action": "block",
+        }
+
+    def axonflow_precheck(self) -> dict[str, Any]:
+        """The fields of an AxonFlow pre-check response for this decision (HTTP 402 when blocked)."""
+        if not self.blocked:
+            return {"approved": True}
+        return {"approved": False, "block_reason": self.reason, "policies": ["budget_exceeded"],
+                "budget_info": self.budget_info()}
+
+
+ALLOW = EnforcementDecision(blocked=False)
+
+
+@dataclass
+class EnforcementView:
+    """Latest budget snapshots in memory, answering block decisions."""
+
+    grace: timedelta = timedelta(days=1)  # keep ended periods this long (late spend may still land)
+    snapshots: dict[str, BudgetStateSnapshot] = field(default_factory=dict)
+    last_update: datetime | None = None
+
+    def update(self, snap: BudgetStateSnapshot) -> bool:
+        """Take a snapshot; an older one (lower seq) for the same key is ignored. True when applied."""
+        current = self.snapshots.get(snap.key)
+        if current is not None and current.seq >= snap.seq:
+            return False
+        self.snapshots[snap.key] = snap
+        self.last_update = snap.updated_at
+        return True
+
+    def age_seconds(self, now: datetime) -> float | None:
+        """Seconds since the newest snapshot was produced."""
+        return None if self.last_update is None else (to_utc(now) - self.last_update).total_seconds()
+
+    def prune(self, now: datetime) -> int:
+        """Drop snapshots of periods that ended more than ``grace`` ago; returns how many."""
+        now = to_utc(now)
+        old = [k for k, s in self.snapshots.items() if s.period_end + self.grace < now]
+        for k in old:
+            del self.snapshots[k]
+        return len(old)
+
+    def _trailing_spend(self, snaps: list[BudgetStateSnapshot], now: datetime) -> tuple[Decimal, BudgetStateSnapshot]:
+        """Rolling budgets: spend of the window ending at now's bucket, from the block holding now
+        (or, when it has no state yet, the previous block's tail)."""
+        length = snaps[0].window_seconds or 0
+        own = next((s for s in snaps if s.period_start <= now < s.period_end), None)
+        if own is not None:
+            buckets, start = own.buckets, own.period_start
+        else:
+            prev = next((s for s in snaps if s.period_end <= now < s.period_end + timedelta(seconds=length)), None)
+            if prev is None:
+                return ZERO, snaps[0]
+            buckets = {i - ROLLING_BUCKETS: v for i, v in prev.buckets.items() if i >= 0}
+            start = prev.period_end
+            own = prev
+        e = int((now - start).total_seconds() // own.bucket_seconds)
+        return add(*(v for i, v in buckets.items() if e - ROLLING_BUCKETS < i <= e)), own
+
+    def exhausted(self, request: RequestScope, now: datetime) -> list[EnforcementDecision]:
+        """Every block budget exhausted for this request now (sorted by budget id)."""
+        now = to_utc(now)
+        by_budget: dict[str, list[BudgetStateSnapshot]] = {}
+        for s in self.snapshots.values():
+            if s.action == "block" and scope_applies(s.scope, request):
+                by_budget.setdefault(s.budget_id, []).append(s)
+        out = []
+        for budget_id in sorted(by_budget):
+            snaps = by_budget[budget_id]
+            if snaps[0].period_kind == "rolling":
+                spend, snap = self._trailing_spend(snaps, now)
+            else:
+                found = next((s for s in snaps if s.period_start <= now < s.period_end), None)
+                if found is None:
+                    continue
+                spend, snap = found.spend_usd, found
+            if spend >= snap.limit_usd:
+                period = ("the last " + str((snap.window_seconds or 0) // 3600) + " hours"
+                          if snap.period_kind == "rolling" else f"this {snap.period_kind}")
+                out.append(EnforcementDecision(
+                    blocked=True, budget_id=budget_id, budget_name=snap.budget_name, spend_usd=spend,
+                    limit_usd=snap.limit_usd, period_key=snap.period_key, period_end=snap.period_end,
+                    reason=(f"budget {snap.budget_name!r} exhausted: ${canonical(spend)} spent of "
+                            f"${canonical(snap.limit_usd)} in {period}"),
+                ))
+        return out
+
+    def check(self, request: RequestScope, now: datetime) -> EnforcementDecision:
+        """Block when any applicable block budget is exhausted (the first by budget id names the reason)."""
+        found = self.exhausted(request, now)
+        return found[0] if found else ALLOW

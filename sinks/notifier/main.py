@@ -1,0 +1,93 @@
+"""Running the notifier as a service (``gateledger serve notifier``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_producer, resolve
+from gateledger.masking import Masker, masking_salt
+from gateledger.settings import Settings
+from gateledger.topics import Topic, topic_name
+from sinks.notifier.sent_store import KafkaSentStore
+from sinks.notifier.service import NotifierService
+from sinks.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
+
+
+def _http_app(service: NotifierService) -> web.Application:
+    async def metrics(_: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"ok": True, "handled": service.handled})
+
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | None = None,
+                       notifier: NotifierSettings | None = None,
+                       after_mark: Callable[[str, str], None] | None = None) -> None:
+    """Load the sent store, then deliver alerts until ``stop`` is set."""
+    settings = settings or Settings()
+    notifier = notifier or NotifierSettings()
+    stop = stop or asyncio.Event()
+    targets = notifier.targets()
+    if not targets:
+        log.warning("no webhooks configured (GATELEDGER_NOTIFIER_WEBHOOKS): alerts are consumed and not sent")
+    kafka, core = settings.kafka, settings.core
+    target = resolve(kafka, core)
+    await ensure_gateledger_topics(kafka, target)
+    prefix = target.topic_prefix
+    producer = make_producer(kafka, target, linger_ms=0)
+    await producer.start()
+    consumer = make_consumer(kafka, target, topic_name(Topic.BUDGET_ALERTS, prefix), group_id=notifier.group_id)
+    session = aiohttp.ClientSession()
+    runner: web.AppRunner | None = None
+    try:
+        store = KafkaSentStore(kafka, target, topic_name(Topic.NOTIFIER_SENT, prefix), producer)
+        await store.load()
+        service = NotifierService(notifier, consumer, producer, store, session, targets,
+                                  topic_name(Topic.DEAD_LETTERS, prefix), Masker(salt=masking_salt(core.data_dir)),
+                                  after_mark=after_mark)
+        runner = web.AppRunner(_http_app(service), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, notifier.host, notifier.port).start()
+        await consumer.start()
+        run_task = asyncio.create_task(service.run())
+        stop_task = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            service.stop()
+            await run_task
+        finally:
+            stop_task.cancel()
+    finally:
+        await consumer.stop()
+        await session.close()
+        await producer.stop()
+        if runner is not None:
+            await runner.cleanup()
+
+
+def main() -> None:
+    """Entry point: run until SIGTERM or SIGINT."""
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_notifier(stop=stop)
+
+    asyncio.run(_main())

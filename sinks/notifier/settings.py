@@ -1,0 +1,69 @@
+"""Notifier settings (``GATELEDGER_NOTIFIER_*``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateledger import jsonutil
+from gateledger.money.yamlio import load_yaml_file
+
+
+class WebhookTarget(BaseModel):
+    """One receiver of alerts."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    url: str
+    format: Literal["generic", "slack"] = "generic"
+    headers: dict[str, str] = Field(default_factory=dict)
+    # When set, the body is signed: X-Gateledger-Signature-256: sha256=<hex HMAC-SHA256 of the body>.
+    secret: SecretStr | None = None
+    # Only alerts of these budgets / kinds (empty: all).
+    budgets: list[str] = Field(default_factory=list)
+    kinds: list[Literal["threshold", "projected"]] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, v: str) -> str:
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("webhook url must be http(s)://")
+        return v
+
+
+class NotifierSettings(BaseSettings):
+    """How the notifier consumes, delivers and retries."""
+
+    model_config = SettingsConfigDict(env_prefix="GATELEDGER_NOTIFIER_", extra="ignore")
+
+    group_id: str = "gateledger-notifier"
+    # Webhooks as JSON ([{"name": ..., "url": ..., "format": "slack"}]) or in a YAML file (`webhooks: [...]`).
+    webhooks: str = ""
+    webhooks_file: Path | None = None
+    timeout_s: float = 10.0
+    # Exponential backoff between attempts, capped; after give_up_after_s the alert is dead-lettered.
+    retry_initial_s: float = 1.0
+    retry_max_s: float = 60.0
+    give_up_after_s: float = 86400.0
+    # /metrics and /healthz on loopback (0: a free port).
+    host: str = "127.0.0.1"
+    port: int = 0
+
+    def targets(self) -> list[WebhookTarget]:
+        """The configured webhooks (names unique)."""
+        raw: list[Any] = []
+        if self.webhooks.strip():
+            parsed = jsonutil.loads(self.webhooks)
+            raw.extend(parsed if isinstance(parsed, list) else [parsed])
+        if self.webhooks_file is not None:
+            data = load_yaml_file(self.webhooks_file) or {}
+            raw.extend(data.get("webhooks", []) if isinstance(data, dict) else [])
+        targets = [WebhookTarget.model_validate(r) for r in raw]
+        names = [t.name for t in targets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"webhook names must be unique: {names}")
+        return targets

@@ -1,0 +1,100 @@
+"""The enforcement read model: block budgets, scope applicability, calendar and rolling exhaustion."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from gateledger import jsonutil
+from gateledger.contracts.budget_state import BudgetStateSnapshot
+from gateledger.contracts.events import CostEntry, CostKind
+from gateledger.money.accounting import BudgetBook, snapshot
+from gateledger.money.budgets import parse_budgets
+from gateledger.money.enforcement import EnforcementView, RequestScope
+from gateledger.money.teams import TeamDirectory
+
+T = datetime(2026, 3, 10, 12, tzinfo=UTC)
+BUDGETS = parse_budgets({"budgets": [
+    {"name": "acme-gpt-day", "scope": {"tenant": "acme", "model": "gpt-*"}, "period": "day",
+     "timezone": "America/New_York", "limit_usd": "1", "action": "block"},
+    {"name": "ml-team", "scope": {"team": "ml"}, "period": "month", "limit_usd": "2", "action": "block"},
+    {"name": "acme-watch", "scope": {"tenant": "acme"}, "period": "day", "limit_usd": "0.5", "action": "alert"},
+    {"name": "burst", "scope": {"user": "bob"}, "period": "rolling", "hours": 6, "limit_usd": "3", "action": "block"},
+]})
+
+
+def cost(i: int, amount: str, t: datetime = T, **kw) -> CostEntry:
+    base = dict(id=f"c{i}", tenant="acme", time=t, kind=CostKind.LLM, event_id=f"e{i}", model="gpt-4o",
+                user_id="alice", total_cost_usd=Decimal(amount), price_version="v", computed_at=t)
+    base.update(kw)
+    return CostEntry(**base)
+
+
+def view_of(book: BudgetBook, at: datetime) -> EnforcementView:
+    view = EnforcementView()
+    for (bid, _), state in book.states.items():
+        snap = snapshot(book.budgets[bid], state, at)
+        # snapshots travel as JSON on the compacted topic
+        assert view.update(BudgetStateSnapshot.model_validate(jsonutil.loads(jsonutil.dumps(snap.model_dump(mode="json")))))
+    return view
+
+
+def test_calendar_block_and_scope_applicability() -> None:
+    book = BudgetBook(BUDGETS)
+    book.apply_cost(cost(1, "0.6"), now=T)
+    view = view_of(book, T)
+    req = RequestScope(tenant="acme", user="alice", model="gpt-4o")
+    assert not view.check(req, T).blocked, "alert-only budgets never block"
+    book.apply_cost(cost(2, "0.4"), now=T)
+    view = view_of(book, T)
+    d = view.check(req, T + timedelta(hours=1))
+    assert d.blocked and d.budget_id == "acme-gpt-day" and "'acme-gpt-day' exhausted" in d.reason
+    assert d.spend_usd == Decimal("1.0") and d.period_key == "day:2026-03-10"
+    assert not view.check(RequestScope(tenant="acme", model="claude-haiku-4-5"), T).blocked, "other model"
+    assert not view.check(RequestScope(tenant="acme"), T).blocked, "model unknown at pre-check: does not apply"
+    assert not view.check(RequestScope(tenant="beta", model="gpt-4o"), T).blocked
+    # the next New York day is fresh
+    assert not view.check(req, datetime(2026, 3, 11, 4, 30, tzinfo=UTC)).blocked
+    precheck = d.axonflow_precheck()
+    assert precheck["approved"] is False and precheck["policies"] == ["budget_exceeded"]
+    assert precheck["budget_info"] == {"budget_id": "acme-gpt-day", "budget_name": "acme-gpt-day", "used_usd": "1",
+                                       "limit_usd": "1", "percentage": "100", "exceeded": True, "action": "block"}
+    assert d.HTTP_STATUS_BLOCKED == 402
+
+
+def test_team_scope_needs_the_team() -> None:
+    book = BudgetBook(BUDGETS)
+    book.apply_cost(cost(1, "2.5", team="ml", model="claude-haiku-4-5"), now=T)
+    view = view_of(book, T)
+    teams = TeamDirectory.from_data({"teams": {"ml": ["alice"]}})
+    assert not view.check(RequestScope(tenant="acme", user="alice"), T).blocked
+    d = view.check(RequestScope(tenant="acme", user="alice").with_team(teams), T)
+    assert d.blocked and d.budget_id == "ml-team"
+
+
+def test_rolling_window_blocks_then_recovers() -> None:
+    book = BudgetBook(BUDGETS)
+    start = datetime(2026, 3, 10, 16, tzinfo=UTC)  # block [12:00, 18:00)
+    for i in range(3):
+        book.apply_cost(cost(i, "1", start + timedelta(minutes=30 * i), user_id="bob", model="x"), now=start)
+    view = view_of(book, start)
+    bob = RequestScope(user="bob")
+    assert view.check(bob, start + timedelta(hours=1)).blocked
+    # 18:30 is in the next block, which has no state of its own: the previous block's tail counts
+    assert view.check(bob, datetime(2026, 3, 10, 18, 30, tzinfo=UTC)).blocked
+    # six hours after the spend the window has moved past it
+    assert not view.check(bob, datetime(2026, 3, 10, 22, 31, tzinfo=UTC)).blocked
+    assert not view.check(RequestScope(user="alice"), start).blocked
+
+
+def test_snapshot_order_and_pruning() -> None:
+    book = BudgetBook(BUDGETS)
+    book.apply_cost(cost(1, "2"), now=T)
+    snaps = [snapshot(book.budgets[b], s, T) for (b, _), s in book.states.items()]
+    view = EnforcementView()
+    for s in snaps:
+        view.update(s)
+    old = snaps[0].model_copy(update={"seq": 0, "spend_usd": Decimal(0)})
+    assert not view.update(old), "an older snapshot does not overwrite a newer one"
+    assert view.age_seconds(T + timedelta(seconds=5)) == 5
+    assert view.prune(T + timedelta(days=40)) == len(snaps) and view.snapshots == {}
