@@ -182,7 +182,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "status": decision.status,
         "reason": decision.reason,
         "policy": decision.policy,
-        "signature": "verified" if delivery.signed else "unsigned",
+        "signature_check": "verified" if delivery.signed else "unsigned",
         "mcp_server_id": delivery.mcp_server_id,
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
