@@ -186,6 +186,15 @@ def serve_ingest() -> None:
     ingest_main()
 
 
+@serve.command("poller")
+def serve_poller() -> None:
+    """The Obot audit API poller (GATELEDGER_OBOT_URL, GATELEDGER_OBOT_TOKEN; see docs/ingest.md)."""
+    from producers.obot.poller import main as poller_main
+
+    _setup_logging()
+    poller_main()
+
+
 @serve.command("processors")
 def serve_processors() -> None:
     """The faust stream-processing worker."""

@@ -130,7 +130,7 @@ def test_sdk_through_the_tap_records_both_calls_and_passes_everything_else(setti
                     with pytest.raises(AxonFlowError, match="503"):
                         await sdk.get_policy_approved_context(user_token="utok-carol-1234", query="hello")
                     assert await sdk.health_check() is True, "pass-through does not need Kafka"
-        await asyncio.to_thread(broker.start)
+                await asyncio.to_thread(broker.start)  # so the publisher's shutdown flush is quick
 
     try:
         asyncio.run(main())
