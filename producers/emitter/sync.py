@@ -118,9 +118,14 @@ class Emitter:
 
     def _loop(self) -> None:
         while True:
+            deadline = time.monotonic() + self.flush_interval_s
             with self._cond:
-                if not self._closed and len(self._buf) < self.batch_size:
-                    self._cond.wait(self.flush_interval_s)
+                # Woken early only by a full batch or close (not by every take's notify).
+                while not self._closed and len(self._buf) < self.batch_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
                 if self._closed:
                     return
             with self._send_lock:

@@ -122,12 +122,26 @@ def caller_for(state: IngestState, grant: TokenGrant | None, token: str | None =
     return Caller(grant.tenant, grant.install or s.install, token)
 
 
+TENANT_HINT = "X-Gateledger-Tenant"
+
+
+def open_caller(request: web.Request, state: IngestState, token: str | None = None) -> Caller:
+    """The caller of an unauthenticated endpoint (no tokens configured: the loopback default).
+
+    Only here may a request name its tenant itself (``X-Gateledger-Tenant``): with tokens
+    configured, the token decides and the header is ignored.
+    """
+    caller = caller_for(state, None, token)
+    hint = request.headers.get(TENANT_HINT, "").strip()
+    return Caller(hint, caller.install, token) if hint else caller
+
+
 def authenticate(request: web.Request) -> Caller:
     """Resolve the bearer token to a tenant; 401 when tokens are configured and this one is not known."""
     state = request.app[STATE]
     token = bearer_token(request)
     if not state.token_index:
-        return caller_for(state, None, token)
+        return open_caller(request, state, token)
     grant = lookup_token(state, token)
     if grant is None:
         raise unauthorized("missing or unknown bearer token")

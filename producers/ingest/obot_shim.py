@@ -35,6 +35,7 @@ from producers.ingest.common import (
     bearer_token,
     caller_for,
     lookup_token,
+    open_caller,
     publish_or_503,
     read_body,
     reject_body,
@@ -55,7 +56,7 @@ async def shim_caller(request: web.Request, state: IngestState, token: str | Non
     forwarder = request.app.get(FORWARDER)
     if token is None:
         if forwarder is None and not state.token_index:
-            return caller_for(state, None)
+            return open_caller(request, state)
         raise unauthorized("no token provided")
     grant = lookup_token(state, token)
     if grant is not None:
@@ -65,7 +66,7 @@ async def shim_caller(request: web.Request, state: IngestState, token: str | Non
             return caller_for(state, None, token)
         raise unauthorized("invalid token")
     if not state.token_index:
-        return caller_for(state, None, token)
+        return open_caller(request, state, token)
     raise unauthorized("invalid token")
 
 

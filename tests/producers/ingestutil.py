@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, resolve
 from gateledger.masking import Masker
-from gateledger.settings import Settings
+from gateledger.settings import KafkaSettings, Settings
 from producers.ingest.server import build_app
 from producers.ingest.settings import IngestSettings
 from producers.publisher import Publisher
@@ -22,13 +22,15 @@ SALT = b"test-salt"
 
 @asynccontextmanager
 async def ingest_client(
-    settings: Settings, ingest: IngestSettings | None = None, target: KafkaTarget | None = None, **app_kw: Any
+    settings: Settings, ingest: IngestSettings | None = None, target: KafkaTarget | None = None,
+    kafka: KafkaSettings | None = None, **app_kw: Any
 ) -> AsyncIterator[TestClient]:
     """A test client of the ingest app publishing to this test's topics."""
     ingest = ingest or IngestSettings()
-    target = target or resolve(settings.kafka, settings.core)
-    await ensure_gateledger_topics(settings.kafka, target)
-    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as pub:
+    kafka = kafka or settings.kafka
+    target = target or resolve(kafka, settings.core)
+    await ensure_gateledger_topics(kafka, target)
+    async with Publisher(kafka, target, timeout_s=ingest.publish_timeout_s) as pub:
         app = build_app(pub, ingest, Masker(salt=SALT), **app_kw)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             yield client

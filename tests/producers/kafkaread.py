@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -14,8 +15,10 @@ from gateledger.topics import Topic, topic_name
 
 
 async def read_topic(settings: Settings, topic: Topic, want: int | None = None, timeout_s: float = 10.0,
-                     bootstrap: str | None = None) -> list[dict[str, Any]]:
-    """Every message on a topic (value parsed, plus ``_key``), reading until ``want`` arrived or it goes quiet."""
+                     bootstrap: str | None = None,
+                     until: Callable[[list[dict[str, Any]]], bool] | None = None) -> list[dict[str, Any]]:
+    """Every message on a topic (value parsed, plus ``_key``), reading until ``want`` arrived (or ``until``
+    holds) or it goes quiet."""
     name = topic_name(topic, settings.core.topic_prefix)
     consumer = AIOKafkaConsumer(
         **common_config(settings.kafka, bootstrap or settings.kafka.bootstrap_servers or ""),
@@ -47,11 +50,11 @@ async def read_topic(settings: Settings, topic: Topic, want: int | None = None, 
                 out.append(value)
             if got:
                 quiet_since = loop.time()
-            if want is not None and len(out) >= want:
+            if (until is not None and until(out)) or (until is None and want is not None and len(out) >= want):
                 # A little longer, so that extra (unexpected) messages are seen too.
                 if loop.time() - quiet_since > 0.5:
                     break
-            elif want is None and loop.time() - quiet_since > 1.0:
+            elif want is None and until is None and loop.time() - quiet_since > 1.0:
                 break
         return out
     finally:

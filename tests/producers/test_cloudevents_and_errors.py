@@ -97,7 +97,9 @@ def test_broker_down_gives_503_with_retry_after_and_recovers(settings: Settings,
     try:
         async def main() -> None:
             ingest = IngestSettings(publish_timeout_s=2.0, retry_after_s=3)
-            async with ingest_client(settings, ingest, target=target) as http:
+            # Unacknowledged batches expire after 1 s: nothing is in flight when the broker returns.
+            kafka = settings.kafka.model_copy(update={"request_timeout_ms": 1000})
+            async with ingest_client(settings, ingest, target=target, kafka=kafka) as http:
                 r = await http.post("/v1/ingest/obot-llm", json=[samples.obot_llm()])
                 assert r.status == 200
                 broker.stop()
@@ -109,10 +111,11 @@ def test_broker_down_gives_503_with_retry_after_and_recovers(settings: Settings,
                     assert r.status == 503, (path, await r.text())
                     assert r.headers["Retry-After"] == "3"
                 assert time.monotonic() - started < 15, "503 within the publish timeout, not a hang"
+                await asyncio.sleep(1.5)
                 await asyncio.to_thread(broker.start)
                 await wait_for_broker(broker.bootstrap)
                 # Tansu keeps topics in memory only: a restarted broker starts empty.
-                await ensure_gateledger_topics(settings.kafka, target)
+                await ensure_gateledger_topics(kafka, target)
                 deadline = time.monotonic() + 30
                 while True:
                     r = await http.post("/v1/ingest/obot-llm", json=[samples.obot_llm(id="x-2")])
