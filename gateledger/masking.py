@@ -190,16 +190,21 @@ class Masker:
             return self.mask_text(value)
         if t is dict:
             out: dict[Any, Any] = {}
+            key_kind, mask_text, mask = self._key_kind, self.mask_text, self.mask
             for k, v in value.items():
-                if type(k) is str and v is not None and v != "" and v != REDACTED:
-                    kind = self._key_kind(k)
+                vt = type(v)
+                if vt is bool or v is None:
+                    out[k] = v  # nothing to hide in a flag
+                    continue
+                if type(k) is str and v != "" and v != REDACTED:
+                    kind = key_kind(k)
                     if kind == _SECRET:
                         out[k] = REDACTED
                         continue
                     if kind == _HASHED:
-                        out[k] = self.token_hash(v) if isinstance(v, str) else REDACTED
+                        out[k] = self.token_hash(v) if vt is str else REDACTED
                         continue
-                out[k] = self.mask(v)
+                out[k] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
             return out
         if t is list or t is tuple:
             return [self.mask(v) for v in value]
