@@ -186,3 +186,37 @@ def test_recorded_exchanges_on_kafka(settings: Settings) -> None:
     assert blocked["data"]["response"]["block_reason"] == "SQL injection detected"
     letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=1))
     assert [d["reason"] for d in letters] == ["schema"] and "not json" in letters[0]["original"]
+
+
+def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> None:
+    """The service as `gateledger serve ingest` runs it: tap under /axonflow and at the root of its own port."""
+    from gateledger.net import free_port
+    from producers.ingest.server import run_ingest
+
+    upstream_api = FakeAxonFlow()
+
+    async def main() -> None:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            port, tap_port = free_port(), free_port()
+            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")), axonflow_port=tap_port)
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_ingest(settings, stop, ingest=ingest))
+            try:
+                for _ in range(100):
+                    try:
+                        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+                for base in (f"http://127.0.0.1:{port}/axonflow", f"http://127.0.0.1:{tap_port}"):
+                    async with AxonFlow(endpoint=base, client_id="acme", client_secret="x") as sdk:
+                        ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
+                        assert ok.approved
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 20)
+        events = await read_topic(settings, Topic.RAW_AXONFLOW, want=2)
+        assert sorted(e["context_id"] for e in events) == ["ctx-1", "ctx-2"]
+
+    asyncio.run(main())
