@@ -91,7 +91,7 @@ async def ingest_cloudevents(request: web.Request) -> web.Response:
         masker=state.masker,
         tenant=caller.tenant,
         install=caller.install,
-        tenant_locked=bool(state.token_index),
+        tenant_locked=caller.locked,
     )
     result = await publish_or_503(
         request, accept(state.publisher, FORMAT, records, ctx, origin=f"http:{request.path}", source=SOURCE)

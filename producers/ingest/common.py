@@ -61,6 +61,8 @@ class Caller:
     tenant: str
     install: str
     token: str | None = None
+    # True when the token speaks for exactly this tenant: records may not claim another one.
+    locked: bool = False
 
 
 class HttpError(Exception):
@@ -114,25 +116,34 @@ def lookup_token(state: IngestState, token: str | None) -> TokenGrant | None:
     return state.token_index.get(_digest(token))
 
 
-def caller_for(state: IngestState, grant: TokenGrant | None, token: str | None = None) -> Caller:
-    """A caller from a grant (None: the defaults)."""
+TENANT_HINT = "X-Gateledger-Tenant"
+RELAY = "*"  # a grant for any tenant: a trusted relay (an internal gateway, the simulator)
+
+
+def _hint(request: web.Request | None) -> str:
+    return request.headers.get(TENANT_HINT, "").strip() if request is not None else ""
+
+
+def caller_for(state: IngestState, grant: TokenGrant | None, token: str | None = None,
+               request: web.Request | None = None) -> Caller:
+    """A caller from a grant (None: the defaults; tenant ``*``: a relay naming tenants itself)."""
     s = state.settings
     if grant is None:
         return Caller(s.default_tenant, s.install, token)
-    return Caller(grant.tenant, grant.install or s.install, token)
-
-
-TENANT_HINT = "X-Gateledger-Tenant"
+    install = grant.install or s.install
+    if grant.tenant == RELAY:
+        return Caller(_hint(request) or s.default_tenant, install, token)
+    return Caller(grant.tenant, install, token, locked=True)
 
 
 def open_caller(request: web.Request, state: IngestState, token: str | None = None) -> Caller:
     """The caller of an unauthenticated endpoint (no tokens configured: the loopback default).
 
-    Only here may a request name its tenant itself (``X-Gateledger-Tenant``): with tokens
-    configured, the token decides and the header is ignored.
+    Here, and for relay tokens, a request may name its tenant itself (``X-Gateledger-Tenant``);
+    with a tenant's own token, the token decides and the header is ignored.
     """
     caller = caller_for(state, None, token)
-    hint = request.headers.get(TENANT_HINT, "").strip()
+    hint = _hint(request)
     return Caller(hint, caller.install, token) if hint else caller
 
 
@@ -145,7 +156,7 @@ def authenticate(request: web.Request) -> Caller:
     grant = lookup_token(state, token)
     if grant is None:
         raise unauthorized("missing or unknown bearer token")
-    return caller_for(state, grant, token)
+    return caller_for(state, grant, token, request)
 
 
 def unauthorized(message: str) -> HttpError:

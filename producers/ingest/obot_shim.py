@@ -60,7 +60,7 @@ async def shim_caller(request: web.Request, state: IngestState, token: str | Non
         raise unauthorized("no token provided")
     grant = lookup_token(state, token)
     if grant is not None:
-        return caller_for(state, grant, token)
+        return caller_for(state, grant, token, request)
     if forwarder is not None:
         if await forwarder.token_valid(token):
             return caller_for(state, None, token)

@@ -63,7 +63,7 @@ async def ingest_generic(request: web.Request) -> web.Response:
         tenant=caller.tenant,
         install=caller.install,
         tenant_header=request.headers.get("X-Tenant-ID"),
-        tenant_locked=bool(state.token_index),
+        tenant_locked=caller.locked,
     )
     result = await publish_or_503(
         request, accept(state.publisher, fmt, parse_body(body), ctx, origin=f"http:{fmt}", source=fmt)

@@ -35,8 +35,9 @@ class IngestSettings(BaseSettings):
     # Names the Obot installation in event sources (obot/<install>/mcp).
     install: str = "default"
     # Bearer tokens accepted on ingest endpoints: {"token": "tenant"} or
-    # {"token": {"tenant": "acme", "install": "prod"}}. Empty: no authentication (the embedded
-    # default, loopback only).
+    # {"token": {"tenant": "acme", "install": "prod"}}. Tenant "*" makes a relay token (an internal
+    # gateway, the simulator) whose records name their own tenants. Empty: no authentication (the
+    # embedded default, loopback only).
     tokens: dict[str, TokenGrant] = Field(default_factory=dict)
     # Shared secret of the Obot webhook filter (X-Obot-Signature-256) on POST /v1/obot/webhook.
     # Unset: deliveries are accepted unsigned (loopback default); set: every delivery must be signed.

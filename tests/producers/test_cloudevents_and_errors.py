@@ -58,7 +58,7 @@ def test_structured_batch_binary_and_plain_json(settings: Settings) -> None:
 
 def test_token_locks_the_tenant_and_oversized_bodies_are_413_and_dead_lettered(settings: Settings) -> None:
     async def main() -> None:
-        ingest = IngestSettings(tokens={"t1": "acme"}, max_body_bytes=4096)
+        ingest = IngestSettings(tokens={"t1": "acme", "relay": {"tenant": "*"}}, max_body_bytes=4096)
         async with ingest_client(settings, ingest) as http:
             auth = {"Authorization": "Bearer t1"}
             r = await http.post("/v1/cloudevents", json=[samples.cloudevent(), samples.cloudevent(id="e2", tenant="globex")],
@@ -69,6 +69,12 @@ def test_token_locks_the_tenant_and_oversized_bodies_are_413_and_dead_lettered(s
             assert (await r.json())["rejected"][0]["reason"] == "tenant_mismatch"
             r = await http.post("/v1/cloudevents", json=samples.cloudevent())
             assert r.status == 401
+            # A relay token may write any tenant: from the records, else from X-Gateledger-Tenant.
+            relay = {"Authorization": "Bearer relay", "X-Gateledger-Tenant": "initech"}
+            r = await http.post("/v1/cloudevents", json=[samples.cloudevent(id="r1", tenant="globex"),
+                                                         {k: v for k, v in samples.cloudevent(id="r2").items()
+                                                          if k != "tenant"}], headers=relay)
+            assert r.status == 200, await r.text()
             big = jsonutil.dumps([samples.cloudevent(id=str(i)) for i in range(100)])
             assert len(big) > 4096
             r = await http.post("/v1/cloudevents", data=big, headers=auth)
@@ -83,6 +89,8 @@ def test_token_locks_the_tenant_and_oversized_bodies_are_413_and_dead_lettered(s
         letters = await read_topic(settings, Topic.DEAD_LETTERS, want=4)
         reasons = sorted(d["reason"] for d in letters)
         assert reasons == ["tenant_mismatch", "tenant_mismatch", "too_large", "too_large"]
+        events = await read_topic(settings, Topic.RAW_CLOUDEVENTS, want=3)
+        assert {e["data"]["id"]: e["tenant"] for e in events} == {"evt-1": "acme", "r1": "globex", "r2": "initech"}
         big_letter = next(d for d in letters if d["reason"] == "too_large")
         assert big_letter["details"]["limit"] == 4096 and big_letter["tenant"] == "acme"
 
