@@ -227,3 +227,45 @@ def parse_t(value: str) -> datetime:
     from gateledger.jsonutil import parse_time
 
     return parse_time(value)  # type: ignore[return-value]
+
+
+def test_kafka_down_keeps_the_checkpoint_and_the_next_cycle_publishes(settings: Settings, tmp_path: Path) -> None:
+    """Own broker, stopped under the poller: no checkpoint moves, nothing is lost once it is back."""
+    from gateledger.kafka import KafkaTarget, wait_for_broker
+    from gateledger.stack.broker import TansuBroker
+    from producers.publisher import PublishError
+
+    api = FakeObotApi()
+    api.add_mcp(30, NOW - timedelta(minutes=30), step_s=10)
+    broker = TansuBroker(log_path=tmp_path / "own-broker.log")
+    broker.start()
+    target = KafkaTarget(broker.bootstrap, True, settings.core.topic_prefix)
+    kafka = settings.kafka.model_copy(update={"request_timeout_ms": 1000})
+
+    async def main() -> None:
+        await ensure_gateledger_topics(kafka, target)
+        async with TestServer(api.app(), host="127.0.0.1") as server:
+            ps = poller_settings(str(server.make_url("")), tmp_path)
+            async with Publisher(kafka, target, timeout_s=1.5) as pub, aiohttp.ClientSession() as session:
+                poller = ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path)
+                await asyncio.to_thread(broker.stop)
+                try:
+                    await poller.poll_stream(session, "mcp")
+                except PublishError:
+                    pass
+                else:
+                    raise AssertionError("a cycle must fail while Kafka is down")
+                assert CheckpointStore(tmp_path / "ckpt", "prod").load("mcp").watermark is None
+                await asyncio.sleep(1.2)  # queued batches expire: nothing in flight across the restart
+                await asyncio.to_thread(broker.start)
+                await wait_for_broker(broker.bootstrap)
+                await ensure_gateledger_topics(kafka, target)
+                assert await poller.poll_stream(session, "mcp") == 30
+        events = await read_topic(settings, Topic.RAW_OBOT_MCP, bootstrap=broker.bootstrap,
+                                  until=lambda got: len({e["id"] for e in got}) >= 30)
+        assert len({e["id"] for e in events}) == 30
+
+    try:
+        asyncio.run(main())
+    finally:
+        broker.stop()
