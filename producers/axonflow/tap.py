@@ -40,7 +40,7 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
-from producers.publisher import PublishError, Publisher
+from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
-from producers.publisher import PublishError, Publisher
+from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,6 @@ are remembered for a while so the check costs one extra request per token per ca
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -70,6 +69,8 @@ class ObotForwarder:
             telemetry.OBOT_FORWARD.labels(outcome="ok").inc()
             return
         telemetry.OBOT_FORWARD.labels(outcome="rejected").inc()
+        if status in (401, 403):
+            self.forget(token)  # revoked in Obot since it was checked: ask again next time
         # Obot's own status goes back to the shim (which retries anything but 200).
         code = status if 400 <= status < 600 else 502
         raise HttpError(code, f"Obot rejected the batch ({status}): {text[:500]}", upstream_status=status)
@@ -77,9 +78,3 @@ class ObotForwarder:
     def forget(self, token: str) -> None:
         """Drop a cached token (Obot rejected it after all)."""
         self._trusted.pop(hashlib.sha256(token.encode()).digest(), None)
-
-
-async def close_quietly(session: aiohttp.ClientSession) -> None:
-    """Close a client session, giving connections a moment to shut (aiohttp's documented advice)."""
-    await session.close()
-    await asyncio.sleep(0)

@@ -26,13 +26,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateledger import jsonutil
 from gateledger.clock import utcnow
-from producers import telemetry
-from pydantic import ValidationError
-
 from gateledger.contracts.wire import JsonRpcMessage
+from producers import telemetry
 from producers.formats import IngestContext, obot_webhook
 from producers.ingest.common import (
     STATE,

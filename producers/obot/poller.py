@@ -39,9 +39,9 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
-from producers.obot.checkpoint import Checkpoint, CheckpointStore
+from producers.obot.checkpoint import CheckpointStore
 from producers.obot.settings import ObotPollerSettings
-from producers.publisher import PublishError, Publisher
+from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 

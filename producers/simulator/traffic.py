@@ -25,7 +25,14 @@ from typing import Any
 from gateledger import jsonutil
 from gateledger.contracts.envelope import utc_iso
 from gateledger.ids import stable_id
-from producers.simulator.truth import GroundTruth, InteractionTruth, LlmTruth, MalformedTruth, ObotLlmTruth, ToolCallTruth
+from producers.simulator.truth import (
+    GroundTruth,
+    InteractionTruth,
+    LlmTruth,
+    MalformedTruth,
+    ObotLlmTruth,
+    ToolCallTruth,
+)
 from producers.simulator.world import CLIENTS, FRAMEWORKS, MCP_SERVERS, POLICIES, Tenant, build_world
 
 

@@ -13,9 +13,9 @@ from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
 from producers.emitter import AsyncEmitter, EmitError, Emitter, RetryPolicy, make_event
 from producers.ingest.settings import IngestSettings
-from tests.samples import TRACE, TRACEPARENT
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
+from tests.samples import TRACE, TRACEPARENT
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
 

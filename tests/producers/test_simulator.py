@@ -12,10 +12,10 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
+from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.formats import IngestContext, get_format
-from gateledger.masking import Masker
 from producers.ingest.settings import IngestSettings
 from producers.simulator import Faults, deliver, simulate
 from tests.producers.ingestutil import ingest_client
