@@ -54,13 +54,15 @@ class Deliverer:
     """Posts deliveries; one instance per target."""
 
     def __init__(self, session: aiohttp.ClientSession, target: str, *, tokens: dict[str, str] | None = None,
-                 token: str | None = None, webhook_secret: str | None = None, batch_size: int = 500) -> None:
+                 token: str | None = None, webhook_secret: str | None = None, batch_size: int = 500,
+                 concurrency: int = 16) -> None:
         self.session = session
         self.base = target.rstrip("/")
         self.tokens = tokens or {}
         self.token = token
         self.secret = webhook_secret.encode() if webhook_secret else None
         self.batch_size = batch_size
+        self.concurrency = concurrency
         self.stats = DeliveryStats()
 
     def _headers(self, tenant: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -105,8 +107,19 @@ class Deliverer:
                 await self._post(endpoint(d0.fmt), jsonutil.dumps([d.value for d in batch]), headers, len(batch))
                 batch.clear()
 
+        # Webhook deliveries are one request each, as Obot makes them: several in flight at once.
+        slots = asyncio.Semaphore(self.concurrency)
+        pending: list[asyncio.Task[None]] = []
+
+        async def single(d: Delivery) -> None:
+            async with slots:
+                await self._single(d)
+
         for d in deliveries:
-            if d.fmt == "obot-webhook" or d.kind == "malformed":
+            if d.fmt == "obot-webhook" and d.kind != "malformed":
+                pending.append(asyncio.create_task(single(d)))
+                continue
+            if d.kind == "malformed":
                 await flush()
                 await self._single(d)
                 continue
@@ -114,6 +127,7 @@ class Deliverer:
                 await flush()
             batch.append(d)
         await flush()
+        await asyncio.gather(*pending)
 
     async def _single(self, d: Delivery) -> None:
         body = d.body()
