@@ -98,13 +98,13 @@ async def measure(target: str, *, batch_size: int, seconds: float = 10.0, concur
 
 
 async def local_ingest_bench(*, seconds: float = 10.0, batch_size: int = 100, concurrency: int = 16,
-                             modes: tuple[str, ...] = ("single", "batch")) -> dict[str, Any]:
+                             modes: tuple[str, ...] = ("single", "batch"), workers: int = 1) -> dict[str, Any]:
     """Start an own Tansu broker and ``gateledger serve ingest`` (a subprocess), measure, stop both."""
     from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, wait_for_broker
     from gateledger.settings import KafkaSettings
     from gateledger.stack.broker import TansuBroker
 
-    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}, "ingest_workers": workers}
     with tempfile.TemporaryDirectory(prefix="gl-bench-") as tmp:
         broker = TansuBroker(log_path=Path(tmp) / "broker.log")
         broker.start()
@@ -117,7 +117,8 @@ async def local_ingest_bench(*, seconds: float = 10.0, batch_size: int = 100, co
             env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
             env.update(GATELEDGER_DATA_DIR=str(Path(tmp) / "data"), GATELEDGER_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
                        GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true", GATELEDGER_TOPIC_PREFIX="bench.",
-                       GATELEDGER_INGEST_PORT=str(port), GATELEDGER_MASKING_SALT="bench", GATELEDGER_LOG_LEVEL="WARNING")
+                       GATELEDGER_INGEST_PORT=str(port), GATELEDGER_MASKING_SALT="bench", GATELEDGER_LOG_LEVEL="WARNING",
+                       GATELEDGER_INGEST_WORKERS=str(workers))
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "gateledger.cli.main", "serve", "ingest", env=env,
                 stdout=asyncio.subprocess.DEVNULL, stderr=open(Path(tmp) / "ingest.log", "wb"),  # noqa: SIM115
@@ -146,6 +147,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--workers", type=int, default=1, help="ingest processes when starting one (GATELEDGER_INGEST_WORKERS)")
     args = ap.parse_args()
     modes = ("single", "batch") if args.mode == "both" else (args.mode,)
     if args.target:
@@ -159,7 +161,7 @@ def main() -> None:
         result = asyncio.run(remote())
     else:
         result = asyncio.run(local_ingest_bench(seconds=args.seconds, batch_size=args.batch_size,
-                                                concurrency=args.concurrency, modes=modes))
+                                                concurrency=args.concurrency, modes=modes, workers=args.workers))
     print(jsonutil.dumps_str(result))
 
 

@@ -146,19 +146,23 @@ async def run_ingest(
     stop: asyncio.Event | None = None,
     ingest: IngestSettings | None = None,
     decision_policy: DecisionPolicy | None = None,
+    *,
+    reuse_port: bool = False,
+    create_topics: bool = True,
 ) -> None:
-    """Serve until ``stop`` is set."""
+    """Serve until ``stop`` is set (``reuse_port``: one of several worker processes on one port)."""
     settings = settings or Settings()
     ingest = ingest or IngestSettings()
     stop = stop or asyncio.Event()
     target = resolve(settings.kafka, settings.core)
-    await ensure_gateledger_topics(settings.kafka, target)
+    if create_topics:
+        await ensure_gateledger_topics(settings.kafka, target)
     masker = Masker(salt=masking_salt(settings.core.data_dir))
     async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as publisher:
         app = build_app(publisher, ingest, masker, decision_policy=decision_policy)
         runners = [web.AppRunner(app, access_log=None)]
         await runners[0].setup()
-        await web.TCPSite(runners[0], ingest.host, ingest.port).start()
+        await web.TCPSite(runners[0], ingest.host, ingest.port, reuse_port=reuse_port or None).start()
         log.info("ingest listening on http://%s:%d", ingest.host, ingest.port)
         if ingest.axonflow_upstream_url and ingest.axonflow_port:
             # The tap also at the root of its own port, for clients that cannot take a path prefix.
@@ -168,7 +172,7 @@ async def run_ingest(
             tap.session = aiohttp.ClientSession(auto_decompress=False)
             tap_runner = web.AppRunner(build_tap_app(tap, ingest.max_body_bytes), access_log=None)
             await tap_runner.setup()
-            await web.TCPSite(tap_runner, ingest.host, ingest.axonflow_port).start()
+            await web.TCPSite(tap_runner, ingest.host, ingest.axonflow_port, reuse_port=reuse_port or None).start()
             runners.append(tap_runner)
             log.info("AxonFlow tap listening on http://%s:%d", ingest.host, ingest.axonflow_port)
         try:
@@ -180,14 +184,57 @@ async def run_ingest(
                 await tap.session.close()
 
 
-def main() -> None:
-    """Entry point: run until SIGTERM or SIGINT."""
+def _serve(reuse_port: bool, create_topics: bool) -> None:
+    """One serving process: run until SIGTERM or SIGINT."""
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_ingest(stop=stop)
+        await run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics)
 
     asyncio.run(_main())
+
+
+def main() -> None:
+    """Entry point. With ``GATELEDGER_INGEST_WORKERS`` > 1, that many processes share the port.
+
+    Ingest is CPU-bound in Python (validation, masking, the Kafka client); the kernel spreads
+    connections over the workers (SO_REUSEPORT). The first process creates the topics before
+    the others start (concurrent topic creation is unsafe on Tansu), and exits when any worker
+    dies, so the supervisor restarts them all.
+    """
+    workers = IngestSettings().workers
+    if workers <= 1:
+        _serve(reuse_port=False, create_topics=True)
+        return
+    import multiprocessing
+
+    settings = Settings()
+    asyncio.run(ensure_gateledger_topics(settings.kafka, resolve(settings.kafka, settings.core)))
+    masking_salt(settings.core.data_dir)  # made once here, so the workers cannot race to create it
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_serve, args=(True, False), name=f"ingest-{i}", daemon=False) for i in range(workers)]
+    for p in procs:
+        p.start()
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    code = 0
+    while any(p.is_alive() for p in procs):
+        for p in procs:
+            p.join(0.5)
+            if p.exitcode not in (None, 0) and not stopping:
+                log.error("ingest worker %s exited with %s; stopping the others", p.name, p.exitcode)
+                code = 1
+                _stop()
+    raise SystemExit(code)

@@ -30,6 +30,8 @@ class IngestSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8480
+    # Processes serving the port together (SO_REUSEPORT); ingest is CPU-bound, one core each.
+    workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
     default_tenant: str = "default"
     # Names the Obot installation in event sources (obot/<install>/mcp).
