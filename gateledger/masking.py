@@ -83,6 +83,9 @@ _SECRET_SUFFIXES = ("token", "secret", "password", "apikey", "privatekey", "sess
 # Keys that end like a secret but are not (token counts, token types, usage objects).
 _NOT_SECRET = frozenset(_norm_key(k) for k in ("max_token", "token_type", "tokentype", "next_token"))
 _HASHED_KEYS = frozenset({_norm_key("user_token")})
+_PLAIN, _SECRET, _HASHED = 0, 1, 2
+_CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
+_CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
 
 
 def _card_ok(digits: str) -> bool:
@@ -144,6 +147,8 @@ class Masker:
         if self.settings.phones != "keep":
             parts.append(f"(?P<phone>{_PHONE})")
         self._rx = re.compile("|".join(parts))
+        self._keys: dict[str, int] = {}
+        self._texts: dict[str, str] = {}
         self._replacers: dict[str, Callable[[re.Match[str]], str]] = {
             "key_value": lambda m: m.group(0)[: m.start("kvval") - m.start()] + REDACTED,
             "auth_scheme": lambda m: m.group(0).split(None, 1)[0] + " " + REDACTED,
@@ -161,26 +166,52 @@ class Masker:
 
     def is_secret_key(self, key: str) -> bool:
         """True when the value under this key is a secret."""
-        k = _norm_key(key)
-        if k in _NOT_SECRET or k.endswith("tokens") or k.endswith("count"):
-            return False
-        return k in _SECRET_KEYS or k in self._extra_keys or k.endswith(_SECRET_SUFFIXES)
+        return self._key_kind(key) != _PLAIN
+
+    def _key_kind(self, key: str) -> int:
+        # Keys repeat endlessly across records: classify each once.
+        kind = self._keys.get(key)
+        if kind is None:
+            k = _norm_key(key)
+            if k in _NOT_SECRET or k.endswith("tokens") or k.endswith("count"):
+                kind = _PLAIN
+            elif k in _SECRET_KEYS or k in self._extra_keys or k.endswith(_SECRET_SUFFIXES):
+                kind = _HASHED if k in _HASHED_KEYS else _SECRET
+            else:
+                kind = _PLAIN
+            if len(self._keys) < _CACHE_MAX:
+                self._keys[key] = kind
+        return kind
 
     def mask(self, value: Any) -> Any:
         """A masked copy of a JSON-like value (dicts, lists, strings, scalars)."""
+        t = type(value)
+        if t is str:
+            return self.mask_text(value)
+        if t is dict:
+            out: dict[Any, Any] = {}
+            key_kind, mask_text, mask = self._key_kind, self.mask_text, self.mask
+            for k, v in value.items():
+                vt = type(v)
+                if vt is bool or v is None:
+                    out[k] = v  # nothing to hide in a flag
+                    continue
+                if type(k) is str and v != "" and v != REDACTED:
+                    kind = key_kind(k)
+                    if kind == _SECRET:
+                        out[k] = REDACTED
+                        continue
+                    if kind == _HASHED:
+                        out[k] = self.token_hash(v) if vt is str else REDACTED
+                        continue
+                out[k] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
+            return out
+        if t is list or t is tuple:
+            return [self.mask(v) for v in value]
         if isinstance(value, str):
             return self.mask_text(value)
         if isinstance(value, dict):
-            out: dict[Any, Any] = {}
-            for k, v in value.items():
-                if isinstance(k, str) and v not in (None, "", REDACTED) and self.is_secret_key(k):
-                    if _norm_key(k) in _HASHED_KEYS and isinstance(v, str):
-                        out[k] = self.token_hash(v)
-                    else:
-                        out[k] = REDACTED
-                else:
-                    out[k] = self.mask(v)
-            return out
+            return self.mask(dict(value))
         if isinstance(value, list | tuple):
             return [self.mask(v) for v in value]
         return value
@@ -189,7 +220,16 @@ class Masker:
         """Free text with every secret and PII match replaced."""
         if len(text) < 6:
             return text
-        return self._rx.sub(self._replace, text)
+        if len(text) > _CACHED_TEXT_MAX:
+            return self._rx.sub(self._replace, text)
+        # Method names, tool names, header values, model names... repeat across records.
+        cached = self._texts.get(text)
+        if cached is None:
+            cached = self._rx.sub(self._replace, text)
+            if len(self._texts) >= _CACHE_MAX:
+                self._texts.clear()
+            self._texts[text] = cached
+        return cached
 
     # -- internals ---------------------------------------------------------------------------
 

@@ -81,9 +81,11 @@ async def accept(
     records: Iterable[RawRecord],
     ctx: IngestContext,
     origin: str,
+    source: str | None = None,
 ) -> AcceptResult:
     """Validate, publish (waiting for acks) and dead-letter; raises PublishError if Kafka is unavailable."""
     fmt = get_format(format_name)
+    source = source or format_name
     result = AcceptResult()
     good: list[Published] = []
     letters = []
@@ -96,7 +98,7 @@ async def accept(
             except InvalidRecord as exc:
                 err = exc
         result.rejections.append(Rejection(rec.index, err.reason, str(err)))
-        telemetry.REJECTED.labels(source=format_name, reason=err.reason).inc()
+        telemetry.REJECTED.labels(source=source, reason=err.reason).inc()
         original = rec.raw if rec.raw is not None else jsonutil.dumps(rec.value)
         letters.append(
             make_dead_letter(
@@ -111,8 +113,8 @@ async def accept(
             )
         )
     # Dead letters first: if Kafka is down the caller gets an error and retries the whole batch.
-    await publisher.dead_letter(letters, source=format_name)
-    await publisher.publish(good, source=format_name)
+    await publisher.dead_letter(letters, source=source)
+    await publisher.publish(good, source=source)
     result.accepted = len(good)
     result.event_ids = [p.envelope.id for p in good]
     return result

@@ -56,6 +56,13 @@ class IngestContext:
     delivery_id: str | None = None
     # Tenant header sent by the caller (AxonFlow X-Tenant-ID), used when the record names none.
     tenant_header: str | None = None
+    # The acting user when the transport names it (Obot's X-Obot-User-Id on webhook deliveries).
+    subject: str | None = None
+    # What gateledger itself knows or decided about the delivery (the webhook filter's verdict,
+    # Obot's MCP server id header); recorded under ``data["gateledger"]``.
+    annotations: dict[str, Any] | None = None
+    # True when the caller authenticated as ``tenant``: a record may not claim another tenant.
+    tenant_locked: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,9 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
     # A delivery has no upstream id: each delivery is its own decision. Replays of a recorded
     # message (no delivery id) hash the message alone, so re-ingesting a file is idempotent.
     eid = stable_id("webhook", source, record, ctx.delivery_id)
+    data = ctx.masker.mask(msg.wire_dict())
+    if ctx.annotations:
+        data["gateledger"] = ctx.masker.mask(ctx.annotations)
     env = Envelope(
         id=eid,
         source=source,
@@ -186,9 +196,10 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
         time=ctx.received_at,
         received_at=ctx.received_at,
         tenant=ctx.tenant,
+        subject=ctx.subject,
         request_id=request_id,
         trace_id=trace_id,
-        data=ctx.masker.mask(msg.wire_dict()),
+        data=data,
     )
     return Published(env, Topic.RAW_OBOT_WEBHOOK, request_id or trace_id or eid)
 
@@ -214,7 +225,10 @@ def _axon_tenant(ctx: IngestContext, exchange: AxonFlowExchange, context: dict[s
     tenant = exchange.tenant_header or ctx.tenant_header
     if not tenant and isinstance(context, dict) and context.get("tenant_id"):
         tenant = str(context["tenant_id"])
-    return tenant or ctx.tenant
+    tenant = tenant or ctx.tenant
+    if ctx.tenant_locked and tenant != ctx.tenant:
+        raise InvalidRecord("tenant_mismatch", f"record names tenant {tenant!r}; the caller's token is for {ctx.tenant!r}")
+    return tenant
 
 
 def axonflow_precheck(record: Any, ctx: IngestContext) -> Published:
@@ -280,6 +294,9 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
 
     data = ce.data if isinstance(ce.data, dict) else {}
     request_id = ext("requestid", "request_id") or (data.get("request_id") if isinstance(data, dict) else None)
+    tenant = ext("tenant", "tenantid") or ctx.tenant
+    if ctx.tenant_locked and tenant != ctx.tenant:
+        raise InvalidRecord("tenant_mismatch", f"event names tenant {tenant!r}; the caller's token is for {ctx.tenant!r}")
     env = Envelope(
         # CloudEvents promises source + id are unique: exactly what idempotency needs.
         id=stable_id("cloudevent", ce.source, ce.id),
@@ -287,7 +304,7 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
         type=ce.type,
         time=ce.time or ctx.received_at,
         received_at=ctx.received_at,
-        tenant=ext("tenant", "tenantid") or ctx.tenant,
+        tenant=tenant,
         subject=ce.subject,
         request_id=request_id,
         context_id=ext("contextid", "context_id"),

@@ -27,11 +27,19 @@ class PublishError(RuntimeError):
 class Publisher:
     """An aiokafka producer (acks=all) that publishes batches and waits for every acknowledgement."""
 
-    def __init__(self, kafka: KafkaSettings, target: KafkaTarget, producer: AIOKafkaProducer | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        target: KafkaTarget,
+        producer: AIOKafkaProducer | None = None,
+        timeout_s: float | None = None,
+    ) -> None:
         self.kafka = kafka
         self.target = target
         self._producer = producer or make_producer(kafka, target)
         self._started = False
+        # How long one call may wait for acknowledgements before reporting the broker unavailable.
+        self.timeout_s = timeout_s if timeout_s is not None else kafka.delivery_timeout_s
 
     async def start(self) -> None:
         """Connect to the broker."""
@@ -75,7 +83,7 @@ class Publisher:
             await asyncio.gather(*futures)
 
         try:
-            await asyncio.wait_for(send_all(), self.kafka.delivery_timeout_s)
+            await asyncio.wait_for(send_all(), self.timeout_s)
         except (KafkaError, TimeoutError, OSError) as exc:
             telemetry.PUBLISH_FAILURES.labels(source=source).inc()
             raise PublishError(f"Kafka did not acknowledge {len(items)} event(s): {exc!r}") from exc
@@ -99,7 +107,7 @@ class Publisher:
             await asyncio.gather(*futures)
 
         try:
-            await asyncio.wait_for(send_all(), self.kafka.delivery_timeout_s)
+            await asyncio.wait_for(send_all(), self.timeout_s)
         except (KafkaError, TimeoutError, OSError) as exc:
             raise PublishError(f"Kafka did not acknowledge {len(letters)} dead letter(s): {exc!r}") from exc
         for dl in letters:

@@ -1,8 +1,13 @@
-"""Prometheus metrics of the producers, named once here."""
+"""Prometheus metrics of the producers, named once here (every name starts ``gateledger_ingest_``).
+
+``source`` labels: the endpoint or poller a record came through (``obot-shim``, ``obot-webhook``,
+``cloudevents``, ``axonflow-tap``, ``obot-poller-mcp``, ``obot-poller-llm``) or, for the generic
+endpoint and ``gateledger ingest``, the format name.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 ACCEPTED = Counter(
     "gateledger_ingest_accepted_events_total", "Events acknowledged by Kafka, per source.", ["source"]
@@ -13,6 +18,11 @@ REJECTED = Counter(
 DEAD_LETTERED = Counter(
     "gateledger_ingest_dead_lettered_total", "Dead letters published by the producers.", ["source", "reason"]
 )
+IGNORED = Counter(
+    "gateledger_ingest_ignored_records_total",
+    "Records skipped on the upstream's own instruction (Obot's obot.mcp.ignoreAuditLog metadata).",
+    ["source"],
+)
 PUBLISH_FAILURES = Counter(
     "gateledger_ingest_publish_failures_total", "Batches Kafka did not acknowledge in time.", ["source"]
 )
@@ -21,4 +31,37 @@ PUBLISH_LATENCY = Histogram(
     "Time from send to broker acknowledgement of a batch.",
     ["source"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+HTTP_REQUESTS = Counter(
+    "gateledger_ingest_http_requests_total", "HTTP requests answered, per route and status.", ["route", "status"]
+)
+OBOT_FORWARD = Counter(
+    "gateledger_ingest_obot_forward_total",
+    "Shim batches forwarded to the real Obot (tee mode), per outcome (ok, rejected, unreachable).",
+    ["outcome"],
+)
+WEBHOOK_DECISIONS = Counter(
+    "gateledger_ingest_webhook_decisions_total", "Webhook-filter verdicts, per filter and decision.", ["filter", "decision"]
+)
+TAP_REQUESTS = Counter(
+    "gateledger_ingest_axonflow_tap_requests_total",
+    "Requests proxied to AxonFlow, per kind (precheck, llm_audit, passthrough) and upstream status.",
+    ["kind", "status"],
+)
+TAP_UPSTREAM_LATENCY = Histogram(
+    "gateledger_ingest_axonflow_upstream_duration_seconds",
+    "Time AxonFlow took to answer a proxied request.",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+POLLER_RECORDS = Counter(
+    "gateledger_ingest_poller_records_total", "Records the Obot poller fetched and published.", ["stream"]
+)
+POLLER_ERRORS = Counter(
+    "gateledger_ingest_poller_errors_total", "Obot poller cycles that failed (and were retried).", ["stream", "kind"]
+)
+POLLER_WATERMARK = Gauge(
+    "gateledger_ingest_poller_watermark_seconds",
+    "Event time (Unix seconds) up to which the Obot poller has published, per stream.",
+    ["stream"],
 )

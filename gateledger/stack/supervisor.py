@@ -202,6 +202,9 @@ class Supervisor:
             Service("processors", [*cli, "serve", "processors"], env, None, logs / "processors.log"),
             Service("ingest", [*cli, "serve", "ingest"], env, f"{ingest_url}/healthz", logs / "ingest.log"),
         ]
+        if env.get("GATELEDGER_OBOT_URL"):
+            # The Obot audit API poller runs only when an Obot installation is configured.
+            plan.append(Service("poller", [*cli, "serve", "poller"], env, None, logs / "poller.log"))
         for svc in plan:
             self.services.append(svc)
             await svc.start()

@@ -1,150 +1,240 @@
-"""The ingest HTTP service: one aiohttp application, one route module per upstream system."""
+"""The ingest HTTP service: one aiohttp application, one route module per upstream system.
+
+Routes (docs/ingest.md has the full contract of each):
+- ``POST /api/mcp-audit-logs``          Obot shim audit batches (``obot_shim``), optional tee to Obot
+- ``POST /v1/obot/webhook[/{name}]``    Obot webhook filter (``webhook``)
+- ``POST /v1/cloudevents``              CloudEvents structured / batch / binary (``cloudevents``)
+- ``/axonflow/*``                       AxonFlow tap, when an upstream is configured (``producers.axonflow``)
+- ``POST /v1/ingest/{format}``          any format by name (JSON array, object or JSON lines)
+- ``GET /metrics``, ``GET /healthz``
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import signal
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
+import aiohttp
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger.kafka import ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
-from producers.accept import AcceptResult, accept, parse_body
+from producers.accept import accept, parse_body
+from producers.axonflow.tap import AxonFlowTap, build_tap_app
 from producers.formats import FORMATS, IngestContext
+from producers.ingest import cloudevents, obot_shim, webhook
+from producers.ingest.common import (
+    STATE,
+    BodyTooLarge,
+    HttpError,
+    IngestState,
+    authenticate,
+    error_middleware,
+    publish_or_503,
+    read_body,
+    result_response,
+    too_large,
+)
+from producers.ingest.obot_forward import ObotForwarder
 from producers.ingest.settings import IngestSettings
-from producers.publisher import PublishError, Publisher
+from producers.ingest.webhook import DecisionPolicy
+from producers.publisher import Publisher
 
 log = logging.getLogger(__name__)
-
-PUBLISHER = web.AppKey("publisher", Publisher)
-SETTINGS = web.AppKey("ingest_settings", IngestSettings)
-MASKER = web.AppKey("masker", Masker)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the tenant their token speaks for."""
-
-    tenant: str
-
-
-def authenticate(request: web.Request) -> Caller:
-    """Resolve the bearer token to a tenant; 401 when tokens are configured and this one is not known."""
-    settings = request.app[SETTINGS]
-    if not settings.tokens:
-        return Caller(settings.default_tenant)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token.strip() not in settings.tokens:
-        raise web.HTTPUnauthorized(
-            text='{"error":"missing or unknown bearer token"}',
-            content_type="application/json",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return Caller(settings.tokens[token.strip()])
-
-
-async def read_body(request: web.Request) -> bytes:
-    """The request body, refusing more than the configured maximum with 413."""
-    limit = request.app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-    body = await request.content.read(limit + 1)
-    if len(body) > limit:
-        raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
-    return body
-
-
-def result_response(result: AcceptResult) -> web.Response:
-    """200 when everything was accepted, 400 listing what was not (the rest was still accepted)."""
-    payload = {
-        "accepted": result.accepted,
-        "rejected": [{"index": r.index, "reason": r.reason, "error": r.message} for r in result.rejections],
-    }
-    return web.json_response(payload, status=400 if result.rejections else 200)
-
-
-async def publish_or_503(coro: object) -> AcceptResult:
-    """Await an accept; Kafka unavailability becomes 503 so the caller retries (nothing was lost)."""
-    try:
-        return await coro  # type: ignore[misc]
-    except PublishError as exc:
-        log.warning("publish failed: %s", exc)
-        raise web.HTTPServiceUnavailable(
-            text='{"error":"event store unavailable, retry later"}',
-            content_type="application/json",
-            headers={"Retry-After": "1"},
-        ) from exc
 
 
 async def ingest_generic(request: web.Request) -> web.Response:
     """``POST /v1/ingest/{format}``: a JSON array, object or JSON lines of records in that format."""
     fmt = request.match_info["format"]
     if fmt not in FORMATS:
-        raise web.HTTPNotFound(text=f'{{"error":"unknown format {fmt!r}"}}', content_type="application/json")
+        raise HttpError(404, f"unknown format {fmt!r}", formats=sorted(FORMATS))
+    state = request.app[STATE]
     caller = authenticate(request)
-    body = await read_body(request)
-    settings = request.app[SETTINGS]
+    try:
+        body = await read_body(request)
+    except BodyTooLarge as exc:
+        raise await too_large(request, exc, fmt, caller.tenant) from None
     ctx = IngestContext(
-        masker=request.app[MASKER],
+        masker=state.masker,
         tenant=caller.tenant,
-        install=settings.install,
+        install=caller.install,
         tenant_header=request.headers.get("X-Tenant-ID"),
+        tenant_locked=caller.locked,
     )
-    result = await publish_or_503(accept(request.app[PUBLISHER], fmt, parse_body(body), ctx, origin=f"http:{fmt}"))
+    result = await publish_or_503(
+        request, accept(state.publisher, fmt, parse_body(body), ctx, origin=f"http:{fmt}", source=fmt)
+    )
     return result_response(result)
 
 
-def build_app(publisher: Publisher, settings: IngestSettings, masker: Masker) -> web.Application:
+async def metrics(_: web.Request) -> web.Response:
+    """Prometheus exposition."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness."""
+    return web.json_response({"ok": True})
+
+
+def build_tap(state: IngestState) -> AxonFlowTap | None:
+    """The AxonFlow tap when an upstream is configured (its HTTP session is attached at start-up)."""
+    s = state.settings
+    if not s.axonflow_upstream_url:
+        return None
+    return AxonFlowTap(
+        s.axonflow_upstream_url,
+        None,  # type: ignore[arg-type]
+        state.publisher,
+        state.masker,
+        tenant=s.default_tenant,
+        install=s.install,
+        timeout_s=s.axonflow_timeout_s,
+        retry_after_s=s.retry_after_s,
+    )
+
+
+def build_app(
+    publisher: Publisher,
+    settings: IngestSettings,
+    masker: Masker,
+    *,
+    decision_policy: DecisionPolicy | None = None,
+    tap: AxonFlowTap | None = None,
+) -> web.Application:
     """The ingest application with every route registered."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024)
-    app[PUBLISHER] = publisher
-    app[SETTINGS] = settings
-    app[MASKER] = masker
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[error_middleware])
+    state = IngestState(publisher=publisher, settings=settings, masker=masker)
+    app[STATE] = state
+    tap = tap or build_tap(state)
 
-    async def metrics(_: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    async def outbound(app: web.Application) -> AsyncIterator[None]:
+        # Client sessions need a running loop, so they are made here, not in build_app.
+        sessions: list[aiohttp.ClientSession] = []
+        if settings.obot_forward_url:
+            state.http = aiohttp.ClientSession()
+            sessions.append(state.http)
+            app[obot_shim.FORWARDER] = ObotForwarder(
+                settings.obot_forward_url, state.http, settings.obot_forward_timeout_s, settings.obot_token_cache_s
+            )
+        if tap is not None and tap.session is None:
+            # The client must get the upstream's bytes as sent: no decompression on the way.
+            tap.session = aiohttp.ClientSession(auto_decompress=False)
+            sessions.append(tap.session)
+        yield
+        for session in sessions:
+            await session.close()
 
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"ok": True})
-
+    app.cleanup_ctx.append(outbound)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/ingest/{format}", ingest_generic)
+    obot_shim.add_routes(app)
+    webhook.add_routes(app, decision_policy)
+    cloudevents.add_routes(app)
+    if tap is not None:
+        app.add_subapp("/axonflow", build_tap_app(tap, settings.max_body_bytes))
     return app
 
 
-async def run_ingest(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    """Serve until ``stop`` is set."""
+async def run_ingest(
+    settings: Settings | None = None,
+    stop: asyncio.Event | None = None,
+    ingest: IngestSettings | None = None,
+    decision_policy: DecisionPolicy | None = None,
+    *,
+    reuse_port: bool = False,
+    create_topics: bool = True,
+) -> None:
+    """Serve until ``stop`` is set (``reuse_port``: one of several worker processes on one port)."""
     settings = settings or Settings()
-    ingest = IngestSettings()
+    ingest = ingest or IngestSettings()
     stop = stop or asyncio.Event()
     target = resolve(settings.kafka, settings.core)
-    await ensure_gateledger_topics(settings.kafka, target)
+    if create_topics:
+        await ensure_gateledger_topics(settings.kafka, target)
     masker = Masker(salt=masking_salt(settings.core.data_dir))
-    async with Publisher(settings.kafka, target) as publisher:
-        runner = web.AppRunner(build_app(publisher, ingest, masker), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, ingest.host, ingest.port).start()
+    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as publisher:
+        app = build_app(publisher, ingest, masker, decision_policy=decision_policy)
+        runners = [web.AppRunner(app, access_log=None)]
+        await runners[0].setup()
+        await web.TCPSite(runners[0], ingest.host, ingest.port, reuse_port=reuse_port or None).start()
         log.info("ingest listening on http://%s:%d", ingest.host, ingest.port)
+        if ingest.axonflow_upstream_url and ingest.axonflow_port:
+            # The tap also at the root of its own port, for clients that cannot take a path prefix.
+            tap_state = app[STATE]
+            tap = build_tap(tap_state)
+            assert tap is not None
+            tap.session = aiohttp.ClientSession(auto_decompress=False)
+            tap_runner = web.AppRunner(build_tap_app(tap, ingest.max_body_bytes), access_log=None)
+            await tap_runner.setup()
+            await web.TCPSite(tap_runner, ingest.host, ingest.axonflow_port, reuse_port=reuse_port or None).start()
+            runners.append(tap_runner)
+            log.info("AxonFlow tap listening on http://%s:%d", ingest.host, ingest.axonflow_port)
         try:
             await stop.wait()
         finally:
-            await runner.cleanup()
+            for runner in reversed(runners):
+                await runner.cleanup()
+            if len(runners) > 1:
+                await tap.session.close()
 
 
-def main() -> None:
-    """Entry point: run until SIGTERM or SIGINT."""
+def _serve(reuse_port: bool, create_topics: bool) -> None:
+    """One serving process: run until SIGTERM or SIGINT."""
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_ingest(stop=stop)
+        await run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics)
 
     asyncio.run(_main())
+
+
+def main() -> None:
+    """Entry point. With ``GATELEDGER_INGEST_WORKERS`` > 1, that many processes share the port.
+
+    Ingest is CPU-bound in Python (validation, masking, the Kafka client); the kernel spreads
+    connections over the workers (SO_REUSEPORT). The first process creates the topics before
+    the others start (concurrent topic creation is unsafe on Tansu), and exits when any worker
+    dies, so the supervisor restarts them all.
+    """
+    workers = IngestSettings().workers
+    if workers <= 1:
+        _serve(reuse_port=False, create_topics=True)
+        return
+    import multiprocessing
+
+    settings = Settings()
+    asyncio.run(ensure_gateledger_topics(settings.kafka, resolve(settings.kafka, settings.core)))
+    masking_salt(settings.core.data_dir)  # made once here, so the workers cannot race to create it
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_serve, args=(True, False), name=f"ingest-{i}", daemon=False) for i in range(workers)]
+    for p in procs:
+        p.start()
+    stopping = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    code = 0
+    while any(p.is_alive() for p in procs):
+        for p in procs:
+            p.join(0.5)
+            if p.exitcode not in (None, 0) and not stopping:
+                log.error("ingest worker %s exited with %s; stopping the others", p.name, p.exitcode)
+                code = 1
+                _stop()
+    raise SystemExit(code)

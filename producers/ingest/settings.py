@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TokenGrant(BaseModel):
+    """What a bearer token speaks for: a tenant and the upstream installation it names."""
+
+    tenant: str = "default"
+    install: str | None = None  # None: the service's default install
+
+
+class WebhookFilter(BaseModel):
+    """A named Obot webhook filter (``POST /v1/obot/webhook/{name}``) with its own secret."""
+
+    secret: SecretStr
+    tenant: str = "default"
+    install: str | None = None
 
 
 class IngestSettings(BaseSettings):
@@ -13,12 +30,42 @@ class IngestSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8480
+    # Processes serving the port together (SO_REUSEPORT); ingest is CPU-bound, one core each.
+    workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
     default_tenant: str = "default"
     # Names the Obot installation in event sources (obot/<install>/mcp).
     install: str = "default"
-    # Bearer tokens accepted on ingest endpoints, each mapped to the tenant it speaks for:
-    # {"token": "tenant"}. Empty: no authentication (the embedded default, loopback only).
-    tokens: dict[str, str] = Field(default_factory=dict)
-    # Shared secret of the Obot webhook filter (X-Obot-Signature-256).
+    # Bearer tokens accepted on ingest endpoints: {"token": "tenant"} or
+    # {"token": {"tenant": "acme", "install": "prod"}}. Tenant "*" makes a relay token (an internal
+    # gateway, the simulator) whose records name their own tenants. Empty: no authentication (the
+    # embedded default, loopback only).
+    tokens: dict[str, TokenGrant] = Field(default_factory=dict)
+    # Shared secret of the Obot webhook filter (X-Obot-Signature-256) on POST /v1/obot/webhook.
+    # Unset: deliveries are accepted unsigned (loopback default); set: every delivery must be signed.
     webhook_secret: SecretStr | None = None
+    # More filters, one per Obot installation / tenant: {"name": {"secret": "...", "tenant": "acme"}}.
+    webhook_filters: dict[str, WebhookFilter] = Field(default_factory=dict)
+    # Tee mode of the shim endpoint: the real Obot's audit endpoint, e.g.
+    # https://obot.example.com/api/mcp-audit-logs. Batches are forwarded there after Kafka acked.
+    obot_forward_url: str | None = None
+    obot_forward_timeout_s: float = 8.0
+    # How long a token Obot accepted stays trusted without asking again (tee mode).
+    obot_token_cache_s: float = 300.0
+    # AxonFlow tap: the real AxonFlow URL. Set: the tap is served under /axonflow on this port
+    # (and at the root of axonflow_port, when that is set).
+    axonflow_upstream_url: str | None = None
+    axonflow_port: int | None = None
+    axonflow_timeout_s: float = 60.0
+    # How long a request may wait for Kafka's acknowledgement before the caller gets 503. Below
+    # the Obot shim's 10 s client timeout, so the shim sees our answer rather than its own timeout.
+    publish_timeout_s: float = 8.0
+    retry_after_s: int = 2
+
+    @field_validator("tokens", mode="before")
+    @classmethod
+    def _tenant_shorthand(cls, v: Any) -> Any:
+        # {"token": "tenant"} is the short form (and the form compose/.env uses).
+        if isinstance(v, dict):
+            return {k: ({"tenant": g} if isinstance(g, str) else g) for k, g in v.items()}
+        return v

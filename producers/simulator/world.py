@@ -14,22 +14,32 @@ MCP_SERVERS: dict[str, list[str]] = {
     "salesforce": ["query_accounts", "update_opportunity"],
 }
 
-# (provider, model, typical input tokens, typical output tokens)
-MODELS: list[tuple[str, str, int, int]] = [
-    ("openai", "gpt-4o", 1800, 400),
-    ("openai", "gpt-4o-mini", 1200, 300),
-    ("openai", "gpt-4.1", 2500, 500),
-    ("anthropic", "claude-sonnet-4-5", 3000, 700),
-    ("anthropic", "claude-haiku-4-5", 1500, 300),
-    ("google", "gemini-2.5-pro", 2800, 600),
-    ("google", "gemini-2.5-flash", 1600, 350),
-    ("mistral", "mistral-large-latest", 2000, 450),
-    ("bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0", 2600, 550),
+
+@dataclass(frozen=True)
+class Model:
+    provider: str
+    name: str
+    input_tokens: int  # typical prompt size
+    output_tokens: int  # typical completion size
+
+
+MODELS: list[Model] = [
+    Model("openai", "gpt-4o", 1800, 400),
+    Model("openai", "gpt-4o-mini", 1200, 300),
+    Model("openai", "gpt-4.1", 2500, 500),
+    Model("anthropic", "claude-sonnet-4-5", 3000, 700),
+    Model("anthropic", "claude-haiku-4-5", 1500, 300),
+    Model("google", "gemini-2.5-pro", 2800, 600),
+    Model("google", "gemini-2.5-flash", 1600, 350),
+    Model("mistral", "mistral-large-latest", 2000, 450),
+    Model("bedrock", "anthropic.claude-3-5-sonnet-20241022-v2:0", 2600, 550),
 ]
 
 AGENTS = ["support-bot", "code-assistant", "sales-copilot", "data-analyst", "ops-agent"]
 CLIENTS = [("Cursor", "1.7.2"), ("VS Code", "1.105.0"), ("Claude Desktop", "0.14.1"), ("obot-chat", "0.24.0")]
 POLICIES = ["pii_detection", "sql_injection", "prompt_injection", "cost_guard", "data_exfiltration"]
+FRAMEWORKS = ["langgraph", "crewai", "openai-agents"]
+TENANT_NAMES = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"]
 
 
 @dataclass(frozen=True)
@@ -38,14 +48,18 @@ class Tenant:
     users: list[str]
     agents: list[str]
     servers: list[str]
+    models: list[Model]
+    # This tenant's Obot records zero tokens on every LLM call (a known upstream defect).
+    zero_token_defect: bool = False
+    # Share of this tenant's LLM calls that go through a custom gateway (CloudEvents) instead of AxonFlow.
+    custom_gateway_share: float = 0.0
 
 
 def build_world(rng: random.Random, tenants: int) -> list[Tenant]:
-    """Tenants with their own users, agents and MCP servers."""
-    names = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "wonka"]
+    """Tenants with their own users, agents, MCP servers and models (deterministic for the rng)."""
     world = []
     for i in range(tenants):
-        name = names[i] if i < len(names) else f"tenant{i}"
+        name = TENANT_NAMES[i] if i < len(TENANT_NAMES) else f"tenant{i}"
         users = [f"{name}-user-{j:02d}" for j in range(rng.randint(5, 15))]
         world.append(
             Tenant(
@@ -53,6 +67,9 @@ def build_world(rng: random.Random, tenants: int) -> list[Tenant]:
                 users=users,
                 agents=rng.sample(AGENTS, rng.randint(2, len(AGENTS))),
                 servers=rng.sample(list(MCP_SERVERS), rng.randint(3, len(MCP_SERVERS))),
+                models=rng.sample(MODELS, rng.randint(3, 6)),
+                zero_token_defect=(i == 1),  # one install runs the defective Obot version
+                custom_gateway_share=0.3 if i == 2 else 0.0,
             )
         )
     return world

@@ -67,7 +67,8 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
     # ingest a file with one bad line: the rest is published, the bad line reported and dead-lettered.
     f = tmp_path / "llm.jsonl"
     f.write_text(json.dumps(samples.obot_llm()) + "\n{broken\n" + json.dumps(samples.obot_llm(id="llm-2")) + "\n")
-    res = run("ingest", "--format", "obot-llm", str(f), env=env)
+    # Its own tenant: the demo traffic has Obot LLM records of its own.
+    res = run("ingest", "--format", "obot-llm", "--tenant", "filetest", str(f), env=env)
     assert res.returncode == 1
     assert "line 2: invalid_json" in res.stderr and "published 2 obot-llm event(s); rejected 1" in res.stdout
     res = run("ingest", "--format", "bogus", str(f), env=env)
@@ -75,7 +76,7 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
 
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if count(env, "SELECT count() FROM gateledger.raw_events WHERE type = 'obot.llm.call'") == 2 and count(
+        if count(env, "SELECT count() FROM gateledger.raw_events WHERE tenant = 'filetest'") == 2 and count(
             env, "SELECT count() FROM gateledger.dead_letters WHERE reason = 'invalid_json'") == 1:
             break
         time.sleep(0.5)

@@ -1,0 +1,1 @@
+"""AxonFlow Gateway Mode: the recording reverse proxy (tap)."""

@@ -1,0 +1,266 @@
+"""What every ingest route shares: the app's state, caller authentication, bounded body reading,
+error answers, and dead letters for bodies rejected as a whole.
+
+Error answers are JSON ``{"error": "..."}`` (plus details) with a 4xx status for bad input, 401 for
+unknown callers and 503 + ``Retry-After`` when Kafka did not acknowledge: the caller retries, and
+nothing was reported accepted that Kafka did not hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+from aiohttp import web
+
+from gateledger import jsonutil
+from gateledger.deadletter import make_dead_letter
+from gateledger.masking import Masker
+from producers import telemetry
+from producers.accept import AcceptResult
+from producers.ingest.settings import IngestSettings, TokenGrant
+from producers.publisher import Publisher, PublishError
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass
+class IngestState:
+    """Everything a route handler needs, built once per application."""
+
+    publisher: Publisher
+    settings: IngestSettings
+    masker: Masker
+    # One client session for outbound calls (tee forwarding, the AxonFlow tap), made at start-up.
+    http: aiohttp.ClientSession | None = None
+    # sha256(token) -> grant; hashing keeps lookups independent of how much of a token matches.
+    token_index: dict[bytes, TokenGrant] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.token_index = {_digest(t): g for t, g in self.settings.tokens.items()}
+
+
+STATE = web.AppKey("ingest_state", IngestState)
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the tenant and upstream install their token speaks for."""
+
+    tenant: str
+    install: str
+    token: str | None = None
+    # True when the token speaks for exactly this tenant: records may not claim another one.
+    locked: bool = False
+
+
+class HttpError(Exception):
+    """An error answer: raised anywhere in a handler, turned into a JSON response by the middleware."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers
+        self.payload = {"error": message, **extra}
+
+    def response(self) -> web.Response:
+        """The JSON response ``{"error": message, ...}``."""
+        return web.Response(
+            body=jsonutil.dumps(self.payload), status=self.status, content_type="application/json", headers=self.headers
+        )
+
+
+def json_error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> HttpError:
+    """An HTTP error with a JSON body ``{"error": message, ...}`` (raise it)."""
+    return HttpError(status, message, headers, **extra)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Turn HttpError into its response and count every answer per route and status."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    try:
+        resp = await handler(request)
+    except HttpError as exc:
+        resp = exc.response()
+    except web.HTTPException as exc:
+        telemetry.HTTP_REQUESTS.labels(route=route, status=str(exc.status)).inc()
+        raise
+    telemetry.HTTP_REQUESTS.labels(route=route, status=str(resp.status)).inc()
+    return resp
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The bearer token of the request, if any."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def lookup_token(state: IngestState, token: str | None) -> TokenGrant | None:
+    """The grant of a configured token, or None."""
+    if token is None:
+        return None
+    return state.token_index.get(_digest(token))
+
+
+TENANT_HINT = "X-Gateledger-Tenant"
+RELAY = "*"  # a grant for any tenant: a trusted relay (an internal gateway, the simulator)
+
+
+def _hint(request: web.Request | None) -> str:
+    return request.headers.get(TENANT_HINT, "").strip() if request is not None else ""
+
+
+def caller_for(state: IngestState, grant: TokenGrant | None, token: str | None = None,
+               request: web.Request | None = None) -> Caller:
+    """A caller from a grant (None: the defaults; tenant ``*``: a relay naming tenants itself)."""
+    s = state.settings
+    if grant is None:
+        return Caller(s.default_tenant, s.install, token)
+    install = grant.install or s.install
+    if grant.tenant == RELAY:
+        return Caller(_hint(request) or s.default_tenant, install, token)
+    return Caller(grant.tenant, install, token, locked=True)
+
+
+def open_caller(request: web.Request, state: IngestState, token: str | None = None) -> Caller:
+    """The caller of an unauthenticated endpoint (no tokens configured: the loopback default).
+
+    Here, and for relay tokens, a request may name its tenant itself (``X-Gateledger-Tenant``);
+    with a tenant's own token, the token decides and the header is ignored.
+    """
+    caller = caller_for(state, None, token)
+    hint = _hint(request)
+    return Caller(hint, caller.install, token) if hint else caller
+
+
+def authenticate(request: web.Request) -> Caller:
+    """Resolve the bearer token to a tenant; 401 when tokens are configured and this one is not known."""
+    state = request.app[STATE]
+    token = bearer_token(request)
+    if not state.token_index:
+        return open_caller(request, state, token)
+    grant = lookup_token(state, token)
+    if grant is None:
+        raise unauthorized("missing or unknown bearer token")
+    return caller_for(state, grant, token, request)
+
+
+def unauthorized(message: str) -> HttpError:
+    """401 with a Bearer challenge."""
+    return json_error(401, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+class BodyTooLarge(Exception):
+    """The body exceeded the limit; ``head`` holds what was read (limit + 1 bytes at most)."""
+
+    def __init__(self, head: bytes, declared: int | None) -> None:
+        super().__init__(f"body larger than the limit ({declared or len(head)} bytes)")
+        self.head = head
+        self.declared = declared
+
+
+async def read_body(request: web.Request) -> bytes:
+    """The request body, or BodyTooLarge once more than the configured maximum arrived."""
+    limit = request.app[STATE].settings.max_body_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        # Read only a head for the dead letter; the rest is never buffered.
+        raise BodyTooLarge(await request.content.read(64 * 1024), declared)
+    body = await request.content.read(limit + 1)
+    if len(body) > limit:
+        raise BodyTooLarge(body, declared)
+    return body
+
+
+async def reject_body(
+    request: web.Request,
+    *,
+    status: int,
+    reason: str,
+    message: str,
+    raw: bytes,
+    source: str,
+    tenant: str | None,
+    details: dict[str, Any] | None = None,
+) -> HttpError:
+    """Dead-letter a body rejected as a whole and return the 4xx to raise (503 if Kafka is down)."""
+    state = request.app[STATE]
+    telemetry.REJECTED.labels(source=source, reason=reason).inc()
+    letter = make_dead_letter(
+        stage="ingest",
+        origin=f"http:{request.path}",
+        reason=reason,
+        error=message,
+        original=raw,
+        masker=state.masker,
+        tenant=tenant,
+        details={"content_type": request.content_type, **(details or {})},
+    )
+    await publish_or_503(request, state.publisher.dead_letter([letter], source=source))
+    return json_error(status, message, reason=reason)
+
+
+async def too_large(request: web.Request, exc: BodyTooLarge, source: str, tenant: str | None) -> HttpError:
+    """413 for an oversized body, after dead-lettering its head."""
+    limit = request.app[STATE].settings.max_body_bytes
+    return await reject_body(
+        request,
+        status=413,
+        reason="too_large",
+        message=f"request body exceeds {limit} bytes",
+        raw=exc.head,
+        source=source,
+        tenant=tenant,
+        details={"declared_length": exc.declared, "limit": limit, "truncated": True},
+    )
+
+
+async def publish_or_503(request: web.Request, coro: Awaitable[T]) -> T:
+    """Await a publish; Kafka unavailability becomes 503 + Retry-After (nothing was accepted)."""
+    try:
+        return await coro
+    except PublishError as exc:
+        log.warning("publish failed: %s", exc)
+        retry = str(request.app[STATE].settings.retry_after_s)
+        raise json_error(503, "event store unavailable, retry later", headers={"Retry-After": retry}) from exc
+
+
+def result_payload(result: AcceptResult, **extra: Any) -> dict[str, Any]:
+    """The JSON answer describing an accept: counts, event ids and each rejection."""
+    return {
+        "accepted": result.accepted,
+        "rejected": [{"index": r.index, "reason": r.reason, "error": r.message} for r in result.rejections],
+        **extra,
+    }
+
+
+def result_response(result: AcceptResult, **extra: Any) -> web.Response:
+    """200 when everything was accepted, 400 listing what was not (the rest was still accepted)."""
+    return web.json_response(
+        result_payload(result, **extra), status=400 if result.rejections else 200, dumps=jsonutil.dumps_str
+    )
+
+
+def verify_hmac_sha256(secret: bytes, body: bytes, header: str | None) -> bool:
+    """True when ``header`` is the hex HMAC-SHA256 of ``body`` (``sha256=`` prefix optional)."""
+    if not header:
+        return False
+    sig = header.strip()
+    if sig.lower().startswith("sha256="):
+        sig = sig[7:]
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, sig.lower())

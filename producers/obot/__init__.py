@@ -1,0 +1,1 @@
+"""Obot: the audit API poller (pull side; the push-side endpoints live in producers.ingest)."""

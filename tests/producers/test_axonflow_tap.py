@@ -1,0 +1,222 @@
+"""The AxonFlow tap, driven by the official `axonflow` SDK against a local upstream in AxonFlow's wire format."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from axonflow import AxonFlow
+from axonflow.exceptions import AxonFlowError, PolicyViolationError
+from axonflow.types import TokenUsage
+
+from gateledger.kafka import KafkaTarget
+from gateledger.settings import Settings
+from gateledger.stack.broker import TansuBroker
+from gateledger.topics import Topic
+from producers.ingest.settings import IngestSettings
+from tests.producers.ingestutil import ingest_client
+from tests.producers.kafkaread import read_topic
+
+
+@pytest.fixture(autouse=True)
+def _no_sdk_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK pings its vendor once a week unless told not to; this machine has no internet anyway.
+    monkeypatch.setenv("AXONFLOW_TELEMETRY", "off")
+
+
+class FakeAxonFlow:
+    """AxonFlow Gateway Mode as the wire format describes it (shared/reference/wire-formats.md, section 5)."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
+        self.n = 0
+
+    async def record(self, request: web.Request) -> bytes:
+        body = await request.read()
+        self.seen.append((request.method, request.path_qs, dict(request.headers), body))
+        return body
+
+    async def precheck(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        self.n += 1
+        if "DROP TABLE" in body["query"]:
+            return web.json_response({"approved": False, "block_reason": "SQL injection detected",
+                                      "policy": "sql_injection"}, status=403)
+        now = datetime.now(UTC)
+        return web.json_response({
+            "context_id": f"ctx-{self.n}",
+            "approved": True,
+            "requires_redaction": False,
+            "approved_data": {},
+            "policies": ["pii_detection"],
+            "rate_limit": {"limit": 100, "remaining": 99, "reset_at": (now + timedelta(minutes=1)).isoformat()},
+            "expires_at": (now + timedelta(minutes=5)).isoformat(),
+            "trace_id": f"axf-{self.n}",
+        })
+
+    async def audit(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        # gzip on the wire: the client must get the bytes as sent, the recording the decoded JSON.
+        payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
+        return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})
+
+    async def health(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.json_response({"status": "healthy", "version": "9.0.0"})
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "X-Upstream": "yes"})
+        await resp.prepare(request)
+        for i in range(5):
+            await resp.write(f"data: chunk {i} of {len(body)}\n\n".encode())
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/policy/pre-check", self.precheck)
+        app.router.add_post("/api/audit/llm-call", self.audit)
+        app.router.add_get("/health", self.health)
+        app.router.add_post("/api/v1/stream", self.stream)
+        return app
+
+
+def test_sdk_through_the_tap_records_both_calls_and_passes_everything_else(settings: Settings, tmp_path) -> None:
+    upstream_api = FakeAxonFlow()
+    broker = TansuBroker(log_path=tmp_path / "own-broker.log")  # stopped below: never the session broker
+    broker.start()
+    target = KafkaTarget(broker.bootstrap, True, settings.core.topic_prefix)
+
+    async def main() -> None:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            ingest = IngestSettings(axonflow_upstream_url=str(upstream.make_url("")), publish_timeout_s=2.0)
+            async with ingest_client(settings, ingest, target=target) as http:
+                base = str(http.make_url("/axonflow"))
+                async with AxonFlow(endpoint=base, client_id="acme", client_secret="s3cret-value") as sdk:
+                    assert await sdk.health_check() is True
+                    ok = await sdk.get_policy_approved_context(
+                        user_token="utok-alice-123456", query="summarize ticket 42 for alice@example.com",
+                        data_sources=["jira"], context={"request_id": "req-1", "agent_framework": "langgraph"},
+                    )
+                    assert ok.approved and ok.context_id == "ctx-1"
+                    audit = await sdk.audit_llm_call(
+                        context_id=ok.context_id, response_summary="ticket 42 is open", provider="openai",
+                        model="gpt-4o", token_usage=TokenUsage(prompt_tokens=120, completion_tokens=30, total_tokens=150),
+                        latency_ms=840,
+                    )
+                    assert audit.success and audit.audit_id == "aud-ctx-1"
+                    with pytest.raises(PolicyViolationError):
+                        await sdk.get_policy_approved_context(user_token="utok-bob-123456", query="x; DROP TABLE users")
+                # Pass-through streams both ways, headers kept.
+                async with aiohttp.ClientSession() as raw:
+                    async with raw.post(f"{base}/api/v1/stream?x=1", data=b"y" * 100_000,
+                                        headers={"Authorization": "Bearer other-scheme", "X-Custom": "1"}) as r:
+                        assert r.status == 200 and r.headers["X-Upstream"] == "yes"
+                        assert (await r.text()).count("of 100000") == 5
+                # Kafka down: the upstream answered, the exchange cannot be recorded -> 503.
+                await asyncio.to_thread(broker.stop)
+                async with AxonFlow(endpoint=base, client_id="acme", client_secret="s3cret-value") as sdk:
+                    with pytest.raises(AxonFlowError, match="503"):
+                        await sdk.get_policy_approved_context(user_token="utok-carol-1234", query="hello")
+                    assert await sdk.health_check() is True, "pass-through does not need Kafka"
+                await asyncio.to_thread(broker.start)  # so the publisher's shutdown flush is quick
+
+    try:
+        asyncio.run(main())
+        # Everything the upstream saw arrived unchanged, credentials included.
+        creds = "Basic " + base64.b64encode(b"acme:s3cret-value").decode()
+        prechecks = [s for s in upstream_api.seen if s[1] == "/api/policy/pre-check"]
+        assert len(prechecks) == 3 and all(s[2]["Authorization"] == creds for s in prechecks)
+        stream = next(s for s in upstream_api.seen if s[1].startswith("/api/v1/stream"))
+        assert stream[1] == "/api/v1/stream?x=1" and stream[2]["Authorization"] == "Bearer other-scheme"
+        assert stream[2]["X-Custom"] == "1" and len(stream[3]) == 100_000
+    finally:
+        broker.stop()
+
+
+def test_recorded_exchanges_on_kafka(settings: Settings) -> None:
+    upstream_api = FakeAxonFlow()
+
+    async def main() -> list[dict[str, Any]]:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            ingest = IngestSettings(axonflow_upstream_url=str(upstream.make_url("")))
+            async with ingest_client(settings, ingest) as http:
+                base = str(http.make_url("/axonflow"))
+                async with AxonFlow(endpoint=base, client_id="acme", client_secret="s3cret-value") as sdk:
+                    ok = await sdk.get_policy_approved_context(
+                        user_token="utok-alice-123456", query="summarize ticket 42 for alice@example.com",
+                        context={"request_id": "req-1"},
+                    )
+                    await sdk.audit_llm_call(
+                        context_id=ok.context_id, response_summary="done", provider="openai", model="gpt-4o",
+                        token_usage=TokenUsage(prompt_tokens=120, completion_tokens=30, total_tokens=150), latency_ms=840,
+                    )
+                    with pytest.raises(PolicyViolationError):
+                        await sdk.get_policy_approved_context(user_token="utok-bob-123456", query="DROP TABLE x")
+                    await sdk.health_check()
+                # Not AxonFlow at all: the upstream's answer is passed on, the exchange dead-lettered.
+                r = await http.post("/axonflow/api/policy/pre-check", data=b"not json")
+                assert r.status == 500  # the fake upstream's own failure on non-JSON
+        return await read_topic(settings, Topic.RAW_AXONFLOW, want=3)
+
+    events = asyncio.run(main())
+    assert len(events) == 3, "health checks are not recorded"
+    by_type = {(e["type"], e["data"]["status"]): e for e in events}
+    pre = by_type[("axonflow.precheck", 200)]
+    blocked = by_type[("axonflow.precheck", 403)]
+    audit = by_type[("axonflow.llm_audit", 200)]
+    assert pre["tenant"] == "acme" and pre["context_id"] == "ctx-1" and pre["request_id"] == "req-1"
+    assert pre["_key"] == audit["_key"] == "ctx-1"
+    assert pre["data"]["request"]["user_token"].startswith("hmac:")
+    assert "alice@example.com" not in str(pre["data"]) and "s3cret" not in str(events)
+    assert pre["data"]["response"]["approved"] is True and pre["data"]["upstream_latency_ms"] >= 0
+    assert audit["data"]["response"] == {"success": True, "audit_id": "aud-ctx-1"}, "decoded from gzip for the record"
+    assert audit["data"]["request"]["token_usage"]["total_tokens"] == 150
+    assert blocked["data"]["response"]["block_reason"] == "SQL injection detected"
+    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=1))
+    assert [d["reason"] for d in letters] == ["schema"] and "not json" in letters[0]["original"]
+
+
+def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> None:
+    """The service as `gateledger serve ingest` runs it: tap under /axonflow and at the root of its own port."""
+    from gateledger.net import free_port
+    from producers.ingest.server import run_ingest
+
+    upstream_api = FakeAxonFlow()
+
+    async def main() -> None:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            port, tap_port = free_port(), free_port()
+            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")), axonflow_port=tap_port)
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_ingest(settings, stop, ingest=ingest))
+            try:
+                for _ in range(100):
+                    try:
+                        async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                            if r.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        await asyncio.sleep(0.1)
+                for base in (f"http://127.0.0.1:{port}/axonflow", f"http://127.0.0.1:{tap_port}"):
+                    async with AxonFlow(endpoint=base, client_id="acme", client_secret="x") as sdk:
+                        ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
+                        assert ok.approved
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 20)
+        events = await read_topic(settings, Topic.RAW_AXONFLOW, want=2)
+        assert sorted(e["context_id"] for e in events) == ["ctx-1", "ctx-2"]
+
+    asyncio.run(main())
