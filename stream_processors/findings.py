@@ -1,8 +1,8 @@
 """Compliance findings with deterministic ids: one finding per fact, whoever detects it and how often.
 
 Version 1 is the finding; version 2 (``retracted=True``) withdraws it when late evidence disproves
-it. A policy-bypass finding's version is the number of its evidence events, so more evidence of
-the same bypass replaces the row rather than adding one.
+it. A policy-bypass finding carries its interaction's version, so more evidence of the same bypass
+replaces the row rather than adding one.
 """
 
 from __future__ import annotations
@@ -97,14 +97,19 @@ def suspect_usage(call: LlmCall, *, interaction_id: str | None, now: datetime) -
     )
 
 
-def policy_bypass(*, tenant: str, interaction_id: str, block_key: str, block_event_ids: Sequence[str],
-                  offending_event_ids: Sequence[str], time: datetime, what: str, request_id: str | None,
-                  user_id: str | None, client_id: str | None, context_id: str | None, now: datetime) -> Finding:
-    """Something ran after a block (blocked pre-check or rejected webhook) in the same interaction."""
+def policy_bypass(*, tenant: str, interaction_id: str, interaction_version: int, block_key: str,
+                  block_event_ids: Sequence[str], offending_event_ids: Sequence[str], time: datetime, what: str,
+                  request_id: str | None, user_id: str | None, client_id: str | None, context_id: str | None,
+                  now: datetime) -> Finding:
+    """Something ran after a block (blocked pre-check or rejected webhook) in the same interaction.
+
+    Its version is the interaction's: re-detected on every re-emission of the interaction, the
+    latest evidence wins; withdrawn (``retracted``) if a late event shows the block did not apply.
+    """
     evidence = sorted({*block_event_ids, *offending_event_ids})
     return Finding(
         id=finding_id(FindingKind.POLICY_BYPASS, interaction_id, block_key),
-        version=len(evidence),
+        version=interaction_version,
         tenant=tenant,
         time=time,
         kind=FindingKind.POLICY_BYPASS,

@@ -108,8 +108,9 @@ def find_bypasses(facts: Iterable[Fact]) -> list[Bypass]:
                 continue
             if b.get("sid") and m.get("sid") and b["sid"] != m["sid"]:
                 continue
+            # A filter delivery may not know the session: then the JSON-RPC id must do.
             same_call = m["key"] == b["key"] or (b.get("rpc") and m.get("rpc") == b["rpc"]
-                                                 and m.get("sess") == b.get("sess"))
+                                                 and (not b.get("sess") or m.get("sess") == b["sess"]))
             if same_call and m.get("ran"):
                 add(b, m, f"tool {m['tool']} ran although a webhook filter rejected the call")
             elif not same_call and m["t"] >= b["t"] and _executed(m):
@@ -130,7 +131,10 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
     end = max(f["te"] for f in facts)
     complete = is_complete(facts)
     bypasses = find_bypasses(facts)
-    rejections = sum(int(f.get("wrej") or 0) for f in mcps) + sum(1 for f in hooks if f.get("dec") == "rejected")
+    # Distinct rejected MCP requests: Obot's record of a filter run and the filter's own record of
+    # the same decision count once.
+    rejections = len({(f.get("tool"), f.get("rpc")) for f in mcps if f.get("wrej")}
+                     | {(f.get("tool"), f.get("rpc")) for f in hooks if f.get("dec") == "rejected"})
     errors = sum(1 for f in llms + mcps if f.get("err"))
     blocked_pre = [p for p in prechecks if not p["ok"]]
     approved = prechecks[-1]["ok"] if prechecks else None
@@ -182,7 +186,8 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
     )
     found = [
         findings.policy_bypass(
-            tenant=tenant, interaction_id=iid, block_key=b.block["key"], block_event_ids=b.block["ids"],
+            tenant=tenant, interaction_id=iid, interaction_version=row.version, block_key=b.block["key"],
+            block_event_ids=b.block["ids"],
             offending_event_ids=[i for o in b.offending for i in o["ids"]], time=from_us(b.block["t"]), what=b.what,
             request_id=request_id, user_id=row.user_id, client_id=row.client_id,
             context_id=b.block.get("ctx"), now=now,

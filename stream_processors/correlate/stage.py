@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateledger.clock import Clock
+from gateledger.contracts.events import Finding
 from stream_processors import telemetry
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import WATERMARK, PartitionState
@@ -125,8 +126,17 @@ class CorrelatePartition:
         row, found = interaction.build(st["root"], st["f"].values(), now=now, timeout_us=self._timeout)
         end = to_us(row.end_time)
         self.out.row(row, end)
+        current = {}
         for f in found:
             self.out.row(f, end)
+            current[f.id] = f.model_dump(mode="json")
+        for fid, old in (st.get("bf") or {}).items():
+            if fid not in current:
+                # A late event (e.g. an approving pre-check) shows the block did not apply after all.
+                gone = Finding.model_validate(old | {"version": row.version, "retracted": True, "detected_at": now})
+                self.out.row(gone, end)
+        if current or st.get("bf"):
+            st["bf"] = current
         if not st["em"]:
             self.open -= 1
         st["em"] = row.version
