@@ -38,6 +38,7 @@ class Spec:
     reject_ran: bool = False  # the rejected call ran anyway (a bypass)
     zero_tokens: bool = False
     filter_decision: str | None = None  # also a gateledger webhook-filter record with this decision
+    expires_in_s: float = 300.0  # the pre-check's expires_at, after its time
     prompt_tokens: int = 1000
     completion_tokens: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
@@ -67,7 +68,7 @@ def precheck(spec: Spec, at: datetime, received: datetime | None = None) -> Publ
                                 "mcp_servers": ["github"], "user_id": f"user-{spec.n % 7}"}},
         "response": {"context_id": spec.context_id, "approved": approved, "requires_redaction": False,
                      "policies": ["pii_detection"] + ([] if approved else ["prompt_injection"]),
-                     "expires_at": _iso(at + timedelta(minutes=5)),
+                     "expires_at": _iso(at + timedelta(seconds=spec.expires_in_s)),
                      "block_reason": None if approved else "Prompt injection pattern detected"},
     }
     return envelope("axonflow-precheck", rec, tenant=spec.tenant, received_at=received or at + DELAY)
