@@ -105,6 +105,9 @@ class CorrelatePartition:
         else:
             self._schedule(skey, st)
         self.state.put(skey, st)
+        nxt = self.timers.next_due()
+        if nxt is not None and nxt <= self.wm.value:
+            self._on_watermark()  # already due (a late fact): now, not at the next watermark move
 
     def tick(self) -> None:
         """Let an idle partition's watermark follow the clock."""

@@ -158,6 +158,16 @@ class NormalizePartition:
             self._dispatch(topic, env, t_us)
         except InvalidEvent as exc:
             self._dead(topic, offset, value, exc.reason, str(exc), env.tenant, env.type)
+        # A late event can schedule work that is already due: do it now, not at the next move.
+        self._fire_overdue(topic)
+
+    def _fire_overdue(self, topic: str) -> None:
+        heap = self._merge_timers if topic == self.topics.mcp else (
+            self._context_timers if topic == self.topics.axonflow else None)
+        if heap is not None:
+            nxt = heap.next_due()
+            if nxt is not None and nxt <= self._wms[topic].value:
+                self._on_watermark(topic)
 
     def tick(self) -> None:
         """Let idle topics' watermarks follow the clock, and fire what became due."""
