@@ -114,8 +114,10 @@ def call_from_flat(
         raise ValueError("call_from_flat needs at least one record")
     first_env = parts[0][0]
     if request is not None and response is not None:
-        req_d = request[1].model_dump(exclude_unset=True)
-        resp_d = response[1].model_dump(exclude_unset=True)
+        # The envelopes' data are the wire dicts (set fields only): merge those, validate once.
+        req_d = request[0].data if isinstance(request[0].data, dict) else request[1].model_dump(exclude_unset=True)
+        resp_d = response[0].data if isinstance(response[0].data, dict) else \
+            response[1].model_dump(exclude_unset=True)
         data = {k: v for k, v in resp_d.items() if not _empty(v)}
         data.update({k: v for k, v in req_d.items() if not _empty(v)})
         for k in _RESPONSE_FIELDS:

@@ -94,7 +94,9 @@ class NormalizePartition:
         self._precheck_ttl = secs(settings.precheck_ttl_s)
         self._unaudited_grace = secs(settings.unaudited_grace_s)
         self._orphan_grace = secs(settings.orphan_grace_s)
-        self._batch_seq = 0
+        self._raw = b""
+        # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
+        self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
         self._clock_us: Callable[[], int] = lambda: to_us(clock())
 
     # -- state lifecycle --------------------------------------------------------------------------
@@ -138,8 +140,9 @@ class NormalizePartition:
 
     def process(self, topic: str, offset: int, value: bytes | None) -> None:
         """One raw message, in offset order."""
+        self._raw = value or b""
         try:
-            env = Envelope.model_validate_json(value or b"")
+            env = Envelope.model_validate_json(self._raw)
         except ValidationError as exc:
             reason = "invalid_json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "schema"
             self._dead(topic, offset, value, reason, f"not a valid envelope: {_short(exc)}", None)
@@ -290,7 +293,8 @@ class NormalizePartition:
         xkey = mcp.exchange_key(env, rec)
         key = f"m|{xkey}"
         st = self.state.get(key)
-        env_json = env.model_dump(mode="json")
+        env_json = self._raw.decode("utf-8", "replace")
+        self._parsed[(key, half)] = (env, rec)
         if st is not None:
             if env.id in st["ids"]:
                 return  # already folded in (a replay after a crash between state and dedup writes)
@@ -316,18 +320,20 @@ class NormalizePartition:
         self.state.put(key, st)
         self._merge_timers.push(st["due"], key)
 
-    def _pair(self, st: dict[str, Any]) -> tuple[Any, Any]:
-        req = resp = None
-        if st.get("request"):
-            e = Envelope.model_validate(st["request"])
-            req = (e, mcp.parse_flat(e))
-        if st.get("response"):
-            e = Envelope.model_validate(st["response"])
-            resp = (e, mcp.parse_flat(e))
-        return req, resp
+    def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
+        """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
+        out = []
+        for half in ("request", "response"):
+            text = st.get(half)
+            parsed = self._parsed.pop((key, half), None)
+            if parsed is None and isinstance(text, str):
+                e = Envelope.model_validate_json(text)
+                parsed = (e, mcp.parse_flat(e))
+            out.append(parsed)
+        return out[0], out[1]
 
     def _merged(self, key: str, st: dict[str, Any], xkey: str) -> None:
-        req, resp = self._pair(st)
+        req, resp = self._pair(key, st)
         call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp, complete=True)
         self._emit_mcp(call, st["rcv"])
         # Bodies are no longer needed once both halves are in.
@@ -336,10 +342,14 @@ class NormalizePartition:
         self._merge_timers.push(st["due"], key)
 
     def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
-        req, resp = self._pair(st)
+        req, resp = self._pair(key, st)
         call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp,
                                   complete=False)
         self._emit_mcp(call, st["rcv"])
+        # Keep the half parsed: a late other half may still complete this exchange.
+        for half, parsed in (("request", req), ("response", resp)):
+            if parsed is not None:
+                self._parsed[(key, half)] = parsed
         # The half stays, so a late other half can still complete this exchange.
         st.update(open=False, due=st["last"] + self._retention)
         self.state.put(key, st)
@@ -354,6 +364,8 @@ class NormalizePartition:
             self._merge_timers.push(st["due"], key)
         else:
             self.state.delete(key)
+            self._parsed.pop((key, "request"), None)
+            self._parsed.pop((key, "response"), None)
 
     # -- AxonFlow pre-check <-> audit join --------------------------------------------------------
 
@@ -377,7 +389,7 @@ class NormalizePartition:
         self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
         aud = st["aud"]
         if st["held"] is not None:
-            held = Envelope.model_validate(st["held"]["env"])
+            held = Envelope.model_validate_json(st["held"]["env"])
             call = llm.call_from_axonflow_audit(held, self._enrichment(st))
             aud["root"] = root
             self._emit_llm(call, st["held"]["rcv"], root)
@@ -413,7 +425,7 @@ class NormalizePartition:
             call = llm.call_from_axonflow_audit(env)
             self._emit_llm(call, rcv, fact=False)
             st["aud"] = {"eid": env.id, "t": t_us, "root": None}
-            st["held"] = {"env": env.model_dump(mode="json"), "rcv": rcv}
+            st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
         self._schedule_context(key, st)
 
     def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
@@ -456,7 +468,7 @@ class NormalizePartition:
             self.out.row(self._unaudited_finding(st, tenant, context_id, evidence=evidence), pre["t"])
             st["una"] = 1
         if st["held"] is not None and wm >= aud["t"] + self._orphan_grace:
-            held = Envelope.model_validate(st["held"]["env"])
+            held = Envelope.model_validate_json(st["held"]["env"])
             call = llm.call_from_axonflow_audit(held)
             root = root_key(tenant, request_id=call.request_id, trace_id=call.trace_id, context_id=context_id,
                             fallback=call.id)
