@@ -11,19 +11,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka.partitioner import murmur2
-
 from gateledger.clock import Clock, utcnow
 from gateledger.masking import Masker
 from stream_processors.common.emit import Emit
+from stream_processors.common.partitioning import partition_for
 from stream_processors.correlate.stage import CorrelatePartition
 from stream_processors.normalize.stage import FACTS, NormalizePartition, RawTopics
 from stream_processors.settings import ProcessorSettings
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2, positive, modulo)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @dataclass
@@ -76,7 +70,7 @@ class LocalPipeline:
             part.flush("local")
         for e in facts:
             self.facts += 1
-            self.correlate[partition_for(e.key.encode(), self.partitions)].process(e.value)
+            self.correlate[partition_for(e.key.encode(), self.partitions)].process_fact(e.obj)
         for cpart in self.correlate:
             self.outputs.extend(cpart.out.emits)
             cpart.out.emits.clear()

@@ -29,6 +29,9 @@ from faust.types import EventT, TableT
 from stream_processors import telemetry
 from stream_processors.common.emit import Batch, Emit
 from stream_processors.common.timeutil import to_us
+from stream_processors.common.partitioning import partition_for
+
+PACK_MAX = 500  # facts per packed message (keeps messages well under 1 MB)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +58,8 @@ class StageRunner:
         factory: Callable[[int], PartitionLogic],
         topic_names: dict[str, str],
         clock_us: Callable[[], int],
-        feed: Callable[[PartitionLogic, EventT], None],
+        feed: Callable[[PartitionLogic, EventT], int],  # returns the events in the message
+        packed: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.stage = stage
@@ -64,6 +68,7 @@ class StageRunner:
         self.topic_names = topic_names  # logical emit topic -> physical topic
         self.clock_us = clock_us
         self.feed = feed
+        self.packed = packed or {}  # logical internal topic -> its partition count
         self.parts: dict[int, PartitionLogic] = {}
         self.lock = asyncio.Lock()
         self._generation = -1
@@ -117,9 +122,8 @@ class StageRunner:
                 logic = touched.get(msg.partition)
                 if logic is None:
                     logic = touched[msg.partition] = self.part(msg.partition)
-                self.feed(logic, ev)
+                n += self.feed(logic, ev)
                 self.last_offsets[(msg.topic, msg.partition)] = msg.offset
-                n += 1
             self._in.inc(n)
             await self._flush(touched.values())
         self._batch_time.observe(time.perf_counter() - started)
@@ -151,15 +155,26 @@ class StageRunner:
         futures = []
         now_us = self.clock_us()
         names = self.topic_names
+        packs: dict[tuple[str, int], list[Any]] = {}
         for e in emits:
             topic = names[e.topic]
-            futures.append(await producer.send(topic, e.key.encode(), e.value, None, None, None))
+            if e.obj is not None:
+                # Internal messages travel packed: one message per partition and batch, partitioned
+                # by key exactly as Kafka's default partitioner would place each one.
+                parts = self.packed[e.topic]
+                packs.setdefault((topic, partition_for(e.key.encode(), parts)), []).append(e.obj)
+            else:
+                futures.append(await producer.send(topic, e.key.encode(), e.value, None, None, None))
             counter = self._out.get(e.topic)
             if counter is None:
                 counter = self._out[e.topic] = telemetry.EVENTS_OUT.labels(stage=self.stage, topic=e.topic)
             counter.inc()
             if e.event_us is not None:
                 self._delay.observe(max(0.0, (now_us - e.event_us) / 1e6))
+        for (topic, partition), objs in packs.items():
+            for i in range(0, len(objs), PACK_MAX):
+                futures.append(await producer.send(topic, b"pack", orjson.dumps(objs[i:i + PACK_MAX]), partition,
+                                                   None, None))
         # Outputs first: state that says "done" must never be persisted before what it did.
         await asyncio.gather(*futures)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from gateledger.contracts.events import OutputEvent
 
 
@@ -16,8 +14,9 @@ class Emit:
 
     topic: str
     key: str
-    value: bytes
+    value: bytes | None
     event_us: int | None = None  # event time, for the emit-delay histogram
+    obj: Any = None  # an internal message not yet serialized (packed with others by the runner)
 
 
 @dataclass
@@ -31,8 +30,8 @@ class Batch:
         self.emits.append(Emit(str(model.topic), model.id, model.__pydantic_serializer__.to_json(model), event_us))
 
     def internal(self, topic: str, key: str, value: Any, event_us: int | None = None) -> None:
-        """A message on an internal topic (facts)."""
-        self.emits.append(Emit(topic, key, orjson.dumps(value), event_us))
+        """A message on an internal topic (facts): packed per partition by the runner."""
+        self.emits.append(Emit(topic, key, None, event_us, value))
 
     def extend(self, other: Batch) -> None:
         self.emits.extend(other.emits)

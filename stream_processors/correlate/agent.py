@@ -17,8 +17,8 @@ from stream_processors.runtime import StageRunner, now_us_from
 TABLE = "correlate-state"
 
 
-def _feed(logic: Any, ev: Any) -> None:
-    logic.process(ev.message.value)
+def _feed(logic: Any, ev: Any) -> int:
+    return logic.process(ev.message.value)
 
 
 def register(app: Any, ctx: StageContext) -> StageRunner:

@@ -73,17 +73,29 @@ class CorrelatePartition:
 
     # -- processing -------------------------------------------------------------------------------
 
-    def process(self, value: bytes | None) -> None:
-        """One fact message."""
+    def process(self, value: bytes | None) -> int:
+        """One message of the facts topic: a JSON array of facts (in the order they were made)."""
         try:
-            fact = orjson.loads(value or b"")
+            facts = orjson.loads(value or b"")
+        except orjson.JSONDecodeError:
+            facts = None
+        if not isinstance(facts, list):
+            # Facts are written by the normalize stage only; a bad one is a bug, counted and skipped
+            # (its source event is in raw_events and its typed row in its own table).
+            _DEAD.labels(stage=STAGE, reason="bad_fact").inc()
+            return 1
+        for fact in facts:
+            self.process_fact(fact)
+        return len(facts)
+
+    def process_fact(self, fact: Any) -> None:
+        """One fact."""
+        try:
             root = fact["root"]
             t = int(fact["t"])
             key = fact["key"]
             v = int(fact["v"])
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            # Facts are written by the normalize stage only; a bad one is a bug, counted and skipped
-            # (its source event is in raw_events and its typed row in its own table).
+        except (KeyError, TypeError, ValueError):
             _DEAD.labels(stage=STAGE, reason="bad_fact").inc()
             return
         if self.wm.observe(t):

@@ -15,9 +15,10 @@ from stream_processors.runtime import StageRunner, now_us_from
 TABLE = "normalize-state"
 
 
-def _feed(logic: Any, ev: Any) -> None:
+def _feed(logic: Any, ev: Any) -> int:
     msg = ev.message
     logic.process(msg.topic, msg.offset, msg.value)
+    return 1
 
 
 def register(app: Any, ctx: StageContext) -> StageRunner:
@@ -37,7 +38,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     runner = StageRunner(
         app=app, stage=STAGE, table=table,
         factory=lambda p: NormalizePartition(p, ctx.proc, raw, ctx.masker, ctx.clock),
-        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed,
+        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed, packed={FACTS: partitions},
     )
 
     @app.agent(source, name=f"{STAGE}-agent")

@@ -29,7 +29,7 @@ from gateledger.kafka import consumer_group_lag, resolve
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, Topic, topic_name
 from producers.formats import Published
-from stream_processors.local import partition_for
+from stream_processors.common.partitioning import partition_for
 from tests.conftest import Processes
 from tests.stream_processors import traffic
 from tests.stream_processors.harness import OUT_TOPICS, Outputs, Worker, envelope, publish, read_outputs, worker_env
