@@ -79,10 +79,13 @@ def mcp_fact(row: McpCall, root: str, received_us: int) -> Fact:
     if row.duration_ms:
         f["te"] = f["t"] + row.duration_ms * 1000
     rejected = sum(1 for w in row.webhook_statuses if (w.status or "").lower() == "rejected")
+    # Filters that ran on the call and let it through / rejected it (names; "" when unnamed).
+    passed = sorted({w.name or "" for w in row.webhook_statuses if (w.status or "").lower() != "rejected"})
+    rejecting = sorted({w.name or "" for w in row.webhook_statuses if (w.status or "").lower() == "rejected"})
     f.update(req=row.request_id, trace=row.trace_id, ctx=row.context_id, sess=row.session_id, user=row.user_id,
              client=row.client_name, method=row.method, tool=row.tool_name,
              server=row.mcp_server_name or row.mcp_server_id, sid=row.mcp_server_id, rpc=row.jsonrpc_id,
-             st=str(row.status), complete=row.complete, wrej=rejected,
+             st=str(row.status), complete=row.complete, wrej=rejected, wf=passed, wrf=rejecting,
              # The server answered 2xx without error: it ran, even if a filter had rejected it.
              ran=row.http_status is not None and 200 <= row.http_status < 300 and not row.error,
              # "Executed": the server ran it (a success reached the client).
@@ -96,5 +99,5 @@ def webhook_fact(row: WebhookDecision, root: str, received_us: int) -> Fact:
     f = _base("webhook", row, root, received_us)
     f.update(req=row.request_id, trace=row.trace_id, sess=row.session_id, user=row.user_id,
              dec=str(row.decision), tool=row.tool_name, sid=row.mcp_server_id, rpc=row.jsonrpc_id,
-             phase=row.phase)
+             phase=row.phase, wrf=[row.filter_name or ""])
     return f

@@ -71,8 +71,9 @@ def find_bypasses(facts: Iterable[Fact]) -> list[Bypass]:
     - After a blocked pre-check: an LLM call of that pre-check's context, or any LLM call or tool
       call that ran later while the latest pre-check before it was blocked.
     - After a webhook rejection of a tool call: that same call ran anyway, or the same tool (on the
-      same server) ran later in the interaction. (Other tools or LLM calls after a rejected tool
-      call are normal agent behaviour, not a bypass.)
+      same server) ran later in the interaction without the rejecting filter having passed it.
+      (A retry the filter accepted, other tools, or LLM calls after a rejected tool call are
+      normal agent behaviour, not a bypass.)
     """
     ordered = sorted(facts, key=lambda f: (f["t"], f["key"]))
     prechecks = [f for f in ordered if f["kind"] == "policy"]
@@ -113,9 +114,19 @@ def find_bypasses(facts: Iterable[Fact]) -> list[Bypass]:
                                                  and (not b.get("sess") or m.get("sess") == b["sess"]))
             if same_call and m.get("ran"):
                 add(b, m, f"tool {m['tool']} ran although a webhook filter rejected the call")
-            elif not same_call and m["t"] >= b["t"] and _executed(m):
-                add(b, m, f"tool {m['tool']} ran after a webhook filter rejected it in the same interaction")
+            elif not same_call and m["t"] >= b["t"] and _executed(m) and not _passed_by(m, b):
+                add(b, m, f"tool {m['tool']} ran after a webhook filter rejected it, without that filter "
+                          "passing it, in the same interaction")
     return [Bypass(block, tuple(sorted(offs, key=lambda o: o["key"])), what) for block, offs, what in out.values()]
+
+
+def _passed_by(call: Fact, block: Fact) -> bool:
+    """True when a filter that rejected ``block`` ran on ``call`` and let it through."""
+    passed = set(call.get("wf") or ())
+    rejecting = set(block.get("wrf") or ())
+    if not rejecting or rejecting == {""}:
+        return bool(passed)  # unnamed filter: any filter having passed the call counts
+    return bool(passed & rejecting)
 
 
 def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -> tuple[Interaction, list[Finding]]:

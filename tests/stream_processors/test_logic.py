@@ -279,12 +279,16 @@ def test_bypass_detection_rules() -> None:
     found = find_bypasses([blocked, approved_later, llm_blocked_ctx, tool_after_block, tool_after_approval])
     assert len(found) == 1 and found[0].block["key"] == "p1"
     assert [o["key"] for o in found[0].offending] == ["l1", "m1"]
-    rejected = _fact("mcp", "m3", 10, wrej=1, tool="t", sid="s", rpc="1", sess="x", ran=False, exe=False)
-    rejected_but_ran = _fact("mcp", "m4", 12, wrej=1, tool="u", sid="s", rpc="2", sess="x", ran=True, exe=False)
-    other_tool_later = _fact("mcp", "m5", 13, exe=True, tool="v", sid="s")
-    same_tool_later = _fact("mcp", "m6", 14, exe=True, tool="t", sid="s")
+    rejected = _fact("mcp", "m3", 10, wrej=1, wrf=["dlp"], tool="t", sid="s", rpc="1", sess="x", ran=False,
+                     exe=False)
+    rejected_but_ran = _fact("mcp", "m4", 12, wrej=1, wrf=["dlp"], tool="u", sid="s", rpc="2", sess="x", ran=True,
+                             exe=False)
+    other_tool_later = _fact("mcp", "m5", 13, exe=True, tool="v", sid="s", wf=["dlp"])
+    same_tool_unfiltered = _fact("mcp", "m6", 14, exe=True, tool="t", sid="s", wf=[])
+    same_tool_passed = _fact("mcp", "m7", 15, exe=True, tool="t", sid="s", wf=["dlp"])  # a retry dlp accepted
     found = {b.block["key"]: [o["key"] for o in b.offending]
-             for b in find_bypasses([rejected, rejected_but_ran, other_tool_later, same_tool_later])}
+             for b in find_bypasses([rejected, rejected_but_ran, other_tool_later, same_tool_unfiltered,
+                                     same_tool_passed])}
     assert found == {"m3": ["m6"], "m4": ["m4"]}
 
 
