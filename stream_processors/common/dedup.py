@@ -54,7 +54,7 @@ class DedupWindow:
         """New chunks to persist: (topic, bucket, chunk key, ids); ``suffix`` makes keys unique."""
         out = []
         for (topic, b), ids in self._pending.items():
-            key = f"{topic}|{b}|{suffix}"
+            key = f"d|{topic}|{b}|{suffix}"
             self._chunks[(topic, b)].append((key, ids))
             out.append((topic, b, key, ids))
         self._pending.clear()

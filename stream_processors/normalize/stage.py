@@ -107,7 +107,9 @@ class NormalizePartition:
         for key, value in items:
             kv[key] = value
             kind = key[:2]
-            if kind == "d|":
+            if kind == "w|":
+                self.watermark(key[2:])  # so an idle topic still advances after a restart
+            elif kind == "d|":
                 _, topic, bucket, _n = key.split("|", 3)
                 self.dedup.load_chunk(key, topic, int(bucket), value)
             elif kind == "m|" and value.get("due") is not None:
@@ -174,8 +176,8 @@ class NormalizePartition:
 
     def tick(self) -> None:
         """Let idle topics' watermarks follow the clock, and fire what became due."""
-        for topic in self.topics.all():
-            if topic in self._wms and self._wms[topic].idle_tick():
+        for topic, wm in list(self._wms.items()):
+            if wm.idle_tick():
                 self._on_watermark(topic)
 
     def _on_watermark(self, topic: str) -> None:
@@ -294,7 +296,6 @@ class NormalizePartition:
         key = f"m|{xkey}"
         st = self.state.get(key)
         env_json = self._raw.decode("utf-8", "replace")
-        self._parsed[(key, half)] = (env, rec)
         if st is not None:
             if env.id in st["ids"]:
                 return  # already folded in (a replay after a crash between state and dedup writes)
@@ -302,6 +303,7 @@ class NormalizePartition:
             if st.get(half) is None:
                 # The other half of the current exchange (possibly late, after a timeout closed it).
                 st[half] = env_json
+                self._parsed[(key, half)] = (env, rec)
                 st["ids"].append(env.id)
                 st["last"] = max(st["last"], t_us)
                 st["rcv"] = max(st.get("rcv", 0), rcv)
@@ -316,6 +318,7 @@ class NormalizePartition:
             st = {"g": 0}
         st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv})
         st[half] = env_json
+        self._parsed[(key, half)] = (env, rec)
         st["due"] = t_us + self._merge_timeout
         self.state.put(key, st)
         self._merge_timers.push(st["due"], key)

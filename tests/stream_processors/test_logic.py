@@ -323,3 +323,50 @@ def test_late_event_six_hours_after_is_folded_into_its_interaction() -> None:
     una = [f for f in pl.final(str(Topic.FINDINGS)).values() if f["kind"] == "unaudited_llm_call"
            and f["context_id"] == "ctx-1"]
     assert una and una[0]["retracted"] is True  # fired at expiry, withdrawn by the in-time audit
+
+
+def test_reused_jsonrpc_id_without_session_starts_a_new_exchange() -> None:
+    def half(kind: str, at: str, n: int) -> Published:
+        base = {"subject": "u", "metadata": {"mcpID": "srv"}, "requestID": "1", "createdAt": at}
+        if kind == "request":
+            rec = base | {"callType": "tools/call", "callIdentifier": f"tool{n}",
+                          "requestBody": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                          "params": {"name": f"tool{n}"}}}
+        else:
+            rec = base | {"callType": "", "responseStatus": 200, "responseBody": {"jsonrpc": "2.0", "id": 1,
+                                                                                   "result": {"n": n}}}
+        return envelope("obot-audit", rec)
+
+    pl = pipeline(mcp_merge_timeout_s=600)
+    # two exchanges on one connection-less server reuse JSON-RPC id 1: request, request, response
+    pl.feed([raw(half("request", "2026-11-20T10:00:00Z", 1)), raw(half("request", "2026-11-20T10:00:01Z", 2)),
+             raw(half("response", "2026-11-20T10:00:02Z", 2))])
+    calls = pl.final(str(Topic.MCP_CALLS))
+    by_tool = {c["tool_name"]: c for c in calls.values()}
+    assert by_tool["tool1"]["complete"] is False and by_tool["tool1"]["version"] == 1
+    assert by_tool["tool2"]["complete"] is True and by_tool["tool2"]["version"] == 2
+    assert '"n":2' in by_tool["tool2"]["response_body"]
+    assert by_tool["tool1"]["id"] != by_tool["tool2"]["id"]
+
+
+def test_gateledger_cloudevent_types_become_typed_rows() -> None:
+    pl = pipeline()
+    ce = [
+        samples.cloudevent(id="p1", type="gateledger.policy.decision",
+                           data={"approved": False, "block_reason": "pii", "context_id": "c9"}),
+        samples.cloudevent(id="w1", type="gateledger.webhook.decision",
+                           data={"decision": "rejected", "tool_name": "t", "filter_name": "f"}),
+        samples.cloudevent(id="l1", type="gateledger.llm.call",
+                           data={"provider": "anthropic", "model": "claude", "input_tokens": 40, "output_tokens": 2,
+                                 "cache_read_input_tokens": 60}),
+        samples.cloudevent(id="bad", type="gateledger.policy.decision", data={"block_reason": "x"}),
+    ]
+    pl.feed([raw(envelope("cloudevents", c)) for c in ce])
+    (pd,) = pl.final(str(Topic.POLICY_DECISIONS)).values()
+    assert pd["approved"] is False and pd["context_id"] == "c9" and pd["request_id"] == "req-1"
+    (wd,) = pl.final(str(Topic.WEBHOOK_DECISIONS)).values()
+    assert wd["decision"] == "rejected" and wd["origin"] == "gateledger_filter"
+    (lc,) = pl.final(str(Topic.LLM_CALLS)).values()
+    assert (lc["input_tokens"], lc["cache_read_tokens"], lc["total_tokens"]) == (100, 60, 102)
+    (dl,) = pl.by_topic()[str(Topic.DEAD_LETTERS)]
+    assert dl["reason"] == "schema" and "approved" in dl["error"]
