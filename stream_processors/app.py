@@ -1,22 +1,31 @@
-"""The faust application: configuration that is safe on Tansu and right on Apache Kafka."""
+"""The faust application: configuration that is safe on Tansu and right on Apache Kafka, plus the stages."""
 
 from __future__ import annotations
 
-import faust
+from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gateledger.clock import Clock, utcnow
 from gateledger.kafka import KafkaTarget, resolve
+from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
+from stream_processors import telemetry
+from stream_processors.pipeline import StageContext, register_all
+from stream_processors.runtime import consumer_lag
 from stream_processors.settings import ProcessorSettings
+from stream_processors.tansu import GateledgerApp
 
 
 def create_app(settings: Settings | None = None, proc: ProcessorSettings | None = None,
-               target: KafkaTarget | None = None) -> faust.App:
-    """A configured (not yet started) faust app."""
+               target: KafkaTarget | None = None, clock: Clock = utcnow,
+               stages: list[str] | None = None) -> GateledgerApp:
+    """A configured (not yet started) faust app with every stage registered."""
     settings = settings or Settings()
     proc = proc or ProcessorSettings()
     kafka = settings.kafka
     target = target or resolve(kafka, settings.core)
-    return faust.App(
+    app = GateledgerApp(
         proc.app_id,
         broker=f"kafka://{target.bootstrap}",
         store="memory://",
@@ -35,5 +44,42 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         broker_rebalance_timeout=kafka.session_timeout_ms / 1000,
         # Transactions exist on Apache Kafka only (Tansu has no InitProducerId).
         processing_guarantee="exactly_once" if kafka.enable_idempotence and not target.tansu else "at_least_once",
+        producer_compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
+        producer_linger=kafka.linger_ms / 1000,
+        producer_acks=-1,
         data_dir=str(settings.core.data_dir / "faust"),
     )
+    app.gateledger_kafka = kafka
+    app.gateledger_bootstrap = target.bootstrap
+    app.gateledger_tansu = target.tansu
+    masker = Masker(salt=masking_salt(settings.core.data_dir))
+    ctx = StageContext(settings=settings, proc=proc, target=target, clock=clock, masker=masker)
+    runners = register_all(app, ctx)
+    app.gateledger_runners = runners  # type: ignore[attr-defined]
+
+    @app.page("/metrics")
+    async def metrics(self: Any, request: Any) -> Any:
+        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        ready = is_ready(app)
+        return self.json({"ok": ready, "rebalancing": bool(app.rebalancing)}, status=200 if ready else 503)
+
+    @app.timer(proc.lag_poll_interval_s, name="gateledger-lag")
+    async def lag() -> None:
+        for name, runner in runners.items():
+            consumer_lag(app, runner)
+            telemetry.STATE_ENTRIES.labels(table=name).set(runner.entries())
+
+    return app
+
+
+def is_ready(app: Any) -> bool:
+    """Started, assigned and recovered: processing events."""
+    try:
+        recovery = app.tables.recovery
+        completed = recovery.completed.is_set()
+    except Exception:
+        completed = False
+    return bool(app.started and completed and not app.rebalancing)

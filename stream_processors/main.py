@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 
+from gateledger.kafka import ensure_gateledger_topics, resolve, wait_for_broker
+from gateledger.settings import Settings
 from stream_processors.app import create_app
 
 
 def main() -> None:
-    """Run the faust worker until SIGTERM or SIGINT."""
-    app = create_app()
+    """Create the topics, then run the faust worker until SIGTERM or SIGINT."""
+    settings = Settings()
+    target = resolve(settings.kafka, settings.core)
+
+    async def _topics() -> None:
+        await wait_for_broker(target.bootstrap)
+        await ensure_gateledger_topics(settings.kafka, target)
+
+    asyncio.run(_topics())
+    # faust's Worker runs its own loop; give it a fresh one.
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    app = create_app(settings, target=target)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)
     worker.execute_from_commandline()

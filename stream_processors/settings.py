@@ -1,16 +1,61 @@
-"""Stream processor settings (``GATELEDGER_PROCESSORS_*``)."""
+"""Stream processor settings (``GATELEDGER_PROCESSORS_*``).
+
+Every window and timeout is measured in **event time** (the ``time`` of the events), except
+``idle_advance_s`` and the batching knobs, which are processing time.
+"""
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ProcessorSettings(BaseSettings):
-    """The faust worker."""
+    """The faust worker and its stages."""
 
     model_config = SettingsConfigDict(env_prefix="GATELEDGER_PROCESSORS_", extra="ignore")
 
     app_id: str = "gateledger-processors"
-    # faust's web server (metrics, health) binds here; never 0.0.0.0.
+    # faust's web server (metrics, health) binds here; never 0.0.0.0 outside a container.
     host: str = "127.0.0.1"
     port: int = 6066
+
+    # -- batching (processing time) --------------------------------------------------------------
+    batch_max: int = Field(default=2000, ge=1)  # events per take() batch
+    batch_within_s: float = Field(default=0.05, gt=0)  # longest wait to fill a batch
+
+    # -- event-time progress ----------------------------------------------------------------------
+    # The watermark of a partition trails its newest event time by this much (out-of-orderness).
+    lateness_s: float = Field(default=5.0, ge=0)
+    # A partition that received nothing for this long (processing time) lets its watermark follow
+    # the clock from its newest event on, so open work still closes when traffic stops.
+    # 0 disables it (pure event time: nothing closes until newer events arrive).
+    idle_advance_s: float = Field(default=10.0, ge=0)
+    tick_interval_s: float = Field(default=1.0, gt=0)  # how often idle partitions are checked
+
+    # -- normalize ------------------------------------------------------------------------------
+    # Obot request/response halves of one exchange wait this long for each other.
+    mcp_merge_timeout_s: float = Field(default=60.0, gt=0)
+    # An approved pre-check without expires_at is treated as expiring after this long.
+    precheck_ttl_s: float = Field(default=300.0, gt=0)
+    # Slack after expires_at before "no audit" becomes an unaudited-LLM-call finding.
+    unaudited_grace_s: float = Field(default=30.0, ge=0)
+    # An audit waits this long for its pre-check before it is an orphan.
+    orphan_grace_s: float = Field(default=300.0, ge=0)
+
+    # -- deduplication --------------------------------------------------------------------------
+    # Event ids are remembered until the watermark passes their event time + this window.
+    dedup_window_s: float = Field(default=24 * 3600.0, gt=0)
+    dedup_bucket_s: float = Field(default=3600.0, gt=0)  # granularity of expiry
+
+    # -- correlation ----------------------------------------------------------------------------
+    # An incomplete interaction is emitted this long after its first event.
+    interaction_timeout_s: float = Field(default=300.0, gt=0)
+    # A complete interaction is emitted once nothing new arrived for this long.
+    interaction_settle_s: float = Field(default=2.0, ge=0)
+    # How long emitted interactions, joined contexts and merged exchanges stay updatable by late
+    # events (after their last event). Memory grows with traffic x this retention.
+    retention_s: float = Field(default=24 * 3600.0, gt=0)
+
+    # -- operations -----------------------------------------------------------------------------
+    lag_poll_interval_s: float = Field(default=5.0, gt=0)

@@ -213,6 +213,29 @@ def serve_processors() -> None:
     processors_main()
 
 
+# --- bench ------------------------------------------------------------------------------------
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks; each prints its measurements as JSON."""
+
+
+@bench.command("processors")
+@click.option("--interactions", type=int, default=5000, show_default=True,
+              help="Synthetic interactions per run (about 4.7 raw events each).")
+@click.option("--runs", type=int, default=3, show_default=True, help="Runs; the median is reported.")
+@click.option("--logic-only", is_flag=True, help="Only the in-process stage logic (no broker, no faust).")
+def bench_processors(interactions: int, runs: int, logic_only: bool) -> None:
+    """Throughput of the stream processors (events/s on one worker, on an embedded Tansu broker)."""
+    import json
+
+    from stream_processors.bench import run
+
+    _setup_logging("WARNING")
+    click.echo(json.dumps(run(interactions, runs, logic_only=logic_only), indent=2))
+
+
 # --- simulate ---------------------------------------------------------------------------------
 
 

@@ -336,6 +336,9 @@ class Finding(OutputEvent):
     description: str
     evidence_event_ids: list[str] = Field(min_length=1)
     detected_at: UtcTime
+    # A later version with retracted=True withdraws a finding that late evidence disproved
+    # (e.g. an audit recorded before expires_at that reached us after the deadline).
+    retracted: bool = False
 
 
 class DeadLetter(OutputEvent):

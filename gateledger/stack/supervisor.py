@@ -199,7 +199,7 @@ class Supervisor:
         ingest_url = f"http://{host}:{ingest_port}"
         plan = [
             Service("sink", [*cli, "serve", "sink"], env, f"{sink_url}/healthz", logs / "sink.log"),
-            Service("processors", [*cli, "serve", "processors"], env, None, logs / "processors.log"),
+            Service("processors", [*cli, "serve", "processors"], env, f"{proc_url}/healthz", logs / "processors.log"),
             Service("ingest", [*cli, "serve", "ingest"], env, f"{ingest_url}/healthz", logs / "ingest.log"),
         ]
         if env.get("GATELEDGER_OBOT_URL"):

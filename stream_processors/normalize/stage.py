@@ -1,0 +1,505 @@
+"""The normalize stage for one partition of the raw topics: parse, deduplicate, normalize, merge, join.
+
+Pure logic over one partition's messages in offset order, with its state in a ``PartitionState``;
+the faust agent around it only moves bytes. For every message: advance the topic's watermark and
+fire what became due, drop duplicates, then turn the envelope into typed output rows, findings and
+facts for the correlate stage. Everything it decides is a function of the partition's message
+sequence, so a replay after a crash decides the same.
+
+State keys (all in this partition's slice of one faust table):
+  ``w|<topic>``              event-time watermark of one raw topic
+  ``d|<topic>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
+  ``m|<exchange>``           an Obot MCP exchange whose halves are being merged (or were)
+  ``c|<tenant>|<context>``   an AxonFlow pre-check and its audit being joined (or joined)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateledger import jsonutil
+from gateledger.clock import Clock
+from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.events import DeadLetter, LlmCall, McpCall
+from gateledger.deadletter import make_dead_letter
+from gateledger.masking import Masker
+from gateledger.topics import Topic
+from stream_processors import findings, telemetry
+from stream_processors.common.dedup import DedupWindow
+from stream_processors.common.emit import Batch
+from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
+from stream_processors.common.timers import TimerHeap
+from stream_processors.common.timeutil import from_us, secs, to_us
+from stream_processors.common.watermark import Watermark
+from stream_processors.facts import interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
+from stream_processors.normalize import llm, mcp, policy, webhook
+from stream_processors.normalize.errors import InvalidEvent
+from stream_processors.settings import ProcessorSettings
+
+STAGE = "normalize"
+FACTS = "facts"  # logical name of the internal facts topic in emitted batches
+
+_DEDUP = telemetry.DUPLICATES.labels(stage=STAGE)
+_BEYOND = telemetry.BEYOND_WINDOW.labels(stage=STAGE)
+
+
+@dataclass(frozen=True)
+class RawTopics:
+    """Physical names of the raw topics this stage reads."""
+
+    mcp: str
+    llm: str
+    webhook: str
+    axonflow: str
+    cloudevents: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> RawTopics:
+        from gateledger.topics import topic_name
+
+        return cls(
+            topic_name(Topic.RAW_OBOT_MCP, prefix), topic_name(Topic.RAW_OBOT_LLM, prefix),
+            topic_name(Topic.RAW_OBOT_WEBHOOK, prefix), topic_name(Topic.RAW_AXONFLOW, prefix),
+            topic_name(Topic.RAW_CLOUDEVENTS, prefix),
+        )
+
+    def all(self) -> tuple[str, ...]:
+        return (self.mcp, self.llm, self.webhook, self.axonflow, self.cloudevents)
+
+
+class NormalizePartition:
+    """The normalize stage's logic and state for one partition number (across all raw topics)."""
+
+    def __init__(self, partition: int, settings: ProcessorSettings, topics: RawTopics, masker: Masker,
+                 clock: Clock) -> None:
+        self.partition = partition
+        self.s = settings
+        self.topics = topics
+        self.masker = masker
+        self.clock = clock
+        self.state = PartitionState(partition)
+        self.out = Batch()
+        self.dedup = DedupWindow(secs(settings.dedup_window_s), secs(settings.dedup_bucket_s))
+        self._wms: dict[str, Watermark] = {}
+        self._merge_timers = TimerHeap()  # on the MCP topic's watermark
+        self._context_timers = TimerHeap()  # on the AxonFlow topic's watermark
+        self._next_expiry: dict[str, int] = {}
+        self._merge_timeout = secs(settings.mcp_merge_timeout_s)
+        self._retention = secs(settings.retention_s)
+        self._precheck_ttl = secs(settings.precheck_ttl_s)
+        self._unaudited_grace = secs(settings.unaudited_grace_s)
+        self._orphan_grace = secs(settings.orphan_grace_s)
+        self._raw = b""
+        # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
+        self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
+        self._clock_us: Callable[[], int] = lambda: to_us(clock())
+
+    # -- state lifecycle --------------------------------------------------------------------------
+
+    def load(self, items: list[tuple[str, Any]]) -> None:
+        """Rebuild from persisted state (after a start, restart or rebalance)."""
+        kv = self.state.kv
+        for key, value in items:
+            kv[key] = value
+            kind = key[:2]
+            if kind == "w|":
+                self.watermark(key[2:])  # so an idle topic still advances after a restart
+            elif kind == "d|":
+                _, topic, bucket, _n = key.split("|", 3)
+                self.dedup.load_chunk(key, topic, int(bucket), value)
+            elif kind == "m|" and value.get("due") is not None:
+                self._merge_timers.push(value["due"], key)
+            elif kind == "c|" and value.get("due") is not None:
+                self._context_timers.push(value["due"], key)
+
+    def watermark(self, topic: str) -> Watermark:
+        wm = self._wms.get(topic)
+        if wm is None:
+            key = f"w|{topic}"
+            st = self.state.kv.get(key)
+            if st is None:
+                st = {}
+                self.state.kv[key] = st
+            wm = self._wms[topic] = Watermark(st, secs(self.s.lateness_s), secs(self.s.idle_advance_s),
+                                              self._clock_us)
+        return wm
+
+    def flush(self, suffix: str) -> list[tuple[str, Any]]:
+        """State writes of everything processed since the last flush, in the order they must land."""
+        for _topic, _bucket, key, ids in self.dedup.take_pending(suffix):
+            self.state.put(key, ids, DEDUP)
+        return self.state.take_writes()
+
+    def entries(self) -> int:
+        return len(self.state.kv)
+
+    # -- processing -----------------------------------------------------------------------------
+
+    def process(self, topic: str, offset: int, value: bytes | None) -> None:
+        """One raw message, in offset order."""
+        self._raw = value or b""
+        try:
+            env = Envelope.model_validate_json(self._raw)
+        except ValidationError as exc:
+            reason = "invalid_json" if any(e["type"] == "json_invalid" for e in exc.errors()) else "schema"
+            self._dead(topic, offset, value, reason, f"not a valid envelope: {_short(exc)}", None)
+            return
+        t_us = to_us(env.time)
+        wm = self.watermark(topic)
+        if wm.observe(t_us):
+            self._on_watermark(topic)
+        if self.dedup.seen(env.id):
+            _DEDUP.inc()
+            return
+        if self.dedup.beyond(t_us, wm.value):
+            _BEYOND.inc()
+        self.dedup.add(topic, env.id, t_us)
+        try:
+            self._dispatch(topic, env, t_us)
+        except InvalidEvent as exc:
+            self._dead(topic, offset, value, exc.reason, str(exc), env.tenant, env.type)
+        # A late event can schedule work that is already due: do it now, not at the next move.
+        self._fire_overdue(topic)
+
+    def _fire_overdue(self, topic: str) -> None:
+        heap = self._merge_timers if topic == self.topics.mcp else (
+            self._context_timers if topic == self.topics.axonflow else None)
+        if heap is not None:
+            nxt = heap.next_due()
+            if nxt is not None and nxt <= self._wms[topic].value:
+                self._on_watermark(topic)
+
+    def tick(self) -> None:
+        """Let idle topics' watermarks follow the clock, and fire what became due."""
+        for topic, wm in list(self._wms.items()):
+            if wm.idle_tick():
+                self._on_watermark(topic)
+
+    def _on_watermark(self, topic: str) -> None:
+        wm = self._wms[topic].value
+        if topic == self.topics.mcp:
+            for due, key in self._merge_timers.pop_due(wm):
+                self._merge_due(key, due, wm)
+        elif topic == self.topics.axonflow:
+            for due, key in self._context_timers.pop_due(wm):
+                self._context_due(key, due, wm)
+        if wm >= self._next_expiry.get(topic, 0):
+            for key in self.dedup.expire(topic, wm):
+                self.state.delete(key, DEDUP)
+            self._next_expiry[topic] = wm + self.dedup.bucket
+        self.state.touch(f"w|{topic}", WATERMARK)
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(wm / 1e6)
+
+    def _dispatch(self, topic: str, env: Envelope, t_us: int) -> None:
+        rcv = to_us(env.received_at)
+        etype = env.type
+        if etype == EventType.OBOT_MCP_CALL:
+            rec = mcp.parse_flat(env)
+            half = mcp.half_of(rec)
+            if half == "whole":
+                self._emit_mcp(mcp.call_from_flat(call_id=env.id, request=(env, rec), response=None, complete=True),
+                               rcv)
+            else:
+                self._add_half(env, rec, half, t_us, rcv)
+        elif etype == EventType.OBOT_MCP_AUDIT_EVENT:
+            self._emit_mcp(mcp.call_from_audit_event(env), rcv)
+        elif etype == EventType.OBOT_LLM_CALL:
+            self._emit_llm(llm.call_from_obot(env), rcv)
+        elif etype == EventType.OBOT_WEBHOOK_DECISION:
+            self._emit_webhook(webhook.decision_from_filter(env), rcv)
+        elif etype == EventType.AXONFLOW_PRECHECK:
+            self._precheck(env, t_us, rcv)
+        elif etype == EventType.AXONFLOW_LLM_AUDIT:
+            self._audit(env, t_us, rcv)
+        elif topic == self.topics.cloudevents:
+            self._cloudevent(env, rcv)
+        else:
+            raise InvalidEvent("unknown_type", f"envelope type {etype!r} is not expected on {topic}")
+
+    def _cloudevent(self, env: Envelope, rcv: int) -> None:
+        if not env.type.startswith("gateledger."):
+            # Someone else's event type: kept in raw_events by the sink, nothing to normalize.
+            telemetry.SKIPPED.labels(stage=STAGE, reason="foreign_cloudevent_type").inc()
+            return
+        ce = env.data if isinstance(env.data, dict) else {}
+        data = ce.get("data")
+        if not isinstance(data, dict):
+            raise InvalidEvent("schema", f"{env.type} CloudEvent needs an object in data")
+        if env.type == "gateledger.llm.call":
+            self._emit_llm(llm.call_from_cloudevent(env, data), rcv)
+        elif env.type == "gateledger.mcp.call":
+            self._emit_mcp(mcp.call_from_cloudevent(env, data), rcv)
+        elif env.type == "gateledger.policy.decision":
+            row = policy.decision_from_cloudevent(env, data)
+            self.out.row(row, to_us(row.time))
+            root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
+                            fallback=row.id)
+            self.out.internal(FACTS, root, policy_fact(row, root, rcv))
+        elif env.type == "gateledger.webhook.decision":
+            self._emit_webhook(webhook.decision_from_cloudevent(env, data), rcv)
+        else:
+            telemetry.SKIPPED.labels(stage=STAGE, reason="unmodelled_gateledger_type").inc()
+
+    # -- emitting ---------------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        return self.clock()
+
+    def _emit_mcp(self, call: McpCall, rcv: int) -> None:
+        t = to_us(call.time)
+        self.out.row(call, t)
+        for d in mcp.webhook_decisions(call):
+            self.out.row(d, t)
+        exchange = None
+        if call.session_id and call.jsonrpc_id:
+            exchange = f"{call.mcp_server_id or ''}|{call.session_id}|{call.jsonrpc_id}"
+        root = root_key(call.tenant, request_id=call.request_id, trace_id=call.trace_id, context_id=call.context_id,
+                        exchange=exchange, fallback=call.id)
+        self.out.internal(FACTS, root, mcp_fact(call, root, rcv), t)
+
+    def _emit_llm(self, call: LlmCall, rcv: int, root: str | None = None, fact: bool = True) -> None:
+        t = to_us(call.time)
+        self.out.row(call, t)
+        if not fact:
+            return
+        root = root or root_key(call.tenant, request_id=call.request_id, trace_id=call.trace_id,
+                                context_id=call.context_id, fallback=call.id)
+        if findings.is_suspect_usage(call):
+            self.out.row(findings.suspect_usage(call, interaction_id=interaction_id(root), now=self._now()), t)
+        self.out.internal(FACTS, root, llm_fact(call, root, rcv), t)
+
+    def _emit_webhook(self, row: Any, rcv: int) -> None:
+        t = to_us(row.time)
+        self.out.row(row, t)
+        root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, fallback=row.id)
+        self.out.internal(FACTS, root, webhook_fact(row, root, rcv), t)
+
+    def _dead(self, topic: str, offset: int, value: bytes | None, reason: str, error: str, tenant: str | None,
+              etype: str | None = None) -> None:
+        dl: DeadLetter = make_dead_letter(
+            stage=STAGE, origin=topic, reason=reason, error=error, original=value or b"", masker=self.masker,
+            tenant=tenant, kafka_topic=topic, kafka_partition=self.partition, kafka_offset=offset,
+            details={"type": etype} if etype else None,
+        )
+        telemetry.DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
+        self.out.row(dl)
+
+    # -- Obot MCP halves --------------------------------------------------------------------------
+
+    def _add_half(self, env: Envelope, rec: Any, half: str, t_us: int, rcv: int) -> None:
+        xkey = mcp.exchange_key(env, rec)
+        key = f"m|{xkey}"
+        st = self.state.get(key)
+        env_json = self._raw.decode("utf-8", "replace")
+        if st is not None:
+            if env.id in st["ids"]:
+                return  # already folded in (a replay after a crash between state and dedup writes)
+            open_ = st["open"]
+            if st.get(half) is None:
+                # The other half of the current exchange (possibly late, after a timeout closed it).
+                st[half] = env_json
+                self._parsed[(key, half)] = (env, rec)
+                st["ids"].append(env.id)
+                st["last"] = max(st["last"], t_us)
+                st["rcv"] = max(st.get("rcv", 0), rcv)
+                self._merged(key, st, xkey)
+                return
+            if open_:
+                # A second record of the same half: the JSON-RPC id was reused (no session id).
+                # Close what we have and start the next exchange with this one.
+                self._merge_timeout_close(key, st, xkey)
+            st = {"g": st["g"] + 1}
+        else:
+            st = {"g": 0}
+        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv})
+        st[half] = env_json
+        self._parsed[(key, half)] = (env, rec)
+        st["due"] = t_us + self._merge_timeout
+        self.state.put(key, st)
+        self._merge_timers.push(st["due"], key)
+
+    def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
+        """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
+        out = []
+        for half in ("request", "response"):
+            text = st.get(half)
+            parsed = self._parsed.pop((key, half), None)
+            if parsed is None and isinstance(text, str):
+                e = Envelope.model_validate_json(text)
+                parsed = (e, mcp.parse_flat(e))
+            out.append(parsed)
+        return out[0], out[1]
+
+    def _merged(self, key: str, st: dict[str, Any], xkey: str) -> None:
+        req, resp = self._pair(key, st)
+        call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp, complete=True)
+        self._emit_mcp(call, st["rcv"])
+        # Bodies are no longer needed once both halves are in.
+        st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
+        self.state.put(key, st)
+        self._merge_timers.push(st["due"], key)
+
+    def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
+        req, resp = self._pair(key, st)
+        call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp,
+                                  complete=False)
+        self._emit_mcp(call, st["rcv"])
+        # Keep the half parsed: a late other half may still complete this exchange.
+        for half, parsed in (("request", req), ("response", resp)):
+            if parsed is not None:
+                self._parsed[(key, half)] = parsed
+        # The half stays, so a late other half can still complete this exchange.
+        st.update(open=False, due=st["last"] + self._retention)
+        self.state.put(key, st)
+
+    def _merge_due(self, key: str, due: int, wm: int) -> None:
+        st = self.state.get(key)
+        if st is None or st.get("due") != due:
+            return  # rescheduled or gone
+        if st["open"]:
+            xkey = key[2:]
+            self._merge_timeout_close(key, st, xkey)
+            self._merge_timers.push(st["due"], key)
+        else:
+            self.state.delete(key)
+            self._parsed.pop((key, "request"), None)
+            self._parsed.pop((key, "response"), None)
+
+    # -- AxonFlow pre-check <-> audit join --------------------------------------------------------
+
+    def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
+        row = policy.decision_from_precheck(env)
+        root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
+                        fallback=row.id)
+        if not row.context_id:
+            self.out.row(row, t_us)
+            self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+            return
+        key = f"c|{row.tenant}|{row.context_id}"
+        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
+        if st["pre"] is not None:
+            return  # this context's pre-check is already in (a replay)
+        exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
+        st["pre"] = {"eid": env.id, "t": t_us, "exp": exp, "ok": row.approved, "root": root, "rid": row.request_id,
+                     "tid": row.trace_id, "cid": row.client_id, "uid": row.user_id}
+        st["last"] = max(st["last"], t_us)
+        self.out.row(row, t_us)
+        self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+        aud = st["aud"]
+        if st["held"] is not None:
+            held = Envelope.model_validate_json(st["held"]["env"])
+            call = llm.call_from_axonflow_audit(held, self._enrichment(st))
+            aud["root"] = root
+            self._emit_llm(call, st["held"]["rcv"], root)
+            st["held"] = None
+        elif aud is not None and st["orph"] == 1:
+            # The audit was declared an orphan and correlated alone; its pre-check existed after all.
+            self.out.row(findings.orphan(
+                tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
+                interaction_id=interaction_id(aud["root"]), request_id=row.request_id, client_id=row.client_id,
+                now=self._now(), retracted=True, evidence=[env.id]), aud["t"])
+            st["orph"] = 2
+        self._schedule_context(key, st)
+
+    def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
+        _ex, req = llm.parse_audit(env)
+        key = f"c|{env.tenant}|{req.context_id}"
+        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
+        if st["aud"] is not None:
+            return  # the one audit of this context is already in (a replay)
+        st["last"] = max(st["last"], t_us)
+        pre = st["pre"]
+        if pre is not None:
+            call = llm.call_from_axonflow_audit(env, self._enrichment(st))
+            st["aud"] = {"eid": env.id, "t": t_us, "root": pre["root"]}
+            self._emit_llm(call, rcv, pre["root"])
+            if st["una"] == 1 and t_us <= pre["exp"]:
+                # Recorded in time, delivered late: the unaudited finding was wrong.
+                self.out.row(self._unaudited_finding(st, env.tenant, req.context_id, retracted=True,
+                                                     evidence=[env.id]), pre["t"])
+                st["una"] = 2
+        else:
+            # Visible at once; re-emitted enriched (version 2) when its pre-check turns up.
+            call = llm.call_from_axonflow_audit(env)
+            self._emit_llm(call, rcv, fact=False)
+            st["aud"] = {"eid": env.id, "t": t_us, "root": None}
+            st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
+        self._schedule_context(key, st)
+
+    def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
+        pre = st["pre"]
+        return {"event_ids": [pre["eid"]], "request_id": pre["rid"], "trace_id": pre["tid"],
+                "user_id": pre["uid"], "client_id": pre["cid"]}
+
+    def _unaudited_finding(self, st: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
+                           evidence: list[str] | None = None) -> Any:
+        pre = st["pre"]
+        return findings.unaudited(
+            tenant=tenant, context_id=context_id, precheck_id=pre["eid"], time=from_us(pre["t"]),
+            expires_at=from_us(pre["exp"]), interaction_id=interaction_id(pre["root"]), request_id=pre["rid"],
+            user_id=pre["uid"], client_id=pre["cid"], now=self._now(), retracted=retracted, evidence=evidence or (),
+        )
+
+    def _context_next_due(self, st: dict[str, Any]) -> int:
+        pre, aud = st["pre"], st["aud"]
+        dues = [st["last"] + self._retention]
+        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]):
+            dues.append(pre["exp"] + self._unaudited_grace)
+        if st["held"] is not None:
+            dues.append(aud["t"] + self._orphan_grace)
+        return min(dues)
+
+    def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
+        st["due"] = self._context_next_due(st)
+        self.state.put(key, st)
+        self._context_timers.push(st["due"], key)
+
+    def _context_due(self, key: str, due: int, wm: int) -> None:
+        st = self.state.get(key)
+        if st is None or st.get("due") != due:
+            return
+        _, tenant, context_id = key.split("|", 2)
+        pre, aud = st["pre"], st["aud"]
+        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]) \
+                and wm >= pre["exp"] + self._unaudited_grace:
+            evidence = [aud["eid"]] if aud is not None else []
+            self.out.row(self._unaudited_finding(st, tenant, context_id, evidence=evidence), pre["t"])
+            st["una"] = 1
+        if st["held"] is not None and wm >= aud["t"] + self._orphan_grace:
+            held = Envelope.model_validate_json(st["held"]["env"])
+            call = llm.call_from_axonflow_audit(held)
+            root = root_key(tenant, request_id=call.request_id, trace_id=call.trace_id, context_id=context_id,
+                            fallback=call.id)
+            aud["root"] = root
+            # Only the fact (and suspect-usage finding): the row itself went out on arrival.
+            t = to_us(call.time)
+            if findings.is_suspect_usage(call):
+                self.out.row(findings.suspect_usage(call, interaction_id=interaction_id(root), now=self._now()), t)
+            self.out.internal(FACTS, root, llm_fact(call, root, st["held"]["rcv"]), t)
+            self.out.row(findings.orphan(
+                tenant=tenant, context_id=context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
+                interaction_id=interaction_id(root), request_id=call.request_id, client_id=call.client_id,
+                now=self._now()), aud["t"])
+            st["held"] = None
+            st["orph"] = 1
+        if wm >= st["last"] + self._retention:
+            self.state.delete(key)
+            return
+        self._schedule_context(key, st)
+
+
+def _short(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def decode_key(value: bytes | None) -> str:
+    """A Kafka key as text."""
+    return value.decode("utf-8", "backslashreplace") if value else ""
+
+
+__all__ = ["FACTS", "STAGE", "NormalizePartition", "RawTopics", "decode_key", "jsonutil"]

@@ -1,0 +1,69 @@
+"""faust on Tansu: table recovery with true high watermarks.
+
+Tansu answers ListOffsets(latest) with the base offset of the last record batch + 1, not the high
+watermark. faust's table recovery asks the consumer for end offsets (``Consumer.highwaters`` ->
+``AIOKafkaConsumerThread._highwaters`` -> ``AIOKafkaConsumer.end_offsets``) to decide when a
+changelog has been read to its end, so with batched changelog writes a restarted worker stops
+reading early and silently runs on stale state.
+
+Here the consumer thread answers ``highwaters`` with the high watermark a real fetch reports
+(``gateledger.kafka.true_highwaters``), which is right on Tansu and on Apache Kafka. Only the
+transport changes; faust's recovery logic is untouched. Used when ``KafkaTarget.tansu`` is true.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from aiokafka import TopicPartition
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
+
+from gateledger.kafka import true_highwaters
+from gateledger.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class TrueHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """The aiokafka consumer thread, with high watermarks from a fetch instead of ListOffsets."""
+
+    async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
+        if self.consumer.in_transaction:
+            return await super()._highwaters(partitions)
+        app: Any = self.consumer.app
+        kafka: KafkaSettings = app.gateledger_kafka
+        tps = [TopicPartition(tp.topic, tp.partition) for tp in partitions]
+        high = await true_highwaters(kafka, app.gateledger_bootstrap, tps)
+        out = {TP(tp.topic, tp.partition): hw for tp, hw in high.items()}
+        log.debug("true high watermarks for recovery: %s", out)
+        return out
+
+
+class TansuConsumer(faust_aiokafka.Consumer):
+    """faust's aiokafka consumer using ``TrueHighwaterConsumerThread``."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return TrueHighwaterConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class TansuTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with ``TansuConsumer``."""
+
+    Consumer = TansuConsumer
+
+
+class GateledgerApp(faust.App):
+    """A faust App that knows its broker settings and swaps in the Tansu transport when needed."""
+
+    gateledger_kafka: KafkaSettings
+    gateledger_bootstrap: str
+    gateledger_tansu: bool = False
+
+    def _new_transport(self) -> Any:
+        if self.gateledger_tansu:
+            return TansuTransport(self.conf.broker_consumer, self)
+        return super()._new_transport()

@@ -1,0 +1,49 @@
+"""Prometheus metrics of the stream processors, named once here (the dashboards use these names)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_IN = Counter("gateledger_processor_events_in_total", "Messages consumed, per stage.", ["stage"])
+EVENTS_OUT = Counter(
+    "gateledger_processor_events_out_total", "Messages produced, per stage and topic.", ["stage", "topic"]
+)
+DEAD_LETTERS = Counter(
+    "gateledger_processor_dead_letters_total", "Events dead-lettered, per stage and reason.", ["stage", "reason"]
+)
+DUPLICATES = Counter(
+    "gateledger_processor_duplicates_total", "Events dropped as duplicates (same event id), per stage.", ["stage"]
+)
+SKIPPED = Counter(
+    "gateledger_processor_events_skipped_total",
+    "Valid events with no typed output (e.g. CloudEvent types gateledger does not model), per stage and reason.",
+    ["stage", "reason"],
+)
+BEYOND_WINDOW = Counter(
+    "gateledger_processor_beyond_dedup_window_total",
+    "Events older than watermark - dedup window (processed; a duplicate of them may pass), per stage.",
+    ["stage"],
+)
+OPEN_INTERACTIONS = Gauge(
+    "gateledger_processor_open_interactions", "Interactions collecting events and not yet emitted."
+)
+STATE_ENTRIES = Gauge("gateledger_processor_state_entries", "Entries in a state table.", ["table"])
+EMIT_DELAY = Histogram(
+    "gateledger_processor_emit_delay_seconds",
+    "From an output's event time to its emission (processing clock minus event time).",
+    ["stage"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400),
+)
+CONSUMER_LAG = Gauge(
+    "gateledger_processor_consumer_lag_messages",
+    "Messages not yet processed, from fetch high watermarks (true on Tansu), per topic and partition.",
+    ["topic", "partition"],
+)
+WATERMARK = Gauge(
+    "gateledger_processor_watermark_seconds", "Event-time watermark (epoch seconds), per stage and partition.",
+    ["stage", "partition"],
+)
+BATCH_SECONDS = Histogram(
+    "gateledger_processor_batch_seconds", "Processing time of one batch (logic + sends + state), per stage.",
+    ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
