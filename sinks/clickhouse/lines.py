@@ -5,7 +5,8 @@ end to end than converting every value in Python for a Native insert; see docs/s
 still parses each message once, because ClickHouse's parser is lenient where we must not be:
   - a message must be exactly one JSON object (two concatenated objects would become two rows);
   - id / tenant / time must be present (a missing time would default to 1970 and expire at once);
-  - narrow integer columns are range-checked (ClickHouse wraps 70000 into a UInt16 silently).
+  - narrow integer columns are range-checked (ClickHouse wraps 70000 into a UInt16 silently);
+  - times must be RFC 3339 (ClickHouse's best-effort parser rolls 25:61 over into the next day).
 Anything else ClickHouse refuses (bad dates, decimals, booleans, CHECK constraints) is isolated by
 the writer's bisection. Both end as dead letters with the reason; nothing is dropped silently.
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sinks.clickhouse.rows import KAFKA_COLUMNS, TableMapping
+from sinks.clickhouse.rows import KAFKA_COLUMNS, RowError, TableMapping, to_datetime
 
 # Columns every row must name with a non-empty value, when the table has them.
 _REQUIRED = ("id", "tenant", "time")
@@ -53,6 +54,7 @@ class LineCodec:
     table: str
     required: tuple[str, ...]
     int_ranges: dict[str, tuple[int, int]]
+    time_columns: tuple[str, ...]
     kafka_columns: bool
     _prefixes: dict[tuple[str, int], bytes] = field(default_factory=dict, repr=False)
 
@@ -66,7 +68,9 @@ class LineCodec:
             if bounds and c.name not in KAFKA_COLUMNS:
                 ranges[c.name] = bounds
         required = tuple(r for r in _REQUIRED if r in names and not (r == "tenant" and mapping.table == "dead_letters"))
-        return cls(mapping.table, required, ranges, all(k in names for k in KAFKA_COLUMNS))
+        times = tuple(c.name for c in mapping.columns if _base_type(c.type_name).startswith("DateTime")
+                      and not c.has_default)
+        return cls(mapping.table, required, ranges, times, all(k in names for k in KAFKA_COLUMNS))
 
     def parse(self, raw: bytes | None) -> dict[str, Any]:
         """The message as a checked JSON object; raises LineError."""
@@ -93,6 +97,13 @@ class LineCodec:
                     raise LineError("row_mapping", f"{self.table}.{name}: bad integer {v!r}") from None
             if isinstance(v, int) and not lo <= v <= hi:
                 raise LineError("row_mapping", f"{self.table}.{name}: {v} out of range [{lo}, {hi}]")
+        for name in self.time_columns:
+            v = obj.get(name)
+            if v is not None and v != "":
+                try:
+                    to_datetime(v)
+                except (RowError, ValueError, OverflowError, OSError):
+                    raise LineError("row_mapping", f"{self.table}.{name}: bad time {v!r}") from None
         return obj
 
     def encode(self, raw: bytes, obj: dict[str, Any], topic: str, partition: int, offset: int) -> bytes:

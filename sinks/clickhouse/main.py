@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -43,11 +44,12 @@ async def run_sink(
     *,
     insert_fn: InsertFn | None = None,
     query_fn: QueryFn | None = None,
-    on_ready: asyncio.Event | None = None,
+    on_ready: Callable[[SinkService], None] | None = None,
 ) -> SinkService:
     """Migrate, then consume and land until ``stop`` is set; returns the service (for its counters).
 
-    ``insert_fn`` / ``query_fn`` wrap the real ClickHouse calls (fault-injection tests).
+    ``insert_fn`` / ``query_fn`` wrap the real ClickHouse calls (fault-injection tests); ``on_ready``
+    is called with the service once it consumes.
     """
     settings = settings or Settings()
     sink = sink or SinkSettings()
@@ -103,7 +105,7 @@ async def run_sink(
     run_task = asyncio.create_task(service.run())
     stop_task = asyncio.create_task(stop.wait())
     if on_ready is not None:
-        on_ready.set()
+        on_ready(service)
     try:
         await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         service.stop()
