@@ -79,6 +79,9 @@ class SinkService:
         self._inflight_size: dict[TopicPartition, tuple[int, int]] = {}
         self._committed: dict[TopicPartition, int] = {}
         self._first_seen: dict[TopicPartition, int] = {}
+        # Partitions whose flush failed unexpectedly: nothing after the failed batch may land or be
+        # committed in this run (the next run re-reads from the last commit).
+        self._failed: set[TopicPartition] = set()
         # Rolled-up tables: snapshot -> insert -> feed must not interleave between partitions.
         self._table_locks = {table: asyncio.Lock() for table in ROLLUP_SOURCES}
         self._stopping = asyncio.Event()
@@ -165,7 +168,7 @@ class SinkService:
                     max_records=self.settings.fetch_max_records,
                 )
                 for tp, msgs in records.items():
-                    if not msgs:
+                    if not msgs or tp in self._failed:
                         continue
                     buf = await self._buffer_for(tp, msgs[0].offset)
                     for msg in msgs:
@@ -196,8 +199,11 @@ class SinkService:
         def done(t: asyncio.Task[None], tp: TopicPartition = tp) -> None:
             self._inflight.pop(tp, None)
             self._inflight_size.pop(tp, None)
-            if not t.cancelled() and t.exception() is not None and not isinstance(t.exception(), Aborted):
-                self.flush_errors.append(t.exception())  # type: ignore[arg-type]
+            if not t.cancelled() and t.exception() is not None:
+                self._failed.add(tp)
+                self._buffers.pop(tp, None)
+                if not isinstance(t.exception(), Aborted):
+                    self.flush_errors.append(t.exception())  # type: ignore[arg-type]
 
         task.add_done_callback(done)
 

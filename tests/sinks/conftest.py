@@ -8,6 +8,8 @@ import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import pytest
+
 from gateledger.contracts.events import OutputEvent
 from gateledger.kafka import consumer_group_lag, ensure_gateledger_topics, make_producer, resolve
 from gateledger.settings import Settings
@@ -91,3 +93,10 @@ async def running_sink(settings: Settings, sink: SinkSettings | None = None, **k
     finally:
         stop.set()
         await task
+
+
+@pytest.fixture(autouse=True)
+def _quick_group_joins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tansu completes a join in about half the session timeout: keep it short for sink restarts."""
+    monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
+    monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
