@@ -49,7 +49,7 @@ def _opt_num(v: Any) -> float | None:
 
 def canonical_time(v: Any) -> str:
     """UTC time as ``YYYY-MM-DD hh:mm:ss.ffffff``: readable by parameter binding and by JSONEachRow."""
-    return to_datetime(v).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return to_datetime(v).isoformat(sep=" ", timespec="microseconds")[:26]
 
 
 @dataclass(frozen=True)
@@ -174,15 +174,17 @@ class RollupFeeder:
         # time as UTC text: a driver's datetime would depend on the session time zone.
         cols = ", ".join(["id", "version", "tenant", "toString(time)", *(f"`{c}`" for c in source.fields)])
         # All versions of an event share (tenant, time, id): the primary key finds them, FINAL merges
-        # only those granules.
+        # only those granules. Keys travel as one JSON string each: ClickHouse parses a 10k-element
+        # array literal parameter several times slower than it extracts the same array from JSON.
         result = self.writer.query(
             f"SELECT {cols} FROM {self.writer.qualified(source.table)} FINAL"
-            " WHERE tenant IN {tenants:Array(String)} AND time IN {times:Array(DateTime64(6, 'UTC'))}"
-            " AND id IN {ids:Array(String)}",
+            " WHERE tenant IN (SELECT arrayJoin(JSONExtract({tenants:String}, 'Array(String)')))"
+            " AND time IN (SELECT arrayJoin(JSONExtract({times:String}, 'Array(DateTime64(6, \\'UTC\\'))')))"
+            " AND id IN (SELECT arrayJoin(JSONExtract({ids:String}, 'Array(String)')))",
             {
-                "tenants": sorted({r["tenant"] for r in rows}),
-                "times": sorted({r["time"] for r in rows}),
-                "ids": sorted({r["id"] for r in rows}),
+                "tenants": jsonutil.dumps_str(sorted({r["tenant"] for r in rows})),
+                "times": jsonutil.dumps_str(sorted({r["time"] for r in rows})),
+                "ids": jsonutil.dumps_str(sorted({r["id"] for r in rows})),
             },
         )
         names = ("id", "version", "tenant", "time", *source.fields)
