@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -62,7 +65,11 @@ async def run_sink(
     if applied:
         log.info("applied %d migration(s)", len(applied))
     if not chdb and sink.apply_server_ddl:
-        apply_server_ddl(client, ch, parse_tenants(sink.analyst_tenants))
+        try:
+            apply_server_ddl(client, ch, parse_tenants(sink.analyst_tenants))
+        except Exception as exc:  # the data must keep flowing; the operator must hear about it
+            log.error("could not apply the analyst role and row policies (does the sink's user have "
+                      "ACCESS MANAGEMENT?): %s", exc)
     target = resolve(kafka, core)
     await ensure_gateledger_topics(kafka, target)
 
@@ -121,14 +128,30 @@ async def run_sink(
     return service
 
 
+def private_tmp(data_dir: Path) -> Path:
+    """A temporary directory of this sink's own, emptied at start.
+
+    chDB reads every insert from a temporary file; a SIGKILL between writing and removing it would
+    leave it behind in the shared /tmp forever.
+    """
+    tmp = data_dir / "sink-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(tmp)
+    return tmp
+
+
 def main() -> None:
     """Entry point: run until SIGTERM or SIGINT."""
+    settings = Settings()
+    if settings.clickhouse.is_chdb(settings.core):
+        private_tmp(settings.core.data_dir)
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_sink(stop=stop)
+        await run_sink(settings, stop=stop)
 
     asyncio.run(_main())
