@@ -185,7 +185,12 @@ class SinkService:
         self._stopping.set()
 
     def _schedule(self, now: float, wait_s: float) -> None:
+        assigned = self.consumer.assignment()
         for tp, buf in list(self._buffers.items()):
+            if tp not in assigned:
+                # Revoked while its messages were being read: the new owner lands them.
+                self._buffers.pop(tp, None)
+                continue
             buf.close_if_due(now, wait_s)
             if tp not in self._inflight and buf.closed:
                 self._start_flush(buf.pop_ready())  # type: ignore[arg-type]

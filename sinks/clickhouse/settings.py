@@ -14,7 +14,7 @@ class SinkSettings(BaseSettings):
     group_id: str = "gateledger-sink"
     # A batch is flushed at this many rows (or bytes) or after this long, whichever comes first.
     # Defaults chosen by measurement (docs/sink.md, `python -m sinks.clickhouse.bench batch-sizes`).
-    batch_max_rows: int = Field(default=20000, ge=1)
+    batch_max_rows: int = Field(default=10000, ge=1)
     batch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     batch_max_wait_ms: int = Field(default=1000, ge=1)
     # Backpressure: stop fetching while this much waits for ClickHouse (bounds the sink's memory).
