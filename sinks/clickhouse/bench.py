@@ -1,7 +1,7 @@
 """Measuring the sink: insert paths, batch sizes, and end-to-end rows/s from Kafka into chDB.
 
 Each function returns a plain dict (the benchmark issue's ``gateledger bench`` reuses them); run
-``python -m sinks.clickhouse.bench [insert-paths|batch-sizes|end-to-end|all] [--rows N] [--json FILE]``
+``python -m sinks.clickhouse.bench [insert-paths|batch-sizes|end-to-end|views|all] [--rows N] [--json FILE]``
 to print a table. chDB allows one data directory per process: every function here opens its own
 temporary one unless given a client, so call them in a fresh process (as the CLI does).
 """
@@ -106,7 +106,9 @@ def _timed(reps: int, setup: Callable[[], None], fn: Callable[[], None]) -> list
 # -- insert paths -------------------------------------------------------------------------------
 
 
-def insert_paths(rows: int = 50_000, batch: int = 10_000, reps: int = 3, client: Any = None) -> dict[str, Any]:
+def insert_paths(
+    rows: int = 50_000, batch: int = 10_000, reps: int = 3, client: Any = None, database: str = DB
+) -> dict[str, Any]:
     """Rows/s from Kafka message bytes to rows in chDB, per insert path and table (median of reps)."""
     with contextlib.ExitStack() as stack:
         if client is None:
@@ -115,9 +117,9 @@ def insert_paths(rows: int = 50_000, batch: int = 10_000, reps: int = 3, client:
 
         results: dict[str, Any] = {"rows": rows, "batch": batch, "reps": reps, "tables": {}}
         for table, msgs in (("mcp_calls", mcp_messages(rows)), ("raw_events", raw_messages(rows))):
-            mapping = describe(client, DB, table)
+            mapping = describe(client, database, table)
             codec = LineCodec.for_mapping(mapping)
-            q = f"{DB}.{table}"
+            q = f"{database}.{table}"
             plain_types = [t[len("LowCardinality("):-1] if t.startswith("LowCardinality(") else t
                            for t in mapping.type_names]
             chunks = [msgs[i : i + batch] for i in range(0, rows, batch)]
@@ -172,15 +174,15 @@ def insert_paths(rows: int = 50_000, batch: int = 10_000, reps: int = 3, client:
 
 def batch_sizes(
     sizes: tuple[int, ...] = (500, 2000, 5000, 10_000, 20_000, 50_000), rows: int = 100_000, reps: int = 3,
-    client: Any = None,
+    client: Any = None, database: str = DB,
 ) -> dict[str, Any]:
     """Rows/s of the whole flush (batch log, rollup snapshot, insert, rollup feed) per batch size, mcp_calls."""
     with contextlib.ExitStack() as stack:
         if client is None:
             client, _ = stack.enter_context(chdb_client())
-        writer = Writer(client, DB)
+        writer = Writer(client, database)
         log, feeder = BatchLog(writer), RollupFeeder(writer)
-        codec = LineCodec.for_mapping(describe(client, DB, "mcp_calls"))
+        codec = LineCodec.for_mapping(describe(client, database, "mcp_calls"))
         source = ROLLUP_SOURCES["mcp_calls"]
         from aiokafka import TopicPartition
 
@@ -211,10 +213,64 @@ def batch_sizes(
                     feeder.feed(source, token, prior, rows_)
                     latencies.append(time.perf_counter() - t)
 
-            runs = _timed(reps, lambda: client.command(f"TRUNCATE TABLE {DB}.mcp_calls"), flush_all)
+            runs = _timed(reps, lambda: client.command(f"TRUNCATE TABLE {database}.mcp_calls"), flush_all)
             results["rows_per_s"][str(size)] = _median_rate(n, runs)
             results["latency_s"][str(size)] = round(statistics.median(latencies), 4)
         return results
+
+
+# -- views ---------------------------------------------------------------------------------------
+
+
+def view_strategies(
+    rows: int = 10_000_000, reps: int = 3, client: Any = None, database: str = DB
+) -> dict[str, Any]:
+    """Milliseconds to collapse a day and a month of versioned rows: FINAL inside the range vs alternatives."""
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            client, _ = stack.enter_context(chdb_client())
+        t = f"{database}.view_bench"
+        client.command(f"DROP TABLE IF EXISTS {t}")
+        client.command(f"CREATE TABLE {t} (id String, version UInt32, tenant LowCardinality(String), "
+                       "time DateTime64(6, 'UTC'), status LowCardinality(String), v Int64) "
+                       "ENGINE = ReplacingMergeTree(version) PARTITION BY toYYYYMM(time) ORDER BY (tenant, time, id)")
+        # rows over 60 days, 5 tenants; 1 % re-emitted as version 2, 1 % delivered twice
+        gen = (f"SELECT toString(number), {{v}}, concat('t', toString(number % 5)), "
+               f"toDateTime64('2026-01-01', 6, 'UTC') + toIntervalMillisecond(number * {int(5_184_000_000 / rows)}), "
+               f"{{status}}, number FROM numbers({rows})")
+        client.command(f"INSERT INTO {t} " + gen.format(v=1, status="if(number % 10 = 0, 'failure', 'success')"),
+                       settings={"async_insert": 0})
+        client.command(f"INSERT INTO {t} " + gen.format(v=2, status="'success'") + " WHERE number % 100 = 0",
+                       settings={"async_insert": 0})
+        client.command(f"INSERT INTO {t} " + gen.format(v=1, status="if(number % 10 = 0, 'failure', 'success')")
+                       + " WHERE number % 100 = 1", settings={"async_insert": 0, "insert_deduplicate": 0})
+        where = ("time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')} "
+                 "AND ({tenant:String} = '' OR tenant = {tenant:String})")
+        views = {
+            "final_in_range": f"SELECT * FROM {t} FINAL WHERE {where}",
+            "limit_1_by": f"SELECT * FROM {t} WHERE {where} ORDER BY tenant, time, id, version DESC LIMIT 1 BY tenant, time, id",
+            "argmax_group_by": f"SELECT tenant, time, id, last.1 AS status, last.2 AS v FROM (SELECT tenant, time, id, "
+                               f"argMax((status, v), version) AS last FROM {t} WHERE {where} GROUP BY tenant, time, id)",
+        }
+        for name, sql in views.items():
+            client.command(f"CREATE OR REPLACE VIEW {t}_{name} AS {sql}")
+        ranges = {"one_tenant_one_day": "tenant = 't1', since = '2026-01-10', until = '2026-01-11'",
+                  "all_tenants_one_month": "tenant = '', since = '2026-01-01', until = '2026-02-01'"}
+        out: dict[str, Any] = {"rows": rows, "reps": reps, "ms": {}}
+        answers = set()
+        for rname, args in ranges.items():
+            for name in views:
+                q = f"SELECT count(), countIf(status = 'failure'), sum(v) FROM {t}_{name}({args})"
+                runs = []
+                for _ in range(reps):
+                    started = time.perf_counter()
+                    answers.add((rname, tuple(client.query(q).result_rows[0])))
+                    runs.append(time.perf_counter() - started)
+                out["ms"].setdefault(rname, {})[name] = round(statistics.median(runs) * 1000, 1)
+        if len(answers) != len(ranges):
+            raise AssertionError(f"the strategies disagree: {answers}")
+        client.command(f"DROP TABLE IF EXISTS {t}")
+        return out
 
 
 # -- end to end ---------------------------------------------------------------------------------
@@ -301,7 +357,8 @@ def _print(name: str, result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: run the chosen measurements, print them, optionally write JSON."""
     p = argparse.ArgumentParser(prog="python -m sinks.clickhouse.bench", description=__doc__)
-    p.add_argument("what", choices=["insert-paths", "batch-sizes", "end-to-end", "all"], default="all", nargs="?")
+    p.add_argument("what", choices=["insert-paths", "batch-sizes", "end-to-end", "views", "all"], default="all",
+                   nargs="?")
     p.add_argument("--rows", type=int, default=None)
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
@@ -315,6 +372,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.what in ("end-to-end", "all"):
         results["end_to_end"] = end_to_end(rows=args.rows or 200_000)
         _print("end to end (Kafka -> sink -> chDB)", results["end_to_end"])
+    if args.what in ("views", "all"):
+        results["views"] = view_strategies(rows=args.rows or 10_000_000)
+        _print("collapsing versions: milliseconds per query", results["views"])
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2, default=str))
     return results
