@@ -89,6 +89,10 @@ class ClickHouseSettings(BaseSettings):
     ttl_raw_days: int = 30
     ttl_days: int = 395
     ttl_dead_letter_days: int = 90
+    # Money and compliance records (cost_ledger, budget_alerts, findings): kept like accounting records.
+    ttl_ledger_days: int = 2557
+    # Materialized-view rollups (usage per minute, cost per day).
+    ttl_rollup_days: int = 760
     connect_timeout_s: float = 10.0
     send_receive_timeout_s: float = 300.0
 

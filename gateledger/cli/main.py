@@ -84,9 +84,11 @@ def ingest(fmt: str, tenant: str, install: str, file: Path) -> None:
 @click.option("-f", "--file", "sql_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the query from a file instead.")
 @click.option("-p", "--param", "params", multiple=True, metavar="NAME=VALUE",
-              help="Bind {NAME:Type} in the query (server-side; repeatable).")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "tsv", "jsonl", "json"]), default="table",
-              show_default=True, help="Output format.")
+              help="Bind {NAME:Type} in the query (server-side; repeatable). Array/Map/Tuple take JSON; "
+                   "Nullable takes \\N for NULL.")
+@click.option("--format", "fmt", type=click.Choice(["table", "vertical", "csv", "tsv", "jsonl", "json"]),
+              default="table", show_default=True,
+              help="Output format (table cuts long values; vertical, csv, tsv, jsonl and json never do).")
 def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], fmt: str) -> None:
     """Run a ClickHouse query against gateledger's data (through the running stack if there is one)."""
     from gateledger.cli.render import render
@@ -97,12 +99,12 @@ def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], fmt: 
         query = sql_file.read_text()
     if not query:
         raise click.UsageError("give a QUERY or --file")
-    bound: dict[str, Any] = {}
-    for p in params:
-        name, sep, value = p.partition("=")
-        if not sep or not name:
-            raise click.UsageError(f"bad --param {p!r}: want NAME=VALUE")
-        bound[name] = value
+    from gateledger.cli.params import ParamError, bind_params
+
+    try:
+        bound = bind_params(query, list(params))
+    except ParamError as exc:
+        raise click.UsageError(str(exc)) from None
     try:
         querier = open_querier()
     except ChdbLocked as exc:

@@ -75,6 +75,8 @@ def template_vars(ch: ClickHouseSettings) -> dict[str, str]:
         "ttl_raw_days": str(ch.ttl_raw_days),
         "ttl_days": str(ch.ttl_days),
         "ttl_dead_letter_days": str(ch.ttl_dead_letter_days),
+        "ttl_ledger_days": str(ch.ttl_ledger_days),
+        "ttl_rollup_days": str(ch.ttl_rollup_days),
     }
 
 

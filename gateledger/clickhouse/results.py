@@ -33,8 +33,11 @@ def jsonable(v: Any) -> Any:
     if isinstance(v, float):
         return v
     if isinstance(v, datetime):
-        return v.isoformat()
-    if isinstance(v, Decimal | date | UUID | IPv4Address | IPv6Address):
+        # clickhouse-connect returns UTC columns as naive datetimes: say so.
+        return v.isoformat() + "Z" if v.tzinfo is None else v.isoformat()
+    if isinstance(v, Decimal):
+        return format(v, "f")  # never 1E-12: exact and plain
+    if isinstance(v, date | UUID | IPv4Address | IPv6Address):
         return str(v)
     if isinstance(v, bytes):
         return v.decode("utf-8", "backslashreplace")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 from aiohttp import web
 
@@ -15,11 +19,12 @@ from gateledger.kafka import ensure_gateledger_topics, make_consumer, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
 from gateledger.topics import ALL_TOPICS, Topic, topic_name
+from sinks.clickhouse.access_control import apply_server_ddl, parse_tenants
 from sinks.clickhouse.http import build_app
 from sinks.clickhouse.rows import TOPIC_TABLES, TableMapping, describe
 from sinks.clickhouse.service import SinkService
 from sinks.clickhouse.settings import SinkSettings
-from sinks.clickhouse.writer import Writer
+from sinks.clickhouse.writer import InsertFn, QueryFn, Writer
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +40,36 @@ def sink_topics(sink: SinkSettings) -> list[Topic]:
     return [t for t in ALL_TOPICS if str(t) in wanted]
 
 
-async def run_sink(settings: Settings | None = None, stop: asyncio.Event | None = None) -> None:
-    """Migrate, then consume and land until ``stop`` is set."""
+async def run_sink(
+    settings: Settings | None = None,
+    stop: asyncio.Event | None = None,
+    sink: SinkSettings | None = None,
+    *,
+    insert_fn: InsertFn | None = None,
+    query_fn: QueryFn | None = None,
+    on_ready: Callable[[SinkService], None] | None = None,
+) -> SinkService:
+    """Migrate, then consume and land until ``stop`` is set; returns the service (for its counters).
+
+    ``insert_fn`` / ``query_fn`` wrap the real ClickHouse calls (fault-injection tests); ``on_ready``
+    is called with the service once it consumes.
+    """
     settings = settings or Settings()
-    sink = SinkSettings()
+    sink = sink or SinkSettings()
     core, ch, kafka = settings.core, settings.clickhouse, settings.kafka
     stop = stop or asyncio.Event()
+    chdb = ch.is_chdb(core)
 
     client = connect(ch, core)
     applied = migrate(client, ch)
     if applied:
         log.info("applied %d migration(s)", len(applied))
+    if not chdb and sink.apply_server_ddl:
+        try:
+            apply_server_ddl(client, ch, parse_tenants(sink.analyst_tenants))
+        except Exception as exc:  # the data must keep flowing; the operator must hear about it
+            log.error("could not apply the analyst role and row policies (does the sink's user have "
+                      "ACCESS MANAGEMENT?): %s", exc)
     target = resolve(kafka, core)
     await ensure_gateledger_topics(kafka, target)
 
@@ -59,14 +83,24 @@ async def run_sink(settings: Settings | None = None, stop: asyncio.Event | None 
         mappings[topic_name(t, target.topic_prefix)] = by_table[table]
     dead_letters = by_table.get("dead_letters") or describe(client, ch.database, "dead_letters")
 
+    # chDB handles are not thread-safe and the engine serializes anyway: one client. A server takes
+    # several concurrent inserts, one client each.
+    clients = [client] + ([] if chdb else [connect(ch, core) for _ in range(sink.insert_concurrency - 1)])
+    writer = Writer(clients, ch.database, insert_fn=insert_fn, query_fn=query_fn)
     masker = Masker(salt=masking_salt(core.data_dir))
-    writer = Writer(client, ch.database)
-    consumer = make_consumer(kafka, target, group_id=sink.group_id, max_poll_records=sink.fetch_max_records)
+    consumer = make_consumer(
+        kafka, target, group_id=sink.group_id, max_poll_records=sink.fetch_max_records,
+        # Several partitions' batches in one fetch: fewer round trips at full speed.
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
     service = SinkService(sink, consumer, writer, mappings, dead_letters, masker)
 
     # On chDB this process owns the data directory, so it also answers queries for everyone else.
-    runner = QueryRunner(connect(ch, core)) if ch.is_chdb(core) else None
-    app = build_app(runner, lambda: {"landed": service.landed, "buffered": service.buffered()})
+    runner = QueryRunner(connect(ch, core)) if chdb else None
+    app = build_app(
+        runner,
+        lambda: {"landed": service.landed, "buffered": service.buffered(), "buffered_bytes": service.buffered_bytes()},
+    )
     web_runner = web.AppRunner(app, access_log=None)
     await web_runner.setup()
     site = web.TCPSite(web_runner, sink.host, sink.port)
@@ -77,27 +111,47 @@ async def run_sink(settings: Settings | None = None, stop: asyncio.Event | None 
     consumer.subscribe(list(mappings), listener=service.listener())
     run_task = asyncio.create_task(service.run())
     stop_task = asyncio.create_task(stop.wait())
+    if on_ready is not None:
+        on_ready(service)
     try:
-        done, _ = await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({run_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
         service.stop()
         await run_task  # flushes what is buffered; re-raises if the loop crashed
     finally:
         stop_task.cancel()
         await consumer.stop()
         await web_runner.cleanup()
-        client.close()
+        for c in clients:
+            c.close()
         if runner is not None:
             runner.client.close()
+    return service
+
+
+def private_tmp(data_dir: Path) -> Path:
+    """A temporary directory of this sink's own, emptied at start.
+
+    chDB reads every insert from a temporary file; a SIGKILL between writing and removing it would
+    leave it behind in the shared /tmp forever.
+    """
+    tmp = data_dir / "sink-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    tempfile.tempdir = str(tmp)
+    return tmp
 
 
 def main() -> None:
     """Entry point: run until SIGTERM or SIGINT."""
+    settings = Settings()
+    if settings.clickhouse.is_chdb(settings.core):
+        private_tmp(settings.core.data_dir)
 
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_sink(stop=stop)
+        await run_sink(settings, stop=stop)
 
     asyncio.run(_main())

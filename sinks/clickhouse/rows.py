@@ -51,7 +51,8 @@ def _to_str(v: Any) -> str:
     return str(v)
 
 
-def _to_datetime(v: Any) -> datetime:
+def to_datetime(v: Any) -> datetime:
+    """A timezone-aware UTC datetime from RFC 3339 text, epoch seconds or a datetime; raises RowError."""
     if isinstance(v, datetime):
         ts = v
     elif isinstance(v, str) and v:
@@ -134,7 +135,7 @@ def converter_for(type_name: str) -> Converter:
     if type_name in ("String",) or type_name.startswith("FixedString") or type_name.startswith("Enum"):
         return _to_str
     if type_name.startswith("DateTime") or type_name == "Date":
-        return _to_datetime
+        return to_datetime
     if type_name.startswith("Decimal"):
         return _to_decimal
     if type_name.startswith(("Int", "UInt")):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -11,17 +12,33 @@ class SinkSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATELEDGER_SINK_", extra="ignore")
 
     group_id: str = "gateledger-sink"
-    # A batch is flushed at this many rows or after this long, whichever comes first.
-    batch_max_rows: int = 10000
-    batch_max_wait_ms: int = 500
-    # Backpressure: stop fetching while this many rows wait for ClickHouse.
-    max_buffered_rows: int = 100000
-    fetch_max_records: int = 5000
+    # A batch is flushed at this many rows (or bytes) or after this long, whichever comes first.
+    # Defaults chosen by measurement (docs/sink.md, `python -m sinks.clickhouse.bench batch-sizes`).
+    batch_max_rows: int = Field(default=10000, ge=1)
+    batch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    batch_max_wait_ms: int = Field(default=1000, ge=1)
+    # Backpressure: stop fetching while this much waits for ClickHouse (bounds the sink's memory).
+    max_buffered_rows: int = Field(default=200000, ge=1)
+    max_buffered_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    fetch_max_records: int = Field(default=10000, ge=1)
     # Retries of failing inserts: exponential backoff, forever (nothing may be dropped).
     retry_backoff_initial_s: float = 0.2
     retry_backoff_max_s: float = 10.0
+    # On shutdown, how long buffered rows may take to land before the sink gives up (they are not
+    # committed, so the next run lands them).
+    drain_timeout_s: float = 30.0
+    # Concurrent inserts against a ClickHouse server (one client each); chDB always uses one.
+    insert_concurrency: int = Field(default=2, ge=1)
     # Where the sink serves /metrics, /healthz and (on chDB) the query endpoint. 0 = pick a free port.
     host: str = "127.0.0.1"
     port: int = 0
     # Which topics to consume: "all", or a comma-separated list of logical topic names.
     topics: str = "all"
+    # On a ClickHouse server: apply the analyst role and per-tenant row policies at start-up
+    # (sinks/clickhouse/server_ddl); tenants given here get a role of their own.
+    apply_server_ddl: bool = True
+    analyst_tenants: str = ""
+    # Fault injection for tests only: the sink SIGKILLs itself at one of these flush steps with
+    # this probability (names in service.CRASH_POINTS).
+    crash_points: str = ""
+    crash_probability: float = 0.0

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the ClickHouse sink, named once here."""
+"""Prometheus metrics of the ClickHouse sink, named once here (dashboards and alert rules use these names)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,15 @@ CONSUMER_LAG = Gauge(
 )
 BUFFERED_ROWS = Gauge("gateledger_sink_buffered_rows", "Rows consumed and waiting for insert.")
 FAILING = Gauge("gateledger_sink_failing", "1 while inserts are failing and being retried.")
+# Added with the batch log and the rollup feed.
+BUFFERED_BYTES = Gauge("gateledger_sink_buffered_bytes", "Message bytes consumed and waiting for insert.")
+PAUSED = Gauge("gateledger_sink_paused", "1 while consumption is paused because ClickHouse is behind (backpressure).")
+REPLAYED_BATCHES = Counter(
+    "gateledger_sink_replayed_batches_total",
+    "Batches re-formed with the exact range an earlier run recorded (after a crash or rebalance).",
+    ["table"],
+)
+ROLLUP_CHANGES = Counter(
+    "gateledger_sink_rollup_changes_total", "Rows written to the rollup feed (+1 new or newer, -1 superseded).", ["table"]
+)
+COMMITTED_BATCHES = Counter("gateledger_sink_committed_batches_total", "Batches landed and committed.", ["table"])

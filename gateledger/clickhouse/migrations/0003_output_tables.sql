@@ -1,5 +1,9 @@
--- One table per output topic, mirroring gateledger.contracts.events. ReplacingMergeTree(version):
--- a re-delivered row collapses, a re-emitted row with a higher version wins.
+-- One table per output topic, mirroring gateledger.contracts.events (the sink maps JSON fields to
+-- columns by name). ReplacingMergeTree(version): a re-delivered row collapses, a re-emitted row with a
+-- higher version wins. Every version of one event keeps its tenant, time and id, so ORDER BY
+-- (tenant, time, id) is both the analysts' access path and the collapsing key.
+-- Compliance and money records (cost_ledger, budget_alerts, findings) are kept for $ttl_ledger_days days,
+-- operational metadata for $ttl_days, message bodies for $ttl_raw_days.
 
 CREATE TABLE IF NOT EXISTS $db.mcp_calls $on_cluster
 (
@@ -23,7 +27,7 @@ CREATE TABLE IF NOT EXISTS $db.mcp_calls $on_cluster
     target_type      LowCardinality(String),
     status           LowCardinality(String),
     http_status      Nullable(Int32),
-    error            String,
+    error            String CODEC(ZSTD(3)),
     duration_ms      Nullable(Int64),
     session_id       String,
     jsonrpc_id       String,
@@ -33,14 +37,20 @@ CREATE TABLE IF NOT EXISTS $db.mcp_calls $on_cluster
     request_mutated  Bool,
     response_mutated Bool,
     webhook_rejected Bool,
-    webhook_statuses String,
+    webhook_statuses String CODEC(ZSTD(3)),
     agent_provider   LowCardinality(String),
     agent_model      LowCardinality(String),
     request_body     String CODEC(ZSTD(3)) TTL toDateTime(time) + INTERVAL $ttl_raw_days DAY,
     response_body    String CODEC(ZSTD(3)) TTL toDateTime(time) + INTERVAL $ttl_raw_days DAY,
     complete         Bool,
     event_ids        Array(String),
-    inserted_at      DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at      DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_session_id session_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
@@ -78,7 +88,13 @@ CREATE TABLE IF NOT EXISTS $db.llm_calls $on_cluster
     response_id        String,
     audit_id           String,
     event_ids          Array(String),
-    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_context_id context_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
@@ -112,7 +128,13 @@ CREATE TABLE IF NOT EXISTS $db.policy_decisions $on_cluster
     budget_exceeded      Nullable(Bool),
     rate_limit_remaining Nullable(Int64),
     event_ids            Array(String),
-    inserted_at          DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at          DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_context_id context_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
@@ -142,7 +164,12 @@ CREATE TABLE IF NOT EXISTS $db.webhook_decisions $on_cluster
     trace_id      String,
     mcp_call_id   String,
     event_ids     Array(String),
-    inserted_at   DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at   DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
@@ -183,7 +210,12 @@ CREATE TABLE IF NOT EXISTS $db.interactions $on_cluster
     close_reason       LowCardinality(String),
     event_ids          Array(String),
     emitted_at         DateTime64(6, 'UTC'),
-    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_request_id request_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
@@ -223,12 +255,18 @@ CREATE TABLE IF NOT EXISTS $db.cost_ledger $on_cluster
     unpriced             Bool,
     restated             Bool,
     computed_at          DateTime64(6, 'UTC'),
-    inserted_at          DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at          DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_event_id event_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_interaction_id interaction_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
 ORDER BY (tenant, time, id)
-TTL toDateTime(time) + INTERVAL $ttl_days DAY
+TTL toDateTime(time) + INTERVAL $ttl_ledger_days DAY
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS $db.budget_alerts $on_cluster
@@ -252,12 +290,15 @@ CREATE TABLE IF NOT EXISTS $db.budget_alerts $on_cluster
     late                Bool,
     triggering_event_id String,
     fired_at            DateTime64(6, 'UTC'),
-    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at         DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
 ORDER BY (tenant, time, id)
-TTL toDateTime(time) + INTERVAL $ttl_days DAY
+TTL toDateTime(time) + INTERVAL $ttl_ledger_days DAY
 SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS $db.findings $on_cluster
@@ -276,10 +317,15 @@ CREATE TABLE IF NOT EXISTS $db.findings $on_cluster
     description        String,
     evidence_event_ids Array(String),
     detected_at        DateTime64(6, 'UTC'),
-    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3)
+    inserted_at        DateTime64(3, 'UTC') DEFAULT now64(3) CODEC(Delta, ZSTD(1)),
+    INDEX idx_user_id user_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    INDEX idx_interaction_id interaction_id TYPE bloom_filter(0.01) GRANULARITY 4,
+    CONSTRAINT id_set CHECK id != '',
+    CONSTRAINT tenant_set CHECK tenant != '',
+    CONSTRAINT time_set CHECK time > toDateTime64('2000-01-01 00:00:00', 6, 'UTC')
 )
 ENGINE = ${Replicated}ReplacingMergeTree(${replica_args}version)
 PARTITION BY toYYYYMM(time)
 ORDER BY (tenant, time, id)
-TTL toDateTime(time) + INTERVAL $ttl_days DAY
+TTL toDateTime(time) + INTERVAL $ttl_ledger_days DAY
 SETTINGS non_replicated_deduplication_window = 10000;

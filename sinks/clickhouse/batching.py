@@ -1,0 +1,119 @@
+"""Cutting one partition's messages into batches: by size and time, or exactly as an earlier run did.
+
+A batch's deduplication token is its topic/partition/offset range. A batch re-read after a crash
+is only recognised by ClickHouse if it has the same range, so the ranges an earlier run recorded
+(``plan``: first offset -> last offset, from the batch log) are reproduced exactly: a batch that
+starts at a planned offset is "pinned" and ends at the planned last offset, whatever the size and
+time limits say, and a free batch is cut short before the next planned start.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import TopicPartition
+
+
+@dataclass
+class Batch:
+    """Messages of one partition, landed together and committed together."""
+
+    tp: TopicPartition
+    table: str
+    first_offset: int
+    pinned_last: int | None = None  # set when re-forming a batch recorded by an earlier run
+    last_offset: int = -1
+    lines: list[bytes] = field(default_factory=list)  # JSONEachRow lines, one per good message
+    offsets: list[int] = field(default_factory=list)  # offset of each line
+    raws: list[bytes] = field(default_factory=list)  # the message each line came from (for dead letters)
+    objs: list[dict[str, Any]] = field(default_factory=list)  # parsed messages (rolled-up tables only)
+    bad: list[tuple[int, bytes, str, str]] = field(default_factory=list)  # (offset, raw, reason, error)
+    nbytes: int = 0
+    opened_at: float = field(default_factory=time.monotonic)
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.bad)
+
+    @property
+    def token(self) -> str:
+        """The deduplication token: the same range always gives the same token."""
+        return f"{self.tp.topic}:{self.tp.partition}:{self.first_offset}-{self.last_offset}"
+
+    @property
+    def replay(self) -> bool:
+        """True when this batch re-forms a range recorded before (its intent is already logged)."""
+        return self.pinned_last is not None
+
+    def complete(self) -> bool:
+        """A pinned batch is complete once its planned last offset is in."""
+        return self.pinned_last is not None and self.last_offset >= self.pinned_last
+
+
+class PartitionBuffer:
+    """The open batch and the closed batches (oldest first) of one partition."""
+
+    def __init__(
+        self, tp: TopicPartition, table: str, plan: dict[int, int], max_rows: int, max_bytes: int
+    ) -> None:
+        self.tp = tp
+        self.table = table
+        self.plan = dict(plan)
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.open: Batch | None = None
+        self.closed: deque[Batch] = deque()
+
+    def batch_for(self, offset: int) -> Batch:
+        """The batch a message at ``offset`` belongs to (closing the open one where a range ends)."""
+        b = self.open
+        if b is not None:
+            if b.pinned_last is not None and offset > b.pinned_last:
+                self._close()  # the planned last message is gone (compaction): end the range here
+            elif b.pinned_last is None and offset in self.plan and len(b):
+                self._close()  # the next recorded range starts here
+        if self.open is None:
+            pinned = self.plan.pop(offset, None)
+            self.open = Batch(self.tp, self.table, first_offset=offset, pinned_last=pinned)
+        return self.open
+
+    def added(self, batch: Batch, offset: int, size: int) -> None:
+        """Account for a message just added; close the batch when it is full or its range is complete."""
+        batch.last_offset = offset
+        batch.nbytes += size
+        if batch.pinned_last is not None:
+            if batch.complete():
+                self._close()
+        elif len(batch) >= self.max_rows or batch.nbytes >= self.max_bytes:
+            self._close()
+
+    def close_if_due(self, now: float, max_wait_s: float) -> None:
+        """Close the open batch when it waited long enough.
+
+        A pinned batch never closes on time: cut short, its token would differ from the recorded
+        range's. It closes when its last offset arrives, or when a later offset shows it never will.
+        """
+        b = self.open
+        if b is None or not len(b) or b.pinned_last is not None:
+            return
+        if now - b.opened_at >= max_wait_s:
+            self._close()
+
+    def _close(self) -> None:
+        if self.open is not None and len(self.open):
+            self.closed.append(self.open)
+        self.open = None
+
+    def pop_ready(self) -> Batch | None:
+        """The oldest closed batch, if any."""
+        return self.closed.popleft() if self.closed else None
+
+    def rows(self) -> int:
+        """Messages buffered in this partition."""
+        return sum(len(b) for b in self.closed) + (len(self.open) if self.open else 0)
+
+    def bytes(self) -> int:
+        """Bytes buffered in this partition."""
+        return sum(b.nbytes for b in self.closed) + (self.open.nbytes if self.open else 0)

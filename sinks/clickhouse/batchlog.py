@@ -1,0 +1,55 @@
+"""The batch log: each batch's offset range, recorded durably in ClickHouse before the batch is inserted.
+
+This is the sink's answer to "a batch re-read after a crash with different boundaries gets a
+different deduplication token": the first run writes down the range it is about to insert, and any
+later run (this process after a restart, or another sink replica after a rebalance) re-forms the
+batches starting at its committed offset with exactly those ranges (ClickHouse's Kafka Connect sink
+does the same with KeeperMap). On a replicated cluster read it with ``select_sequential_consistency``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka import TopicPartition
+
+from gateledger import jsonutil
+from sinks.clickhouse.writer import Writer
+
+log = logging.getLogger(__name__)
+
+TABLE = "sink_batches"
+
+
+class BatchLog:
+    """Records and reads back the offset ranges of batches, per topic partition."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+
+    def record(self, tp: TopicPartition, first: int, last: int) -> None:
+        """Write down a batch's range; returns only once ClickHouse stored it."""
+        line = jsonutil.dumps({"topic": tp.topic, "partition": tp.partition, "first_offset": first, "last_offset": last})
+        # Not deduplicated: recording is idempotent by content, and a stale dedup entry must never hide it.
+        self.writer.insert(TABLE, [line], None)
+
+    def plan(self, tp: TopicPartition, from_offset: int) -> dict[int, int]:
+        """first offset -> last offset of every recorded batch not yet entirely before ``from_offset``.
+
+        The earliest record of a range wins: it is the one whose insert may have happened.
+        """
+        rows = self.writer.query(
+            f"SELECT first_offset, argMin(last_offset, recorded_at) FROM {self.writer.qualified(TABLE)}"
+            " WHERE topic = {topic:String} AND partition = {partition:UInt32} AND last_offset >= {from:UInt64}"
+            " GROUP BY first_offset ORDER BY first_offset",
+            {"topic": tp.topic, "partition": tp.partition, "from": from_offset},
+        )
+        plan = {int(first): int(last) for first, last in rows}
+        misaligned = [f for f, last in plan.items() if f < from_offset <= last]
+        if misaligned:
+            # Only an external offset reset lands inside a recorded range; its repeat cannot be recognised.
+            log.warning("%s resumes at %d inside recorded batch %s; that batch is not re-formed",
+                        tp, from_offset, misaligned)
+            for f in misaligned:
+                plan.pop(f)
+        return plan

@@ -1,0 +1,93 @@
+"""Server-only access control: the read-only analyst role and per-tenant row policies.
+
+The DDL is rendered and checked everywhere; applying it needs a real ClickHouse server (chDB has no
+users, grants or row policies), so those tests run only when GATELEDGER_CLICKHOUSE_URL points at an
+http(s) server, and are skipped, with the reason shown, otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import clickhouse_connect
+import pytest
+
+from gateledger.clickhouse.migrate import migrate
+from gateledger.settings import ClickHouseSettings
+from sinks.clickhouse.access_control import apply_server_ddl, quote_literal, render_server_ddl, tenant_role
+
+# Read at import: the per-test fixtures point GATELEDGER_CLICKHOUSE_URL at chDB.
+SERVER_URL = os.environ.get("GATELEDGER_CLICKHOUSE_URL", "")
+on_server = pytest.mark.skipif(
+    not SERVER_URL.startswith(("http://", "https://")),
+    reason="needs a ClickHouse server: set GATELEDGER_CLICKHOUSE_URL=http(s)://... (chDB has no access control)",
+)
+
+
+def test_ddl_names_and_quotes_tenants_safely() -> None:
+    ch = ClickHouseSettings(database="gl", username="sink_svc")
+    tenants = ["acme", "o'brien corp", "a`b", "acme-eu", "acme_eu"]
+    sql = render_server_ddl(ch, tenants)
+    text = "\n".join(sql)
+    assert "GRANT  SELECT ON gl.* TO gateledger_reader" in text
+    assert "REVOKE  SELECT ON gl.sink_batches FROM gateledger_reader" in text
+    assert "USING 1 TO gateledger_analyst, `sink_svc`" in text
+    roles = [tenant_role(t) for t in tenants]
+    assert len(set(roles)) == len(roles) and all(r.replace("_", "").isalnum() for r in roles)
+    assert "USING tenant = 'o\\'brien corp'" in text and quote_literal("a'b") == "'a\\'b'"
+    assert sum(s.startswith("CREATE ROW POLICY IF NOT EXISTS `gateledger_tenant_") for s in sql) == len(tenants)
+    clustered = "\n".join(render_server_ddl(ClickHouseSettings(database="gl", cluster="prod"), ["acme"]))
+    assert "CREATE ROLE IF NOT EXISTS gateledger_reader ON CLUSTER 'prod'" in clustered
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[object, ClickHouseSettings, str]]:
+    """An admin client on the server, a fresh database migrated, cleaned up after."""
+    suffix = uuid.uuid4().hex[:8]
+    ch = ClickHouseSettings(url=SERVER_URL, database=f"gl_acl_{suffix}",
+                            username=os.environ.get("GATELEDGER_CLICKHOUSE_USERNAME", "default"),
+                            password=os.environ.get("GATELEDGER_CLICKHOUSE_PASSWORD", ""))
+    admin = clickhouse_connect.get_client(dsn=SERVER_URL, username=ch.username,
+                                          password=ch.password.get_secret_value())
+    migrate(admin, ch)
+    yield admin, ch, suffix
+    for stmt in (f"DROP USER IF EXISTS alice_{suffix}, bob_{suffix}",
+                 f"DROP ROW POLICY IF EXISTS gateledger_unrestricted ON {ch.database}.*",
+                 f"DROP ROW POLICY IF EXISTS `{tenant_role('acme')}` ON {ch.database}.*",
+                 f"DROP ROW POLICY IF EXISTS `{tenant_role('globex')}` ON {ch.database}.*",
+                 f"DROP DATABASE IF EXISTS {ch.database}"):
+        admin.command(stmt)
+    admin.close()
+
+
+@on_server
+@pytest.mark.clickhouse_server
+def test_tenant_analyst_sees_only_their_tenant_and_cannot_write(server) -> None:
+    admin, ch, suffix = server
+    db = ch.database
+    apply_server_ddl(admin, ch, ["acme", "globex"])
+    apply_server_ddl(admin, ch, ["acme", "globex"])  # idempotent
+    for tenant in ("acme", "globex"):
+        admin.raw_insert(f"{db}.mcp_calls", None, (
+            f'{{"id":"{tenant}-1","tenant":"{tenant}","time":"2026-11-20 10:00:00","source":"s"}}').encode(),
+            fmt="JSONEachRow", settings={"async_insert": 0})
+    admin.command(f"CREATE USER alice_{suffix} IDENTIFIED WITH sha256_password BY 'Pw-{suffix}'")
+    admin.command(f"GRANT `{tenant_role('acme')}` TO alice_{suffix}")
+    admin.command(f"CREATE USER bob_{suffix} IDENTIFIED WITH sha256_password BY 'Pw-{suffix}'")
+    admin.command(f"GRANT gateledger_analyst TO bob_{suffix}")
+    alice = clickhouse_connect.get_client(dsn=SERVER_URL, username=f"alice_{suffix}", password=f"Pw-{suffix}")
+    bob = clickhouse_connect.get_client(dsn=SERVER_URL, username=f"bob_{suffix}", password=f"Pw-{suffix}")
+    view = f"{db}.mcp_calls_latest(tenant = '', since = '2026-01-01', until = '2027-01-01')"
+    assert alice.query(f"SELECT tenant FROM {db}.mcp_calls").result_rows == [("acme",)]
+    assert alice.query(f"SELECT tenant FROM {view}").result_rows == [("acme",)]
+    assert sorted(bob.query(f"SELECT tenant FROM {view}").result_rows) == [("acme",), ("globex",)]
+    # The sink's own account still sees everything.
+    assert len(admin.query(f"SELECT tenant FROM {db}.mcp_calls").result_rows) == 2
+    with pytest.raises(Exception, match="(?i)readonly|not enough privileges|ACCESS_DENIED"):
+        alice.command(f"INSERT INTO {db}.mcp_calls (id, tenant, time, source) VALUES ('x', 'acme', now(), 's')")
+    with pytest.raises(Exception, match="(?i)not enough privileges|ACCESS_DENIED"):
+        alice.query(f"SELECT * FROM {db}.sink_batches")
+    alice.close()
+    bob.close()
