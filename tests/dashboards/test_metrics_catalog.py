@@ -23,7 +23,8 @@ TELEMETRY_MODULES = (
     "sinks.clickhouse.telemetry",
     "stream_processors.telemetry",
     "stream_processors.budgets.telemetry",
-    "gateledger.notifier.telemetry",
+    "gateledger.money.telemetry",
+    "sinks.notifier.telemetry",
 )
 _ROW = re.compile(r"^\| `([a-z_:]+)` \| (counter|gauge|histogram) \| ([^|]*) \|", re.M)
 _SUFFIXES = ("_bucket", "_sum", "_count")
