@@ -83,8 +83,11 @@ class ClickHouseSettings(BaseSettings):
     database: str = "gateledger"
     username: str = "default"
     password: SecretStr = SecretStr("")
-    # When set, migrations create Replicated*/Distributed tables ON CLUSTER this name.
+    # When set, migrations create Replicated* tables ON CLUSTER this name (one shard, N replicas).
     cluster: str | None = None
+    # With a cluster of several shards: every data table becomes <name>_local (Replicated*, per
+    # shard) plus <name> (Distributed, sharded by id), and inserts wait for every shard.
+    sharded: bool = False
     # Retention: raw payloads shorter than metadata.
     ttl_raw_days: int = 30
     ttl_days: int = 395

@@ -9,12 +9,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateledger.clock import Clock, utcnow
 from gateledger.kafka import KafkaTarget, resolve
 from gateledger.masking import Masker, masking_salt
-from gateledger.settings import Settings
+from gateledger.settings import KafkaSettings, Settings
 from stream_processors import telemetry
 from stream_processors.pipeline import StageContext, register_all
 from stream_processors.runtime import consumer_lag
 from stream_processors.settings import ProcessorSettings
 from stream_processors.tansu import GateledgerApp
+
+
+def broker_credentials(kafka: KafkaSettings) -> Any:
+    """faust credentials matching the Kafka settings the other services use (None: plaintext)."""
+    import ssl
+
+    import faust
+
+    context = ssl.create_default_context() if kafka.security_protocol.endswith("SSL") else None
+    if kafka.sasl_mechanism:
+        return faust.SASLCredentials(
+            username=kafka.sasl_username,
+            password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+            mechanism=kafka.sasl_mechanism, ssl_context=context)
+    return faust.SSLCredentials(context) if context else None
 
 
 def create_app(settings: Settings | None = None, proc: ProcessorSettings | None = None,
@@ -42,12 +57,15 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         broker_session_timeout=kafka.session_timeout_ms / 1000,
         broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=kafka.session_timeout_ms / 1000,
-        # Transactions exist on Apache Kafka only (Tansu has no InitProducerId).
-        processing_guarantee="exactly_once" if kafka.enable_idempotence and not target.tansu else "at_least_once",
+        # Exactly-once in effect comes from deterministic ids + the flush order of runtime.py, not
+        # from faust's transactions: faust derives transactional ids from destination partitions and
+        # cannot look up output topics the worker does not consume (docs/operations.md).
+        processing_guarantee="at_least_once",
         producer_compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         producer_linger=kafka.linger_ms / 1000,
         producer_acks=-1,
         data_dir=str(settings.core.data_dir / "faust"),
+        broker_credentials=broker_credentials(kafka),
     )
     app.gateledger_kafka = kafka
     app.gateledger_bootstrap = target.bootstrap

@@ -56,6 +56,23 @@ class TansuTransport(faust_aiokafka.Transport):
     Consumer = TansuConsumer
 
 
+class IdempotentProducer(faust_aiokafka.Producer):
+    """faust's aiokafka producer, idempotent when the settings ask for it (faust does so only
+    inside transactions, which gateledger does not use: docs/operations.md)."""
+
+    def _settings_extra(self) -> Mapping[str, Any]:
+        extra = dict(super()._settings_extra())
+        if self.app.gateledger_kafka.enable_idempotence:
+            extra.update(acks="all", enable_idempotence=True)
+        return extra
+
+
+class KafkaTransport(faust_aiokafka.Transport):
+    """faust's aiokafka transport with ``IdempotentProducer`` (Apache Kafka)."""
+
+    Producer = IdempotentProducer
+
+
 class GateledgerApp(faust.App):
     """A faust App that knows its broker settings and swaps in the Tansu transport when needed."""
 
@@ -66,4 +83,8 @@ class GateledgerApp(faust.App):
     def _new_transport(self) -> Any:
         if self.gateledger_tansu:
             return TansuTransport(self.conf.broker_consumer, self)
-        return super()._new_transport()
+        return KafkaTransport(self.conf.broker_consumer, self)
+
+    def _new_producer_transport(self) -> Any:
+        # The producer comes from its own transport; the consumer's Tansu fix does not concern it.
+        return KafkaTransport(self.conf.broker_producer, self)

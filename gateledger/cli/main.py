@@ -156,6 +156,15 @@ def migrate() -> None:
             click.echo(f"applied {m.version:04d}_{m.name}")
         total = len(applied(client, settings.clickhouse))
         click.echo(f"schema up to date ({total} migrations applied, {len(done)} now)")
+        if not settings.clickhouse.is_chdb(settings.core):
+            from sinks.clickhouse.access_control import apply_from_settings
+            from sinks.clickhouse.settings import SinkSettings
+
+            sink = SinkSettings()
+            if sink.apply_server_ddl:
+                n = apply_from_settings(client, settings.clickhouse, sink)
+                click.echo(f"access control up to date ({n} statements: analyst role, tenant policies"
+                           f"{', analyst login' if sink.analyst_user else ''})")
     except MigrationError as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -38,4 +38,15 @@ def connect(ch: ClickHouseSettings, core: CoreSettings, *, database: str | None 
         connect_timeout=ch.connect_timeout_s,
         send_receive_timeout=ch.send_receive_timeout_s,
         compress="lz4",
+        settings=session_settings(ch),
     )
+
+
+def session_settings(ch: ClickHouseSettings) -> dict[str, int]:
+    """Query settings every server session needs for this schema layout."""
+    if ch.cluster and ch.sharded:
+        # An insert into a Distributed table returns only once every shard has its rows, so the sink
+        # commits offsets only for data that landed (the asynchronous default would acknowledge
+        # rows still queued on the receiving node).
+        return {"distributed_foreground_insert": 1}
+    return {}

@@ -83,11 +83,65 @@ def template_vars(ch: ClickHouseSettings) -> dict[str, str]:
 def render(migration: Migration, ch: ClickHouseSettings) -> list[str]:
     """The statements of a migration for this target."""
     sql = Template(migration.sql).substitute(template_vars(ch))
-    return split_statements(sql)
+    statements = split_statements(sql)
+    return shard(statements, ch) if ch.cluster and ch.sharded else statements
+
+
+# The sink's bookkeeping is read back by whichever node a sink reaches: one replica on every node of
+# the cluster (a ZooKeeper path without {shard}) instead of a Distributed table.
+EVERYWHERE_TABLES = frozenset({"sink_batches", "rollup_prior"})
+_CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) ")
+_ALTER_TABLE = re.compile(r"^ALTER TABLE (\S+)\.(\w+) ")
+_ID_COLUMN = re.compile(r"^\s*\(?\s*id\s+String\b", re.M)
+_TENANT_COLUMN = re.compile(r"^\s*tenant\s+", re.M)
+
+
+def sharding_key(statement: str) -> str:
+    """How a table's rows are spread over shards: by id, so every version of a row meets on one
+    shard (FINAL and ReplacingMergeTree collapse per shard), else by tenant."""
+    if _ID_COLUMN.search(statement):
+        return "cityHash64(id)"
+    if _TENANT_COLUMN.search(statement):
+        return "cityHash64(tenant)"
+    raise MigrationError(f"no sharding key (id or tenant column) for:\n{statement[:200]}")
+
+
+def shard(statements: list[str], ch: ClickHouseSettings) -> list[str]:
+    """The sharded layout: each MergeTree table as ``<name>_local`` plus a Distributed ``<name>``.
+
+    Views, materialized views and inserts keep using ``<name>``, so the migrations are written once
+    for every layout. Null-engine tables (the rollup feed) exist on every node as they are.
+    """
+    out: list[str] = []
+    for stmt in statements:
+        alter = _ALTER_TABLE.match(stmt)
+        if alter is not None and alter.group(2) not in EVERYWHERE_TABLES:
+            # Columns change on the shards' tables and on the Distributed table in front of them.
+            db, name = alter.group(1), alter.group(2)
+            out.append(stmt.replace(f"{db}.{name} ", f"{db}.{name}_local ", 1))
+            out.append(stmt)
+            continue
+        m = _CREATE_TABLE.match(stmt)
+        if m is None or "MergeTree(" not in stmt:
+            out.append(stmt)
+            continue
+        db, name = m.group(1), m.group(2)
+        if name in EVERYWHERE_TABLES:
+            out.append(stmt.replace("'/clickhouse/tables/{shard}/", "'/clickhouse/tables/all/"))
+            continue
+        local = f"{name}_local"
+        out.append(stmt.replace(f"{db}.{name} ", f"{db}.{local} ", 1))
+        out.append(
+            f"CREATE TABLE IF NOT EXISTS {db}.{name} ON CLUSTER '{ch.cluster}' AS {db}.{local}\n"
+            f"ENGINE = Distributed('{ch.cluster}', '{ch.database}', '{local}', {sharding_key(stmt)})"
+        )
+    return out
 
 
 def _bootstrap(client: Client, ch: ClickHouseSettings) -> None:
     v = template_vars(ch)
+    if ch.cluster and ch.sharded:  # the migration record is the same on every node
+        v["replica_args"] = v["replica_args"].replace("/{shard}/", "/all/")
     client.command(f"CREATE DATABASE IF NOT EXISTS `{ch.database}` {v['on_cluster']}")
     client.command(
         f"CREATE TABLE IF NOT EXISTS `{ch.database}`.schema_migrations {v['on_cluster']} ("

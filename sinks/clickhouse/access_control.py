@@ -19,6 +19,7 @@ from clickhouse_connect.driver.client import Client
 from gateledger.clickhouse.migrate import template_vars
 from gateledger.clickhouse.sqlsplit import split_statements
 from gateledger.settings import ClickHouseSettings
+from sinks.clickhouse.settings import SinkSettings
 
 _SAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -45,23 +46,34 @@ def _template(name: str) -> str:
     return (resources.files("sinks.clickhouse") / "server_ddl" / name).read_text()
 
 
-def render_server_ddl(ch: ClickHouseSettings, tenants: list[str]) -> list[str]:
-    """The statements for this server, in order."""
+def render_server_ddl(ch: ClickHouseSettings, tenants: list[str], analyst_user: str = "",
+                      analyst_password: str = "") -> list[str]:
+    """The statements for this server, in order (the analyst login only when both are given)."""
     base = template_vars(ch) | {"service_user": quote_identifier(ch.username)}
     statements = split_statements(Template(_template("0001_analyst_role.sql")).substitute(base))
     tenant_sql = Template(_template("0002_tenant_role.sql"))
     for tenant in tenants:
         values = base | {"role": quote_identifier(tenant_role(tenant)), "tenant_literal": quote_literal(tenant)}
         statements += split_statements(tenant_sql.substitute(values))
+    if analyst_user and analyst_password:
+        values = base | {"user": quote_identifier(analyst_user), "password": quote_literal(analyst_password)}
+        statements += split_statements(Template(_template("0003_analyst_login.sql")).substitute(values))
     return statements
 
 
-def apply_server_ddl(client: Client, ch: ClickHouseSettings, tenants: list[str]) -> list[str]:
-    """Create or confirm the roles and policies; returns the statements run."""
-    statements = render_server_ddl(ch, tenants)
+def apply_server_ddl(client: Client, ch: ClickHouseSettings, tenants: list[str], analyst_user: str = "",
+                     analyst_password: str = "") -> list[str]:
+    """Create or confirm the roles, policies and analyst login; returns the statements run."""
+    statements = render_server_ddl(ch, tenants, analyst_user, analyst_password)
     for stmt in statements:
         client.command(stmt)
     return statements
+
+
+def apply_from_settings(client: Client, ch: ClickHouseSettings, sink: SinkSettings) -> int:
+    """Apply the server DDL as the sink settings configure it; returns how many statements ran."""
+    return len(apply_server_ddl(client, ch, parse_tenants(sink.analyst_tenants), sink.analyst_user,
+                                sink.analyst_password.get_secret_value()))
 
 
 def parse_tenants(value: str) -> list[str]:

@@ -19,7 +19,7 @@ from gateledger.kafka import ensure_gateledger_topics, make_consumer, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
 from gateledger.topics import ALL_TOPICS, Topic, topic_name
-from sinks.clickhouse.access_control import apply_server_ddl, parse_tenants
+from sinks.clickhouse.access_control import apply_from_settings
 from sinks.clickhouse.http import build_app
 from sinks.clickhouse.rows import TOPIC_TABLES, TableMapping, describe
 from sinks.clickhouse.service import SinkService
@@ -66,7 +66,7 @@ async def run_sink(
         log.info("applied %d migration(s)", len(applied))
     if not chdb and sink.apply_server_ddl:
         try:
-            apply_server_ddl(client, ch, parse_tenants(sink.analyst_tenants))
+            apply_from_settings(client, ch, sink)
         except Exception as exc:  # the data must keep flowing; the operator must hear about it
             log.error("could not apply the analyst role and row policies (does the sink's user have "
                       "ACCESS MANAGEMENT?): %s", exc)

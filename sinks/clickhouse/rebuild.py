@@ -15,7 +15,7 @@ import logging
 from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
-from gateledger.settings import Settings
+from gateledger.settings import ClickHouseSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +42,20 @@ _SELECTS = {
 ROLLUP_TABLES = ("usage_per_minute", "cost_daily")
 
 
-def rebuild_rollups(client: Client, database: str) -> dict[str, int]:
+def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:
+    """Empty a table on every node that stores it (a Distributed table stores nothing itself)."""
+    if ch is not None and ch.cluster and ch.sharded:
+        return f"TRUNCATE TABLE `{database}`.`{table}_local` ON CLUSTER '{ch.cluster}'"
+    if ch is not None and ch.cluster:
+        return f"TRUNCATE TABLE `{database}`.`{table}` ON CLUSTER '{ch.cluster}'"
+    return f"TRUNCATE TABLE `{database}`.`{table}`"
+
+
+def rebuild_rollups(client: Client, database: str, ch: ClickHouseSettings | None = None) -> dict[str, int]:
     """Empty the rollups and feed every event once at its latest version; returns events fed per table."""
     settings = {"async_insert": 0, "insert_deduplicate": 0}
     for table in ROLLUP_TABLES:
-        client.command(f"TRUNCATE TABLE `{database}`.`{table}`")
+        client.command(truncate_statement(database, table, ch))
     fed = {}
     for table, select in _SELECTS.items():
         client.command(f"INSERT INTO `{database}`.rollup_feed ({FEED_COLUMNS}) {select.format(db=f'`{database}`')}",
@@ -64,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     client = connect(settings.clickhouse, settings.core)
     try:
-        print(rebuild_rollups(client, settings.clickhouse.database))
+        print(rebuild_rollups(client, settings.clickhouse.database, settings.clickhouse))
     finally:
         client.close()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,10 @@ class SinkSettings(BaseSettings):
     # (sinks/clickhouse/server_ddl); tenants given here get a role of their own.
     apply_server_ddl: bool = True
     analyst_tenants: str = ""
+    # A login for dashboards and analysts holding gateledger_analyst (all tenants, read-only); created
+    # or, on every apply, given this password (so rotating it is a restart). Empty: no login created.
+    analyst_user: str = ""
+    analyst_password: SecretStr = SecretStr("")
     # Fault injection for tests only: the sink SIGKILLs itself at one of these flush steps with
     # this probability (names in service.CRASH_POINTS).
     crash_points: str = ""

@@ -175,3 +175,81 @@ def test_dockerfile_is_slim_pinned_and_non_root() -> None:
     assert users and not users[-1].startswith(("root", "0")), "the image runs as a non-root user"
     constraints = (REPO / "constraints.txt").read_text().splitlines()
     assert constraints and all("==" in line for line in constraints if line and not line.startswith("#"))
+
+
+SETTINGS_MODULES = (
+    "gateledger.settings", "gateledger.masking", "gateledger.money.settings", "producers.ingest.settings",
+    "producers.obot.settings", "stream_processors.settings", "sinks.clickhouse.settings",
+    "sinks.notifier.settings", "dashboards.settings",
+)
+
+
+def settings_classes() -> list[type]:
+    """Every typed settings class of the services."""
+    import importlib
+
+    from pydantic_settings import BaseSettings
+
+    out = []
+    for module_name in SETTINGS_MODULES:
+        module = importlib.import_module(module_name)
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseSettings) and value is not BaseSettings \
+                    and value.__module__ == module_name:
+                out.append(value)
+    return out
+
+
+def known_variables() -> set[str]:
+    """The GATELEDGER_* variable names the settings classes read."""
+    names = set()
+    for cls in settings_classes():
+        prefix = cls.model_config.get("env_prefix", "")
+        for field_name, info in cls.model_fields.items():
+            names.add((prefix + field_name).upper())
+            if isinstance(info.validation_alias, str):
+                names.add(info.validation_alias.upper())
+    # Command options read from the environment (click envvar=...).
+    import click
+
+    from gateledger.cli.main import cli
+
+    def walk(cmd: click.Command) -> None:
+        for param in cmd.params:
+            envvars = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            names.update(e for e in envvars if e)
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(cli)
+    return names
+
+
+def test_every_gateledger_variable_is_a_setting_and_parses(normalized: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A misspelt variable is silently ignored by pydantic-settings: the service would run on a default.
+    known = known_variables()
+    assert "GATELEDGER_KAFKA_BOOTSTRAP_SERVERS" in known and "GATELEDGER_INGEST_TOKENS" in known
+    for name, svc in normalized["services"].items():
+        if not name.startswith("gateledger-"):
+            continue
+        env = {k: str(v) for k, v in (svc.get("environment") or {}).items() if k.startswith("GATELEDGER_")}
+        unknown = sorted(set(env) - known - {"GATELEDGER_IMAGE"})
+        assert not unknown, f"{name} sets variables no settings class reads: {unknown}"
+        for key in [k for k in os.environ if k.startswith("GATELEDGER_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        for cls in settings_classes():
+            cls()  # raises if a value does not parse
+
+
+def test_simulator_token_is_a_relay_token_of_the_ingest(normalized: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    from producers.ingest.settings import IngestSettings
+
+    services = normalized["services"]
+    monkeypatch.setenv("GATELEDGER_INGEST_TOKENS", services["gateledger-ingest"]["environment"]["GATELEDGER_INGEST_TOKENS"])
+    grants = IngestSettings().tokens
+    token = services["gateledger-simulator"]["environment"]["GATELEDGER_SIMULATE_TOKENS"]
+    assert grants[token].tenant == "*", "the simulator sends for many tenants: it needs a relay token"
+    assert (services["gateledger-simulator"]["environment"]["GATELEDGER_INGEST_WEBHOOK_SECRET"]
+            == services["gateledger-ingest"]["environment"]["GATELEDGER_INGEST_WEBHOOK_SECRET"])

@@ -42,6 +42,27 @@ def test_ddl_names_and_quotes_tenants_safely() -> None:
     assert "CREATE ROLE IF NOT EXISTS gateledger_reader ON CLUSTER 'prod'" in clustered
 
 
+def test_analyst_login_only_when_configured_and_password_rotates() -> None:
+    ch = ClickHouseSettings(database="gl", username="sink_svc", cluster="prod")
+    assert not any("USER" in s for s in render_server_ddl(ch, [], "grafana", ""))
+    sql = render_server_ddl(ch, [], "grafana", "s3cr'et")
+    logins = [s for s in sql if "`grafana`" in s]
+    assert logins[0].startswith("CREATE USER IF NOT EXISTS `grafana` ON CLUSTER 'prod' IDENTIFIED")
+    # ALTER after CREATE: a changed password applies to an account that already exists.
+    assert any(s.startswith("ALTER USER `grafana` ON CLUSTER 'prod' IDENTIFIED") and "'s3cr\\'et'" in s
+               for s in logins)
+    assert "GRANT ON CLUSTER 'prod' gateledger_analyst TO `grafana`" in sql
+    assert sql[-1].endswith("DEFAULT ROLE gateledger_analyst")
+
+
+def test_every_server_statement_parses_in_clickhouse(ch_client) -> None:
+    # chDB cannot run access control, but its parser is the server's: EXPLAIN AST rejects bad syntax.
+    for cluster in ("", "prod"):
+        ch = ClickHouseSettings(database="gl", username="sink_svc", cluster=cluster)
+        for stmt in render_server_ddl(ch, ["acme", "o'brien corp"], "grafana", "pw'x"):
+            ch_client.query(f"EXPLAIN AST {stmt}")
+
+
 @pytest.fixture
 def server() -> Iterator[tuple[object, ClickHouseSettings, str]]:
     """An admin client on the server, a fresh database migrated, cleaned up after."""
