@@ -315,14 +315,43 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
     return Published(env, Topic.RAW_CLOUDEVENTS, request_id or env.context_id or env.id)
 
 
+_IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id")
+
+
+def masked_identity(fn: FormatFn) -> FormatFn:
+    """The format with the envelope's identity fields masked like ``data`` (an email used as a user id
+    or a request id becomes the same pseudonym it gets inside ``data``, so correlation still holds)."""
+
+    def wrapped(record: Any, ctx: IngestContext) -> Published:
+        published = fn(record, ctx)
+        env = published.envelope
+        changes = {}
+        for name in _IDENTITY_FIELDS:
+            value = getattr(env, name)
+            if value:
+                masked = ctx.masker.mask_text(value)
+                if masked != value:
+                    changes[name] = masked
+        if not changes:
+            return published
+        return Published(env.model_copy(update=changes), published.topic, published.key)
+
+    wrapped.__name__ = getattr(fn, "__name__", "format")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
 FORMATS: dict[str, FormatFn] = {
-    "obot-audit": obot_audit,
-    "obot-audit-event": obot_audit_event,
-    "obot-llm": obot_llm,
-    "obot-webhook": obot_webhook,
-    "axonflow-precheck": axonflow_precheck,
-    "axonflow-llm-call": axonflow_llm_call,
-    "cloudevents": cloudevent,
+    name: masked_identity(fn)
+    for name, fn in {
+        "obot-audit": obot_audit,
+        "obot-audit-event": obot_audit_event,
+        "obot-llm": obot_llm,
+        "obot-webhook": obot_webhook,
+        "axonflow-precheck": axonflow_precheck,
+        "axonflow-llm-call": axonflow_llm_call,
+        "cloudevents": cloudevent,
+    }.items()
 }
 
 

@@ -32,7 +32,7 @@ from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
 from producers import telemetry
-from producers.formats import IngestContext, obot_webhook
+from producers.formats import FORMATS, IngestContext
 from producers.ingest.common import (
     STATE,
     TENANT_HINT,
@@ -190,7 +190,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
     }
-    await publish_or_503(request, state.publisher.publish([obot_webhook(message, ctx)], source=SOURCE))
+    await publish_or_503(request, state.publisher.publish([FORMATS["obot-webhook"](message, ctx)], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
     return web.json_response(payload, status=decision.status)

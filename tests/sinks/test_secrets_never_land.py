@@ -193,9 +193,6 @@ def test_no_planted_secret_reaches_any_table(
     assert {k: v for k, v in leaks.items() if v} == {}
 
 
-@pytest.mark.xfail(strict=True, reason="producers/formats.py copies the envelope's identity fields (subject, "
-                   "request_id, session_id) unmasked: a CloudEvent whose subject is an email lands it in "
-                   "raw_events.subject in clear (producers, issue 3). Remove this marker when that is fixed.")
 def test_an_email_as_cloudevent_subject_is_masked(settings: Settings, ch_client) -> None:
     db = settings.clickhouse.database
     email = f"carol.{_s(8)}@example.com"
