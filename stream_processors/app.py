@@ -57,6 +57,7 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         broker_session_timeout=kafka.session_timeout_ms / 1000,
         broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
         broker_rebalance_timeout=kafka.session_timeout_ms / 1000,
+        broker_commit_interval=proc.commit_interval_s,
         # Exactly-once in effect comes from deterministic ids + the flush order of runtime.py, not
         # from faust's transactions: faust derives transactional ids from destination partitions and
         # cannot look up output topics the worker does not consume (docs/operations.md).

@@ -59,3 +59,6 @@ class ProcessorSettings(BaseSettings):
 
     # -- operations -----------------------------------------------------------------------------
     lag_poll_interval_s: float = Field(default=5.0, gt=0)
+    # How often consumed offsets are committed (faust's default). Longer: fewer commits, more replay
+    # after a crash (replays are harmless: docs/processors.md, "State and crash safety").
+    commit_interval_s: float = Field(default=2.8, gt=0)
