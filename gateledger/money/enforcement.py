@@ -26,7 +26,7 @@ from typing import Any
 from gateledger.clock import to_utc
 from gateledger.contracts.budget_state import BudgetStateSnapshot
 from gateledger.money.amounts import ZERO, add, canonical, ratio
-from gateledger.money.budgets import DIMENSIONS, Scope
+from gateledger.money.budgets import DIMENSIONS, Budget, BudgetSet, Scope
 from gateledger.money.periods import ROLLING_BUCKETS
 from gateledger.money.teams import TeamDirectory
 
@@ -86,7 +86,8 @@ class EnforcementDecision:
             "budget_name": self.budget_name,
             "used_usd": canonical(self.spend_usd),
             "limit_usd": canonical(self.limit_usd),
-            "percentage": canonical(ratio(self.spend_usd * 100, self.limit_usd, 2)),
+            # A JSON number, as AxonFlow sends it (display only; the amounts stay exact strings).
+            "percentage": float(ratio(self.spend_usd * 100, self.limit_usd, 2)),
             "exceeded": self.blocked,
             "action": "block",
         }
@@ -95,8 +96,9 @@ class EnforcementDecision:
         """The fields of an AxonFlow pre-check response for this decision (HTTP 402 when blocked)."""
         if not self.blocked:
             return {"approved": True}
+        # `error` / `message` as AxonFlow's own 402 carries them (the SDK raises with `message`).
         return {"approved": False, "block_reason": self.reason, "policies": ["budget_exceeded"],
-                "budget_info": self.budget_info()}
+                "budget_info": self.budget_info(), "error": "budget exceeded", "message": self.reason}
 
 
 ALLOW = EnforcementDecision(blocked=False)
@@ -109,6 +111,28 @@ class EnforcementView:
     grace: timedelta = timedelta(days=1)  # keep ended periods this long (late spend may still land)
     snapshots: dict[str, BudgetStateSnapshot] = field(default_factory=dict)
     last_update: datetime | None = None
+    # The current budget definitions, when known (the budgets file). They decide action, scope and
+    # limit; snapshots only give spend. So a raised limit, a budget switched to `alert` or deleted
+    # unblocks at once: a blocked scope produces no new cost, hence no new snapshot to carry it.
+    budgets: dict[str, Budget] | None = None
+
+    def set_budgets(self, budgets: BudgetSet | None) -> None:
+        """Use these definitions (None: trust the snapshots' own action, scope and limit)."""
+        self.budgets = None if budgets is None else {b.id: b for b in budgets.budgets}
+
+    def remove(self, key: str) -> None:
+        """Forget a key (a tombstone on the compacted topic)."""
+        self.snapshots.pop(key, None)
+
+    def _effective(self, s: BudgetStateSnapshot) -> tuple[str, dict[str, list[str]], Decimal, str] | None:
+        """(action, scope, limit, name) of a snapshot's budget now; None when the budget is gone or
+        its period kind changed (the snapshot no longer describes one of its periods)."""
+        if self.budgets is None:
+            return s.action, s.scope, s.limit_usd, s.budget_name
+        b = self.budgets.get(s.budget_id)
+        if b is None or b.period.value != s.period_kind or (b.spec.window_seconds or None) != (s.window_seconds or None):
+            return None
+        return b.action, {d: list(v) for d, v in b.scope.constrained().items()}, b.limit_usd, b.name
 
     def update(self, snap: BudgetStateSnapshot) -> bool:
         """Take a snapshot; an older one (lower seq) for the same key is ignored. True when applied."""
@@ -148,33 +172,61 @@ class EnforcementView:
         e = int((now - start).total_seconds() // own.bucket_seconds)
         return add(*(v for i, v in buckets.items() if e - ROLLING_BUCKETS < i <= e)), own
 
+    def spend_now(self, snaps: list[BudgetStateSnapshot], now: datetime) -> tuple[Decimal, BudgetStateSnapshot | None]:
+        """Spend of one budget at ``now`` from its snapshots, and the snapshot it came from (None: no
+        state covers now, i.e. nothing spent yet in the current period)."""
+        if snaps[0].period_kind == "rolling":
+            spend, snap = self._trailing_spend(snaps, now)
+            return spend, (snap if spend or snap.period_start <= now < snap.period_end + timedelta(
+                seconds=snap.window_seconds or 0) else None)
+        found = next((s for s in snaps if s.period_start <= now < s.period_end), None)
+        return (found.spend_usd, found) if found is not None else (ZERO, None)
+
+    def by_budget(self) -> dict[str, list[BudgetStateSnapshot]]:
+        """Snapshots grouped by budget id (budgets the definitions no longer describe left out)."""
+        out: dict[str, list[BudgetStateSnapshot]] = {}
+        for s in self.snapshots.values():
+            if self._effective(s) is not None:
+                out.setdefault(s.budget_id, []).append(s)
+        return out
+
     def exhausted(self, request: RequestScope, now: datetime) -> list[EnforcementDecision]:
         """Every block budget exhausted for this request now (sorted by budget id)."""
         now = to_utc(now)
         by_budget: dict[str, list[BudgetStateSnapshot]] = {}
+        effective: dict[str, tuple[str, dict[str, list[str]], Decimal, str]] = {}
         for s in self.snapshots.values():
-            if s.action == "block" and scope_applies(s.scope, request):
+            eff = effective.get(s.budget_id) or self._effective(s)
+            if eff is None:
+                continue
+            effective[s.budget_id] = eff
+            if eff[0] == "block" and scope_applies(eff[1], request):
                 by_budget.setdefault(s.budget_id, []).append(s)
         out = []
         for budget_id in sorted(by_budget):
             snaps = by_budget[budget_id]
-            if snaps[0].period_kind == "rolling":
-                spend, snap = self._trailing_spend(snaps, now)
-            else:
-                found = next((s for s in snaps if s.period_start <= now < s.period_end), None)
-                if found is None:
-                    continue
-                spend, snap = found.spend_usd, found
-            if spend >= snap.limit_usd:
+            _, _, limit, name = effective[budget_id]
+            spend, snap = self.spend_now(snaps, now)
+            if snap is None:
+                continue
+            if spend >= limit:
                 period = ("the last " + str((snap.window_seconds or 0) // 3600) + " hours"
                           if snap.period_kind == "rolling" else f"this {snap.period_kind}")
                 out.append(EnforcementDecision(
-                    blocked=True, budget_id=budget_id, budget_name=snap.budget_name, spend_usd=spend,
-                    limit_usd=snap.limit_usd, period_key=snap.period_key, period_end=snap.period_end,
-                    reason=(f"budget {snap.budget_name!r} exhausted: ${canonical(spend)} spent of "
-                            f"${canonical(snap.limit_usd)} in {period}"),
+                    blocked=True, budget_id=budget_id, budget_name=name, spend_usd=spend,
+                    limit_usd=limit, period_key=snap.period_key, period_end=snap.period_end,
+                    reason=(f"budget {name!r} exhausted: ${canonical(spend)} spent of "
+                            f"${canonical(limit)} in {period}"),
                 ))
         return out
+
+    def applicable_block_budgets(self, request: RequestScope) -> list[str]:
+        """Ids of the block budgets whose scope covers the request (from the definitions when known)."""
+        if self.budgets is not None:
+            return sorted(b.id for b in self.budgets.values() if b.action == "block"
+                          and scope_applies({d: list(v) for d, v in b.scope.constrained().items()}, request))
+        return sorted({s.budget_id for s in self.snapshots.values()
+                       if s.action == "block" and scope_applies(s.scope, request)})
 
     def check(self, request: RequestScope, now: datetime) -> EnforcementDecision:
         """Block when any applicable block budget is exhausted (the first by budget id names the reason)."""

@@ -58,7 +58,7 @@ def test_calendar_block_and_scope_applicability() -> None:
     precheck = d.axonflow_precheck()
     assert precheck["approved"] is False and precheck["policies"] == ["budget_exceeded"]
     assert precheck["budget_info"] == {"budget_id": "acme-gpt-day", "budget_name": "acme-gpt-day", "used_usd": "1",
-                                       "limit_usd": "1", "percentage": "100", "exceeded": True, "action": "block"}
+                                       "limit_usd": "1", "percentage": 100.0, "exceeded": True, "action": "block"}
     assert d.HTTP_STATUS_BLOCKED == 402
 
 
