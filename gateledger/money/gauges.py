@@ -9,7 +9,7 @@ show 0. Values are floats, for display and alerting only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 
 from prometheus_client.core import GaugeMetricFamily
@@ -26,9 +26,11 @@ LABELS = ["budget_id", "budget_name"]
 class BudgetGaugeCollector(Collector):
     """A Prometheus collector over an enforcement view (register it on a registry)."""
 
-    def __init__(self, view: EnforcementView, clock: Clock = utcnow) -> None:
+    def __init__(self, view: EnforcementView, clock: Clock = utcnow,
+                 refresh: Callable[[], object] | None = None) -> None:
         self.view = view
         self.clock = clock
+        self.refresh = refresh  # e.g. re-read the budgets file, so a raised limit shows at once
 
     def describe(self) -> list[GaugeMetricFamily]:
         # Nothing to declare up front: the series depend on the budgets present at scrape time.
@@ -66,6 +68,8 @@ class BudgetGaugeCollector(Collector):
         util = GaugeMetricFamily(UTILIZATION, "Spend / limit of the current period.", labels=LABELS)
         proj = GaugeMetricFamily(PROJECTED_UTILIZATION,
                                  "Spend projected to the period end at the burn rate so far, / limit.", labels=LABELS)
+        if self.refresh is not None:
+            self.refresh()
         for bid, name, s, lim, u, p in self.rows(self.clock()):
             spend.add_metric([bid, name], s)
             limit.add_metric([bid, name], lim)

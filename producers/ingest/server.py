@@ -136,7 +136,7 @@ def build_app(
 
                 from gateledger.money.gauges import BudgetGaugeCollector
 
-                gauges = BudgetGaugeCollector(enforcer.view, enforcer.clock)
+                gauges = BudgetGaugeCollector(enforcer.view, enforcer.clock, enforcer.refresh_budgets)
                 REGISTRY.register(gauges)
         yield
         if gauges is not None:
