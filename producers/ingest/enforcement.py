@@ -186,6 +186,7 @@ class Enforcer:
         self.follower = follower
         self.clock = clock
         self._budget_set: BudgetSet | None = None
+        self._has_block = False
         self.refresh_budgets()
 
     def refresh_budgets(self) -> BudgetSet | None:
@@ -196,6 +197,7 @@ class Enforcer:
         if current is not self._budget_set:
             self._budget_set = current
             self.view.set_budgets(current)
+            self._has_block = any(b.action == "block" for b in current.budgets)
         return current
 
     @property
@@ -205,7 +207,7 @@ class Enforcer:
             return False
         current = self.refresh_budgets()
         if self.settings.enforce_budgets is None:
-            return current is not None and any(b.action == "block" for b in current.budgets)
+            return current is not None and self._has_block
         return True
 
     def stale(self) -> bool:
