@@ -129,33 +129,39 @@ async def run(seconds: float, runs: int, concurrency: int) -> dict[str, Any]:
                 ("precheck_blocked_by_tap", "true", "/axonflow/api/policy/pre-check", {"X-Tenant-ID": "acme"}, prechecks(), 402),
             ]
             runs_of: dict[str, list[dict[str, Any]]] = {c[0]: [] for c in cases}
-            for enforce in ("false", "true"):
-                port = free_port()
-                env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
-                env.update(GATELEDGER_DATA_DIR=str(Path(tmp) / "data"), GATELEDGER_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
-                           GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true", GATELEDGER_TOPIC_PREFIX="bench.",
-                           GATELEDGER_INGEST_PORT=str(port), GATELEDGER_MASKING_SALT="bench",
-                           GATELEDGER_LOG_LEVEL="WARNING", GATELEDGER_BUDGETS_FILE=str(budgets),
-                           GATELEDGER_INGEST_ENFORCE_BUDGETS=enforce,
-                           GATELEDGER_INGEST_AXONFLOW_UPSTREAM_URL=f"http://127.0.0.1:{free_port()}")
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "gateledger.cli.main", "serve", "ingest", env=env,
-                    stdout=asyncio.subprocess.DEVNULL, stderr=open(Path(tmp) / f"ingest-{enforce}.log", "wb"),  # noqa: SIM115
-                )
-                try:
+            # Both services run side by side and the cases alternate within each run, so the noise of
+            # a shared machine falls on all of them alike.
+            procs, urls = [], {}
+            try:
+                for enforce in ("false", "true"):
+                    port = free_port()
+                    env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
+                    env.update(GATELEDGER_DATA_DIR=str(Path(tmp) / f"data-{enforce}"),
+                               GATELEDGER_KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap,
+                               GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true", GATELEDGER_TOPIC_PREFIX="bench.",
+                               GATELEDGER_INGEST_PORT=str(port), GATELEDGER_MASKING_SALT="bench",
+                               GATELEDGER_LOG_LEVEL="WARNING", GATELEDGER_BUDGETS_FILE=str(budgets),
+                               GATELEDGER_INGEST_ENFORCE_BUDGETS=enforce,
+                               GATELEDGER_INGEST_AXONFLOW_UPSTREAM_URL=f"http://127.0.0.1:{free_port()}")
+                    procs.append(await asyncio.create_subprocess_exec(
+                        sys.executable, "-m", "gateledger.cli.main", "serve", "ingest", env=env,
+                        stdout=asyncio.subprocess.DEVNULL,
+                        stderr=open(Path(tmp) / f"ingest-{enforce}.log", "wb"),  # noqa: SIM115
+                    ))
                     await asyncio.to_thread(wait_port, "127.0.0.1", port, 60)
-                    url = f"http://127.0.0.1:{port}"
-                    await asyncio.sleep(2)  # the view catches up
-                    mine = [c for c in cases if c[1] == enforce]
-                    await measure(url, batch_size=1, seconds=1.0, concurrency=4, path=mine[0][2],
-                                  headers={**headers, **mine[0][3]}, bodies=mine[0][4])  # warm-up
-                    for _ in range(runs):
-                        for name, _, path, extra, bodies, ok in mine:
-                            runs_of[name].append(await measure(url, batch_size=1, seconds=seconds,
-                                                               concurrency=concurrency, path=path,
-                                                               headers={**headers, **extra}, bodies=bodies,
-                                                               ok_status=ok))
-                finally:
+                    urls[enforce] = f"http://127.0.0.1:{port}"
+                await asyncio.sleep(2)  # the view catches up
+                for enforce, url in urls.items():
+                    await measure(url, batch_size=1, seconds=1.0, concurrency=4, path="/v1/obot/webhook",
+                                  headers={**headers, "X-Obot-Mcp-Server-Id": "ms-4"}, bodies=tool_calls())  # warm-up
+                for _ in range(runs):
+                    for name, enforce, path, extra, bodies, ok in cases:
+                        runs_of[name].append(await measure(urls[enforce], batch_size=1, seconds=seconds,
+                                                           concurrency=concurrency, path=path,
+                                                           headers={**headers, **extra}, bodies=bodies,
+                                                           ok_status=ok))
+            finally:
+                for proc in procs:
                     proc.terminate()
                     await proc.wait()
         finally:
