@@ -154,8 +154,8 @@ async def run(seconds: float, runs: int, concurrency: int) -> dict[str, Any]:
                 for enforce, url in urls.items():
                     await measure(url, batch_size=1, seconds=1.0, concurrency=4, path="/v1/obot/webhook",
                                   headers={**headers, "X-Obot-Mcp-Server-Id": "ms-4"}, bodies=tool_calls())  # warm-up
-                for _ in range(runs):
-                    for name, enforce, path, extra, bodies, ok in cases:
+                for r in range(runs):
+                    for name, enforce, path, extra, bodies, ok in (cases if r % 2 == 0 else cases[::-1]):  # ABBA
                         runs_of[name].append(await measure(urls[enforce], batch_size=1, seconds=seconds,
                                                            concurrency=concurrency, path=path,
                                                            headers={**headers, **extra}, bodies=bodies,
