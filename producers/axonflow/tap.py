@@ -40,6 +40,7 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
+from producers.ingest.enforcement import decide_precheck
 from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -160,8 +161,6 @@ class AxonFlowTap:
         """The 402 body when a block budget refuses this pre-check (None: forward it)."""
         if self.enforcer is None or req_obj is None:
             return None
-        from producers.ingest.enforcement import decide_precheck
-
         ctx = req_obj.get("context") if isinstance(req_obj.get("context"), dict) else {}
         tenant = (request.headers.get("X-Tenant-ID") or basic_client_id(request.headers.get("Authorization"))
                   or (str(ctx["tenant_id"]) if ctx.get("tenant_id") else None) or self.tenant)

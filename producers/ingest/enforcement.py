@@ -37,6 +37,7 @@ from gateledger.settings import KafkaSettings
 from gateledger.topics import Topic, topic_name
 from producers import telemetry
 from producers.ingest.settings import IngestSettings
+from producers.ingest.webhook import Decision, DecisionPolicy, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +263,17 @@ class Enforcer:
             await self.follower.stop()
 
 
+class _UnusableAtStart(BudgetsLoader):
+    """A budgets file that could not be read at start-up: no budgets until a good version is written
+    (the next ``current()`` sees a changed file and loads it)."""
+
+    def __init__(self, path: Any, error: str) -> None:  # noqa: D107 - deliberately skips the parent's load
+        self.path = path
+        self._stamp = None
+        self._budgets = BudgetSet()
+        self.last_error = error
+
+
 def build_enforcer(settings: IngestSettings, kafka: KafkaSettings, target: KafkaTarget,
                    budgets_path: Any, teams_path: Any = None, clock: Clock = utcnow) -> Enforcer | None:
     """The enforcer the service runs with (None when enforcement is switched off)."""
@@ -277,8 +289,7 @@ def build_enforcer(settings: IngestSettings, kafka: KafkaSettings, target: Kafka
     except BudgetFileError as exc:
         # A broken file at start-up: enforce nothing rather than refuse to start; logged loudly.
         log.error("budgets file unusable, no budget is enforced until it is fixed: %s", exc)
-        loader = BudgetsLoader.__new__(BudgetsLoader)
-        loader.path, loader._stamp, loader._budgets, loader.last_error = budgets_path, None, BudgetSet(), str(exc)
+        loader = _UnusableAtStart(budgets_path, str(exc))
     view = EnforcementView()
     return Enforcer(settings, view, loader, teams, BudgetStateFollower(kafka, target, view), clock)
 
@@ -298,14 +309,12 @@ class BudgetPolicy:
     name = "budgets"
     STATUS = 402  # any non-200 rejects; 402 says why, as AxonFlow's budget blocks do
 
-    def __init__(self, enforcer: Enforcer, inner: Any) -> None:
+    def __init__(self, enforcer: Enforcer, inner: DecisionPolicy) -> None:
         self.enforcer = enforcer
         self.inner = inner
 
-    async def decide(self, delivery: Any) -> Any:
+    async def decide(self, delivery: WebhookDelivery) -> Decision:
         """Budget check first (no I/O), then the inner policy."""
-        from producers.ingest.webhook import Decision
-
         message = delivery.message
         if message.get("method") in self.enforcer.settings.enforce_methods:
             scope = RequestScope(tenant=delivery.tenant, user=delivery.user_id, client=_client_name(message),

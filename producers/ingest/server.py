@@ -18,11 +18,12 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gateledger.clock import Clock, utcnow
 from gateledger.kafka import ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
+from gateledger.money.gauges import BudgetGaugeCollector
 from gateledger.money.settings import MoneySettings
 from gateledger.settings import Settings
 from producers.accept import accept, parse_body
@@ -132,16 +133,10 @@ def build_app(
         if enforcer is not None:
             enforcer.start()
             if settings.budget_gauges:
-                from prometheus_client import REGISTRY
-
-                from gateledger.money.gauges import BudgetGaugeCollector
-
                 gauges = BudgetGaugeCollector(enforcer.view, enforcer.clock, enforcer.refresh_budgets)
                 REGISTRY.register(gauges)
         yield
         if gauges is not None:
-            from prometheus_client import REGISTRY
-
             REGISTRY.unregister(gauges)
         if enforcer is not None:
             await enforcer.stop()

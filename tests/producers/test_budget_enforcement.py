@@ -223,7 +223,7 @@ def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings
         events = await read_topic(settings, Topic.RAW_AXONFLOW, want=4)
         blocked = [e for e in events if e["data"]["status"] == 402]
         assert len(events) == 4 and len(blocked) == 2
-        ex = next(e for e in blocked if e["request_id"] == "req-b1")
+        ex = next(e for e in blocked if e.get("request_id") == "req-b1")
         assert ex["tenant"] == "globex" and ex["data"]["answered_by"] == "gateledger"
         assert ex["data"]["upstream_latency_ms"] is None
         decision = decision_from_precheck(Envelope.model_validate({k: v for k, v in ex.items() if k != "_key"}))
