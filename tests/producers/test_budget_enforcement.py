@@ -283,3 +283,22 @@ def test_enforcement_off(settings: Settings) -> None:
             assert (await _filter(s, base, "acme", "alice", "ms-github"))[0] == 200
 
     asyncio.run(main())
+
+
+def test_empty_budget_state_is_current_at_once_and_enforcement_follows_the_budgets_file(settings: Settings) -> None:
+    """No snapshot yet: the view is current as soon as it has read the (empty) topic, nothing is refused;
+    with only alert budgets enforcement is off by default, a block budget added to the file turns it on."""
+    path = MoneySettings().budgets_path(settings.core)
+    write_budgets(path, {"budgets": [b for b in BUDGETS["budgets"] if b["action"] == "alert"]})
+
+    async def main() -> None:
+        async with serving(settings, OffsetClock()) as base, aiohttp.ClientSession() as s:
+            state = await wait_enforcement(base, 0)
+            assert state["enabled"] is False and state["stale"] is False
+            await asyncio.sleep(0.01)
+            write_budgets(path, BUDGETS)
+            async with s.get(f"{base}/healthz") as r:
+                assert (await r.json())["enforcement"]["enabled"] is True
+            assert (await _filter(s, base, "acme", "alice", "ms-github"))[0] == 200, "no spend: nothing refused"
+
+    asyncio.run(main())
