@@ -51,10 +51,13 @@ def _pct(values: list[float], p: float) -> float:
 
 async def measure(target: str, *, batch_size: int, seconds: float = 10.0, concurrency: int = 16,
                   records: list[dict[str, Any]] | None = None, path: str = PATH,
-                  headers: dict[str, str] | None = None) -> dict[str, Any]:
-    """POST ``batch_size`` records per request for ``seconds``; throughput and latency percentiles."""
-    pool = records or shim_records(max(2000, batch_size * 20))
-    bodies = [jsonutil.dumps(pool[i : i + batch_size]) for i in range(0, len(pool) - batch_size + 1, batch_size)]
+                  headers: dict[str, str] | None = None, bodies: list[bytes] | None = None,
+                  ok_status: int = 200) -> dict[str, Any]:
+    """POST ``batch_size`` records per request for ``seconds`` (or the given ``bodies`` in turn);
+    throughput of ``ok_status`` answers and latency percentiles."""
+    if bodies is None:
+        pool = records or shim_records(max(2000, batch_size * 20))
+        bodies = [jsonutil.dumps(pool[i : i + batch_size]) for i in range(0, len(pool) - batch_size + 1, batch_size)]
     url = target.rstrip("/") + path
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     latencies: list[float] = []
@@ -75,7 +78,7 @@ async def measure(target: str, *, batch_size: int, seconds: float = 10.0, concur
                     await resp.read()
                     statuses[resp.status] = statuses.get(resp.status, 0) + 1
                 latencies.append(time.perf_counter() - t0)
-                if resp.status == 200:
+                if resp.status == ok_status:
                     sent += 1
 
         started = time.perf_counter()

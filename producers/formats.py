@@ -59,7 +59,7 @@ class IngestContext:
     # The acting user when the transport names it (Obot's X-Obot-User-Id on webhook deliveries).
     subject: str | None = None
     # What gateledger itself knows or decided about the delivery (the webhook filter's verdict,
-    # Obot's MCP server id header); recorded under ``data["gateledger"]``.
+    # Obot's MCP server id header); recorded under ``data["_gateledger"]``.
     annotations: dict[str, Any] | None = None
     # True when the caller authenticated as ``tenant``: a record may not claim another tenant.
     tenant_locked: bool = False
@@ -188,7 +188,8 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
     eid = stable_id("webhook", source, record, ctx.delivery_id)
     data = ctx.masker.mask(msg.wire_dict())
     if ctx.annotations:
-        data["gateledger"] = ctx.masker.mask(ctx.annotations)
+        # The processors read the verdict under this key (stream_processors/normalize/webhook.py).
+        data["_gateledger"] = ctx.masker.mask(ctx.annotations)
     env = Envelope(
         id=eid,
         source=source,

@@ -65,3 +65,17 @@ POLLER_WATERMARK = Gauge(
     "Event time (Unix seconds) up to which the Obot poller has published, per stream.",
     ["stream"],
 )
+ENFORCEMENT_DECISIONS = Counter(
+    "gateledger_ingest_enforcement_decisions_total",
+    "Budget enforcement decisions, per path (webhook, precheck) and outcome (allowed, blocked, stale_allowed,"
+    " stale_blocked).",
+    ["path", "outcome"],
+)
+BUDGET_VIEW_AGE = Gauge(
+    "gateledger_ingest_budget_view_age_seconds",
+    "Seconds since the ingest's budget view was last known to hold everything on budget.state"
+    " (since start-up while it has not caught up yet).",
+)
+BUDGET_VIEW_SNAPSHOTS = Gauge(
+    "gateledger_ingest_budget_view_snapshots", "Budget period snapshots held by the ingest's enforcement view."
+)

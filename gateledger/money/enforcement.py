@@ -19,6 +19,7 @@ Semantics:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,8 @@ from typing import Any
 from gateledger.clock import to_utc
 from gateledger.contracts.budget_state import BudgetStateSnapshot
 from gateledger.money.amounts import ZERO, add, canonical, ratio
-from gateledger.money.budgets import DIMENSIONS, Scope
+from gateledger.money.budgets import DIMENSIONS, Budget, BudgetSet, Scope
+from gateledger.money.names import loose
 from gateledger.money.periods import ROLLING_BUCKETS
 from gateledger.money.teams import TeamDirectory
 
@@ -86,7 +88,8 @@ class EnforcementDecision:
             "budget_name": self.budget_name,
             "used_usd": canonical(self.spend_usd),
             "limit_usd": canonical(self.limit_usd),
-            "percentage": canonical(ratio(self.spend_usd * 100, self.limit_usd, 2)),
+            # A JSON number, as AxonFlow sends it (display only; the amounts stay exact strings).
+            "percentage": float(ratio(self.spend_usd * 100, self.limit_usd, 2)),
             "exceeded": self.blocked,
             "action": "block",
         }
@@ -95,11 +98,67 @@ class EnforcementDecision:
         """The fields of an AxonFlow pre-check response for this decision (HTTP 402 when blocked)."""
         if not self.blocked:
             return {"approved": True}
+        # `error` / `message` as AxonFlow's own 402 carries them (the SDK raises with `message`).
         return {"approved": False, "block_reason": self.reason, "policies": ["budget_exceeded"],
-                "budget_info": self.budget_info()}
+                "budget_info": self.budget_info(), "error": "budget exceeded", "message": self.reason}
 
 
 ALLOW = EnforcementDecision(blocked=False)
+
+
+def _is_glob(v: str) -> bool:
+    return any(c in v for c in "*?[")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """A budget's action, limit and scope, compiled for fast matching (the same semantics as
+    ``scope_applies``: every constrained dimension must be known and match)."""
+
+    action: str
+    limit: Decimal
+    name: str
+    kind: str
+    window: int | None
+    dims: tuple[tuple[str, frozenset[str], tuple[str, ...]], ...]  # (dimension, exact values, globs)
+
+    @classmethod
+    def compile(cls, action: str, limit: Decimal, name: str, kind: str, window: int | None,
+                scope: dict[str, Any]) -> _Rule:
+        dims = []
+        for dim in DIMENSIONS:
+            allowed = scope.get(dim)
+            if not allowed:
+                continue
+            values = [loose(a) if dim == "model" else a for a in allowed]
+            # Models compare as globs always (fnmatch on the loose form), as Scope.value_matches does.
+            exact = frozenset(v for v in values if not _is_glob(v))
+            globs = tuple(v for v in values if _is_glob(v))
+            dims.append((dim, exact, globs))
+        return cls(action, limit, name, kind, window, tuple(dims))
+
+    @classmethod
+    def of_budget(cls, b: Budget) -> _Rule:
+        return cls.compile(b.action, b.limit_usd, b.name, b.period.value, b.spec.window_seconds or None,
+                           dict(b.scope.constrained()))
+
+    @classmethod
+    def of_snapshot(cls, s: BudgetStateSnapshot) -> _Rule:
+        return cls.compile(s.action, s.limit_usd, s.budget_name, s.period_kind, s.window_seconds or None, s.scope)
+
+    def applies(self, request: RequestScope) -> bool:
+        for dim, exact, globs in self.dims:
+            value = getattr(request, dim)
+            if not value:
+                return False
+            if dim == "model":
+                value = loose(value)
+            if value in exact:
+                continue
+            if globs and any(fnmatchcase(value, g) for g in globs):
+                continue
+            return False
+        return True
 
 
 @dataclass
@@ -109,6 +168,23 @@ class EnforcementView:
     grace: timedelta = timedelta(days=1)  # keep ended periods this long (late spend may still land)
     snapshots: dict[str, BudgetStateSnapshot] = field(default_factory=dict)
     last_update: datetime | None = None
+    # The current budget definitions, when known (the budgets file). They decide action, scope and
+    # limit; snapshots only give spend. So a raised limit, a budget switched to `alert` or deleted
+    # unblocks at once: a blocked scope produces no new cost, hence no new snapshot to carry it.
+    budgets: dict[str, Budget] | None = None
+    # budget id -> {key -> snapshot}, and each budget's compiled rule: a decision walks budgets,
+    # not snapshots, and matches scopes without building anything.
+    _index: dict[str, dict[str, BudgetStateSnapshot]] = field(default_factory=dict, repr=False)
+    _defs: dict[str, _Rule] | None = field(default=None, repr=False)
+    _from_snaps: dict[str, _Rule] = field(default_factory=dict, repr=False)
+    # (budget id, rule, its snapshots) of every block budget, rebuilt only when budgets or keys change.
+    _block: list[tuple[str, _Rule, dict[str, BudgetStateSnapshot]]] | None = field(default=None, repr=False)
+
+    def set_budgets(self, budgets: BudgetSet | None) -> None:
+        """Use these definitions (None: trust the snapshots' own action, scope and limit)."""
+        self.budgets = None if budgets is None else {b.id: b for b in budgets.budgets}
+        self._defs = None if budgets is None else {b.id: _Rule.of_budget(b) for b in budgets.budgets}
+        self._block = None
 
     def update(self, snap: BudgetStateSnapshot) -> bool:
         """Take a snapshot; an older one (lower seq) for the same key is ignored. True when applied."""
@@ -116,8 +192,24 @@ class EnforcementView:
         if current is not None and current.seq >= snap.seq:
             return False
         self.snapshots[snap.key] = snap
+        self._index.setdefault(snap.budget_id, {})[snap.key] = snap
+        rule = _Rule.of_snapshot(snap)
+        if current is None or self._from_snaps.get(snap.budget_id) != rule:
+            self._block = None
+        self._from_snaps[snap.budget_id] = rule
         self.last_update = snap.updated_at
         return True
+
+    def remove(self, key: str) -> None:
+        """Forget a key (a tombstone on the compacted topic)."""
+        snap = self.snapshots.pop(key, None)
+        if snap is not None:
+            self._block = None
+            per = self._index.get(snap.budget_id, {})
+            per.pop(key, None)
+            if not per:
+                self._index.pop(snap.budget_id, None)
+                self._from_snaps.pop(snap.budget_id, None)
 
     def age_seconds(self, now: datetime) -> float | None:
         """Seconds since the newest snapshot was produced."""
@@ -128,8 +220,21 @@ class EnforcementView:
         now = to_utc(now)
         old = [k for k, s in self.snapshots.items() if s.period_end + self.grace < now]
         for k in old:
-            del self.snapshots[k]
+            self.remove(k)
         return len(old)
+
+    def _rule(self, budget_id: str, snaps: dict[str, BudgetStateSnapshot]) -> _Rule | None:
+        """The budget's rule now; None when the definitions no longer have it or its period kind changed
+        (its snapshots no longer describe one of its periods)."""
+        if self._defs is None:
+            return self._from_snaps.get(budget_id)
+        rule = self._defs.get(budget_id)
+        if rule is None:
+            return None
+        sample = next(iter(snaps.values()))
+        if rule.kind != sample.period_kind or rule.window != (sample.window_seconds or None):
+            return None
+        return rule
 
     def _trailing_spend(self, snaps: list[BudgetStateSnapshot], now: datetime) -> tuple[Decimal, BudgetStateSnapshot]:
         """Rolling budgets: spend of the window ending at now's bucket, from the block holding now
@@ -148,33 +253,48 @@ class EnforcementView:
         e = int((now - start).total_seconds() // own.bucket_seconds)
         return add(*(v for i, v in buckets.items() if e - ROLLING_BUCKETS < i <= e)), own
 
+    def spend_now(self, snaps: list[BudgetStateSnapshot], now: datetime) -> tuple[Decimal, BudgetStateSnapshot | None]:
+        """Spend of one budget at ``now`` from its snapshots, and the snapshot it came from (None: no
+        state covers now, i.e. nothing spent yet in the current period)."""
+        if snaps[0].period_kind == "rolling":
+            spend, snap = self._trailing_spend(snaps, now)
+            return spend, (snap if spend or snap.period_start <= now < snap.period_end + timedelta(
+                seconds=snap.window_seconds or 0) else None)
+        found = next((s for s in snaps if s.period_start <= now < s.period_end), None)
+        return (found.spend_usd, found) if found is not None else (ZERO, None)
+
+    def by_budget(self) -> dict[str, list[BudgetStateSnapshot]]:
+        """Snapshots grouped by budget id (budgets the definitions no longer describe left out)."""
+        return {bid: list(snaps.values()) for bid, snaps in self._index.items() if self._rule(bid, snaps) is not None}
+
     def exhausted(self, request: RequestScope, now: datetime) -> list[EnforcementDecision]:
         """Every block budget exhausted for this request now (sorted by budget id)."""
         now = to_utc(now)
-        by_budget: dict[str, list[BudgetStateSnapshot]] = {}
-        for s in self.snapshots.values():
-            if s.action == "block" and scope_applies(s.scope, request):
-                by_budget.setdefault(s.budget_id, []).append(s)
+        if self._block is None:
+            self._block = [(bid, rule, per) for bid, per in self._index.items()
+                           if (rule := self._rule(bid, per)) is not None and rule.action == "block"]
         out = []
-        for budget_id in sorted(by_budget):
-            snaps = by_budget[budget_id]
-            if snaps[0].period_kind == "rolling":
-                spend, snap = self._trailing_spend(snaps, now)
-            else:
-                found = next((s for s in snaps if s.period_start <= now < s.period_end), None)
-                if found is None:
-                    continue
-                spend, snap = found.spend_usd, found
-            if spend >= snap.limit_usd:
-                period = ("the last " + str((snap.window_seconds or 0) // 3600) + " hours"
-                          if snap.period_kind == "rolling" else f"this {snap.period_kind}")
-                out.append(EnforcementDecision(
-                    blocked=True, budget_id=budget_id, budget_name=snap.budget_name, spend_usd=spend,
-                    limit_usd=snap.limit_usd, period_key=snap.period_key, period_end=snap.period_end,
-                    reason=(f"budget {snap.budget_name!r} exhausted: ${canonical(spend)} spent of "
-                            f"${canonical(snap.limit_usd)} in {period}"),
-                ))
+        for budget_id, rule, per in self._block:
+            if not rule.applies(request):
+                continue
+            spend, snap = self.spend_now(list(per.values()), now)
+            if snap is None or spend < rule.limit:
+                continue
+            period = ("the last " + str((snap.window_seconds or 0) // 3600) + " hours"
+                      if snap.period_kind == "rolling" else f"this {snap.period_kind}")
+            out.append(EnforcementDecision(
+                blocked=True, budget_id=budget_id, budget_name=rule.name, spend_usd=spend,
+                limit_usd=rule.limit, period_key=snap.period_key, period_end=snap.period_end,
+                reason=(f"budget {rule.name!r} exhausted: ${canonical(spend)} spent of "
+                        f"${canonical(rule.limit)} in {period}"),
+            ))
+        out.sort(key=lambda d: d.budget_id or "")
         return out
+
+    def applicable_block_budgets(self, request: RequestScope) -> list[str]:
+        """Ids of the block budgets whose scope covers the request (from the definitions when known)."""
+        rules = self._defs if self._defs is not None else self._from_snaps
+        return sorted(bid for bid, r in rules.items() if r.action == "block" and r.applies(request))
 
     def check(self, request: RequestScope, now: datetime) -> EnforcementDecision:
         """Block when any applicable block budget is exhausted (the first by budget id names the reason)."""

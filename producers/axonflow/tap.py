@@ -40,6 +40,7 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
+from producers.ingest.enforcement import decide_precheck
 from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class AxonFlowTap:
         install: str,
         timeout_s: float,
         retry_after_s: int,
+        enforcer: Any = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.session = session
@@ -132,6 +134,8 @@ class AxonFlowTap:
         self.install = install
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.retry_after_s = retry_after_s
+        # producers.ingest.enforcement.Enforcer: pre-checks a block budget refuses are answered here.
+        self.enforcer = enforcer
 
     def _url(self, request: web.Request) -> str:
         tail = request.match_info.get("tail", "")
@@ -153,22 +157,44 @@ class AxonFlowTap:
             telemetry.TAP_REQUESTS.labels(kind=recorded[1] if recorded else "passthrough", status="unreachable").inc()
             return web.json_response({"error": f"AxonFlow unreachable: {exc.__class__.__name__}"}, status=502)
 
+    def _budget_block(self, request: web.Request, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The 402 body when a block budget refuses this pre-check (None: forward it)."""
+        if self.enforcer is None or req_obj is None:
+            return None
+        ctx = req_obj.get("context") if isinstance(req_obj.get("context"), dict) else {}
+        tenant = (request.headers.get("X-Tenant-ID") or basic_client_id(request.headers.get("Authorization"))
+                  or (str(ctx["tenant_id"]) if ctx.get("tenant_id") else None) or self.tenant)
+        verdict = decide_precheck(self.enforcer, req_obj, tenant)
+        if not verdict.blocked:
+            return None
+        if verdict.decision is not None and verdict.decision.blocked:
+            return verdict.decision.axonflow_precheck()
+        return {"approved": False, "block_reason": verdict.reason, "policies": ["budget_exceeded"],
+                "error": "budget state unavailable", "message": verdict.reason}
+
     async def _recorded(self, request: web.Request, path: str, fmt: str, kind: str) -> web.Response:
         body = await request.read()
         started = utcnow()
-        t0 = time.perf_counter()
-        async with self.session.request(
-            request.method, self._url(request), data=body, headers=forward_headers(request.headers),
-            allow_redirects=False, timeout=self.timeout,
-        ) as up:
-            resp_body = await up.read()
-            status = up.status
-            resp_headers = forward_headers(up.headers)
-        upstream_s = time.perf_counter() - t0
-        finished = utcnow()
-        telemetry.TAP_UPSTREAM_LATENCY.labels(kind=kind).observe(upstream_s)
-        telemetry.TAP_REQUESTS.labels(kind=kind, status=str(status)).inc()
         req_obj = _json_object(decoded(body, request.headers.get("Content-Encoding")))
+        blocked = self._budget_block(request, req_obj) if kind == "precheck" else None
+        if blocked is not None:
+            # Answered here, as AxonFlow answers a budget block (HTTP 402): AxonFlow never sees it.
+            status, upstream_s = 402, 0.0
+            resp_body = jsonutil.dumps(blocked)
+            resp_headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+        else:
+            t0 = time.perf_counter()
+            async with self.session.request(
+                request.method, self._url(request), data=body, headers=forward_headers(request.headers),
+                allow_redirects=False, timeout=self.timeout,
+            ) as up:
+                resp_body = await up.read()
+                status = up.status
+                resp_headers = forward_headers(up.headers)
+            upstream_s = time.perf_counter() - t0
+            telemetry.TAP_UPSTREAM_LATENCY.labels(kind=kind).observe(upstream_s)
+            telemetry.TAP_REQUESTS.labels(kind=kind, status=str(status)).inc()
+        finished = utcnow()
         exchange: dict[str, Any] = {
             "path": path,
             "method": request.method,
@@ -178,9 +204,11 @@ class AxonFlowTap:
             "response": _json_object(decoded(resp_body, resp_headers.get("Content-Encoding"))),
             "started_at": utc_iso(started),
             "finished_at": utc_iso(finished),
-            "upstream_latency_ms": round(upstream_s * 1000, 3),
+            "upstream_latency_ms": None if blocked is not None else round(upstream_s * 1000, 3),
             "tenant_header": request.headers.get("X-Tenant-ID") or basic_client_id(request.headers.get("Authorization")),
         }
+        if blocked is not None:
+            exchange["answered_by"] = "gateledger"  # a budget block: not forwarded to AxonFlow
         ctx = IngestContext(masker=self.masker, tenant=self.tenant, install=self.install, received_at=finished)
         try:
             await accept(self.publisher, fmt, [RawRecord(0, value=exchange)], ctx, origin=f"tap:{path}", source=SOURCE)

@@ -18,10 +18,13 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from gateledger.clock import Clock, utcnow
 from gateledger.kafka import ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
+from gateledger.money.gauges import BudgetGaugeCollector
+from gateledger.money.settings import MoneySettings
 from gateledger.settings import Settings
 from producers.accept import accept, parse_body
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
@@ -39,9 +42,10 @@ from producers.ingest.common import (
     result_response,
     too_large,
 )
+from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.obot_forward import ObotForwarder
 from producers.ingest.settings import IngestSettings
-from producers.ingest.webhook import DecisionPolicy
+from producers.ingest.webhook import AcceptAll, DecisionPolicy
 from producers.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -76,12 +80,16 @@ async def metrics(_: web.Request) -> web.Response:
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-async def healthz(_: web.Request) -> web.Response:
-    """Liveness."""
-    return web.json_response({"ok": True})
+ENFORCER = web.AppKey("enforcer", Enforcer)
 
 
-def build_tap(state: IngestState) -> AxonFlowTap | None:
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness (never waits for the budget view: enforcement reports its state here instead)."""
+    enforcer = request.app.get(ENFORCER)
+    return web.json_response({"ok": True, **({"enforcement": enforcer.status()} if enforcer else {})})
+
+
+def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowTap | None:
     """The AxonFlow tap when an upstream is configured (its HTTP session is attached at start-up)."""
     s = state.settings
     if not s.axonflow_upstream_url:
@@ -95,6 +103,7 @@ def build_tap(state: IngestState) -> AxonFlowTap | None:
         install=s.install,
         timeout_s=s.axonflow_timeout_s,
         retry_after_s=s.retry_after_s,
+        enforcer=enforcer,
     )
 
 
@@ -105,12 +114,32 @@ def build_app(
     *,
     decision_policy: DecisionPolicy | None = None,
     tap: AxonFlowTap | None = None,
+    enforcer: Enforcer | None = None,
 ) -> web.Application:
-    """The ingest application with every route registered."""
+    """The ingest application with every route registered (``enforcer``: budget enforcement, started
+    and stopped with the application)."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[error_middleware])
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
     app[STATE] = state
-    tap = tap or build_tap(state)
+    tap = tap or build_tap(state, enforcer)
+    if enforcer is not None:
+        app[ENFORCER] = enforcer
+        if tap is not None and tap.enforcer is None:
+            tap.enforcer = enforcer
+        decision_policy = BudgetPolicy(enforcer, decision_policy or AcceptAll())
+
+    async def enforcement(app: web.Application) -> AsyncIterator[None]:
+        gauges = None
+        if enforcer is not None:
+            enforcer.start()
+            if settings.budget_gauges:
+                gauges = BudgetGaugeCollector(enforcer.view, enforcer.clock, enforcer.refresh_budgets)
+                REGISTRY.register(gauges)
+        yield
+        if gauges is not None:
+            REGISTRY.unregister(gauges)
+        if enforcer is not None:
+            await enforcer.stop()
 
     async def outbound(app: web.Application) -> AsyncIterator[None]:
         # Client sessions need a running loop, so they are made here, not in build_app.
@@ -130,6 +159,7 @@ def build_app(
             await session.close()
 
     app.cleanup_ctx.append(outbound)
+    app.cleanup_ctx.append(enforcement)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_post("/v1/ingest/{format}", ingest_generic)
@@ -149,8 +179,10 @@ async def run_ingest(
     *,
     reuse_port: bool = False,
     create_topics: bool = True,
+    clock: Clock = utcnow,
 ) -> None:
-    """Serve until ``stop`` is set (``reuse_port``: one of several worker processes on one port)."""
+    """Serve until ``stop`` is set (``reuse_port``: one of several worker processes on one port;
+    ``clock``: the time budget periods are judged at)."""
     settings = settings or Settings()
     ingest = ingest or IngestSettings()
     stop = stop or asyncio.Event()
@@ -158,8 +190,11 @@ async def run_ingest(
     if create_topics:
         await ensure_gateledger_topics(settings.kafka, target)
     masker = Masker(salt=masking_salt(settings.core.data_dir))
+    money = MoneySettings()
+    enforcer = build_enforcer(ingest, settings.kafka, target, money.budgets_path(settings.core), money.teams_file,
+                              clock)
     async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as publisher:
-        app = build_app(publisher, ingest, masker, decision_policy=decision_policy)
+        app = build_app(publisher, ingest, masker, decision_policy=decision_policy, enforcer=enforcer)
         runners = [web.AppRunner(app, access_log=None)]
         await runners[0].setup()
         await web.TCPSite(runners[0], ingest.host, ingest.port, reuse_port=reuse_port or None).start()
@@ -167,7 +202,7 @@ async def run_ingest(
         if ingest.axonflow_upstream_url and ingest.axonflow_port:
             # The tap also at the root of its own port, for clients that cannot take a path prefix.
             tap_state = app[STATE]
-            tap = build_tap(tap_state)
+            tap = build_tap(tap_state, enforcer)
             assert tap is not None
             tap.session = aiohttp.ClientSession(auto_decompress=False)
             tap_runner = web.AppRunner(build_tap_app(tap, ingest.max_body_bytes), access_log=None)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -61,6 +61,19 @@ class IngestSettings(BaseSettings):
     # the Obot shim's 10 s client timeout, so the shim sees our answer rather than its own timeout.
     publish_timeout_s: float = 8.0
     retry_after_s: int = 2
+    # Budget enforcement on the webhook filter and the AxonFlow pre-check (docs/ingest.md). Unset: on
+    # whenever the budgets file (GATELEDGER_BUDGETS_FILE) defines a budget with action `block`.
+    enforce_budgets: bool | None = None
+    # The budget view is stale when it was last known to hold all of budget.state longer ago than this.
+    enforce_stale_after_s: float = 30.0
+    # A stale view and a call some block budget covers: "open" decides from what the view holds
+    # (an outage of the budget stage does not stop traffic), "closed" refuses the call.
+    enforce_when_stale: Literal["open", "closed"] = "open"
+    # JSON-RPC methods the webhook filter enforces budgets on (the ones that cost money).
+    enforce_methods: list[str] = Field(default_factory=lambda: ["tools/call"])
+    # Also serve the budget gauges (gateledger_budget_*) on /metrics, computed from the view at each
+    # scrape. Off by default: the processors' budget stage exports them; turn on where it does not.
+    budget_gauges: bool = False
 
     @field_validator("tokens", mode="before")
     @classmethod

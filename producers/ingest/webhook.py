@@ -8,7 +8,7 @@ as "accept" and anything else as "reject" (the client then sees JSON-RPC error -
 
 Per delivery: verify the signature (401 if missing or wrong, compared in constant time), validate
 the message (400 + dead letter if invalid), ask the decision policy, publish the message with the
-decision under ``data.gateledger`` and wait for Kafka's acknowledgement, then answer 200 (accept)
+decision under ``data._gateledger`` and wait for Kafka's acknowledgement, then answer 200 (accept)
 or the policy's status (reject). If Kafka does not acknowledge, the answer is 503: the filter
 fails closed, because a call gateledger cannot record is a call it cannot account for.
 

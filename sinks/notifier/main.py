@@ -15,6 +15,10 @@ from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_produ
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
 from gateledger.topics import Topic, topic_name
+from gateledger import jsonutil
+from gateledger.contracts.events import DeadLetter
+from sinks.notifier import telemetry
+from sinks.notifier.alertmanager import AlertmanagerRelay
 from sinks.notifier.sent_store import KafkaSentStore
 from sinks.notifier.service import NotifierService
 from sinks.notifier.settings import NotifierSettings
@@ -22,7 +26,7 @@ from sinks.notifier.settings import NotifierSettings
 log = logging.getLogger(__name__)
 
 
-def _http_app(service: NotifierService) -> web.Application:
+def _http_app(service: NotifierService, relay: AlertmanagerRelay | None = None) -> web.Application:
     async def metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -32,6 +36,8 @@ def _http_app(service: NotifierService) -> web.Application:
     app = web.Application()
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
+    if relay is not None:
+        app.router.add_post("/alertmanager", relay.handle)
     return app
 
 
@@ -57,10 +63,19 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
     try:
         store = KafkaSentStore(kafka, target, topic_name(Topic.NOTIFIER_SENT, prefix), producer)
         await store.load()
-        service = NotifierService(notifier, consumer, producer, store, session, targets,
-                                  topic_name(Topic.DEAD_LETTERS, prefix), Masker(salt=masking_salt(core.data_dir)),
+        masker = Masker(salt=masking_salt(core.data_dir))
+        dead_topic = topic_name(Topic.DEAD_LETTERS, prefix)
+        service = NotifierService(notifier, consumer, producer, store, session, targets, dead_topic, masker,
                                   after_mark=after_mark)
-        runner = web.AppRunner(_http_app(service), access_log=None)
+
+        async def dead_letter(letter: DeadLetter) -> None:
+            await producer.send_and_wait(dead_topic, jsonutil.dumps(letter.model_dump(mode="json")),
+                                         key=letter.id.encode())
+            telemetry.DEAD_LETTERS.labels(letter.reason).inc()
+
+        # Served only once the sent store is loaded: a repeat is recognised from the first request.
+        relay = AlertmanagerRelay(notifier, targets, store, session, dead_letter, masker)
+        runner = web.AppRunner(_http_app(service, relay), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, notifier.host, notifier.port).start()
         await consumer.start()

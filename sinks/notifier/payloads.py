@@ -66,6 +66,8 @@ def render(target: WebhookTarget, alert: BudgetAlert) -> tuple[bytes, dict[str, 
 
 def wanted(target: WebhookTarget, alert: BudgetAlert) -> bool:
     """Whether a target subscribes to this alert."""
+    if target.sources and "budget_alerts" not in target.sources:
+        return False
     if target.budgets and alert.budget_id not in target.budgets and alert.budget_name not in target.budgets:
         return False
     return not target.kinds or alert.kind.value in target.kinds

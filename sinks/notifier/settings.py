@@ -26,6 +26,9 @@ class WebhookTarget(BaseModel):
     # Only alerts of these budgets / kinds (empty: all).
     budgets: list[str] = Field(default_factory=list)
     kinds: list[Literal["threshold", "projected"]] = Field(default_factory=list)
+    # What this webhook receives: ledger budget alerts (budget.alerts) and/or Alertmanager
+    # notifications relayed from POST /alertmanager (empty: both).
+    sources: list[Literal["budget_alerts", "alertmanager"]] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -49,9 +52,14 @@ class NotifierSettings(BaseSettings):
     retry_initial_s: float = 1.0
     retry_max_s: float = 60.0
     give_up_after_s: float = 86400.0
-    # /metrics and /healthz on loopback (0: a free port).
+    # /metrics, /healthz and POST /alertmanager on loopback (0: a free port).
     host: str = "127.0.0.1"
     port: int = 0
+    # POST /alertmanager: a bearer token Alertmanager must send (webhook_configs.http_config.authorization;
+    # unset: none asked, for loopback and private networks), and how long one notification may be
+    # retried against a webhook before the answer is 503 and Alertmanager's own retry takes over.
+    alertmanager_token: SecretStr | None = None
+    alertmanager_deliver_within_s: float = 8.0
 
     def targets(self) -> list[WebhookTarget]:
         """The configured webhooks (names unique)."""

@@ -163,22 +163,26 @@ class AlertingHarness:
         group_wait: str = "1s",
         group_interval: str = "1s",
         repeat_interval: str = "1h",
+        webhook_url: str | None = None,
     ) -> None:
         """Start Alertmanager (committed routing, local receiver) and then Prometheus (test config)."""
         self.start_alertmanager(
-            group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval
+            group_wait=group_wait, group_interval=group_interval, repeat_interval=repeat_interval,
+            webhook_url=webhook_url,
         )
         self.start_prometheus(scrape_targets=scrape_targets, rule_files=rule_files, interval=interval)
 
     def start_alertmanager(
-        self, *, group_wait: str = "1s", group_interval: str = "1s", repeat_interval: str = "1h"
+        self, *, group_wait: str = "1s", group_interval: str = "1s", repeat_interval: str = "1h",
+        webhook_url: str | None = None,
     ) -> None:
-        """Alertmanager with the committed configuration, sending to the local receiver."""
+        """Alertmanager with the committed configuration, sending to the local receiver (or to
+        ``webhook_url``, e.g. gateledger's notifier relaying to that receiver)."""
         am_port = free_port()
         am_config = self.workdir / "alertmanager.yml"
         am_config.write_text(
             render_alertmanager(
-                self.receiver.url,
+                webhook_url or self.receiver.url,
                 group_wait=group_wait,
                 group_interval=group_interval,
                 repeat_interval=repeat_interval,

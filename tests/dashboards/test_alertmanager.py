@@ -95,6 +95,7 @@ EXPECTED_RECEIVER = {
     "GateledgerProcessorLagHigh": "gateledger-ops",
     "GateledgerDeadLetterRate": "gateledger-ops",
     "GateledgerNoEventsFromSource": "gateledger-ops",
+    "GateledgerBudgetViewStale": "gateledger-ops",
 }
 
 

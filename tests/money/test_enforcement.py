@@ -58,7 +58,7 @@ def test_calendar_block_and_scope_applicability() -> None:
     precheck = d.axonflow_precheck()
     assert precheck["approved"] is False and precheck["policies"] == ["budget_exceeded"]
     assert precheck["budget_info"] == {"budget_id": "acme-gpt-day", "budget_name": "acme-gpt-day", "used_usd": "1",
-                                       "limit_usd": "1", "percentage": "100", "exceeded": True, "action": "block"}
+                                       "limit_usd": "1", "percentage": 100.0, "exceeded": True, "action": "block"}
     assert d.HTTP_STATUS_BLOCKED == 402
 
 
@@ -98,3 +98,24 @@ def test_snapshot_order_and_pruning() -> None:
     assert not view.update(old), "an older snapshot does not overwrite a newer one"
     assert view.age_seconds(T + timedelta(seconds=5)) == 5
     assert view.prune(T + timedelta(days=40)) == len(snaps) and view.snapshots == {}
+
+
+def test_compiled_rules_match_like_scope_applies() -> None:
+    """The view's compiled scope matching (the fast path) agrees with `scope_applies` everywhere."""
+    from itertools import product
+
+    from gateledger.money.enforcement import _Rule, scope_applies
+
+    budgets = parse_budgets({"budgets": [
+        *BUDGETS.model_dump(mode="json")["budgets"],
+        {"name": "globs", "scope": {"tenant": ["acme", "glob*"], "model": ["claude-sonnet-4.5", "GPT-4?"],
+                                    "mcp_server": "ms-[ab]*"}, "period": "day", "limit_usd": "1", "action": "block"},
+    ]})
+    values = {"tenant": [None, "acme", "globex", "globby"], "team": [None, "ml"], "user": [None, "bob", "alice"],
+              "model": [None, "gpt-4o", "claude-sonnet-4-5", "gpt-41", "GPT-4O"], "mcp_server": [None, "ms-a1", "ms-c"]}
+    for b in budgets.budgets:
+        rule = _Rule.of_budget(b)
+        scope = {d: list(v) for d, v in b.scope.constrained().items()}
+        for combo in product(*values.values()):
+            req = RequestScope(**dict(zip(values, combo, strict=True)))
+            assert rule.applies(req) == scope_applies(scope, req), (b.name, req)

@@ -117,7 +117,7 @@ def test_delivered_through_the_endpoints_lands_exactly_as_the_truth_says(setting
         assert len({d["id"] for d in letters}) == len(t.malformed) > 0
         assert Counter(d["reason"] for d in letters) == Counter(m.reason for m in t.malformed)
         webhooks = await read_topic(settings, Topic.RAW_OBOT_WEBHOOK, want=1)
-        assert {w["data"]["gateledger"]["signature_check"] for w in webhooks} == {"verified"}
+        assert {w["data"]["_gateledger"]["signature_check"] for w in webhooks} == {"verified"}
 
     asyncio.run(main())
 

@@ -79,12 +79,12 @@ def test_signed_deliveries_are_published_with_the_decision(settings: Settings) -
         assert first["type"] == "obot.webhook.decision" and first["tenant"] == "acme"
         assert first["source"] == "obot/prod/webhook" and first["subject"] == "user-7"
         assert first["request_id"] == "req-1"
-        assert first["data"]["gateledger"] == {
+        assert first["data"]["_gateledger"] == {
             "filter": "default", "decision": "accepted", "status": 200, "reason": None, "policy": "block-create-issue",
             "signature_check": "verified", "mcp_server_id": "ms1abc", "user_id": "user-7",
         }
-        assert rejected["data"]["gateledger"]["decision"] == "rejected"
-        assert rejected["data"]["gateledger"]["details"] == {"budget_id": "b-1"}
+        assert rejected["data"]["_gateledger"]["decision"] == "rejected"
+        assert rejected["data"]["_gateledger"]["details"] == {"budget_id": "b-1"}
         assert len({e["id"] for e in events}) == 3, "every delivery is its own decision"
         letters = await read_topic(settings, Topic.DEAD_LETTERS, want=1)
         assert [d["reason"] for d in letters] == ["schema"]
@@ -118,7 +118,7 @@ def test_failing_policy_rejects_and_named_filters_and_delivery_ids(settings: Set
         events = await read_topic(settings, Topic.RAW_OBOT_WEBHOOK, want=4)
         assert len(events) == 4 and len({e["id"] for e in events}) == 3
         assert {e["tenant"] for e in events} == {"default", "globex"}
-        assert all(e["data"]["gateledger"]["decision"] == "rejected" for e in events)
-        assert {e["data"]["gateledger"]["signature_check"] for e in events} == {"verified", "unsigned"}
+        assert all(e["data"]["_gateledger"]["decision"] == "rejected" for e in events)
+        assert {e["data"]["_gateledger"]["signature_check"] for e in events} == {"verified", "unsigned"}
 
     asyncio.run(main())

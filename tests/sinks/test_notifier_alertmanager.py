@@ -1,0 +1,154 @@
+"""The notifier's ``POST /alertmanager`` relay, served by the real notifier on the real broker, against a
+local receiver that fails for a while: each distinct notification reaches each webhook once, whatever
+repeats, concurrent duplicates (an HA pair) and restarts; a webhook still failing makes the answer 503
+(Alertmanager retries) without re-sending to the others; refusals and bad payloads are dead-lettered."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+
+from gateledger import jsonutil
+from gateledger.net import free_port
+from gateledger.settings import Settings
+from sinks.notifier.main import run_notifier
+from sinks.notifier.settings import NotifierSettings
+from tests.sinks.test_notifier import Receiver, dead_letters
+
+PAYLOAD: dict[str, Any] = {
+    "version": "4",
+    "groupKey": '{}/{category="budget"}:{alertname="GateledgerBudgetExceeded", budget_id="acme-month"}',
+    "truncatedAlerts": 0,
+    "status": "firing",
+    "receiver": "gateledger-budgets",
+    "groupLabels": {"alertname": "GateledgerBudgetExceeded", "budget_id": "acme-month"},
+    "commonLabels": {"alertname": "GateledgerBudgetExceeded", "budget_id": "acme-month", "budget_name": "acme-month",
+                     "category": "budget", "severity": "critical"},
+    "commonAnnotations": {"summary": "Budget acme-month is at 104% of its limit"},
+    "externalURL": "http://127.0.0.1:9093",
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "GateledgerBudgetExceeded", "budget_id": "acme-month", "budget_name": "acme-month",
+                   "category": "budget", "severity": "critical"},
+        "annotations": {"summary": "Budget acme-month is at 104% of its limit"},
+        "startsAt": "2026-11-21T21:00:00.000Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://127.0.0.1:9090/graph",
+        "fingerprint": "c7a8f3e1d2b4a6f0",
+    }],
+}
+
+
+def resolved(payload: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(payload)
+    out["status"] = out["alerts"][0]["status"] = "resolved"
+    out["alerts"][0]["endsAt"] = "2026-11-21T21:05:00.000Z"
+    return out
+
+
+@asynccontextmanager
+async def notifier(settings: Settings, hooks: list[dict[str, Any]], **kw: Any) -> AsyncIterator[str]:
+    port = free_port()
+    ns = NotifierSettings(group_id=f"am-{port}", webhooks=jsonutil.dumps_str(hooks), retry_initial_s=0.05,
+                          retry_max_s=0.2, port=port, **kw)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_notifier(settings, stop, ns))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                if task.done():
+                    task.result()
+                try:
+                    async with s.get(f"{base}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        stop.set()
+        await task
+
+
+async def post(base: str, payload: Any, **headers: str) -> tuple[int, dict[str, Any]]:
+    async with aiohttp.ClientSession() as s:
+        data = payload if isinstance(payload, bytes) else jsonutil.dumps(payload)
+        async with s.post(f"{base}/alertmanager", data=data, headers=headers) as r:
+            return r.status, await r.json()
+
+
+def test_relay_delivers_each_notification_once(settings: Settings) -> None:
+    async def main() -> None:
+        receiver = Receiver(fail_first=2)
+        await receiver.start()
+        hooks = [{"name": "oncall", "url": f"{receiver.url}/generic"},
+                 {"name": "slack", "url": f"{receiver.url}/slack", "format": "slack"},
+                 {"name": "ledger-only", "url": f"{receiver.url}/ledger", "sources": ["budget_alerts"]}]
+        try:
+            async with notifier(settings, hooks) as base:
+                status, body = await post(base, PAYLOAD)
+                assert status == 200 and sorted(body["delivered"]) == ["oncall", "slack"], body
+                key = body["dedup_key"]
+                got = receiver.accepted["/generic"]
+                assert len(got) == 1 and got[0]["type"] == "gateledger.alertmanager" and got[0]["dedup_key"] == key
+                assert got[0]["alerts"][0]["labels"]["budget_id"] == "acme-month", "Alertmanager's payload, unchanged"
+                assert got[0]["summary"] == "[FIRING] Budget acme-month is at 104% of its limit"
+                assert receiver.accepted["/slack"][0]["text"].startswith("[FIRING] Budget acme-month")
+                assert receiver.attempts[("/generic", key)] == 3, "two 500s, then delivered"
+                # Repeats (repeat_interval) and an HA pair's concurrent copies are not sent again.
+                repeats = await asyncio.gather(post(base, PAYLOAD), post(base, PAYLOAD))
+                assert all(s == 200 and sorted(b["duplicates"]) == ["oncall", "slack"] for s, b in repeats)
+                # The resolution is news.
+                status, body = await post(base, resolved(PAYLOAD))
+                assert status == 200 and sorted(body["delivered"]) == ["oncall", "slack"]
+                # Two concurrent copies of a new notification: delivered once.
+                again = copy.deepcopy(PAYLOAD)
+                again["alerts"][0]["startsAt"] = "2026-12-01T00:00:05.000Z"  # the same alert, firing again later
+                both = await asyncio.gather(post(base, again), post(base, again))
+                assert sorted(len(b["delivered"]) for _, b in both) == [0, 2]
+            # A restart re-reads the sent store: nothing is sent twice.
+            async with notifier(settings, hooks) as base:
+                status, body = await post(base, again)
+                assert status == 200 and sorted(body["duplicates"]) == ["oncall", "slack"]
+            assert len(receiver.accepted["/generic"]) == 3 and len(receiver.accepted["/slack"]) == 3
+            assert receiver.accepted["/ledger"] == [], "a webhook for ledger alerts only"
+        finally:
+            await receiver.stop()
+
+    asyncio.run(main())
+
+
+def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None:
+    async def main() -> None:
+        receiver = Receiver(fail_first=0)
+        await receiver.start()
+        hooks = [{"name": "oncall", "url": f"{receiver.url}/generic"},
+                 {"name": "down", "url": f"{receiver.url}/down"},
+                 {"name": "refuses", "url": f"{receiver.url}/refuse"}]
+        try:
+            async with notifier(settings, hooks, alertmanager_deliver_within_s=0.3,
+                                alertmanager_token="am-secret") as base:
+                assert (await post(base, PAYLOAD))[0] == 401
+                auth = {"Authorization": "Bearer am-secret"}
+                status, body = await post(base, PAYLOAD, **auth)
+                # `down` still fails: 503 so Alertmanager retries; `oncall` got it, `refuses` refused for good.
+                assert status == 503 and body["delivered"] == ["oncall"] and body["pending"] == ["down"]
+                assert body["dead_lettered"] == ["refuses"]
+                status, body = await post(base, PAYLOAD, **auth)  # Alertmanager's retry
+                assert status == 503 and body["pending"] == ["down"]
+                assert sorted(body["duplicates"]) == ["oncall", "refuses"], "not re-sent to those that are done"
+                assert len(receiver.accepted["/generic"]) == 1
+                status, body = await post(base, b'{"version": "4", "alerts": "nope"}', **auth)
+                assert status == 400 and "Alertmanager v4" in body["error"]
+            letters = await dead_letters(settings, 2)
+            assert sorted(d["reason"] for d in letters) == ["invalid_alertmanager_payload", "webhook_rejected"]
+        finally:
+            await receiver.stop()
+
+    asyncio.run(main())
