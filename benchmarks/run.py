@@ -187,7 +187,11 @@ Scenarios: `gateledger bench baseline | stages | end-to-end | queries | memory |
 def write_docs(results: dict[str, Any], path: Path) -> None:
     """docs/benchmarks.md (tables) and docs/benchmarks.json (everything) from one run's results."""
     m = results["machine"]
-    lines = [DOC_HEAD, "## Machine", "",
+    profile = results.get("profile", "full")
+    sizes = json.dumps(PROFILES[profile])
+    lines = [DOC_HEAD, f"**Profile of this run: `{profile}`** (sizes: `{sizes}`)"
+             + (" — the small sizes, not the documented 10M-event run; `make bench` runs the full profile."
+                if profile == "quick" else "") + "\n", "## Machine", "",
              f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gib']} GiB; {m['os']}",
              f"- load average (1 min) when the run started: {m['load_avg_1m_at_start']}; other engineers' jobs ran too",
              f"- Python {m['python']}; " + ", ".join(f"{k} {v}" for k, v in m["versions"].items() if v),
@@ -228,7 +232,7 @@ def main() -> None:
 def run_scenarios(names: list[str], quick: bool = False, echo: Any = print) -> dict[str, Any]:
     """The baseline first (always), then each scenario; every result with its ratios."""
     profile = PROFILES["quick" if quick else "full"]
-    results: dict[str, Any] = {"machine": machine()}
+    results: dict[str, Any] = {"machine": machine(), "profile": "quick" if quick else "full"}
     for name in ["baseline", *[n for n in names if n != "baseline"]]:
         echo(f"-- {name} ...")
         results[name] = scenario_subprocess(name, profile[name])
