@@ -162,7 +162,7 @@ ROUTES: dict[str, dict[str, Any]] = {
     "webhook": {"path": "/v1/obot/webhook", "make": webhook, "free": "params", "array": False,
                 "required": ["method", "jsonrpc"], "ctype": "application/json"},
     "generic": {"path": "/v1/ingest/obot-llm", "make": obot_llm, "free": "requestBody", "array": True,
-                "required": ["id", "createdAt"], "ctype": "application/json"},
+                "required": ["id"], "ctype": "application/json"},  # obot-llm takes a null createdAt
     "tap-precheck": {"path": "/axonflow/api/policy/pre-check", "make": precheck_request, "free": "context",
                      "array": False, "required": ["query", "client_id"], "ctype": "application/json"},
     "tap-audit": {"path": "/axonflow/api/audit/llm-call", "make": audit_request, "free": "metadata", "array": False,
