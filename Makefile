@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, nothing else installed):
 #   make run    install everything, start the embedded stack with demo traffic (Ctrl-C stops it)
 #   make test   install everything, run the whole test suite
+#   make bench  run every benchmark scenario and regenerate docs/benchmarks.md (about 25 minutes)
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP    := $(VENV)/.installed-stamp
 DURATION ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test install system-deps clean
+.PHONY: run test bench install system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +27,9 @@ run: install
 
 test: install system-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/gateledger bench all --write-docs
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

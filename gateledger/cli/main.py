@@ -229,7 +229,57 @@ def serve_processors() -> None:
 
 @cli.group()
 def bench() -> None:
-    """Benchmarks; each prints its measurements as JSON."""
+    """Benchmarks: each scenario prints tables and writes JSON, every figure also as a ratio to a
+    baseline (raw Kafka -> chDB, no processing) measured in the same run. See docs/benchmarks.md."""
+
+
+def _bench_scenarios(names: list[str], quick: bool, json_path: Path | None, write_docs: bool) -> None:
+    import json
+
+    from benchmarks.common import REPO
+    from benchmarks.run import run_scenarios
+    from benchmarks.run import write_docs as write
+
+    _setup_logging("WARNING")
+    results = run_scenarios(names, quick=quick, echo=click.echo)
+    if json_path is not None:
+        json_path.write_text(json.dumps(results, indent=1, default=str))
+        click.echo(f"\nresults: {json_path}")
+    if write_docs:
+        write(results, REPO / "docs" / "benchmarks.md")
+        click.echo("wrote docs/benchmarks.md and docs/benchmarks.json")
+
+
+_BENCH_HELP = {
+    "baseline": "Raw aiokafka produce -> consume -> batched chDB insert: the limit every figure is divided by.",
+    "stages": "Each stage alone: ingest (single and batched POSTs), processors, sink.",
+    "end-to-end": "Simulator -> ingest -> Kafka -> processors -> sink -> ClickHouse: max rate, delays at 25/50/90 %.",
+    "queries": "Every dashboard panel and documented analyst query over 10M simulated events (median ms).",
+    "memory": "Peak RSS of each service at 90 % of the maximum rate; state size per open interaction.",
+}
+
+
+def _bench_command(name: str) -> None:
+    @bench.command(name, help=_BENCH_HELP[name])
+    @click.option("--quick", is_flag=True, help="Small sizes, one run: to try the command out.")
+    @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                  help="Also write the results (with the baseline and ratios) to this file.")
+    def command(quick: bool, json_path: Path | None) -> None:
+        _bench_scenarios([name], quick, json_path, False)
+
+
+for _name in _BENCH_HELP:
+    _bench_command(_name)
+
+
+@bench.command("all")
+@click.option("--quick", is_flag=True, help="Small sizes, one run: to try the command out.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results to this file.")
+@click.option("--write-docs", is_flag=True, help="Rewrite docs/benchmarks.md and docs/benchmarks.json.")
+def bench_all(quick: bool, json_path: Path | None, write_docs: bool) -> None:
+    """Every scenario in one run (the baseline first); --write-docs regenerates docs/benchmarks.md."""
+    _bench_scenarios(["stages", "end-to-end", "memory", "queries"], quick, json_path, write_docs)
 
 
 @bench.command("processors")
@@ -238,7 +288,7 @@ def bench() -> None:
 @click.option("--runs", type=int, default=3, show_default=True, help="Runs; the median is reported.")
 @click.option("--logic-only", is_flag=True, help="Only the in-process stage logic (no broker, no faust).")
 def bench_processors(interactions: int, runs: int, logic_only: bool) -> None:
-    """Throughput of the stream processors (events/s on one worker, on an embedded Tansu broker)."""
+    """Throughput of the stream processors alone, as JSON (also part of `bench stages`)."""
     import json
 
     from stream_processors.bench import run

@@ -33,14 +33,22 @@ class Batch:
     bad: list[tuple[int, bytes, str, str]] = field(default_factory=list)  # (offset, raw, reason, error)
     nbytes: int = 0
     opened_at: float = field(default_factory=time.monotonic)
+    # Kafka timestamp of the first message: the same on every re-read of these offsets, different
+    # once the topic was re-created (or a memory-only broker restarted) and offsets began again at 0.
+    first_timestamp: int | None = None
 
     def __len__(self) -> int:
         return len(self.lines) + len(self.bad)
 
     @property
     def token(self) -> str:
-        """The deduplication token: the same range always gives the same token."""
-        return f"{self.tp.topic}:{self.tp.partition}:{self.first_offset}-{self.last_offset}"
+        """The deduplication token: the same range of the same messages always gives the same token.
+
+        The first message's timestamp is part of it: a range alone would make ClickHouse drop, as a
+        duplicate, a new batch at offsets a re-created topic reuses (silent loss).
+        """
+        ts = "" if self.first_timestamp is None else f"@{self.first_timestamp}"
+        return f"{self.tp.topic}:{self.tp.partition}:{self.first_offset}-{self.last_offset}{ts}"
 
     @property
     def replay(self) -> bool:

@@ -130,9 +130,11 @@ class SinkService:
             self._first_seen.setdefault(tp, first_offset)
         return buf
 
-    def _add(self, buf: PartitionBuffer, offset: int, value: bytes | None) -> None:
+    def _add(self, buf: PartitionBuffer, offset: int, value: bytes | None, timestamp: int | None = None) -> None:
         tp = buf.tp
         batch = buf.batch_for(offset)
+        if batch.first_timestamp is None:
+            batch.first_timestamp = timestamp
         raw = value or b""
         codec = self.codecs[tp.topic]
         source = ROLLUP_SOURCES.get(buf.table)
@@ -172,7 +174,7 @@ class SinkService:
                         continue
                     buf = await self._buffer_for(tp, msgs[0].offset)
                     for msg in msgs:
-                        self._add(buf, msg.offset, msg.value)
+                        self._add(buf, msg.offset, msg.value, msg.timestamp)
                 self._schedule(time.monotonic(), wait_s)
                 self._update_lag()
                 self._apply_backpressure()

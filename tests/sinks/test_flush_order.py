@@ -57,6 +57,15 @@ def test_each_batch_is_recorded_snapshotted_inserted_fed_dead_lettered_then_comm
     batches = [orjson.loads(c[3]) for c in calls if c[0] == "insert" and c[1] == "sink_batches"]
     assert {b["topic"].split(".", 1)[1] for b in batches} == {"mcp.calls", "raw.obot.llm"}
     full_chains = 0
+
+    def range_of(tok: str | None) -> str | None:
+        # a token is the range plus "@<first message timestamp>", then a step suffix
+        if tok is None or "@" not in tok:
+            return tok
+        head, tail = tok.split("@", 1)
+        return head + (tail[tail.index("/"):] if "/" in tail else "")
+
+    calls = [(c[0], c[1], range_of(c[2]), *c[3:]) if c[0] == "insert" else c for c in calls]
     for b in batches:
         token = f"{b['topic']}:{b['partition']}:{b['first_offset']}-{b['last_offset']}"
         steps = [

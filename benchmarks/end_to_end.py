@@ -1,0 +1,170 @@
+"""The whole pipeline under load: simulator -> HTTP ingest -> Kafka -> processors -> sink -> ClickHouse.
+
+A real ``gateledger up`` runs (every service its own process). First the maximum: two simulators
+send as fast as they can, and the sustained rate is the raw events that made it all the way
+(raw events, processed outputs and interactions queryable) per second. Then a paced load
+generator (the simulator at a fixed rate of interactions/s) drives the stack at 25 %, 50 % and
+90 % of that maximum; the delay from an event's own time to the moment its row was inserted
+(``inserted_at``, set by ClickHouse) is read back per row. The services' RSS is sampled meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from benchmarks.stack import Stack, sample_rss
+
+PROCESSED = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions")
+ALL_TABLES = ("raw_events", *PROCESSED, "interactions")
+
+
+def _ts(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+async def _load(target: str, rate: float, count: int, seed: int, tick_s: float = 0.1) -> dict[str, Any]:
+    """A paced load generator: the simulator's traffic (event times = now), due records sent every tick,
+    each (format, tenant) group as one request and the groups concurrently (webhook deliveries one by
+    one, as Obot makes them). Behind schedule, batches grow: at a rate above capacity this is the maximum."""
+    import aiohttp
+
+    from gateledger.clock import utcnow
+    from producers.simulator.deliver import Deliverer
+    from producers.simulator.traffic import TrafficGenerator
+
+    gen = TrafficGenerator(seed, utcnow(), tenants=3, rate=rate)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        d = Deliverer(session, target, batch_size=500, concurrency=32)
+        started = time.monotonic()
+        while gen.count < count:
+            due = min(count, int((time.monotonic() - started) * rate) + 1)
+            batch = []
+            while gen.count < due:
+                batch.extend(gen.next())
+            if gen.count >= count:
+                batch.extend(gen.drain())
+            if not batch:
+                await asyncio.sleep(tick_s / 2)
+                continue
+            groups: dict[tuple[str, str], list[Any]] = {}
+            for x in batch:
+                groups.setdefault((x.fmt, x.tenant), []).append(x)
+            t = time.monotonic()
+            await asyncio.gather(*(d.send(g) for g in groups.values()))
+            spare = tick_s - (time.monotonic() - t)
+            if spare > 0:
+                await asyncio.sleep(spare)
+    return {"requests": d.stats.requests, "records": d.stats.records, "retries": d.stats.retries,
+            "statuses": {str(k): v for k, v in sorted(d.stats.statuses.items())}}
+
+
+async def _counts(stack: Stack, since: float) -> tuple[int, float]:
+    """Distinct events landed (all tables) since ``since``, and the latest insert time (epoch s)."""
+    parts = " UNION ALL ".join(
+        f"SELECT uniqExact(id) AS n, toFloat64(max(inserted_at)) AS last FROM $db.{t} WHERE time >= '{_ts(since)}'"
+        for t in ALL_TABLES)
+    rows = await stack.aquery(f"SELECT sum(n), max(last) FROM ({parts})")
+    n, last = rows[0]
+    return int(n), float(last or 0)
+
+
+async def _quiesce(stack: Stack, since: float, still_s: float = 4.0, timeout_s: float = 900) -> tuple[int, float]:
+    """Wait until nothing new lands for ``still_s``; the counts then."""
+    deadline = time.monotonic() + timeout_s
+    last_n, stable_since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        n, last = await _counts(stack, since)
+        if n != last_n:
+            last_n, stable_since = n, time.monotonic()
+        elif time.monotonic() - stable_since >= still_s:
+            return n, last
+        await asyncio.sleep(1.0)
+    raise RuntimeError("the pipeline did not go quiet")
+
+
+async def _raw_count(stack: Stack, since: float, until: float | None = None) -> int:
+    cond = f"time >= '{_ts(since)}'" + (f" AND time < '{_ts(until)}'" if until else "")
+    return int((await stack.aquery(f"SELECT uniqExact(id) FROM $db.raw_events WHERE {cond}"))[0][0])
+
+
+def _r(x: float) -> int | None:
+    return None if x != x else round(x)
+
+
+async def _delays(stack: Stack, since: float, until: float) -> dict[str, dict[str, float]]:
+    win = f"time >= '{_ts(since)}' AND time < '{_ts(until)}'"
+    groups = {"raw_events": ("raw_events",), "processed": PROCESSED, "interactions": ("interactions",)}
+    out = {}
+    for name, tables in groups.items():
+        inner = " UNION ALL ".join(
+            f"SELECT dateDiff('millisecond', min(time), min(inserted_at)) AS d FROM $db.{t} WHERE {win} GROUP BY id"
+            for t in tables)
+        rows = await stack.aquery(f"SELECT quantiles(0.5, 0.95, 0.99)(d), count() FROM ({inner})")
+        q, n = rows[0]
+        q = [float(x) if x is not None else float("nan") for x in (q or [None] * 3)]
+        out[name] = {"p50": _r(q[0]), "p95": _r(q[1]), "p99": _r(q[2]), "rows": int(n)}
+    rows = await stack.aquery("SELECT quantiles(0.5, 0.95, 0.99)(dateDiff('millisecond', time, received_at)) "
+                              f"FROM $db.raw_events WHERE {win}")
+    q = [float(x) if x is not None else float("nan") for x in (rows[0][0] or [None] * 3)]
+    out["event_time_to_ingest"] = {"p50": _r(q[0]), "p95": _r(q[1]), "p99": _r(q[2])}
+    return out
+
+
+async def _run(max_interactions: int, fractions: tuple[float, ...], paced_seconds: float) -> dict[str, Any]:
+    result: dict[str, Any] = {"scenario": "end-to-end"}
+    with Stack() as stack:
+        target = stack.state.ingest_url
+        await asyncio.sleep(2)  # let the consumers settle into their groups
+        # -- the maximum -----------------------------------------------------------------------
+        stop = asyncio.Event()
+        sampler = asyncio.create_task(sample_rss(stack, stop))
+        t0 = time.time()
+        sent_max = await _load(target, 100_000.0, max_interactions, 101)
+        t_sent = time.time()
+        n_all, last = await _quiesce(stack, t0 - 3600)
+        stop.set()
+        peak_max = await sampler
+        raw = await _raw_count(stack, t0 - 3600)
+        per_interaction = raw / max_interactions
+        elapsed = max(last, t_sent) - t0
+        max_eps = raw / elapsed
+        result["max"] = {"interactions": max_interactions, "raw_events": raw, "rows_landed": n_all,
+                         "raw_events_per_interaction": round(per_interaction, 2),
+                         "ingest_seconds": round(t_sent - t0, 2), "end_to_end_seconds": round(elapsed, 2),
+                         "ingest_events_per_s": round(raw / (t_sent - t0)),
+                         "sustained_events_per_s": round(max_eps), "peak_rss_mib": peak_max, "load": sent_max}
+        # -- paced -----------------------------------------------------------------------------
+        result["paced"] = []
+        for k, f in enumerate(fractions):
+            rate_i = max(0.5, f * max_eps / per_interaction)
+            count = max(10, int(rate_i * paced_seconds))
+            stop = asyncio.Event()
+            sampler = asyncio.create_task(sample_rss(stack, stop))
+            start = time.time()
+            sent_stats = await _load(target, rate_i, count, 300 + k)
+            sent = time.time()
+            await _quiesce(stack, start)
+            stop.set()
+            peak = await sampler
+            end = time.time()
+            landed = await _raw_count(stack, start, end)
+            result["paced"].append({
+                "fraction": f, "target_events_per_s": round(rate_i * per_interaction),
+                "interactions_per_s": round(rate_i, 2), "interactions": count, "load": sent_stats,
+                "achieved_events_per_s": round(landed / (sent - start)), "raw_events": landed,
+                "delay_ms": await _delays(stack, start, end), "peak_rss_mib": peak,
+            })
+        result["state_entries_hint"] = "see the memory scenario for state size per open interaction"
+    return result
+
+
+def run(max_interactions: int = 6000, fractions: tuple[float, ...] = (0.25, 0.5, 0.9),
+        paced_seconds: float = 20.0) -> dict[str, Any]:
+    """Sustained events/s at the maximum and the event-time -> queryable delay at fractions of it."""
+    os.environ.pop("GATELEDGER_DATA_DIR", None)
+    return asyncio.run(_run(max_interactions, fractions, paced_seconds))

@@ -1,0 +1,101 @@
+"""A real ``gateledger up`` (embedded Tansu + sink + processors + ingest, each its own process) for benchmarks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import children, cmdline, rss_kib
+
+SERVICES = {"sink": "serve sink", "processors": "serve processors", "ingest": "serve ingest", "broker": "tansu"}
+
+
+class Stack:
+    """``gateledger up`` in a temporary data directory; queries go through its sink."""
+
+    def __init__(self, extra_env: dict[str, str] | None = None) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="gl-bench-stack-"))
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
+        self.env.update(GATELEDGER_DATA_DIR=str(self.dir), GATELEDGER_MASKING_SALT="bench",
+                        GATELEDGER_LOG_LEVEL="WARNING", **(extra_env or {}))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.state: Any = None
+        self.pids: dict[str, int] = {}
+
+    def start(self, timeout_s: float = 180) -> None:
+        from gateledger.stack.state import load_running
+
+        log = open(self.dir / "up.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "up"], env=self.env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout_s
+        while (state := load_running(self.dir)) is None:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gateledger up did not start: " + (self.dir / "up.log").read_text()[-3000:])
+            time.sleep(0.2)
+        self.state = state
+        for pid in children(self.proc.pid):
+            line = cmdline(pid)
+            for name, needle in SERVICES.items():
+                if needle in line:
+                    self.pids[name] = pid
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query, through the running sink (chDB belongs to it)."""
+        from gateledger.clickhouse.access import StackQuerier
+
+        db = self.database
+        return StackQuerier(self.state.sink_url).run(sql.replace("$db", db)).rows
+
+    async def aquery(self, sql: str) -> list[tuple[Any, ...]]:
+        from gateledger.clickhouse.access import StackQuerier
+
+        return (await StackQuerier(self.state.sink_url).run_async(sql.replace("$db", self.database))).rows
+
+    database = "gateledger"  # the default: the stack's environment names none
+
+    def rss_mib(self, field: str = "VmRSS") -> dict[str, float]:
+        return {name: round(rss_kib(pid, field) / 1024, 1) for name, pid in self.pids.items()}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def sample_rss(stack: Stack, stop: asyncio.Event, every_s: float = 0.5) -> dict[str, float]:
+    """The largest RSS of each service seen until ``stop`` is set."""
+    peak: dict[str, float] = {}
+    while not stop.is_set():
+        for name, mib in stack.rss_mib().items():
+            peak[name] = max(peak.get(name, 0.0), mib)
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+        except TimeoutError:
+            pass
+    return peak

@@ -1,0 +1,104 @@
+"""Ingest while the broker is briefly unreachable: the producer answers 503, a retrying client (the
+emitter) re-sends, and every event lands in ClickHouse exactly once through the real sink.
+
+A broker of its own (never the session one), stopped and restarted on the same port. Tansu keeps
+topics in memory only, so the restarted broker is empty: the offsets start again at 0 — exactly the
+situation of a Kafka topic deleted and re-created, which the sink must not mistake for a replay of
+batches it already inserted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, wait_for_broker
+from gateledger.settings import Settings
+from gateledger.stack.broker import TansuBroker
+from producers.emitter import AsyncEmitter, make_event
+from producers.emitter.events import RetryPolicy
+from producers.ingest.settings import IngestSettings
+from tests.producers.ingestutil import ingest_client
+
+pytestmark = pytest.mark.fault
+
+
+def _count(ch_client, db: str) -> tuple[int, int]:
+    (n, distinct), = ch_client.query(
+        f"SELECT count(), uniqExact(id) FROM `{db}`.raw_events FINAL WHERE source = 'acme/fault'").result_rows
+    return int(n), int(distinct)
+
+
+async def _wait_landed(ch_client, db: str, want: int, timeout_s: float = 60) -> tuple[int, int]:
+    # Polled from the event loop's thread: chDB is not to be used from two threads at once.
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = _count(ch_client, db)
+        if got[1] >= want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.3)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "known defect, partly fixed: after a broker restart (a re-created topic), the sink no longer lets "
+    "ClickHouse drop new batches as duplicates of old offset ranges (tokens carry the first message's "
+    "timestamp), but its consumer keeps its in-memory fetch position and skips the re-used offsets "
+    "below it: about 160 of 400 post-restart events are lost. Fix: detect the reset (fetched "
+    "timestamps older than the recorded ranges, or the log start moving back) and seek to 0."))
+def test_broker_restart_during_ingest_every_event_lands_exactly_once(
+        settings: Settings, ch_client, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.sinks.conftest import fast_sink, running_sink
+
+    broker = TansuBroker(log_path=tmp_path / "own-broker.log")
+    broker.start()
+    monkeypatch.setenv("GATELEDGER_KAFKA_BOOTSTRAP_SERVERS", broker.bootstrap)
+    monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
+    monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
+    s = Settings()
+    db = s.clickhouse.database
+    target = KafkaTarget(broker.bootstrap, True, s.core.topic_prefix)
+    statuses: list[int] = []
+    try:
+        async def main() -> None:
+            ingest = IngestSettings(publish_timeout_s=2.0, retry_after_s=1)
+            # Unacknowledged batches expire after 1 s: nothing is in flight when the broker returns.
+            kafka = s.kafka.model_copy(update={"request_timeout_ms": 1000})
+            async with running_sink(s, fast_sink()), ingest_client(s, ingest, target=target, kafka=kafka) as http:
+                url = str(http.make_url("")).rstrip("/")
+
+                def event(i: int) -> dict:
+                    return make_event("gateledger.llm.call", {"provider": "openai", "model": "gpt-4o",
+                                                              "input_tokens": i, "output_tokens": 1},
+                                      source="acme/fault", id=f"ev-{i}", tenant="acme")
+
+                errors: list[object] = []
+                async with AsyncEmitter(url, batch_size=50, flush_interval_s=0.2,
+                                        retry=RetryPolicy(initial_s=0.2, max_s=1.0, give_up_after_s=120),
+                                        on_error=errors.append) as em:
+                    for i in range(300):
+                        await em.emit(event(i))
+                    await em.flush()
+                    assert await _wait_landed(ch_client, db, 300) == (300, 300)
+                    broker.stop()
+                    for i in range(300, 600):
+                        await em.emit(event(i))
+                    # the emitter is retrying 503s now; prove the server says so
+                    r = await http.post("/v1/cloudevents", json=event(10_000))
+                    statuses.append(r.status)
+                    await asyncio.sleep(2.0)
+                    await asyncio.to_thread(broker.start)
+                    await wait_for_broker(broker.bootstrap)
+                    await ensure_gateledger_topics(s.kafka, target)
+                    for i in range(600, 700):
+                        await em.emit(event(i))
+                    await em.flush()
+                assert not errors, errors
+                got = await _wait_landed(ch_client, db, 700)
+                assert got == (700, 700), got
+
+        asyncio.run(main())
+    finally:
+        broker.stop()
+    assert statuses == [503]
