@@ -27,9 +27,12 @@ def tansu_binary() -> Path:
 class TansuBroker:
     """A memory-only Tansu broker on loopback. Its data is gone when it stops."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None,
+                 advertised_port: int | None = None) -> None:
         self.host = host
         self.port = port or free_port(host)
+        # Where clients are told to connect (a proxy in front of the broker, in fault tests).
+        self.advertised_port = advertised_port or self.port
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -46,7 +49,7 @@ class TansuBroker:
             "--listener-url",
             url,
             "--advertised-listener-url",
-            url,
+            f"tcp://{self.host}:{self.advertised_port}",
             "--storage-engine",
             "memory://tansu/",
         ]
