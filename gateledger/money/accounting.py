@@ -184,7 +184,8 @@ def threshold_value(budget: Budget, state: PeriodState) -> Decimal:
 
 def _add_to_state(state: PeriodState, period: Period, delta: Decimal, d_unpriced: int, t: datetime,
                   source: SourcePos | None, rolling: bool) -> PeriodState:
-    new = state.model_copy(deep=True)
+    # Values inside are immutable (Decimal, datetime, int): copying the containers is a full copy.
+    new = state.model_copy(update={"buckets": dict(state.buckets), "src": dict(state.src), "fired": list(state.fired)})
     idx = period.bucket_of(t)
     own = period.contains(t)
     if delta != 0 and (own or (rolling and idx > -ROLLING_BUCKETS)):

@@ -113,6 +113,8 @@ class BudgetPartition:
         self._periods: dict[str, PeriodState] = {}  # parsed cache of p| entries
         self._drops: dict[int, set[str]] = defaultdict(set)  # hour of drop time -> keys
         self._next_drop = 0
+        self._dirty: dict[str, None] = {}  # entries changed since the last flush (serialized there)
+        self._ledger_drop: dict[str, int] = {}  # ledger key -> drop time
         self.latest: dict[str, BudgetStateSnapshot] = {}  # budget id -> newest snapshot (gauges)
         self.alerts_fired: list[BudgetAlert] = []  # since the gauges last looked
         self.w: dict[str, int] = {"now": 0}
@@ -130,6 +132,7 @@ class BudgetPartition:
                 continue
             kv[key] = value
             if key.startswith("l|"):
+                self._ledger_drop[key] = value["x"]
                 self._schedule_drop(key, value["x"])
             elif key.startswith("p|"):
                 st = PeriodState.model_validate(value)
@@ -137,6 +140,18 @@ class BudgetPartition:
                 self._schedule_drop(key, to_us(st.end) + self._retention)
 
     def flush(self, suffix: str = "") -> list[tuple[str, Any]]:
+        # Serialized once per batch, however many contributions changed an entry.
+        kv = self.state.kv
+        for key in self._dirty:
+            if key.startswith("p|"):
+                st = self._periods.get(key)
+                if st is not None:
+                    kv[key] = st.model_dump(mode="json")
+            else:
+                entry = self._ledger.get(key)
+                if entry is not None:
+                    kv[key] = {"e": entry.model_dump(mode="json"), "x": self._ledger_drop[key]}
+        self._dirty.clear()
         return self.state.take_writes()
 
     def entries(self) -> int:
@@ -208,16 +223,18 @@ class BudgetPartition:
                                fired_at=self.clock())
         if t.ledger is not None and t.ledger is not self._ledger.get(lkey):
             self._ledger[lkey] = t.ledger
-            is_new = self.state.get(lkey) is None
-            self.state.put(lkey, {"e": t.ledger.model_dump(mode="json"), "x": last_end + self._retention})
-            if is_new:
+            if lkey not in self._ledger_drop:
+                self._ledger_drop[lkey] = last_end + self._retention
                 self._schedule_drop(lkey, last_end + self._retention)
+            self._dirty[lkey] = None
+            self.state.touch(lkey)
         for key, st in t.states.items():
             pk = pkeys[key]
             if pk not in self._periods:
                 self._schedule_drop(pk, to_us(st.end) + self._retention)
             self._periods[pk] = st
-            self.state.put(pk, st.model_dump(mode="json"))
+            self._dirty[pk] = None
+            self.state.touch(pk)
             changed[pk] = (budget, st)
         for alert in t.alerts:
             self.out.row(alert, to_us(alert.time))
@@ -231,7 +248,10 @@ class BudgetPartition:
         for bucket in [b for b in self._drops if b + _HOUR_US <= now]:
             for key in self._drops.pop(bucket):
                 self._ledger.pop(key, None)
+                self._ledger_drop.pop(key, None)
                 self._periods.pop(key, None)
+                self._dirty.pop(key, None)
+                self.state.kv.setdefault(key, None)
                 self.state.delete(key)
 
     def now(self) -> datetime:
