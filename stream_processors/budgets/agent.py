@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 import faust
@@ -32,14 +33,19 @@ def metrics() -> BudgetMetrics:
 def update_gauges(runner: StageRunner, files: MoneyFiles, now: Any) -> None:
     """Gauges of every budget for the period holding ``now`` (spend 0 when it has no state yet)."""
     m = metrics()
-    latest: dict[str, Any] = {}
+    current: dict[str, Any] = {}  # budget id -> snapshot of the period holding now
     for logic in runner.parts.values():
         for alert in logic.alerts_fired:  # type: ignore[attr-defined]
             m.alert_fired(alert)
         logic.alerts_fired.clear()  # type: ignore[attr-defined]
-        latest.update(logic.latest)  # type: ignore[attr-defined]
+        latest = logic.latest  # type: ignore[attr-defined]
+        for key, snap in list(latest.items()):
+            if snap.period_start <= now < snap.period_end:
+                current[snap.budget_id] = snap
+            elif snap.period_end + timedelta(days=1) < now:
+                del latest[key]
     for budget in files.budgets.budgets:
-        snap = latest.get(budget.id)
+        snap = current.get(budget.id)
         if snap is None or not m.observe(snap, now, budget.projection_min_elapsed):
             empty = snapshot(budget, fresh_state(budget, budget.spec.period_at(now)), now)
             m.observe(empty, now, budget.projection_min_elapsed)

@@ -115,7 +115,8 @@ class BudgetPartition:
         self._next_drop = 0
         self._dirty: dict[str, None] = {}  # entries changed since the last flush (serialized there)
         self._ledger_drop: dict[str, int] = {}  # ledger key -> drop time
-        self.latest: dict[str, BudgetStateSnapshot] = {}  # budget id -> newest snapshot (gauges)
+        # (budget id, period key) -> newest snapshot, for the gauges (periods older than a day are pruned)
+        self.latest: dict[tuple[str, str], BudgetStateSnapshot] = {}
         self.alerts_fired: list[BudgetAlert] = []  # since the gauges last looked
         self.w: dict[str, int] = {"now": 0}
         self.state.kv["w"] = self.w
@@ -195,9 +196,9 @@ class BudgetPartition:
         for budget, st in changed.values():
             snap = snapshot(budget, st, fired_at)
             self.out.emits.append(Emit(str(Topic.BUDGET_STATE), snap.key, snap.model_dump_json().encode()))
-            cur = self.latest.get(budget.id)
-            if cur is None or (cur.period_start, cur.seq) <= (snap.period_start, snap.seq):
-                self.latest[budget.id] = snap
+            cur = self.latest.get((budget.id, snap.period_key))
+            if cur is None or cur.seq <= snap.seq:
+                self.latest[(budget.id, snap.period_key)] = snap
         self._drop_expired()
         return len(items)
 

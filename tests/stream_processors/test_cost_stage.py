@@ -5,7 +5,8 @@ only when the cost row changes."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,6 +33,11 @@ def test_llm_and_tool_calls_are_priced_in_the_stream(gl_env: dict[str, str], set
                                                      processes: Processes, tmp_path: Path) -> None:
     prices = tmp_path / "prices.yaml"
     prices.write_text(PRICES)
+    budgets = tmp_path / "budgets.yaml"
+    # Gauges show the period holding the wall clock: a trailing-24 h budget over calls made just now.
+    budgets.write_text('budgets:\n  - {name: gauge-24h, scope: {tenant: gauge}, period: rolling, hours: 24, '
+                       'limit_usd: "0.02"}\n')
+    recent = (datetime.now(UTC) - timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%SZ")
     asyncio.run(ensure_topics(settings))
     joined = Spec(n=1, t0=T0, tools=2, halves=False, prompt_tokens=1200, completion_tokens=300)
     late_pre = Spec(n=2, t0=T0 + timedelta(seconds=10), tools=0, prompt_tokens=2000, completion_tokens=100)
@@ -43,15 +49,18 @@ def test_llm_and_tool_calls_are_priced_in_the_stream(gl_env: dict[str, str], set
                                                          targetModel=None, modelProvider="acme-ai",
                                                          requestID="req-obot-2"))
     evs += [obot_known, obot_unknown, obot_known]  # a producer retry of the first one
+    evs += [envelope("obot-llm", samples.obot_llm(id=f"llm-now-{i}", requestID=f"req-now-{i}", createdAt=recent),
+                     tenant="gauge") for i in range(2)]
     asyncio.run(publish(settings, evs))
-    start_worker(processes, gl_env | {"GATELEDGER_PRICES_FILE": str(prices)}, tmp_path)
+    worker = start_worker(processes, gl_env | {"GATELEDGER_PRICES_FILE": str(prices),
+                                               "GATELEDGER_BUDGETS_FILE": str(budgets)}, tmp_path)
 
     def done(out) -> bool:  # noqa: ANN001
-        return len(out.final(Topic.COST_LEDGER)) >= 5 and any(
+        return len(out.final(Topic.COST_LEDGER)) >= 7 and any(
             r["version"] >= 2 << 16 for r in out.final(Topic.COST_LEDGER).values())
 
     out = asyncio.run(wait_outputs(settings, done))
-    costs = out.final(Topic.COST_LEDGER)
+    costs = {k: r for k, r in out.final(Topic.COST_LEDGER).items() if r["tenant"] != "gauge"}
     llm = {r["id"]: r for r in out.final(Topic.LLM_CALLS).values()}
     by_event = {r["event_id"]: r for r in costs.values()}
     # AxonFlow audit joined to its pre-check: 1200 x 2.50 + 300 x 10 per million = 0.006
@@ -67,6 +76,20 @@ def test_llm_and_tool_calls_are_priced_in_the_stream(gl_env: dict[str, str], set
     unk = next(r for r in by_event.values() if r["unpriced"])
     assert unk["unpriced_reason"] == "unknown_model" and Decimal(unk["total_cost_usd"]) == 0
     findings = [f for f in out.final(Topic.FINDINGS).values() if f["kind"] == "unpriced_model"]
+    # The budget gauges of the running worker: 2 x 0.006 of 0.02 in the trailing 24 h (float: display only).
+    deadline = time.monotonic() + 20
+    want = ('gateledger_budget_spend_usd{budget_id="gauge-24h",budget_name="gauge-24h"} 0.012',
+            'gateledger_budget_utilization_ratio{budget_id="gauge-24h",budget_name="gauge-24h"} 0.6',
+            'gateledger_budget_limit_usd{budget_id="gauge-24h",budget_name="gauge-24h"} 0.02')
+    while not all(w in worker.metrics() for w in want) and time.monotonic() < deadline:
+        time.sleep(0.3)
+    metrics = worker.metrics()
+    assert all(w in metrics for w in want), [line for line in metrics.splitlines() if line.startswith("gateledger_budget_")]
+    # 60 % crosses 50 %: in the block holding the calls and in the next one, whose first windows reach back
+    # over them (rolling alerts are per block, see money.md section 4).
+    fired = [float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+             if line.startswith('gateledger_budget_alerts_total{budget_id="gauge-24h",kind="threshold"}')]
+    assert fired and fired[0] >= 1
     assert [f["evidence_event_ids"] for f in findings] == [[unk["event_id"]]]
     # The audit that beat its pre-check: v1 (no user) then v2 (user known) -> two cost row versions
     late_rows = [r for r in out.all(Topic.COST_LEDGER) if r["input_tokens"] == 2000]
