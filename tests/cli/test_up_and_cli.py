@@ -118,6 +118,7 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
     assert up.wait(60) == 0, log.read_text()
     out = log.read_text()
     assert "gateledger is up" in out and "final summary" in out and "gateledger stopped" in out
+    assert "  spend: $" in out and "priced calls" in out
     assert not (data / "stack.json").exists()
 
     # With the stack gone, sql opens the chDB data directly.
