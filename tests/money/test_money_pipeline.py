@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from gateledger import jsonutil
@@ -112,6 +113,7 @@ def calls(model: str, n: int, tag: str) -> list[Any]:
         createdAt=(D1 + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%SZ"))) for i in range(n)]
 
 
+@pytest.mark.slow
 def test_restatement_publishes_new_versions_and_the_budget_period_is_recomputed(
         gl_env: dict[str, str], settings: Settings, processes: Processes, tmp_path: Path, ch_client: Any,
         monkeypatch: Any) -> None:

@@ -11,6 +11,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateledger.kafka import consumer_group_lag, resolve
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, Topic, topic_name
@@ -65,6 +67,8 @@ def alert_keys(out: Any) -> list[tuple[str, int, bool]]:
     return sorted((a["period_key"], a["threshold_pct"], a["late"]) for a in out.final(Topic.BUDGET_ALERTS).values())
 
 
+@pytest.mark.fault
+@pytest.mark.slow
 def test_thresholds_fire_once_despite_duplicates_and_sigkill_and_late_events_fire_late(
         gl_env: dict[str, str], settings: Settings, processes: Processes, tmp_path: Path, ch_client: Any) -> None:
     from gateledger.net import free_port
