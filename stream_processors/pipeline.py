@@ -21,6 +21,8 @@ from stream_processors.settings import ProcessorSettings
 STAGES: list[str] = [
     "stream_processors.normalize.agent",
     "stream_processors.correlate.agent",
+    "stream_processors.cost.agent",
+    "stream_processors.budgets.agent",
 ]
 
 

@@ -57,6 +57,12 @@ class ProcessorSettings(BaseSettings):
     # events (after their last event). Memory grows with traffic x this retention.
     retention_s: float = Field(default=24 * 3600.0, gt=0)
 
+    # -- budgets ----------------------------------------------------------------------------------
+    # Budget ledger entries and period states are kept this long after their period ended (event
+    # time): restatements and late costs within it recompute the period; older ones are ignored by
+    # the stream (ClickHouse and `budgets status` still have them).
+    budget_retention_s: float = Field(default=7 * 86400.0, gt=0)
+
     # -- operations -----------------------------------------------------------------------------
     lag_poll_interval_s: float = Field(default=5.0, gt=0)
     # How often consumed offsets are committed (faust's default). Longer: fewer commits, more replay

@@ -297,6 +297,20 @@ def bench_processors(interactions: int, runs: int, logic_only: bool) -> None:
     click.echo(json.dumps(run(interactions, runs, logic_only=logic_only), indent=2))
 
 
+@bench.command("money")
+@click.option("--calls", "calls_n", type=int, default=20000, show_default=True, help="LLM and tool calls per run.")
+@click.option("--runs", type=int, default=3, show_default=True, help="Runs; the median is reported.")
+@click.option("--logic-only", is_flag=True, help="Only the in-process stage logic (no broker, no faust).")
+def bench_money(calls_n: int, runs: int, logic_only: bool) -> None:
+    """Throughput of the cost and budget stages (calls/s, contributions/s on one worker)."""
+    import json
+
+    from stream_processors.money_bench import run
+
+    _setup_logging("WARNING")
+    click.echo(json.dumps(run(calls_n, runs, logic_only=logic_only), indent=2))
+
+
 # --- simulate ---------------------------------------------------------------------------------
 
 

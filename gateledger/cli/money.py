@@ -180,7 +180,7 @@ def budgets_status(at: str | None, as_json: bool) -> None:
 
 @click.group()
 def costs() -> None:
-    """The price catalog and cost lookups (restatement arrives with the stream wiring)."""
+    """The price catalog, cost lookups and restatement after a catalog change."""
 
 
 def _catalog() -> Any:
@@ -252,3 +252,81 @@ def costs_price(model: str, provider: str | None, at: str | None, input_tokens: 
     if usage.input_tokens or usage.output_tokens:
         click.echo(f"  cost: input {priced.input_cost} + cache read {priced.cache_read_cost} + cache write "
                    f"{priced.cache_write_cost} + output {priced.output_cost} = {priced.total} USD")
+
+
+def _day_or_time(value: str, name: str) -> datetime:
+    from gateledger.clock import to_utc
+
+    try:
+        return to_utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise click.BadParameter(f"not a date or ISO 8601 time: {value!r}", param_hint=name) from None
+
+
+@costs.command("restate")
+@click.option("--from", "from_", required=True, help="Start (date = 00:00 UTC, or ISO 8601 time), inclusive.")
+@click.option("--to", "to", default=None, help="End (date or ISO 8601 time), exclusive; default now.")
+@click.option("--dry-run", is_flag=True, help="Show what would change; publish nothing.")
+@click.option("--json", "as_json", is_flag=True)
+def costs_restate(from_: str, to: str | None, dry_run: bool, as_json: bool) -> None:
+    """Reprice the cost rows of [--from, --to) with the current catalog and publish the changed ones.
+
+    New versions (same id, version + 1, restated=true, the new price_version) go to cost.ledger:
+    ClickHouse keeps the history, and the budget stage recomputes the affected periods.
+    """
+    import asyncio
+
+    from gateledger.clickhouse.access import QueryError, open_querier
+    from gateledger.clickhouse.client import ChdbLocked
+    from gateledger.clock import utcnow
+    from gateledger.money.restate import RestatementError, restate
+    from gateledger.money.restate_run import publish_costs, read_latest
+    from gateledger.settings import Settings
+
+    start = _day_or_time(from_, "--from")
+    end = _day_or_time(to, "--to") if to else utcnow()
+    if end <= start:
+        raise click.BadParameter("--to must be after --from", param_hint="--to")
+    settings = Settings()
+    catalog = _catalog()
+    budget_set, _ = _load_budget_set()
+    try:
+        querier = open_querier(settings)
+    except ChdbLocked as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        rows = read_latest(querier, settings.clickhouse.database, start, end)
+    except QueryError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        querier.close()
+    try:
+        result = restate(rows, catalog, budget_set, utcnow())
+    except RestatementError as exc:
+        raise click.ClickException(str(exc)) from None
+    old = {r.id: r for r in rows}
+    if not dry_run:
+        asyncio.run(publish_costs(settings, result.rows))
+    changes = [{"id": r.id, "time": r.time.isoformat(), "kind": r.kind.value, "model": r.model or r.tool_name,
+                "old_total_usd": format(old[r.id].total_cost_usd, "f"), "new_total_usd": format(r.total_cost_usd, "f"),
+                "old_price_version": old[r.id].price_version, "version": r.version, "unpriced": r.unpriced}
+               for r in result.rows]
+    summary = {"catalog": catalog.version, "from": start.isoformat(), "to": end.isoformat(), "rows_read": len(rows),
+               "restated": len(result.rows), "unchanged": result.unchanged, "skipped": len(result.skipped),
+               "affected_periods": sorted(f"{b}|{p}" for b, p in result.affected_periods),
+               "published": not dry_run and bool(result.rows)}
+    if as_json:
+        click.echo(jsonutil.dumps_str(summary | {"changes": changes}))
+        return
+    click.echo(f"catalog {catalog.version}: {len(rows)} cost rows in [{start.isoformat()}, {end.isoformat()}), "
+               f"{len(result.rows)} changed, {result.unchanged} unchanged, {len(result.skipped)} skipped "
+               "(unpriced for lack of usage)")
+    if changes:
+        click.echo(_table(["time", "kind", "model", "old_usd", "new_usd", "old_price_version", "version"],
+                          [[c["time"], c["kind"], c["model"], c["old_total_usd"], c["new_total_usd"],
+                            c["old_price_version"], c["version"]] for c in changes], ("old_usd", "new_usd", "version")),
+                   nl=False)
+    if summary["affected_periods"]:
+        click.echo("budget periods recomputed by the stream: " + ", ".join(summary["affected_periods"]))
+    click.echo("dry run: nothing published" if dry_run else
+               (f"published {len(result.rows)} new versions to cost.ledger" if result.rows else "nothing to publish"))

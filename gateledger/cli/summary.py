@@ -19,4 +19,11 @@ async def stack_summary(sink_url: str) -> str:
     lines = [f"[{utcnow():%H:%M:%S}] rows landed per table:", format_counts(counts)]
     if by_type.rows:
         lines.append("  raw events by type: " + ", ".join(f"{t}={n}" for t, n in by_type.rows))
+    money = await q.run_async(
+        f"SELECT toString(sum(total_cost_usd)), countIf(NOT unpriced), countIf(unpriced), "
+        f"(SELECT count() FROM {db}.budget_alerts FINAL) FROM {db}.cost_ledger FINAL")
+    if money.rows and (money.rows[0][1] or money.rows[0][2]):
+        spend, priced, unpriced, alerts = money.rows[0]
+        lines.append(f"  spend: ${spend} over {priced} priced calls ({unpriced} unpriced: add their models to "
+                     f"GATELEDGER_PRICES_FILE); budget alerts: {alerts}")
     return "\n".join(lines)

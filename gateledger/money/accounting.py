@@ -1,7 +1,7 @@
 """Budget accounting as a pure, serializable state machine.
 
-State lives in two small JSON-able values (phase 2 keeps them in two faust tables, both keyed by
-budget so they live in the partition that owns the budget):
+State lives in two small JSON-able values (the budget stage, ``stream_processors/budgets/``, keeps
+them in its faust table, in the partition that owns the budget):
 
 * ``LedgerEntry`` per (budget, cost row id): the version of the row last applied and its amount.
   It is what makes duplicates free and restatements *replace* rather than add. It keeps the last
@@ -184,7 +184,8 @@ def threshold_value(budget: Budget, state: PeriodState) -> Decimal:
 
 def _add_to_state(state: PeriodState, period: Period, delta: Decimal, d_unpriced: int, t: datetime,
                   source: SourcePos | None, rolling: bool) -> PeriodState:
-    new = state.model_copy(deep=True)
+    # Values inside are immutable (Decimal, datetime, int): copying the containers is a full copy.
+    new = state.model_copy(update={"buckets": dict(state.buckets), "src": dict(state.src), "fired": list(state.fired)})
     idx = period.bucket_of(t)
     own = period.contains(t)
     if delta != 0 and (own or (rolling and idx > -ROLLING_BUCKETS)):
@@ -289,7 +290,7 @@ def apply_contribution(
 ) -> Transition:
     """Apply one contribution; ``states`` must hold the current state of every period it touches (missing = fresh).
 
-    ``now`` is how far the stream has got (phase 2: the largest event time seen on the partition, so
+    ``now`` is how far the stream has got (the budget stage passes the largest event time seen on the partition, so
     lateness is the same on every replay); an alert is ``late`` when its period ended before ``now``.
     ``fired_at`` stamps alerts with the wall clock (default ``now``).
     """

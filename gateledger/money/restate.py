@@ -1,6 +1,6 @@
 """Restatement: new versions of cost rows after a catalog change, and the budget periods they move.
 
-Pure part of ``gateledger costs restate --from DATE [--to DATE]`` (wired in phase 2: the command
+Pure part of ``gateledger costs restate --from DATE [--to DATE]`` (``restate_run``: the command
 reads the latest version of each cost row in the range from ClickHouse, calls ``restate`` and
 publishes the new rows to the ``cost.ledger`` topic). Restated rows keep their id, carry the next
 version (``version + 1``: the restatement round lives in the low 16 bits), ``restated=True`` and the
@@ -11,7 +11,7 @@ corrected spend crosses fire (late); thresholds already fired stay fired.
 
 Rows unpriced for lack of usage (``no_usage``, ``zero_usage``) cannot change with prices and are
 left alone. Tool calls that had no price have no cost row; pricing them after the fact needs the
-``mcp_calls`` table (phase 2).
+``mcp_calls`` table (not done: a tool priced after the fact is priced from then on).
 """
 
 from __future__ import annotations

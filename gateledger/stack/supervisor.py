@@ -180,6 +180,7 @@ class Supervisor:
         sink_port = stack.sink_port or free_port(host)
         proc_port = stack.processors_port or free_port(host)
         ingest_port = stack.ingest_port or free_port(host)
+        notifier_port = free_port(host)
         env = dict(os.environ)
         env.update(
             GATELEDGER_DATA_DIR=str(core.data_dir),
@@ -192,6 +193,8 @@ class Supervisor:
             GATELEDGER_PROCESSORS_PORT=str(proc_port),
             GATELEDGER_INGEST_HOST=host,
             GATELEDGER_INGEST_PORT=str(ingest_port),
+            GATELEDGER_NOTIFIER_HOST=host,
+            GATELEDGER_NOTIFIER_PORT=str(notifier_port),
         )
         cli = [sys.executable, "-m", "gateledger.cli.main"]
         sink_url = f"http://{host}:{sink_port}"
@@ -201,6 +204,9 @@ class Supervisor:
             Service("sink", [*cli, "serve", "sink"], env, f"{sink_url}/healthz", logs / "sink.log"),
             Service("processors", [*cli, "serve", "processors"], env, f"{proc_url}/healthz", logs / "processors.log"),
             Service("ingest", [*cli, "serve", "ingest"], env, f"{ingest_url}/healthz", logs / "ingest.log"),
+            # Budget alerts -> webhooks (GATELEDGER_NOTIFIER_WEBHOOKS); with none configured it only consumes.
+            Service("notifier", [*cli, "serve", "notifier"], env, f"http://{host}:{notifier_port}/healthz",
+                    logs / "notifier.log"),
         ]
         if env.get("GATELEDGER_OBOT_URL"):
             # The Obot audit API poller runs only when an Obot installation is configured.

@@ -57,6 +57,24 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
         time.sleep(0.5)
     assert landed > 0, log.read_text()
 
+    # Money runs in the stack: demo calls are priced, a budget added while it runs is picked up by the
+    # running worker (the budgets file is re-read on change), its alerts land, `budgets status` answers.
+    res = run("budgets", "add", "demo-all", "--limit", "0.000001", "--period", "day", env=env)
+    assert res.returncode == 0, res.stderr
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if count(env, "SELECT count() FROM gateledger.cost_ledger WHERE total_cost_usd > 0") > 0 and count(
+                env, "SELECT count() FROM gateledger.budget_alerts WHERE budget_id = 'demo-all'") >= 3:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("no costs or budget alerts from the demo:\n" + log.read_text())
+    res = run("budgets", "status", "--json", env=env)
+    assert res.returncode == 0, res.stderr
+    status = json.loads(res.stdout)
+    assert status[0]["budget_id"] == "demo-all" and status[0]["exhausted"]
+    assert "notifier exited" not in log.read_text() and (data / "logs" / "notifier.log").exists()
+
     # Parameters are bound server-side.
     res = run("sql", "SELECT {who:String} AS who, {n:UInt8} + 1 AS n", "-p", "who=o'brien", "-p", "n=41",
               "--format", "csv", env=env)
@@ -81,7 +99,10 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
             break
         time.sleep(0.5)
     else:
-        raise AssertionError("ingested file did not land")
+        raise AssertionError("ingested file did not land: " + run(
+            "sql", "SELECT stage, reason, count() FROM gateledger.dead_letters GROUP BY ALL", env=env).stdout + run(
+            "sql", "SELECT tenant, type, count() FROM gateledger.raw_events WHERE tenant = 'filetest' GROUP BY ALL",
+            env=env).stdout + run("status", env=env).stdout)
 
     res = run("status", "--json", env=env)
     status = json.loads(res.stdout)
@@ -97,6 +118,7 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
     assert up.wait(60) == 0, log.read_text()
     out = log.read_text()
     assert "gateledger is up" in out and "final summary" in out and "gateledger stopped" in out
+    assert "  spend: $" in out and "priced calls" in out
     assert not (data / "stack.json").exists()
 
     # With the stack gone, sql opens the chDB data directly.

@@ -35,7 +35,7 @@ from tests.stream_processors import traffic
 from tests.stream_processors.harness import OUT_TOPICS, Outputs, Worker, envelope, publish, read_outputs, worker_env
 from tests.stream_processors.traffic import T0, Spec
 
-WALL = {"emitted_at", "detected_at"}
+WALL = {"emitted_at", "detected_at", "computed_at", "fired_at"}  # wall-clock fields
 SETTINGS = {"idle_advance_s": 0, "mcp_merge_timeout_s": 3600, "lateness_s": 1, "interaction_settle_s": 1,
             "lag_poll_interval_s": 0.5}
 
