@@ -37,6 +37,10 @@ class ClientQuerier:
 
     def __init__(self, settings: Settings) -> None:
         self._client = connect(settings.clickhouse, settings.core)
+        # Unqualified table names mean gateledger's tables (as in Grafana), once the database exists.
+        db = settings.clickhouse.database
+        if self._client.command("EXISTS DATABASE {db:Identifier}", parameters={"db": db}) in (1, "1"):
+            self._client.database = db
         self._runner = QueryRunner(self._client)
         self.description = settings.clickhouse.dsn(settings.core)
 

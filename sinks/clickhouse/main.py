@@ -96,7 +96,8 @@ async def run_sink(
     service = SinkService(sink, consumer, writer, mappings, dead_letters, masker)
 
     # On chDB this process owns the data directory, so it also answers queries for everyone else.
-    runner = QueryRunner(connect(ch, core)) if chdb else None
+    # Unqualified table names in `gateledger sql` mean gateledger's tables, as in Grafana.
+    runner = QueryRunner(connect(ch, core, database=ch.database)) if chdb else None
     app = build_app(
         runner,
         lambda: {"landed": service.landed, "buffered": service.buffered(), "buffered_bytes": service.buffered_bytes()},
