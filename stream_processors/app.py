@@ -65,7 +65,9 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         producer_compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         producer_linger=kafka.linger_ms / 1000,
         producer_acks=-1,
-        data_dir=str(settings.core.data_dir / "faust"),
+        # faust's setting is "datadir"; without it faust writes <app id>-data into the working
+        # directory (read-only in the container).
+        datadir=str(settings.core.data_dir / "faust" / proc.app_id),
         broker_credentials=broker_credentials(kafka),
     )
     app.gateledger_kafka = kafka
