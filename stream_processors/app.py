@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
     proc = proc or ProcessorSettings()
     kafka = settings.kafka
     target = target or resolve(kafka, settings.core)
+    datadir = settings.core.data_dir / "faust" / proc.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = GateledgerApp(
         proc.app_id,
         broker=f"kafka://{target.bootstrap}",
@@ -67,7 +69,7 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         producer_acks=-1,
         # faust's setting is "datadir"; without it faust writes <app id>-data into the working
         # directory (read-only in the container).
-        datadir=str(settings.core.data_dir / "faust" / proc.app_id),
+        datadir=str(datadir),
         broker_credentials=broker_credentials(kafka),
     )
     app.gateledger_kafka = kafka
