@@ -45,9 +45,11 @@ def test_credentials_follow_the_kafka_settings() -> None:
 
 def test_faust_keeps_its_files_in_the_data_dir(gl_env, tmp_path, monkeypatch) -> None:
     # The working directory is read-only in the container: nothing may be written there.
-    monkeypatch.chdir(tmp_path)
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
     settings = Settings()
     app = create_app(settings, target=KafkaTarget("127.0.0.1:1", False, "t."))
-    assert app.conf.datadir.is_relative_to(settings.core.data_dir)
+    assert app.conf.datadir.is_relative_to(settings.core.data_dir) and app.conf.datadir.parent.is_dir()
     assert app.conf.tabledir.is_relative_to(settings.core.data_dir)
-    assert not list(tmp_path.iterdir())
+    assert not list(cwd.iterdir())
