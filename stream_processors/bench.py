@@ -256,20 +256,25 @@ def bench_worker(interactions: int = 5_000, runs: int = 3, seed: int = 1, bootst
     }
 
 
-def _measure(port: int, proc: subprocess.Popen[bytes], events: int, timeout_s: float, log: Path) -> float:
-    """Seconds from "ready" until every raw event and every fact it produced were consumed."""
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
+    """Until the worker's /healthz answers 200; RuntimeError with its log if it dies or the deadline passes."""
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start: {log.read_text(errors='replace')[-3000:]}")
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:  # noqa: S310 (loopback)
                 if resp.status == 200:
-                    break
+                    return
         except OSError:
             pass
         time.sleep(0.05)
+
+
+def _measure(port: int, proc: subprocess.Popen[bytes], events: int, timeout_s: float, log: Path) -> float:
+    """Seconds from "ready" until every raw event and every fact it produced were consumed."""
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    wait_healthy(url, proc, deadline, log)
     started = time.perf_counter()
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:  # noqa: S310

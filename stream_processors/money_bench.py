@@ -137,20 +137,11 @@ def _measure(port: int, proc: subprocess.Popen[bytes], n: int, timeout_s: float,
     contribution, contributions)."""
     import urllib.request
 
-    from stream_processors.bench import _metric
+    from stream_processors.bench import _metric, wait_healthy
 
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:  # noqa: S310 (loopback)
-                if resp.status == 200:
-                    break
-        except OSError:
-            pass
-        time.sleep(0.05)
+    wait_healthy(url, proc, deadline, log)
     started = time.perf_counter()
     cost_done = None
     while time.monotonic() < deadline:
