@@ -12,26 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from dashboards.alerting_config import RULES_DIR
-from gateledger import jsonutil
 from gateledger.money.accounting import BudgetBook
 from gateledger.money.settings import MoneySettings
-from gateledger.net import free_port
 from gateledger.settings import Settings
-from sinks.notifier.main import run_notifier
-from sinks.notifier.settings import NotifierSettings
 from tests.dashboards.alerting_harness import AlertingHarness, binaries_available
 from tests.producers.budgetstate import OffsetClock, cost, publish_snapshots, snapshots_of, write_budgets
 from tests.producers.test_budget_enforcement import serving
+from tests.sinks.conftest import running_notifier
 
 pytestmark = pytest.mark.skipif(
     not binaries_available(),
@@ -46,31 +40,6 @@ def budgets(limit: str) -> dict[str, Any]:
         {"name": "acme-month", "scope": {"tenant": "acme"}, "period": "month", "limit_usd": limit},
         {"name": "globex-day", "scope": {"tenant": "globex"}, "period": "day", "limit_usd": "10"},
     ]}
-
-
-@asynccontextmanager
-async def notifier(settings: Settings, receiver_url: str) -> AsyncIterator[str]:
-    port = free_port()
-    ns = NotifierSettings(group_id=f"page-{port}", port=port, retry_initial_s=0.05, retry_max_s=0.2,
-                          webhooks=jsonutil.dumps_str([{"name": "oncall", "url": receiver_url}]))
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_notifier(settings, stop, ns))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(300):
-                if task.done():
-                    task.result()
-                try:
-                    async with s.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield base
-    finally:
-        stop.set()
-        await task
 
 
 async def pages(alerting: AlertingHarness, status: str, n: int, timeout_s: float = 30) -> list[dict[str, Any]]:
@@ -98,7 +67,7 @@ def test_budget_breach_pages_once_and_resolves(settings: Settings, alerting: Ale
     async def main() -> None:
         await publish_snapshots(settings, snaps)
         async with serving(settings, clock, budget_gauges=True) as ingest, \
-                notifier(settings, alerting.receiver.url) as relay:
+                running_notifier(settings, [{"name": "oncall", "url": alerting.receiver.url}]) as relay:
             target = ingest.removeprefix("http://")
             await asyncio.to_thread(
                 alerting.start, scrape_targets={"gateledger-ingest": [target]},

@@ -100,3 +100,36 @@ def _quick_group_joins(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tansu completes a join in about half the session timeout: keep it short for sink restarts."""
     monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
     monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
+
+
+@contextlib.asynccontextmanager
+async def running_notifier(settings: Settings, hooks: list[dict[str, Any]], **kw: Any) -> AsyncIterator[str]:
+    """The notifier in-process with these webhooks and fast retries; yields its base URL once healthy."""
+    import aiohttp
+
+    from gateledger import jsonutil
+    from gateledger.net import free_port
+    from sinks.notifier.main import run_notifier
+    from sinks.notifier.settings import NotifierSettings
+
+    port = free_port()
+    ns = NotifierSettings(group_id=f"notifier-{port}", webhooks=jsonutil.dumps_str(hooks), retry_initial_s=0.05,
+                          retry_max_s=0.2, port=port, **kw)
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_notifier(settings, stop, ns))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as s:
+            for _ in range(300):
+                if task.done():
+                    task.result()
+                try:
+                    async with s.get(f"{base}/healthz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.05)
+        yield base
+    finally:
+        stop.set()
+        await task

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
 
 from gateledger import jsonutil
-from gateledger.net import free_port
 from gateledger.settings import Settings
-from sinks.notifier.main import run_notifier
-from sinks.notifier.settings import NotifierSettings
+from tests.sinks.conftest import running_notifier
 from tests.sinks.test_notifier import Receiver, dead_letters
 
 PAYLOAD: dict[str, Any] = {
@@ -51,31 +47,6 @@ def resolved(payload: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@asynccontextmanager
-async def notifier(settings: Settings, hooks: list[dict[str, Any]], **kw: Any) -> AsyncIterator[str]:
-    port = free_port()
-    ns = NotifierSettings(group_id=f"am-{port}", webhooks=jsonutil.dumps_str(hooks), retry_initial_s=0.05,
-                          retry_max_s=0.2, port=port, **kw)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_notifier(settings, stop, ns))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(300):
-                if task.done():
-                    task.result()
-                try:
-                    async with s.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
-        yield base
-    finally:
-        stop.set()
-        await task
-
-
 async def post(base: str, payload: Any, **headers: str) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as s:
         data = payload if isinstance(payload, bytes) else jsonutil.dumps(payload)
@@ -91,7 +62,7 @@ def test_relay_delivers_each_notification_once(settings: Settings) -> None:
                  {"name": "slack", "url": f"{receiver.url}/slack", "format": "slack"},
                  {"name": "ledger-only", "url": f"{receiver.url}/ledger", "sources": ["budget_alerts"]}]
         try:
-            async with notifier(settings, hooks) as base:
+            async with running_notifier(settings, hooks) as base:
                 status, body = await post(base, PAYLOAD)
                 assert status == 200 and sorted(body["delivered"]) == ["oncall", "slack"], body
                 key = body["dedup_key"]
@@ -113,7 +84,7 @@ def test_relay_delivers_each_notification_once(settings: Settings) -> None:
                 both = await asyncio.gather(post(base, again), post(base, again))
                 assert sorted(len(b["delivered"]) for _, b in both) == [0, 2]
             # A restart re-reads the sent store: nothing is sent twice.
-            async with notifier(settings, hooks) as base:
+            async with running_notifier(settings, hooks) as base:
                 status, body = await post(base, again)
                 assert status == 200 and sorted(body["duplicates"]) == ["oncall", "slack"]
             assert len(receiver.accepted["/generic"]) == 3 and len(receiver.accepted["/slack"]) == 3
@@ -132,7 +103,7 @@ def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None
                  {"name": "down", "url": f"{receiver.url}/down"},
                  {"name": "refuses", "url": f"{receiver.url}/refuse"}]
         try:
-            async with notifier(settings, hooks, alertmanager_deliver_within_s=0.3,
+            async with running_notifier(settings, hooks, alertmanager_deliver_within_s=0.3,
                                 alertmanager_token="am-secret") as base:
                 assert (await post(base, PAYLOAD))[0] == 401
                 auth = {"Authorization": "Bearer am-secret"}
