@@ -112,7 +112,7 @@ async def _group_lag(settings: Settings, group: str) -> int:
     return sum(p.lag for p in lags)
 
 
-def wait_committed(settings: Settings, group: str, worker: Worker, timeout_s: float = 90) -> None:
+def wait_committed(settings: Settings, group: str, worker: Worker, timeout_s: float = 180) -> None:
     """Until the worker has processed and committed every raw message."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -122,7 +122,7 @@ def wait_committed(settings: Settings, group: str, worker: Worker, timeout_s: fl
     raise AssertionError(f"raw topics not fully committed after {timeout_s}s; log:\n{worker.tail()}")
 
 
-def wait_final(settings: Settings, want: dict[str, int], worker: Worker, timeout_s: float = 120) -> Outputs:
+def wait_final(settings: Settings, want: dict[str, int], worker: Worker, timeout_s: float = 240) -> Outputs:
     """Until every interaction holds all its events and the outputs stopped changing."""
     deadline = time.monotonic() + timeout_s
     last: dict[str, Any] | None = None
