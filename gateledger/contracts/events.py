@@ -32,6 +32,8 @@ class OutputEvent(BaseModel):
     id: str = Field(min_length=1)
     version: int = Field(default=1, ge=1)
     tenant: str = Field(min_length=1)
+    # Event time. Every version of one id carries the same tenant and time: the tables are sorted by
+    # (tenant, time, id), and only rows sharing that key collapse to their latest version.
     time: UtcTime
 
 

@@ -138,7 +138,9 @@ class CorrelatePartition:
 
     def _emit(self, skey: str, st: dict[str, Any]) -> None:
         now = self.clock()
-        row, found = interaction.build(st["root"], st["f"].values(), now=now, timeout_us=self._timeout)
+        row, found = interaction.build(st["root"], st["f"].values(), now=now, timeout_us=self._timeout,
+                                       time_us=st.get("t0"))
+        st["t0"] = to_us(row.time)  # every later version keeps it (see interaction.build)
         end = to_us(row.end_time)
         self.out.row(row, end)
         current = {}

@@ -338,6 +338,10 @@ class NormalizePartition:
     def _merged(self, key: str, st: dict[str, Any], xkey: str) -> None:
         req, resp = self._pair(key, st)
         call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp, complete=True)
+        if st.get("t") is not None:
+            # A lone half was emitted at its own time: the merged version keeps that time, or it
+            # would be a second row under another (tenant, time, id) sorting key.
+            call = call.model_copy(update={"time": from_us(st["t"])})
         self._emit_mcp(call, st["rcv"])
         # Bodies are no longer needed once both halves are in.
         st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
@@ -349,6 +353,7 @@ class NormalizePartition:
         call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp,
                                   complete=False)
         self._emit_mcp(call, st["rcv"])
+        st["t"] = to_us(call.time)  # the time every later version of this call keeps
         # Keep the half parsed: a late other half may still complete this exchange.
         for half, parsed in (("request", req), ("response", resp)):
             if parsed is not None:
