@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (Python 3.11, nothing else installed):
 #   make run    install everything, start the embedded stack with demo traffic (Ctrl-C stops it)
 #   make test   install everything, run the whole test suite
-#   make bench  run every benchmark scenario and regenerate docs/benchmarks.md (about 25 minutes)
+#   make bench  run every benchmark scenario and regenerate docs/benchmarks.md (10–15 minutes on 2 idle cores)
 PYTHON   ?= python3
 VENV     := .venv
 BIN      := $(VENV)/bin
