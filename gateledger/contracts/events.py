@@ -32,8 +32,9 @@ class OutputEvent(BaseModel):
     id: str = Field(min_length=1)
     version: int = Field(default=1, ge=1)
     tenant: str = Field(min_length=1)
-    # Event time. Every version of one id carries the same tenant and time: the tables are sorted by
-    # (tenant, time, id), and only rows sharing that key collapse to their latest version.
+    # Event time. The tables are sorted by (tenant, time, id), and only rows sharing that key
+    # collapse to their latest version: versions of one id keep their time (an interaction that moves
+    # withdraws its old row, see Interaction.superseded).
     time: UtcTime
 
 
@@ -237,6 +238,10 @@ class Interaction(OutputEvent):
     close_reason: Literal["complete", "timeout", "late_update"] = "complete"
     event_ids: list[str] = Field(default_factory=list)
     emitted_at: UtcTime
+    # True on a copy filed under the time an earlier version had, before a late *earlier* event
+    # moved the interaction's time: it withdraws that row (FINAL keeps this copy there, and every
+    # view drops it). The interaction's current row is the one with the same version, not superseded.
+    superseded: bool = False
 
 
 class CostKind(StrEnum):

@@ -129,14 +129,8 @@ def _passed_by(call: Fact, block: Fact) -> bool:
     return bool(passed & rejecting)
 
 
-def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int,
-          time_us: int | None = None) -> tuple[Interaction, list[Finding]]:
-    """The interaction row and its policy-bypass findings.
-
-    ``time_us`` pins the row's ``time`` to the one its first emitted version had: the tables are
-    ordered by ``(tenant, time, id)``, so a version with another time would be a second row that
-    ``FINAL`` cannot collapse (an interaction counted twice).
-    """
+def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -> tuple[Interaction, list[Finding]]:
+    """The interaction row and its policy-bypass findings."""
     facts = _ordered(facts)
     tenant = facts[0]["tenant"]
     iid = interaction_id(root)
@@ -172,7 +166,7 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int,
         id=iid,
         version=version_of(facts),
         tenant=tenant,
-        time=from_us(start if time_us is None else time_us),
+        time=from_us(start),
         end_time=from_us(end),
         request_id=request_id,
         context_ids=sorted({f["ctx"] for f in facts if f.get("ctx")}),
