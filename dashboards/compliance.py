@@ -45,7 +45,6 @@ INTERACTIONS = latest(
     " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
     TIME,
     TENANT,
-    "NOT superseded",  # a copy withdrawing a row filed under an older time (Interaction.superseded)
 )
 # The policies that blocked a pre-check; the block reason when the pre-check named none.
 BLOCKING_POLICY = (
@@ -63,9 +62,9 @@ FINDING_DESCRIPTIONS = {
 # Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
 # and by its request id and context ids (empty keys never match).
 INTERACTION_EVENTS = f"""WITH
-  (SELECT argMax(event_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}} AND NOT superseded) AS ev,
-  (SELECT argMax(request_id, version) FROM interactions WHERE id = ${{interaction:sqlstring}} AND NOT superseded) AS req,
-  (SELECT argMax(context_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}} AND NOT superseded) AS ctx
+  (SELECT argMax(event_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ev,
+  (SELECT argMax(request_id, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS req,
+  (SELECT argMax(context_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ctx
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd

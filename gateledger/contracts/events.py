@@ -33,8 +33,9 @@ class OutputEvent(BaseModel):
     version: int = Field(default=1, ge=1)
     tenant: str = Field(min_length=1)
     # Event time. The tables are sorted by (tenant, time, id), and only rows sharing that key
-    # collapse to their latest version: versions of one id keep their time (an interaction that moves
-    # withdraws its old row, see Interaction.superseded).
+    # collapse to their latest version. Versions of one id keep their time, except an interaction,
+    # whose time is its earliest event (a late earlier event moves it): read interactions through
+    # the views, which take the newest version per id.
     time: UtcTime
 
 
@@ -238,10 +239,6 @@ class Interaction(OutputEvent):
     close_reason: Literal["complete", "timeout", "late_update"] = "complete"
     event_ids: list[str] = Field(default_factory=list)
     emitted_at: UtcTime
-    # True on a copy filed under the time an earlier version had, before a late *earlier* event
-    # moved the interaction's time: it withdraws that row (FINAL keeps this copy there, and every
-    # view drops it). The interaction's current row is the one with the same version, not superseded.
-    superseded: bool = False
 
 
 class CostKind(StrEnum):

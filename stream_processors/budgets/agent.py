@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import Any
@@ -13,7 +12,6 @@ from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.money.accounting import fresh_state, snapshot
 from gateledger.money.telemetry import BudgetMetrics
 from gateledger.topics import Topic, topic_name
-from stream_processors.budgets.backfill import MARKERS, BudgetBackfill
 from stream_processors.budgets.stage import CONTRIBUTIONS, FANOUT, STAGE, BudgetPartition, FanoutPartition
 from stream_processors.common.money_files import MoneyFiles, from_settings
 from stream_processors.pipeline import StageContext
@@ -98,28 +96,6 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
         async for events in stream.take_events(ctx.proc.batch_max, within=ctx.proc.batch_within_s):
             files.refresh()
             await runner.run_batch(events)
-
-    markers = ctx.internal_topic(MARKERS)  # created by the backfill itself (no agent reads it)
-    backfill = BudgetBackfill(
-        files=files, kafka=ctx.settings.kafka, target=ctx.target, ledger_topic=ledger.get_topic_name(),
-        contributions_topic=contributions, markers_topic=markers, partitions=partitions, clock=ctx.clock,
-        send=lambda *args: app.producer.send(*args))
-
-    @app.task
-    async def budget_backfill() -> None:
-        from stream_processors.app import is_ready
-
-        while not app.should_stop:
-            try:
-                files.refresh()
-                if is_ready(app):
-                    await backfill.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # retried: a new budget must not stay uncounted, nor stop the worker
-                log.exception("budget backfill failed; retrying in 5 s")
-                await asyncio.sleep(5)
-            await asyncio.sleep(1.0)
 
     @app.timer(ctx.proc.tick_interval_s, name=f"{STAGE}-gauges")
     async def gauges() -> None:

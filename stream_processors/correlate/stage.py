@@ -22,7 +22,7 @@ from stream_processors import telemetry
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
-from stream_processors.common.timeutil import from_us, secs, to_us
+from stream_processors.common.timeutil import secs, to_us
 from stream_processors.common.watermark import Watermark
 from stream_processors.correlate import interaction
 from stream_processors.settings import ProcessorSettings
@@ -140,14 +140,6 @@ class CorrelatePartition:
         now = self.clock()
         row, found = interaction.build(st["root"], st["f"].values(), now=now, timeout_us=self._timeout)
         end = to_us(row.end_time)
-        start = to_us(row.time)
-        if st.get("t0") not in (None, start):
-            # An earlier event arrived after the last emission: the row moves to an earlier time. The
-            # tables are sorted by (tenant, time, id), so the row filed under the old time would stay
-            # beside it; this version withdraws it there (emitted first: the last message of an id
-            # and version is the one that counts).
-            self.out.row(row.model_copy(update={"time": from_us(st["t0"]), "superseded": True}), end)
-        st["t0"] = start
         self.out.row(row, end)
         current = {}
         for f in found:

@@ -1,15 +1,14 @@
--- An interaction moves to an earlier time when an earlier event of it arrives after it was emitted
--- (a tool call whose halves merged late, a pre-check read late). The tables are sorted by
--- (tenant, time, id), so the row filed under the old time would stay beside the new one: the
--- processors withdraw it with a copy marked superseded (gateledger.contracts.events.Interaction).
--- FINAL keeps that copy under the old time; every view below reads rows not superseded only.
-ALTER TABLE $db.interactions $on_cluster ADD COLUMN IF NOT EXISTS superseded Bool DEFAULT false AFTER emitted_at;
+-- An interaction's time is its earliest event, so an earlier event arriving after it was emitted
+-- (a tool call whose halves merged late, a pre-check read late) moves it. The tables are sorted by
+-- (tenant, time, id) and FINAL collapses only rows sharing that key: the interaction views take the
+-- newest version per id on top of FINAL (interactions_with_cost always did).
 
 CREATE OR REPLACE VIEW $db.interactions_latest $on_cluster AS
 SELECT * FROM $db.interactions FINAL
 WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')}
   AND ({tenant:String} = '' OR tenant = {tenant:String})
-  AND NOT superseded;
+ORDER BY id, version DESC
+LIMIT 1 BY id;
 
 CREATE OR REPLACE VIEW $db.user_activity $on_cluster AS
 SELECT time, 'mcp_call' AS activity, id, tenant, concat(if(mcp_server_name != '', mcp_server_name, mcp_server_id), ' / ', method, if(tool_name != '', concat(' ', tool_name), '')) AS what, toString(status) AS outcome, request_id AS correlation
@@ -33,9 +32,11 @@ WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC'
   AND ({tenant:String} = '' OR tenant = {tenant:String}) AND user_id = {user:String}
 UNION ALL
 SELECT time, 'interaction' AS activity, id, tenant, concat(toString(llm_calls), ' LLM call(s), ', toString(tool_calls), ' tool call(s)') AS what, toString(status) AS outcome, request_id AS correlation
-FROM $db.interactions FINAL
-WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')}
-  AND ({tenant:String} = '' OR tenant = {tenant:String}) AND user_id = {user:String} AND NOT superseded
+FROM (SELECT * FROM $db.interactions FINAL
+      WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')}
+        AND ({tenant:String} = '' OR tenant = {tenant:String}) AND user_id = {user:String}
+      ORDER BY id, version DESC
+      LIMIT 1 BY id)
 UNION ALL
 SELECT time, 'cost' AS activity, id, tenant, if(kind = 'llm', concat(provider, ' / ', model), concat(mcp_server_id, ' / ', tool_name)) AS what, concat(toString(total_cost_usd), ' ', currency, if(unpriced, ' (unpriced)', '')) AS outcome, interaction_id AS correlation
 FROM $db.cost_ledger FINAL
@@ -46,35 +47,3 @@ SELECT time, 'finding' AS activity, id, tenant, toString(kind) AS what, concat(t
 FROM $db.findings FINAL
 WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')}
   AND ({tenant:String} = '' OR tenant = {tenant:String}) AND user_id = {user:String};
-
-CREATE OR REPLACE VIEW $db.interactions_with_cost $on_cluster AS
-SELECT
-    i.id AS id, i.version AS version, i.tenant AS tenant, i.time AS time, i.end_time AS end_time,
-    i.request_id AS request_id, i.user_id AS user_id, i.client_id AS client_id, i.status AS status,
-    i.llm_calls AS llm_calls, i.tool_calls AS tool_calls, i.input_tokens AS input_tokens,
-    i.output_tokens AS output_tokens, i.total_tokens AS total_tokens, i.models AS models,
-    i.mcp_servers AS mcp_servers, i.tools AS tools, i.complete AS complete,
-    -- NULL: no cost row for this interaction (nothing priced ran); unpriced rows make it a lower bound.
-    if(c.cost_rows > 0, c.cost_usd, NULL) AS cost_usd,
-    c.llm_cost_usd AS llm_cost_usd, c.tool_cost_usd AS tool_cost_usd,
-    c.cost_rows AS cost_rows, c.unpriced_rows AS unpriced_rows
-FROM
-(
-    SELECT * FROM $db.interactions FINAL
-    WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')}
-      AND ({tenant:String} = '' OR tenant = {tenant:String})
-      AND NOT superseded
-    ORDER BY id, version DESC
-    LIMIT 1 BY id
-) AS i
-LEFT JOIN
-(
-    SELECT
-        interaction_id, sum(total_cost_usd) AS cost_usd, sumIf(total_cost_usd, kind = 'llm') AS llm_cost_usd,
-        sumIf(total_cost_usd, kind = 'tool') AS tool_cost_usd, count() AS cost_rows, countIf(unpriced) AS unpriced_rows
-    FROM $db.cost_ledger FINAL
-    WHERE time >= {since:DateTime64(6, 'UTC')} AND time < {until:DateTime64(6, 'UTC')} + INTERVAL 1 DAY
-      AND ({tenant:String} = '' OR tenant = {tenant:String})
-      AND interaction_id != ''
-    GROUP BY interaction_id
-) AS c ON c.interaction_id = i.id;
