@@ -34,6 +34,7 @@ from producers.ingest.server import run_ingest
 from producers.ingest.settings import IngestSettings
 from stream_processors.normalize.policy import decision_from_precheck
 from stream_processors.normalize.webhook import decision_from_filter
+from tests.inprocess import serving_in_process
 from tests.producers.budgetstate import (
     OffsetClock,
     cost,
@@ -85,24 +86,9 @@ async def serving(settings: Settings, clock: OffsetClock, **ingest_kw) -> AsyncI
     """The ingest service as `gateledger serve ingest` runs it, on a free loopback port."""
     port = free_port()
     ingest = IngestSettings(port=port, **ingest_kw)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_ingest(settings, stop, ingest=ingest, clock=clock))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(200):
-                if task.done():
-                    task.result()
-                try:
-                    async with s.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
+    async with serving_in_process(lambda stop: run_ingest(settings, stop, ingest=ingest, clock=clock), port,
+                                  attempts=200, stop_timeout_s=20) as base:
         yield base
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 def _tool_call(name: str = "search_issues", rid: int = 1) -> bytes:

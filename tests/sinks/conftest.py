@@ -105,31 +105,14 @@ def _quick_group_joins(monkeypatch: pytest.MonkeyPatch) -> None:
 @contextlib.asynccontextmanager
 async def running_notifier(settings: Settings, hooks: list[dict[str, Any]], **kw: Any) -> AsyncIterator[str]:
     """The notifier in-process with these webhooks and fast retries; yields its base URL once healthy."""
-    import aiohttp
-
     from gateledger import jsonutil
     from gateledger.net import free_port
     from sinks.notifier.main import run_notifier
     from sinks.notifier.settings import NotifierSettings
+    from tests.inprocess import serving_in_process
 
     port = free_port()
     ns = NotifierSettings(group_id=f"notifier-{port}", webhooks=jsonutil.dumps_str(hooks), retry_initial_s=0.05,
                           retry_max_s=0.2, port=port, **kw)
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_notifier(settings, stop, ns))
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with aiohttp.ClientSession() as s:
-            for _ in range(300):
-                if task.done():
-                    task.result()
-                try:
-                    async with s.get(f"{base}/healthz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.05)
+    async with serving_in_process(lambda stop: run_notifier(settings, stop, ns), port, attempts=300) as base:
         yield base
-    finally:
-        stop.set()
-        await task
