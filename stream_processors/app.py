@@ -12,7 +12,8 @@ from gateledger.masking import Masker, masking_salt
 from gateledger.settings import KafkaSettings, Settings
 from stream_processors import telemetry
 from stream_processors.pipeline import StageContext, register_all
-from stream_processors.runtime import consumer_lag
+from stream_processors.recovery import OrderedRecoveryTableManager
+from stream_processors.runtime import consumer_progress
 from stream_processors.settings import ProcessorSettings
 from stream_processors.tansu import GateledgerApp
 
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         # directory (read-only in the container).
         datadir=str(datadir),
         broker_credentials=broker_credentials(kafka),
+        # faust's own completion step can drop fetched records for good (stream_processors/recovery.py).
+        TableManager=OrderedRecoveryTableManager,
     )
     app.gateledger_kafka = kafka
     app.gateledger_bootstrap = target.bootstrap
@@ -91,8 +94,8 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
 
     @app.timer(proc.lag_poll_interval_s, name="gateledger-lag")
     async def lag() -> None:
+        consumer_progress(app, runners.values())
         for name, runner in runners.items():
-            consumer_lag(app, runner)
             telemetry.STATE_ENTRIES.labels(table=name).set(runner.entries())
 
     return app

@@ -201,25 +201,56 @@ class StageRunner:
                 await send(topic, dumps(full), dumps(value), partition, None, None)
 
 
-def consumer_lag(app: Any, runner: StageRunner) -> None:
-    """Publish lag per source partition: fetch high watermark minus the next offset to process."""
+_REPORTED: set[tuple[str, int]] = set()
+
+
+def consumer_progress(app: Any, runners: Iterable[StageRunner]) -> None:
+    """Publish, per assigned source partition, the next offset to process and the lag behind it.
+
+    The position is the offset after the last one processed, or the committed offset before a
+    partition's first batch, so a worker that consumes nothing after a restart shows its lag too
+    (``GateledgerProcessorStalled``). Partitions no longer assigned lose their series: a stale
+    value would look like a stall.
+    """
     consumer = app.consumer
     try:
         assignment = consumer.assignment()
+        changelogs = app.tables.changelog_topics
     except Exception:  # not started or mid-rebalance
         return
+    processed: dict[tuple[str, int], int] = {}
+    for runner in runners:
+        for key, offset in runner.last_offsets.items():
+            processed[key] = max(processed.get(key, -1), offset)
+    committed = getattr(consumer, "_committed_offset", {})
+    seen: set[tuple[str, int]] = set()
     for tp in assignment:
-        key = (tp.topic, tp.partition)
-        if key not in runner.last_offsets:
+        if tp.topic in changelogs or tp.topic.endswith("__assignor-__leader"):
             continue
+        key = (tp.topic, tp.partition)
+        known = [o for o in (committed.get(tp), processed[key] + 1 if key in processed else None) if o is not None]
+        if not known:
+            continue  # never committed and nothing processed yet: the position is not known
         try:
             hw = consumer.highwater(tp)
         except Exception:
             continue
         if hw is None:
             continue
-        lag = max(0, hw - (runner.last_offsets[key] + 1))
-        telemetry.CONSUMER_LAG.labels(topic=tp.topic, partition=str(tp.partition)).set(lag)
+        position = max(known)
+        labels = (tp.topic, str(tp.partition))
+        telemetry.CONSUMER_POSITION.labels(*labels).set(position)
+        telemetry.CONSUMER_LAG.labels(*labels).set(max(0, hw - position))
+        seen.add(key)
+    assigned = {(tp.topic, tp.partition) for tp in assignment}
+    for topic, partition in _REPORTED - assigned:
+        for gauge in (telemetry.CONSUMER_POSITION, telemetry.CONSUMER_LAG):
+            try:
+                gauge.remove(topic, str(partition))
+            except KeyError:
+                pass
+    _REPORTED.intersection_update(assigned)
+    _REPORTED.update(seen)
 
 
 def now_us_from(clock: Callable[[], Any]) -> Callable[[], int]:

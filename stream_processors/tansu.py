@@ -24,12 +24,13 @@ from faust.types import TP
 
 from gateledger.kafka import true_highwaters
 from gateledger.settings import KafkaSettings
+from stream_processors.consumer_thread import ActiveOnlyConsumer, ActiveOnlyConsumerThread
 
 log = logging.getLogger(__name__)
 
 
-class TrueHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    """The aiokafka consumer thread, with high watermarks from a fetch instead of ListOffsets."""
+class TrueHighwaterConsumerThread(ActiveOnlyConsumerThread):
+    """The consumer thread, with high watermarks from a fetch instead of ListOffsets."""
 
     async def _highwaters(self, partitions: list[TP]) -> Mapping[TP, int]:
         if self.consumer.in_transaction:
@@ -43,7 +44,7 @@ class TrueHighwaterConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return out
 
 
-class TansuConsumer(faust_aiokafka.Consumer):
+class TansuConsumer(ActiveOnlyConsumer):
     """faust's aiokafka consumer using ``TrueHighwaterConsumerThread``."""
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
@@ -68,8 +69,9 @@ class IdempotentProducer(faust_aiokafka.Producer):
 
 
 class KafkaTransport(faust_aiokafka.Transport):
-    """faust's aiokafka transport with ``IdempotentProducer`` (Apache Kafka)."""
+    """faust's aiokafka transport with ``IdempotentProducer`` and ``ActiveOnlyConsumer`` (Apache Kafka)."""
 
+    Consumer = ActiveOnlyConsumer
     Producer = IdempotentProducer
 
 

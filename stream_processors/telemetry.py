@@ -39,6 +39,11 @@ CONSUMER_LAG = Gauge(
     "Messages not yet processed, from fetch high watermarks (true on Tansu), per topic and partition.",
     ["topic", "partition"],
 )
+CONSUMER_POSITION = Gauge(
+    "gateledger_processor_consumer_position",
+    "Next offset to process on a source partition (the committed one until the first batch), per topic and partition.",
+    ["topic", "partition"],
+)
 WATERMARK = Gauge(
     "gateledger_processor_watermark_seconds", "Event-time watermark (epoch seconds), per stage and partition.",
     ["stage", "partition"],

@@ -93,6 +93,7 @@ EXPECTED_RECEIVER = {
     "GateledgerTargetDown": "gateledger-pager",
     "GateledgerSinkLagHigh": "gateledger-ops",
     "GateledgerProcessorLagHigh": "gateledger-ops",
+    "GateledgerProcessorStalled": "gateledger-pager",
     "GateledgerDeadLetterRate": "gateledger-ops",
     "GateledgerNoEventsFromSource": "gateledger-ops",
     "GateledgerBudgetViewStale": "gateledger-ops",

@@ -93,6 +93,7 @@ def test_every_rule_has_a_unit_test() -> None:
             "gateledger_sink_consumer_lag_messages) > 20000",
         ),
         ("GateledgerNoEventsFromSource", "[15m])) > 0)", "[15m])) >= 0)"),
+        ("GateledgerProcessorStalled", "consumer_position[10m]) == 0)", "consumer_position[10m]) >= 0)"),
     ],
 )
 def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path, rule: str, original: str, broken: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -66,6 +67,24 @@ def test_each_upstream_format_and_metrics(settings: Settings, gl_env: dict[str, 
                  "gateledger_processor_emit_delay_seconds_bucket", "gateledger_processor_consumer_lag_messages",
                  "gateledger_processor_dead_letters_total"):
         assert name in metrics or name.replace("_bucket", "") in metrics, name
+    # Every raw message processed: the positions on the raw partitions add up to them, no lag left.
+    deadline = time.monotonic() + 30
+    while True:
+        raw = _raw_partitions(w.metrics())
+        positions = sum(p for p, _ in raw.values())
+        if positions == len(items) and not any(lag for _, lag in raw.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert positions == len(items) and not any(lag for _, lag in raw.values()), raw
+
+
+def _raw_partitions(text: str) -> dict[str, tuple[float, float]]:
+    """(position, lag) per raw topic partition from the processors' metrics."""
+    found: dict[str, dict[str, float]] = {}
+    for m in re.finditer(r'^gateledger_processor_consumer_(position|lag_messages)\{(partition="[^"]*"),'
+                         r'(topic="[^"]*raw\.[^"]*")\} (\S+)$', text, re.M):
+        found.setdefault(m[2] + m[3], {})[m[1]] = float(m[4])
+    return {k: (v.get("position", 0.0), v.get("lag_messages", 0.0)) for k, v in found.items()}
 
 
 def test_duplicates_reversed_order_findings_and_a_six_hour_late_event(
