@@ -74,10 +74,18 @@ def topic_name(topic: Topic | str, prefix: str = "") -> str:
     return f"{prefix}{topic}"
 
 
+# Retention beyond the broker's default (7 days on Apache Kafka): a budget added mid-month counts
+# its month's earlier spend from cost.ledger (stream_processors/budgets/backfill.py), so the topic
+# keeps a longest period (31 days) plus margin. Cost rows are small.
+RETENTION_MS: dict[Topic, int] = {Topic.COST_LEDGER: 35 * 86_400_000}
+
+
 def topic_specs(prefix: str, partitions: int, replication_factor: int) -> list[TopicSpec]:
     """Specs for every topic gateledger owns (internal processor topics are created by faust)."""
-    return [
-        TopicSpec(topic_name(t, prefix), partitions, replication_factor,
-                  {"cleanup.policy": "compact" if t in COMPACTED_TOPICS else "delete"})
-        for t in ALL_TOPICS
-    ]
+    specs = []
+    for t in ALL_TOPICS:
+        config = {"cleanup.policy": "compact" if t in COMPACTED_TOPICS else "delete"}
+        if t in RETENTION_MS:
+            config["retention.ms"] = str(RETENTION_MS[t])
+        specs.append(TopicSpec(topic_name(t, prefix), partitions, replication_factor, config))
+    return specs

@@ -6,9 +6,11 @@ import asyncio
 
 import faust
 
-from gateledger.kafka import ensure_gateledger_topics, resolve, wait_for_broker
+from gateledger.kafka import ensure_gateledger_topics, ensure_topics, resolve, wait_for_broker
 from gateledger.settings import Settings
 from stream_processors.app import create_app
+from stream_processors.budgets.backfill import MARKERS, markers_spec
+from stream_processors.settings import ProcessorSettings
 
 
 def main() -> None:
@@ -19,6 +21,8 @@ def main() -> None:
     async def _topics() -> None:
         await wait_for_broker(target.bootstrap)
         await ensure_gateledger_topics(settings.kafka, target)
+        markers = f"{target.topic_prefix}{ProcessorSettings().app_id}-{MARKERS}"
+        await ensure_topics(settings.kafka, target.bootstrap, [markers_spec(markers, settings.kafka)])
 
     asyncio.run(_topics())
     # faust's Worker runs its own loop; give it a fresh one.

@@ -52,3 +52,11 @@ BATCH_SECONDS = Histogram(
     "gateledger_processor_batch_seconds", "Processing time of one batch (logic + sends + state), per stage.",
     ["stage"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
+BUDGET_BACKFILLS = Counter(
+    "gateledger_processor_budget_backfills_total",
+    "Budgets whose earlier spend in their current period was counted from cost.ledger (new or re-scoped budgets).",
+)
+BUDGET_BACKFILL_CONTRIBUTIONS = Counter(
+    "gateledger_processor_budget_backfill_contributions_total",
+    "Contributions produced by budget backfills (rows the fan-out also counted add nothing twice).",
+)

@@ -12,6 +12,7 @@ from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.money.accounting import fresh_state, snapshot
 from gateledger.money.telemetry import BudgetMetrics
 from gateledger.topics import Topic, topic_name
+from stream_processors.budgets.backfill import MARKERS, BudgetBackfill
 from stream_processors.budgets.stage import CONTRIBUTIONS, FANOUT, STAGE, BudgetPartition, FanoutPartition
 from stream_processors.common.money_files import MoneyFiles, from_settings
 from stream_processors.pipeline import StageContext
@@ -97,6 +98,12 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
             files.refresh()
             await runner.run_batch(events)
 
+    markers = ctx.internal_topic(MARKERS)  # created by the backfill itself (no agent reads it)
+    backfill = BudgetBackfill(
+        files=files, kafka=ctx.settings.kafka, target=ctx.target, ledger_topic=ledger.get_topic_name(),
+        contributions_topic=contributions, markers_topic=markers, partitions=partitions, clock=ctx.clock,
+        send=lambda *args: app.producer.send(*args))
+
     @app.timer(ctx.proc.tick_interval_s, name=f"{STAGE}-gauges")
     async def gauges() -> None:
         files.refresh()
@@ -104,5 +111,8 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
             update_gauges(runner, files, ctx.clock())
         except Exception:  # gauges must never stop the worker
             log.exception("budget gauges not updated")
+        from stream_processors.app import is_ready
+
+        backfill.maybe_start(is_ready(app))
 
     return runner

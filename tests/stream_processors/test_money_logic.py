@@ -115,3 +115,22 @@ def test_budget_partition_crashes_anywhere_in_a_flush_replay_to_the_same_spend_a
         fired = {(a["budget_id"], a["period_key"], a["kind"], a["threshold_pct"]) for a in alerts + more}
         assert spend == ref_spend, trial
         assert fired == ref_fired, trial
+
+
+def test_backfill_scans_from_the_current_period_and_rescans_only_when_matching_changes() -> None:
+    import yaml
+
+    from gateledger.money.budgets import parse_budgets
+    from stream_processors.budgets.backfill import matching_key, scan_start
+
+    b = {x.name: x for x in parse_budgets(yaml.safe_load(BUDGETS)).budgets}
+    now = datetime(2026, 11, 22, 0, 40, tzinfo=UTC)
+    # Berlin's day began at 23:00 UTC; one hour of skew before that.
+    assert scan_start([b["berlin-day"]], now) == datetime(2026, 11, 21, 22, 0, tzinfo=UTC)
+    # Rolling 6 h: the window reaches further back than the current 6-hour block (00:00).
+    assert scan_start([b["bob-6h"]], now) == datetime(2026, 11, 21, 17, 40, tzinfo=UTC)
+    assert scan_start([b["berlin-day"], b["all-month"]], now) == datetime(2026, 10, 31, 22, 0, tzinfo=UTC)
+    day = b["berlin-day"]
+    assert matching_key(day.model_copy(update={"limit_usd": Decimal("9"), "thresholds": (10,)})) == matching_key(day)
+    assert matching_key(day.model_copy(update={"timezone": "UTC"})) != matching_key(day)
+    assert matching_key(b["bob-6h"]) != matching_key(b["bob-6h"].model_copy(update={"hours": 12}))
