@@ -13,7 +13,7 @@ from gateledger.settings import KafkaSettings, Settings
 from stream_processors import telemetry
 from stream_processors.pipeline import StageContext, register_all
 from stream_processors.recovery import OrderedRecoveryTableManager
-from stream_processors.runtime import consumer_progress
+from stream_processors.runtime import consumer_progress, is_ready
 from stream_processors.settings import ProcessorSettings
 from stream_processors.tansu import GateledgerApp
 
@@ -100,12 +100,3 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
 
     return app
 
-
-def is_ready(app: Any) -> bool:
-    """Started, assigned and recovered: processing events."""
-    try:
-        recovery = app.tables.recovery
-        completed = recovery.completed.is_set()
-    except Exception:
-        completed = False
-    return bool(app.started and completed and not app.rebalancing)

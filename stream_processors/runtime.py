@@ -253,6 +253,16 @@ def consumer_progress(app: Any, runners: Iterable[StageRunner]) -> None:
     _REPORTED.update(seen)
 
 
+def is_ready(app: Any) -> bool:
+    """Started, assigned and recovered: processing events."""
+    try:
+        recovery = app.tables.recovery
+        completed = recovery.completed.is_set()
+    except Exception:
+        completed = False
+    return bool(app.started and completed and not app.rebalancing)
+
+
 def now_us_from(clock: Callable[[], Any]) -> Callable[[], int]:
     """An epoch-microsecond clock from a datetime clock."""
     return lambda: to_us(clock())

@@ -16,7 +16,7 @@ from stream_processors.budgets.backfill import MARKERS, BudgetBackfill
 from stream_processors.budgets.stage import CONTRIBUTIONS, FANOUT, STAGE, BudgetPartition, FanoutPartition
 from stream_processors.common.money_files import MoneyFiles, from_settings
 from stream_processors.pipeline import StageContext
-from stream_processors.runtime import StageRunner, now_us_from
+from stream_processors.runtime import StageRunner, is_ready, now_us_from
 
 TABLE = "budgets-state"
 log = logging.getLogger(__name__)
@@ -111,8 +111,6 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
             update_gauges(runner, files, ctx.clock())
         except Exception:  # gauges must never stop the worker
             log.exception("budget gauges not updated")
-        from stream_processors.app import is_ready
-
         backfill.maybe_start(is_ready(app))
 
     return runner
