@@ -113,7 +113,7 @@ async def _group_lag(settings: Settings, group: str) -> int:
 
 
 def wait_committed(settings: Settings, group: str, worker: Worker, timeout_s: float = 180) -> None:
-    """Until the worker has processed and committed every raw message."""
+    """Until the group has processed and committed every raw message (worker: whose log to show)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if asyncio.run(_group_lag(settings, group)) == 0:
