@@ -88,8 +88,11 @@ class StageRunner:
     def _check_generation(self) -> None:
         gen = self.app.rebalancing_count
         if gen != self._generation:
-            # Partitions may have moved: rebuild from the (recovered) table on next use.
+            # Partitions may have moved: rebuild from the (recovered) table on next use. The
+            # consumer restarts from the committed offsets too: the progress gauges fall back to
+            # those until this generation's first batch (an old, higher offset would hide a stall).
             self.parts.clear()
+            self.last_offsets.clear()
             self._generation = gen
 
     def part(self, partition: int) -> PartitionLogic:
