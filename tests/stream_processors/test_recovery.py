@@ -86,6 +86,14 @@ def expected_event_counts(specs: list[Spec]) -> dict[str, int]:
     return {s.request_id: len({p.envelope.id for _, p in traffic.interaction(s)}) for s in specs}
 
 
+def cut_traffic(partitions: int, seed: int) -> tuple[list[Spec], list[Published], list[Published], dict[str, int]]:
+    """150 mixed interactions cut in two phases (sentinels closing every partition at the end of
+    phase 2), and the number of events each interaction must end up with."""
+    specs = traffic.mixed(150, seed=seed, spacing_s=0.3)
+    phase1, phase2 = phases(specs)
+    return specs, phase1, phase2 + sentinels(partitions), expected_event_counts(specs)
+
+
 def collapsed(out: Outputs) -> dict[str, dict[str, Any]]:
     """The final rows per output topic, without wall-clock fields and without withdrawn findings."""
     result = {}
@@ -97,6 +105,13 @@ def collapsed(out: Outputs) -> dict[str, dict[str, Any]]:
             rows[rid] = {k: v for k, v in row.items() if k not in WALL}
         result[str(topic)] = rows
     return result
+
+
+def assert_same_final_rows(ref: dict[str, dict[str, Any]], got: dict[str, dict[str, Any]]) -> None:
+    """Every output topic holds the same final rows (both from ``collapsed``)."""
+    for topic in ref:
+        diff = {k for k in ref[topic].keys() | got[topic].keys() if ref[topic].get(k) != got[topic].get(k)}
+        assert not diff, f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}"
 
 
 def _settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -213,10 +228,7 @@ def run_reference(env: dict[str, str], settings: Settings, processes: Processes,
 def test_sigkill_mid_stream_and_restart_gives_identical_final_outputs(
         partitions: int, gl_env: dict[str, str], processes: Processes, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    specs = traffic.mixed(150, seed=7, spacing_s=0.3)
-    phase1, phase2 = phases(specs)
-    phase2 = phase2 + sentinels(partitions)
-    want = expected_event_counts(specs)
+    specs, phase1, phase2, want = cut_traffic(partitions, seed=7)
     common = {"GATELEDGER_KAFKA_PARTITIONS": str(partitions)}
 
     ref_env = _run_env(gl_env, "ref", **common)
@@ -233,6 +245,4 @@ def test_sigkill_mid_stream_and_restart_gives_identical_final_outputs(
     assert {f["kind"] for f in ref[str(Topic.FINDINGS)].values()} >= {"policy_bypass", "unaudited_llm_call",
                                                                        "suspect_usage"}
     assert not ref[str(Topic.DEAD_LETTERS)]
-    for topic in ref:
-        diff = {k for k in ref[topic].keys() | got[topic].keys() if ref[topic].get(k) != got[topic].get(k)}
-        assert not diff, f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}"
+    assert_same_final_rows(ref, got)
