@@ -10,23 +10,25 @@ from gateledger.kafka import ensure_gateledger_topics, ensure_topics, resolve, w
 from gateledger.settings import Settings
 from stream_processors.app import create_app
 from stream_processors.budgets.backfill import MARKERS, markers_spec
+from stream_processors.pipeline import internal_topic_name
 from stream_processors.settings import ProcessorSettings
 
 
 def main() -> None:
     """Create the topics, then run the faust worker until SIGTERM or SIGINT."""
     settings = Settings()
+    proc = ProcessorSettings()
     target = resolve(settings.kafka, settings.core)
 
     async def _topics() -> None:
         await wait_for_broker(target.bootstrap)
         await ensure_gateledger_topics(settings.kafka, target)
-        markers = f"{target.topic_prefix}{ProcessorSettings().app_id}-{MARKERS}"
+        markers = internal_topic_name(target.topic_prefix, proc.app_id, MARKERS)
         await ensure_topics(settings.kafka, target.bootstrap, [markers_spec(markers, settings.kafka)])
 
     asyncio.run(_topics())
     # faust's Worker runs its own loop; give it a fresh one.
     asyncio.set_event_loop(asyncio.new_event_loop())
-    app = create_app(settings, target=target)
+    app = create_app(settings, proc, target=target)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)
     worker.execute_from_commandline()

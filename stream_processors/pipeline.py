@@ -39,7 +39,12 @@ class StageContext:
 
     def internal_topic(self, name: str) -> str:
         """Physical name of a processor-internal topic (prefixed like faust's changelogs)."""
-        return f"{self.target.topic_prefix}{self.proc.app_id}-{name}"
+        return internal_topic_name(self.target.topic_prefix, self.proc.app_id, name)
+
+
+def internal_topic_name(prefix: str, app_id: str, name: str) -> str:
+    """Physical name of a processor-internal topic, also for code that runs before the stages exist."""
+    return f"{prefix}{app_id}-{name}"
 
 
 def register_all(app: Any, ctx: StageContext, stages: list[str] | None = None) -> dict[str, Any]:

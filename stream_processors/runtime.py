@@ -231,8 +231,10 @@ def consumer_progress(app: Any, runners: Iterable[StageRunner]) -> None:
         if tp.topic in changelogs or tp.topic.endswith("__assignor-__leader"):
             continue
         key = (tp.topic, tp.partition)
-        known = [o for o in (committed.get(tp), processed[key] + 1 if key in processed else None) if o is not None]
-        if not known:
+        position = committed.get(tp)
+        if key in processed:
+            position = max(position or 0, processed[key] + 1)
+        if position is None:
             continue  # never committed and nothing processed yet: the position is not known
         try:
             hw = consumer.highwater(tp)
@@ -240,7 +242,6 @@ def consumer_progress(app: Any, runners: Iterable[StageRunner]) -> None:
             continue
         if hw is None:
             continue
-        position = max(known)
         labels = (tp.topic, str(tp.partition))
         telemetry.CONSUMER_POSITION.labels(*labels).set(position)
         telemetry.CONSUMER_LAG.labels(*labels).set(max(0, hw - position))

@@ -98,7 +98,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
             files.refresh()
             await runner.run_batch(events)
 
-    markers = ctx.internal_topic(MARKERS)  # created by the backfill itself (no agent reads it)
+    markers = ctx.internal_topic(MARKERS)  # created by main() before the worker starts (no agent reads it)
     backfill = BudgetBackfill(
         files=files, kafka=ctx.settings.kafka, target=ctx.target, ledger_topic=ledger.get_topic_name(),
         contributions_topic=contributions, markers_topic=markers, partitions=partitions, clock=ctx.clock,
