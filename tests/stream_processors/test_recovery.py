@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -189,7 +190,13 @@ def run_with_kills(env: dict[str, str], settings: Settings, processes: Processes
         if _metric(w.metrics(), "gateledger_processor_events_in_total", 'stage="normalize"') >= done:
             break
         time.sleep(0.02)
-    time.sleep(0.3)  # let it write some state; its offsets are committed only every few seconds
+    # A random moment within the next 1.5 s: before, during or after the flush of a batch (the
+    # first worker commits only every 30 s, so the kill still lands before phase 1 is committed).
+    # GATELEDGER_TEST_KILL_SEED replays a failed run; the seed is printed (shown on failure).
+    seed = int(os.environ.get("GATELEDGER_TEST_KILL_SEED") or random.randrange(2**32))
+    delay = random.Random(seed).uniform(0.0, 1.5)
+    print(f"first kill {delay:.3f} s after normalize passed {done} events (GATELEDGER_TEST_KILL_SEED={seed})")
+    time.sleep(delay)
     w.kill()
     assert asyncio.run(_group_lag(settings, group)) > 0, "the first kill came too late to be mid-stream"
     for chunk in chunks[4:]:
