@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import children, cmdline, rss_kib
+from benchmarks.common import children, cmdline, cpu_seconds, rss_kib
 
 SERVICES = {"sink": "serve sink", "processors": "serve processors", "ingest": "serve ingest", "broker": "tansu"}
 
@@ -88,14 +88,52 @@ class Stack:
         self.stop()
 
 
-async def sample_rss(stack: Stack, stop: asyncio.Event, every_s: float = 0.5) -> dict[str, float]:
-    """The largest RSS of each service seen until ``stop`` is set."""
-    peak: dict[str, float] = {}
-    while not stop.is_set():
-        for name, mib in stack.rss_mib().items():
-            peak[name] = max(peak.get(name, 0.0), mib)
-        try:
-            await asyncio.wait_for(stop.wait(), every_s)
-        except TimeoutError:
-            pass
-    return peak
+class ServiceSampler:
+    """RSS and CPU seconds of every service (and of this process, the load generator) over a window.
+
+    CPU is what each process used between ``start`` and the last sample (from /proc), so the end-to-end
+    figures say who eats the cores; ``series`` keeps every sample for the soak scenario."""
+
+    def __init__(self, stack: Stack, keep_series: bool = False) -> None:
+        self.stack = stack
+        self.pids = {**stack.pids, "load generator": os.getpid()}
+        self.keep_series = keep_series
+        self.series: list[dict[str, Any]] = []
+        self.peak: dict[str, float] = {}
+        self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._t0 = time.monotonic()
+        self.cpu: dict[str, float] = {name: 0.0 for name in self.pids}
+
+    def sample(self) -> dict[str, Any]:
+        """One sample: seconds since start, RSS (MiB) and CPU seconds used since start, per process."""
+        row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {}}
+        for name, pid in self.pids.items():
+            mib = round(rss_kib(pid) / 1024, 1)
+            used = cpu_seconds(pid) - self._cpu0[name]
+            self.peak[name] = max(self.peak.get(name, 0.0), mib)
+            self.cpu[name] = max(self.cpu[name], used)  # a restarted child starts from 0: keep the most seen
+            row["rss_mib"][name] = mib
+            row["cpu_s"][name] = round(used, 2)
+        if self.keep_series:
+            self.series.append(row)
+        return row
+
+    async def run(self, stop: asyncio.Event, every_s: float = 0.5) -> dict[str, Any]:
+        """Sample until ``stop`` is set; the peaks and CPU seconds of the window."""
+        while True:
+            self.sample()
+            if stop.is_set():
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), every_s)
+            except TimeoutError:
+                pass
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """Peak RSS (services only) and CPU seconds per process over the window, with the window's length."""
+        wall = time.monotonic() - self._t0
+        return {"peak_rss_mib": {k: v for k, v in self.peak.items() if k != "load generator"},
+                "cpu_seconds": {k: round(v, 1) for k, v in self.cpu.items()},
+                "cpu_cores_used": {k: round(v / wall, 2) if wall else None for k, v in self.cpu.items()},
+                "window_s": round(wall, 1)}

@@ -282,6 +282,41 @@ def bench_all(quick: bool, json_path: Path | None, write_docs: bool) -> None:
     _bench_scenarios(["stages", "end-to-end", "memory", "queries"], quick, json_path, write_docs)
 
 
+@bench.command("soak")
+@click.option("--minutes", type=float, default=30.0, show_default=True, help="How long the steady load runs.")
+@click.option("--rate", type=float, default=300.0, show_default=True, help="Raw events/s sent to the stack.")
+@click.option("--every", "every_s", type=float, default=5.0, show_default=True, help="Seconds between samples.")
+@click.option("--warmup", "warmup_min", type=float, default=5.0, show_default=True,
+              help="Minutes left out of the growth fit.")
+@click.option("--retention-s", type=float, default=None,
+              help="Shorten the processors' retention window (seconds) to reach the plateau sooner.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the results (every sample) to this file.")
+@click.option("--write-docs", is_flag=True, help="Write docs/benchmarks-soak.md, .json and .png.")
+def bench_soak(minutes: float, rate: float, every_s: float, warmup_min: float, retention_s: float | None,
+               json_path: Path | None, write_docs: bool) -> None:
+    """The whole stack at a steady rate: RSS and CPU per service, fitted growth, 7-day extrapolation."""
+    import json
+
+    from benchmarks.common import REPO
+    from benchmarks.run import scenario_subprocess, tables, write_soak_docs
+
+    _setup_logging("WARNING")
+    png = REPO / "docs" / "benchmarks-soak.png" if write_docs else None
+    params = {"minutes": minutes, "rate": rate, "every_s": every_s, "warmup_min": warmup_min,
+              "retention_s": retention_s, "png": str(png) if png else None}
+    click.echo(f"soak: {rate:g} raw events/s for {minutes:g} min, a sample every {every_s:g} s ...")
+    result = scenario_subprocess("soak", params)
+    for t in tables({"soak": result}):
+        click.echo("\n" + t)
+    click.echo(f"\nwhole stack extrapolated to 7 days: {result['stack_extrapolated_7d_mib']} MiB")
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=1, default=str))
+    if write_docs:
+        write_soak_docs(result, REPO / "docs" / "benchmarks-soak.md")
+        click.echo("wrote docs/benchmarks-soak.md, .json and .png")
+
+
 @bench.command("processors")
 @click.option("--interactions", type=int, default=5000, show_default=True,
               help="Synthetic interactions per run (about 4.7 raw events each).")

@@ -1,0 +1,169 @@
+"""Soak: the whole embedded stack at a steady rate for minutes, memory and CPU of every service sampled.
+
+A real ``gateledger up`` runs (every service its own process) while the simulator's traffic is sent
+at a fixed rate of raw events/s, a few seconds ahead at a time. Every ``every_s`` seconds each
+service's RSS and the CPU seconds it has used are read from /proc. After a warm-up, a straight line
+is fitted to each service's RSS: its slope is the growth rate, expressed per 10 minutes as a share
+of the service's mean RSS, and extrapolated to 7 days at the same rate. The processors' retention
+windows can be shortened (``retention_s``) so that a short soak reaches the plateau a long-running
+stack would reach after its windows fill.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from benchmarks.end_to_end import _send
+from benchmarks.stack import ServiceSampler, Stack
+
+WEEK_S = 7 * 86400.0
+
+
+def events_per_interaction(seed: int = 7, n: int = 400) -> float:
+    """Mean raw records per simulated interaction (to turn events/s into the simulator's rate)."""
+    from gateledger.clock import utcnow
+    from producers.simulator.traffic import TrafficGenerator
+
+    gen = TrafficGenerator(seed, utcnow(), tenants=3, rate=50.0)
+    records = 0
+    while gen.count < n:
+        records += len(gen.next())
+    return (records + len(gen.drain())) / n
+
+
+def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, float | None]]:
+    """Per process: least-squares RSS slope after the warm-up, growth per 10 min, 7-day extrapolation."""
+    out: dict[str, dict[str, float | None]] = {}
+    names = series[0]["rss_mib"].keys() if series else []
+    for name in names:
+        pts = [(s["t"], s["rss_mib"][name]) for s in series if s["t"] >= warmup_s and s["rss_mib"][name] > 0]
+        if len(pts) < 3:
+            out[name] = {"samples": len(pts), "slope_mib_per_min": None, "growth_pct_per_10min": None,
+                         "mean_mib": None, "last_mib": None, "extrapolated_7d_mib": None}
+            continue
+        ts, rs = [p[0] for p in pts], [p[1] for p in pts]
+        slope, _ = statistics.linear_regression(ts, rs)
+        mean = statistics.fmean(rs)
+        last_t, last = pts[-1]
+        out[name] = {
+            "samples": len(pts),
+            "slope_mib_per_min": round(slope * 60, 3),
+            "growth_pct_per_10min": round(slope * 600 / mean * 100, 2) if mean else None,
+            "mean_mib": round(mean, 1),
+            "last_mib": last,
+            # A negative slope (memory returned) does not shrink the week below what is held now.
+            "extrapolated_7d_mib": round(last + max(0.0, slope) * (WEEK_S - last_t), 1),
+        }
+    return out
+
+
+def plot(series: list[dict[str, Any]], path: Path, title: str) -> None:
+    """RSS and CPU cores used per process over time, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(series[0]["rss_mib"]) if series else []
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    ts = [s["t"] / 60 for s in series]
+    for name in names:
+        ax1.plot(ts, [s["rss_mib"][name] for s in series], label=name)
+        cores = [0.0] + [
+            (b["cpu_s"][name] - a["cpu_s"][name]) / (b["t"] - a["t"]) if b["t"] > a["t"] else 0.0
+            for a, b in zip(series, series[1:], strict=False)
+        ]
+        ax2.plot(ts, cores, label=name)
+    ax1.set_ylabel("RSS (MiB)")
+    ax1.legend(loc="upper left")
+    ax1.set_title(title)
+    ax2.set_ylabel("CPU (cores)")
+    ax2.set_xlabel("minutes")
+    ax2.legend(loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, retention_s: float | None,
+                seed: int, echo: Any) -> dict[str, Any]:
+    from gateledger.clock import utcnow
+    from producers.simulator.traffic import TrafficGenerator
+
+    per_interaction = events_per_interaction()
+    rate_i = rate / per_interaction
+    env = {}
+    if retention_s is not None:
+        env["GATELEDGER_PROCESSORS_RETENTION_S"] = str(retention_s)
+    result: dict[str, Any] = {"scenario": "soak", "minutes": minutes, "target_events_per_s": rate,
+                              "interactions_per_s": round(rate_i, 2), "raw_events_per_interaction":
+                                  round(per_interaction, 2), "retention_s": retention_s, "every_s": every_s,
+                              "warmup_min": warmup_min}
+    with Stack(extra_env=env) as stack:
+        await asyncio.sleep(2)  # let the consumers settle into their groups
+        sampler = ServiceSampler(stack, keep_series=True)
+        stop = asyncio.Event()
+        sampling = asyncio.create_task(sampler.run(stop, every_s))
+        gen = TrafficGenerator(seed, utcnow() + timedelta(seconds=1), tenants=3, rate=rate_i)
+        t0 = time.monotonic()
+        end = t0 + minutes * 60
+        sent = retries = 0
+        next_report = t0 + 60
+        while time.monotonic() < end:
+            # A few seconds of traffic at a time: generated, then handed over at its delivery times.
+            horizon = utcnow() + timedelta(seconds=5)
+            chunk: list[Any] = []
+            while gen.start + gen.spacing * gen.count < horizon:
+                chunk.extend(gen.next())
+            if chunk:
+                stats = await _send(stack.state.ingest_url, chunk, chunk[0].at)
+                sent += stats["records"]
+                retries += stats["retries"]
+            if time.monotonic() >= next_report:
+                row = sampler.series[-1] if sampler.series else {}
+                echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent; RSS MiB "
+                     + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items()))
+                next_report += 60
+        stop.set()
+        summary = await sampling
+        elapsed = time.monotonic() - t0
+        landed = int((await stack.aquery("SELECT uniqExact(id) FROM $db.raw_events"))[0][0])
+    growth = fit(sampler.series, warmup_min * 60)
+    services = [k for k in growth if k != "load generator"]
+    week = [growth[k]["extrapolated_7d_mib"] for k in services]
+    result.update({
+        "records_sent": sent, "retries": retries, "raw_events_landed": landed,
+        "achieved_events_per_s": round(sent / elapsed), "elapsed_s": round(elapsed, 1),
+        "cpu": summary, "growth": growth,
+        "stack_extrapolated_7d_mib": round(sum(w for w in week if w is not None), 1) if all(
+            w is not None for w in week) else None,
+        "series": sampler.series,
+    })
+    return result
+
+
+def run(minutes: float = 30.0, rate: float = 300.0, every_s: float = 5.0, warmup_min: float = 5.0,
+        retention_s: float | None = None, seed: int = 11, png: str | None = None) -> dict[str, Any]:
+    """RSS and CPU of every service over a steady-rate run, with fitted growth and a 7-day extrapolation."""
+    os.environ.pop("GATELEDGER_DATA_DIR", None)
+    result = asyncio.run(_soak(minutes, rate, every_s, warmup_min, retention_s, seed, print))
+    if png:
+        plot(result["series"], Path(png), f"soak: {rate:g} raw events/s for {minutes:g} min")
+        result["png"] = png
+    return result
+
+
+def table_rows(result: dict[str, Any]) -> list[list[Any]]:
+    """One row per process: mean and last RSS, growth, 7-day extrapolation, CPU cores used."""
+    rows = []
+    cores = result["cpu"]["cpu_cores_used"]
+    for name, g in result["growth"].items():
+        rows.append([name, g["mean_mib"], g["last_mib"], g["slope_mib_per_min"], g["growth_pct_per_10min"],
+                     g["extrapolated_7d_mib"], cores.get(name)])
+    return rows
