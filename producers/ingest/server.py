@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 
@@ -84,9 +85,13 @@ ENFORCER = web.AppKey("enforcer", Enforcer)
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness (never waits for the budget view: enforcement reports its state here instead)."""
+    """Liveness (never waits for the budget view: enforcement reports its state here instead).
+
+    ``pid`` says which worker answered when several share the port (GATELEDGER_INGEST_WORKERS).
+    """
     enforcer = request.app.get(ENFORCER)
-    return web.json_response({"ok": True, **({"enforcement": enforcer.status()} if enforcer else {})})
+    return web.json_response({"ok": True, "pid": os.getpid(),
+                              **({"enforcement": enforcer.status()} if enforcer else {})})
 
 
 def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowTap | None:

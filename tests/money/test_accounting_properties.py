@@ -129,8 +129,23 @@ def max_rows(rows: list[Row]) -> list[Row]:
     return list(best.values())
 
 
+# Each budget's scope written out as a plain predicate (not the product's scope matcher).
+SCOPES = {
+    "acme-month": lambda r: r.tenant == "acme",
+    "u1-day-ny": lambda r: r.user == "u1",
+    "claude-week-lhi": lambda r: r.model.startswith("claude-"),
+    "all-rolling-6h": lambda r: True,
+    "t1-day-kolkata": lambda r: r.team == "t1" and r.tenant == "acme",
+}
+assert set(SCOPES) == {b.name for b in BUDGETS}
+
+
 def in_scope(budget: Budget, r: Row) -> bool:
-    return budget.scope.matches_cost(r.entry())
+    return SCOPES[budget.name](r)
+
+
+def _epoch_us(t: datetime) -> int:
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def true_values(budget: Budget, rows: list[Row]) -> tuple[dict[str, Fraction], dict[str, Fraction]]:
@@ -141,21 +156,20 @@ def true_values(budget: Budget, rows: list[Row]) -> tuple[dict[str, Fraction], d
         for r in mine:
             spend[true_period_key(budget, r.t)] += Fraction(r.amount)
         return ({k: v for k, v in spend.items()},) * 2  # type: ignore[return-value]
-    length = budget.hours * 3600
-    bucket = length // 12
-    by_bucket: dict[int, Fraction] = defaultdict(Fraction)
-    for r in mine:
-        by_bucket[int(r.t.timestamp() // bucket)] += Fraction(r.amount)
-    blocks = {b // 12 for b in by_bucket} | {b // 12 + 1 for b in by_bucket}
+    # Rolling: docs/money.md §4 evaluates the trailing N-hour window at bucket resolution, i.e. at
+    # every epoch-aligned N/12-hour boundary x; the window there is exactly [x - N h, x), summed
+    # straight from the rows' times. Alerts are keyed by the N-hour block the window ends in.
+    length = budget.hours * 3600 * 10**6
+    step = length // 12
+    times = [(_epoch_us(r.t), Fraction(r.amount)) for r in mine]
+    blocks = {t // length for t, _ in times} | {t // length + 1 for t, _ in times}
     own: dict[str, Fraction] = {}
     value: dict[str, Fraction] = {}
     for k in blocks:
         key = rolling_key(budget, k)
-        own[key] = sum((v for b, v in by_bucket.items() if b // 12 == k), Fraction(0))
-        windows = []
-        for e in range(k * 12, k * 12 + 12):
-            windows.append(sum((v for b, v in by_bucket.items() if e - 12 < b <= e), Fraction(0)))
-        value[key] = max(windows)
+        own[key] = sum((a for t, a in times if k * length <= t < (k + 1) * length), Fraction(0))
+        ends = [k * length + j * step for j in range(1, 13)]  # windows ending within block k
+        value[key] = max(sum((a for t, a in times if x - length <= t < x), Fraction(0)) for x in ends)
     return own, value
 
 

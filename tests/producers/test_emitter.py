@@ -11,6 +11,7 @@ from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, wait_for_bro
 from gateledger.settings import Settings
 from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
+from producers import telemetry
 from producers.emitter import AsyncEmitter, EmitError, Emitter, RetryPolicy, make_event
 from producers.ingest.settings import IngestSettings
 from tests.producers.ingestutil import ingest_client
@@ -25,6 +26,21 @@ def event(i: int, **kw: object) -> dict:
     return make_event("gateledger.llm.call", {"model": "gpt-4o", "input_tokens": i, "contact": "bob@example.com"},
                       source="acme/gateway", id=f"call-{i}", time=T0, request_id=f"req-{i}",
                       traceparent=TRACEPARENT, **kw)  # type: ignore[arg-type]
+
+
+def _answered(status: int) -> float:
+    """Requests the in-process ingest answered with ``status``, on any route."""
+    return sum(s.value for m in telemetry.HTTP_REQUESTS.collect() for s in m.samples
+               if s.name.endswith("_total") and s.labels["status"] == str(status))
+
+
+async def _until_answered(status: int, count: float, timeout_s: float = 30) -> float:
+    """Wait until ``count`` requests were answered with ``status``; the monotonic time it was seen."""
+    deadline = time.monotonic() + timeout_s
+    while _answered(status) < count:
+        assert time.monotonic() < deadline, f"only {_answered(status)} answers of {status}, want {count}"
+        await asyncio.sleep(0.02)
+    return time.monotonic()
 
 
 def test_make_event_shape() -> None:
@@ -105,9 +121,14 @@ def test_sync_emitter_retries_through_a_broker_outage(settings: Settings, tmp_pa
                 broker.stop()
                 em = Emitter(url, batch_size=50, flush_interval_s=0.05,
                              retry=RetryPolicy(initial_s=0.1, max_s=5.0, give_up_after_s=None))
+                refused = _answered(503)
                 for i in range(120):
                     em.emit(event(i))
-                await asyncio.sleep(2.5)  # the emitter got 503 and waits the 3 s Retry-After
+                # The emitter really sent a batch and got 503 (not merely nothing sent yet), then waits
+                # the 3 s Retry-After before it tries again (its own backoff would retry after 0.1 s).
+                first = await _until_answered(503, refused + 1)
+                second = await _until_answered(503, refused + 2)
+                assert second - first >= 3.0, f"retried {second - first:.2f} s after a 503 with Retry-After: 3"
                 assert em.sent == 0
                 await asyncio.to_thread(broker.start)
                 await wait_for_broker(broker.bootstrap)

@@ -26,13 +26,17 @@ def test_two_workers_share_the_port_and_stop_cleanly(settings: Settings, gl_env:
     wait_port("127.0.0.1", port, 60)
 
     async def main() -> None:
-        async with aiohttp.ClientSession() as http:
+        # A new connection per request: the kernel spreads connections (not requests) over the workers.
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True)) as http:
+            pids: set[int] = set()
             deadline = time.monotonic() + 30
-            while True:  # both workers up: every request answered
+            while len(pids) < 2:  # both workers answer on the one port, each with its own pid
+                assert time.monotonic() < deadline, f"only workers {pids} answered; log:\n{log.read_text()}"
                 async with http.get(f"http://127.0.0.1:{port}/healthz") as r:
                     if r.status == 200:
-                        break
-                assert time.monotonic() < deadline
+                        pids.add((await r.json())["pid"])
+            assert proc.pid not in pids  # the workers, not the parent that started them
+            assert len(pids) == 2
             statuses = []
             for i in range(40):
                 async with http.post(f"http://127.0.0.1:{port}/v1/ingest/obot-llm",

@@ -65,11 +65,13 @@ def test_inserts_failing_for_a_while_lose_nothing_and_double_nothing(settings: S
                                 query_fn=faults.query) as state:
             await publish_events(settings, first)
             await wait_caught_up(settings, state["sink"])
-            faults.down_until = time.monotonic() + 3.0
+            faults.down_until = time.monotonic() + 5.0
             faults.lost_replies = 6
             await publish_events(settings, during + versions + dupes)
-            await asyncio.sleep(1.5)
-            assert telemetry.FAILING._value.get() == 1
+            # The sink meets the outage (an insert failed) and says so, while ClickHouse is still down.
+            while not (faults.failed and telemetry.FAILING._value.get() == 1):
+                assert time.monotonic() < faults.down_until, "the sink never reported failing during the outage"
+                await asyncio.sleep(0.02)
             assert await sink_lag(settings, state["sink"]) > 0, "nothing is committed while ClickHouse is down"
             await wait_caught_up(settings, state["sink"], timeout_s=90)
 

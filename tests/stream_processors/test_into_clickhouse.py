@@ -25,14 +25,19 @@ def test_outputs_land_in_every_table_without_dead_letters(settings: Settings, gl
         Spec(n=103, t0=T0, tools=0, zero_tokens=True),
     ]
     asyncio.run(publish(settings, traffic.events_in_time_order(specs)))
+    # Exact counts from the input: one MCP call per tool call (halves merge), one LLM call per audit,
+    # one webhook decision per webhookStatuses entry (one per tool call) plus one per filter record.
+    tool_calls = sum(s.tools for s in specs)
+    audits = sum(1 for s in specs if s.audit)
+    webhook_decisions = tool_calls + sum(1 for s in specs if s.filter_decision)
     start_worker(processes, gl_env, tmp_path, interaction_timeout_s=5, unaudited_grace_s=0)
 
     async def main() -> dict[str, int]:
         stop = asyncio.Event()
         sink = asyncio.create_task(run_sink(settings, stop))
         # Every table lands on its own schedule (one batch per partition): wait for each of them.
-        want = {"interactions": len(specs), "findings": 3, "policy_decisions": len(specs), "mcp_calls": 1,
-                "llm_calls": 1, "webhook_decisions": 1}
+        want = {"interactions": len(specs), "findings": 3, "policy_decisions": len(specs), "mcp_calls": tool_calls,
+                "llm_calls": audits, "webhook_decisions": webhook_decisions}
         counts: dict[str, int] = {}
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
@@ -51,7 +56,8 @@ def test_outputs_land_in_every_table_without_dead_letters(settings: Settings, gl
     counts = asyncio.run(main())
     assert counts["interactions"] == len(specs), counts
     assert counts["policy_decisions"] == len(specs)
-    assert counts["mcp_calls"] > 0 and counts["llm_calls"] > 0 and counts["webhook_decisions"] > 0
+    assert (counts["mcp_calls"], counts["llm_calls"], counts["webhook_decisions"]) == (
+        tool_calls, audits, webhook_decisions), counts
     assert counts["dead_letters"] == 0, ch_client.query(f"SELECT reason, error FROM {db}.dead_letters").result_rows
     kinds = {r[0] for r in ch_client.query(f"SELECT kind FROM {db}.findings FINAL WHERE NOT retracted").result_rows}
     assert {"policy_bypass", "unaudited_llm_call", "suspect_usage"} <= kinds
