@@ -21,7 +21,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import TENANT, TIME, any_of, first_landed, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of, landings, latest
 
 UID = "gateledger-sre"
 SERVER = any_of("mcp_server_id", "server")
@@ -34,18 +34,8 @@ LAG_STEPS = [(None, "green"), (1000, "yellow"), (10000, "red")]
 DELAY_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
 
 
-def _delay_by_table_sql() -> str:
-    parts = [
-        f"SELECT $__timeInterval(time) AS t, '{table}' AS output_table, "
-        f"dateDiff('millisecond', time, inserted_at) AS delay_ms "
-        f"FROM {first_landed(table, 'time, inserted_at', TIME, TENANT)}"
-        for table in DELAY_TABLES
-    ]
-    union = "\n  UNION ALL\n  ".join(parts)
-    return (
-        "SELECT t, output_table, quantile(0.95)(delay_ms) AS p95_ms\n"
-        f"FROM (\n  {union}\n)\nGROUP BY t, output_table ORDER BY t"
-    )
+# Distinct raw events per minute with their delay sketches (first landed copy of each event).
+RAW_LANDINGS = landings(("raw_events",), TENANT)
 
 
 def build() -> dashboard.Dashboard:
@@ -64,7 +54,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Events landed",
-            ch_table(f"SELECT uniqExact(id) AS events FROM raw_events WHERE {TIME} AND {TENANT}"),
+            ch_table(f"SELECT sum(events) AS events FROM {RAW_LANDINGS}"),
             unit=COUNT,
             description="Distinct upstream events in the time range (raw_events, duplicates collapsed).",
         ),
@@ -75,8 +65,8 @@ def build() -> dashboard.Dashboard:
         stat_panel(
             "Events/s",
             ch_table(
-                "SELECT uniqExact(id) / greatest(dateDiff('second', $__fromTime, $__toTime), 1) AS events_per_s "
-                f"FROM raw_events WHERE {TIME} AND {TENANT}"
+                "SELECT sum(events) / greatest(dateDiff('second', $__fromTime, $__toTime), 1) AS events_per_s "
+                f"FROM {RAW_LANDINGS}"
             ),
             unit=OPS,
             decimals=2,
@@ -139,12 +129,13 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Events/s by source and type",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, source, type, uniqExact(id) / $__interval_s AS events_per_s\n"
-                f"FROM raw_events WHERE {TIME} AND {TENANT}\n"
+                "SELECT $__timeInterval(minute) AS t, source, type, sum(events) / $__interval_s AS events_per_s\n"
+                f"FROM {RAW_LANDINGS}\n"
                 "GROUP BY t, source, type ORDER BY t"
             ),
             unit=OPS,
             stacked=True,
+            min_interval=ROLLUP_INTERVAL,
             description="Distinct upstream events per second, by event time.",
         ),
         w=12,
@@ -153,16 +144,17 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "End-to-end delay: event time → landed (raw events)",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t,\n"
-                "  quantile(0.5)(dateDiff('millisecond', time, inserted_at)) AS p50,\n"
-                "  quantile(0.95)(dateDiff('millisecond', time, inserted_at)) AS p95,\n"
-                "  quantile(0.99)(dateDiff('millisecond', time, inserted_at)) AS p99\n"
-                f"FROM {first_landed('raw_events', 'time, inserted_at', TIME, TENANT)}\n"
+                "SELECT $__timeInterval(minute) AS t,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[1] AS p50,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[3] AS p99\n"
+                f"FROM {RAW_LANDINGS}\n"
                 "GROUP BY t ORDER BY t"
             ),
             unit=MS,
             steps=LATENCY_MS,
             show_thresholds=True,
+            min_interval=ROLLUP_INTERVAL,
             description="inserted_at - time of each event's first landed copy: upstream delay + ingest + Kafka + sink.",
         ),
         w=12,
@@ -170,10 +162,15 @@ def build() -> dashboard.Dashboard:
     b.add(
         timeseries_panel(
             "End-to-end delay p95 by output table",
-            ch_timeseries(_delay_by_table_sql()),
+            ch_timeseries(
+                "SELECT $__timeInterval(minute) AS t, output_table, quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95_ms\n"
+                f"FROM {landings(DELAY_TABLES, TENANT)}\n"
+                "GROUP BY t, output_table ORDER BY t"
+            ),
             unit=MS,
             steps=LATENCY_MS,
             show_thresholds=True,
+            min_interval=ROLLUP_INTERVAL,
             description="Event time → landed in each processed table (through the stream processors).",
         ),
         w=12,
