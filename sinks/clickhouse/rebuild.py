@@ -22,25 +22,25 @@ log = logging.getLogger(__name__)
 
 FEED_COLUMNS = ("source, sign, tenant, time, kind, mcp_server_id, tool_name, provider, model, team, user_id, "
                 "client_id, calls, errors, denied, latency_ms, input_tokens, output_tokens, cache_read_tokens, "
-                "cache_write_tokens, total_tokens, cost_usd, unpriced")
+                "cache_write_tokens, total_tokens, cost_usd, unpriced, status")
 
 _SELECTS = {
     "mcp_calls": """
         SELECT 'mcp_calls', 1, tenant, time, 'mcp', mcp_server_id, tool_name, '', '', '', user_id, client_name,
-               1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0
+               1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0, status
         FROM {db}.mcp_calls FINAL""",
     "llm_calls": """
         SELECT 'llm_calls', 1, tenant, time, 'llm', '', '', provider, model, '', user_id, client_id,
                1, status NOT IN ('success', ''), 0, latency_ms, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, total_tokens, 0, 0
+               cache_write_tokens, total_tokens, 0, 0, status
         FROM {db}.llm_calls FINAL""",
     "cost_ledger": """
         SELECT 'cost_ledger', 1, tenant, time, if(kind = 'llm', 'llm', 'mcp'), mcp_server_id, tool_name, provider,
                model, team, user_id, client_id, 0, 0, 0, NULL, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced
+               cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''
         FROM {db}.cost_ledger FINAL""",
 }
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute")
+ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute")
 
 
 def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:

@@ -105,7 +105,7 @@ def _zero_tokens() -> dict[str, int]:
 def _mcp(r: Row) -> dict[str, Any]:
     status = _s(r["status"])
     return {
-        "kind": "mcp", "mcp_server_id": _s(r["mcp_server_id"]), "tool_name": _s(r["tool_name"]),
+        "kind": "mcp", "status": status, "mcp_server_id": _s(r["mcp_server_id"]), "tool_name": _s(r["tool_name"]),
         "provider": "", "model": "", "team": "", "user_id": _s(r["user_id"]), "client_id": _s(r["client_name"]),
         "calls": 1, "errors": int(status in ("failure", "timeout")), "denied": int(status == "denied"),
         "latency_ms": _opt_num(r["duration_ms"]), **_zero_tokens(), "cost_usd": "0", "unpriced": 0,
@@ -115,7 +115,8 @@ def _mcp(r: Row) -> dict[str, Any]:
 def _llm(r: Row) -> dict[str, Any]:
     status = _s(r["status"]) or "success"
     return {
-        "kind": "llm", "mcp_server_id": "", "tool_name": "", "provider": _s(r["provider"]), "model": _s(r["model"]),
+        "kind": "llm", "status": _s(r["status"]), "mcp_server_id": "", "tool_name": "", "provider": _s(r["provider"]),
+        "model": _s(r["model"]),
         "team": "", "user_id": _s(r["user_id"]), "client_id": _s(r["client_id"]),
         "calls": 1, "errors": int(status != "success"), "denied": 0, "latency_ms": _opt_num(r["latency_ms"]),
         "input_tokens": _i(r["input_tokens"]), "output_tokens": _i(r["output_tokens"]),

@@ -223,6 +223,9 @@ _DELAY_BY_TABLE = " UNION ALL ".join(
     f"FROM {_RAW.format(cols='time, inserted_at', table=t, order='inserted_at')}"
     for t in ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
 )
+_MCP = _RAW.format(cols="time, mcp_server_id, tool_name, status, error, duration_ms", table="mcp_calls", order="version DESC")
+_LLM = _RAW.format(cols="time, provider, model, status, latency_ms, output_tokens", table="llm_calls", order="version DESC")
+_FAILED = "status IN ('failure', 'timeout')"
 BASE_TABLE_ANSWERS = {
     ("gateledger-sre", "Events landed"): f"SELECT uniqExact(id) FROM {_RAW_EVENTS}",
     ("gateledger-sre", "Events/s by source and type"): "SELECT $__timeInterval(time) AS t, source, type,"
@@ -232,6 +235,19 @@ BASE_TABLE_ANSWERS = {
     f" quantile(0.99)(dateDiff('millisecond', time, inserted_at)) FROM {_RAW_EVENTS} GROUP BY t",
     ("gateledger-sre", "End-to-end delay p95 by output table"): "SELECT t, output_table, quantile(0.95)(d)"
     f" FROM ({_DELAY_BY_TABLE}) GROUP BY t, output_table",
+    ("gateledger-sre", "MCP error rate"): f"SELECT countIf({_FAILED}) / greatest(count(), 1) FROM {_MCP}",
+    ("gateledger-sre", "LLM error rate by provider"): "SELECT $__timeInterval(time) AS t, provider,"
+    f" countIf(status = 'error') / count() FROM {_LLM} GROUP BY t, provider",
+    ("gateledger-sre", "Top failing tools"): f"SELECT mcp_server_id, tool_name, count() AS calls, countIf({_FAILED}) AS failures,"
+    f" failures / calls AS error_rate, countIf(status = 'denied'), argMaxIf(error, time, {_FAILED}), maxIf(time, {_FAILED})"
+    f" FROM {_MCP} GROUP BY mcp_server_id, tool_name HAVING failures > 0 ORDER BY failures DESC, error_rate DESC LIMIT 20",
+    ("gateledger-sre", "MCP call latency p50 / p95 / p99 by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
+    " quantile(0.5)(duration_ms), quantile(0.95)(duration_ms), quantile(0.99)(duration_ms)"
+    f" FROM {_MCP} WHERE duration_ms IS NOT NULL GROUP BY t, mcp_server_id",
+    ("gateledger-sre", "LLM latency by provider and model"): "SELECT provider, model, count(), quantile(0.5)(latency_ms),"
+    " quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms),"
+    " sum(output_tokens) / greatest(sum(latency_ms) / 1000, 0.001)"
+    f" FROM {_LLM} WHERE latency_ms IS NOT NULL GROUP BY provider, model ORDER BY p95 DESC",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
