@@ -121,12 +121,12 @@ LATENCY_QUANTILES = "quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)"
 def calls(kind: str, *conditions: str) -> str:
     """MCP ('mcp') or LLM ('llm') calls at their latest version per minute (calls_per_minute): tenant, minute,
     mcp_server_id, tool_name, provider, model, status, calls, timed_calls (with a latency), timed_output_tokens,
-    latency_sum_ms and latency_state (a quantilesIf(0.5, 0.95, 0.99) state: merge with LATENCY_QUANTILES)."""
+    latency_sum_ms, last_time and latency_state (a quantilesIf(0.5, 0.95, 0.99) state: merge with LATENCY_QUANTILES)."""
     table, latency, tokens = CALL_COLUMNS[kind]
     columns = "mcp_server_id, tool_name, provider, model, status"
     of_kind = f"kind = '{kind}'"
     rollup = (
-        f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state "
+        f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time "
         f"FROM calls_per_minute WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
     )
     dims = "mcp_server_id, tool_name, '' AS provider, '' AS model" if kind == "mcp" else "'' AS mcp_server_id, '' AS tool_name, provider, model"
@@ -135,7 +135,7 @@ def calls(kind: str, *conditions: str) -> str:
         f"SELECT tenant, toStartOfMinute(time) AS minute, {dims}, toString(status) AS status, toInt64(count()) AS calls,"
         f" toInt64(countIf({latency} IS NOT NULL)) AS timed_calls, sumIf({tokens}, {latency} IS NOT NULL) AS timed_output_tokens,"
         f" toFloat64(sumIf(ifNull({latency}, 0), {latency} IS NOT NULL)) AS latency_sum_ms,"
-        f" quantilesIfState(0.5, 0.95, 0.99)(toFloat64(ifNull({latency}, 0)), {latency} IS NOT NULL) AS latency_state "
+        f" quantilesIfState(0.5, 0.95, 0.99)(toFloat64(ifNull({latency}, 0)), {latency} IS NOT NULL) AS latency_state, max(time) AS last_time "
         f"FROM {latest(table, f'tenant, time, status, {latency}, {picked}', EDGE_MINUTES, *conditions)} "
         f"GROUP BY tenant, minute, {columns}"
     )

@@ -37,10 +37,10 @@ DELAY_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions
 MCP_CALLS = calls("mcp", TENANT, SERVER)
 LLM_CALLS = calls("llm", TENANT, MODEL)
 MCP_FAILED_CALLS = "sumIf(calls, status IN ('failure', 'timeout'))"
-# The latest version of the MCP calls that failed at some version in the range (few): their errors.
-FAILED_MCP_CALLS = latest(
+# The calls at the moment each server's tool last failed (point lookups on the sorting key): their errors.
+LAST_FAILED_MCP_CALLS = latest(
     "mcp_calls", "time, mcp_server_id, tool_name, status, error", TIME, TENANT, SERVER,
-    f"id IN (SELECT id FROM mcp_calls WHERE {TIME} AND {TENANT} AND {MCP_FAILED})",
+    f"time IN (SELECT max(last_time) FROM {MCP_CALLS} WHERE {MCP_FAILED} GROUP BY mcp_server_id, tool_name)",
 )
 
 # Distinct raw events per minute with their delay sketches (first landed copy of each event).
@@ -268,12 +268,13 @@ def build() -> dashboard.Dashboard:
             ch_table(
                 "SELECT server, tool, all_calls AS calls, failures, error_rate, denied, last_error, last_failure FROM (\n"
                 "  SELECT mcp_server_id AS server, tool_name AS tool, sum(calls) AS all_calls,\n"
-                f"    {MCP_FAILED_CALLS} AS failures, failures / all_calls AS error_rate, sumIf(calls, status = 'denied') AS denied\n"
+                f"    {MCP_FAILED_CALLS} AS failures, failures / all_calls AS error_rate, sumIf(calls, status = 'denied') AS denied,\n"
+                f"    maxIf(last_time, {MCP_FAILED}) AS last_failure\n"
                 f"  FROM {MCP_CALLS}\n"
                 "  GROUP BY server, tool HAVING failures > 0) AS c\n"
                 "LEFT JOIN (\n"
-                "  SELECT mcp_server_id AS server, tool_name AS tool, argMax(error, time) AS last_error, max(time) AS last_failure\n"
-                f"  FROM {FAILED_MCP_CALLS}\n"
+                "  SELECT mcp_server_id AS server, tool_name AS tool, argMax(error, time) AS last_error\n"
+                f"  FROM {LAST_FAILED_MCP_CALLS}\n"
                 f"  WHERE {MCP_FAILED} GROUP BY server, tool) AS f USING (server, tool)\n"
                 "ORDER BY failures DESC, error_rate DESC LIMIT 20"
             ),

@@ -248,6 +248,8 @@ BASE_TABLE_ANSWERS = {
     " quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms),"
     " sum(output_tokens) / greatest(sum(latency_ms) / 1000, 0.001)"
     f" FROM {_LLM} WHERE latency_ms IS NOT NULL GROUP BY provider, model ORDER BY p95 DESC",
+    ("gateledger-compliance", "Authorization denials by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
+    f" count() FROM {_MCP} WHERE status = 'denied' GROUP BY t, mcp_server_id",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
