@@ -3,11 +3,17 @@ over a large simulated data set in chDB: median latency of each.
 
 Data: the dashboard tests' simulator (``tests/dashboards/simdata``: every table, realistic rows,
 duplicates and restated versions) for one tenant set over 24 hours, then multiplied inside
-ClickHouse (``INSERT ... SELECT`` with fresh ids and times jittered within the hour before) until the
-event tables hold ``events`` rows in all. Materialized views (usage and cost rollups) fire on those
-inserts as they do in production. Panels are expanded with Grafana's ClickHouse macros over the last
-25 hours, all tenants; analyst queries run with the documented parameters (one tenant, the whole
+ClickHouse by its own generator (``INSERT ... SELECT ... FROM table, numbers(1, copies)`` with fresh
+ids and times jittered within the hour before) until the event tables hold ``events`` rows in all.
+The rollups are then filled as the sink keeps them (``sinks.clickhouse.rebuild``: every event once, at
+its latest version). Panels are expanded with Grafana's ClickHouse macros over the last 25 hours
+(everything), all tenants; analyst queries run with the documented parameters (one tenant, the whole
 range).
+
+The second size (``large_events``, e.g. 100M) spreads the copies over ``large_days`` days and runs
+every panel, variable and alert query twice: over its dashboard's default range (alert rules: 15
+minutes) and over the last 30 days, each with the interval Grafana would use (range / 1000 points,
+rounded up to a whole step, at least a minute).
 """
 
 from __future__ import annotations
@@ -22,8 +28,51 @@ from pathlib import Path
 from typing import Any
 
 
-def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000) -> dict[str, Any]:
-    """Median milliseconds of each query over ``events`` rows."""
+STEPS_S = (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+
+
+def grafana_interval(range_s: float) -> int:
+    """The panel interval for a range: range / 1000 points, up to the next step, at least a minute."""
+    return next((s for s in STEPS_S if s >= range_s / 1000), STEPS_S[-1])
+
+
+def default_range_s(uid: str) -> float:
+    """A dashboard's default time range ("now-6h", "now-7d") in seconds; alert rules look back 15 minutes."""
+    from dashboards import build
+
+    if uid not in build.DASHBOARDS:
+        return 900.0
+    spec = build.dashboard_json(uid)["time"]["from"].removeprefix("now-")
+    return float(spec[:-1]) * {"m": 60, "h": 3600, "d": 86400}[spec[-1]]
+
+
+def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str, int], int]:
+    """Copy every event table's rows inside ClickHouse until they hold ``events``; the tables and copies."""
+    tables = []
+    for (name,) in admin.query(
+            f"SELECT table FROM system.columns WHERE database = '{db}' AND name IN ('id', 'time') "
+            "GROUP BY table HAVING count() = 2").result_rows:
+        engine = admin.query(f"SELECT engine FROM system.tables WHERE database = '{db}' AND name = '{name}'"
+                             ).result_rows[0][0]
+        if "MergeTree" in engine and "Aggregating" not in engine:
+            tables.append(name)
+    # Counted after collapsing (FINAL): the seeded duplicates merge away, and the target is events.
+    base = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in tables}
+    copies = max(0, math.ceil(events / max(sum(base.values()), 1)) - 1)
+    if copies:
+        for name in tables:
+            admin.command(
+                f"INSERT INTO {db}.{name} SELECT src.* REPLACE (concat(id, '~', toString(c.number)) AS id, "
+                f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time) "
+                f"FROM {db}.{name} AS src, numbers(1, {copies}) AS c",
+                settings={"async_insert": 0, "max_partitions_per_insert_block": 10000,
+                          "insert_deduplicate": 0})
+    return base, copies
+
+
+def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, large_events: int = 0,
+        large_days: int = 30) -> dict[str, Any]:
+    """Median milliseconds of each query over ``events`` rows (and over ``large_events`` in ``large_days``)."""
     from gateledger.clickhouse.client import connect
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
@@ -32,6 +81,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000) -> d
     from tests.dashboards.queries import run as run_panel
     from tests.dashboards.queries import time_range
     from tests.dashboards.test_panel_sql import variables
+    from sinks.clickhouse.rebuild import rebuild_rollups
     from tests.sinks.test_analyst_docs import documented_queries
 
     path = Path(tempfile.mkdtemp(prefix="gl-bench-q-"))
@@ -46,28 +96,13 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000) -> d
         simdata.insert(admin, db, sim)
         simdata.insert(admin, db, sim, duplicates=True)
         seeded = time.perf_counter() - t
-        tables = []
-        for (name,) in admin.query(
-                f"SELECT table FROM system.columns WHERE database = '{db}' AND name IN ('id', 'time') "
-                "GROUP BY table HAVING count() = 2").result_rows:
-            engine = admin.query(f"SELECT engine FROM system.tables WHERE database = '{db}' AND name = '{name}'"
-                                 ).result_rows[0][0]
-            if "MergeTree" in engine:
-                tables.append(name)
-        # Counted after collapsing (FINAL): the seeded duplicates merge away, and the target is events.
-        base = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in tables}
-        copies = max(0, math.ceil(events / max(sum(base.values()), 1)) - 1)
         t = time.perf_counter()
-        if copies:
-            for name in tables:
-                admin.command(
-                    f"INSERT INTO {db}.{name} SELECT src.* REPLACE (concat(id, '~', toString(c.number)) AS id, "
-                    f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % 3600000) AS time) "
-                    f"FROM {db}.{name} AS src, numbers(1, {copies}) AS c",
-                    settings={"async_insert": 0, "max_partitions_per_insert_block": 10000,
-                              "insert_deduplicate": 0})
+        base, copies = multiply(admin, db, events, 3_600_000)
         multiplied = time.perf_counter() - t
-        counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in tables}
+        t = time.perf_counter()
+        rebuild_rollups(admin, db)
+        rolled = time.perf_counter() - t
+        counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in base}
         client = connect(ch, CoreSettings(data_dir=path), database=db)
         tr, vars_ = time_range(now, hours=25), variables(sim)
 
@@ -93,13 +128,60 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000) -> d
             ms, n = timed(lambda text=text: len(client.query(text, parameters=params).result_rows))
             analysts.append({"query": name, "ms": ms, "rows": n})
         client.close()
-        return {
+        result = {
             "scenario": "queries", "events": sum(counts.values()), "target_events": events, "copies": copies,
             "rows_per_table": counts, "seed_seconds": round(seeded, 1), "multiply_seconds": round(multiplied, 1),
+            "rollup_rebuild_seconds": round(rolled, 1),
             "repeats": repeats, "panels": panels, "analysts": analysts,
             "panels_total_ms": round(sum(p["ms"] for p in panels), 1),
             "analysts_total_ms": round(sum(a["ms"] for a in analysts), 1),
         }
+        if large_events:
+            admin.command(f"DROP DATABASE {db} SYNC")  # room on disk and in memory for the large size
+            result["large"] = _large(path, now, sim, large_events, large_days, repeats, timed)
+        return result
     finally:
         admin.close()
         shutil.rmtree(path, ignore_errors=True)
+
+
+def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats: int, timed: Any) -> dict[str, Any]:
+    """The second size: the same seed multiplied to ``events`` over ``days`` days, every dashboard query
+    over its default range and over the last 30 days."""
+    from dashboards.grafana_sql import TimeRange
+    from gateledger.clickhouse.client import connect
+    from gateledger.clickhouse.migrate import migrate
+    from gateledger.settings import ClickHouseSettings, CoreSettings
+    from sinks.clickhouse.rebuild import rebuild_rollups
+    from tests.dashboards import simdata
+    from tests.dashboards.queries import alert_queries, dashboard_queries
+    from tests.dashboards.queries import run as run_panel
+    from tests.dashboards.test_panel_sql import variables
+
+    db = "bench_large"
+    ch = ClickHouseSettings(url=f"chdb://{path / 'ch'}", database=db)
+    admin = connect(ch, CoreSettings(data_dir=path))
+    migrate(admin, ch)
+    simdata.insert(admin, db, sim)
+    t = time.perf_counter()
+    base, copies = multiply(admin, db, events, days * 86_400_000)
+    multiplied = time.perf_counter() - t
+    t = time.perf_counter()
+    rebuild_rollups(admin, db)
+    rolled = time.perf_counter() - t
+    counts = {name: admin.query(f"SELECT count() FROM {db}.{name}").result_rows[0][0] for name in base}
+    client = connect(ch, CoreSettings(data_dir=path), database=db)
+    vars_ = variables(sim)
+    end = now + timedelta(minutes=1)
+    panels = []
+    for q in [*dashboard_queries(), *alert_queries()]:
+        row: dict[str, Any] = {"dashboard": q.dashboard, "query": q.where, "kind": q.query_type}
+        for label, seconds in (("default", default_range_s(q.dashboard)), ("30d", 30 * 86400.0)):
+            tr = TimeRange(end - timedelta(seconds=seconds), end, grafana_interval(seconds))
+            row[f"{label}_ms"], row[f"{label}_rows"] = timed(lambda q=q, tr=tr: len(run_panel(client, q.sql, tr, vars_)[1]))
+        panels.append(row)
+    client.close()
+    admin.close()
+    return {"events": sum(counts.values()), "target_events": events, "days": days, "copies": copies,
+            "rows_per_table": counts, "multiply_seconds": round(multiplied, 1),
+            "rollup_rebuild_seconds": round(rolled, 1), "panels": panels}

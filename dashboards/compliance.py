@@ -19,7 +19,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import TENANT, TIME, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, latest
 
 UID = "gateledger-compliance"
 
@@ -32,7 +32,8 @@ WEBHOOK_DECISIONS = latest(
     TIME,
     TENANT,
 )
-MCP_CALLS = latest("mcp_calls", "time, mcp_server_id, tool_name, user_id, status, error", TIME, TENANT)
+# MCP calls per minute at their latest version (calls_per_minute): sum(calls), never count().
+MCP_CALLS = calls("mcp", TENANT)
 FINDINGS = latest(
     "findings",
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
@@ -127,7 +128,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Authorization denials",
-            ch_table(f"SELECT countIf(status = 'denied') AS denied FROM {MCP_CALLS}"),
+            ch_table(f"SELECT sumIf(calls, status = 'denied') AS denied FROM {MCP_CALLS}"),
             unit=COUNT,
             steps=NEUTRAL,
             description="MCP calls the gateway denied (mcp_calls.status = denied).",
@@ -188,9 +189,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Authorization denials by server",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, mcp_server_id AS server, count() AS denied\n"
-                f"FROM {MCP_CALLS}\nWHERE status = 'denied'\nGROUP BY t, server ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(calls) AS denied\n"
+                f"FROM {MCP_CALLS}\nWHERE status = 'denied'\nGROUP BY t, server HAVING denied > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
             bars=True,
             stacked=True,
@@ -235,8 +237,8 @@ def build() -> dashboard.Dashboard:
             "Denials and rejections by tool",
             ch_table(
                 "SELECT server, tool, sum(denied) AS denied, sum(rejected) AS rejected, max(last_seen) AS last_seen FROM (\n"
-                "  SELECT mcp_server_id AS server, tool_name AS tool, count() AS denied, 0 AS rejected, max(time) AS last_seen\n"
-                f"  FROM {MCP_CALLS} WHERE status = 'denied' GROUP BY server, tool\n"
+                "  SELECT mcp_server_id AS server, tool_name AS tool, sum(calls) AS denied, 0 AS rejected, max(last_time) AS last_seen\n"
+                f"  FROM {MCP_CALLS} WHERE status = 'denied' GROUP BY server, tool HAVING denied > 0\n"
                 "  UNION ALL\n"
                 "  SELECT mcp_server_id, tool_name, 0, count(), max(time)\n"
                 f"  FROM {WEBHOOK_DECISIONS} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name\n"

@@ -22,7 +22,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import TENANT, TIME, any_of_if_set, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest
 
 UID = "gateledger-cost"
 # Each filter narrows its own dimension: choosing a model keeps tool costs (which have none), choosing
@@ -30,13 +30,21 @@ UID = "gateledger-cost"
 SERVER = any_of_if_set("mcp_server_id", "server")
 MODEL = any_of_if_set("model", "model")
 
-# The cost ledger, newest version per cost entry (a restatement supersedes the original), filtered by
-# every variable. Every money panel reads this one source.
+# Columns of the cost ledger's newest version per cost entry (a restatement supersedes the original).
 COST_COLUMNS = (
     "time, tenant, kind, event_id, interaction_id, user_id, team, client_id, mcp_server_id, tool_name,"
     " provider, model, input_tokens, output_tokens, total_cost_usd, unpriced"
 )
-COST = latest("cost_ledger", COST_COLUMNS, TIME, TENANT, MODEL, SERVER)
+# The ledger's entries summed per minute and dimension (cost_per_minute), filtered by every variable:
+# what every money panel reads.
+# Count entries with sum(entries), never count().
+COSTS = costs(TENANT, MODEL, SERVER)
+# Unpriced entries: the latest version of the entries that were ever unpriced in the range (few), so
+# the ledger is read only for them.
+UNPRICED = latest(
+    "cost_ledger", COST_COLUMNS, TIME, TENANT, MODEL, SERVER,
+    f"id IN (SELECT id FROM cost_ledger WHERE {TIME} AND {TENANT} AND unpriced)",
+)
 BUDGET_ALERTS = latest(
     "budget_alerts",
     "time, budget_id, budget_name, kind, threshold_pct, spend_usd, limit_usd, utilization, projected_spend_usd,"
@@ -68,7 +76,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Total spend",
-            ch_table(f"SELECT sum(total_cost_usd) AS spend_usd FROM {COST}"),
+            ch_table(f"SELECT sum(cost_usd) AS spend_usd FROM {COSTS}"),
             unit=USD,
             decimals=2,
             description="All priced LLM and tool calls (latest price version of each entry).",
@@ -79,7 +87,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "LLM spend",
-            ch_table(f"SELECT sumIf(total_cost_usd, kind = 'llm') AS llm_spend_usd FROM {COST}"),
+            ch_table(f"SELECT sumIf(cost_usd, kind = 'llm') AS llm_spend_usd FROM {COSTS}"),
             unit=USD,
             decimals=2,
             description="Cost of LLM calls.",
@@ -90,7 +98,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "MCP tool spend",
-            ch_table(f"SELECT sumIf(total_cost_usd, kind = 'tool') AS tool_spend_usd FROM {COST}"),
+            ch_table(f"SELECT sumIf(cost_usd, kind = 'tool') AS tool_spend_usd FROM {COSTS}"),
             unit=USD,
             decimals=2,
             description="Cost of priced MCP tool calls.",
@@ -101,7 +109,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Burn rate",
-            ch_table(f"SELECT toFloat64(sum(total_cost_usd)) / ({RANGE_HOURS}) AS usd_per_hour FROM {COST}"),
+            ch_table(f"SELECT toFloat64(sum(cost_usd)) / ({RANGE_HOURS}) AS usd_per_hour FROM {COSTS}"),
             unit=USD_PER_HOUR,
             decimals=2,
             description="Average spend per hour over the time range (USD/h).",
@@ -112,7 +120,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Unpriced calls",
-            ch_table(f"SELECT countIf(unpriced) AS unpriced_calls FROM {COST}"),
+            ch_table(f"SELECT sumIf(entries, unpriced = 1) AS unpriced_calls FROM {COSTS}"),
             unit=COUNT,
             steps=GOOD_BAD,
             description="Calls whose model or tool has no price in the catalog: their "
@@ -138,9 +146,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Spend by tenant",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, tenant, sum(total_cost_usd) AS spend_usd\nFROM {COST}\n"
+                f"SELECT $__timeInterval(minute) AS t, tenant, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
                 "GROUP BY t, tenant ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=USD,
             bars=True,
             stacked=True,
@@ -153,9 +162,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Spend by model",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd) AS spend_usd\n"
-                f"FROM {COST}\nWHERE kind = 'llm'\nGROUP BY t, provider, model ORDER BY t"
+                f"SELECT $__timeInterval(minute) AS t, provider, model, sum(cost_usd) AS spend_usd\n"
+                f"FROM {COSTS}\nWHERE kind = 'llm'\nGROUP BY t, provider, model ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=USD,
             bars=True,
             stacked=True,
@@ -168,9 +178,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Spend by MCP server",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, mcp_server_id AS server, sum(total_cost_usd) AS spend_usd\n"
-                f"FROM {COST}\nWHERE mcp_server_id != ''\nGROUP BY t, server ORDER BY t"
+                f"SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(cost_usd) AS spend_usd\n"
+                f"FROM {COSTS}\nWHERE mcp_server_id != ''\nGROUP BY t, server ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=USD,
             bars=True,
             stacked=True,
@@ -183,11 +194,12 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Spend by user (top 10)",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, user_id, sum(total_cost_usd) AS spend_usd\nFROM {COST}\n"
+                f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
                 "WHERE user_id IN (\n"
-                f"  SELECT user_id FROM {COST} WHERE user_id != '' GROUP BY user_id ORDER BY sum(total_cost_usd) DESC LIMIT 10)\n"
+                f"  SELECT user_id FROM {COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
                 "GROUP BY t, user_id ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=USD,
             bars=True,
             stacked=True,
@@ -239,9 +251,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Burn rate by tenant (USD/h)",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, tenant, sum(total_cost_usd) * 3600 / $__interval_s AS usd_per_hour\n"
-                f"FROM {COST}\nGROUP BY t, tenant ORDER BY t"
+                f"SELECT $__timeInterval(minute) AS t, tenant, sum(cost_usd) * 3600 / $__interval_s AS usd_per_hour\n"
+                f"FROM {COSTS}\nGROUP BY t, tenant ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=USD_PER_HOUR,
             description="Spend rate per tenant from the cost ledger (USD/h), by interval.",
         ),
@@ -299,9 +312,12 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "Top spenders",
             ch_table(
-                "SELECT user_id, tenant, argMax(team, time) AS team, uniqExact(event_id) AS calls, sum(total_cost_usd) AS spend_usd,\n"
+                "SELECT user_id, tenant, argMaxIf(team, last_time, entries > 0) AS team, sum(entries) AS calls,"
+                " sum(cost) AS spend_usd,\n"
                 "  toFloat64(spend_usd) / toFloat64(sum(spend_usd) OVER ()) AS share\n"
-                f"FROM {COST}\nWHERE user_id != ''\nGROUP BY user_id, tenant ORDER BY spend_usd DESC LIMIT 25"
+                "FROM (SELECT user_id, tenant, team, sum(entries) AS entries, sum(cost_usd) AS cost, max(last_time) AS last_time\n"
+                f"  FROM {COSTS} WHERE user_id != '' GROUP BY user_id, tenant, team)\n"
+                "GROUP BY user_id, tenant HAVING calls > 0 ORDER BY spend_usd DESC LIMIT 25"
             ),
             description="Users by spend in the time range, with their share of the total shown here.",
             column_units={"spend_usd": USD, "share": PERCENT},
@@ -317,7 +333,7 @@ def build() -> dashboard.Dashboard:
                 "SELECT kind, provider, model, mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
                 "  sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(time) AS last_seen,\n"
                 "  argMax(interaction_id, time) AS latest_interaction\n"
-                f"FROM {COST}\nWHERE unpriced\nGROUP BY kind, provider, model, server, tool ORDER BY calls DESC"
+                f"FROM {UNPRICED}\nWHERE unpriced\nGROUP BY kind, provider, model, server, tool ORDER BY calls DESC"
             ),
             description="What ran without a price: add these to the price catalog, then `gateledger costs restate`.",
             links={"latest_interaction": INTERACTION_LINK},

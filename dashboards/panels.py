@@ -91,8 +91,9 @@ def timeseries_panel(
     bars: bool = False,
     legend_calcs: Sequence[str] = ("mean", "max"),
     show_thresholds: bool = False,
+    min_interval: str | None = None,
 ) -> timeseries.Panel:
-    """A time-series graph."""
+    """A time-series graph (``min_interval``: "1m" for panels reading per-minute rollups)."""
     p = (
         timeseries.Panel()
         .title(title)
@@ -112,6 +113,8 @@ def timeseries_panel(
     )
     if bars:
         p = p.draw_style(common.GraphDrawStyle.BARS)
+    if min_interval:
+        p = p.interval(min_interval)
     if stacked:
         p = p.stacking(common_b.StackingConfig().mode(common.StackingMode.NORMAL))
     if show_thresholds:

@@ -48,3 +48,95 @@ def first_landed(table: str, columns: str, *conditions: str) -> str:
 # The filters every dashboard applies, by the variable they follow.
 TIME = "$__timeFilter(time)"
 TENANT = any_of("tenant", "tenant")
+
+
+# Rollups (migration 0080) hold whole minutes. A panel reads the minutes lying wholly inside the time
+# range from the rollup and the (at most two) partial minutes at its edges from the base table, so it
+# answers exactly what the same query over base rows would, for any range and any interval of whole
+# minutes (rollup panels have a 1-minute minimum interval).
+ROLLUP_INTERVAL = "1m"
+FULL_MINUTES = "minute >= $__fromTime AND minute <= $__toTime - 60"
+EDGE_MINUTES = (
+    "$__timeFilter(time) AND (time < $__fromTime + 60 OR time > $__toTime - 60)"
+    " AND (toStartOfMinute(time) < $__fromTime OR toStartOfMinute(time) > $__toTime - 60)"
+)
+DELAY_STATE = "quantilesState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
+
+
+def _union(*parts: str) -> str:
+    return "(\n  " + "\n  UNION ALL\n  ".join(parts) + "\n)"
+
+
+def landings(tables: tuple[str, ...], *conditions: str) -> str:
+    """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
+    events and delay_ms (a quantiles(0.5, 0.95, 0.99) state of event time → landed, ms)."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    parts = [
+        "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "
+        f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
+    ]
+    for t in tables:
+        source_type = "source, type" if t == "raw_events" else "'' AS source, '' AS type"
+        parts.append(
+            f"SELECT tenant, toStartOfMinute(time) AS minute, '{t}' AS output_table, {source_type}, "
+            f"toInt64(count()) AS events, {DELAY_STATE} AS delay_ms "
+            f"FROM {first_landed(t, 'tenant, time, inserted_at' + (', source, type' if t == 'raw_events' else ''), EDGE_MINUTES, *conditions)} "
+            "GROUP BY tenant, minute, output_table, source, type"
+        )
+    return _union(*parts)
+
+
+COST_ROLLUP_COLUMNS = (
+    "tenant, minute, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, entries,"
+    " input_tokens, output_tokens, cost_usd, last_time"
+)
+
+
+def costs(*conditions: str) -> str:
+    """Live cost entries summed per minute and dimension (cost_per_minute), columns COST_ROLLUP_COLUMNS;
+    kind as in the ledger ('llm' / 'tool'), entries = cost entries at their latest version."""
+    rollup = (
+        "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
+        " provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM cost_per_minute "
+        f"WHERE {where(FULL_MINUTES, *conditions)}"
+    )
+    columns = "tenant, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, input_tokens, output_tokens, total_cost_usd"
+    raw = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, toString(kind) AS kind, user_id, team, mcp_server_id, tool_name,"
+        " provider, model, toUInt8(unpriced) AS unpriced, toInt64(1) AS entries, toInt64(input_tokens) AS input_tokens,"
+        " toInt64(output_tokens) AS output_tokens, total_cost_usd AS cost_usd, time AS last_time "
+        f"FROM {latest('cost_ledger', 'time, ' + columns, EDGE_MINUTES, *conditions)}"
+    )
+    return _union(rollup, raw)
+
+
+CALL_COLUMNS = {
+    # kind: (table, latency column, output tokens)
+    "mcp": ("mcp_calls", "duration_ms", "toInt64(0)"),
+    "llm": ("llm_calls", "latency_ms", "toInt64(output_tokens)"),
+}
+LATENCY_QUANTILES = "quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)"
+
+
+def calls(kind: str, *conditions: str) -> str:
+    """MCP ('mcp') or LLM ('llm') calls at their latest version per minute (calls_per_minute): tenant, minute,
+    mcp_server_id, tool_name, provider, model, status, calls, timed_calls (with a latency), timed_output_tokens,
+    latency_sum_ms, last_time and latency_state (a quantilesIf(0.5, 0.95, 0.99) state: merge with LATENCY_QUANTILES)."""
+    table, latency, tokens = CALL_COLUMNS[kind]
+    columns = "mcp_server_id, tool_name, provider, model, status"
+    of_kind = f"kind = '{kind}'"
+    rollup = (
+        f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time "
+        f"FROM calls_per_minute WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
+    )
+    dims = "mcp_server_id, tool_name, '' AS provider, '' AS model" if kind == "mcp" else "'' AS mcp_server_id, '' AS tool_name, provider, model"
+    picked = "mcp_server_id, tool_name" if kind == "mcp" else "provider, model, output_tokens"
+    raw = (
+        f"SELECT tenant, toStartOfMinute(time) AS minute, {dims}, toString(status) AS status, toInt64(count()) AS calls,"
+        f" toInt64(countIf({latency} IS NOT NULL)) AS timed_calls, sumIf({tokens}, {latency} IS NOT NULL) AS timed_output_tokens,"
+        f" toFloat64(sumIf(ifNull({latency}, 0), {latency} IS NOT NULL)) AS latency_sum_ms,"
+        f" quantilesIfState(0.5, 0.95, 0.99)(toFloat64(ifNull({latency}, 0)), {latency} IS NOT NULL) AS latency_state, max(time) AS last_time "
+        f"FROM {latest(table, f'tenant, time, status, {latency}, {picked}', EDGE_MINUTES, *conditions)} "
+        f"GROUP BY tenant, minute, {columns}"
+    )
+    return _union(rollup, raw)

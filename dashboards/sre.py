@@ -21,7 +21,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import TENANT, TIME, any_of, first_landed, latest
+from dashboards.sql import LATENCY_QUANTILES, ROLLUP_INTERVAL, TENANT, TIME, any_of, calls, landings, latest
 
 UID = "gateledger-sre"
 SERVER = any_of("mcp_server_id", "server")
@@ -34,18 +34,17 @@ LAG_STEPS = [(None, "green"), (1000, "yellow"), (10000, "red")]
 DELAY_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
 
 
-def _delay_by_table_sql() -> str:
-    parts = [
-        f"SELECT $__timeInterval(time) AS t, '{table}' AS output_table, "
-        f"dateDiff('millisecond', time, inserted_at) AS delay_ms "
-        f"FROM {first_landed(table, 'time, inserted_at', TIME, TENANT)}"
-        for table in DELAY_TABLES
-    ]
-    union = "\n  UNION ALL\n  ".join(parts)
-    return (
-        "SELECT t, output_table, quantile(0.95)(delay_ms) AS p95_ms\n"
-        f"FROM (\n  {union}\n)\nGROUP BY t, output_table ORDER BY t"
-    )
+MCP_CALLS = calls("mcp", TENANT, SERVER)
+LLM_CALLS = calls("llm", TENANT, MODEL)
+MCP_FAILED_CALLS = "sumIf(calls, status IN ('failure', 'timeout'))"
+# The calls at the moment each server's tool last failed (point lookups on the sorting key): their errors.
+LAST_FAILED_MCP_CALLS = latest(
+    "mcp_calls", "time, mcp_server_id, tool_name, status, error", TIME, TENANT, SERVER,
+    f"time IN (SELECT max(last_time) FROM {MCP_CALLS} WHERE {MCP_FAILED} GROUP BY mcp_server_id, tool_name)",
+)
+
+# Distinct raw events per minute with their delay sketches (first landed copy of each event).
+RAW_LANDINGS = landings(("raw_events",), TENANT)
 
 
 def build() -> dashboard.Dashboard:
@@ -64,7 +63,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Events landed",
-            ch_table(f"SELECT uniqExact(id) AS events FROM raw_events WHERE {TIME} AND {TENANT}"),
+            ch_table(f"SELECT sum(events) AS events FROM {RAW_LANDINGS}"),
             unit=COUNT,
             description="Distinct upstream events in the time range (raw_events, duplicates collapsed).",
         ),
@@ -75,8 +74,8 @@ def build() -> dashboard.Dashboard:
         stat_panel(
             "Events/s",
             ch_table(
-                "SELECT uniqExact(id) / greatest(dateDiff('second', $__fromTime, $__toTime), 1) AS events_per_s "
-                f"FROM raw_events WHERE {TIME} AND {TENANT}"
+                "SELECT sum(events) / greatest(dateDiff('second', $__fromTime, $__toTime), 1) AS events_per_s "
+                f"FROM {RAW_LANDINGS}"
             ),
             unit=OPS,
             decimals=2,
@@ -100,8 +99,8 @@ def build() -> dashboard.Dashboard:
         stat_panel(
             "MCP error rate",
             ch_table(
-                f"SELECT countIf({MCP_FAILED}) / greatest(count(), 1) AS error_rate\n"
-                f"FROM {latest('mcp_calls', 'status', TIME, TENANT, SERVER)}"
+                f"SELECT {MCP_FAILED_CALLS} / greatest(sum(calls), 1) AS error_rate\n"
+                f"FROM {MCP_CALLS}"
             ),
             unit=PERCENT,
             steps=ERROR_RATE,
@@ -139,12 +138,13 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Events/s by source and type",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, source, type, uniqExact(id) / $__interval_s AS events_per_s\n"
-                f"FROM raw_events WHERE {TIME} AND {TENANT}\n"
+                "SELECT $__timeInterval(minute) AS t, source, type, sum(events) / $__interval_s AS events_per_s\n"
+                f"FROM {RAW_LANDINGS}\n"
                 "GROUP BY t, source, type ORDER BY t"
             ),
             unit=OPS,
             stacked=True,
+            min_interval=ROLLUP_INTERVAL,
             description="Distinct upstream events per second, by event time.",
         ),
         w=12,
@@ -153,16 +153,17 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "End-to-end delay: event time → landed (raw events)",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t,\n"
-                "  quantile(0.5)(dateDiff('millisecond', time, inserted_at)) AS p50,\n"
-                "  quantile(0.95)(dateDiff('millisecond', time, inserted_at)) AS p95,\n"
-                "  quantile(0.99)(dateDiff('millisecond', time, inserted_at)) AS p99\n"
-                f"FROM {first_landed('raw_events', 'time, inserted_at', TIME, TENANT)}\n"
+                "SELECT $__timeInterval(minute) AS t,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[1] AS p50,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95,\n"
+                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[3] AS p99\n"
+                f"FROM {RAW_LANDINGS}\n"
                 "GROUP BY t ORDER BY t"
             ),
             unit=MS,
             steps=LATENCY_MS,
             show_thresholds=True,
+            min_interval=ROLLUP_INTERVAL,
             description="inserted_at - time of each event's first landed copy: upstream delay + ingest + Kafka + sink.",
         ),
         w=12,
@@ -170,10 +171,15 @@ def build() -> dashboard.Dashboard:
     b.add(
         timeseries_panel(
             "End-to-end delay p95 by output table",
-            ch_timeseries(_delay_by_table_sql()),
+            ch_timeseries(
+                "SELECT $__timeInterval(minute) AS t, output_table, quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95_ms\n"
+                f"FROM {landings(DELAY_TABLES, TENANT)}\n"
+                "GROUP BY t, output_table ORDER BY t"
+            ),
             unit=MS,
             steps=LATENCY_MS,
             show_thresholds=True,
+            min_interval=ROLLUP_INTERVAL,
             description="Event time → landed in each processed table (through the stream processors).",
         ),
         w=12,
@@ -228,10 +234,11 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "MCP error rate by server",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, mcp_server_id AS server, countIf({MCP_FAILED}) / count() AS error_rate\n"
-                f"FROM {latest('mcp_calls', 'time, mcp_server_id, status', TIME, TENANT, SERVER)}\n"
-                "GROUP BY t, server ORDER BY t"
+                f"SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, {MCP_FAILED_CALLS} / sum(calls) AS error_rate\n"
+                f"FROM {MCP_CALLS}\n"
+                "GROUP BY t, server HAVING sum(calls) > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=PERCENT,
             steps=ERROR_RATE,
             show_thresholds=True,
@@ -243,10 +250,11 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "LLM error rate by provider",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, provider, countIf(status = 'error') / count() AS error_rate\n"
-                f"FROM {latest('llm_calls', 'time, provider, status', TIME, TENANT, MODEL)}\n"
-                "GROUP BY t, provider ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, provider, sumIf(calls, status = 'error') / sum(calls) AS error_rate\n"
+                f"FROM {LLM_CALLS}\n"
+                "GROUP BY t, provider HAVING sum(calls) > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=PERCENT,
             steps=ERROR_RATE,
             show_thresholds=True,
@@ -258,12 +266,17 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "Top failing tools",
             ch_table(
-                "SELECT mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
-                f"  countIf({MCP_FAILED}) AS failures, failures / calls AS error_rate,\n"
-                "  countIf(status = 'denied') AS denied,\n"
-                f"  argMaxIf(error, time, {MCP_FAILED}) AS last_error, maxIf(time, {MCP_FAILED}) AS last_failure\n"
-                f"FROM {latest('mcp_calls', 'time, mcp_server_id, tool_name, status, error', TIME, TENANT, SERVER)}\n"
-                "GROUP BY server, tool HAVING failures > 0 ORDER BY failures DESC, error_rate DESC LIMIT 20"
+                "SELECT server, tool, all_calls AS calls, failures, error_rate, denied, last_error, last_failure FROM (\n"
+                "  SELECT mcp_server_id AS server, tool_name AS tool, sum(calls) AS all_calls,\n"
+                f"    {MCP_FAILED_CALLS} AS failures, failures / all_calls AS error_rate, sumIf(calls, status = 'denied') AS denied,\n"
+                f"    maxIf(last_time, {MCP_FAILED}) AS last_failure\n"
+                f"  FROM {MCP_CALLS}\n"
+                "  GROUP BY server, tool HAVING failures > 0) AS c\n"
+                "LEFT JOIN (\n"
+                "  SELECT mcp_server_id AS server, tool_name AS tool, argMax(error, time) AS last_error\n"
+                f"  FROM {LAST_FAILED_MCP_CALLS}\n"
+                f"  WHERE {MCP_FAILED} GROUP BY server, tool) AS f USING (server, tool)\n"
+                "ORDER BY failures DESC, error_rate DESC LIMIT 20"
             ),
             description="Tools with the most failed or timed-out calls in the time range.",
             column_units={"error_rate": PERCENT},
@@ -279,12 +292,12 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "MCP call latency p50 / p95 / p99 by server",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, mcp_server_id AS server,\n"
-                "  quantile(0.5)(duration_ms) AS p50, quantile(0.95)(duration_ms) AS p95,"
-                " quantile(0.99)(duration_ms) AS p99\n"
-                f"FROM {latest('mcp_calls', 'time, mcp_server_id, duration_ms', TIME, TENANT, SERVER, 'duration_ms IS NOT NULL')}\n"
-                "GROUP BY t, server ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, mcp_server_id AS server,\n"
+                f"  {LATENCY_QUANTILES}[1] AS p50, {LATENCY_QUANTILES}[2] AS p95, {LATENCY_QUANTILES}[3] AS p99\n"
+                f"FROM {MCP_CALLS}\n"
+                "GROUP BY t, server HAVING sum(timed_calls) > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=MS,
             steps=LATENCY_MS,
             description="Duration of MCP calls (request to response) per server.",
@@ -295,11 +308,10 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "MCP call latency by server and tool",
             ch_table(
-                "SELECT mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
-                "  quantile(0.5)(duration_ms) AS p50_ms, quantile(0.95)(duration_ms) AS p95_ms,"
-                " quantile(0.99)(duration_ms) AS p99_ms\n"
-                f"FROM {latest('mcp_calls', 'mcp_server_id, tool_name, duration_ms', TIME, TENANT, SERVER, 'duration_ms IS NOT NULL')}\n"
-                "GROUP BY server, tool ORDER BY p95_ms DESC LIMIT 50"
+                "SELECT mcp_server_id AS server, tool_name AS tool, sum(timed_calls) AS calls,\n"
+                f"  {LATENCY_QUANTILES}[1] AS p50_ms, {LATENCY_QUANTILES}[2] AS p95_ms, {LATENCY_QUANTILES}[3] AS p99_ms\n"
+                f"FROM {MCP_CALLS}\n"
+                "GROUP BY server, tool HAVING calls > 0 ORDER BY p95_ms DESC LIMIT 50"
             ),
             description="Latency percentiles per tool; slowest first.",
             column_units={"p50_ms": MS, "p95_ms": MS, "p99_ms": MS},
@@ -314,10 +326,11 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "LLM latency p95 by provider and model",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, provider, model, quantile(0.95)(latency_ms) AS p95_ms\n"
-                f"FROM {latest('llm_calls', 'time, provider, model, latency_ms', TIME, TENANT, MODEL, 'latency_ms IS NOT NULL')}\n"
-                "GROUP BY t, provider, model ORDER BY t"
+                f"SELECT $__timeInterval(minute) AS t, provider, model, {LATENCY_QUANTILES}[2] AS p95_ms\n"
+                f"FROM {LLM_CALLS}\n"
+                "GROUP BY t, provider, model HAVING sum(timed_calls) > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=MS,
             steps=LATENCY_MS,
             description="LLM call latency as reported by the gateway, per provider and model.",
@@ -328,12 +341,11 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "LLM latency by provider and model",
             ch_table(
-                "SELECT provider, model, count() AS calls,\n"
-                "  quantile(0.5)(latency_ms) AS p50_ms, quantile(0.95)(latency_ms) AS p95_ms,"
-                " quantile(0.99)(latency_ms) AS p99_ms,\n"
-                "  sum(output_tokens) / greatest(sum(latency_ms) / 1000, 0.001) AS output_tokens_per_s\n"
-                f"FROM {latest('llm_calls', 'provider, model, latency_ms, output_tokens', TIME, TENANT, MODEL, 'latency_ms IS NOT NULL')}\n"
-                "GROUP BY provider, model ORDER BY p95_ms DESC"
+                "SELECT provider, model, sum(timed_calls) AS calls,\n"
+                f"  {LATENCY_QUANTILES}[1] AS p50_ms, {LATENCY_QUANTILES}[2] AS p95_ms, {LATENCY_QUANTILES}[3] AS p99_ms,\n"
+                "  sum(timed_output_tokens) / greatest(sum(latency_sum_ms) / 1000, 0.001) AS output_tokens_per_s\n"
+                f"FROM {LLM_CALLS}\n"
+                "GROUP BY provider, model HAVING calls > 0 ORDER BY p95_ms DESC"
             ),
             description="Latency percentiles and output throughput per model.",
             column_units={"p50_ms": MS, "p95_ms": MS, "p99_ms": MS, "output_tokens_per_s": "short"},

@@ -9,7 +9,7 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards.datasources import CLICKHOUSE
-from dashboards.sql import TENANT, TIME, where
+from dashboards.sql import TENANT, TIME, landings, where
 
 ALL_OPTION = dashboard.VariableOption(selected=True, text="All", value="$__all")
 
@@ -18,7 +18,7 @@ _HAS_MODEL = "model != ''"
 
 # Option queries, by variable name. Two columns: the plugin takes the first as value, the second as text.
 OPTION_SQL: dict[str, str] = {
-    "tenant": f"SELECT DISTINCT tenant FROM raw_events WHERE {TIME} ORDER BY tenant",
+    "tenant": f"SELECT DISTINCT tenant FROM {landings(('raw_events',))} ORDER BY tenant",
     "server": (
         "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id, argMax(mcp_server_name, time)) AS name "
         f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} "

@@ -90,6 +90,8 @@ def render(migration: Migration, ch: ClickHouseSettings) -> list[str]:
 # The sink's bookkeeping is read back by whichever node a sink reaches: one replica on every node of
 # the cluster (a ZooKeeper path without {shard}) instead of a Distributed table.
 EVERYWHERE_TABLES = frozenset({"sink_batches", "rollup_prior"})
+# Null-engine feeds: no _local twin, an ALTER changes them as they are.
+FEED_TABLES = frozenset({"rollup_feed", "landing_feed"})
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\S+)\.(\w+) ")
 _ID_COLUMN = re.compile(r"^\s*\(?\s*id\s+String\b", re.M)
@@ -115,7 +117,7 @@ def shard(statements: list[str], ch: ClickHouseSettings) -> list[str]:
     out: list[str] = []
     for stmt in statements:
         alter = _ALTER_TABLE.match(stmt)
-        if alter is not None and alter.group(2) not in EVERYWHERE_TABLES:
+        if alter is not None and alter.group(2) not in EVERYWHERE_TABLES | FEED_TABLES:
             # Columns change on the shards' tables and on the Distributed table in front of them.
             db, name = alter.group(1), alter.group(2)
             out.append(stmt.replace(f"{db}.{name} ", f"{db}.{name}_local ", 1))

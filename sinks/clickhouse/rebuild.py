@@ -3,8 +3,8 @@
 The sink keeps the rollups exact as it lands rows. Two situations need a rebuild instead: a replay of
 a topic from the beginning after its batch ranges and deduplication entries expired (the rollups would
 count it again), and a change to a rollup's definition. Stop the sink, run this, start the sink: it
-empties usage_per_minute and cost_daily and feeds every event once, at its latest version, through
-the same rollup_feed the sink uses. The SQL mirrors ``rollups.ROLLUP_SOURCES``; a test holds them equal.
+empties the rollups and feeds every event once, at its latest version, through the same rollup_feed
+the sink uses, and each event's first landing through landing_feed. The SQL mirrors ``rollups.ROLLUP_SOURCES``; a test holds them equal.
 """
 
 from __future__ import annotations
@@ -16,30 +16,31 @@ from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
 from gateledger.settings import ClickHouseSettings, Settings
+from sinks.clickhouse.rollups import LANDING_TABLE, ROLLUP_SOURCES
 
 log = logging.getLogger(__name__)
 
 FEED_COLUMNS = ("source, sign, tenant, time, kind, mcp_server_id, tool_name, provider, model, team, user_id, "
                 "client_id, calls, errors, denied, latency_ms, input_tokens, output_tokens, cache_read_tokens, "
-                "cache_write_tokens, total_tokens, cost_usd, unpriced")
+                "cache_write_tokens, total_tokens, cost_usd, unpriced, status")
 
 _SELECTS = {
     "mcp_calls": """
         SELECT 'mcp_calls', 1, tenant, time, 'mcp', mcp_server_id, tool_name, '', '', '', user_id, client_name,
-               1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0
+               1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0, status
         FROM {db}.mcp_calls FINAL""",
     "llm_calls": """
         SELECT 'llm_calls', 1, tenant, time, 'llm', '', '', provider, model, '', user_id, client_id,
                1, status NOT IN ('success', ''), 0, latency_ms, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, total_tokens, 0, 0
+               cache_write_tokens, total_tokens, 0, 0, status
         FROM {db}.llm_calls FINAL""",
     "cost_ledger": """
         SELECT 'cost_ledger', 1, tenant, time, if(kind = 'llm', 'llm', 'mcp'), mcp_server_id, tool_name, provider,
                model, team, user_id, client_id, 0, 0, 0, NULL, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced
+               cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''
         FROM {db}.cost_ledger FINAL""",
 }
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily")
+ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute")
 
 
 def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:
@@ -63,6 +64,13 @@ def rebuild_rollups(client: Client, database: str, ch: ClickHouseSettings | None
         (n,), = client.query(f"SELECT count() FROM `{database}`.`{table}` FINAL").result_rows
         fed[table] = int(n)
         log.info("fed %d %s event(s) into the rollups", n, table)
+    for table, source in ROLLUP_SOURCES.items():
+        source_type = ", ".join(f"any(`{f}`)" for f in source.landing_fields) or "'', ''"
+        client.command(
+            f"INSERT INTO `{database}`.{LANDING_TABLE} (output_table, tenant, time, source, type, landed_at) "
+            f"SELECT '{table}', tenant, time, {source_type}, min(inserted_at) "
+            f"FROM `{database}`.`{table}` GROUP BY tenant, time, id", settings=settings)
+        log.info("fed the first landings of %s", table)  # each event once, as compute_landings does
     return fed
 
 

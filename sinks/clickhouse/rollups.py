@@ -9,6 +9,9 @@ newer than what the table held, and -1 × the version it supersedes.
 compute another feed. It is therefore looked up once, stored (``rollup_prior``) with the batch's
 deduplication token before the batch's rows are inserted, and always read back from there: a replay
 gets the first attempt's snapshot even if the rows landed since (and merges collapsed versions).
+
+The same snapshot tells which events land for the first time (no copy or version of them before):
+those go once to ``landing_feed`` (distinct events and delay per minute, for the dashboards).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from sinks.clickhouse.writer import Writer
 
 PRIOR_TABLE = "rollup_prior"
 FEED_TABLE = "rollup_feed"
+LANDING_TABLE = "landing_feed"
 
 Row = dict[str, Any]  # a normalized event: id, version, tenant, time (canonical text) and the source's fields
 
@@ -58,7 +62,9 @@ class RollupSource:
 
     table: str
     fields: tuple[str, ...]  # columns the feed needs, besides id / version / tenant / time
-    to_feed: Callable[[Row], dict[str, Any]]
+    to_feed: Callable[[Row], dict[str, Any]] | None  # None: only first landings are fed
+    landing_fields: tuple[str, ...] = ()  # of ``fields``: the landing feed's source and type, if any
+    versioned: bool = True  # raw_events has no version column: every copy is version 1
 
     def normalize(self, obj: dict[str, Any]) -> Row:
         """The fields the feed needs from a message or a looked-up row; raises LineError."""
@@ -73,14 +79,23 @@ class RollupSource:
                 row[f] = obj.get(f)
                 if isinstance(row[f], Decimal):
                     row[f] = str(row[f])
-            self.to_feed(row)  # proves every field converts before anything is inserted
+            if self.to_feed is not None:
+                self.to_feed(row)  # proves every field converts before anything is inserted
         except (RowError, ValueError, TypeError, ArithmeticError, OSError) as exc:
             raise LineError("row_mapping", f"{self.table}: {exc}") from None
         return row
 
     def feed_row(self, row: Row, sign: int) -> dict[str, Any]:
         """One rollup_feed row."""
+        if self.to_feed is None:
+            raise ValueError(f"{self.table} feeds no rollup changes")
         return {"source": self.table, "sign": sign, "tenant": row["tenant"], "time": row["time"], **self.to_feed(row)}
+
+    def landing_row(self, row: Row) -> dict[str, Any]:
+        """One landing_feed row (landed_at is the insert's own time)."""
+        source, type_ = (_s(row[f]) for f in self.landing_fields) if self.landing_fields else ("", "")
+        return {"output_table": self.table, "tenant": row["tenant"], "time": row["time"], "source": source,
+                "type": type_}
 
 
 def _zero_tokens() -> dict[str, int]:
@@ -90,7 +105,7 @@ def _zero_tokens() -> dict[str, int]:
 def _mcp(r: Row) -> dict[str, Any]:
     status = _s(r["status"])
     return {
-        "kind": "mcp", "mcp_server_id": _s(r["mcp_server_id"]), "tool_name": _s(r["tool_name"]),
+        "kind": "mcp", "status": status, "mcp_server_id": _s(r["mcp_server_id"]), "tool_name": _s(r["tool_name"]),
         "provider": "", "model": "", "team": "", "user_id": _s(r["user_id"]), "client_id": _s(r["client_name"]),
         "calls": 1, "errors": int(status in ("failure", "timeout")), "denied": int(status == "denied"),
         "latency_ms": _opt_num(r["duration_ms"]), **_zero_tokens(), "cost_usd": "0", "unpriced": 0,
@@ -100,7 +115,8 @@ def _mcp(r: Row) -> dict[str, Any]:
 def _llm(r: Row) -> dict[str, Any]:
     status = _s(r["status"]) or "success"
     return {
-        "kind": "llm", "mcp_server_id": "", "tool_name": "", "provider": _s(r["provider"]), "model": _s(r["model"]),
+        "kind": "llm", "status": _s(r["status"]), "mcp_server_id": "", "tool_name": "", "provider": _s(r["provider"]),
+        "model": _s(r["model"]),
         "team": "", "user_id": _s(r["user_id"]), "client_id": _s(r["client_id"]),
         "calls": 1, "errors": int(status != "success"), "denied": 0, "latency_ms": _opt_num(r["latency_ms"]),
         "input_tokens": _i(r["input_tokens"]), "output_tokens": _i(r["output_tokens"]),
@@ -139,19 +155,33 @@ ROLLUP_SOURCES: dict[str, RollupSource] = {
              "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "total_cost_usd", "unpriced"),
             _cost,
         ),
+        RollupSource("raw_events", ("source", "type"), None, landing_fields=("source", "type"), versioned=False),
+        RollupSource("policy_decisions", (), None),
+        RollupSource("webhook_decisions", (), None),
     )
 }
 
 
-def compute_feed(source: RollupSource, prior: dict[str, Row], accepted: Iterable[Row]) -> list[dict[str, Any]]:
-    """The rollup changes of a batch: per event id, its newest accepted version against what the table held."""
+def _newest(accepted: Iterable[Row]) -> dict[str, Row]:
     newest: dict[str, Row] = {}
     for row in accepted:
         cur = newest.get(row["id"])
         if cur is None or row["version"] > cur["version"]:
             newest[row["id"]] = row
+    return newest
+
+
+def compute_landings(source: RollupSource, prior: dict[str, Row], accepted: Iterable[Row]) -> list[dict[str, Any]]:
+    """One landing_feed row per event of the batch the table held no copy or version of."""
+    return [source.landing_row(row) for event_id, row in _newest(accepted).items() if event_id not in prior]
+
+
+def compute_feed(source: RollupSource, prior: dict[str, Row], accepted: Iterable[Row]) -> list[dict[str, Any]]:
+    """The rollup changes of a batch: per event id, its newest accepted version against what the table held."""
+    if source.to_feed is None:
+        return []
     out: list[dict[str, Any]] = []
-    for event_id, row in newest.items():
+    for event_id, row in _newest(accepted).items():
         before = prior.get(event_id)
         if before is None:
             out.append(source.feed_row(row, +1))
@@ -172,7 +202,8 @@ class RollupFeeder:
         if not rows:
             return {}
         # time as UTC text: a driver's datetime would depend on the session time zone.
-        cols = ", ".join(["id", "version", "tenant", "toString(time)", *(f"`{c}`" for c in source.fields)])
+        version = "version" if source.versioned else "toUInt32(1)"
+        cols = ", ".join(["id", version, "tenant", "toString(time)", *(f"`{c}`" for c in source.fields)])
         # All versions of an event share (tenant, time, id): the primary key finds them, FINAL merges
         # only those granules. Keys travel as one JSON string each: ClickHouse parses a 10k-element
         # array literal parameter several times slower than it extracts the same array from JSON.
@@ -215,7 +246,9 @@ class RollupFeeder:
         return {event_id: jsonutil.loads(row) for event_id, row in stored if event_id}
 
     def feed(self, source: RollupSource, token: str, prior: dict[str, Row], accepted: list[Row]) -> int:
-        """Insert the batch's rollup changes (deduplicated by the batch token); returns the rows fed."""
+        """Insert the batch's rollup changes and first landings (deduplicated by the batch token); returns the rows fed."""
         rows = compute_feed(source, prior, accepted)
         self.writer.insert(FEED_TABLE, [jsonutil.dumps(r) for r in rows], f"{token}/feed")
-        return len(rows)
+        landings = compute_landings(source, prior, accepted)
+        self.writer.insert(LANDING_TABLE, [jsonutil.dumps(r) for r in landings], f"{token}/landing")
+        return len(rows) + len(landings)

@@ -47,7 +47,7 @@ def sim_db(chdb_path: Path) -> Iterator[SimDb]:
         admin.command(f"SYSTEM STOP MERGES `{database}`.`{table}`")
     now = datetime.now(UTC).replace(microsecond=0)
     sim = simdata.generate(now)
-    simdata.insert(admin, database, sim)
+    simdata.land(admin, database, sim)
     client = connect(ch, core, database=database)
     yield SimDb(database, admin, client, sim, now)
     client.close()

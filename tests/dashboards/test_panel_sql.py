@@ -192,7 +192,8 @@ def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> N
     everything: list[Query] = [*QUERIES, *alert_queries()]
     before = {q.name: normalized(run(sim_db.client, q.sql, tr, vars_)[1]) for q in everything}
 
-    simdata.insert(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
+    # Through the sink's rollup path: a rollup that counted a re-delivered row would change a panel.
+    simdata.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
     doubled = []
     for table in sim_db.sim.duplicates:
         key = "id" if table == "raw_events" else "id, version"
@@ -207,3 +208,83 @@ def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> N
     after = {q.name: normalized(run(sim_db.client, q.sql, tr, vars_)[1]) for q in everything}
     changed = [name for name in before if before[name] != after[name]]
     assert not changed, f"results changed by duplicates: {changed}"
+
+
+# What the rollup panels answered from base rows before the rollups (issue 22): they must still agree.
+_RAW = "(SELECT id, {cols} FROM {table} WHERE $__timeFilter(time) ORDER BY {order} LIMIT 1 BY id)"
+_RAW_EVENTS = _RAW.format(cols="time, source, type, inserted_at", table="raw_events", order="inserted_at")
+_LEDGER = _RAW.format(
+    cols="time, tenant, kind, user_id, team, provider, model, total_cost_usd, unpriced, event_id",
+    table="cost_ledger",
+    order="version DESC",
+)
+_DELAY_BY_TABLE = " UNION ALL ".join(
+    f"SELECT $__timeInterval(time) AS t, '{t}' AS output_table, dateDiff('millisecond', time, inserted_at) AS d "
+    f"FROM {_RAW.format(cols='time, inserted_at', table=t, order='inserted_at')}"
+    for t in ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
+)
+_MCP = _RAW.format(cols="time, mcp_server_id, tool_name, status, error, duration_ms", table="mcp_calls", order="version DESC")
+_LLM = _RAW.format(cols="time, provider, model, status, latency_ms, output_tokens", table="llm_calls", order="version DESC")
+_FAILED = "status IN ('failure', 'timeout')"
+BASE_TABLE_ANSWERS = {
+    ("gateledger-sre", "Events landed"): f"SELECT uniqExact(id) FROM {_RAW_EVENTS}",
+    ("gateledger-sre", "Events/s by source and type"): "SELECT $__timeInterval(time) AS t, source, type,"
+    f" uniqExact(id) / $__interval_s FROM {_RAW_EVENTS} GROUP BY t, source, type",
+    ("gateledger-sre", "End-to-end delay: event time → landed (raw events)"): "SELECT $__timeInterval(time) AS t,"
+    " quantile(0.5)(dateDiff('millisecond', time, inserted_at)), quantile(0.95)(dateDiff('millisecond', time, inserted_at)),"
+    f" quantile(0.99)(dateDiff('millisecond', time, inserted_at)) FROM {_RAW_EVENTS} GROUP BY t",
+    ("gateledger-sre", "End-to-end delay p95 by output table"): "SELECT t, output_table, quantile(0.95)(d)"
+    f" FROM ({_DELAY_BY_TABLE}) GROUP BY t, output_table",
+    ("gateledger-sre", "MCP error rate"): f"SELECT countIf({_FAILED}) / greatest(count(), 1) FROM {_MCP}",
+    ("gateledger-sre", "LLM error rate by provider"): "SELECT $__timeInterval(time) AS t, provider,"
+    f" countIf(status = 'error') / count() FROM {_LLM} GROUP BY t, provider",
+    ("gateledger-sre", "Top failing tools"): f"SELECT mcp_server_id, tool_name, count() AS calls, countIf({_FAILED}) AS failures,"
+    f" failures / calls AS error_rate, countIf(status = 'denied'), argMaxIf(error, time, {_FAILED}), maxIf(time, {_FAILED})"
+    f" FROM {_MCP} GROUP BY mcp_server_id, tool_name HAVING failures > 0 ORDER BY failures DESC, error_rate DESC LIMIT 20",
+    ("gateledger-sre", "MCP call latency p50 / p95 / p99 by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
+    " quantile(0.5)(duration_ms), quantile(0.95)(duration_ms), quantile(0.99)(duration_ms)"
+    f" FROM {_MCP} WHERE duration_ms IS NOT NULL GROUP BY t, mcp_server_id",
+    ("gateledger-sre", "LLM latency by provider and model"): "SELECT provider, model, count(), quantile(0.5)(latency_ms),"
+    " quantile(0.95)(latency_ms) AS p95, quantile(0.99)(latency_ms),"
+    " sum(output_tokens) / greatest(sum(latency_ms) / 1000, 0.001)"
+    f" FROM {_LLM} WHERE latency_ms IS NOT NULL GROUP BY provider, model ORDER BY p95 DESC",
+    ("gateledger-compliance", "Authorization denials by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
+    f" count() FROM {_MCP} WHERE status = 'denied' GROUP BY t, mcp_server_id",
+    ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
+    ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
+    ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
+    f" FROM {_LEDGER} WHERE kind = 'llm' GROUP BY t, provider, model",
+    ("gateledger-cost", "Top spenders"): "SELECT user_id, tenant, argMax(team, time), uniqExact(event_id) AS calls,"
+    " sum(total_cost_usd) AS spend_usd, toFloat64(spend_usd) / toFloat64(sum(spend_usd) OVER ())"
+    f" FROM {_LEDGER} WHERE user_id != '' GROUP BY user_id, tenant ORDER BY spend_usd DESC LIMIT 25",
+}
+
+
+@pytest.mark.parametrize("cut", [(0, 0), (17, 43)], ids=["whole minutes", "cut mid-minute"])
+def test_rollup_panels_answer_what_the_base_tables_do(sim_db: SimDb, cut: tuple[int, int]) -> None:
+    from sinks.clickhouse.rebuild import rebuild_rollups
+
+    # The rebuild lands each event at its first copy's inserted_at, as the base-table queries measure
+    # delay; the sink's own feed (used by the fixture) lands it when the feed is written, a moment later.
+    rebuild_rollups(sim_db.admin, sim_db.database)
+    start = sim_db.now.replace(second=0) - timedelta(hours=2) + timedelta(seconds=cut[0])
+    tr = grafana_sql.TimeRange(start, sim_db.now.replace(second=0) - timedelta(seconds=cut[1]), 60)
+    vars_ = variables(sim_db.sim)
+    for (uid, title), base in BASE_TABLE_ANSWERS.items():
+        want = normalized(run(sim_db.client, base, tr, vars_)[1])
+        got = normalized(run(sim_db.client, panel_sql(uid, title), tr, vars_)[1])
+        assert want, title
+        assert got == want, title
+
+
+def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
+    tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
+    total = panel_sql("gateledger-cost", "Total spend")
+    before = run(sim_db.client, total, tr, vars_)[1][0][0]
+    entry = max(sim_db.sim.rows["cost_ledger"], key=lambda c: c.version)  # type: ignore[attr-defined]
+    restated = entry.model_copy(update={"version": entry.version + 1, "total_cost_usd": entry.total_cost_usd + Decimal("1.000000000001")})  # type: ignore[attr-defined]
+    sim = simdata.SimData(rows={"cost_ledger": [restated]}, duplicates={"cost_ledger": [restated, entry]})
+    simdata.land(sim_db.admin, sim_db.database, sim)
+    assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
+    simdata.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
+    assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")

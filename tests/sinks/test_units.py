@@ -143,3 +143,18 @@ def test_error_classes() -> None:
     assert classify(OperationalError("connection refused")) is RetryableInsertError
     assert classify(DataError("bad value")) is RejectedRows
     assert classify(OSError("broken pipe")) is RetryableInsertError
+
+
+def test_first_landings_count_each_event_once_whatever_its_copies_and_versions() -> None:
+    from sinks.clickhouse.rollups import compute_landings
+
+    src = ROLLUP_SOURCES["mcp_calls"]
+    prior = {"a": _mcp("a", 1)}
+    batch = [_mcp("a", 2), _mcp("b", 1), _mcp("b", 1), _mcp("b", 2), _mcp("c", 3)]
+    assert sorted((r["output_table"], r["tenant"]) for r in compute_landings(src, prior, batch)) == [
+        ("mcp_calls", "t"), ("mcp_calls", "t")]
+    raw = ROLLUP_SOURCES["raw_events"]
+    env = raw.normalize({"id": "e", "tenant": "t", "time": "2026-11-20T10:00:00Z", "source": "obot", "type": "mcp.request"})
+    assert env["version"] == 1 and compute_feed(raw, {}, [env]) == []
+    assert [(r["source"], r["type"]) for r in compute_landings(raw, {}, [env, env])] == [("obot", "mcp.request")]
+    assert compute_landings(raw, {"e": env}, [env]) == []
