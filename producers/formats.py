@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +34,7 @@ from gateledger.correlation import context_keys, mcp_message_keys, trace_id_from
 from gateledger.ids import event_id, tenant_id
 from gateledger.masking import Masker
 from gateledger.topics import Topic
+from producers.event_time import configured_skew, future_time_error
 
 
 class InvalidRecord(ValueError):
@@ -63,6 +64,8 @@ class IngestContext:
     annotations: dict[str, Any] | None = None
     # True when the caller authenticated as ``tenant``: a record may not claim another tenant.
     tenant_locked: bool = False
+    # How far after ``received_at`` an event may be dated (producers/event_time.py).
+    max_future_skew: timedelta = field(default_factory=configured_skew)
 
 
 @dataclass(frozen=True)
@@ -321,6 +324,22 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
 _IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id")
 
 
+def bounded_time(fn: FormatFn) -> FormatFn:
+    """The format refusing (``future_time``) an event dated beyond its receipt plus the allowed skew."""
+
+    def wrapped(record: Any, ctx: IngestContext) -> Published:
+        published = fn(record, ctx)
+        env = published.envelope
+        error = future_time_error(env.time, env.received_at, ctx.max_future_skew)
+        if error:
+            raise InvalidRecord("future_time", error)
+        return published
+
+    wrapped.__name__ = getattr(fn, "__name__", "format")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
+
+
 def masked_identity(fn: FormatFn) -> FormatFn:
     """The format with the envelope's identity fields masked like ``data`` (an email used as a user id
     or a request id becomes the same pseudonym it gets inside ``data``, so correlation still holds)."""
@@ -345,7 +364,7 @@ def masked_identity(fn: FormatFn) -> FormatFn:
 
 
 FORMATS: dict[str, FormatFn] = {
-    name: masked_identity(fn)
+    name: masked_identity(bounded_time(fn))
     for name, fn in {
         "obot-audit": obot_audit,
         "obot-audit-event": obot_audit_event,

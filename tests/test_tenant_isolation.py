@@ -1,5 +1,6 @@
-"""Tenants stay apart end to end: ingest (producers/accept.py) -> the real broker -> the processors worker
--> the sink -> chDB. Two honest tenants whose Obot installs number their rows alike both land in full.
+"""Tenants stay apart end to end: ingest (producers/accept.py, the HTTP routes) -> the real broker -> the
+processors worker -> the sink -> chDB. Two honest tenants whose Obot installs number their rows alike both
+land in full; a hostile tenant's record dated in the year 2999 moves no one's time.
 """
 
 from __future__ import annotations
@@ -9,15 +10,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from aiohttp.test_utils import TestClient, TestServer
+
 from gateledger.kafka import resolve
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
+from producers.ingest.server import build_app
+from producers.ingest.settings import IngestSettings
 from producers.publisher import Publisher
 from sinks.clickhouse.main import run_sink
+from sinks.clickhouse.settings import SinkSettings
 from tests import samples
 from tests.conftest import Processes
+from tests.sinks.conftest import wait_caught_up
 from tests.stream_processors.harness import ensure_topics, start_worker
 
 TENANTS = ("acme", "globex")
@@ -55,7 +62,8 @@ def per_tenant(ch_client: Any, db: str, table: str) -> dict[str, int]:
 
 
 def land(settings: Settings, ch_client: Any, want: dict[str, dict[str, int]], timeout_s: float = 90) -> dict:
-    """Run the sink until every table holds at least ``want`` (table -> tenant -> ids); what it holds."""
+    """Run the sink until every table holds at least ``want`` (table -> tenant -> ids) and it committed
+    everything the processors published by then; what the tables hold."""
     db = settings.clickhouse.database
 
     async def main() -> dict[str, dict[str, int]]:
@@ -69,6 +77,9 @@ def land(settings: Settings, ch_client: Any, want: dict[str, dict[str, int]], ti
                 if all(seen[t].get(tenant, 0) >= n for t, w in want.items() for tenant, n in w.items()):
                     break
                 await asyncio.sleep(0.5)
+            # Rows emitted beside the awaited ones (findings, a split interaction) land too.
+            await wait_caught_up(settings, SinkSettings())
+            seen = {t: await asyncio.to_thread(per_tenant, ch_client, db, t) for t in want}
         finally:
             stop.set()
             await sink
@@ -98,3 +109,44 @@ def test_two_tenants_with_colliding_obot_row_ids_both_land(settings: Settings, g
     assert not by_tenant["acme"] & by_tenant["globex"]
     (dead,), = ch_client.query(f"SELECT count() FROM {db}.dead_letters").result_rows
     assert dead == 0
+
+
+async def post_http(settings: Settings, fmt: str, tenant: str, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """POST records to ``/v1/ingest/{fmt}`` of a real ingest app (as ``tenant``); the JSON answer."""
+    async with Publisher(settings.kafka, resolve(settings.kafka, settings.core)) as pub:
+        app = build_app(pub, IngestSettings(), Masker(salt=b"test-salt"))
+        async with TestClient(TestServer(app)) as http:
+            resp = await http.post(f"/v1/ingest/{fmt}", json=records, headers={"X-Gateledger-Tenant": tenant})
+            answer = await resp.json()
+            answer["status"] = resp.status
+            return answer
+
+
+def test_a_tenant_dating_its_records_in_2999_moves_no_one_elses_time(
+        settings: Settings, gl_env: dict[str, str], processes: Processes, tmp_path: Path, ch_client) -> None:
+    asyncio.run(ensure_topics(settings))
+    mallory = samples.precheck(started_at="2999-01-01T00:00:00Z", finished_at="2999-01-01T00:00:01Z",
+                               tenant_header="mallory")
+    mallory["request"]["context"]["tenant_id"] = "mallory"
+    # Mallory's own context id, named like acme's: the same Kafka key, so the same partition and watermark.
+    mallory["response"].update(context_id="ctx-1", expires_at="2999-01-01T00:05:00Z")
+    # Sent first, over HTTP, as in the issue: before acme's normal traffic reaches the processors.
+    answer = asyncio.run(post_http(settings, "axonflow-precheck", "mallory", [mallory]))
+    assert answer["status"] == 400 and answer["accepted"] == 0
+    assert [r["reason"] for r in answer["rejected"]] == ["future_time"]
+    honest = [("acme", "axonflow-precheck", [samples.precheck()]), ("acme", "axonflow-llm-call", [samples.llm_audit()])]
+    assert asyncio.run(ingest(settings, honest)) == {"acme": []}
+    start_worker(processes, gl_env, tmp_path, interaction_timeout_s=5, unaudited_grace_s=0)
+    # The pre-check expires at 10:19:57 on 2026-11-20: with mallory's 2999 in the watermark it would
+    # have expired unaudited at once, the audit become an orphan and the interaction split.
+    seen = land(settings, ch_client, {"interactions": {"acme": 1}, "llm_calls": {"acme": 1},
+                                      "dead_letters": {"mallory": 1}})
+    assert seen["interactions"] == {"acme": 1} and seen["llm_calls"] == {"acme": 1}
+    db = settings.clickhouse.database
+    row = ch_client.query(f"SELECT status, complete, llm_calls, context_ids FROM {db}.interactions FINAL "
+                          f"WHERE tenant = 'acme' ORDER BY version DESC LIMIT 1").result_rows
+    assert row == [("ok", True, 1, ["ctx-1"])]
+    assert ch_client.query(f"SELECT tenant, kind FROM {db}.findings FINAL").result_rows == []
+    assert ch_client.query(f"SELECT count() FROM {db}.raw_events WHERE tenant = 'mallory'").result_rows == [(0,)]
+    letters = ch_client.query(f"SELECT reason, stage, error FROM {db}.dead_letters WHERE tenant = 'mallory'").result_rows
+    assert [(r[0], r[1]) for r in letters] == [("future_time", "ingest")] and "2999-01-01" in letters[0][2]
