@@ -321,7 +321,7 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
     return Published(env, Topic.RAW_CLOUDEVENTS, request_id or env.context_id or env.id)
 
 
-_IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id")
+_IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id", "source")
 
 
 def bounded_time(fn: FormatFn) -> FormatFn:
@@ -341,8 +341,9 @@ def bounded_time(fn: FormatFn) -> FormatFn:
 
 
 def masked_identity(fn: FormatFn) -> FormatFn:
-    """The format with the envelope's identity fields masked like ``data`` (an email used as a user id
-    or a request id becomes the same pseudonym it gets inside ``data``, so correlation still holds)."""
+    """The format with the envelope's identity fields and Kafka key masked like ``data`` (an email used
+    as a user id or a request id becomes the same pseudonym it gets inside ``data``, so correlation
+    and partitioning still hold; a CloudEvent ``source`` loses its ``user:pass@``)."""
 
     def wrapped(record: Any, ctx: IngestContext) -> Published:
         published = fn(record, ctx)
@@ -354,9 +355,10 @@ def masked_identity(fn: FormatFn) -> FormatFn:
                 masked = ctx.masker.mask_text(value)
                 if masked != value:
                     changes[name] = masked
-        if not changes:
+        key = ctx.masker.mask_text(published.key)
+        if not changes and key == published.key:
             return published
-        return Published(env.model_copy(update=changes), published.topic, published.key)
+        return Published(env.model_copy(update=changes) if changes else env, published.topic, key)
 
     wrapped.__name__ = getattr(fn, "__name__", "format")
     wrapped.__doc__ = fn.__doc__
