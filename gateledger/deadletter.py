@@ -7,7 +7,7 @@ from typing import Any
 
 from gateledger.clock import utcnow
 from gateledger.contracts.events import DeadLetter
-from gateledger.ids import stable_id
+from gateledger.ids import LEGACY_TENANT, tenant_id
 from gateledger.masking import Masker
 
 # Originals above this size are truncated in the dead-letter record (the hash covers the whole).
@@ -40,7 +40,8 @@ def make_dead_letter(
     if truncated:
         info["truncated"] = True
     return DeadLetter(
-        id=stable_id("dead_letter", stage, origin, reason, digest, where),
+        # Per tenant: two tenants sending the same bad bytes get a dead letter each.
+        id=tenant_id(tenant or LEGACY_TENANT, "dead_letter", stage, origin, reason, digest, where),
         tenant=tenant or "unknown",
         time=utcnow(),
         stage=stage,  # type: ignore[arg-type]

@@ -30,8 +30,27 @@ def stable_id(*parts: Any) -> str:
     return h.hexdigest()
 
 
-def event_id(source: str, event_type: str, upstream_id: Any = None, record: Any = None) -> str:
-    """Id of an envelope: from the upstream id when it has one, else from the canonical record."""
+# Ids minted before the tenant was part of every id (up to 6a10a2c) had no tenant in them. This
+# tenant keeps exactly those ids, so a single-tenant install upgrades without one record changing
+# its id; every other tenant gets ids scoped by its name (docs/operations.md, "Upgrades").
+LEGACY_TENANT = "default"
+
+
+def tenant_id(tenant: str, *parts: Any) -> str:
+    """``stable_id(*parts)`` within one tenant: two tenants with the same parts get different ids."""
+    if tenant == LEGACY_TENANT:
+        return stable_id(*parts)
+    # The leading "tenant" part cannot start an unscoped id (those start with a kind name), and
+    # length prefixes keep ("tenant", "a|b", ...) apart from ("tenant", "a", "b", ...).
+    return stable_id("tenant", tenant, *parts)
+
+
+def event_id(source: str, event_type: str, upstream_id: Any = None, record: Any = None, *,
+             tenant: str) -> str:
+    """Id of an envelope: from the upstream id when it has one, else from the canonical record.
+
+    Scoped by tenant: two tenants' Obot installs both numbering rows 1, 2, 3... do not collide.
+    """
     if upstream_id not in (None, "", 0):
-        return stable_id("upstream", source, event_type, str(upstream_id))
-    return stable_id("record", source, event_type, record)
+        return tenant_id(tenant, "upstream", source, event_type, str(upstream_id))
+    return tenant_id(tenant, "record", source, event_type, record)

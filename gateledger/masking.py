@@ -12,6 +12,7 @@ never stored in clear.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -19,9 +20,13 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from gateledger import jsonutil
+from gateledger import masking_rules as rules
 
 REDACTED = "[REDACTED]"
 
@@ -44,87 +49,20 @@ class MaskingSettings(BaseSettings):
     extra_patterns: list[str] = Field(default_factory=list)
 
 
-def _norm_key(key: str) -> str:
-    return key.lower().replace("-", "").replace("_", "").replace(".", "").replace(" ", "")
-
-
-# Exact key names (normalized) whose values are secrets.
-_SECRET_KEYS = frozenset(
-    _norm_key(k)
-    for k in (
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "set-cookie",
-        "x-api-key",
-        "api-key",
-        "apikey",
-        "api_secret",
-        "x-client-secret",
-        "x-license-key",
-        "license_key",
-        "client_secret",
-        "password",
-        "passwd",
-        "private_key",
-        "credentials",
-        "credential",
-        "x-amz-security-token",
-        "aws_secret_access_key",
-        "code_verifier",
-        "assertion",
-        "client_assertion",
-        "signature",
-        "x-obot-signature-256",
-    )
-)
-# Normalized suffixes that mark a secret (``refresh_token``, ``githubToken``, ``dbPassword``...).
-_SECRET_SUFFIXES = ("token", "secret", "password", "apikey", "privatekey", "sessionkey")
-# Keys that end like a secret but are not (token counts, token types, usage objects).
-_NOT_SECRET = frozenset(_norm_key(k) for k in ("max_token", "token_type", "tokentype", "next_token"))
-_HASHED_KEYS = frozenset({_norm_key("user_token")})
-_PLAIN, _SECRET, _HASHED = 0, 1, 2
+_PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
+_MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
 
 
-def _card_ok(digits: str) -> bool:
-    """Luhn check: only real-looking card numbers are masked, not every long number."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return total % 10 == 0
-
-
-_SECRET_PATTERNS: list[tuple[str, str]] = [
-    ("private_key", r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)"),
-    ("auth_scheme", r"\b(?i:bearer|basic|token)\s+[A-Za-z0-9\-._~+/]{8,}=*"),
-    ("jwt", r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-    ("provider_key", r"\b(?:sk|pk|rk)-(?:proj-|ant-(?:api\d+-)?|live-|test-)?[A-Za-z0-9_-]{16,}"),
-    ("stripe_key", r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    ("aws_key_id", r"\b(?:AKIA|ASIA|AIDA|AROA)[0-9A-Z]{16}\b"),
-    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"),
-    ("google_key", r"\bAIza[0-9A-Za-z_-]{30,}"),
-    ("slack_token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    ("url_credentials", r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"),
-    (
-        "key_value",
-        r"(?<![A-Za-z0-9])(?i:api[_-]?key|access[_-]?token|refresh[_-]?token|id[_-]?token|auth[_-]?token"
-        r"|client[_-]?secret|secret|password|passwd|pwd|token)"
-        r"(?P<kvsep>[\"']?\s*[:=]\s*[\"']?)(?P<kvval>[^\s\"'&,;}{]{4,})",
-    ),
-]
-_EMAIL = r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63})*\.[A-Za-z]{2,24}"
-_PHONE = (
-    r"(?<![\w+])(?:\+\d{1,3}[ -]?)?(?:\(\d{2,4}\)[ -]?|\d{2,4}[ -])\d{3,4}[ -]\d{3,4}(?![\w-])"
-    r"|(?<![\w+])\+\d{10,15}(?!\w)"
-)
-_CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"
+def _value_end(text: str, start: int, *, whole_line: bool) -> int:
+    """Where the value of ``key: value`` ends: a cookie header's at the end of the line (``Cookie: a=b;
+    c=d``); others after one word, or two after an auth scheme (``Authorization: Bearer x``)."""
+    line_end = min((i for i in (text.find("\n", start), text.find("\r", start)) if i >= 0), default=len(text))
+    if whole_line:
+        return line_end
+    m = rules.VALUE_WORDS.match(text, start, line_end)
+    return m.end() if m else start
 
 
 class Masker:
@@ -137,20 +75,21 @@ class Masker:
         if not salt:
             raise ValueError("a masking salt is required (see masking_salt())")
         self._salt = salt
-        self._extra_keys = frozenset(_norm_key(k) for k in self.settings.extra_secret_keys)
-        parts = [f"(?P<{name}>{rx})" for name, rx in _SECRET_PATTERNS]
+        self._extra_keys = frozenset(rules.norm_key(k) for k in self.settings.extra_secret_keys)
+        parts = [f"(?P<{name}>{rx})" for name, rx in rules.SECRET_PATTERNS]
         parts += [f"(?P<extra{i}>{rx})" for i, rx in enumerate(self.settings.extra_patterns)]
         if self.settings.emails != "keep":
-            parts.append(f"(?P<email>{_EMAIL})")
+            parts.append(f"(?P<email>{rules.EMAIL})")
         if self.settings.cards != "keep":
-            parts.append(f"(?P<card>{_CARD})")
+            parts.append(f"(?P<card>{rules.CARD})")
         if self.settings.phones != "keep":
-            parts.append(f"(?P<phone>{_PHONE})")
+            parts.append(f"(?P<phone>{rules.PHONE})")
         self._rx = re.compile("|".join(parts))
         self._keys: dict[str, int] = {}
         self._texts: dict[str, str] = {}
         self._replacers: dict[str, Callable[[re.Match[str]], str]] = {
             "key_value": lambda m: m.group(0)[: m.start("kvval") - m.start()] + REDACTED,
+            "url_param": lambda m: m.group(0)[: m.start("upval") - m.start()] + REDACTED,
             "auth_scheme": lambda m: m.group(0).split(None, 1)[0] + " " + REDACTED,
             "email": lambda m: self._pii(m.group(0), self.settings.emails, "email"),
             "phone": lambda m: self._pii(m.group(0), self.settings.phones, "phone"),
@@ -165,23 +104,37 @@ class Masker:
         return f"hmac:{digest}"
 
     def is_secret_key(self, key: str) -> bool:
-        """True when the value under this key is a secret."""
+        """True when the value under this key is (or may be) a secret."""
         return self._key_kind(key) != _PLAIN
 
     def _key_kind(self, key: str) -> int:
         # Keys repeat endlessly across records: classify each once.
         kind = self._keys.get(key)
         if kind is None:
-            k = _norm_key(key)
-            if k in _NOT_SECRET or k.endswith("tokens") or k.endswith("count"):
+            k = rules.norm_key(key)
+            if k in rules.NOT_SECRET or k.endswith("count"):
                 kind = _PLAIN
-            elif k in _SECRET_KEYS or k in self._extra_keys or k.endswith(_SECRET_SUFFIXES):
-                kind = _HASHED if k in _HASHED_KEYS else _SECRET
+            elif k.endswith(rules.PLURAL_TOKENS):
+                kind = _TOKENS
+            elif k in rules.SECRET_KEYS or k in self._extra_keys or k.endswith(rules.SECRET_SUFFIXES):
+                kind = _HASHED if k in rules.HASHED_KEYS else _SECRET
             else:
                 kind = _PLAIN
             if len(self._keys) < _CACHE_MAX:
                 self._keys[key] = kind
         return kind
+
+    def _masked_value(self, kind: int, v: Any) -> Any:
+        """The value under a key of this (non-plain) kind."""
+        if kind == _HASHED:
+            return self.token_hash(v) if type(v) is str else REDACTED
+        if kind == _TOKENS:
+            # Counts stay (``total_tokens``); strings (``refresh_tokens``) are the tokens themselves.
+            if type(v) is int or type(v) is float or (type(v) is str and rules.NUMERIC.fullmatch(v)):
+                return v
+            if type(v) is dict or (type(v) is list and any(type(x) is not str for x in v)):
+                return self.mask(v)
+        return REDACTED
 
     def mask(self, value: Any) -> Any:
         """A masked copy of a JSON-like value (dicts, lists, strings, scalars)."""
@@ -192,22 +145,31 @@ class Masker:
             out: dict[Any, Any] = {}
             key_kind, mask_text, mask = self._key_kind, self.mask_text, self.mask
             for k, v in value.items():
+                if type(k) is str and len(k) >= 6:
+                    k2 = mask_text(k)  # an email (or a token) as a key
+                else:
+                    k2 = k
                 vt = type(v)
                 if vt is bool or v is None:
-                    out[k] = v  # nothing to hide in a flag
+                    out[k2] = v  # nothing to hide in a flag
                     continue
                 if type(k) is str and v != "" and v != REDACTED:
                     kind = key_kind(k)
-                    if kind == _SECRET:
-                        out[k] = REDACTED
+                    if kind != _PLAIN:
+                        out[k2] = self._masked_value(kind, v)
                         continue
-                    if kind == _HASHED:
-                        out[k] = self.token_hash(v) if vt is str else REDACTED
-                        continue
-                out[k] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
+                out[k2] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
+            if len(value) <= 4:
+                self._mask_named_pair(value, out)
             return out
         if t is list or t is tuple:
-            return [self.mask(v) for v in value]
+            out_list = [self.mask(v) for v in value]
+            # A header as a [name, value] pair.
+            if len(value) == 2 and type(value[0]) is str and value[1] not in ("", None, REDACTED):
+                kind = self._key_kind(value[0])
+                if kind != _PLAIN:
+                    out_list[1] = self._masked_value(kind, value[1])
+            return out_list
         if isinstance(value, str):
             return self.mask_text(value)
         if isinstance(value, dict):
@@ -216,22 +178,118 @@ class Masker:
             return [self.mask(v) for v in value]
         return value
 
+    def _mask_named_pair(self, value: dict[Any, Any], out: dict[Any, Any]) -> None:
+        """``{"name": "Authorization", "value": "..."}``: the value gets the rule of the name it sits beside."""
+        for vf in rules.PAIR_VALUE_FIELDS:
+            if vf in value:
+                break
+        else:
+            return
+        for nf in rules.PAIR_NAME_FIELDS:
+            name = value.get(nf)
+            if type(name) is str:
+                kind = self._key_kind(name)
+                if kind != _PLAIN and value[vf] not in ("", None, REDACTED):
+                    out[vf] = self._masked_value(kind, value[vf])
+                return
+
     def mask_text(self, text: str) -> str:
         """Free text with every secret and PII match replaced."""
         if len(text) < 6:
             return text
         if len(text) > _CACHED_TEXT_MAX:
-            return self._rx.sub(self._replace, text)
+            return self._mask_text(text)
         # Method names, tool names, header values, model names... repeat across records.
         cached = self._texts.get(text)
         if cached is None:
-            cached = self._rx.sub(self._replace, text)
+            cached = self._mask_text(text)
             if len(self._texts) >= _CACHE_MAX:
                 self._texts.clear()
             self._texts[text] = cached
         return cached
 
     # -- internals ---------------------------------------------------------------------------
+
+    def _mask_text(self, text: str) -> str:
+        # Encoded text is masked decoded: what an encoding hides, a reader can still decode.
+        # Each decoding makes the text shorter, so this recursion ends.
+        decoded = self._decoded(text)
+        if decoded is not None:
+            return decoded
+        out = text
+        if ":" in out or "=" in out:
+            out = self._pairs(out)
+        out = self._rx.sub(self._replace, out)
+        if len(out) >= 16:
+            out = rules.BASE64.sub(self._base64, out)
+        return out
+
+    def _decoded(self, text: str) -> str | None:
+        """The masked decoded form of JSON-in-a-string, URL-encoded or JSON-escaped text that hid
+        something; None when there is nothing to decode or the decoded text is clean."""
+        s = text.strip()
+        if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
+            try:
+                value = jsonutil.loads(s)
+            except (ValueError, RecursionError):
+                value = None
+            if isinstance(value, dict | list):
+                masked = self.mask(value)
+                if masked != value:
+                    return jsonutil.dumps_str(masked)
+        candidates = []
+        if "%" in text and rules.URL_ESCAPE.search(text):
+            candidates.append(unquote(text))
+        if '\\"' in text or "\\\\" in text:
+            candidates.append(text.replace('\\"', '"').replace("\\\\", "\\"))
+        for plain in candidates:
+            if plain != text:
+                masked = self._mask_text(plain)
+                if masked != plain:
+                    return masked
+        return None
+
+    def _pairs(self, text: str) -> str:
+        """Key/value pairs written as text: each value gets its key's rule (one pass, linear)."""
+        out: list[str] = []
+        pos = last = 0
+        search = rules.PAIRS.search
+        while (m := search(text, pos)) is not None:
+            if m.group("jk") is not None:
+                key, (start, end) = m.group("jk"), m.span("jv")
+            elif m.group("tc") is not None:
+                key, start = m.group("tk"), m.end()
+                end = _value_end(text, start, whole_line=rules.norm_key(key) in rules.LINE_KEYS)
+            else:
+                key, (start, end) = m.group("tk"), m.span("tev")
+            kind = self._key_kind(key)
+            value = text[start:end]
+            if kind == _PLAIN or not value.strip() or value == REDACTED:
+                # Not a secret itself, but may hold pairs that are ("note: see accessKey=...").
+                pos = start if start > m.start() else m.end()
+                continue
+            masked = self._masked_value(kind, value)
+            out += (text[last:start], masked if type(masked) is str else REDACTED)
+            last = pos = max(end, start + 1)
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
+    def _base64(self, m: re.Match[str]) -> str:
+        """A base64 run whose decoded text holds a secret or PII is redacted whole."""
+        run = m.group(0)
+        if run.startswith(REDACTED[1:-1]):
+            return run
+        raw = run.rstrip("=")
+        try:
+            data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4))
+            plain = data.decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return run
+        if len(plain) < _MIN_BASE64_TEXT or not plain.isprintable():
+            return run
+        return REDACTED if self._mask_text(plain) != plain else run
 
     def _replace(self, m: re.Match[str]) -> str:
         name = m.lastgroup or ""
@@ -248,7 +306,7 @@ class Masker:
 
     def _card(self, m: re.Match[str]) -> str:
         digits = re.sub(r"\D", "", m.group(0))
-        if 13 <= len(digits) <= 19 and _card_ok(digits):
+        if 13 <= len(digits) <= 19 and rules.card_ok(digits):
             return self._pii(m.group(0), self.settings.cards, "card")
         return m.group(0)
 

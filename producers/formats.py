@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,9 +31,10 @@ from gateledger.contracts.wire import (
     PreCheckResponse,
 )
 from gateledger.correlation import context_keys, mcp_message_keys, trace_id_from_traceparent
-from gateledger.ids import event_id, stable_id
+from gateledger.ids import event_id, tenant_id
 from gateledger.masking import Masker
 from gateledger.topics import Topic
+from producers.event_time import configured_skew, future_time_error
 
 
 class InvalidRecord(ValueError):
@@ -63,6 +64,8 @@ class IngestContext:
     annotations: dict[str, Any] | None = None
     # True when the caller authenticated as ``tenant``: a record may not claim another tenant.
     tenant_locked: bool = False
+    # How far after ``received_at`` an event may be dated (producers/event_time.py).
+    max_future_skew: timedelta = field(default_factory=configured_skew)
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def obot_audit(record: Any, ctx: IngestContext) -> Published:
         flat = _validate(ObotMcpAuditRecord, record)
     source = f"obot/{ctx.install}/mcp"
     # Obot row ids are unique within one install only, hence the install in the source.
-    eid = event_id(source, EventType.OBOT_MCP_CALL, flat.id, record)
+    eid = event_id(source, EventType.OBOT_MCP_CALL, flat.id, record, tenant=ctx.tenant)
     request_id, trace_id = mcp_message_keys(flat.requestBody)
     mcp_id = flat.mcp_field("mcpID")
     env = Envelope(
@@ -137,7 +140,7 @@ def obot_audit_event(record: Any, ctx: IngestContext) -> Published:
     env = Envelope(
         # Same id scheme as the flat record with the same Obot row id: an install whose API moved
         # from v0.23 to v0.24 does not count its history twice.
-        id=event_id(source, EventType.OBOT_MCP_CALL, ev.id),
+        id=event_id(source, EventType.OBOT_MCP_CALL, ev.id, tenant=ctx.tenant),
         source=source,
         type=EventType.OBOT_MCP_AUDIT_EVENT,
         time=occurred or ctx.received_at,
@@ -161,7 +164,7 @@ def obot_llm(record: Any, ctx: IngestContext) -> Published:
     rec = _validate(ObotLlmAuditLog, record)
     source = f"obot/{ctx.install}/llm"
     env = Envelope(
-        id=event_id(source, EventType.OBOT_LLM_CALL, rec.id),
+        id=event_id(source, EventType.OBOT_LLM_CALL, rec.id, tenant=ctx.tenant),
         source=source,
         type=EventType.OBOT_LLM_CALL,
         time=rec.createdAt or ctx.received_at,
@@ -185,7 +188,7 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
     request_id, trace_id = mcp_message_keys(record)
     # A delivery has no upstream id: each delivery is its own decision. Replays of a recorded
     # message (no delivery id) hash the message alone, so re-ingesting a file is idempotent.
-    eid = stable_id("webhook", source, record, ctx.delivery_id)
+    eid = tenant_id(ctx.tenant, "webhook", source, record, ctx.delivery_id)
     data = ctx.masker.mask(msg.wire_dict())
     if ctx.annotations:
         # The processors read the verdict under this key (stream_processors/normalize/webhook.py).
@@ -242,7 +245,8 @@ def axonflow_precheck(record: Any, ctx: IngestContext) -> Published:
     request_id, trace_id = context_keys(req.context)
     env = Envelope(
         # context_id is AxonFlow's id for the pre-check; without one (errors) the exchange itself.
-        id=event_id(source, EventType.AXONFLOW_PRECHECK, resp.context_id, ex.model_dump(mode="json")),
+        id=event_id(source, EventType.AXONFLOW_PRECHECK, resp.context_id, ex.model_dump(mode="json"),
+                    tenant=tenant),
         source=source,
         type=EventType.AXONFLOW_PRECHECK,
         time=ex.started_at,
@@ -266,7 +270,7 @@ def axonflow_llm_call(record: Any, ctx: IngestContext) -> Published:
     source = f"axonflow/{tenant}"
     # One audit per context_id: a retried audit of the same call collapses onto the same id.
     env = Envelope(
-        id=event_id(source, EventType.AXONFLOW_LLM_AUDIT, req.context_id),
+        id=event_id(source, EventType.AXONFLOW_LLM_AUDIT, req.context_id, tenant=tenant),
         source=source,
         type=EventType.AXONFLOW_LLM_AUDIT,
         time=ex.started_at,
@@ -299,8 +303,9 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
     if ctx.tenant_locked and tenant != ctx.tenant:
         raise InvalidRecord("tenant_mismatch", f"event names tenant {tenant!r}; the caller's token is for {ctx.tenant!r}")
     env = Envelope(
-        # CloudEvents promises source + id are unique: exactly what idempotency needs.
-        id=stable_id("cloudevent", ce.source, ce.id),
+        # CloudEvents promises source + id are unique (per producer, so per tenant: two tenants'
+        # gateways may both be "/gateway" numbering events 1, 2, 3...).
+        id=tenant_id(tenant, "cloudevent", ce.source, ce.id),
         source=ce.source,
         type=ce.type,
         time=ce.time or ctx.received_at,
@@ -316,12 +321,29 @@ def cloudevent(record: Any, ctx: IngestContext) -> Published:
     return Published(env, Topic.RAW_CLOUDEVENTS, request_id or env.context_id or env.id)
 
 
-_IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id")
+_IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id", "source")
+
+
+def bounded_time(fn: FormatFn) -> FormatFn:
+    """The format refusing (``future_time``) an event dated beyond its receipt plus the allowed skew."""
+
+    def wrapped(record: Any, ctx: IngestContext) -> Published:
+        published = fn(record, ctx)
+        env = published.envelope
+        error = future_time_error(env.time, env.received_at, ctx.max_future_skew)
+        if error:
+            raise InvalidRecord("future_time", error)
+        return published
+
+    wrapped.__name__ = getattr(fn, "__name__", "format")
+    wrapped.__doc__ = fn.__doc__
+    return wrapped
 
 
 def masked_identity(fn: FormatFn) -> FormatFn:
-    """The format with the envelope's identity fields masked like ``data`` (an email used as a user id
-    or a request id becomes the same pseudonym it gets inside ``data``, so correlation still holds)."""
+    """The format with the envelope's identity fields and Kafka key masked like ``data`` (an email used
+    as a user id or a request id becomes the same pseudonym it gets inside ``data``, so correlation
+    and partitioning still hold; a CloudEvent ``source`` loses its ``user:pass@``)."""
 
     def wrapped(record: Any, ctx: IngestContext) -> Published:
         published = fn(record, ctx)
@@ -333,9 +355,10 @@ def masked_identity(fn: FormatFn) -> FormatFn:
                 masked = ctx.masker.mask_text(value)
                 if masked != value:
                     changes[name] = masked
-        if not changes:
+        key = ctx.masker.mask_text(published.key)
+        if not changes and key == published.key:
             return published
-        return Published(env.model_copy(update=changes), published.topic, published.key)
+        return Published(env.model_copy(update=changes) if changes else env, published.topic, key)
 
     wrapped.__name__ = getattr(fn, "__name__", "format")
     wrapped.__doc__ = fn.__doc__
@@ -343,7 +366,7 @@ def masked_identity(fn: FormatFn) -> FormatFn:
 
 
 FORMATS: dict[str, FormatFn] = {
-    name: masked_identity(fn)
+    name: masked_identity(bounded_time(fn))
     for name, fn in {
         "obot-audit": obot_audit,
         "obot-audit-event": obot_audit_event,

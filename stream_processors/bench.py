@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from gateledger.contracts.envelope import Envelope, EventType, utc_iso
-from gateledger.ids import event_id, stable_id
+from gateledger.ids import event_id, tenant_id
 from gateledger.topics import Topic, topic_name
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -63,7 +63,7 @@ def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iter
                "response": {"context_id": ctx, "approved": not blocked, "policies": ["pii_detection"],
                             "expires_at": utc_iso(t0 + timedelta(minutes=5)),
                             "block_reason": "prompt injection" if blocked else None}}
-        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_PRECHECK, ctx), src,
+        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_PRECHECK, ctx, tenant=tenant), src,
                                              EventType.AXONFLOW_PRECHECK, t0, tenant, pre, request_id=req,
                                              context_id=ctx, trace_id=trace))
         if blocked:
@@ -77,7 +77,7 @@ def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iter
                                              "total_tokens": prompt + completion},
                              "latency_ms": 900, "metadata": {}},
                  "response": {"success": True, "audit_id": f"aud-{n}"}, "audit_id": f"aud-{n}"}
-        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_LLM_AUDIT, ctx), src,
+        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_LLM_AUDIT, ctx, tenant=tenant), src,
                                              EventType.AXONFLOW_LLM_AUDIT, t1, tenant, audit, context_id=ctx))
         session = f"sess-{seed}-{n}"
         mcp_src = "obot/default/mcp"
@@ -102,12 +102,12 @@ def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iter
             if rng.random() < 0.7:
                 for rec, at in ((request, tk), (response, tk + timedelta(milliseconds=60))):
                     yield (Topic.RAW_OBOT_MCP, key,
-                           _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, rec), mcp_src,
+                           _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, rec, tenant=tenant), mcp_src,
                                 EventType.OBOT_MCP_CALL, at, tenant, rec, request_id=req if rec is request else None,
                                 trace_id=trace if rec is request else None, session_id=session))
             else:
                 whole = request | {k2: v for k2, v in response.items() if k2 not in ("createdAt", "callType")}
-                yield (Topic.RAW_OBOT_MCP, key, _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, whole),
+                yield (Topic.RAW_OBOT_MCP, key, _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, whole, tenant=tenant),
                                                      mcp_src, EventType.OBOT_MCP_CALL, tk, tenant, whole,
                                                      request_id=req, trace_id=trace, session_id=session))
         if rng.random() < 0.1:
@@ -116,12 +116,12 @@ def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iter
                    "modelProvider": "anthropic", "modelID": "claude-sonnet-4-5", "responseStatus": 200,
                    "outcome": "success", "inputTokens": rng.randint(0, 3000), "outputTokens": rng.randint(0, 500),
                    "requestID": req}
-            yield (Topic.RAW_OBOT_LLM, req, _env(event_id(llm_src, EventType.OBOT_LLM_CALL, rec["id"]), llm_src,
+            yield (Topic.RAW_OBOT_LLM, req, _env(event_id(llm_src, EventType.OBOT_LLM_CALL, rec["id"], tenant=tenant), llm_src,
                                                  EventType.OBOT_LLM_CALL, t1, tenant, rec, request_id=req))
         if rng.random() < 0.1:
             wh_src = "obot/default/webhook"
             msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_file"}}
-            yield (Topic.RAW_OBOT_WEBHOOK, req, _env(stable_id("webhook", wh_src, msg, f"{seed}-{n}"), wh_src,
+            yield (Topic.RAW_OBOT_WEBHOOK, req, _env(tenant_id(tenant, "webhook", wh_src, msg, f"{seed}-{n}"), wh_src,
                                                      EventType.OBOT_WEBHOOK_DECISION, t1, tenant, msg,
                                                      request_id=req))
 

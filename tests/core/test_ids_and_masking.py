@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateledger.ids import event_id, stable_id
+from gateledger.ids import LEGACY_TENANT, event_id, stable_id, tenant_id
 from gateledger.masking import REDACTED, Masker, MaskingSettings
 
 
@@ -10,9 +10,25 @@ def test_stable_ids() -> None:
     assert stable_id("a", 1, None) == stable_id("a", 1, None)
     assert stable_id("ab", "c") != stable_id("a", "bc")
     assert stable_id({"b": 1, "a": 2}) == stable_id({"a": 2, "b": 1})
-    assert event_id("s", "t", 5) == event_id("s", "t", 5, record={"different": True})
-    assert event_id("s", "t", None, {"x": 1}) == event_id("s", "t", None, {"x": 1})
-    assert event_id("s", "t", None, {"x": 1}) != event_id("s", "t", None, {"x": 2})
+    assert event_id("s", "t", 5, tenant="a") == event_id("s", "t", 5, record={"different": True}, tenant="a")
+    assert event_id("s", "t", None, {"x": 1}, tenant="a") == event_id("s", "t", None, {"x": 1}, tenant="a")
+    assert event_id("s", "t", None, {"x": 1}, tenant="a") != event_id("s", "t", None, {"x": 2}, tenant="a")
+
+
+def test_event_ids_are_per_tenant_and_the_default_tenant_keeps_its_old_ids() -> None:
+    # Two tenants' Obot installs both numbering rows 1, 2, 3...: the same upstream id, different events.
+    ids = {event_id("obot/default/mcp", "obot.mcp.call", n, tenant=t) for t in ("default", "acme", "globex")
+           for n in (1, 2, 3)}
+    assert len(ids) == 9
+    assert tenant_id("acme", "x") != tenant_id("globex", "x") != tenant_id("default", "x")
+    # Length-prefixed parts: a tenant named like a separator cannot forge another tenant's id.
+    assert tenant_id("a", "b|c") != tenant_id("a|b", "c")
+    # The ids minted before tenants were in them (up to 6a10a2c), pinned: single-tenant installs upgrade
+    # without any record changing its id.
+    assert event_id("obot/default/mcp", "obot.mcp.call", 1042, tenant=LEGACY_TENANT) == stable_id(
+        "upstream", "obot/default/mcp", "obot.mcp.call", "1042")
+    assert event_id("obot/default/mcp", "obot.mcp.call", 1042, tenant=LEGACY_TENANT) == \
+        "8f6738b5e9638b913d3863810e63c5bd"
 
 
 def masker(**kw: object) -> Masker:
