@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateledger.kafka import KafkaTarget
 from gateledger.settings import Settings
 from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
+from producers.axonflow.auth import basic_client_id
 from producers.ingest.settings import IngestSettings
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
@@ -32,26 +34,59 @@ def _no_sdk_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeAxonFlow:
-    """AxonFlow Gateway Mode as the wire format describes it (shared/reference/wire-formats.md, section 5)."""
+    """AxonFlow as its source answers (getaxonflow/axonflow platform/agent/gateway_handlers.go for the
+    Gateway Mode pair, platform/agent/mcp_handler.go for the MCP checks; each rule names its file)."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
         self.n = 0
+        # Set: every pre-check is refused by AxonFlow's own budget check (block reason, budget).
+        self.budget_block: tuple[str, str] | None = None
+        # Set: AxonFlow warns (warn-action budget over its limit) in X-Budget-Warning.
+        self.budget_warning: str | None = None
+        # Client ids whose credentials AxonFlow refuses (401), e.g. a revoked client.
+        self.revoked: set[str] = set()
 
     async def record(self, request: web.Request) -> bytes:
         body = await request.read()
         self.seen.append((request.method, request.path_qs, dict(request.headers), body))
         return body
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        # platform/agent/auth.go: bad credentials are a 401 before any handler logic;
+        # sendGatewayError writes {"error": ...} (gateway_handlers.go).
+        client = basic_client_id(request.headers.get("Authorization"))
+        if client in self.revoked:
+            return web.json_response({"error": "Invalid credentials"}, status=401)
+        return None
+
     async def precheck(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
         self.n += 1
+        if self.budget_block is not None:
+            reason, budget_id = self.budget_block
+            # gateway_handlers.go, issue #1082: costService.CheckBudget said no -> WriteHeader(402) and
+            # json.NewEncoder(w).Encode(PreCheckResponse{ContextID: uuid, Approved: false, Policies:
+            # ["budget_exceeded"], BlockReason: Message, BudgetInfo: {float64 amounts}, ExpiresAt:
+            # time.Now()}): Go's field order, omitempty, RFC 3339 nano time, a trailing newline.
+            # Written out by hand here, independent of the encoder under test.
+            payload = (
+                '{"context_id":"%s","approved":false,"policies":["budget_exceeded"],"budget_info":'
+                '{"budget_id":"%s","budget_name":"%s","used_usd":2.5,"limit_usd":2,"percentage":125,'
+                '"exceeded":true,"action":"block"},"expires_at":"%s","block_reason":"%s"}\n'
+            ) % (uuid.uuid4(), budget_id, budget_id,
+                 datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z", reason)
+            return web.Response(body=payload.encode(), status=402, headers={"Content-Type": "application/json"})
         if "DROP TABLE" in body["query"]:
             return web.json_response({"approved": False, "block_reason": "SQL injection detected",
                                       "policy": "sql_injection"}, status=403)
         now = datetime.now(UTC)
-        return web.json_response({
+        # gateway_handlers.go: a warn-action budget over its limit sets X-Budget-Warning and approves.
+        headers = {"X-Budget-Warning": self.budget_warning} if self.budget_warning else None
+        return web.json_response(headers=headers, data={
             "context_id": f"ctx-{self.n}",
             "approved": True,
             "requires_redaction": False,
@@ -65,6 +100,8 @@ class FakeAxonFlow:
     async def audit(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
         # gzip on the wire: the client must get the bytes as sent, the recording the decoded JSON.
         payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
         return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})

@@ -3,8 +3,12 @@
 from gateledger.contracts.wire.axonflow import (
     AxonFlowExchange,
     BudgetInfo,
+    DecideRequest,
+    DecideResponse,
     LlmCallAuditRequest,
     LlmCallAuditResponse,
+    McpCheckRequest,
+    McpCheckResponse,
     PreCheckRequest,
     PreCheckResponse,
     RateLimit,
@@ -25,6 +29,10 @@ from gateledger.contracts.wire.obot import (
 __all__ = [
     "AxonFlowExchange",
     "BudgetInfo",
+    "DecideRequest",
+    "DecideResponse",
+    "McpCheckRequest",
+    "McpCheckResponse",
     "CloudEvent",
     "JsonRpcError",
     "JsonRpcMessage",
