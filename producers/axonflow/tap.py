@@ -73,6 +73,7 @@ _HOP_BY_HOP = frozenset(
 
 
 _NOT_FORWARDED = _HOP_BY_HOP | {TOKEN_HEADER.lower()}
+_CREDENTIALS = frozenset({TOKEN_HEADER.lower(), "proxy-authorization"})
 
 
 def forward_headers(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
@@ -84,7 +85,9 @@ def _ascii_headers(headers: CIMultiDictProxy[str]) -> None:
     """400 for a header value that is not printable ASCII: the tap cannot forward it faithfully."""
     for name, value in headers.items():
         if not value.isascii() or any(not c.isprintable() and c != "\t" for c in value):
-            raise TapRefusal(400, "bad_header", f"header {name} is not printable ASCII")
+            # gateledger's own credentials: a 401, as for any credential it cannot read.
+            status = 401 if name.lower() in _CREDENTIALS else 400
+            raise TapRefusal(status, "bad_header", f"header {name} is not printable ASCII")
 
 
 def decoded(raw: bytes, content_encoding: str | None) -> bytes | None:

@@ -17,12 +17,17 @@ from axonflow import AxonFlow
 from axonflow.exceptions import AxonFlowError, PolicyViolationError
 from axonflow.types import TokenUsage
 
+from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.events import LlmCallStatus
 from gateledger.kafka import KafkaTarget
+from gateledger.money.catalog import load_catalog
+from gateledger.money.cost import llm_cost
 from gateledger.settings import Settings
 from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
 from producers.axonflow.auth import basic_client_id
 from producers.ingest.settings import IngestSettings
+from stream_processors.normalize.llm import call_from_axonflow_audit
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
 
@@ -257,3 +262,100 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
         assert sorted(e["context_id"] for e in events) == ["ctx-1", "ctx-2"]
 
     asyncio.run(main())
+
+
+async def _raw_http(port: int, request: bytes) -> int:
+    """The status of a hand-written HTTP/1.1 request (headers any client library would refuse to send)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> None:
+    """Default-deny with tokens: unknown callers 401, a tenant outside the token 403, odd headers 400/401,
+    never 500 and never forwarded; the SDK works through the path token; one tenant per exchange."""
+    upstream_api = FakeAxonFlow()
+    upstream_api.revoked.add("mallory")
+    upstream_api.budget_warning = "budget 'acme-warn' at 104% of $10"
+    basic_acme = "Basic " + base64.b64encode(b"acme:s3cret-value").decode()
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def main() -> list[dict[str, Any]]:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            ingest = IngestSettings(axonflow_upstream_url=str(upstream.make_url("")),
+                                    axonflow_tokens={"tok-acme": ["acme"], "tok-pair": ["acme", "initech"],
+                                                     "tok-mallory": ["mallory"]})
+            async with ingest_client(settings, ingest) as http:
+                pre = {"client_id": "acme", "user_token": "utok-1234567", "query": "hi"}
+                refusals = [
+                    ({}, 401, "unauthenticated"),
+                    ({"X-Gateledger-Token": "tok-nobody"}, 401, "unauthenticated"),
+                    ({"Proxy-Authorization": "Bearer tok-nobody"}, 401, "unauthenticated"),
+                    # A token that may not speak for the tenant the request names (forged X-Tenant-ID).
+                    ({"X-Gateledger-Token": "tok-acme", "X-Tenant-ID": "globex"}, 403, "tenant_not_allowed"),
+                    ({"X-Gateledger-Token": "tok-acme", "Authorization": "Basic "
+                      + base64.b64encode(b"globex:x").decode()}, 403, "tenant_not_allowed"),
+                    ({"X-Gateledger-Token": "tok-pair"}, 400, "tenant_required"),
+                ]
+                for headers, status, reason in refusals:
+                    for path in ("/axonflow/api/policy/pre-check", "/axonflow/api/audit/llm-call"):
+                        r = await http.post(path, json=pre, headers=headers)
+                        assert (r.status, (await r.json())["reason"]) == (status, reason), (headers, path)
+                r = await http.get("/axonflow/health")
+                assert r.status == 401, "pass-through is authenticated too"
+                # Bytes no client library sends: non-ASCII token, tenant, AxonFlow credentials.
+                port = http.server.port
+                for line, status in ((b"X-Gateledger-Token: tok-\xe9\xe9", 401), (b"X-Tenant-ID: acm\xc3\xa9", 400),
+                                     (b"Authorization: Basic \xff\xfe", 400),
+                                     # A control character: aiohttp's HTTP parser answers 400 itself.
+                                     (b"X-Gateledger-Token: \x01tok", 400)):
+                    raw = (b"POST /axonflow/api/policy/pre-check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+                           + line + b"\r\n\r\n{}")
+                    assert await _raw_http(port, raw) == status, line
+                assert upstream_api.seen == [], "nothing refused reached AxonFlow"
+
+                # The SDK, token in the URL: recorded under the token's tenant, token never forwarded.
+                async with AxonFlow(endpoint=str(http.make_url("/axonflow/t/tok-acme")), client_id="acme",
+                                    client_secret="s3cret-value") as sdk:
+                    ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="q",
+                                                               extra_headers={"traceparent": trace})
+                    assert ok.approved
+                # A client whose AxonFlow credentials AxonFlow refuses: its audit is a 401, recorded as such.
+                async with AxonFlow(endpoint=str(http.make_url("/axonflow/t/tok-mallory")), client_id="mallory",
+                                    client_secret="revoked") as sdk:
+                    with pytest.raises(AxonFlowError):
+                        await sdk.audit_llm_call(context_id="ctx-forged", response_summary="x", provider="openai",
+                                                 model="gpt-4o", token_usage=TokenUsage(
+                                                     prompt_tokens=90_000, completion_tokens=9_000,
+                                                     total_tokens=99_000), latency_ms=5)
+                r = await http.post("/axonflow/api/policy/pre-check", json=pre,
+                                    headers={"X-Gateledger-Token": "tok-pair", "X-Tenant-ID": "initech",
+                                             "Authorization": basic_acme})
+                assert r.status == 200, "X-Tenant-ID honoured inside what the token allows"
+        assert all("tok-" not in s[1] and "X-Gateledger-Token" not in s[2] for s in upstream_api.seen)
+        return await read_topic(settings, Topic.RAW_AXONFLOW, want=3)
+
+    events = asyncio.run(main())
+    assert len(events) == 3
+    by_tenant = {e["tenant"]: e for e in events}
+    assert set(by_tenant) == {"acme", "mallory", "initech"}
+    acme = by_tenant["acme"]
+    assert acme["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and acme["data"]["traceparent"] == trace
+    assert acme["data"]["budget_warning"] == "budget 'acme-warn' at 104% of $10"
+    assert "tok-acme" not in str(events)
+    refused = by_tenant["mallory"]
+    assert refused["type"] == "axonflow.llm_audit" and refused["data"]["status"] == 401
+    # The processors read it as what it was: a refused audit, no tokens, not a successful call.
+    call = call_from_axonflow_audit(Envelope.model_validate({k: v for k, v in refused.items() if k != "_key"}))
+    assert call.status == LlmCallStatus.ERROR and "audit refused by AxonFlow: HTTP 401" in call.error
+    assert call.total_tokens == 0 and not call.tokens_reported
+    entry = llm_cost(call, load_catalog(), computed_at=datetime.now(UTC)).entry
+    assert entry.total_cost_usd == 0 and not entry.unpriced, "never billable"
+    assert "no charge" in entry.pricing_note

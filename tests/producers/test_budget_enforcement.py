@@ -12,6 +12,7 @@ AxonFlow seeing the pre-check; the exchange is published and becomes a blocked P
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -239,6 +240,43 @@ def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings
         assert decision.budget_id == "globex-month" and decision.budget_exceeded is True
         assert decision.policies == ["budget_exceeded"] and "globex-month" in decision.block_reason
         assert decision.user_id == "gus"
+
+    asyncio.run(main())
+
+
+def test_axonflow_budget_check_uses_only_the_authenticated_tenant(settings: Settings) -> None:
+    """globex's block budget is exhausted: a globex client cannot dodge it by naming another tenant
+    (X-Tenant-ID or context.tenant_id outside its token: 403; the Basic client id wins over the body), and
+    nothing it sends moves the
+    check onto another tenant's budgets."""
+    now = datetime.now(UTC)
+    budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
+    snaps = snapshots_of(_spend(now, budgets), now)
+    upstream_api = FakeAxonFlow()
+
+    async def main() -> None:
+        await publish_snapshots(settings, snaps)
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            async with serving(settings, OffsetClock(), axonflow_upstream_url=str(upstream.make_url("")),
+                               axonflow_tokens={"tok-g": ["globex"], "tok-a": ["acme"]}) as base:
+                await wait_enforcement(base, len(snaps))
+                body = {"client_id": "agent-7", "user_token": "t", "query": "q", "context": {"tenant_id": "acme"}}
+                globex = "Basic " + base64.b64encode(b"globex:s3cret").decode()
+                async with aiohttp.ClientSession() as s:
+                    for headers, status in (
+                        ({"X-Gateledger-Token": "tok-g", "Authorization": globex}, 402),
+                        ({"X-Gateledger-Token": "tok-g", "Authorization": globex, "X-Tenant-ID": "acme"}, 403),
+                        # No header names a tenant: the body's context.tenant_id does, and the token refuses it.
+                        ({"X-Gateledger-Token": "tok-g"}, 403),
+                        ({"Authorization": globex, "X-Tenant-ID": "acme"}, 401),
+                    ):
+                        async with s.post(f"{base}/axonflow/api/policy/pre-check", json=body, headers=headers) as r:
+                            assert r.status == status, headers
+                    assert upstream_api.n == 0
+                    # acme's own token: acme's budgets, not exhausted for this scope -> forwarded.
+                    async with s.post(f"{base}/axonflow/api/policy/pre-check", json=body,
+                                      headers={"X-Gateledger-Token": "tok-a"}) as r:
+                        assert r.status == 200 and upstream_api.n == 1
 
     asyncio.run(main())
 
