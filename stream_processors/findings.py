@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from gateledger.contracts.events import Finding, FindingKind, LlmCall, LlmCallStatus
 from gateledger.ids import stable_id
@@ -123,3 +124,15 @@ def policy_bypass(*, tenant: str, interaction_id: str, interaction_version: int,
         evidence_event_ids=evidence,
         detected_at=now,
     )
+
+
+def is_check_input_block(fact: dict[str, Any]) -> bool:
+    """A fact of AxonFlow's MCP check-input refusing a tool call (``allowed: false``)."""
+    return fact.get("kind") == "gate" and fact.get("gate") == "mcp_check_input" and not fact.get("ok")
+
+
+def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
+    """Whether an MCP check names this MCP call's tool (or, naming no tool, its server: connector_type)."""
+    if check.get("tool"):
+        return call.get("tool") == check["tool"]
+    return bool(check.get("server")) and check["server"] in (call.get("server"), call.get("sid"), call.get("tool"))

@@ -111,6 +111,49 @@ class FakeAxonFlow:
         payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
         return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})
 
+    async def check_input(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # platform/agent/mcp_handler.go, mcpCheckInputHandler: connector_type and statement required
+        # (400); a static-policy block is 403 with {allowed: false, block_reason, policies_evaluated,
+        # decision_id}; an allow is 200 with {allowed: true, policies_evaluated, decision_id}.
+        if not body.get("connector_type") or not body.get("statement"):
+            return web.json_response({"error": "connector_type and statement are required"}, status=400)
+        decision = str(uuid.uuid4())
+        if "DROP TABLE" in body["statement"].upper():
+            return web.json_response({"allowed": False, "block_reason": "SQL injection detected: drop_table",
+                                      "policies_evaluated": 12, "decision_id": decision}, status=403)
+        return web.json_response({"allowed": True, "policies_evaluated": 12, "decision_id": decision,
+                                  "redaction_evaluated": True})
+
+    async def check_output(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # mcp_handler.go, mcpCheckOutputHandler: connector_type and (response_data or message) required.
+        if not body.get("connector_type") or not (body.get("response_data") or body.get("message")):
+            return web.json_response({"error": "response_data or message is required"}, status=400)
+        return web.json_response({"allowed": True, "policies_evaluated": 9, "decision_id": str(uuid.uuid4())})
+
+    async def decide(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        # The SDK's axonflow/types.py DecideRequest / DecideResponse (mirroring the platform's):
+        # stage and query required; a deny is a verdict in a 200 body; trace_id is the caller's
+        # traceparent trace id when sent (a fresh one otherwise).
+        if body.get("stage") not in ("llm", "tool", "agent") or not body.get("query"):
+            return web.json_response({"verdict": "deny", "error": "stage and query are required"}, status=400)
+        tp = request.headers.get("traceparent", "")
+        trace = tp.split("-")[1] if tp.count("-") == 3 else uuid.uuid4().hex
+        deny = "rm -rf" in body["query"]
+        return web.json_response({"verdict": "deny" if deny else "allow", "decision_id": str(uuid.uuid4()),
+                                  "trace_id": trace, "reasons": ["dangerous command"] if deny else [],
+                                  "obligations": [], "evaluated_policies": ["sys_dangerous_cmd"],
+                                  "stage": body["stage"]})
+
     async def health(self, request: web.Request) -> web.Response:
         await self.record(request)
         return web.json_response({"status": "healthy", "version": "9.0.0"})
@@ -129,6 +172,9 @@ class FakeAxonFlow:
         app = web.Application()
         app.router.add_post("/api/policy/pre-check", self.precheck)
         app.router.add_post("/api/audit/llm-call", self.audit)
+        app.router.add_post("/api/v1/mcp/check-input", self.check_input)
+        app.router.add_post("/api/v1/mcp/check-output", self.check_output)
+        app.router.add_post("/api/v1/decide", self.decide)
         app.router.add_get("/health", self.health)
         app.router.add_post("/api/v1/stream", self.stream)
         return app
