@@ -191,6 +191,25 @@ def llm_audit(**over: Any) -> dict[str, Any]:
     return rec
 
 
+def mcp_check_input(**over: Any) -> dict[str, Any]:
+    """An AxonFlow MCP check-input exchange (a block: 403, allowed false) as the tap records it."""
+    rec = {
+        "path": "/api/v1/mcp/check-input",
+        "method": "POST",
+        "status": 403,
+        "started_at": "2026-11-20T10:14:58Z",
+        "finished_at": "2026-11-20T10:14:58.004Z",
+        "tenant_header": "acme",
+        "traceparent": TRACEPARENT,
+        "request": {"connector_type": "github", "tool": "delete_repo", "statement": "DROP TABLE repos",
+                    "operation": "execute"},
+        "response": {"allowed": False, "block_reason": "SQL injection detected", "policies_evaluated": 12,
+                     "decision_id": "dec-1"},
+    }
+    rec.update(over)
+    return rec
+
+
 def cloudevent(**over: Any) -> dict[str, Any]:
     """A CloudEvent from a custom gateway."""
     rec = {
@@ -214,5 +233,6 @@ ALL_FORMATS: dict[str, Any] = {
     "obot-webhook": webhook_message,
     "axonflow-precheck": precheck,
     "axonflow-llm-call": llm_audit,
+    "axonflow-governance": mcp_check_input,
     "cloudevents": cloudevent,
 }

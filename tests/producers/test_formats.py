@@ -104,3 +104,16 @@ def test_invalid_records_are_explained(fmt: str, record: object, reason: str) ->
 def test_unknown_format() -> None:
     with pytest.raises(ValueError, match="one of"):
         get_format("nope")
+
+
+def test_axonflow_governance_exchange() -> None:
+    """An MCP check-input verdict: its own type, AxonFlow's decision_id for the id, the caller's trace."""
+    p = get_format("axonflow-governance")(samples.mcp_check_input(), ctx())
+    env = p.envelope
+    assert p.topic is Topic.RAW_AXONFLOW and env.type == "axonflow.mcp_check" and env.tenant == "acme"
+    assert env.trace_id == TRACE and p.key == TRACE
+    assert env.id == get_format("axonflow-governance")(samples.mcp_check_input(status=403), ctx()).envelope.id
+    with pytest.raises(InvalidRecord):
+        get_format("axonflow-governance")(samples.mcp_check_input(path="/api/v1/other"), ctx())
+    with pytest.raises(InvalidRecord):
+        get_format("axonflow-governance")(samples.mcp_check_input(request={"statement": "x"}), ctx())
