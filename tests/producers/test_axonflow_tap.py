@@ -28,6 +28,7 @@ from gateledger.topics import Topic
 from producers.axonflow.auth import basic_client_id
 from producers.ingest.settings import IngestSettings
 from stream_processors.normalize.llm import call_from_axonflow_audit
+from stream_processors.normalize.policy import decision_from_precheck
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
 
@@ -395,6 +396,9 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
     acme = by_tenant["acme"]
     assert acme["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and acme["data"]["traceparent"] == trace
     assert acme["data"]["budget_warning"] == "budget 'acme-warn' at 104% of $10"
+    decision = decision_from_precheck(Envelope.model_validate({k: v for k, v in acme.items() if k != "_key"}))
+    assert decision.budget_warning == "budget 'acme-warn' at 104% of $10" and decision.approved
+    assert decision.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert "tok-acme" not in str(events)
     refused = by_tenant["mallory"]
     assert refused["type"] == "axonflow.llm_audit" and refused["data"]["status"] == 401
