@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from gateledger.clock import utcnow
 from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.wire import (
+    AuditLogEntry,
     AxonFlowExchange,
     CloudEvent,
     DecideRequest,
@@ -314,6 +315,25 @@ def axonflow_governance(record: Any, ctx: IngestContext) -> Published:
     return Published(env, Topic.RAW_AXONFLOW, env.trace_id or env.id)
 
 
+def axonflow_audit_entry(record: Any, ctx: IngestContext) -> Published:
+    """A row of AxonFlow's own audit trail, as ``POST /api/v1/audit/search`` lists it."""
+    entry = _validate(AuditLogEntry, record)
+    tenant = ctx.tenant if ctx.tenant_locked else (entry.tenant_id or ctx.tenant)
+    source = f"axonflow/{tenant}/audit"
+    env = Envelope(
+        id=event_id(source, EventType.AXONFLOW_AUDIT_ENTRY, entry.id),
+        source=source,
+        type=EventType.AXONFLOW_AUDIT_ENTRY,
+        time=entry.timestamp,
+        received_at=ctx.received_at,
+        tenant=tenant,
+        # Gateway rows name the pre-check's context: keyed by it, beside the tap's exchanges.
+        context_id=entry.request_id,
+        data=ctx.masker.mask(entry.wire_dict()),
+    )
+    return Published(env, Topic.RAW_AXONFLOW, entry.request_id or env.id)
+
+
 # --- CloudEvents ------------------------------------------------------------------------------
 
 
@@ -388,6 +408,7 @@ FORMATS: dict[str, FormatFn] = {
         "axonflow-precheck": axonflow_precheck,
         "axonflow-llm-call": axonflow_llm_call,
         "axonflow-governance": axonflow_governance,
+        "axonflow-audit-entry": axonflow_audit_entry,
         "cloudevents": cloudevent,
     }.items()
 }

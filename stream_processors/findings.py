@@ -136,3 +136,22 @@ def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
     if check.get("tool"):
         return call.get("tool") == check["tool"]
     return bool(check.get("server")) and check["server"] in (call.get("server"), call.get("sid"), call.get("tool"))
+
+
+def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetime, client_id: str | None,
+             model: str | None, now: datetime) -> Finding:
+    """An LLM call in AxonFlow's own audit trail that no tap exchange of its context preceded."""
+    return Finding(
+        id=finding_id(FindingKind.UNTAPPED_LLM_CALL, tenant, context_id),
+        version=1,
+        tenant=tenant,
+        time=time,
+        kind=FindingKind.UNTAPPED_LLM_CALL,
+        severity="high",
+        context_id=context_id,
+        client_id=client_id,
+        description=(f"AxonFlow audited an LLM call{f' ({model})' if model else ''} for context {context_id} "
+                     "that never passed the gateledger tap"),
+        evidence_event_ids=[entry_event_id],
+        detected_at=now,
+    )

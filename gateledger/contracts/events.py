@@ -328,6 +328,7 @@ class FindingKind(StrEnum):
     POLICY_BYPASS = "policy_bypass"
     SUSPECT_USAGE = "suspect_usage"
     UNPRICED_MODEL = "unpriced_model"
+    UNTAPPED_LLM_CALL = "untapped_llm_call"  # in AxonFlow's audit trail, never through the tap
 
 
 class Finding(OutputEvent):

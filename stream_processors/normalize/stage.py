@@ -218,6 +218,10 @@ class NormalizePartition:
             self._audit(env, t_us, rcv)
         elif etype in (EventType.AXONFLOW_DECIDE, EventType.AXONFLOW_MCP_CHECK):
             self._emit_gate(governance.decision_from_governance(env), rcv)
+        elif etype == EventType.AXONFLOW_AUDIT_ENTRY:
+            seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
+            if (found := governance.untapped_finding(env, seen, self._now())) is not None:
+                self.out.row(found, t_us)
         elif topic == self.topics.cloudevents:
             self._cloudevent(env, rcv)
         else:

@@ -52,6 +52,8 @@ class FakeAxonFlow:
         self.budget_warning: str | None = None
         # Client ids whose credentials AxonFlow refuses (401), e.g. a revoked client.
         self.revoked: set[str] = set()
+        # AxonFlow's own audit trail (the orchestrator's audit_logs rows), newest last.
+        self.audit_trail: list[dict[str, Any]] = []
 
     async def record(self, request: web.Request) -> bytes:
         body = await request.read()
@@ -108,6 +110,13 @@ class FakeAxonFlow:
         await self.record(request)
         if (refused := self._refused(request)) is not None:
             return refused
+        # The audit lands in AxonFlow's audit trail (audit_logs), the pre-check's context as request_id.
+        self.audit_trail.append({
+            "id": f"aud-{body['context_id']}", "request_id": body["context_id"],
+            "timestamp": datetime.now(UTC).isoformat(), "client_id": basic_client_id(
+                request.headers.get("Authorization")), "tenant_id": basic_client_id(request.headers.get("Authorization")),
+            "request_type": "llm_chat", "policy_decision": "allowed", "provider": body["provider"],
+            "model": body["model"], "tokens_used": (body.get("token_usage") or {}).get("total_tokens", 0)})
         # gzip on the wire: the client must get the bytes as sent, the recording the decoded JSON.
         payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
         return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})
@@ -155,6 +164,22 @@ class FakeAxonFlow:
                                   "obligations": [], "evaluated_policies": ["sys_dangerous_cmd"],
                                   "stage": body["stage"]})
 
+    async def audit_search(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if basic_client_id(request.headers.get("Authorization")) is None or (refused := self._refused(request)):
+            return refused or web.json_response({"error": "Invalid credentials"}, status=401)
+        # platform/orchestrator/run.go auditSearchHandler + audit_logger.go SearchAuditLogs:
+        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, limit (default
+        # 100) and offset; the answer is the JSON list of entries.
+        start = datetime.fromisoformat(body["start_time"]) if body.get("start_time") else None
+        end = datetime.fromisoformat(body["end_time"]) if body.get("end_time") else None
+        rows = [e for e in self.audit_trail if (start is None or datetime.fromisoformat(e["timestamp"]) >= start)
+                and (end is None or datetime.fromisoformat(e["timestamp"]) <= end)]
+        rows.sort(key=lambda e: e["timestamp"], reverse=True)
+        offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 100)
+        return web.json_response(rows[offset:offset + limit])
+
     async def health(self, request: web.Request) -> web.Response:
         await self.record(request)
         return web.json_response({"status": "healthy", "version": "9.0.0"})
@@ -176,6 +201,7 @@ class FakeAxonFlow:
         app.router.add_post("/api/v1/mcp/check-input", self.check_input)
         app.router.add_post("/api/v1/mcp/check-output", self.check_output)
         app.router.add_post("/api/v1/decide", self.decide)
+        app.router.add_post("/api/v1/audit/search", self.audit_search)
         app.router.add_get("/health", self.health)
         app.router.add_post("/api/v1/stream", self.stream)
         return app

@@ -1,4 +1,4 @@
-"""AxonFlow's MCP checks and /decide through the tap, then the processors worker on the real broker.
+"""AxonFlow's MCP checks, /decide and audit trail around the tap, then the processors worker on the real broker.
 
 The official SDK asks AxonFlow (a fake enforcing mcp_handler.go's rules) through the tap; Obot's
 audit of the tool calls that then ran is published as the poller would. A tool call that ran after
@@ -16,10 +16,15 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 from axonflow import AxonFlow
+from axonflow.types import TokenUsage
 
+from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
+from producers.axonflow.poller import AxonFlowAuditPoller
+from producers.axonflow.settings import AxonFlowPollerSettings
 from producers.ingest.settings import IngestSettings
+from producers.publisher import Publisher
 from tests import samples
 from tests.conftest import Processes
 from tests.producers.ingestutil import ingest_client
@@ -105,4 +110,49 @@ def test_tool_call_after_check_input_block_is_a_policy_bypass(settings: Settings
     by_trace = {i["trace_id"]: i for i in out.final(Topic.INTERACTIONS).values()}
     assert by_trace[BLOCKED_TRACE]["status"] == "bypass"
     assert by_trace[ALLOWED_TRACE]["status"] != "bypass"
+    assert not out.all(Topic.DEAD_LETTERS)
+
+
+def test_llm_call_axonflow_logged_but_the_tap_never_saw_is_untapped(
+        settings: Settings, gl_env: dict[str, str], processes: Processes, tmp_path: Path) -> None:
+    """One call through the tap, one straight to AxonFlow: the poller reads AxonFlow's audit trail and
+    only the direct call becomes an ``untapped_llm_call``; a second poll publishes nothing again."""
+    target = asyncio.run(ensure_topics(settings))
+    upstream_api = FakeAxonFlow()
+
+    async def traffic_and_poll() -> tuple[int, int]:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            ingest = IngestSettings(axonflow_upstream_url=str(upstream.make_url("")))
+            async with ingest_client(settings, ingest) as http:
+                async with AxonFlow(endpoint=str(http.make_url("/axonflow")), client_id="acme",
+                                    client_secret="s3cret") as sdk:
+                    ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
+                    await sdk.audit_llm_call(context_id=ok.context_id, response_summary="hi", provider="openai",
+                                             model="gpt-4o", token_usage=TokenUsage(
+                                                 prompt_tokens=10, completion_tokens=5, total_tokens=15), latency_ms=9)
+            # A client pointed at AxonFlow itself: AxonFlow logs the call, the tap never sees it.
+            async with AxonFlow(endpoint=str(upstream.make_url("")), client_id="acme", client_secret="s3cret") as sdk:
+                direct = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
+                await sdk.audit_llm_call(context_id=direct.context_id, response_summary="hi", provider="openai",
+                                         model="gpt-4o-mini", token_usage=TokenUsage(
+                                             prompt_tokens=10, completion_tokens=5, total_tokens=15), latency_ms=9)
+            poll = AxonFlowPollerSettings(url=str(upstream.make_url("")), client_id="acme", client_secret="s3cret",
+                                          tenant="acme", page_size=1)  # one row a page: paging exercised
+            async with Publisher(settings.kafka, target, timeout_s=8) as pub, aiohttp.ClientSession() as session:
+                poller = AxonFlowAuditPoller(poll, pub, Masker(salt=b"test-salt"), session, tmp_path / "ckpt")
+                later = datetime.now(UTC) + timedelta(seconds=poll.settle_s + 1)
+                return await poller.poll_once(now=later), await poller.poll_once(now=later)
+
+    first, again = asyncio.run(traffic_and_poll())
+    assert (first, again) == (2, 0), "both audit rows published once; the checkpoint skips them next time"
+    start_worker(processes, gl_env, tmp_path)
+
+    def done(o: Outputs) -> bool:
+        return any(f["kind"] == "untapped_llm_call" for f in o.final(Topic.FINDINGS).values()) \
+            and len(o.final(Topic.LLM_CALLS)) == 1
+
+    out = asyncio.run(wait_outputs(settings, done))
+    untapped = [f for f in out.final(Topic.FINDINGS).values() if f["kind"] == "untapped_llm_call"]
+    assert [f["context_id"] for f in untapped] == ["ctx-2"], untapped
+    assert "gpt-4o-mini" in untapped[0]["description"] and untapped[0]["tenant"] == "acme"
     assert not out.all(Topic.DEAD_LETTERS)

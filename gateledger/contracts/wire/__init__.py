@@ -1,6 +1,7 @@
 """Upstream wire formats, exactly as the upstream systems send them."""
 
 from gateledger.contracts.wire.axonflow import (
+    AuditLogEntry,
     AxonFlowExchange,
     BudgetInfo,
     DecideRequest,
@@ -27,6 +28,7 @@ from gateledger.contracts.wire.obot import (
 )
 
 __all__ = [
+    "AuditLogEntry",
     "AxonFlowExchange",
     "BudgetInfo",
     "DecideRequest",

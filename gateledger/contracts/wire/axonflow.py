@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gateledger.contracts.wire.base import UtcTime, WireModel
+from gateledger.contracts.wire.base import IdStr, UtcTime, WireModel
 from gateledger.correlation import trace_id_from_traceparent
 
 
@@ -159,6 +159,27 @@ class McpCheckResponse(WireModel):
     decision_id: str | None = None
     redacted: bool | None = None
     error: str | None = None
+
+
+class AuditLogEntry(WireModel):
+    """One row of AxonFlow's audit trail (``POST /api/v1/audit/search``).
+
+    getaxonflow/axonflow platform/orchestrator/audit_logger.go (SearchAuditLogs: audit_logs
+    columns); the SDK's axonflow/types.py AuditLogEntry. Gateway-plane rows carry the pre-check's
+    context id as ``request_id`` (gateway_handlers.go, recordGatewayPreCheckAudit).
+    """
+
+    id: IdStr
+    request_id: str | None = None
+    timestamp: UtcTime
+    client_id: str | None = None
+    tenant_id: str | None = None
+    user_email: str | None = None
+    request_type: str | None = None
+    policy_decision: str | None = None
+    provider: str | None = None
+    model: str | None = None
+    tokens_used: int | None = None
 
 
 # --- AxonFlow's own answer to a budget-blocked pre-check, byte for byte -------------------------
