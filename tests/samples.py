@@ -210,6 +210,16 @@ def mcp_check_input(**over: Any) -> dict[str, Any]:
     return rec
 
 
+def axonflow_audit_entry(**over: Any) -> dict[str, Any]:
+    """A row of AxonFlow's audit trail as POST /api/v1/audit/search lists it (audit_logger.go columns)."""
+    rec = {"id": "aud-1", "request_id": "ctx-1", "timestamp": "2026-11-20T10:14:59.200Z", "user_id": 7,
+           "user_email": "alice@example.com", "client_id": "support-bot", "tenant_id": "acme",
+           "request_type": "llm_chat", "policy_decision": "allowed", "provider": "openai", "model": "gpt-4o",
+           "response_time_ms": 1430, "tokens_used": 1500, "cost": 0.0075}
+    rec.update(over)
+    return rec
+
+
 def cloudevent(**over: Any) -> dict[str, Any]:
     """A CloudEvent from a custom gateway."""
     rec = {
@@ -234,5 +244,6 @@ ALL_FORMATS: dict[str, Any] = {
     "axonflow-precheck": precheck,
     "axonflow-llm-call": llm_audit,
     "axonflow-governance": mcp_check_input,
+    "axonflow-audit-entry": axonflow_audit_entry,
     "cloudevents": cloudevent,
 }

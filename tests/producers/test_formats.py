@@ -117,3 +117,16 @@ def test_axonflow_governance_exchange() -> None:
         get_format("axonflow-governance")(samples.mcp_check_input(path="/api/v1/other"), ctx())
     with pytest.raises(InvalidRecord):
         get_format("axonflow-governance")(samples.mcp_check_input(request={"statement": "x"}), ctx())
+
+
+def test_axonflow_audit_entry() -> None:
+    """A row of AxonFlow's audit trail: keyed by the pre-check's context, its email pseudonymized."""
+    p = get_format("axonflow-audit-entry")(samples.axonflow_audit_entry(), ctx())
+    env = p.envelope
+    assert env.type == "axonflow.audit_entry" and env.context_id == "ctx-1" and p.key == "ctx-1"
+    assert env.tenant == "acme" and env.source == "axonflow/acme/audit"
+    assert "alice@example.com" not in str(env.data)
+    locked = get_format("axonflow-audit-entry")(samples.axonflow_audit_entry(), ctx(tenant="t1", tenant_locked=True))
+    assert locked.envelope.tenant == "t1", "the poller's configured tenant wins"
+    with pytest.raises(InvalidRecord):
+        get_format("axonflow-audit-entry")(samples.axonflow_audit_entry(timestamp="yesterday"), ctx())
