@@ -18,11 +18,15 @@ from pydantic import ValidationError
 from gateledger.clock import utcnow
 from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.wire import (
+    AuditLogEntry,
     AxonFlowExchange,
     CloudEvent,
+    DecideRequest,
+    DecideResponse,
     JsonRpcMessage,
     LlmCallAuditRequest,
     LlmCallAuditResponse,
+    McpCheckRequest,
     ObotAuditLogEvent,
     ObotLlmAuditLog,
     ObotMcpAuditRecord,
@@ -255,7 +259,7 @@ def axonflow_precheck(record: Any, ctx: IngestContext) -> Published:
         subject=None,
         request_id=request_id,
         context_id=resp.context_id,
-        trace_id=trace_id or resp.trace_id,
+        trace_id=trace_id or ex.trace_id() or resp.trace_id,
         data=ctx.masker.mask(ex.wire_dict()),
     )
     return Published(env, Topic.RAW_AXONFLOW, resp.context_id or env.id)
@@ -277,9 +281,61 @@ def axonflow_llm_call(record: Any, ctx: IngestContext) -> Published:
         received_at=ctx.received_at,
         tenant=tenant,
         context_id=req.context_id,
+        trace_id=ex.trace_id(),
         data=ctx.masker.mask(ex.wire_dict()) | {"audit_id": resp.audit_id},
     )
     return Published(env, Topic.RAW_AXONFLOW, req.context_id)
+
+
+def axonflow_governance(record: Any, ctx: IngestContext) -> Published:
+    """AxonFlow ``POST /api/v1/decide`` or ``/api/v1/mcp/check-input|check-output`` with its verdict."""
+    ex = _exchange(record, ctx, "/api/v1/decide")
+    if ex.path == "/api/v1/decide":
+        etype, req_ctx = EventType.AXONFLOW_DECIDE, _validate(DecideRequest, ex.request).context
+        answer_trace = _validate(DecideResponse, ex.response or {}).trace_id
+        subject = None
+    elif ex.path in ("/api/v1/mcp/check-input", "/api/v1/mcp/check-output"):
+        check = _validate(McpCheckRequest, ex.request)
+        etype, req_ctx, answer_trace, subject = EventType.AXONFLOW_MCP_CHECK, None, None, check.user_id
+    else:
+        raise InvalidRecord("schema", f"not an AxonFlow governance path: {ex.path!r}")
+    decision_id = (ex.response or {}).get("decision_id")
+    tenant = _axon_tenant(ctx, ex, req_ctx)
+    source = f"axonflow/{tenant}"
+    request_id, trace_id = context_keys(req_ctx)
+    env = Envelope(
+        # AxonFlow's decision_id names the verdict; without one (errors) the exchange itself.
+        id=event_id(source, etype, decision_id, ex.model_dump(mode="json")),
+        source=source,
+        type=etype,
+        time=ex.started_at,
+        received_at=ctx.received_at,
+        tenant=tenant,
+        subject=subject,
+        request_id=request_id,
+        trace_id=trace_id or ex.trace_id() or answer_trace,
+        data=ctx.masker.mask(ex.wire_dict()),
+    )
+    return Published(env, Topic.RAW_AXONFLOW, env.trace_id or env.id)
+
+
+def axonflow_audit_entry(record: Any, ctx: IngestContext) -> Published:
+    """A row of AxonFlow's own audit trail, as ``POST /api/v1/audit/search`` lists it."""
+    entry = _validate(AuditLogEntry, record)
+    tenant = ctx.tenant if ctx.tenant_locked else (entry.tenant_id or ctx.tenant)
+    source = f"axonflow/{tenant}/audit"
+    env = Envelope(
+        id=event_id(source, EventType.AXONFLOW_AUDIT_ENTRY, entry.id),
+        source=source,
+        type=EventType.AXONFLOW_AUDIT_ENTRY,
+        time=entry.timestamp,
+        received_at=ctx.received_at,
+        tenant=tenant,
+        # Gateway rows name the pre-check's context: keyed by it, beside the tap's exchanges.
+        context_id=entry.request_id,
+        data=ctx.masker.mask(entry.wire_dict()),
+    )
+    return Published(env, Topic.RAW_AXONFLOW, entry.request_id or env.id)
 
 
 # --- CloudEvents ------------------------------------------------------------------------------
@@ -374,6 +430,8 @@ FORMATS: dict[str, FormatFn] = {
         "obot-webhook": obot_webhook,
         "axonflow-precheck": axonflow_precheck,
         "axonflow-llm-call": axonflow_llm_call,
+        "axonflow-governance": axonflow_governance,
+        "axonflow-audit-entry": axonflow_audit_entry,
         "cloudevents": cloudevent,
     }.items()
 }

@@ -62,6 +62,15 @@ def policy_fact(row: PolicyDecision, root: str, received_us: int) -> Fact:
     return f
 
 
+def gate_fact(row: PolicyDecision, root: str, received_us: int) -> Fact:
+    """Fact of an AxonFlow /decide or MCP check verdict (kind "gate": never counted as a pre-check)."""
+    f = _base("gate", row, root, received_us)
+    f.update(req=row.request_id, trace=row.trace_id, user=row.user_id, client=row.client_id, ok=row.approved,
+             br=row.block_reason, gate=row.gate, tool=row.tool_name,
+             server=row.mcp_servers[0] if row.mcp_servers else None)
+    return f
+
+
 def llm_fact(row: LlmCall, root: str, received_us: int) -> Fact:
     """Fact of an LLM call."""
     f = _base("llm", row, root, received_us)

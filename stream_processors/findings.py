@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from gateledger.contracts.events import Finding, FindingKind, LlmCall, LlmCallStatus
 from gateledger.ids import stable_id
@@ -121,5 +122,36 @@ def policy_bypass(*, tenant: str, interaction_id: str, interaction_version: int,
         client_id=client_id,
         description=what,
         evidence_event_ids=evidence,
+        detected_at=now,
+    )
+
+
+def is_check_input_block(fact: dict[str, Any]) -> bool:
+    """A fact of AxonFlow's MCP check-input refusing a tool call (``allowed: false``)."""
+    return fact.get("kind") == "gate" and fact.get("gate") == "mcp_check_input" and not fact.get("ok")
+
+
+def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
+    """Whether an MCP check names this MCP call's tool (or, naming no tool, its server: connector_type)."""
+    if check.get("tool"):
+        return call.get("tool") == check["tool"]
+    return bool(check.get("server")) and check["server"] in (call.get("server"), call.get("sid"), call.get("tool"))
+
+
+def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetime, client_id: str | None,
+             model: str | None, now: datetime) -> Finding:
+    """An LLM call in AxonFlow's own audit trail that no tap exchange of its context preceded."""
+    return Finding(
+        id=finding_id(FindingKind.UNTAPPED_LLM_CALL, tenant, context_id),
+        version=1,
+        tenant=tenant,
+        time=time,
+        kind=FindingKind.UNTAPPED_LLM_CALL,
+        severity="high",
+        context_id=context_id,
+        client_id=client_id,
+        description=(f"AxonFlow audited an LLM call{f' ({model})' if model else ''} for context {context_id} "
+                     "that never passed the gateledger tap"),
+        evidence_event_ids=[entry_event_id],
         detected_at=now,
     )

@@ -191,6 +191,35 @@ def llm_audit(**over: Any) -> dict[str, Any]:
     return rec
 
 
+def mcp_check_input(**over: Any) -> dict[str, Any]:
+    """An AxonFlow MCP check-input exchange (a block: 403, allowed false) as the tap records it."""
+    rec = {
+        "path": "/api/v1/mcp/check-input",
+        "method": "POST",
+        "status": 403,
+        "started_at": "2026-11-20T10:14:58Z",
+        "finished_at": "2026-11-20T10:14:58.004Z",
+        "tenant_header": "acme",
+        "traceparent": TRACEPARENT,
+        "request": {"connector_type": "github", "tool": "delete_repo", "statement": "DROP TABLE repos",
+                    "operation": "execute"},
+        "response": {"allowed": False, "block_reason": "SQL injection detected", "policies_evaluated": 12,
+                     "decision_id": "dec-1"},
+    }
+    rec.update(over)
+    return rec
+
+
+def axonflow_audit_entry(**over: Any) -> dict[str, Any]:
+    """A row of AxonFlow's audit trail as POST /api/v1/audit/search lists it (audit_logger.go columns)."""
+    rec = {"id": "aud-1", "request_id": "ctx-1", "timestamp": "2026-11-20T10:14:59.200Z", "user_id": 7,
+           "user_email": "alice@example.com", "client_id": "support-bot", "tenant_id": "acme",
+           "request_type": "llm_chat", "policy_decision": "allowed", "provider": "openai", "model": "gpt-4o",
+           "response_time_ms": 1430, "tokens_used": 1500, "cost": 0.0075}
+    rec.update(over)
+    return rec
+
+
 def cloudevent(**over: Any) -> dict[str, Any]:
     """A CloudEvent from a custom gateway."""
     rec = {
@@ -214,5 +243,7 @@ ALL_FORMATS: dict[str, Any] = {
     "obot-webhook": webhook_message,
     "axonflow-precheck": precheck,
     "axonflow-llm-call": llm_audit,
+    "axonflow-governance": mcp_check_input,
+    "axonflow-audit-entry": axonflow_audit_entry,
     "cloudevents": cloudevent,
 }

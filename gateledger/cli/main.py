@@ -215,6 +215,15 @@ def serve_poller() -> None:
     poller_main()
 
 
+@serve.command("axonflow-poller")
+def serve_axonflow_poller() -> None:
+    """The AxonFlow audit poller (GATELEDGER_AXONFLOW_URL, _CLIENT_ID, _CLIENT_SECRET; see docs/ingest.md)."""
+    from producers.axonflow.poller import main as axonflow_poller_main
+
+    _setup_logging()
+    axonflow_poller_main()
+
+
 @serve.command("processors")
 def serve_processors() -> None:
     """The faust stream-processing worker."""

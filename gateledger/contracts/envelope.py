@@ -20,6 +20,9 @@ class EventType(StrEnum):
     OBOT_WEBHOOK_DECISION = "obot.webhook.decision"  # JSON-RPC message seen by our webhook filter
     AXONFLOW_PRECHECK = "axonflow.precheck"  # pre-check request + response
     AXONFLOW_LLM_AUDIT = "axonflow.llm_audit"  # LLM-call audit request + response
+    AXONFLOW_DECIDE = "axonflow.decide"  # POST /api/v1/decide request + verdict
+    AXONFLOW_MCP_CHECK = "axonflow.mcp_check"  # POST /api/v1/mcp/check-input|check-output + verdict
+    AXONFLOW_AUDIT_ENTRY = "axonflow.audit_entry"  # a row of AxonFlow's own audit trail (the poller)
 
 
 class Envelope(BaseModel):

@@ -141,7 +141,7 @@ class LlmCall(OutputEvent):
 
 
 class PolicyDecision(OutputEvent):
-    """One AxonFlow pre-check and its verdict."""
+    """One AxonFlow governance verdict: a pre-check, a /decide or an MCP check."""
 
     topic = Topic.POLICY_DECISIONS
     table = "policy_decisions"
@@ -166,6 +166,12 @@ class PolicyDecision(OutputEvent):
     budget_exceeded: bool | None = None
     rate_limit_remaining: int | None = None
     event_ids: list[str] = Field(default_factory=list)
+    # Which AxonFlow gate decided: "precheck" (Gateway Mode), "decide" (/api/v1/decide), or
+    # "mcp_check_input" / "mcp_check_output" (/api/v1/mcp/check-*); AxonFlow's decision_id with it.
+    gate: str = "precheck"
+    decision_id: str | None = None
+    tool_name: str | None = None  # the MCP tool a check or /decide governs, when named
+    budget_warning: str | None = None  # AxonFlow's X-Budget-Warning on this answer
 
 
 class WebhookDecisionOutcome(StrEnum):
@@ -322,6 +328,7 @@ class FindingKind(StrEnum):
     POLICY_BYPASS = "policy_bypass"
     SUSPECT_USAGE = "suspect_usage"
     UNPRICED_MODEL = "unpriced_model"
+    UNTAPPED_LLM_CALL = "untapped_llm_call"  # in AxonFlow's audit trail, never through the tap
 
 
 class Finding(OutputEvent):

@@ -26,7 +26,8 @@ from typing import Any
 
 from gateledger.clock import to_utc
 from gateledger.contracts.budget_state import BudgetStateSnapshot
-from gateledger.money.amounts import ZERO, add, canonical, ratio
+from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, GoFloat, budget_block_body
+from gateledger.money.amounts import ZERO, add, canonical
 from gateledger.money.budgets import DIMENSIONS, Budget, BudgetSet, Scope
 from gateledger.money.names import loose
 from gateledger.money.periods import ROLLING_BUCKETS
@@ -77,30 +78,32 @@ class EnforcementDecision:
     period_end: datetime | None = None
     reason: str | None = None
 
-    HTTP_STATUS_BLOCKED = 402  # what AxonFlow answers for a budget block
+    HTTP_STATUS_BLOCKED = BUDGET_BLOCK_STATUS  # what AxonFlow answers for a budget block
 
     def budget_info(self) -> dict[str, Any] | None:
-        """AxonFlow's ``budget_info`` object for a pre-check response."""
+        """AxonFlow's ``BudgetInfo`` for this decision, in its struct's field order.
+
+        getaxonflow/axonflow platform/agent/gateway_handlers.go, ``type BudgetInfo``: ids are
+        ``omitempty``, ``used_usd`` / ``limit_usd`` / ``percentage`` are float64 (always present).
+        The amounts become floats here, at the wire boundary only: that is AxonFlow's format.
+        """
         if self.budget_id is None or self.limit_usd is None or self.spend_usd is None:
             return None
-        return {
-            "budget_id": self.budget_id,
-            "budget_name": self.budget_name,
-            "used_usd": canonical(self.spend_usd),
-            "limit_usd": canonical(self.limit_usd),
-            # A JSON number, as AxonFlow sends it (display only; the amounts stay exact strings).
-            "percentage": float(ratio(self.spend_usd * 100, self.limit_usd, 2)),
-            "exceeded": self.blocked,
-            "action": "block",
-        }
+        info: dict[str, Any] = {}
+        if self.budget_id:
+            info["budget_id"] = self.budget_id
+        if self.budget_name:
+            info["budget_name"] = self.budget_name
+        percentage = self.spend_usd * 100 / self.limit_usd if self.limit_usd else Decimal(0)
+        info |= {"used_usd": GoFloat(self.spend_usd), "limit_usd": GoFloat(self.limit_usd),
+                 "percentage": GoFloat(percentage), "exceeded": self.blocked, "action": "block"}
+        return info
 
-    def axonflow_precheck(self) -> dict[str, Any]:
-        """The fields of an AxonFlow pre-check response for this decision (HTTP 402 when blocked)."""
+    def axonflow_precheck(self, *, context_id: str | None = None, now_ns: int | None = None) -> dict[str, Any]:
+        """AxonFlow's own pre-check response for this decision (HTTP 402 when blocked)."""
         if not self.blocked:
             return {"approved": True}
-        # `error` / `message` as AxonFlow's own 402 carries them (the SDK raises with `message`).
-        return {"approved": False, "block_reason": self.reason, "policies": ["budget_exceeded"],
-                "budget_info": self.budget_info(), "error": "budget exceeded", "message": self.reason}
+        return budget_block_body(self.reason, self.budget_info(), context_id=context_id, now_ns=now_ns)
 
 
 ALLOW = EnforcementDecision(blocked=False)

@@ -1,30 +1,32 @@
-"""The AxonFlow tap: a transparent reverse proxy in front of AxonFlow Gateway Mode.
+"""The AxonFlow tap: a transparent reverse proxy in front of AxonFlow.
 
 Clients change only their AxonFlow URL (to ``http://<ingest>/axonflow``, or the root of the tap's
-own port). Every request goes to the configured upstream unchanged: method, path, query, body and
-headers, authentication included (only hop-by-hop headers are dropped, as any proxy must).
+own port; ``.../t/<token>`` in front names the caller's gateledger token for clients that cannot
+send a header). Every request goes to the configured upstream unchanged: method, path, query,
+body and headers, AxonFlow's ``Authorization`` included (only hop-by-hop headers and the
+gateledger token are dropped).
 
-Two calls are recorded, each as one ``AxonFlowExchange`` (request, response, HTTP status, start
-and finish times, the upstream's latency) and published before the client gets its answer:
-``POST /api/policy/pre-check`` and ``POST /api/audit/llm-call``. Everything else is streamed
-through both ways without buffering and without recording.
+Callers authenticate to gateledger first (``producers.axonflow.auth``): with tokens configured, a
+request without a known token, or naming a tenant its token does not allow, is answered 401/403
+by the tap and never forwarded. The tenant decided there is the exchange's only tenant.
+
+Recorded calls, each as one ``AxonFlowExchange`` (request, response, HTTP status, times, the
+upstream's latency, the caller's W3C ``traceparent`` and AxonFlow's ``X-Budget-Warning``),
+published before the client gets its answer: ``POST /api/policy/pre-check``,
+``POST /api/audit/llm-call``, ``POST /api/v1/decide``, ``POST /api/v1/mcp/check-input`` and
+``POST /api/v1/mcp/check-output``. Everything else is streamed through both ways, unrecorded.
 
 Kafka down: the upstream has answered, but the exchange cannot be recorded; the client gets 503
 with ``Retry-After`` instead of the upstream's answer. Governance fails closed: an approved
-pre-check gateledger never saw would later look like an LLM call nobody approved. (A retried
-pre-check gets a new context id from AxonFlow; a retried audit collapses onto the same event id.)
-An exchange that is not valid AxonFlow (say, a malformed request the upstream refused) is
-dead-lettered and the upstream's answer is passed on. Upstream unreachable: 502, nothing recorded.
-
-Tenant of an exchange: ``X-Tenant-ID`` when the client sends it (older SDKs), else the client id
-of the Basic credentials (AxonFlow derives the tenant from it), else ``context.tenant_id``.
+pre-check gateledger never saw would later look like an LLM call nobody approved. An exchange that
+is not valid AxonFlow is dead-lettered and the upstream's answer is passed on. Upstream
+unreachable: 502, nothing recorded.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
+import re
 import time
 import zlib
 from typing import Any
@@ -36,8 +38,10 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.envelope import utc_iso
+from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
 from gateledger.masking import Masker
 from producers import telemetry
+from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
 from producers.ingest.enforcement import decide_precheck
@@ -49,7 +53,15 @@ SOURCE = "axonflow-tap"
 RECORDED: dict[str, tuple[str, str]] = {
     "/api/policy/pre-check": ("axonflow-precheck", "precheck"),
     "/api/audit/llm-call": ("axonflow-llm-call", "llm_audit"),
+    # AxonFlow's newer governance planes (getaxonflow/axonflow platform/agent/mcp_handler.go,
+    # mcpCheckInputHandler / mcpCheckOutputHandler; /decide: the SDK's axonflow/pep.py DECIDE_PATH).
+    "/api/v1/decide": ("axonflow-governance", "decide"),
+    "/api/v1/mcp/check-input": ("axonflow-governance", "mcp_check_input"),
+    "/api/v1/mcp/check-output": ("axonflow-governance", "mcp_check_output"),
 }
+# ".../t/<token>/..." in front of the AxonFlow path: the gateledger token for clients (the official
+# SDK) that cannot add a header; stripped before anything is forwarded or recorded.
+_PATH_TOKEN = re.compile(r"^t/([A-Za-z0-9._~-]{1,512})(?:/|$)")
 # RFC 9110 7.6.1 connection-specific headers, plus the ones the client library sets itself.
 _HOP_BY_HOP = frozenset(
     h.lower()
@@ -60,24 +72,22 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+_NOT_FORWARDED = _HOP_BY_HOP | {TOKEN_HEADER.lower()}
+_CREDENTIALS = frozenset({TOKEN_HEADER.lower(), "proxy-authorization"})
+
+
 def forward_headers(headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> CIMultiDict[str]:
-    """The end-to-end headers of a message (everything but hop-by-hop ones), in order, repeats kept."""
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _HOP_BY_HOP)
+    """The end-to-end headers of a message (all but hop-by-hop ones and gateledger's token), in order."""
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in _NOT_FORWARDED)
 
 
-def basic_client_id(authorization: str | None) -> str | None:
-    """The user part of ``Authorization: Basic`` credentials (AxonFlow's client id), never the secret."""
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return None
-    user = decoded.partition(":")[0]
-    return user or None
+def _ascii_headers(headers: CIMultiDictProxy[str]) -> None:
+    """400 for a header value that is not printable ASCII: the tap cannot forward it faithfully."""
+    for name, value in headers.items():
+        if not value.isascii() or any(not c.isprintable() and c != "\t" for c in value):
+            # gateledger's own credentials: a 401, as for any credential it cannot read.
+            status = 401 if name.lower() in _CREDENTIALS else 400
+            raise TapRefusal(status, "bad_header", f"header {name} is not printable ASCII")
 
 
 def decoded(raw: bytes, content_encoding: str | None) -> bytes | None:
@@ -111,7 +121,7 @@ def _json_object(raw: bytes | None) -> dict[str, Any] | None:
 
 
 class AxonFlowTap:
-    """Proxies to one AxonFlow upstream and records the two Gateway Mode calls."""
+    """Proxies to one AxonFlow upstream and records its governance calls."""
 
     def __init__(
         self,
@@ -125,6 +135,7 @@ class AxonFlowTap:
         timeout_s: float,
         retry_after_s: int,
         enforcer: Any = None,
+        auth: TapAuth | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.session = session
@@ -136,56 +147,77 @@ class AxonFlowTap:
         self.retry_after_s = retry_after_s
         # producers.ingest.enforcement.Enforcer: pre-checks a block budget refuses are answered here.
         self.enforcer = enforcer
+        self.auth = auth or TapAuth({}, tenant)
 
-    def _url(self, request: web.Request) -> str:
+    def _tail(self, request: web.Request) -> tuple[str, str | None]:
+        """The AxonFlow path (without a leading slash) and the token named in the URL, if any."""
         tail = request.match_info.get("tail", "")
+        m = _PATH_TOKEN.match(tail)
+        return (tail[m.end():], m.group(1)) if m else (tail, None)
+
+    def _url(self, request: web.Request, tail: str) -> str:
         url = f"{self.upstream}/{tail}"
         return f"{url}?{request.query_string}" if request.query_string else url
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        """Route: record the two Gateway Mode calls, stream everything else."""
-        path = "/" + request.match_info.get("tail", "")
+        """Route: authenticate, then record the governance calls and stream everything else."""
+        tail, url_token = self._tail(request)
+        path = "/" + tail
         recorded = RECORDED.get(path) if request.method == "POST" else None
+        kind = recorded[1] if recorded else "passthrough"
+        headers = request.headers
+        if url_token is not None:
+            headers = CIMultiDictProxy(CIMultiDict([*request.headers.items(), (TOKEN_HEADER, url_token)]))
         try:
+            _ascii_headers(request.headers)
             if recorded is not None:
-                return await self._recorded(request, path, *recorded)
-            return await self._passthrough(request)
+                return await self._recorded(request, headers, tail, path, *recorded)
+            self.auth.tenant_for(headers, None)
+            return await self._passthrough(request, tail)
+        except TapRefusal as refusal:
+            telemetry.TAP_REQUESTS.labels(kind=kind, status=str(refusal.status)).inc()
+            extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            return web.json_response(refusal.body(), status=refusal.status, headers=extra)
         except TimeoutError:
-            telemetry.TAP_REQUESTS.labels(kind=recorded[1] if recorded else "passthrough", status="timeout").inc()
+            telemetry.TAP_REQUESTS.labels(kind=kind, status="timeout").inc()
             return web.json_response({"error": "AxonFlow did not answer in time"}, status=504)
         except (aiohttp.ClientConnectionError, OSError) as exc:
-            telemetry.TAP_REQUESTS.labels(kind=recorded[1] if recorded else "passthrough", status="unreachable").inc()
+            telemetry.TAP_REQUESTS.labels(kind=kind, status="unreachable").inc()
             return web.json_response({"error": f"AxonFlow unreachable: {exc.__class__.__name__}"}, status=502)
 
-    def _budget_block(self, request: web.Request, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
-        """The 402 body when a block budget refuses this pre-check (None: forward it)."""
+    def _budget_block(self, tenant: str, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
+        """AxonFlow's 402 body when a block budget refuses this pre-check (None: forward it).
+
+        ``tenant`` is the authenticated one: nothing the client writes (X-Tenant-ID outside its
+        token, ``context.tenant_id``) can move the check to another tenant's budgets.
+        """
         if self.enforcer is None or req_obj is None:
             return None
-        ctx = req_obj.get("context") if isinstance(req_obj.get("context"), dict) else {}
-        tenant = (request.headers.get("X-Tenant-ID") or basic_client_id(request.headers.get("Authorization"))
-                  or (str(ctx["tenant_id"]) if ctx.get("tenant_id") else None) or self.tenant)
         verdict = decide_precheck(self.enforcer, req_obj, tenant)
         if not verdict.blocked:
             return None
         if verdict.decision is not None and verdict.decision.blocked:
             return verdict.decision.axonflow_precheck()
-        return {"approved": False, "block_reason": verdict.reason, "policies": ["budget_exceeded"],
-                "error": "budget state unavailable", "message": verdict.reason}
+        # Fail-closed on a stale view: no budget to name, so AxonFlow's shape without budget_info.
+        return budget_block_body(verdict.reason, None)
 
-    async def _recorded(self, request: web.Request, path: str, fmt: str, kind: str) -> web.Response:
+    async def _recorded(self, request: web.Request, headers: CIMultiDictProxy[str], tail: str, path: str,
+                        fmt: str, kind: str) -> web.Response:
         body = await request.read()
         started = utcnow()
         req_obj = _json_object(decoded(body, request.headers.get("Content-Encoding")))
-        blocked = self._budget_block(request, req_obj) if kind == "precheck" else None
+        tenant = self.auth.tenant_for(headers, req_obj)
+        blocked = self._budget_block(tenant, req_obj) if kind == "precheck" else None
         if blocked is not None:
             # Answered here, as AxonFlow answers a budget block (HTTP 402): AxonFlow never sees it.
-            status, upstream_s = 402, 0.0
-            resp_body = jsonutil.dumps(blocked)
+            status, upstream_s = BUDGET_BLOCK_STATUS, 0.0
+            resp_body = go_json(blocked)
             resp_headers: CIMultiDict[str] = CIMultiDict({"Content-Type": "application/json"})
+            telemetry.TAP_REQUESTS.labels(kind=kind, status=str(status)).inc()
         else:
             t0 = time.perf_counter()
             async with self.session.request(
-                request.method, self._url(request), data=body, headers=forward_headers(request.headers),
+                request.method, self._url(request, tail), data=body, headers=forward_headers(request.headers),
                 allow_redirects=False, timeout=self.timeout,
             ) as up:
                 resp_body = await up.read()
@@ -205,11 +237,16 @@ class AxonFlowTap:
             "started_at": utc_iso(started),
             "finished_at": utc_iso(finished),
             "upstream_latency_ms": None if blocked is not None else round(upstream_s * 1000, 3),
-            "tenant_header": request.headers.get("X-Tenant-ID") or basic_client_id(request.headers.get("Authorization")),
+            "tenant_header": tenant,
+            # AxonFlow correlates on the caller's W3C trace (gateway_handlers.go, mcp_handler.go:
+            # traceIDFromHeader(r.Header.Get("traceparent"))) and warns in X-Budget-Warning.
+            "traceparent": header_value(request.headers, "traceparent"),
+            "budget_warning": resp_headers.get("X-Budget-Warning"),
         }
         if blocked is not None:
             exchange["answered_by"] = "gateledger"  # a budget block: not forwarded to AxonFlow
-        ctx = IngestContext(masker=self.masker, tenant=self.tenant, install=self.install, received_at=finished)
+        ctx = IngestContext(masker=self.masker, tenant=tenant, install=self.install, received_at=finished,
+                            tenant_locked=True)
         try:
             await accept(self.publisher, fmt, [RawRecord(0, value=exchange)], ctx, origin=f"tap:{path}", source=SOURCE)
         except PublishError as exc:
@@ -220,7 +257,7 @@ class AxonFlowTap:
             )
         return web.Response(body=resp_body, status=status, headers=resp_headers)
 
-    async def _passthrough(self, request: web.Request) -> web.StreamResponse:
+    async def _passthrough(self, request: web.Request, tail: str) -> web.StreamResponse:
         headers = forward_headers(request.headers)
         data: Any = None
         if request.body_exists:
@@ -228,7 +265,7 @@ class AxonFlowTap:
             if request.content_length is not None:
                 headers["Content-Length"] = str(request.content_length)
         async with self.session.request(
-            request.method, self._url(request), data=data, headers=headers,
+            request.method, self._url(request, tail), data=data, headers=headers,
             allow_redirects=False, timeout=self.timeout,
         ) as up:
             telemetry.TAP_REQUESTS.labels(kind="passthrough", status=str(up.status)).inc()

@@ -28,6 +28,7 @@ from gateledger.money.gauges import BudgetGaugeCollector
 from gateledger.money.settings import MoneySettings
 from gateledger.settings import Settings
 from producers.accept import accept, parse_body
+from producers.axonflow.auth import TapAuth
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
 from producers.formats import FORMATS, IngestContext
 from producers.ingest import cloudevents, obot_shim, webhook
@@ -109,6 +110,7 @@ def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowT
         timeout_s=s.axonflow_timeout_s,
         retry_after_s=s.retry_after_s,
         enforcer=enforcer,
+        auth=TapAuth.build(s.axonflow_tokens, {t: g.tenant for t, g in s.tokens.items()}, s.default_tenant),
     )
 
 

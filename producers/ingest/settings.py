@@ -57,6 +57,9 @@ class IngestSettings(BaseSettings):
     axonflow_upstream_url: str | None = None
     axonflow_port: int | None = None
     axonflow_timeout_s: float = 60.0
+    # Tokens of AxonFlow tap callers and the tenants each may speak for: {"token": ["acme"]}
+    # ("*": any). The `tokens` above count too. Any token configured: the tap is default-deny.
+    axonflow_tokens: dict[str, list[str]] = Field(default_factory=dict)
     # How long a request may wait for Kafka's acknowledgement before the caller gets 503. Below
     # the Obot shim's 10 s client timeout, so the shim sees our answer rather than its own timeout.
     publish_timeout_s: float = 8.0

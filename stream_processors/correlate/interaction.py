@@ -18,6 +18,7 @@ from gateledger.contracts.events import Finding, Interaction, InteractionStatus
 from stream_processors import findings
 from stream_processors.common.timeutil import from_us
 from stream_processors.facts import Fact, interaction_id
+from stream_processors.findings import governs, is_check_input_block
 
 _KIND_ORDER = {"policy": 0, "llm": 1, "mcp": 2, "webhook": 3}
 
@@ -102,8 +103,14 @@ def find_bypasses(facts: Iterable[Fact]) -> list[Bypass]:
             add(latest, f, f"{'LLM call' if f['kind'] == 'llm' else 'tool call'} ran after a blocked pre-check")
 
     blocks = [f for f in ordered if (f["kind"] == "mcp" and f.get("wrej")) or
-              (f["kind"] == "webhook" and f.get("dec") == "rejected" and f.get("phase") != "response")]
+              (f["kind"] == "webhook" and f.get("dec") == "rejected" and f.get("phase") != "response")
+              or is_check_input_block(f)]
     for b in blocks:
+        if is_check_input_block(b):
+            for m in ordered:
+                if m["kind"] == "mcp" and m["t"] >= b["t"] and _executed(m) and governs(b, m):
+                    add(b, m, f"tool {m.get('tool') or m.get('server')} ran after AxonFlow's check-input blocked it")
+            continue
         for m in ordered:
             if m["kind"] != "mcp" or not m.get("tool") or m.get("tool") != b.get("tool"):
                 continue

@@ -35,13 +35,27 @@ def parse_audit(env: Envelope) -> tuple[AxonFlowExchange, LlmCallAuditRequest]:
     return ex, req
 
 
+def audit_refused(ex: AxonFlowExchange) -> str | None:
+    """Why AxonFlow did not accept an LLM-call audit (a non-2xx answer, or ``success: false``), else None."""
+    resp = ex.response or {}
+    if 200 <= ex.status < 300 and resp.get("success") is not False:
+        return None
+    why = resp.get("error") if isinstance(resp.get("error"), str) else None
+    return f"audit refused by AxonFlow: HTTP {ex.status}" + (f" ({why})" if why else "")
+
+
 def call_from_axonflow_audit(env: Envelope, enrich: dict[str, Any] | None = None) -> LlmCall:
     """An LlmCall from an AxonFlow audit; ``enrich`` carries its pre-check's keys once joined."""
     ex, req = parse_audit(env)
     meta = req.metadata or {}
-    failed = bool(meta.get("error"))
+    refused = audit_refused(ex)
+    failed = bool(meta.get("error")) or refused is not None
     usage = req.token_usage.model_dump(exclude_none=True) if req.token_usage else None
     tokens = normalize_usage(usage)
+    if refused is not None:
+        # The usage is only the client's claim in an audit AxonFlow did not accept (it stays in the
+        # raw exchange): no tokens counted, nothing billed (a failed call without usage is free).
+        tokens = Tokens()
     extra = enrich or {}
     ids = [env.id, *extra.get("event_ids", [])]
     request_id = extra.get("request_id") or (str(meta["request_id"]) if meta.get("request_id") else None)
@@ -58,7 +72,7 @@ def call_from_axonflow_audit(env: Envelope, enrich: dict[str, Any] | None = None
         **_token_fields(tokens),
         latency_ms=req.latency_ms,
         status=LlmCallStatus.ERROR if failed else LlmCallStatus.SUCCESS,
-        error=(str(meta.get("error_message") or meta.get("error")) if failed else None),
+        error=refused or (str(meta.get("error_message") or meta.get("error")) if failed else None),
         context_id=req.context_id,
         request_id=request_id,
         trace_id=extra.get("trace_id") or env.trace_id,

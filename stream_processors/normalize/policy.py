@@ -56,6 +56,7 @@ def decision_from_precheck(env: Envelope) -> PolicyDecision:
         budget_exceeded=budget.exceeded if budget else None,
         rate_limit_remaining=resp.rate_limit.remaining if resp.rate_limit else None,
         event_ids=[env.id],
+        budget_warning=ex.budget_warning,
     )
 
 

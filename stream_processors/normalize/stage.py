@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from gateledger import jsonutil
 from gateledger.clock import Clock
 from gateledger.contracts.envelope import Envelope, EventType
-from gateledger.contracts.events import DeadLetter, LlmCall, McpCall
+from gateledger.contracts.events import DeadLetter, LlmCall, McpCall, PolicyDecision
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from gateledger.topics import Topic
@@ -36,8 +36,8 @@ from stream_processors.common.partition_state import DEDUP, WATERMARK, Partition
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import from_us, secs, to_us
 from stream_processors.common.watermark import Watermark
-from stream_processors.facts import interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
-from stream_processors.normalize import llm, mcp, policy, webhook
+from stream_processors.facts import gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
+from stream_processors.normalize import governance, llm, mcp, policy, webhook
 from stream_processors.normalize.errors import InvalidEvent
 from stream_processors.settings import ProcessorSettings
 
@@ -216,6 +216,12 @@ class NormalizePartition:
             self._precheck(env, t_us, rcv)
         elif etype == EventType.AXONFLOW_LLM_AUDIT:
             self._audit(env, t_us, rcv)
+        elif etype in (EventType.AXONFLOW_DECIDE, EventType.AXONFLOW_MCP_CHECK):
+            self._emit_gate(governance.decision_from_governance(env), rcv)
+        elif etype == EventType.AXONFLOW_AUDIT_ENTRY:
+            seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
+            if (found := governance.untapped_finding(env, seen, self._now())) is not None:
+                self.out.row(found, t_us)
         elif topic == self.topics.cloudevents:
             self._cloudevent(env, rcv)
         else:
@@ -278,6 +284,12 @@ class NormalizePartition:
         self.out.row(row, t)
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, fallback=row.id)
         self.out.internal(FACTS, root, webhook_fact(row, root, rcv), t)
+
+    def _emit_gate(self, row: PolicyDecision, rcv: int) -> None:
+        t = to_us(row.time)
+        self.out.row(row, t)
+        root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, fallback=row.id)
+        self.out.internal(FACTS, root, gate_fact(row, root, rcv), t)
 
     def _dead(self, topic: str, offset: int, value: bytes | None, reason: str, error: str, tenant: str | None,
               etype: str | None = None) -> None:

@@ -8,6 +8,7 @@ from decimal import Decimal
 from gateledger import jsonutil
 from gateledger.contracts.budget_state import BudgetStateSnapshot
 from gateledger.contracts.events import CostEntry, CostKind
+from gateledger.contracts.wire.axonflow import go_json
 from gateledger.money.accounting import BudgetBook, snapshot
 from gateledger.money.budgets import parse_budgets
 from gateledger.money.enforcement import EnforcementView, RequestScope
@@ -55,10 +56,14 @@ def test_calendar_block_and_scope_applicability() -> None:
     assert not view.check(RequestScope(tenant="beta", model="gpt-4o"), T).blocked
     # the next New York day is fresh
     assert not view.check(req, datetime(2026, 3, 11, 4, 30, tzinfo=UTC)).blocked
-    precheck = d.axonflow_precheck()
-    assert precheck["approved"] is False and precheck["policies"] == ["budget_exceeded"]
-    assert precheck["budget_info"] == {"budget_id": "acme-gpt-day", "budget_name": "acme-gpt-day", "used_usd": "1",
-                                       "limit_usd": "1", "percentage": 100.0, "exceeded": True, "action": "block"}
+    precheck = d.axonflow_precheck(context_id="c-1", now_ns=1_773_100_800_120_000_000)
+    # AxonFlow's PreCheckResponse / BudgetInfo (platform/agent/gateway_handlers.go): struct order,
+    # float64 amounts, expires_at as Go marshals time.Now(), newline-terminated.
+    assert go_json(precheck) == (
+        b'{"context_id":"c-1","approved":false,"policies":["budget_exceeded"],"budget_info":{"budget_id":'
+        b'"acme-gpt-day","budget_name":"acme-gpt-day","used_usd":1,"limit_usd":1,"percentage":100,"exceeded":true,'
+        b'"action":"block"},"expires_at":"2026-03-10T00:00:00.12Z","block_reason":'
+        + go_json(d.reason).rstrip() + b'}\n')
     assert d.HTTP_STATUS_BLOCKED == 402
 
 

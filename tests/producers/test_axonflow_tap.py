@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,11 +17,18 @@ from axonflow import AxonFlow
 from axonflow.exceptions import AxonFlowError, PolicyViolationError
 from axonflow.types import TokenUsage
 
+from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.events import LlmCallStatus
 from gateledger.kafka import KafkaTarget
+from gateledger.money.catalog import load_catalog
+from gateledger.money.cost import llm_cost
 from gateledger.settings import Settings
 from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
+from producers.axonflow.auth import basic_client_id
 from producers.ingest.settings import IngestSettings
+from stream_processors.normalize.llm import call_from_axonflow_audit
+from stream_processors.normalize.policy import decision_from_precheck
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
 
@@ -32,26 +40,61 @@ def _no_sdk_telemetry(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class FakeAxonFlow:
-    """AxonFlow Gateway Mode as the wire format describes it (shared/reference/wire-formats.md, section 5)."""
+    """AxonFlow as its source answers (getaxonflow/axonflow platform/agent/gateway_handlers.go for the
+    Gateway Mode pair, platform/agent/mcp_handler.go for the MCP checks; each rule names its file)."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, dict[str, str], bytes]] = []
         self.n = 0
+        # Set: every pre-check is refused by AxonFlow's own budget check (block reason, budget).
+        self.budget_block: tuple[str, str] | None = None
+        # Set: AxonFlow warns (warn-action budget over its limit) in X-Budget-Warning.
+        self.budget_warning: str | None = None
+        # Client ids whose credentials AxonFlow refuses (401), e.g. a revoked client.
+        self.revoked: set[str] = set()
+        # AxonFlow's own audit trail (the orchestrator's audit_logs rows), newest last.
+        self.audit_trail: list[dict[str, Any]] = []
 
     async def record(self, request: web.Request) -> bytes:
         body = await request.read()
         self.seen.append((request.method, request.path_qs, dict(request.headers), body))
         return body
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        # platform/agent/auth.go: bad credentials are a 401 before any handler logic;
+        # sendGatewayError writes {"error": ...} (gateway_handlers.go).
+        client = basic_client_id(request.headers.get("Authorization"))
+        if client in self.revoked:
+            return web.json_response({"error": "Invalid credentials"}, status=401)
+        return None
+
     async def precheck(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
         self.n += 1
+        if self.budget_block is not None:
+            reason, budget_id = self.budget_block
+            # gateway_handlers.go, issue #1082: costService.CheckBudget said no -> WriteHeader(402) and
+            # json.NewEncoder(w).Encode(PreCheckResponse{ContextID: uuid, Approved: false, Policies:
+            # ["budget_exceeded"], BlockReason: Message, BudgetInfo: {float64 amounts}, ExpiresAt:
+            # time.Now()}): Go's field order, omitempty, RFC 3339 nano time, a trailing newline.
+            # Written out by hand here, independent of the encoder under test.
+            payload = (
+                '{"context_id":"%s","approved":false,"policies":["budget_exceeded"],"budget_info":'
+                '{"budget_id":"%s","budget_name":"%s","used_usd":2.5,"limit_usd":2,"percentage":125,'
+                '"exceeded":true,"action":"block"},"expires_at":"%s","block_reason":"%s"}\n'
+            ) % (uuid.uuid4(), budget_id, budget_id,
+                 datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z", reason)
+            return web.Response(body=payload.encode(), status=402, headers={"Content-Type": "application/json"})
         if "DROP TABLE" in body["query"]:
             return web.json_response({"approved": False, "block_reason": "SQL injection detected",
                                       "policy": "sql_injection"}, status=403)
         now = datetime.now(UTC)
-        return web.json_response({
+        # gateway_handlers.go: a warn-action budget over its limit sets X-Budget-Warning and approves.
+        headers = {"X-Budget-Warning": self.budget_warning} if self.budget_warning else None
+        return web.json_response(headers=headers, data={
             "context_id": f"ctx-{self.n}",
             "approved": True,
             "requires_redaction": False,
@@ -65,9 +108,77 @@ class FakeAxonFlow:
     async def audit(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # The audit lands in AxonFlow's audit trail (audit_logs), the pre-check's context as request_id.
+        self.audit_trail.append({
+            "id": f"aud-{body['context_id']}", "request_id": body["context_id"],
+            "timestamp": datetime.now(UTC).isoformat(), "client_id": basic_client_id(
+                request.headers.get("Authorization")), "tenant_id": basic_client_id(request.headers.get("Authorization")),
+            "request_type": "llm_chat", "policy_decision": "allowed", "provider": body["provider"],
+            "model": body["model"], "tokens_used": (body.get("token_usage") or {}).get("total_tokens", 0)})
         # gzip on the wire: the client must get the bytes as sent, the recording the decoded JSON.
         payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
         return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})
+
+    async def check_input(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # platform/agent/mcp_handler.go, mcpCheckInputHandler: connector_type and statement required
+        # (400); a static-policy block is 403 with {allowed: false, block_reason, policies_evaluated,
+        # decision_id}; an allow is 200 with {allowed: true, policies_evaluated, decision_id}.
+        if not body.get("connector_type") or not body.get("statement"):
+            return web.json_response({"error": "connector_type and statement are required"}, status=400)
+        decision = str(uuid.uuid4())
+        if "DROP TABLE" in body["statement"].upper():
+            return web.json_response({"allowed": False, "block_reason": "SQL injection detected: drop_table",
+                                      "policies_evaluated": 12, "decision_id": decision}, status=403)
+        return web.json_response({"allowed": True, "policies_evaluated": 12, "decision_id": decision,
+                                  "redaction_evaluated": True})
+
+    async def check_output(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # mcp_handler.go, mcpCheckOutputHandler: connector_type and (response_data or message) required.
+        if not body.get("connector_type") or not (body.get("response_data") or body.get("message")):
+            return web.json_response({"error": "response_data or message is required"}, status=400)
+        return web.json_response({"allowed": True, "policies_evaluated": 9, "decision_id": str(uuid.uuid4())})
+
+    async def decide(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        # The SDK's axonflow/types.py DecideRequest / DecideResponse (mirroring the platform's):
+        # stage and query required; a deny is a verdict in a 200 body; trace_id is the caller's
+        # traceparent trace id when sent (a fresh one otherwise).
+        if body.get("stage") not in ("llm", "tool", "agent") or not body.get("query"):
+            return web.json_response({"verdict": "deny", "error": "stage and query are required"}, status=400)
+        tp = request.headers.get("traceparent", "")
+        trace = tp.split("-")[1] if tp.count("-") == 3 else uuid.uuid4().hex
+        deny = "rm -rf" in body["query"]
+        return web.json_response({"verdict": "deny" if deny else "allow", "decision_id": str(uuid.uuid4()),
+                                  "trace_id": trace, "reasons": ["dangerous command"] if deny else [],
+                                  "obligations": [], "evaluated_policies": ["sys_dangerous_cmd"],
+                                  "stage": body["stage"]})
+
+    async def audit_search(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if basic_client_id(request.headers.get("Authorization")) is None or (refused := self._refused(request)):
+            return refused or web.json_response({"error": "Invalid credentials"}, status=401)
+        # platform/orchestrator/run.go auditSearchHandler + audit_logger.go SearchAuditLogs:
+        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, limit (default
+        # 100) and offset; the answer is the JSON list of entries.
+        start = datetime.fromisoformat(body["start_time"]) if body.get("start_time") else None
+        end = datetime.fromisoformat(body["end_time"]) if body.get("end_time") else None
+        rows = [e for e in self.audit_trail if (start is None or datetime.fromisoformat(e["timestamp"]) >= start)
+                and (end is None or datetime.fromisoformat(e["timestamp"]) <= end)]
+        rows.sort(key=lambda e: e["timestamp"], reverse=True)
+        offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 100)
+        return web.json_response(rows[offset:offset + limit])
 
     async def health(self, request: web.Request) -> web.Response:
         await self.record(request)
@@ -87,6 +198,10 @@ class FakeAxonFlow:
         app = web.Application()
         app.router.add_post("/api/policy/pre-check", self.precheck)
         app.router.add_post("/api/audit/llm-call", self.audit)
+        app.router.add_post("/api/v1/mcp/check-input", self.check_input)
+        app.router.add_post("/api/v1/mcp/check-output", self.check_output)
+        app.router.add_post("/api/v1/decide", self.decide)
+        app.router.add_post("/api/v1/audit/search", self.audit_search)
         app.router.add_get("/health", self.health)
         app.router.add_post("/api/v1/stream", self.stream)
         return app
@@ -220,3 +335,103 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
         assert sorted(e["context_id"] for e in events) == ["ctx-1", "ctx-2"]
 
     asyncio.run(main())
+
+
+async def _raw_http(port: int, request: bytes) -> int:
+    """The status of a hand-written HTTP/1.1 request (headers any client library would refuse to send)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        status_line = await reader.readline()
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+        await writer.wait_closed()
+
+
+def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> None:
+    """Default-deny with tokens: unknown callers 401, a tenant outside the token 403, odd headers 400/401,
+    never 500 and never forwarded; the SDK works through the path token; one tenant per exchange."""
+    upstream_api = FakeAxonFlow()
+    upstream_api.revoked.add("mallory")
+    upstream_api.budget_warning = "budget 'acme-warn' at 104% of $10"
+    basic_acme = "Basic " + base64.b64encode(b"acme:s3cret-value").decode()
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+    async def main() -> list[dict[str, Any]]:
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            ingest = IngestSettings(axonflow_upstream_url=str(upstream.make_url("")),
+                                    axonflow_tokens={"tok-acme": ["acme"], "tok-pair": ["acme", "initech"],
+                                                     "tok-mallory": ["mallory"]})
+            async with ingest_client(settings, ingest) as http:
+                pre = {"client_id": "acme", "user_token": "utok-1234567", "query": "hi"}
+                refusals = [
+                    ({}, 401, "unauthenticated"),
+                    ({"X-Gateledger-Token": "tok-nobody"}, 401, "unauthenticated"),
+                    ({"Proxy-Authorization": "Bearer tok-nobody"}, 401, "unauthenticated"),
+                    # A token that may not speak for the tenant the request names (forged X-Tenant-ID).
+                    ({"X-Gateledger-Token": "tok-acme", "X-Tenant-ID": "globex"}, 403, "tenant_not_allowed"),
+                    ({"X-Gateledger-Token": "tok-acme", "Authorization": "Basic "
+                      + base64.b64encode(b"globex:x").decode()}, 403, "tenant_not_allowed"),
+                    ({"X-Gateledger-Token": "tok-pair"}, 400, "tenant_required"),
+                ]
+                for headers, status, reason in refusals:
+                    for path in ("/axonflow/api/policy/pre-check", "/axonflow/api/audit/llm-call"):
+                        r = await http.post(path, json=pre, headers=headers)
+                        assert (r.status, (await r.json())["reason"]) == (status, reason), (headers, path)
+                r = await http.get("/axonflow/health")
+                assert r.status == 401, "pass-through is authenticated too"
+                # Bytes no client library sends: non-ASCII token, tenant, AxonFlow credentials.
+                port = http.server.port
+                for line, status in ((b"X-Gateledger-Token: tok-\xe9\xe9", 401), (b"X-Tenant-ID: acm\xc3\xa9", 400),
+                                     (b"Authorization: Basic \xff\xfe", 400),
+                                     # A control character: aiohttp's HTTP parser answers 400 itself.
+                                     (b"X-Gateledger-Token: \x01tok", 400)):
+                    raw = (b"POST /axonflow/api/policy/pre-check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           b"Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n"
+                           + line + b"\r\n\r\n{}")
+                    assert await _raw_http(port, raw) == status, line
+                assert upstream_api.seen == [], "nothing refused reached AxonFlow"
+
+                # The SDK, token in the URL: recorded under the token's tenant, token never forwarded.
+                async with AxonFlow(endpoint=str(http.make_url("/axonflow/t/tok-acme")), client_id="acme",
+                                    client_secret="s3cret-value") as sdk:
+                    ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="q",
+                                                               extra_headers={"traceparent": trace})
+                    assert ok.approved
+                # A client whose AxonFlow credentials AxonFlow refuses: its audit is a 401, recorded as such.
+                async with AxonFlow(endpoint=str(http.make_url("/axonflow/t/tok-mallory")), client_id="mallory",
+                                    client_secret="revoked") as sdk:
+                    with pytest.raises(AxonFlowError):
+                        await sdk.audit_llm_call(context_id="ctx-forged", response_summary="x", provider="openai",
+                                                 model="gpt-4o", token_usage=TokenUsage(
+                                                     prompt_tokens=90_000, completion_tokens=9_000,
+                                                     total_tokens=99_000), latency_ms=5)
+                r = await http.post("/axonflow/api/policy/pre-check", json=pre,
+                                    headers={"X-Gateledger-Token": "tok-pair", "X-Tenant-ID": "initech",
+                                             "Authorization": basic_acme})
+                assert r.status == 200, "X-Tenant-ID honoured inside what the token allows"
+        assert all("tok-" not in s[1] and "X-Gateledger-Token" not in s[2] for s in upstream_api.seen)
+        return await read_topic(settings, Topic.RAW_AXONFLOW, want=3)
+
+    events = asyncio.run(main())
+    assert len(events) == 3
+    by_tenant = {e["tenant"]: e for e in events}
+    assert set(by_tenant) == {"acme", "mallory", "initech"}
+    acme = by_tenant["acme"]
+    assert acme["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and acme["data"]["traceparent"] == trace
+    assert acme["data"]["budget_warning"] == "budget 'acme-warn' at 104% of $10"
+    decision = decision_from_precheck(Envelope.model_validate({k: v for k, v in acme.items() if k != "_key"}))
+    assert decision.budget_warning == "budget 'acme-warn' at 104% of $10" and decision.approved
+    assert decision.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert "tok-acme" not in str(events)
+    refused = by_tenant["mallory"]
+    assert refused["type"] == "axonflow.llm_audit" and refused["data"]["status"] == 401
+    # The processors read it as what it was: a refused audit, no tokens, not a successful call.
+    call = call_from_axonflow_audit(Envelope.model_validate({k: v for k, v in refused.items() if k != "_key"}))
+    assert call.status == LlmCallStatus.ERROR and "audit refused by AxonFlow: HTTP 401" in call.error
+    assert call.total_tokens == 0 and not call.tokens_reported
+    entry = llm_cost(call, load_catalog(), computed_at=datetime.now(UTC)).entry
+    assert entry.total_cost_usd == 0 and not entry.unpriced, "never billable"
+    assert "no charge" in entry.pricing_note

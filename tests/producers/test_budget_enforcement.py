@@ -12,6 +12,8 @@ AxonFlow seeing the pre-check; the exchange is published and becomes a blocked P
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -166,6 +168,16 @@ def test_webhook_filter_enforces_block_budgets(settings: Settings) -> None:
     asyncio.run(main())
 
 
+def _reason(raw: bytes) -> str:
+    return jsonutil.loads(raw)["block_reason"]
+
+
+def _per_call(raw: bytes) -> bytes:
+    """AxonFlow's budget-block bytes with the parts that differ per call (uuid, time) blanked."""
+    raw = re.sub(rb'"context_id":"[0-9a-f-]{36}"', b'"context_id":"-"', raw)
+    return re.sub(rb'"expires_at":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z"', b'"expires_at":"-"', raw)
+
+
 def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings) -> None:
     now = datetime.now(UTC)
     budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
@@ -179,23 +191,34 @@ def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings
             async with serving(settings, clock, axonflow_upstream_url=str(upstream.make_url(""))) as base:
                 await wait_enforcement(base, len(snaps))
                 async with AxonFlow(endpoint=f"{base}/axonflow", client_id="globex", client_secret="s3cret") as sdk:
-                    with pytest.raises(BudgetExceededError) as err:
+                    with pytest.raises(BudgetExceededError) as ours:
                         await sdk.get_policy_approved_context(user_token="utok-gus-123456", query="summarize Q3",
                                                               context={"request_id": "req-b1", "user_id": "gus"})
-                    assert err.value.budget_id == "globex-month" and err.value.budget_name == "globex-month"
-                    assert err.value.action == "block" and err.value.limit_usd == "2"
-                    assert "budget 'globex-month' exhausted: $2.5 spent of $2 in this month" in str(err.value)
                     assert upstream_api.n == 0, "a budget block is answered without asking AxonFlow"
-                # The raw answer is AxonFlow's 402 format.
                 async with aiohttp.ClientSession() as s:
                     async with s.post(f"{base}/axonflow/api/policy/pre-check", headers={"X-Tenant-ID": "globex"},
                                       json={"client_id": "agent-7", "user_token": "t", "query": "q"}) as r:
-                        body = await r.json()
-                        assert r.status == 402 and body["approved"] is False
-                        assert body["policies"] == ["budget_exceeded"]
-                        assert body["budget_info"] == {"budget_id": "globex-month", "budget_name": "globex-month",
-                                                       "used_usd": "2.5", "limit_usd": "2", "percentage": 125.0,
-                                                       "exceeded": True, "action": "block"}
+                        ours_raw = (r.status, r.headers["Content-Type"], await r.read())
+                # The same SDK against AxonFlow itself answering its own budget block for the same budget.
+                upstream_api.budget_block = (_reason(ours_raw[2]), "globex-month")
+                async with AxonFlow(endpoint=str(upstream.make_url("")), client_id="globex",
+                                    client_secret="s3cret") as sdk:
+                    with pytest.raises(BudgetExceededError) as theirs:
+                        await sdk.get_policy_approved_context(user_token="utok-gus-123456", query="summarize Q3",
+                                                              context={"request_id": "req-b1", "user_id": "gus"})
+                async with aiohttp.ClientSession() as s:
+                    async with s.post(str(upstream.make_url('/api/policy/pre-check')), headers={"X-Tenant-ID": "globex"},
+                                      json={"client_id": "agent-7", "user_token": "t", "query": "q"}) as r:
+                        theirs_raw = (r.status, r.headers["Content-Type"], await r.read())
+                upstream_api.budget_block, upstream_api.n = None, 0
+                # Same exception, same message, same attributes as for AxonFlow's own block.
+                assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
+                assert ours.value.details == theirs.value.details == {
+                    "budget_id": "globex-month", "budget_name": "globex-month", "used_usd": 2.5, "limit_usd": 2,
+                    "action": "block"}
+                # Byte for byte AxonFlow's answer, but for the per-call uuid and time.
+                assert ours_raw[:2] == theirs_raw[:2] == (402, "application/json")
+                assert _per_call(ours_raw[2]) == _per_call(theirs_raw[2])
                 # Another tenant (whose budgets are not exhausted for this scope) is forwarded and approved.
                 async with AxonFlow(endpoint=f"{base}/axonflow", client_id="acme", client_secret="s3cret") as sdk:
                     ok = await sdk.get_policy_approved_context(user_token="utok-alice-1234", query="hello")
@@ -217,6 +240,43 @@ def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings
         assert decision.budget_id == "globex-month" and decision.budget_exceeded is True
         assert decision.policies == ["budget_exceeded"] and "globex-month" in decision.block_reason
         assert decision.user_id == "gus"
+
+    asyncio.run(main())
+
+
+def test_axonflow_budget_check_uses_only_the_authenticated_tenant(settings: Settings) -> None:
+    """globex's block budget is exhausted: a globex client cannot dodge it by naming another tenant
+    (X-Tenant-ID or context.tenant_id outside its token: 403; the Basic client id wins over the body), and
+    nothing it sends moves the
+    check onto another tenant's budgets."""
+    now = datetime.now(UTC)
+    budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
+    snaps = snapshots_of(_spend(now, budgets), now)
+    upstream_api = FakeAxonFlow()
+
+    async def main() -> None:
+        await publish_snapshots(settings, snaps)
+        async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
+            async with serving(settings, OffsetClock(), axonflow_upstream_url=str(upstream.make_url("")),
+                               axonflow_tokens={"tok-g": ["globex"], "tok-a": ["acme"]}) as base:
+                await wait_enforcement(base, len(snaps))
+                body = {"client_id": "agent-7", "user_token": "t", "query": "q", "context": {"tenant_id": "acme"}}
+                globex = "Basic " + base64.b64encode(b"globex:s3cret").decode()
+                async with aiohttp.ClientSession() as s:
+                    for headers, status in (
+                        ({"X-Gateledger-Token": "tok-g", "Authorization": globex}, 402),
+                        ({"X-Gateledger-Token": "tok-g", "Authorization": globex, "X-Tenant-ID": "acme"}, 403),
+                        # No header names a tenant: the body's context.tenant_id does, and the token refuses it.
+                        ({"X-Gateledger-Token": "tok-g"}, 403),
+                        ({"Authorization": globex, "X-Tenant-ID": "acme"}, 401),
+                    ):
+                        async with s.post(f"{base}/axonflow/api/policy/pre-check", json=body, headers=headers) as r:
+                            assert r.status == status, headers
+                    assert upstream_api.n == 0
+                    # acme's own token: acme's budgets, not exhausted for this scope -> forwarded.
+                    async with s.post(f"{base}/axonflow/api/policy/pre-check", json=body,
+                                      headers={"X-Gateledger-Token": "tok-a"}) as r:
+                        assert r.status == 200 and upstream_api.n == 1
 
     asyncio.run(main())
 

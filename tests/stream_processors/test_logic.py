@@ -92,7 +92,9 @@ def test_each_format_becomes_its_typed_rows() -> None:
     assert axon["version"] == 2 and axon["request_id"] == "req-1" and axon["input_tokens"] == 1200
     assert axon["output_tokens"] == 300 and axon["total_tokens"] == 1500 and axon["audit_id"] == "aud-1"
     policy = pl.final(str(Topic.POLICY_DECISIONS))
-    (pd,) = policy.values()
+    (pd,) = [d for d in policy.values() if d["gate"] == "precheck"]
+    (check,) = [d for d in policy.values() if d["gate"] == "mcp_check_input"]
+    assert check["approved"] is False and check["tool_name"] == "delete_repo" and check["decision_id"] == "dec-1"
     assert pd["approved"] is True and pd["context_id"] == "ctx-1" and pd["user_token_hash"].startswith("hmac:")
     hooks = pl.final(str(Topic.WEBHOOK_DECISIONS))
     assert {h["origin"] for h in hooks.values()} == {"obot_audit", "gateledger_filter"}

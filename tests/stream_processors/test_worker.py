@@ -55,7 +55,7 @@ def test_each_upstream_format_and_metrics(settings: Settings, gl_env: dict[str, 
     llm = out.final(Topic.LLM_CALLS)
     assert {c["source"] for c in llm.values()} == {"obot/default/llm", "axonflow/acme", "acme/gateway"}
     assert next(c for c in llm.values() if c["source"] == "axonflow/acme")["request_id"] == "req-1"
-    assert len(out.final(Topic.POLICY_DECISIONS)) == 1
+    assert len(out.final(Topic.POLICY_DECISIONS)) == 2  # the pre-check and the MCP check-input
     assert {d["origin"] for d in out.final(Topic.WEBHOOK_DECISIONS).values()} == {"obot_audit", "gateledger_filter"}
     assert not out.all(Topic.DEAD_LETTERS)
     metrics = w.metrics()

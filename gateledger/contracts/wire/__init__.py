@@ -1,10 +1,15 @@
 """Upstream wire formats, exactly as the upstream systems send them."""
 
 from gateledger.contracts.wire.axonflow import (
+    AuditLogEntry,
     AxonFlowExchange,
     BudgetInfo,
+    DecideRequest,
+    DecideResponse,
     LlmCallAuditRequest,
     LlmCallAuditResponse,
+    McpCheckRequest,
+    McpCheckResponse,
     PreCheckRequest,
     PreCheckResponse,
     RateLimit,
@@ -23,8 +28,13 @@ from gateledger.contracts.wire.obot import (
 )
 
 __all__ = [
+    "AuditLogEntry",
     "AxonFlowExchange",
     "BudgetInfo",
+    "DecideRequest",
+    "DecideResponse",
+    "McpCheckRequest",
+    "McpCheckResponse",
     "CloudEvent",
     "JsonRpcError",
     "JsonRpcMessage",

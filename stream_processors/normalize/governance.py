@@ -1,0 +1,94 @@
+"""AxonFlow's newer gates -> ``PolicyDecision`` (``/api/v1/decide``, the MCP checks); audit-trail reconciliation.
+
+The MCP checks answer ``{allowed, block_reason, decision_id, ...}``, with HTTP 403 when blocked
+(getaxonflow/axonflow platform/agent/mcp_handler.go, mcpCheckInputHandler / mcpCheckOutputHandler);
+``/decide`` answers ``{verdict: allow|deny|needs_approval, decision_id, trace_id, reasons,
+evaluated_policies}`` (the SDK's axonflow/types.py DecideResponse mirrors the platform's). AxonFlow
+joins the check-input, the check-output and any /decide stage of one tool call on the caller's W3C
+``traceparent`` (mcp_handler.go, #2598): that trace id is the envelope's ``trace_id``, and the
+correlate stage joins the MCP call carrying the same trace to these verdicts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.events import Finding, PolicyDecision
+from gateledger.contracts.wire import (
+    AuditLogEntry,
+    AxonFlowExchange,
+    DecideRequest,
+    DecideResponse,
+    McpCheckRequest,
+    McpCheckResponse,
+)
+from stream_processors import findings
+from stream_processors.normalize.errors import schema_error
+
+GATES = {"/api/v1/mcp/check-input": "mcp_check_input", "/api/v1/mcp/check-output": "mcp_check_output"}
+
+
+def _decide(env: Envelope, ex: AxonFlowExchange) -> PolicyDecision:
+    req = DecideRequest.model_validate(ex.request)
+    resp = DecideResponse.model_validate(ex.response or {})
+    target = req.target or {}
+    ok = resp.verdict == "allow" if resp.verdict else 200 <= ex.status < 300
+    server = target.get("server")
+    return _row(env, ex, gate="decide", approved=ok, decision_id=resp.decision_id,
+                reason=None if ok else "; ".join(resp.reasons or []) or resp.error or resp.verdict,
+                policies=list(resp.evaluated_policies or []), tool=target.get("tool"),
+                servers=[str(server)] if server else [])
+
+
+def _check(env: Envelope, ex: AxonFlowExchange) -> PolicyDecision:
+    req = McpCheckRequest.model_validate(ex.request)
+    resp = McpCheckResponse.model_validate(ex.response or {})
+    ok = resp.allowed if resp.allowed is not None else 200 <= ex.status < 300
+    return _row(env, ex, gate=GATES.get(ex.path, "mcp_check_input"), approved=ok, decision_id=resp.decision_id,
+                reason=None if ok else resp.block_reason or resp.error or f"HTTP {ex.status}", policies=[],
+                tool=req.tool, servers=[req.connector_type], client=req.client_id)
+
+
+def _row(env: Envelope, ex: AxonFlowExchange, *, gate: str, approved: bool, decision_id: str | None,
+         reason: str | None, policies: list[str], tool: str | None, servers: list[str],
+         client: str | None = None) -> PolicyDecision:
+    return PolicyDecision(
+        id=env.id, version=1, tenant=env.tenant, time=env.time, source=env.source,
+        request_id=env.request_id, trace_id=env.trace_id, client_id=client, user_id=env.subject,
+        approved=bool(approved), block_reason=reason, policies=policies, http_status=ex.status,
+        mcp_servers=servers, gate=gate, decision_id=decision_id, tool_name=tool,
+        budget_warning=ex.budget_warning, event_ids=[env.id],
+    )
+
+
+def decision_from_governance(env: Envelope) -> PolicyDecision:
+    """A PolicyDecision from an ``axonflow.decide`` or ``axonflow.mcp_check`` envelope."""
+    try:
+        ex = AxonFlowExchange.model_validate(env.data)
+        return _decide(env, ex) if env.type == EventType.AXONFLOW_DECIDE else _check(env, ex)
+    except ValidationError as exc:
+        raise schema_error("AxonFlow governance exchange", exc) from None
+
+
+def untapped_finding(env: Envelope, context_state: dict[str, Any] | None, now: datetime) -> Finding | None:
+    """An ``untapped_llm_call`` for a row of AxonFlow's audit trail no tap exchange of its context preceded.
+
+    The row and the tap's exchanges are keyed by the context id (one partition), and the poller
+    reads only rows older than its settle time: what the tap saw of that context is already in
+    ``context_state`` (the normalize stage's ``c|tenant|context`` entry) when the row arrives.
+    Rows without a context id (not gateway-plane) have nothing of the tap's to compare with.
+    """
+    if not env.context_id:
+        return None
+    if context_state is not None and (context_state.get("pre") is not None or context_state.get("aud") is not None):
+        return None
+    try:
+        entry = AuditLogEntry.model_validate(env.data)
+    except ValidationError as exc:
+        raise schema_error("AxonFlow audit entry", exc) from None
+    return findings.untapped(tenant=env.tenant, entry_event_id=env.id, context_id=env.context_id, time=env.time,
+                             client_id=entry.client_id, model=entry.model, now=now)
