@@ -352,7 +352,7 @@ class Supervisor:
         self._print("stopping: ingest answers 503 + Retry-After; draining what it accepted "
                     "(Ctrl-C again to stop at once)")
         started = time.monotonic()
-        job = asyncio.ensure_future(drain(self.settings.kafka, self.broker.bootstrap, self.settings.core.topic_prefix,
+        job = asyncio.ensure_future(drain(self.settings.kafka, self.broker.bootstrap,
                                           self.plan.processors, self.plan.sink, self._print,
                                           self.plan.drain_timeout_s))
         abort = asyncio.ensure_future(self.abort_event.wait())
