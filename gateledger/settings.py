@@ -121,6 +121,9 @@ class StackSettings(BaseSettings):
     processors_port: int = 0
     restart_backoff_max_s: float = 30.0
     summary_interval_s: float = 10.0
+    # A graceful stop waits this long for the processors and the sink to catch up before stopping
+    # anyway (what did not land is re-driven at the next start).
+    drain_timeout_s: float = 120.0
 
     @field_validator("host")
     @classmethod

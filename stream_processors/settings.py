@@ -62,6 +62,10 @@ class ProcessorSettings(BaseSettings):
     # time): restatements and late costs within it recompute the period; older ones are ignored by
     # the stream (ClickHouse and `budgets status` still have them).
     budget_retention_s: float = Field(default=7 * 86400.0, gt=0)
+    # Where the budget backfill reads earlier spend from ClickHouse (stream_processors/budgets/
+    # backfill.py): the embedded stack's sink query endpoint (`up` sets it: the sink owns chDB).
+    # Empty: ClickHouse directly (GATELEDGER_CLICKHOUSE_*), unless that is chDB, then the topic only.
+    clickhouse_query_url: str = ""
 
     # -- operations -----------------------------------------------------------------------------
     lag_poll_interval_s: float = Field(default=5.0, gt=0)

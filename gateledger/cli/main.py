@@ -45,14 +45,33 @@ def up(demo: bool, duration: float | None, rate: float, seed: int) -> None:
     from gateledger.stack.supervisor import Supervisor
 
     _setup_logging("WARNING")
+    settings = Settings()
     sup = Supervisor(
-        Settings(),
+        settings,
         demo=demo,
         demo_args=["--rate", str(rate), "--seed", str(seed)],
         duration_s=duration,
         summary=stack_summary,
+        plan=_durability_plan(settings),
     )
     sys.exit(asyncio.run(sup.run()))
+
+
+def _durability_plan(settings: Any) -> Any:
+    """What the supervisor drains and re-drives, from the stages' own settings."""
+    from gateledger.stack.supervisor import DurabilityPlan
+    from gateledger.topics import RAW_TOPICS, topic_name
+    from sinks.clickhouse.main import sink_topics
+    from sinks.clickhouse.settings import SinkSettings
+    from stream_processors.settings import ProcessorSettings
+
+    prefix, proc, sink = settings.core.topic_prefix, ProcessorSettings(), SinkSettings()
+    return DurabilityPlan(
+        processors={proc.app_id: [topic_name(t, prefix) for t in RAW_TOPICS]},
+        sink={sink.group_id: [topic_name(t, prefix) for t in sink_topics(sink)]},
+        redrive_window_s=proc.retention_s,
+        drain_timeout_s=settings.stack.drain_timeout_s,
+    )
 
 
 # --- ingest -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 from gateledger.net import free_port, wait_port
+from gateledger.stack.orphans import die_with_parent
 
 
 def tansu_binary() -> Path:
@@ -28,12 +29,15 @@ class TansuBroker:
     """A memory-only Tansu broker on loopback. Its data is gone when it stops."""
 
     def __init__(self, port: int = 0, host: str = "127.0.0.1", log_path: Path | None = None,
-                 advertised_port: int | None = None) -> None:
+                 advertised_port: int | None = None, orphan_proof: bool = False) -> None:
         self.host = host
         self.port = port or free_port(host)
         # Where clients are told to connect (a proxy in front of the broker, in fault tests).
         self.advertised_port = advertised_port or self.port
         self.log_path = log_path
+        # The parent-death signal fires when the *thread* that started the broker ends: only for
+        # callers that start it from their main thread (the supervisor).
+        self.orphan_proof = orphan_proof
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -59,7 +63,8 @@ class TansuBroker:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         try:
             self.process = subprocess.Popen(
-                self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                self.command(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=die_with_parent() if self.orphan_proof else None,
             )
         finally:
             if out is not subprocess.DEVNULL:

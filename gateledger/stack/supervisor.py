@@ -1,9 +1,13 @@
 """``gateledger up``: the embedded stack under one supervisor.
 
 Starts, in order: the Tansu broker, topics, the sink (which owns chDB, runs migrations and answers
-queries), the stream processors, the ingest service and optionally the demo simulator. Restarts a
-crashed service with backoff; stops everything in reverse order on SIGINT/SIGTERM. The broker is
-memory-only, so if it dies the stack stops rather than carry on with lost topics.
+queries), the re-drive of raw events whose processing never landed (gateledger/stack/redrive.py),
+the stream processors, the ingest service and optionally the demo simulator. Restarts a crashed
+service with backoff. The broker is memory-only: if it dies, every service is stopped, the broker
+restarted on the same port and the services started again behind a new re-drive, so what had
+landed in ClickHouse goes through again. SIGINT/SIGTERM drains in pipeline order
+(gateledger/stack/drain.py) and stops everything in reverse order; a second one stops at once.
+Children die with the supervisor, and a stale run's leftovers are cleared (gateledger/stack/orphans.py).
 """
 
 from __future__ import annotations
@@ -17,85 +21,34 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import aiohttp
-
+from gateledger.clickhouse.access import StackQuerier
 from gateledger.kafka import ensure_gateledger_topics, wait_for_broker, KafkaTarget
 from gateledger.net import free_port
 from gateledger.settings import Settings
+from gateledger.stack import orphans
 from gateledger.stack import state as stack_state
 from gateledger.stack.broker import TansuBroker
+from gateledger.stack.drain import Groups, drain
+from gateledger.stack.redrive import redrive
+from gateledger.stack.service import Service, StackError, wait_healthy
 
 log = logging.getLogger(__name__)
 
 
-class StackError(RuntimeError):
-    """The stack could not start."""
-
-
 @dataclass
-class Service:
-    """One supervised child process."""
+class DurabilityPlan:
+    """What the supervisor needs from the stages (which the core may not import): passed in by the CLI."""
 
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    health_url: str | None = None
-    log_path: Path | None = None
-    restart: bool = True
-    process: asyncio.subprocess.Process | None = None
-    started_at: float = 0.0
-    restarts: int = 0
-    backoff_s: float = 0.5
-    next_start: float = 0.0
-    exit_codes: list[int] = field(default_factory=list)
-
-    async def start(self) -> None:
-        """Spawn the process (its own session, so Ctrl-C reaches only the supervisor)."""
-        out: Any = open(self.log_path, "ab") if self.log_path else asyncio.subprocess.DEVNULL  # noqa: SIM115
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.argv, env=self.env, stdout=out, stderr=asyncio.subprocess.STDOUT, start_new_session=True
-            )
-        finally:
-            if hasattr(out, "close"):
-                out.close()
-        self.started_at = time.monotonic()
-
-    def running(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-    async def stop(self, timeout_s: float = 20.0) -> None:
-        """SIGTERM, wait, then SIGKILL."""
-        proc = self.process
-        if proc is None or proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
-
-
-async def wait_healthy(url: str, service: Service, timeout_s: float) -> None:
-    """Poll a /healthz URL until it answers 200, failing fast if the process exits."""
-    deadline = time.monotonic() + timeout_s
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.monotonic() < deadline:
-            if not service.running():
-                raise StackError(f"{service.name} exited during start-up (see {service.log_path})")
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                async with session.get(url) as resp:
-                    if resp.status == 200:
-                        return
-            await asyncio.sleep(0.1)
-    raise StackError(f"{service.name} not healthy after {timeout_s:.0f}s (see {service.log_path})")
+    # consumer group -> topics, for the processors and for the sink (graceful drain)
+    processors: Groups
+    sink: Groups
+    # how far back (event time) the re-drive looks: the processors' retention window
+    redrive_window_s: float
+    drain_timeout_s: float = 120.0
 
 
 class Supervisor:
@@ -110,6 +63,7 @@ class Supervisor:
         duration_s: float | None = None,
         out: TextIO = sys.stdout,
         summary: Callable[[str], Any] | None = None,
+        plan: DurabilityPlan | None = None,
     ) -> None:
         self.settings = settings
         self.demo = demo
@@ -119,9 +73,14 @@ class Supervisor:
         self.services: list[Service] = []
         self.broker: TansuBroker | None = None
         self.stop_event = asyncio.Event()
+        self.abort_event = asyncio.Event()  # a second Ctrl-C: stop at once, no drain
         self.state: stack_state.StackState | None = None
         self._lock_fd: int | None = None
         self._summary = summary
+        self.plan = plan
+        self._env: dict[str, str] = {}
+        self._ports: dict[str, int] = {}
+        self.broker_restarts = 0
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -136,6 +95,11 @@ class Supervisor:
             pid = f" (pid {running.pid})" if running else ""
             raise StackError(f"a stack is already running on {data_dir}{pid}") from None
         self._lock_fd = fd
+        # We hold the lock, so no live supervisor owns this data dir: whatever a killed one left
+        # running (holding chDB's lock or the ingest port) is stopped now.
+        orphans.clear_stale(data_dir, self._print)
+        if (data_dir / stack_state.STATE_FILE).exists():
+            stack_state.remove(data_dir)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -145,19 +109,35 @@ class Supervisor:
     def _print(self, text: str = "") -> None:
         print(text, file=self.out, flush=True)
 
+    def _save_pids(self) -> None:
+        children = {s.name: s.process.pid for s in self.services if s.running() and s.process is not None}
+        if self.broker is not None and self.broker.process is not None and self.broker.alive():
+            children["broker"] = self.broker.process.pid
+        orphans.save(self.settings.core.data_dir, orphans.StackPids(supervisor=os.getpid(), children=children))
+
+    def _on_signal(self) -> None:
+        if self.stop_event.is_set():
+            self._print("second stop signal: stopping at once (the next start re-drives what did not land)")
+            self.abort_event.set()
+        self.stop_event.set()
+
     async def run(self) -> int:
         """Start everything, supervise, stop; returns the exit code."""
-        core, stack = self.settings.core, self.settings.stack
-        self._acquire_lock(core.data_dir)
+        core = self.settings.core
+        try:
+            self._acquire_lock(core.data_dir)
+        except StackError as exc:
+            self._print(f"error: {exc}")
+            return 1
         logs = core.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop_event.set)
+            loop.add_signal_handler(sig, self._on_signal)
         code = 0
         try:
             await self._start(logs)
-            code = await self._supervise()
+            code = await self._supervise(logs)
         except StackError as exc:
             self._print(f"error: {exc}")
             code = 1
@@ -168,19 +148,25 @@ class Supervisor:
             self._release_lock()
         return code
 
-    async def _start(self, logs: Path) -> None:
-        core, stack, kafka = self.settings.core, self.settings.stack, self.settings.kafka
-        host = stack.host
-        self.broker = TansuBroker(stack.broker_port, host, log_path=logs / "broker.log")
+    async def _start_broker(self, logs: Path) -> None:
+        stack, kafka = self.settings.stack, self.settings.kafka
+        port = self.broker.port if self.broker is not None else stack.broker_port
+        self.broker = TansuBroker(port, stack.host, log_path=logs / "broker.log", orphan_proof=True)
         self.broker.start()
+        self._save_pids()
         await wait_for_broker(self.broker.bootstrap)
-        target = KafkaTarget(self.broker.bootstrap, True, core.topic_prefix)
+        target = KafkaTarget(self.broker.bootstrap, True, self.settings.core.topic_prefix)
         await ensure_gateledger_topics(kafka, target)
 
-        sink_port = stack.sink_port or free_port(host)
-        proc_port = stack.processors_port or free_port(host)
-        ingest_port = stack.ingest_port or free_port(host)
-        notifier_port = free_port(host)
+    def _plan_services(self, logs: Path) -> list[Service]:
+        core, stack = self.settings.core, self.settings.stack
+        host = stack.host
+        assert self.broker is not None
+        if not self._ports:  # chosen once: a restart after a broker crash keeps every address
+            self._ports = {"sink": stack.sink_port or free_port(host),
+                           "processors": stack.processors_port or free_port(host),
+                           "ingest": stack.ingest_port or free_port(host), "notifier": free_port(host)}
+        p = self._ports
         env = dict(os.environ)
         env.update(
             GATELEDGER_DATA_DIR=str(core.data_dir),
@@ -188,58 +174,95 @@ class Supervisor:
             GATELEDGER_KAFKA_BOOTSTRAP_SERVERS=self.broker.bootstrap,
             GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true",
             GATELEDGER_SINK_HOST=host,
-            GATELEDGER_SINK_PORT=str(sink_port),
+            GATELEDGER_SINK_PORT=str(p["sink"]),
             GATELEDGER_PROCESSORS_HOST=host,
-            GATELEDGER_PROCESSORS_PORT=str(proc_port),
+            GATELEDGER_PROCESSORS_PORT=str(p["processors"]),
+            # Budget backfill reads earlier spend from ClickHouse through the sink (it owns chDB).
+            GATELEDGER_PROCESSORS_CLICKHOUSE_QUERY_URL=f"http://{host}:{p['sink']}",
             GATELEDGER_INGEST_HOST=host,
-            GATELEDGER_INGEST_PORT=str(ingest_port),
+            GATELEDGER_INGEST_PORT=str(p["ingest"]),
             GATELEDGER_NOTIFIER_HOST=host,
-            GATELEDGER_NOTIFIER_PORT=str(notifier_port),
+            GATELEDGER_NOTIFIER_PORT=str(p["notifier"]),
         )
+        self._env = env
         cli = [sys.executable, "-m", "gateledger.cli.main"]
-        sink_url = f"http://{host}:{sink_port}"
-        proc_url = f"http://{host}:{proc_port}"
-        ingest_url = f"http://{host}:{ingest_port}"
+        url = {name: f"http://{host}:{port}" for name, port in p.items()}
         plan = [
-            Service("sink", [*cli, "serve", "sink"], env, f"{sink_url}/healthz", logs / "sink.log"),
-            Service("processors", [*cli, "serve", "processors"], env, f"{proc_url}/healthz", logs / "processors.log"),
-            Service("ingest", [*cli, "serve", "ingest"], env, f"{ingest_url}/healthz", logs / "ingest.log"),
+            Service("sink", [*cli, "serve", "sink"], env, f"{url['sink']}/healthz", logs / "sink.log"),
+            Service("processors", [*cli, "serve", "processors"], env, f"{url['processors']}/healthz",
+                    logs / "processors.log"),
+            Service("ingest", [*cli, "serve", "ingest"], env, f"{url['ingest']}/healthz", logs / "ingest.log"),
             # Budget alerts -> webhooks (GATELEDGER_NOTIFIER_WEBHOOKS); with none configured it only consumes.
-            Service("notifier", [*cli, "serve", "notifier"], env, f"http://{host}:{notifier_port}/healthz",
-                    logs / "notifier.log"),
+            Service("notifier", [*cli, "serve", "notifier"], env, f"{url['notifier']}/healthz", logs / "notifier.log"),
         ]
         if env.get("GATELEDGER_OBOT_URL"):
             # The Obot audit API poller runs only when an Obot installation is configured.
             plan.append(Service("poller", [*cli, "serve", "poller"], env, None, logs / "poller.log"))
-        for svc in plan:
+        return plan
+
+    async def _start_services(self, logs: Path) -> None:
+        """The sink, the re-drive, then every other service, each healthy before the next."""
+        for svc in self._plan_services(logs):
             self.services.append(svc)
             await svc.start()
+            self._save_pids()
             if svc.health_url:
                 await wait_healthy(svc.health_url, svc, timeout_s=90)
+            if svc.name == "sink":
+                await self._redrive(svc.health_url.rsplit("/", 1)[0] if svc.health_url else "")
+
+    async def _redrive(self, sink_url: str) -> None:
+        if self.plan is None or self.broker is None:
+            return
+        target = KafkaTarget(self.broker.bootstrap, True, self.settings.core.topic_prefix)
+        querier = StackQuerier(sink_url)
+        try:
+            await redrive(querier.run_async, self.settings.kafka, target, database=self.settings.clickhouse.database,
+                          window_s=self.plan.redrive_window_s, progress=self._print)
+        except Exception as exc:  # the stack still starts: what was not re-driven stays in ClickHouse
+            self._print(f"warning: re-drive from ClickHouse failed ({exc}); raw events not yet processed stay "
+                        "unprocessed until the next start")
+
+    async def _start(self, logs: Path) -> None:
+        core = self.settings.core
+        await self._start_broker(logs)
+        await self._start_services(logs)
+        assert self.broker is not None
+        host, p = self.settings.stack.host, self._ports
         self.state = stack_state.started_now(
             data_dir=core.data_dir,
             topic_prefix=core.topic_prefix,
             kafka_bootstrap=self.broker.bootstrap,
-            ingest_url=ingest_url,
-            sink_url=sink_url,
-            processors_url=proc_url,
+            ingest_url=f"http://{host}:{p['ingest']}",
+            sink_url=f"http://{host}:{p['sink']}",
+            processors_url=f"http://{host}:{p['processors']}",
             clickhouse_dsn=self.settings.clickhouse.dsn(core),
         )
         self.state.save()
         self._banner()
         if self.demo:
-            demo = Service(
-                "demo",
-                [*cli, "simulate", "--target", ingest_url, *self.demo_args],
-                env,
-                None,
-                logs / "demo.log",
-                restart=False,
-            )
+            cli = [sys.executable, "-m", "gateledger.cli.main"]
+            demo = Service("demo", [*cli, "simulate", "--target", self.state.ingest_url, *self.demo_args],
+                           self._env, None, logs / "demo.log", restart=False)
             self.services.append(demo)
             await demo.start()
-            self._print(f"  demo traffic     simulator -> {ingest_url} (log: {demo.log_path})")
+            self._save_pids()
+            self._print(f"  demo traffic     simulator -> {self.state.ingest_url} (log: {demo.log_path})")
         self._print()
+
+    async def _restart_after_broker_crash(self, logs: Path) -> None:
+        """The broker died with every topic: restart it and the services behind a new re-drive."""
+        self.broker_restarts += 1
+        self._print("the Kafka broker exited (its topics were in memory): restarting it and the services; "
+                    "raw events that had landed in ClickHouse are re-driven")
+        keep = [s for s in self.services if s.name == "demo"]
+        for svc in reversed([s for s in self.services if s.name != "demo"]):
+            await svc.stop(timeout_s=5)
+        self.services = keep
+        await self._start_broker(logs)
+        await self._start_services(logs)
+        self._save_pids()
+        self._print("stack restarted after the broker crash")
 
     def _banner(self) -> None:
         assert self.state and self.broker
@@ -254,14 +277,14 @@ class Supervisor:
         self._print("  status           gateledger status")
         self._print("  stop             Ctrl-C")
 
-    async def _supervise(self) -> int:
+    async def _supervise(self, logs: Path) -> int:
         stack = self.settings.stack
         started = time.monotonic()
         next_summary = started + stack.summary_interval_s
         while not self.stop_event.is_set():
             if self.broker is None or not self.broker.alive():
-                self._print("error: the Kafka broker exited; its data was in memory, stopping the stack")
-                return 1
+                await self._restart_after_broker_crash(logs)
+                continue
             now = time.monotonic()
             for svc in self.services:
                 if svc.running():
@@ -284,6 +307,7 @@ class Supervisor:
                     svc.next_start = 0.0
                     svc.restarts += 1
                     await svc.start()
+                    self._save_pids()
             if self.duration_s is not None and now - started >= self.duration_s:
                 return 0
             if now >= next_summary:
@@ -303,15 +327,46 @@ class Supervisor:
         self._print(("final summary\n" if final else "") + text)
 
     async def _shutdown(self) -> None:
+        by_name = {s.name: s for s in self.services}
         if self.state is not None:
-            demo = [s for s in self.services if s.name == "demo"]
-            for svc in demo:
-                await svc.stop()
+            if "demo" in by_name:
+                await by_name["demo"].stop()
+            await self._drain(by_name)
             await self._print_summary(final=True)
+        fast = self.abort_event.is_set()
         for svc in reversed(self.services):
-            await svc.stop()
+            await svc.stop(timeout_s=2 if fast else 20)
         if self.broker is not None:
             self.broker.stop()
         stack_state.remove(self.settings.core.data_dir)
+        orphans.remove(self.settings.core.data_dir)
         if self.state is not None:
             self._print("gateledger stopped")
+
+    async def _drain(self, by_name: dict[str, Service]) -> None:
+        """Ingest refuses new records (503), the processors and then the sink catch up (see drain.py)."""
+        if self.plan is None or self.broker is None or not self.broker.alive() or self.abort_event.is_set():
+            return
+        if "ingest" in by_name:
+            by_name["ingest"].signal(signal.SIGUSR1)
+        self._print("stopping: ingest answers 503 + Retry-After; draining what it accepted "
+                    "(Ctrl-C again to stop at once)")
+        started = time.monotonic()
+        job = asyncio.ensure_future(drain(self.settings.kafka, self.broker.bootstrap,
+                                          self.plan.processors, self.plan.sink, self._print,
+                                          self.plan.drain_timeout_s))
+        abort = asyncio.ensure_future(self.abort_event.wait())
+        try:
+            await asyncio.wait({job, abort}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            abort.cancel()
+        if not job.done():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+            return
+        try:
+            if job.result():
+                self._print(f"  drain: done in {time.monotonic() - started:.1f}s")
+        except Exception as exc:  # stopping must not fail: the next start re-drives
+            self._print(f"  drain failed ({exc}); stopping anyway (the next start re-drives)")

@@ -44,6 +44,7 @@ from producers.ingest.common import (
     result_response,
     too_large,
 )
+from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.obot_forward import ObotForwarder
 from producers.ingest.settings import IngestSettings
@@ -125,7 +126,8 @@ def build_app(
 ) -> web.Application:
     """The ingest application with every route registered (``enforcer``: budget enforcement, started
     and stopped with the application)."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024,
+                          middlewares=[drain_middleware(settings.retry_after_s), error_middleware])
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
     app[STATE] = state
     tap = tap or build_tap(state, enforcer)
@@ -234,6 +236,7 @@ def _serve(reuse_port: bool, create_topics: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, Drain.start)  # `up` is stopping: refuse new records
         await run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics)
 
     asyncio.run(_main())
@@ -271,6 +274,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGUSR1, lambda *_: [os.kill(p.pid, signal.SIGUSR1) for p in procs if p.pid])
     code = 0
     while any(p.is_alive() for p in procs):
         for p in procs:

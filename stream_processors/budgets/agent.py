@@ -12,7 +12,7 @@ from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.money.accounting import fresh_state, snapshot
 from gateledger.money.telemetry import BudgetMetrics
 from gateledger.topics import Topic, topic_name
-from stream_processors.budgets.backfill import MARKERS, BudgetBackfill
+from stream_processors.budgets.backfill import MARKERS, BudgetBackfill, ClickHouseLedger
 from stream_processors.budgets.stage import CONTRIBUTIONS, FANOUT, STAGE, BudgetPartition, FanoutPartition
 from stream_processors.common.money_files import MoneyFiles, from_settings
 from stream_processors.pipeline import StageContext
@@ -102,7 +102,8 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     backfill = BudgetBackfill(
         files=files, kafka=ctx.settings.kafka, target=ctx.target, ledger_topic=ledger.get_topic_name(),
         contributions_topic=contributions, markers_topic=markers, partitions=partitions, clock=ctx.clock,
-        send=lambda *args: app.producer.send(*args))
+        send=lambda *args: app.producer.send(*args),
+        ledger=ClickHouseLedger.from_settings(ctx.settings, ctx.proc.clickhouse_query_url))
 
     @app.timer(ctx.proc.tick_interval_s, name=f"{STAGE}-gauges")
     async def gauges() -> None:

@@ -1,4 +1,4 @@
-"""A budget's earlier spend: the cost rows already on ``cost.ledger`` when the budget appears.
+"""A budget's earlier spend: the cost rows already in ClickHouse and on ``cost.ledger`` when it appears.
 
 The fan-out matches each cost row against the budgets loaded at that moment. A budget added to a
 running stack (or the first start of a budgets file over existing history) would otherwise count
@@ -7,6 +7,12 @@ and alerts none the wiser.
 
 So, for every budget whose matching rules (id, scope, period) the stream has not yet back-filled:
 
+0. read the cost rows of its current period from ClickHouse's ``cost_ledger`` (latest version per
+   row; ``ClickHouseLedger``), when the worker can query ClickHouse: ClickHouse is the system of
+   record, and on the embedded stack the topic below is empty after every restart (the broker
+   keeps it in memory), as are the markers of step 4 and the accountant's changelog, so every
+   start back-fills every budget from ClickHouse and a block budget exhausted before a restart is
+   exhausted again as soon as the contributions are counted;
 1. find, per ``cost.ledger`` partition, the first message produced at or after the start of the
    budget's current period (rolling: of its window), less an hour for clock skew;
 2. read up to the partition's high watermark as it was when the scan started (every later message
@@ -18,7 +24,9 @@ So, for every budget whose matching rules (id, scope, period) the stream has not
 
 The accountant keeps a ledger entry per (budget, cost row) and adds only the difference a newer
 version makes, so a row the fan-out also contributed (it may lag behind the scan) counts once,
-and a crash before step 4 only repeats the scan. Rows of periods older than ``budget_retention_s``
+and a crash before step 4 only repeats the scan. Steps 0 and 1-3 overlap on every row that landed
+and is still on the topic; that is what makes the union safe (nothing between "landed" and "on the
+topic" is missed) and costs nothing in correctness. Rows of periods older than ``budget_retention_s``
 are ignored by the accountant as usual.
 """
 
@@ -28,20 +36,22 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiokafka import TopicPartition
 from pydantic import ValidationError
 
+from gateledger.clickhouse.access import ClientQuerier, StackQuerier
+from gateledger.clickhouse.results import QueryResult
 from gateledger.clock import Clock
 from gateledger.contracts.events import CostEntry
 from gateledger.kafka import KafkaTarget, make_consumer, true_highwaters
 from gateledger.money.accounting import contributions_for
 from gateledger.money.budgets import Budget
 from gateledger.money.periods import PeriodKind
-from gateledger.settings import KafkaSettings
+from gateledger.settings import KafkaSettings, Settings
 from gateledger.topics import TopicSpec
 from stream_processors import telemetry
 from stream_processors.common.money_files import MoneyFiles
@@ -81,13 +91,70 @@ def scan_start(budgets: list[Budget], now: datetime) -> datetime:
     return min(starts) - SKEW
 
 
+_OPTIONAL_TEXT = {name for name, f in CostEntry.model_fields.items()
+                  if f.annotation == (str | None)}  # '' in ClickHouse means absent
+_LEDGER_SQL = """
+SELECT * FROM {db:Identifier}.cost_ledger FINAL
+WHERE time >= {since:DateTime64(6)}
+ORDER BY time, id
+LIMIT {limit:UInt32} OFFSET {offset:UInt64}
+"""
+PAGE = 5000
+
+
+class ClickHouseLedger:
+    """Cost rows from ClickHouse: through the embedded stack's sink (it owns chDB), or a server directly."""
+
+    def __init__(self, settings: Settings, query_url: str) -> None:
+        self.database = settings.clickhouse.database
+        self._stack = StackQuerier(query_url) if query_url else None
+        self._settings = settings
+
+    @classmethod
+    def from_settings(cls, settings: Settings, query_url: str) -> ClickHouseLedger | None:
+        """None when there is no way to query (chDB owned by another process, no query URL given)."""
+        if not query_url and settings.clickhouse.is_chdb(settings.core):
+            return None
+        return cls(settings, query_url)
+
+    async def _query(self, sql: str, params: dict[str, Any]) -> QueryResult:
+        if self._stack is not None:
+            return await self._stack.run_async(sql, params)
+
+        def run() -> QueryResult:
+            querier = ClientQuerier(self._settings)
+            try:
+                return querier.run(sql, params)
+            finally:
+                querier.close()
+
+        return await asyncio.to_thread(run)
+
+    async def rows(self, since: datetime) -> Any:
+        """Every cost row (latest version) with an event time at or after ``since``, page by page."""
+        offset = 0
+        since_text = since.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ")
+        while True:
+            res = await self._query(_LEDGER_SQL, {"db": self.database, "since": since_text, "limit": PAGE,
+                                                  "offset": offset})
+            fields = [c for c in res.columns if c in CostEntry.model_fields]
+            for values in res.rows:
+                row = dict(zip(res.columns, values, strict=True))
+                obj = {c: (row[c] if not (c in _OPTIONAL_TEXT and row[c] == "") else None) for c in fields}
+                yield obj
+            if len(res.rows) < PAGE:
+                return
+            offset += PAGE
+
+
 class BudgetBackfill:
     """Back-fills new budgets from ``cost.ledger`` while the worker runs."""
 
     def __init__(self, *, files: MoneyFiles, kafka: KafkaSettings, target: KafkaTarget, ledger_topic: str,
                  contributions_topic: str, markers_topic: str, partitions: int, clock: Clock,
-                 send: Callable[..., Any]) -> None:
+                 send: Callable[..., Any], ledger: ClickHouseLedger | None = None) -> None:
         self.files = files
+        self.ledger = ledger
         self.kafka = kafka
         self.target = target
         self.ledger_topic = ledger_topic
@@ -139,7 +206,10 @@ class BudgetBackfill:
             return 0
         names = ", ".join(b.id for b in budgets)
         log.info("budget backfill: counting earlier spend of %s from %s", names, self.ledger_topic)
-        rows, produced = await self._scan(budgets, scan_start(budgets, self.clock()))
+        since = scan_start(budgets, self.clock())
+        rows, produced = await self._scan_clickhouse(budgets, since)
+        topic_rows, topic_produced = await self._scan(budgets, since)
+        rows, produced = rows + topic_rows, produced + topic_produced
         futures = [await self.send(self.markers_topic, b.id.encode(),
                                    orjson.dumps({"budget_id": b.id, "key": matching_key(b), "rows": rows,
                                                  "contributions": produced, "at": self.clock().isoformat()}),
@@ -151,6 +221,29 @@ class BudgetBackfill:
         telemetry.BUDGET_BACKFILLS.inc(len(budgets))
         log.info("budget backfill of %s done: %d cost rows read, %d contributions", names, rows, produced)
         return produced
+
+    async def _scan_clickhouse(self, budgets: list[Budget], since: datetime) -> tuple[int, int]:
+        """Contributions of the cost rows ClickHouse holds (nothing when it cannot be queried)."""
+        if self.ledger is None:
+            return 0, 0
+        rows = produced = 0
+        packs: dict[int, list[Any]] = {}
+        async for obj in self.ledger.rows(since):
+            rows += 1
+            try:
+                cost = CostEntry.model_validate(obj)
+            except ValidationError:
+                log.warning("budget backfill: cost_ledger row %s does not validate; skipped", obj.get("id"))
+                continue
+            for c in contributions_for(budgets, cost):
+                packs.setdefault(partition_for(c.budget_id.encode(), self.partitions), []).append(
+                    c.model_dump(mode="json"))
+            if sum(len(v) for v in packs.values()) >= PAGE:
+                produced += await self._produce(packs)
+                packs = {}
+        produced += await self._produce(packs)
+        log.info("budget backfill: %d cost rows read from ClickHouse since %s", rows, since.isoformat())
+        return rows, produced
 
     async def _read_markers(self) -> dict[str, str]:
         tp = TopicPartition(self.markers_topic, 0)

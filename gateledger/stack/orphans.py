@@ -1,0 +1,111 @@
+"""No orphans: children die with the supervisor, and a new ``up`` clears what a killed one left.
+
+A supervisor killed with SIGKILL runs no cleanup. Two defences:
+
+* every child asks the kernel for a parent-death signal (``prctl(PR_SET_PDEATHSIG, SIGTERM)``), so
+  it gets SIGTERM the moment the supervisor's thread that spawned it exits, however it exits;
+* the supervisor keeps ``stack.pids`` in the data dir (its own pid and each child's, rewritten on
+  every restart). The next ``up`` takes the data-dir lock (free once the old supervisor is gone),
+  finds the file, and stops any listed process that is still alive and still a gateledger or Tansu
+  process (a recycled pid running something else is left alone), before it opens chDB or binds the
+  ingest port. A child still draining its parent-death SIGTERM is waited for, then killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel
+
+PIDS_FILE = "stack.pids"
+_PR_SET_PDEATHSIG = 1
+# What a process of ours has on its command line (the children run `python -m gateledger.cli.main serve
+# ...` or the Tansu binary).
+_OURS = (b"gateledger", b"tansu")
+
+
+class StackPids(BaseModel):
+    """The supervisor and its children, by service name."""
+
+    supervisor: int
+    children: dict[str, int] = {}
+
+
+def die_with_parent() -> Callable[[], None]:
+    """A ``preexec_fn`` that makes the child receive SIGTERM when this process dies."""
+    parent = os.getpid()
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+def save(data_dir: Path, pids: StackPids) -> None:
+    """Write the pid file atomically."""
+    path = data_dir / PIDS_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(pids.model_dump_json())
+    tmp.replace(path)
+
+
+def remove(data_dir: Path) -> None:
+    """Forget the pid file (after a clean stop)."""
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / PIDS_FILE).unlink()
+
+
+def _ours(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    if not cmdline:  # a zombie: exited, nothing to stop
+        return False
+    return any(marker in cmdline for marker in _OURS)
+
+
+def clear_stale(data_dir: Path, say: Callable[[str], None], timeout_s: float = 15.0) -> list[str]:
+    """Stop what a previous supervisor on this data dir left running; returns what was stopped.
+
+    Call only while holding the data-dir lock: then no live supervisor owns the listed children.
+    """
+    path = data_dir / PIDS_FILE
+    try:
+        stale = StackPids.model_validate_json(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    if stale.supervisor == os.getpid():
+        return []
+    left = {name: pid for name, pid in stale.children.items() if _ours(pid)}
+    if left:
+        listed = ", ".join(f"{n} (pid {p})" for n, p in left.items())
+        say(f"a previous stack on {data_dir} (supervisor pid {stale.supervisor}) did not stop cleanly; "
+            f"stopping its leftovers: {listed}")
+        for pid in left.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and any(_ours(p) for p in left.values()):
+            time.sleep(0.1)
+        for name, pid in left.items():
+            if _ours(pid):
+                say(f"  {name} (pid {pid}) ignored SIGTERM for {timeout_s:.0f}s: killed")
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        while any(_ours(p) for p in left.values()):
+            time.sleep(0.05)
+    elif stale.children:
+        say(f"a previous stack on {data_dir} (supervisor pid {stale.supervisor}) did not stop cleanly; "
+            "its processes are gone")
+    remove(data_dir)
+    return list(left)

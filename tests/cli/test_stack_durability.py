@@ -1,0 +1,158 @@
+"""The embedded stack keeps what it accepted (issue 17), each fault compared with one crash-free run
+of the same traffic through the analyst views (interactions, findings, cost, budget alerts):
+
+* Ctrl-C right after ingest, then `up` again: the stop drains, the start re-drives; a block budget
+  exhausted before the restart blocks again after it (its spend is back-filled from ClickHouse);
+* SIGKILL of the broker child mid-stream: the supervisor restarts it and the services behind a
+  re-drive; SIGKILL of one service: the supervisor restarts it;
+* SIGKILL of the supervisor mid-stream: its children die with it, a new `up` clears what is left
+  and re-drives.
+
+Five stack starts in all (each costs seconds on a 2-core machine): one reference, two per fault run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import aiohttp
+import asyncio
+import pytest
+
+from gateledger import jsonutil
+from tests.cli.stack_faults import CLI, RAW_IDS, Stack, clean_env, diff, ingest, make_traffic
+from tests.conftest import Processes
+
+
+@pytest.fixture(scope="module")
+def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
+    """Two batches of simulated traffic (files) and their distinct event counts."""
+    root = tmp_path_factory.mktemp("traffic")
+    return {"one": (root / "one", make_traffic(root / "one", seed=7, count=40, minutes_ago=20)),
+            "two": (root / "two", make_traffic(root / "two", seed=8, count=40, minutes_ago=10))}
+
+
+def data_dir(tmp_path: Path, name: str) -> dict[str, str]:
+    """A data dir with a block budget the traffic exhausts (acme's spend over 24 rolling hours)."""
+    env = clean_env(tmp_path / name)
+    res = subprocess.run([*CLI, "budgets", "add", "acme-block", "--limit", "0.000001", "--period", "rolling",
+                          "--hours", "24", "--scope", "tenant=acme", "--action", "block"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return env
+
+
+def alive(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return bool(cmdline)
+
+
+def wait_until(cond, what: str, log: Path, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        assert time.monotonic() < deadline, f"{what}:\n{log.read_text()}"
+        time.sleep(0.2)
+
+
+async def _webhook_filter(ingest_url: str) -> int:
+    """An Obot webhook-filter call for acme's tool call: 402 while acme's block budget is exhausted."""
+    body = jsonutil.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                           "params": {"name": "search_issues", "arguments": {"q": "is:open"}}})
+    headers = {"X-Gateledger-Tenant": "acme", "X-Obot-User-Id": "alice", "X-Obot-Mcp-Server-Id": "ms-github",
+               "Content-Type": "application/json"}
+    async with aiohttp.ClientSession() as s, s.post(f"{ingest_url}/v1/obot/webhook", data=body,
+                                                     headers=headers) as r:
+        return r.status
+
+
+@pytest.fixture(scope="module")
+def reference(traffic, tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The crash-free run: the views after batch one, and after both batches."""
+    tmp = tmp_path_factory.mktemp("reference")
+    processes = Processes()
+    try:
+        env = data_dir(tmp, "data")
+        stack = Stack.start(processes, env, tmp / "up.log")
+        ingest(env, traffic["one"][0])
+        one = stack.settled(traffic["one"][1])
+        ingest(env, traffic["two"][0])
+        both = stack.settled(traffic["one"][1] + traffic["two"][1])
+        stack.stop()
+    finally:
+        processes.stop_all()
+    assert len(one["interactions"]) >= 40 and one["findings"] and one["cost"] and one["budget_alerts"]
+    return {"one": one, "both": both}
+
+
+def test_ctrl_c_right_after_ingest_loses_nothing_and_budgets_still_block(
+        traffic, reference, tmp_path: Path, processes: Processes) -> None:
+    env = data_dir(tmp_path, "data")
+    first = Stack.start(processes, env, tmp_path / "up1.log")
+    ingest(env, traffic["one"][0])
+    out = first.stop()
+    assert "ingest answers 503 + Retry-After" in out and "drain: processors caught up" in out, out
+    assert "drain: done" in out and "gateledger stopped" in out, out
+
+    second = Stack.start(processes, env, tmp_path / "up2.log")
+    # Interactions still settling at the stop, if any, are rebuilt by the re-drive.
+    print("second start:", [line for line in second.log.read_text().splitlines() if "re-drive" in line])
+    got = second.settled(traffic["one"][1])
+    assert not diff(reference["one"], got), diff(reference["one"], got)
+
+    # The block budget exhausted before the restart blocks after it: its spend came back from
+    # ClickHouse (the broker's cost.ledger and budget state were in memory).
+    ingest_url = json.loads((second.data / "stack.json").read_text())["ingest_url"]
+    started = time.monotonic()
+    wait_until(lambda: asyncio.run(_webhook_filter(ingest_url)) == 402, "acme's block budget no longer blocks",
+               second.log, timeout_s=120)
+    print(f"block budget enforced {time.monotonic() - started:.1f}s after the views settled")
+    second.stop()
+
+
+def test_broker_service_and_supervisor_crashes_lose_nothing(
+        traffic, reference, tmp_path: Path, processes: Processes) -> None:
+    env = data_dir(tmp_path, "data")
+    stack = Stack.start(processes, env, tmp_path / "up1.log")
+    one, both = traffic["one"][1], traffic["one"][1] + traffic["two"][1]
+
+    # A crashed service is restarted by the supervisor (a new process answers).
+    notifier = stack.pids()["notifier"]
+    os.kill(notifier, signal.SIGKILL)
+    wait_until(lambda: stack.pids().get("notifier", notifier) != notifier, "notifier not restarted", stack.log)
+    assert "notifier exited with code -9; restarting" in stack.log.read_text()
+
+    # SIGKILL of the broker mid-stream, once every raw event landed in ClickHouse (the processors
+    # still at work): restarted with the services, and the re-drive completes the processing.
+    ingest(env, traffic["one"][0])
+    wait_until(lambda: stack.query(RAW_IDS)[0][0] == one, "raw events did not land", stack.log)
+    broker = stack.pids()["broker"]
+    os.kill(broker, signal.SIGKILL)
+    wait_until(lambda: "stack restarted after the broker crash" in stack.log.read_text(), "no broker restart",
+               stack.log, timeout_s=180)
+    assert stack.pids()["broker"] != broker
+    got = stack.settled(one)
+    assert not diff(reference["one"], got), diff(reference["one"], got)
+
+    # SIGKILL of the supervisor mid-stream: its children die with it; a new `up` starts cleanly on
+    # the same data dir (chDB lock and ports free) and re-drives what was not processed.
+    ingest(env, traffic["two"][0])
+    wait_until(lambda: stack.query(RAW_IDS)[0][0] == both, "raw events did not land", stack.log)
+    children = stack.pids()
+    stack.proc.send_signal(signal.SIGKILL)
+    stack.proc.wait(10)
+    wait_until(lambda: not any(alive(p) for p in children.values()), "children outlived the supervisor",
+               stack.log, timeout_s=60)
+    again = Stack.start(processes, env, tmp_path / "up2.log")
+    out = again.log.read_text()
+    assert "did not stop cleanly" in out and "re-drive:" in out, out
+    got = again.settled(both)
+    assert not diff(reference["both"], got), diff(reference["both"], got)
+    again.stop()
