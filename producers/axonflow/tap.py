@@ -39,6 +39,7 @@ from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.envelope import utc_iso
 from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
+from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from producers import telemetry
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
@@ -177,6 +178,9 @@ class AxonFlowTap:
         except TapRefusal as refusal:
             telemetry.TAP_REQUESTS.labels(kind=kind, status=str(refusal.status)).inc()
             extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            if refusal.status != 401 and not await self._dead_letter(request, path, refusal, recorded is not None):
+                return web.json_response({"error": "audit store unavailable, retry later"}, status=503,
+                                         headers={"Retry-After": str(self.retry_after_s)})
             return web.json_response(refusal.body(), status=refusal.status, headers=extra)
         except TimeoutError:
             telemetry.TAP_REQUESTS.labels(kind=kind, status="timeout").inc()
@@ -184,6 +188,20 @@ class AxonFlowTap:
         except (aiohttp.ClientConnectionError, OSError) as exc:
             telemetry.TAP_REQUESTS.labels(kind=kind, status="unreachable").inc()
             return web.json_response({"error": f"AxonFlow unreachable: {exc.__class__.__name__}"}, status=502)
+
+    async def _dead_letter(self, request: web.Request, path: str, refusal: TapRefusal, with_body: bool) -> bool:
+        """Dead-letter a refusal of a caller gateledger could identify (not a 401: strangers cannot
+        write the dead-letter topic); False when Kafka did not take it."""
+        body = await request.read() if with_body and request.body_exists else b""
+        letter = make_dead_letter(stage="ingest", origin=f"tap:{path}", reason=refusal.reason, error=refusal.message,
+                                  original=body, masker=self.masker, tenant=None,
+                                  details={"method": request.method, "status": refusal.status})
+        try:
+            await self.publisher.dead_letter([letter], source=SOURCE)
+        except PublishError as exc:
+            log.warning("AxonFlow tap refusal not dead-lettered, answering 503: %s", exc)
+            return False
+        return True
 
     def _budget_block(self, tenant: str, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """AxonFlow's 402 body when a block budget refuses this pre-check (None: forward it).

@@ -417,6 +417,11 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
 
     events = asyncio.run(main())
     assert len(events) == 3
+    # Refusals of identified callers (403, 400) are dead-lettered with their reason; 401s are not.
+    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=8))
+    assert sorted(d["reason"] for d in letters) == ["bad_header", "bad_header", "tenant_not_allowed",
+                                                    "tenant_not_allowed", "tenant_not_allowed",
+                                                    "tenant_not_allowed", "tenant_required", "tenant_required"]
     by_tenant = {e["tenant"]: e for e in events}
     assert set(by_tenant) == {"acme", "mallory", "initech"}
     acme = by_tenant["acme"]
