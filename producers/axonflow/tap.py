@@ -62,7 +62,7 @@ RECORDED: dict[str, tuple[str, str]] = {
 }
 # ".../t/<token>/..." in front of the AxonFlow path: the gateledger token for clients (the official
 # SDK) that cannot add a header; stripped before anything is forwarded or recorded.
-_PATH_TOKEN = re.compile(r"^t/([A-Za-z0-9._~-]{1,512})(?:/|$)")
+_PATH_TOKEN = re.compile(r"^t/([^/]{1,512})(?:/|$)")
 # RFC 9110 7.6.1 connection-specific headers, plus the ones the client library sets itself.
 _HOP_BY_HOP = frozenset(
     h.lower()
@@ -225,6 +225,9 @@ class AxonFlowTap:
         started = utcnow()
         req_obj = _json_object(decoded(body, request.headers.get("Content-Encoding")))
         tenant = self.auth.tenant_for(headers, req_obj)
+        # Read (and refused when unreadable) before anything is forwarded: AxonFlow correlates on it
+        # (gateway_handlers.go, mcp_handler.go: traceIDFromHeader(r.Header.Get("traceparent"))).
+        traceparent = header_value(request.headers, "traceparent")
         blocked = self._budget_block(tenant, req_obj) if kind == "precheck" else None
         if blocked is not None:
             # Answered here, as AxonFlow answers a budget block (HTTP 402): AxonFlow never sees it.
@@ -256,9 +259,8 @@ class AxonFlowTap:
             "finished_at": utc_iso(finished),
             "upstream_latency_ms": None if blocked is not None else round(upstream_s * 1000, 3),
             "tenant_header": tenant,
-            # AxonFlow correlates on the caller's W3C trace (gateway_handlers.go, mcp_handler.go:
-            # traceIDFromHeader(r.Header.Get("traceparent"))) and warns in X-Budget-Warning.
-            "traceparent": header_value(request.headers, "traceparent"),
+            "traceparent": traceparent,
+            # A warn-action budget over its limit (gateway_handlers.go, issue #1082).
             "budget_warning": resp_headers.get("X-Budget-Warning"),
         }
         if blocked is not None:
