@@ -39,6 +39,7 @@ from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.envelope import utc_iso
 from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
+from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from producers import telemetry
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
@@ -61,7 +62,7 @@ RECORDED: dict[str, tuple[str, str]] = {
 }
 # ".../t/<token>/..." in front of the AxonFlow path: the gateledger token for clients (the official
 # SDK) that cannot add a header; stripped before anything is forwarded or recorded.
-_PATH_TOKEN = re.compile(r"^t/([A-Za-z0-9._~-]{1,512})(?:/|$)")
+_PATH_TOKEN = re.compile(r"^t/([^/]{1,512})(?:/|$)")
 # RFC 9110 7.6.1 connection-specific headers, plus the ones the client library sets itself.
 _HOP_BY_HOP = frozenset(
     h.lower()
@@ -177,6 +178,9 @@ class AxonFlowTap:
         except TapRefusal as refusal:
             telemetry.TAP_REQUESTS.labels(kind=kind, status=str(refusal.status)).inc()
             extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            if refusal.status != 401 and not await self._dead_letter(request, path, refusal, recorded is not None):
+                return web.json_response({"error": "audit store unavailable, retry later"}, status=503,
+                                         headers={"Retry-After": str(self.retry_after_s)})
             return web.json_response(refusal.body(), status=refusal.status, headers=extra)
         except TimeoutError:
             telemetry.TAP_REQUESTS.labels(kind=kind, status="timeout").inc()
@@ -184,6 +188,20 @@ class AxonFlowTap:
         except (aiohttp.ClientConnectionError, OSError) as exc:
             telemetry.TAP_REQUESTS.labels(kind=kind, status="unreachable").inc()
             return web.json_response({"error": f"AxonFlow unreachable: {exc.__class__.__name__}"}, status=502)
+
+    async def _dead_letter(self, request: web.Request, path: str, refusal: TapRefusal, with_body: bool) -> bool:
+        """Dead-letter a refusal of a caller gateledger could identify (not a 401: strangers cannot
+        write the dead-letter topic); False when Kafka did not take it."""
+        body = await request.read() if with_body and request.body_exists else b""
+        letter = make_dead_letter(stage="ingest", origin=f"tap:{path}", reason=refusal.reason, error=refusal.message,
+                                  original=body, masker=self.masker, tenant=None,
+                                  details={"method": request.method, "status": refusal.status})
+        try:
+            await self.publisher.dead_letter([letter], source=SOURCE)
+        except PublishError as exc:
+            log.warning("AxonFlow tap refusal not dead-lettered, answering 503: %s", exc)
+            return False
+        return True
 
     def _budget_block(self, tenant: str, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """AxonFlow's 402 body when a block budget refuses this pre-check (None: forward it).
@@ -207,6 +225,9 @@ class AxonFlowTap:
         started = utcnow()
         req_obj = _json_object(decoded(body, request.headers.get("Content-Encoding")))
         tenant = self.auth.tenant_for(headers, req_obj)
+        # Read (and refused when unreadable) before anything is forwarded: AxonFlow correlates on it
+        # (gateway_handlers.go, mcp_handler.go: traceIDFromHeader(r.Header.Get("traceparent"))).
+        traceparent = header_value(request.headers, "traceparent")
         blocked = self._budget_block(tenant, req_obj) if kind == "precheck" else None
         if blocked is not None:
             # Answered here, as AxonFlow answers a budget block (HTTP 402): AxonFlow never sees it.
@@ -238,9 +259,8 @@ class AxonFlowTap:
             "finished_at": utc_iso(finished),
             "upstream_latency_ms": None if blocked is not None else round(upstream_s * 1000, 3),
             "tenant_header": tenant,
-            # AxonFlow correlates on the caller's W3C trace (gateway_handlers.go, mcp_handler.go:
-            # traceIDFromHeader(r.Header.Get("traceparent"))) and warns in X-Budget-Warning.
-            "traceparent": header_value(request.headers, "traceparent"),
+            "traceparent": traceparent,
+            # A warn-action budget over its limit (gateway_handlers.go, issue #1082).
             "budget_warning": resp_headers.get("X-Budget-Warning"),
         }
         if blocked is not None:

@@ -106,3 +106,22 @@ def test_every_output_model_names_topic_and_table() -> None:
     tables = {m.table for m in OUTPUT_MODELS}
     assert len(tables) == len(OUTPUT_MODELS)
     assert McpCall.table == "mcp_calls"
+
+
+def test_go_json_writes_what_gos_encoding_json_writes() -> None:
+    """AxonFlow's answers are Go's json.Encoder output (getaxonflow/axonflow platform/agent/
+    gateway_handlers.go); these expectations are Go's documented encoding rules (encoding/json
+    floatEncoder: 'f' format in [1e-6, 1e21), else 'e' with a two-digit negative exponent trimmed;
+    HTML-safe escaping of <, >, & and U+2028/2029; time.Time as RFC 3339 with nanoseconds, trailing
+    zeros trimmed)."""
+    from gateledger.contracts.wire.axonflow import GoFloat, go_json, go_time
+
+    cases = {2.5: "2.5", 2.0: "2", 125.0: "125", 0.1: "0.1", 1e-7: "1e-7", 1.5e-10: "1.5e-10", 1e21: "1e+21",
+             123456789.125: "123456789.125", 1e20: "100000000000000000000", 0.0: "0", -3.75: "-3.75"}
+    for value, text in cases.items():
+        assert go_json(GoFloat(value)) == f"{text}\n".encode(), value
+    assert go_json({"b": 1, "a": [True, None, "<a&b>\u2028é"]}) == \
+        '{"b":1,"a":[true,null,"\\u003ca\\u0026b\\u003e\\u2028é"]}\n'.encode()
+    assert go_time(1_773_100_800_000_000_000) == "2026-03-10T00:00:00Z"
+    assert go_time(1_773_100_800_123_456_789) == "2026-03-10T00:00:00.123456789Z"
+    assert go_time(1_773_100_800_100_000_000) == "2026-03-10T00:00:00.1Z"

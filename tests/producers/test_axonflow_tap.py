@@ -386,6 +386,8 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
                 port = http.server.port
                 for line, status in ((b"X-Gateledger-Token: tok-\xe9\xe9", 401), (b"X-Tenant-ID: acm\xc3\xa9", 400),
                                      (b"Authorization: Basic \xff\xfe", 400),
+                                     # An oversized trace header: refused before anything is forwarded.
+                                     (b"X-Gateledger-Token: tok-acme\r\ntraceparent: 00-" + b"0" * 5000, 400),
                                      # A control character: aiohttp's HTTP parser answers 400 itself.
                                      (b"X-Gateledger-Token: \x01tok", 400)):
                     raw = (b"POST /axonflow/api/policy/pre-check HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -417,6 +419,11 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
 
     events = asyncio.run(main())
     assert len(events) == 3
+    # Refusals of identified callers (403, 400) are dead-lettered with their reason; 401s are not.
+    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=9))
+    assert sorted(d["reason"] for d in letters) == ["bad_header", "bad_header", "bad_header", "tenant_not_allowed",
+                                                    "tenant_not_allowed", "tenant_not_allowed",
+                                                    "tenant_not_allowed", "tenant_required", "tenant_required"]
     by_tenant = {e["tenant"]: e for e in events}
     assert set(by_tenant) == {"acme", "mallory", "initech"}
     acme = by_tenant["acme"]
