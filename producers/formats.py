@@ -125,32 +125,40 @@ def obot_audit(record: Any, ctx: IngestContext) -> Published:
 
 
 def obot_audit_event(record: Any, ctx: IngestContext) -> Published:
-    """Obot ``AuditLogEvent`` (v0.24+: list, detail or JSONL export)."""
+    """Obot ``AuditLogEvent`` (v0.24+: list, detail or JSONL export), an MCP call or a local-agent tool call."""
     ev = _validate(ObotAuditLogEvent, record)
     source = f"obot/{ctx.install}/mcp"
     trace = ev.details.trace if ev.details else None
     request_body = ev.details.request.body if ev.details and ev.details.request else None
     request_id, trace_id = mcp_message_keys(request_body)
-    occurred = (ev.timestamp.occurredAt or ev.timestamp.recordedAt) if ev.timestamp else None
+    ts = ev.timestamp
+    occurred = (ts.occurredAt or ts.recordedAt) if ts else None
+    local = ev.eventType == "local_agent_tool_call"
+    if local:
+        # occurredAt is client-reported (apiclient/types/auditlogevent.go): the envelope carries
+        # Obot's recordedAt; the device's time stays in data.
+        occurred = (ts.recordedAt or ts.occurredAt) if ts else None
     server = ev.target.parent.id if ev.target and ev.target.parent and ev.target.parent.id else None
     server = server or (ev.target.id if ev.target else None)
+    session = trace.sessionID if trace else None
     env = Envelope(
         # Same id scheme as the flat record with the same Obot row id: an install whose API moved
-        # from v0.23 to v0.24 does not count its history twice.
+        # from v0.23 to v0.24 does not count its history twice (local-agent rows share the id space).
         id=event_id(source, EventType.OBOT_MCP_CALL, ev.id),
         source=source,
-        type=EventType.OBOT_MCP_AUDIT_EVENT,
+        type=EventType.OBOT_LOCAL_AGENT_TOOL_CALL if local else EventType.OBOT_MCP_AUDIT_EVENT,
         time=occurred or ctx.received_at,
         received_at=ctx.received_at,
         tenant=ctx.tenant,
         subject=ev.actor.id if ev.actor else None,
         request_id=request_id,
         trace_id=trace_id,
-        session_id=trace.sessionID if trace else None,
+        session_id=session,
         data=ctx.masker.mask(ev.wire_dict()),
     )
-    return Published(env, Topic.RAW_OBOT_MCP, _key(server, trace.sessionID if trace else None,
-                                                   trace.requestID if trace else ev.id))
+    if local:
+        return Published(env, Topic.RAW_OBOT_MCP, _key(env.subject, session, (trace.toolUseID if trace else None) or ev.id))
+    return Published(env, Topic.RAW_OBOT_MCP, _key(server, session, trace.requestID if trace else ev.id))
 
 
 # --- Obot LLM gateway -------------------------------------------------------------------------
