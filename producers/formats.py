@@ -183,6 +183,27 @@ def obot_llm(record: Any, ctx: IngestContext) -> Published:
     return Published(env, Topic.RAW_OBOT_LLM, rec.requestID or rec.id)
 
 
+# --- Obot audit-log export ----------------------------------------------------------------------
+
+
+def obot_export(record: Any, ctx: IngestContext) -> Published:
+    """One line of an Obot audit-log export file, whichever kind the export is.
+
+    obot-platform/obot pkg/controller/handlers/auditlogexport/auditlogexport.go writes JSONL: MCP
+    exports as ``AuditLogEvent`` with details (``auditlog.Present``), LLM exports as
+    ``LLMAuditLog`` (``ConvertLLMAuditLog``); exports made before v0.24 hold flat MCP records. Ids
+    are Obot's row ids, so a re-ingested export maps onto the same event ids.
+    """
+    if isinstance(record, dict):
+        if isinstance(record.get("timestamp"), dict) or "eventType" in record:
+            return obot_audit_event(record, ctx)
+        if any(k in record for k in ("modelProvider", "requestPath", "inputTokens")):
+            return obot_llm(record, ctx)
+        if "callType" in record or "mcpID" in record:
+            return obot_audit(record, ctx)
+    raise InvalidRecord("schema", "not an Obot audit-log export record (AuditLogEvent, LLMAuditLog or flat MCP)")
+
+
 # --- Obot webhook filter ----------------------------------------------------------------------
 
 
@@ -356,6 +377,7 @@ FORMATS: dict[str, FormatFn] = {
         "obot-audit": obot_audit,
         "obot-audit-event": obot_audit_event,
         "obot-llm": obot_llm,
+        "obot-export": obot_export,
         "obot-webhook": obot_webhook,
         "axonflow-precheck": axonflow_precheck,
         "axonflow-llm-call": axonflow_llm_call,

@@ -361,3 +361,43 @@ class FakeObotApi:
         app.router.add_get("/api/mcp-audit-logs/detail/{audit_log_id}", self.detail)
         app.router.add_get("/api/llm-audit-logs", self.list_llm)
         return app
+
+
+class ServedInThread:
+    """The fake on 127.0.0.1 in its own thread and event loop, for tests that drive subprocesses."""
+
+    def __init__(self, api: FakeObotApi) -> None:
+        self.api = api
+        self.url = ""
+
+    def __enter__(self) -> ServedInThread:
+        import asyncio
+        import threading
+
+        started = threading.Event()
+        self.loop = asyncio.new_event_loop()
+
+        async def start() -> None:
+            self.runner = web.AppRunner(self.api.app())
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # noqa: SLF001
+            self.url = f"http://127.0.0.1:{port}"
+            started.set()
+
+        def serve() -> None:
+            self.loop.run_until_complete(start())
+            self.loop.run_forever()
+
+        self.thread = threading.Thread(target=serve, daemon=True)
+        self.thread.start()
+        assert started.wait(10), "fake Obot API did not start"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import asyncio
+
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
