@@ -86,7 +86,8 @@ ENFORCER = web.AppKey("enforcer", Enforcer)
 async def healthz(request: web.Request) -> web.Response:
     """Liveness (never waits for the budget view: enforcement reports its state here instead)."""
     enforcer = request.app.get(ENFORCER)
-    return web.json_response({"ok": True, **({"enforcement": enforcer.status()} if enforcer else {})})
+    return web.json_response({"ok": True, "obot_shim": obot_shim.HEALTH,
+                              **({"enforcement": enforcer.status()} if enforcer else {})})
 
 
 def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowTap | None:
