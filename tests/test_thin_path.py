@@ -65,8 +65,10 @@ def test_every_format_lands_in_raw_events_and_bad_input_in_dead_letters(settings
     assert len(rows) == DISTINCT
     assert {r[0] for r in rows} - {"obot.mcp.call", "obot.mcp.audit_event"} == {
         "obot.llm.call", "obot.webhook.decision", "axonflow.precheck", "axonflow.llm_audit", "gateledger.llm.call",
+        "obot.local_agent.tool_call",
     }
-    assert all(r[1] == "req-1" for r in rows if r[0] != "axonflow.llm_audit")
+    # A local agent's tool call has no JSON-RPC request id.
+    assert all(r[1] == "req-1" for r in rows if r[0] not in ("axonflow.llm_audit", "obot.local_agent.tool_call"))
     reasons = {r[0] for r in ch_client.query(f"SELECT reason FROM {db}.dead_letters").result_rows}
     assert reasons == {"schema", "invalid_json"}
     # no secret from any sample reached a table
