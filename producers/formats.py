@@ -157,7 +157,8 @@ def obot_audit_event(record: Any, ctx: IngestContext) -> Published:
         data=ctx.masker.mask(ev.wire_dict()),
     )
     if local:
-        return Published(env, Topic.RAW_OBOT_MCP, _key(env.subject, session, (trace.toolUseID if trace else None) or ev.id))
+        tool_use = trace.toolUseID if trace else None
+        return Published(env, Topic.RAW_OBOT_MCP, _key(env.subject, session, tool_use or ev.id))
     return Published(env, Topic.RAW_OBOT_MCP, _key(server, session, trace.requestID if trace else ev.id))
 
 

@@ -181,7 +181,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         mcp_server_id=scope.get("mcp_server_id") or request.headers.get("X-Obot-Mcp-Server-Id") or None,
         user_id=scope.get("user_id") or request.headers.get("X-Obot-User-Id") or None,
         signed=secret is not None,
-        phase="response" if isinstance(message, dict) and ("result" in message or "error" in message) else "request",
+        phase="response" if isinstance(message, dict) and {"result", "error"} & message.keys() else "request",
     )
     ctx = IngestContext(
         masker=state.masker,

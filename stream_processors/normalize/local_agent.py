@@ -1,4 +1,4 @@
-"""Obot local-agent tool calls (v0.24+ ``AuditLogEvent``, ``eventType: local_agent_tool_call``) -> ``LocalAgentToolCall``.
+"""Obot local-agent tool calls (v0.24+ ``AuditLogEvent``, ``local_agent_tool_call``) -> ``LocalAgentToolCall``.
 
 Field meanings from obot-platform/obot ``pkg/auditlog/presenter.go`` (``presentLocalAgent``): the
 actor is the enrolled device (``actor.actorType: device``), ``actor.credentialID`` the API key's

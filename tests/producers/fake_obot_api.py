@@ -148,7 +148,8 @@ def present_event(row: dict[str, Any], details: bool, redacted: bool) -> dict[st
                 "network": {"clientIP": row["clientIP"]},
                 "agent": {"provider": row["agentProvider"], "version": row["agentVersion"], "model": row["model"]},
                 # blankLocalAgentSensitiveFields (pkg/gateway/client/mcpauditlog.go): hostname only with payloads.
-                "device": {"id": row["deviceID"], "os": row["os"], **({} if redacted else {"hostname": row["hostname"]})},
+                "device": {"id": row["deviceID"], "os": row["os"],
+                           **({} if redacted else {"hostname": row["hostname"]})},
                 "request": {"mutated": False}, "response": {"mutated": False}, "payloadRedacted": redacted,
             }
         return ev

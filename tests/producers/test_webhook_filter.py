@@ -135,7 +135,13 @@ def test_current_obot_bare_hex_scope_from_the_url_and_responses_never_budget_blo
     from gateledger.contracts.envelope import Envelope
     from gateledger.money.settings import MoneySettings
     from stream_processors.normalize.webhook import decision_from_filter
-    from tests.producers.budgetstate import OffsetClock, publish_snapshots, snapshots_of, wait_enforcement, write_budgets
+    from tests.producers.budgetstate import (
+        OffsetClock,
+        publish_snapshots,
+        snapshots_of,
+        wait_enforcement,
+        write_budgets,
+    )
     from tests.producers.test_budget_enforcement import BUDGETS, _spend, _tool_call, serving
 
     now = datetime.now(UTC)
