@@ -26,10 +26,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from gateledger import jsonutil
-from gateledger.clock import to_utc
 from producers.obot.api import ObotApi
-from producers.obot.window import Enrich, WindowPass, record_key, record_time
+from producers.obot.window import Enrich, WindowPass, parse_utc, record_key, record_time
 
 if TYPE_CHECKING:
     from producers.obot.poller import ObotPoller
@@ -42,12 +40,7 @@ SORT = {"event_type": LOCAL, "sort_by": "created_at", "sort_order": "desc"}
 def recorded_at(record: Any) -> datetime | None:
     """Obot's own time for a record (``timestamp.recordedAt``)."""
     ts = record.get("timestamp") if isinstance(record, dict) else None
-    raw = ts.get("recordedAt") if isinstance(ts, dict) else None
-    try:
-        parsed = jsonutil.parse_time(raw)
-    except (TypeError, ValueError):
-        return None
-    return to_utc(parsed) if parsed is not None else None
+    return parse_utc(ts.get("recordedAt")) if isinstance(ts, dict) else None
 
 
 def is_local(record: Any) -> bool:

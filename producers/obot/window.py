@@ -54,17 +54,23 @@ def record_format(stream: str, record: Any) -> str:
     return "obot-audit"
 
 
-def record_time(record: Any) -> datetime | None:
-    """The time Obot filters and sorts the record's list by: ``createdAt``, or ``timestamp.occurredAt``."""
-    if not isinstance(record, dict):
-        return None
-    ts = record.get("timestamp")
-    raw = (ts.get("occurredAt") or ts.get("recordedAt")) if isinstance(ts, dict) else record.get("createdAt")
+def parse_utc(raw: Any) -> datetime | None:
+    """An RFC 3339 time from a record, in UTC; None when absent or unreadable."""
     try:
         parsed = jsonutil.parse_time(raw)
     except (TypeError, ValueError):
         return None
     return to_utc(parsed) if parsed is not None else None
+
+
+def record_time(record: Any) -> datetime | None:
+    """The time Obot filters and sorts the record's list by: ``createdAt``, or ``timestamp.occurredAt``."""
+    if not isinstance(record, dict):
+        return None
+    ts = record.get("timestamp")
+    if isinstance(ts, dict):
+        return parse_utc(ts.get("occurredAt") or ts.get("recordedAt"))
+    return parse_utc(record.get("createdAt"))
 
 
 def record_key(record: Any) -> str:

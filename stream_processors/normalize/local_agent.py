@@ -25,12 +25,16 @@ def _str(v: Any) -> str | None:
     return str(v) if v not in (None, "") else None
 
 
-def call_from_local_agent_event(env: Envelope) -> LocalAgentToolCall:
-    """A LocalAgentToolCall from an ``obot.local_agent.tool_call`` envelope."""
+def _event(data: Any) -> ObotAuditLogEvent:
     try:
-        ev = ObotAuditLogEvent.model_validate(env.data)
+        return ObotAuditLogEvent.model_validate(data)
     except ValidationError as exc:
         raise schema_error("Obot AuditLogEvent", exc) from None
+
+
+def call_from_local_agent_event(env: Envelope) -> LocalAgentToolCall:
+    """A LocalAgentToolCall from an ``obot.local_agent.tool_call`` envelope."""
+    ev = _event(env.data)
     d = ev.details
     trace = d.trace if d else None
     agent = d.agent if d else None

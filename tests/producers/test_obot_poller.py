@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -34,6 +36,18 @@ def poller_settings(url: str, tmp_path: Path, **kw: object) -> ObotPollerSetting
                 checkpoint_dir=tmp_path / "ckpt", interval_s=0.05, backoff_min_s=0.05, backoff_max_s=0.2)
     base.update(kw)
     return ObotPollerSettings(**base)  # type: ignore[arg-type]
+
+
+@asynccontextmanager
+async def live_poller(settings: Settings, api: FakeObotApi, tmp_path: Path,
+                      **kw: object) -> AsyncIterator[tuple[ObotPoller, aiohttp.ClientSession]]:
+    """A poller (own publisher and HTTP session) against the fake, served on loopback."""
+    target = resolve(settings.kafka, settings.core)
+    await ensure_gateledger_topics(settings.kafka, target)
+    async with TestServer(api.app(), host="127.0.0.1") as server:
+        ps = poller_settings(str(server.make_url("")), tmp_path, **kw)
+        async with Publisher(settings.kafka, target) as pub, aiohttp.ClientSession() as session:
+            yield ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path), session
 
 
 async def cycle(settings: Settings, ps: ObotPollerSettings, tmp_path: Path, streams: tuple[str, ...] = ("mcp",)) -> int:
@@ -151,22 +165,17 @@ def test_a_wrong_token_is_an_error_never_a_silent_success(settings: Settings, tm
     api.add_mcp(5, NOW - timedelta(minutes=5), step_s=1)
 
     async def main() -> None:
-        target = resolve(settings.kafka, settings.core)
-        await ensure_gateledger_topics(settings.kafka, target)
-        async with TestServer(api.app(), host="127.0.0.1") as server:
-            ps = poller_settings(str(server.make_url("")), tmp_path, token="not-the-key")
-            async with Publisher(settings.kafka, target) as pub, aiohttp.ClientSession() as session:
-                poller = ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path)
-                try:
-                    await poller.poll_stream(session, "mcp")
-                except PollError as exc:
-                    assert exc.status == 401
-                else:
-                    raise AssertionError("a 401 must fail the cycle")
-                errors = telemetry.POLLER_ERRORS.labels(stream="mcp", kind="obot")
-                before = errors._value.get()  # noqa: SLF001
-                assert await poller.cycle(session) is False, "the run loop backs off after a 401"
-                assert errors._value.get() == before + 1  # noqa: SLF001
+        async with live_poller(settings, api, tmp_path, token="not-the-key") as (poller, session):
+            try:
+                await poller.poll_stream(session, "mcp")
+            except PollError as exc:
+                assert exc.status == 401
+            else:
+                raise AssertionError("a 401 must fail the cycle")
+            errors = telemetry.POLLER_ERRORS.labels(stream="mcp", kind="obot")
+            before = errors._value.get()  # noqa: SLF001
+            assert await poller.cycle(session) is False, "the run loop backs off after a 401"
+            assert errors._value.get() == before + 1  # noqa: SLF001
         assert CheckpointStore(tmp_path / "ckpt", "prod").load("mcp").watermark is None
         assert {status for _, status, _ in api.refused} == {401}
 

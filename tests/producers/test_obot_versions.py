@@ -23,7 +23,7 @@ from producers.obot.poller import ObotPoller
 from producers.publisher import Publisher
 from tests.producers.fake_obot_api import FakeObotApi
 from tests.producers.kafkaread import read_topic
-from tests.producers.test_obot_poller import poller_settings
+from tests.producers.test_obot_poller import live_poller, poller_settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": "Bearer obot-api-key"}
@@ -129,13 +129,8 @@ def test_v023_has_no_llm_list_and_the_poller_does_not_back_off(settings: Setting
     api.add_mcp(17, NOW - timedelta(minutes=10), step_s=20)
 
     async def main() -> None:
-        target = resolve(settings.kafka, settings.core)
-        await ensure_gateledger_topics(settings.kafka, target)
-        async with TestServer(api.app(), host="127.0.0.1") as server:
-            ps = poller_settings(str(server.make_url("")), tmp_path, interval_s=0.01)
-            async with Publisher(settings.kafka, target) as pub, aiohttp.ClientSession() as session:
-                poller = ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path)
-                results = [await poller.cycle(session) for _ in range(6)]
+        async with live_poller(settings, api, tmp_path) as (poller, session):
+            results = [await poller.cycle(session) for _ in range(6)]
         assert results == [True] * 6, "a missing LLM list is not a failure"
         assert len([1 for s, _ in api.requests if s == "llm"]) == 1, "asked once (again after probe_interval_s)"
         assert len([1 for s, _ in api.requests if s == "mcp"]) >= 6
@@ -151,12 +146,8 @@ def test_v014_flat_records_without_limit_default_or_detail(settings: Settings, t
     api.add_mcp(26, NOW - timedelta(minutes=10), step_s=5, tie=2)
 
     async def main() -> None:
-        target = resolve(settings.kafka, settings.core)
-        await ensure_gateledger_topics(settings.kafka, target)
-        async with TestServer(api.app(), host="127.0.0.1") as server:
-            ps = poller_settings(str(server.make_url("")), tmp_path)
-            async with Publisher(settings.kafka, target) as pub, aiohttp.ClientSession() as session:
-                assert await ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path).cycle(session) is True
+        async with live_poller(settings, api, tmp_path) as (poller, session):
+            assert await poller.cycle(session) is True
         assert [p for p, _, _ in api.refused] == ["/api/llm-audit-logs"], "only the version probe is a 404"
         assert not [1 for s, _ in api.requests if s == "detail"]
         events = await read_topic(settings, Topic.RAW_OBOT_MCP, want=26)
