@@ -161,6 +161,14 @@ class ObotPoller:
                 self.absent[stream] = self.monotonic() + self.settings.probe_interval_s
                 telemetry.POLLER_ENDPOINT.labels(stream=stream).set(0)
             except PollError as exc:
+                if stream == "llm" and exc.status == 403:
+                    # pkg/api/authz/authz.go: the LLM list is for admins and auditors; this key is
+                    # neither. Not a failure to back off from; asked again every probe interval.
+                    if stream not in self.absent:
+                        log.warning("obot poller: %s; the API key may not read LLM audit logs", exc)
+                    self.absent[stream] = self.monotonic() + self.settings.probe_interval_s
+                    telemetry.POLLER_ENDPOINT.labels(stream=stream).set(0)
+                    continue
                 ok = False
                 if exc.status == 400 and self.settings.api == "auto":
                     self.shape = None  # Obot may have been upgraded under us: detect again

@@ -342,6 +342,9 @@ class FakeObotApi:
             return web.Response(status=404, text="404 page not found\n")
         if (refused := await self._gate(request, "llm")) is not None:
             return refused
+        # pkg/api/authz/authz.go: GET /api/llm-audit-logs is in the admin/owner and auditor rules only.
+        if self.role == "user":
+            return self._refuse(request, 403, "forbidden")
         q = request.query
         start, end = _time(q, "start_time"), _time(q, "end_time")
         # pkg/api/handlers/llmauditlog.go List: limit defaults to 100.

@@ -162,11 +162,13 @@ def test_v024_non_admin_key_reads_mcp_calls_only(settings: Settings, tmp_path: P
     api.add_local(3, NOW - timedelta(minutes=9), step_s=5)
 
     async def main() -> None:
-        await ensure_gateledger_topics(settings.kafka, resolve(settings.kafka, settings.core))
-        async with TestServer(api.app(), host="127.0.0.1") as server:
-            ps = poller_settings(str(server.make_url("")), tmp_path)
-            assert await _poll(settings, ps, tmp_path, ("mcp",)) == 9
-        # The late sweep asked once, got 403 (authorizeAuditLogSources) and stopped asking.
-        assert [s for _, s, _ in api.refused] == [403]
+        async with live_poller(settings, api, tmp_path) as (poller, session):
+            assert [await poller.cycle(session) for _ in range(3)] == [True] * 3, "no backoff for what a key may not read"
+        # The late sweep and the LLM list each asked once, got 403 (auditlog.go authorizeAuditLogSources,
+        # authz.go) and stopped asking; the probe for the version line is the first LLM request.
+        assert sorted(p for p, _, _ in api.refused) == ["/api/llm-audit-logs", "/api/llm-audit-logs",
+                                                       "/api/mcp-audit-logs"]
+        events = await read_topic(settings, Topic.RAW_OBOT_MCP, want=9)
+        assert len(events) == 9 and {e["type"] for e in events} == {"obot.mcp.audit_event"}
 
     asyncio.run(main())
