@@ -114,7 +114,7 @@ class ObotPoller:
                 self.shape = None  # time to ask again: Obot may have been upgraded
                 shape = await self.detect(api)
             if shape == "flat":
-                raise EndpointMissing("Obot before v0.24 has no LLM audit log (GET /api/llm-audit-logs is 404)", 404)
+                raise EndpointMissing("Obot before v0.24 has no LLM audit log (/api/llm-audit-logs is 404)", 404)
             return await WindowPass(self, api, "llm", LLM_SORT).run()
         if shape == "flat":
             return await WindowPass(self, api, "mcp", SORT["flat"]).run()
