@@ -47,6 +47,13 @@ INTERACTIONS = latest(
     TIME,
     TENANT,
 )
+LOCAL_AGENT_CALLS = latest(
+    "local_agent_tool_calls",
+    "time, occurred_at, device_id, hostname, credential, reported_user, agent_provider, tool_name, tool_kind,"
+    " status, session_id",
+    TIME,
+    TENANT,
+)
 # The policies that blocked a pre-check; the block reason when the pre-check named none.
 BLOCKING_POLICY = (
     "arrayJoin(if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)], policies))"
@@ -260,6 +267,22 @@ def build() -> dashboard.Dashboard:
             ),
             description="Every compliance finding, most severe first; click an interaction to drill into it.",
             links={"interaction_id": DRILL_DOWN},
+        ),
+        w=24,
+        h=9,
+    )
+    b.add(
+        table_panel(
+            "Local agent tool calls by device",
+            ch_table(
+                "SELECT device_id, any(hostname) AS hostname, any(credential) AS credential,"
+                " any(reported_user) AS reported_user, agent_provider, tool_name, tool_kind, count() AS calls,\n"
+                "  countIf(status != 'success') AS not_ok, max(time) AS last_recorded, max(occurred_at) AS last_reported\n"
+                f"FROM {LOCAL_AGENT_CALLS}\n"
+                "GROUP BY device_id, agent_provider, tool_name, tool_kind ORDER BY calls DESC LIMIT 500"
+            ),
+            description="Who ran which local tool on which device: tool calls Claude Code, Codex, Cursor or VS Code "
+            "reported to Obot (v0.24+). last_recorded is Obot's clock; last_reported is the device's own.",
         ),
         w=24,
         h=9,

@@ -27,6 +27,7 @@ class Topic(StrEnum):
     COST_LEDGER = "cost.ledger"
     BUDGET_ALERTS = "budget.alerts"
     FINDINGS = "findings"
+    LOCAL_AGENT_TOOL_CALLS = "local_agent.tool_calls"
 
     # Money state (compacted): latest budget-period snapshots for enforcement, and the notifier's
     # record of alerts already delivered to each webhook.
@@ -51,6 +52,7 @@ OUTPUT_TOPICS: tuple[Topic, ...] = (
     Topic.COST_LEDGER,
     Topic.BUDGET_ALERTS,
     Topic.FINDINGS,
+    Topic.LOCAL_AGENT_TOOL_CALLS,
 )
 
 # Keyed state topics: only the latest record per key matters, so they are compacted.

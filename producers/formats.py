@@ -132,32 +132,41 @@ def obot_audit(record: Any, ctx: IngestContext) -> Published:
 
 
 def obot_audit_event(record: Any, ctx: IngestContext) -> Published:
-    """Obot ``AuditLogEvent`` (v0.24+: list, detail or JSONL export)."""
+    """Obot ``AuditLogEvent`` (v0.24+: list, detail or JSONL export), an MCP call or a local-agent tool call."""
     ev = _validate(ObotAuditLogEvent, record)
     source = f"obot/{ctx.install}/mcp"
     trace = ev.details.trace if ev.details else None
     request_body = ev.details.request.body if ev.details and ev.details.request else None
     request_id, trace_id = mcp_message_keys(request_body)
-    occurred = (ev.timestamp.occurredAt or ev.timestamp.recordedAt) if ev.timestamp else None
+    ts = ev.timestamp
+    occurred = (ts.occurredAt or ts.recordedAt) if ts else None
+    local = ev.eventType == "local_agent_tool_call"
+    if local:
+        # occurredAt is client-reported (apiclient/types/auditlogevent.go): the envelope carries
+        # Obot's recordedAt; the device's time stays in data.
+        occurred = (ts.recordedAt or ts.occurredAt) if ts else None
     server = ev.target.parent.id if ev.target and ev.target.parent and ev.target.parent.id else None
     server = server or (ev.target.id if ev.target else None)
+    session = trace.sessionID if trace else None
     env = Envelope(
         # Same id scheme as the flat record with the same Obot row id: an install whose API moved
-        # from v0.23 to v0.24 does not count its history twice.
+        # from v0.23 to v0.24 does not count its history twice (local-agent rows share the id space).
         id=event_id(source, EventType.OBOT_MCP_CALL, ev.id, tenant=ctx.tenant),
         source=source,
-        type=EventType.OBOT_MCP_AUDIT_EVENT,
+        type=EventType.OBOT_LOCAL_AGENT_TOOL_CALL if local else EventType.OBOT_MCP_AUDIT_EVENT,
         time=occurred or ctx.received_at,
         received_at=ctx.received_at,
         tenant=ctx.tenant,
         subject=ev.actor.id if ev.actor else None,
         request_id=request_id,
         trace_id=trace_id,
-        session_id=trace.sessionID if trace else None,
+        session_id=session,
         data=ctx.masker.mask(ev.wire_dict()),
     )
-    return Published(env, Topic.RAW_OBOT_MCP, _key(server, trace.sessionID if trace else None,
-                                                   trace.requestID if trace else ev.id))
+    if local:
+        tool_use = trace.toolUseID if trace else None
+        return Published(env, Topic.RAW_OBOT_MCP, _key(env.subject, session, tool_use or ev.id))
+    return Published(env, Topic.RAW_OBOT_MCP, _key(server, session, trace.requestID if trace else ev.id))
 
 
 # --- Obot LLM gateway -------------------------------------------------------------------------
@@ -180,6 +189,27 @@ def obot_llm(record: Any, ctx: IngestContext) -> Published:
         data=ctx.masker.mask(rec.wire_dict()),
     )
     return Published(env, Topic.RAW_OBOT_LLM, rec.requestID or rec.id)
+
+
+# --- Obot audit-log export ----------------------------------------------------------------------
+
+
+def obot_export(record: Any, ctx: IngestContext) -> Published:
+    """One line of an Obot audit-log export file, whichever kind the export is.
+
+    obot-platform/obot pkg/controller/handlers/auditlogexport/auditlogexport.go writes JSONL: MCP
+    exports as ``AuditLogEvent`` with details (``auditlog.Present``), LLM exports as
+    ``LLMAuditLog`` (``ConvertLLMAuditLog``); exports made before v0.24 hold flat MCP records. Ids
+    are Obot's row ids, so a re-ingested export maps onto the same event ids.
+    """
+    if isinstance(record, dict):
+        if isinstance(record.get("timestamp"), dict) or "eventType" in record:
+            return obot_audit_event(record, ctx)
+        if any(k in record for k in ("modelProvider", "requestPath", "inputTokens")):
+            return obot_llm(record, ctx)
+        if "callType" in record or "mcpID" in record:
+            return obot_audit(record, ctx)
+    raise InvalidRecord("schema", "not an Obot audit-log export record (AuditLogEvent, LLMAuditLog or flat MCP)")
 
 
 # --- Obot webhook filter ----------------------------------------------------------------------
@@ -305,7 +335,7 @@ def axonflow_governance(record: Any, ctx: IngestContext) -> Published:
     request_id, trace_id = context_keys(req_ctx)
     env = Envelope(
         # AxonFlow's decision_id names the verdict; without one (errors) the exchange itself.
-        id=event_id(source, etype, decision_id, ex.model_dump(mode="json")),
+        id=event_id(source, etype, decision_id, ex.model_dump(mode="json"), tenant=tenant),
         source=source,
         type=etype,
         time=ex.started_at,
@@ -325,7 +355,7 @@ def axonflow_audit_entry(record: Any, ctx: IngestContext) -> Published:
     tenant = ctx.tenant if ctx.tenant_locked else (entry.tenant_id or ctx.tenant)
     source = f"axonflow/{tenant}/audit"
     env = Envelope(
-        id=event_id(source, EventType.AXONFLOW_AUDIT_ENTRY, entry.id),
+        id=event_id(source, EventType.AXONFLOW_AUDIT_ENTRY, entry.id, tenant=tenant),
         source=source,
         type=EventType.AXONFLOW_AUDIT_ENTRY,
         time=entry.timestamp,
@@ -427,6 +457,7 @@ FORMATS: dict[str, FormatFn] = {
         "obot-audit": obot_audit,
         "obot-audit-event": obot_audit_event,
         "obot-llm": obot_llm,
+        "obot-export": obot_export,
         "obot-webhook": obot_webhook,
         "axonflow-precheck": axonflow_precheck,
         "axonflow-llm-call": axonflow_llm_call,

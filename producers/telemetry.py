@@ -65,6 +65,16 @@ POLLER_WATERMARK = Gauge(
     "Event time (Unix seconds) up to which the Obot poller has published, per stream.",
     ["stream"],
 )
+POLLER_DETAILS = Counter(
+    "gateledger_ingest_poller_details_total",
+    "Obot audit detail look-ups (GET /api/mcp-audit-logs/detail/{id}) by result: fetched, cached, missing.",
+    ["result"],
+)
+POLLER_ENDPOINT = Gauge(
+    "gateledger_ingest_poller_endpoint_present",
+    "1 when the Obot list endpoint of a stream exists on the polled server, 0 when it answered 404.",
+    ["stream"],
+)
 ENFORCEMENT_DECISIONS = Counter(
     "gateledger_ingest_enforcement_decisions_total",
     "Budget enforcement decisions, per path (webhook, precheck) and outcome (allowed, blocked, stale_allowed,"

@@ -97,6 +97,34 @@ def obot_audit_event(**over: Any) -> dict[str, Any]:
     return rec
 
 
+def obot_local_agent_event(**over: Any) -> dict[str, Any]:
+    """A v0.24+ local-agent tool call as an export line or the detail endpoint returns it
+    (obot-platform/obot pkg/auditlog/presenter.go presentLocalAgent)."""
+    rec = {
+        "id": 2042,
+        "eventType": "local_agent_tool_call",
+        "timestamp": {"occurredAt": "2026-11-20T10:13:59.500Z", "recordedAt": "2026-11-20T10:15:02.000Z",
+                      "source": "client_reported"},
+        "actor": {"actorType": "device", "id": "dev-42", "credentialID": "ci key (ok_****3)"},
+        "action": {"operation": "tools/call", "name": "Bash", "kind": "shell"},
+        "target": {"targetType": "local_tool", "name": "Bash"},
+        "outcome": {"status": "success", "durationMs": 310},
+        "client": "claude_code",
+        "details": {
+            "trace": {"sessionID": "cc-sess-1", "idempotencyKey": "idem-1", "toolUseID": "toolu_01", "turnID": "t-3"},
+            "network": {"clientIP": "10.1.2.9"},
+            "agent": {"provider": "claude_code", "version": "2.0.1", "model": "claude-sonnet-4-5"},
+            "device": {"id": "dev-42", "hostname": "alice-mbp", "os": "darwin"},
+            "environment": {"cwd": "/home/alice/src", "gitBranch": "main", "reportedUserEmail": "alice@example.com"},
+            "request": {"body": {"command": "ls"}, "mutated": False},
+            "response": {"body": {"stdout": "a b"}, "mutated": False},
+            "payloadRedacted": False,
+        },
+    }
+    rec.update(over)
+    return rec
+
+
 def obot_llm(**over: Any) -> dict[str, Any]:
     """An Obot LLM gateway audit log record."""
     rec = {
@@ -240,6 +268,7 @@ ALL_FORMATS: dict[str, Any] = {
     "obot-audit": obot_flat,
     "obot-audit-event": obot_audit_event,
     "obot-llm": obot_llm,
+    "obot-export": obot_local_agent_event,
     "obot-webhook": webhook_message,
     "axonflow-precheck": precheck,
     "axonflow-llm-call": llm_audit,

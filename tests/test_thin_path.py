@@ -65,10 +65,11 @@ def test_every_format_lands_in_raw_events_and_bad_input_in_dead_letters(settings
     assert len(rows) == DISTINCT
     assert {r[0] for r in rows} - {"obot.mcp.call", "obot.mcp.audit_event"} == {
         "obot.llm.call", "obot.webhook.decision", "axonflow.precheck", "axonflow.llm_audit", "gateledger.llm.call",
-        "axonflow.mcp_check", "axonflow.audit_entry",
+        "axonflow.mcp_check", "axonflow.audit_entry", "obot.local_agent.tool_call",
     }
-    # AxonFlow's audits, MCP checks and audit-trail rows carry no request id (they join by context or trace).
-    no_request_id = {"axonflow.llm_audit", "axonflow.mcp_check", "axonflow.audit_entry"}
+    # AxonFlow's audits, MCP checks and audit-trail rows carry no request id (they join by context or
+    # trace), nor does a local agent's tool call (no JSON-RPC).
+    no_request_id = {"axonflow.llm_audit", "axonflow.mcp_check", "axonflow.audit_entry", "obot.local_agent.tool_call"}
     assert all(r[1] == "req-1" for r in rows if r[0] not in no_request_id)
     reasons = {r[0] for r in ch_client.query(f"SELECT reason FROM {db}.dead_letters").result_rows}
     assert reasons == {"schema", "invalid_json"}

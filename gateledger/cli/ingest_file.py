@@ -17,6 +17,14 @@ from producers.publisher import PublishError, Publisher
 BATCH = 1000
 
 
+def files_of(path: Path) -> list[Path]:
+    """The file itself, or every ``*.jsonl`` / ``*.json`` under a folder (an Obot export bucket
+    mirrors as ``<prefix>/YYYY/MM/DD/<name>-<time>.jsonl``), in name order."""
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".jsonl", ".json"))
+    return [path]
+
+
 def _records(path: Path) -> tuple[list[RawRecord], bool]:
     """The file's records, and whether they are lines (True) or elements of one JSON array."""
     data = sys.stdin.buffer.read() if str(path) == "-" else path.read_bytes()
@@ -34,20 +42,22 @@ async def ingest_file(fmt: str, path: Path, *, tenant: str, install: str) -> int
         target = resolve(settings.kafka, settings.core)
     except BrokerNotConfigured as exc:
         raise click.ClickException(str(exc)) from None
-    records, is_lines = _records(path)
     masker = Masker(salt=masking_salt(settings.core.data_dir))
     ctx = IngestContext(masker=masker, tenant=tenant, install=install)
     await ensure_gateledger_topics(settings.kafka, target)
     accepted = rejected = 0
     try:
         async with Publisher(settings.kafka, target) as publisher:
-            for start in range(0, len(records), BATCH):
-                result = await accept(publisher, fmt, records[start : start + BATCH], ctx, origin=f"file:{path.name}")
-                accepted += result.accepted
-                for r in result.rejections:
-                    where = f"line {r.index + 1}" if is_lines else f"record {r.index}"
-                    click.echo(f"{path}: {where}: {r.reason}: {r.message}", err=True)
-                rejected += len(result.rejections)
+            for file in files_of(path):
+                records, is_lines = _records(file)
+                for start in range(0, len(records), BATCH):
+                    result = await accept(publisher, fmt, records[start : start + BATCH], ctx,
+                                          origin=f"file:{file.name}")
+                    accepted += result.accepted
+                    for r in result.rejections:
+                        where = f"line {r.index + 1}" if is_lines else f"record {r.index}"
+                        click.echo(f"{file}: {where}: {r.reason}: {r.message}", err=True)
+                    rejected += len(result.rejections)
     except PublishError as exc:
         raise click.ClickException(f"{exc} ({accepted} records were published before the failure)") from None
     click.echo(f"published {accepted} {fmt} event(s); rejected {rejected} (dead-lettered)")

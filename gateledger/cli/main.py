@@ -81,13 +81,15 @@ def _durability_plan(settings: Any) -> Any:
 @click.option("--format", "fmt", required=True, help="Upstream wire format of the records (see below).")
 @click.option("--tenant", default="default", show_default=True, help="Tenant the records belong to.")
 @click.option("--install", default="default", show_default=True, help="Name of the upstream installation.")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.argument("file", type=click.Path(exists=True, dir_okay=True, allow_dash=True, path_type=Path))
 def ingest(fmt: str, tenant: str, install: str, file: Path) -> None:
-    """Publish a JSONL or JSON-array FILE of upstream records through the producer path.
+    """Publish a JSONL or JSON-array FILE (or every *.jsonl / *.json under a folder) of upstream records.
 
-    FORMAT is one of: obot-audit, obot-audit-event, obot-llm, obot-webhook, axonflow-precheck,
-    axonflow-llm-call, cloudevents. Invalid records are reported here and dead-lettered; the
-    valid ones are published (exit code 1 if any record was rejected).
+    FORMAT is one of: obot-audit, obot-audit-event, obot-llm, obot-export (an Obot audit-log
+    export, MCP or LLM, as Obot writes it), obot-webhook, axonflow-precheck, axonflow-llm-call,
+    cloudevents. Invalid records are reported here and dead-lettered; the valid ones are published
+    (exit code 1 if any record was rejected). Ids come from the records: ingesting the same export
+    again adds nothing.
     """
     from gateledger.cli.ingest_file import ingest_file
 

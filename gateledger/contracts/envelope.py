@@ -16,6 +16,8 @@ class EventType(StrEnum):
 
     OBOT_MCP_CALL = "obot.mcp.call"  # flat / shim MCP audit record (whole exchange or one half)
     OBOT_MCP_AUDIT_EVENT = "obot.mcp.audit_event"  # v0.24+ AuditLogEvent
+    # v0.24+ AuditLogEvent with eventType local_agent_tool_call (Claude Code, Codex, Cursor, VS Code)
+    OBOT_LOCAL_AGENT_TOOL_CALL = "obot.local_agent.tool_call"
     OBOT_LLM_CALL = "obot.llm.call"  # Obot LLM gateway audit log
     OBOT_WEBHOOK_DECISION = "obot.webhook.decision"  # JSON-RPC message seen by our webhook filter
     AXONFLOW_PRECHECK = "axonflow.precheck"  # pre-check request + response

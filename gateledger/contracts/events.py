@@ -371,6 +371,50 @@ class DeadLetter(OutputEvent):
     details: dict[str, Any] = Field(default_factory=dict)
 
 
+class LocalAgentToolCall(OutputEvent):
+    """A tool call a local agent (Claude Code, Codex, Cursor, VS Code) reported to Obot (v0.24+).
+
+    ``time`` is Obot's ``recordedAt`` (its own clock); ``occurred_at`` is what the device reported
+    and may be skewed or forged (obot-platform/obot pkg/gateway/client/mcpauditlog.go), so it is
+    kept apart and never drives watermarks. The actor is the enrolled device.
+    """
+
+    topic = Topic.LOCAL_AGENT_TOOL_CALLS
+    table = "local_agent_tool_calls"
+
+    source: str
+    occurred_at: UtcTime | None = None
+    time_source: str | None = None  # client_reported
+    actor_type: str | None = None  # device (or user / credential / unknown)
+    actor_id: str | None = None
+    credential: str | None = None  # API key display name (actor.credentialID)
+    device_id: str | None = None
+    hostname: str | None = None
+    os: str | None = None
+    reported_user: str | None = None  # client-reported e-mail, masked
+    agent_provider: str | None = None
+    agent_version: str | None = None
+    model: str | None = None
+    tool_name: str | None = None
+    tool_kind: str | None = None
+    target_type: str | None = None
+    target_name: str | None = None
+    parent_type: str | None = None
+    parent_name: str | None = None
+    status: McpCallStatus = McpCallStatus.UNKNOWN
+    reason: str | None = None
+    error: str | None = None
+    duration_ms: int | None = None
+    session_id: str | None = None
+    tool_use_id: str | None = None
+    turn_id: str | None = None
+    idempotency_key: str | None = None
+    client_ip: str | None = None
+    cwd: str | None = None
+    git_branch: str | None = None
+    event_ids: list[str] = Field(default_factory=list)
+
+
 OUTPUT_MODELS: tuple[type[OutputEvent], ...] = (
     McpCall,
     LlmCall,
@@ -381,6 +425,7 @@ OUTPUT_MODELS: tuple[type[OutputEvent], ...] = (
     BudgetAlert,
     Finding,
     DeadLetter,
+    LocalAgentToolCall,
 )
 
 

@@ -307,7 +307,7 @@ class BudgetPolicy:
     blocked by hook"; the body (``accept: false``, ``reason``) names the budget."""
 
     name = "budgets"
-    STATUS = 402  # any non-200 rejects; 402 says why, as AxonFlow's budget blocks do
+    STATUS = 402  # any non-2xx rejects; 402 says why, as AxonFlow's budget blocks do
 
     def __init__(self, enforcer: Enforcer, inner: DecisionPolicy) -> None:
         self.enforcer = enforcer
@@ -316,7 +316,8 @@ class BudgetPolicy:
     async def decide(self, delivery: WebhookDelivery) -> Decision:
         """Budget check first (no I/O), then the inner policy."""
         message = delivery.message
-        if message.get("method") in self.enforcer.settings.enforce_methods:
+        # A response delivery carries its request's method (Obot proxy_hooks.go): never budget-blocked.
+        if delivery.phase == "request" and message.get("method") in self.enforcer.settings.enforce_methods:
             scope = RequestScope(tenant=delivery.tenant, user=delivery.user_id, client=_client_name(message),
                                  mcp_server=delivery.mcp_server_id)
             verdict = self.enforcer.decide(scope, "webhook")

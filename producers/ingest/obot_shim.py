@@ -1,6 +1,12 @@
 """``POST /api/mcp-audit-logs``: Obot's shim audit endpoint, so a shim's ``--audit-log-send-url``
 can point at gateledger directly, or at gateledger in front of the real Obot (tee mode).
 
+Obot v0.15 to v0.23 only. The route appeared in v0.15.0 (obot-platform/obot
+``pkg/api/router/router.go``; ``NANOBOT_RUN_AUDIT_LOG_SEND_URL`` set in ``pkg/mcp/docker.go`` /
+``kubernetes.go``); v0.24.0 collapsed the shims into Obot (#7124): the variable is no longer set and
+audit logs are collected inside Obot (``pkg/api/handlers/mcpgateway/proxy_audit.go``), so from
+v0.24 this route receives nothing: use the audit API poller or exports (docs/ingest.md).
+
 Compatible with Obot's handler: a JSON array of shim records with ``Authorization: Bearer
 <audit token>``; 401 without a token or with an unknown one; 400 when the body is not an array of
 records; records whose ``metadata`` says ``obot.mcp.ignoreAuditLog: "true"`` are skipped, as Obot
@@ -109,6 +115,11 @@ async def submit_audit_logs(request: web.Request) -> web.Response:
     if forwarder is not None and token is not None:
         await forwarder.forward(body, token)
     return result_response(result, ignored=ignored)
+
+
+# What /healthz says about this route.
+HEALTH = {"route": "POST /api/mcp-audit-logs", "obot_versions": "v0.15-v0.23",
+          "note": "Obot v0.24+ has no shim audit sender; poll GET /api/mcp-audit-logs instead"}
 
 
 def add_routes(app: web.Application) -> None:

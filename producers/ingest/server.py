@@ -92,7 +92,7 @@ async def healthz(request: web.Request) -> web.Response:
     ``pid`` says which worker answered when several share the port (GATELEDGER_INGEST_WORKERS).
     """
     enforcer = request.app.get(ENFORCER)
-    return web.json_response({"ok": True, "pid": os.getpid(),
+    return web.json_response({"ok": True, "pid": os.getpid(), "obot_shim": obot_shim.HEALTH,
                               **({"enforcement": enforcer.status()} if enforcer else {})})
 
 

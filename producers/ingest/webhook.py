@@ -1,10 +1,17 @@
-"""The Obot webhook filter: ``POST /v1/obot/webhook`` (and ``/v1/obot/webhook/{name}``).
+"""The Obot webhook filter: ``POST /v1/obot/webhook`` (and ``/v1/obot/webhook/{name}[/{scope...}]``).
 
-Obot POSTs every MCP message going through a shim (the raw JSON-RPC ``{jsonrpc, id, method,
-params, result, error}``), signed with ``X-Obot-Signature-256`` (hex HMAC-SHA256 of the body with
-the filter's secret; current Obot sends ``sha256=<hex>``, older versions the bare hex; both are
-accepted). It also sends ``X-Obot-Mcp-Server-Id`` and ``X-Obot-User-Id``. Obot treats exactly 200
-as "accept" and anything else as "reject" (the client then sees JSON-RPC error -32000/-32001).
+How current Obot calls a filter (obot-platform/mcp-images ``http-webhook-mcp-converter/server.js``,
+the default since about v0.15; facts checked in docs/ingest.md): the body is the raw JSON-RPC
+message (``{jsonrpc, id, method, params, result, error}``), signed with ``X-Obot-Signature-256`` =
+the **bare hex** HMAC-SHA256 of the body with the filter's secret (the in-gateway code up to v0.14
+sent ``sha256=<hex>``; both are accepted). Only ``Content-Type`` and the signature are sent:
+``X-Obot-Mcp-Server-Id`` / ``X-Obot-User-Id`` are gone, so the enforcement scope comes from the
+filter URL's path (``/v1/obot/webhook/<name>/server/<mcp server id>/user/<user id>``, either part
+optional; one filter URL per server or team), or from those headers when an older Obot sends them.
+Any 2xx accepts and the body of a 2xx is not read; on anything else the MCP client sees
+``Webhook returned error: <status> <body>``. A response delivery carries its request's ``method``
+(obot-platform/obot ``pkg/api/handlers/mcpgateway/proxy_hooks.go``): it is recognised by its
+``result`` / ``error``, labelled ``phase: response`` and never budget-blocked.
 
 Per delivery: verify the signature (401 if missing or wrong, compared in constant time), validate
 the message (400 + dead letter if invalid), ask the decision policy, publish the message with the
@@ -64,11 +71,12 @@ class WebhookDelivery:
     mcp_server_id: str | None
     user_id: str | None
     signed: bool
+    phase: str = "request"  # or "response": a result / error (it carries the request's method too)
 
 
 @dataclass(frozen=True)
 class Decision:
-    """A filter verdict. ``status`` is what Obot receives: 200 accepts, anything else rejects."""
+    """A filter verdict. ``status`` is what Obot receives: any 2xx accepts, anything else rejects."""
 
     accept: bool
     reason: str | None = None
@@ -111,10 +119,23 @@ async def _decide(policy: DecisionPolicy, delivery: WebhookDelivery) -> Decision
     except Exception as exc:  # a broken policy must not let calls through unrecorded
         log.exception("webhook decision policy %s failed", getattr(policy, "name", policy))
         return Decision.reject(f"decision policy failed: {exc.__class__.__name__}", getattr(policy, "name", "?"), 500)
-    if decision.accept and decision.status != 200:
-        # Obot accepts on exactly 200; anything else would silently turn an accept into a block.
+    if decision.accept and not 200 <= decision.status < 300:
+        # Obot accepts on any 2xx (server.js: response.ok); anything else would turn an accept into a block.
         decision = Decision(True, decision.reason, decision.policy, 200, decision.details)
+    elif not decision.accept and 200 <= decision.status < 300:
+        decision = Decision(False, decision.reason, decision.policy, 403, decision.details)
     return decision
+
+
+SCOPE_KEYS = {"server": "mcp_server_id", "user": "user_id"}
+
+
+def path_scope(tail: str) -> dict[str, str]:
+    """``server/<id>/user/<id>`` from a filter URL's path (HTTP 404 for anything else)."""
+    parts = [p for p in tail.split("/") if p]
+    if len(parts) % 2 or any(k not in SCOPE_KEYS for k in parts[::2]) or len(set(parts[::2])) != len(parts) // 2:
+        raise HttpError(404, f"a filter scope is server/<id> and/or user/<id>, not {tail!r}")
+    return {SCOPE_KEYS[k]: v for k, v in zip(parts[::2], parts[1::2], strict=True)}
 
 
 async def handle_delivery(request: web.Request) -> web.Response:
@@ -122,6 +143,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
     state = request.app[STATE]
     settings = state.settings
     name = request.match_info.get("name", "default")
+    scope = path_scope(request.match_info.get("scope", ""))
     if name == "default":
         secret = settings.webhook_secret.get_secret_value().encode() if settings.webhook_secret else None
         tenant, install = settings.default_tenant, settings.install
@@ -156,9 +178,10 @@ async def handle_delivery(request: web.Request) -> web.Response:
         filter_name=name,
         tenant=tenant,
         install=install,
-        mcp_server_id=request.headers.get("X-Obot-Mcp-Server-Id") or None,
-        user_id=request.headers.get("X-Obot-User-Id") or None,
+        mcp_server_id=scope.get("mcp_server_id") or request.headers.get("X-Obot-Mcp-Server-Id") or None,
+        user_id=scope.get("user_id") or request.headers.get("X-Obot-User-Id") or None,
         signed=secret is not None,
+        phase="response" if isinstance(message, dict) and {"result", "error"} & message.keys() else "request",
     )
     ctx = IngestContext(
         masker=state.masker,
@@ -185,6 +208,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "status": decision.status,
         "reason": decision.reason,
         "policy": decision.policy,
+        "phase": delivery.phase,
         "signature_check": "verified" if delivery.signed else "unsigned",
         "mcp_server_id": delivery.mcp_server_id,
         "user_id": delivery.user_id,
@@ -201,3 +225,4 @@ def add_routes(app: web.Application, policy: DecisionPolicy | None = None) -> No
     app[POLICY] = policy or AcceptAll()
     app.router.add_post("/v1/obot/webhook", handle_delivery)
     app.router.add_post("/v1/obot/webhook/{name}", handle_delivery)
+    app.router.add_post("/v1/obot/webhook/{name}/{scope:.+}", handle_delivery)

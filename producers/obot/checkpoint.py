@@ -1,6 +1,7 @@
 """The poller's durable position: one small JSON file per stream, replaced atomically.
 
-A checkpoint is the event-time watermark (the newest ``createdAt`` published) and the ids published
+A checkpoint is the watermark (the newest list time published: ``createdAt``, or ``occurredAt`` on
+v0.24+ mixed lists; Obot's ``recordedAt`` for the local-agent late sweep) and the ids published
 within the overlap window before it. It is written only after Kafka acknowledged the records it
 covers, so a crash can only make the poller publish a page again (with the same event ids), never
 skip one.
@@ -32,6 +33,13 @@ class Checkpoint:
         newest = max(seen.values(), default=None)
         if newest is not None and (self.watermark is None or newest > self.watermark):
             self.watermark = newest
+        if self.watermark is not None:
+            floor = self.watermark - overlap
+            self.recent = {k: t for k, t in self.recent.items() if t >= floor}
+
+    def remember(self, seen: dict[str, datetime], overlap: timedelta) -> None:
+        """Take in published ids without moving the watermark (a pass that must finish first)."""
+        self.recent.update(seen)
         if self.watermark is not None:
             floor = self.watermark - overlap
             self.recent = {k: t for k, t in self.recent.items() if t >= floor}

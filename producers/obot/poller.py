@@ -1,22 +1,23 @@
 """The Obot audit API poller: ``GET /api/mcp-audit-logs`` and ``GET /api/llm-audit-logs`` into Kafka.
 
-Obot's list API filters ``created_at >= start_time AND created_at < end_time``, orders by
-``created_at`` (ties in no stable order) and pages with ``limit`` + ``offset``; there is no
-"after id" cursor. So each cycle, per stream:
+What it asks depends on the Obot version line (facts from obot-platform/obot; see docs/ingest.md):
 
-1. reads the window ``[watermark - overlap, now)``: the overlap finds records Obot stored late
-   (older ``createdAt`` than what was already seen), ``end_time = now`` keeps records arriving
-   during the cycle from shifting the pages under it (they are read next cycle);
-2. pages through it in ``created_at`` order, skipping ids already published (the checkpoint keeps
-   the ids inside the overlap window, and ids seen earlier in the same cycle, so ties split across
-   pages or shifted by an insert are neither lost nor published twice);
-3. publishes each page's new records and waits for Kafka's acknowledgement, then advances and
-   saves the checkpoint (atomically). A crash between the two can only publish a page again, with
-   the same deterministic event ids.
+- **up to v0.23**: flat MCP records, ``sort_by=created_at``, ties in no stable order
+  (``pkg/gateway/client/mcpauditlog.go`` at v0.23.0). There is no LLM audit list: the route is a
+  404 (``pkg/api/router/router.go``), which the poller takes as "not on this version" (no error,
+  no backoff; it asks again every ``probe_interval_s``).
+- **v0.24 and later**: ``AuditLogEvent`` records; for an admin or auditor key the list mixes MCP
+  calls and local-agent tool calls (``pkg/api/handlers/mcpgateway/auditlog.go``,
+  ``defaultAuditLogSources``), which accepts only ``sort_by`` = ``timestamp`` / ``event_type`` /
+  ``duration`` (anything else is a 400), filters and orders by ``occurredAt`` and breaks ties by
+  ``id``. List items carry no ``details``: each new record's detail is fetched
+  (``/api/mcp-audit-logs/detail/{id}``, bounded concurrency, cached, counted). Local-agent rows
+  reported late by their device are found by the late sweep (``producers/obot/late_local.py``).
 
-Both shapes of MCP records are understood: flat (up to v0.23) and ``AuditLogEvent`` (v0.24+);
-the shape is detected per record. Errors (HTTP, network, Kafka) back off exponentially with
-jitter and retry from the last checkpoint.
+The version line is detected (``GATELEDGER_OBOT_API=auto``: whether ``/api/llm-audit-logs``
+exists) or set. Paging and the checkpoint are in ``producers/obot/window.py``. Errors (HTTP other
+than those 404s, network, Kafka) back off exponentially with jitter and retry from the checkpoint;
+a 401 is an error like any other, never a quiet empty result.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,54 +33,26 @@ from typing import Any
 
 import aiohttp
 
-from gateledger import jsonutil
-from gateledger.clock import to_utc, utcnow
-from gateledger.contracts.envelope import utc_iso
-from gateledger.ids import stable_id
+from gateledger.clock import utcnow
 from gateledger.masking import Masker
 from producers import telemetry
-from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.obot import late_local
+from producers.obot.api import ApiShape, DetailCache, EndpointMissing, ObotApi, PollError, with_details
 from producers.obot.checkpoint import CheckpointStore
 from producers.obot.settings import ObotPollerSettings
+from producers.obot.window import WindowPass, record_format, record_key, record_time
 from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 
-PATHS = {"mcp": "/api/mcp-audit-logs", "llm": "/api/llm-audit-logs"}
+__all__ = ["ObotPoller", "PollError", "main", "record_format", "record_key", "record_time", "run_poller"]
 
-
-class PollError(RuntimeError):
-    """The Obot API did not give a usable page (network error, non-200, not a page)."""
-
-
-def record_format(stream: str, record: Any) -> str:
-    """The producer format of one listed record."""
-    if stream == "llm":
-        return "obot-llm"
-    if isinstance(record, dict) and (isinstance(record.get("timestamp"), dict) or "eventType" in record):
-        return "obot-audit-event"
-    return "obot-audit"
-
-
-def record_time(record: Any) -> datetime | None:
-    """The time Obot filters and sorts on (``created_at``): ``createdAt``, or ``timestamp.recordedAt``."""
-    if not isinstance(record, dict):
-        return None
-    ts = record.get("timestamp")
-    raw = (ts.get("recordedAt") or ts.get("occurredAt")) if isinstance(ts, dict) else record.get("createdAt")
-    try:
-        parsed = jsonutil.parse_time(raw)
-    except (TypeError, ValueError):
-        return None
-    return to_utc(parsed) if parsed is not None else None
-
-
-def record_key(record: Any) -> str:
-    """The id the poller remembers a record by (Obot's id; a content hash if it has none)."""
-    if isinstance(record, dict) and record.get("id") not in (None, ""):
-        return str(record["id"])
-    return "sha:" + stable_id(record)
+# pkg/gateway/client/mcpauditlog.go: the sort each version line accepts for the MCP list.
+SORT: dict[ApiShape, dict[str, str]] = {
+    "flat": {"sort_by": "created_at", "sort_order": "asc"},
+    "event": {"sort_by": "timestamp", "sort_order": "asc"},
+}
+LLM_SORT = {"sort_by": "created_at", "sort_order": "asc"}  # pkg/gateway/client/llmauditlog.go
 
 
 class ObotPoller:
@@ -93,6 +67,7 @@ class ObotPoller:
         *,
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         if not settings.url:
             raise ValueError("GATELEDGER_OBOT_URL is not set")
@@ -101,45 +76,109 @@ class ObotPoller:
         self.masker = masker
         self.clock = clock
         self.rng = rng or random.Random()
+        self.monotonic = monotonic or time.monotonic
         self.base = settings.url.rstrip("/")
         self.store = CheckpointStore(settings.checkpoint_dir or data_dir / "obot-poller", settings.install)
         self.overlap = timedelta(seconds=settings.overlap_s)
+        self.shape: ApiShape | None = None if settings.api == "auto" else settings.api
+        self.cache = DetailCache(settings.detail_cache_size)
+        # Streams Obot does not have (404), with when to ask again.
+        self.absent: dict[str, float] = {}
+        self.local_sweep = True
 
-    # -- one page -----------------------------------------------------------------------------
+    def api(self, session: aiohttp.ClientSession) -> ObotApi:
+        """The HTTP client for this installation."""
+        token = self.settings.token.get_secret_value() if self.settings.token is not None else None
+        return ObotApi(self.base, token, session)
 
-    async def fetch_page(
-        self, session: aiohttp.ClientSession, stream: str, params: dict[str, str]
-    ) -> tuple[list[Any], int | None]:
-        """One page of a stream and the total Obot reports; PollError when Obot does not give one."""
-        headers = {"Accept": "application/json"}
-        if self.settings.token is not None:
-            headers["Authorization"] = f"Bearer {self.settings.token.get_secret_value()}"
-        url = self.base + PATHS[stream]
-        try:
-            async with session.get(url, params=params, headers=headers) as resp:
-                body = await resp.read()
-                if resp.status != 200:
-                    raise PollError(f"GET {PATHS[stream]} answered {resp.status}: {body[:300]!r}")
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise PollError(f"GET {PATHS[stream]} failed: {exc!r}") from exc
-        try:
-            page = jsonutil.loads(body)
-        except jsonutil.JSONDecodeError as exc:
-            raise PollError(f"GET {PATHS[stream]} returned invalid JSON: {exc}") from exc
-        items = page.get("items") if isinstance(page, dict) else None
-        if not isinstance(items, list):
-            raise PollError(f"GET {PATHS[stream]} returned no items list")
-        total = page.get("total")
-        return items, total if isinstance(total, int) else None
+    async def detect(self, api: ObotApi) -> ApiShape:
+        """The version line (once; again after a 400 or when an absent stream is probed)."""
+        if self.shape is None:
+            self.shape = await api.shape()
+            log.info("obot poller: %s answers as %s", self.base,
+                     "v0.24 or later" if self.shape == "event" else "v0.23 or earlier")
+        return self.shape
 
-    # -- one cycle ----------------------------------------------------------------------------
+    async def enrich(self, api: ObotApi, items: list[Any]) -> list[Any]:
+        """v0.24+ list items with their details, when configured."""
+        if not self.settings.fetch_details:
+            return items
+        return await with_details(api, items, self.cache, self.settings.detail_concurrency)
 
     async def poll_stream(self, session: aiohttp.ClientSession, stream: str) -> int:
         """Read the stream's window to its end; returns how many records were published."""
-        cycle = _Cycle(self, session, stream)
-        return await cycle.run()
+        api = self.api(session)
+        shape = await self.detect(api)
+        if stream == "llm":
+            if shape == "flat" and self.settings.api == "auto" and stream in self.absent:
+                self.shape = None  # time to ask again: Obot may have been upgraded
+                shape = await self.detect(api)
+            if shape == "flat":
+                raise EndpointMissing("Obot before v0.24 has no LLM audit log (/api/llm-audit-logs is 404)", 404)
+            return await WindowPass(self, api, "llm", LLM_SORT).run()
+        if shape == "flat":
+            return await WindowPass(self, api, "mcp", SORT["flat"]).run()
+
+        async def enrich(items: list[Any]) -> list[Any]:
+            return await self.enrich(api, items)
+
+        n = await WindowPass(self, api, "mcp", SORT["event"], enrich,
+                             on_published=lambda items: late_local.remember_published(self, items)).run()
+        if self.local_sweep:
+            try:
+                n += await late_local.sweep(self, api, enrich)
+            except PollError as exc:
+                if exc.status != 403:
+                    raise
+                # A key without local-agent access: Obot shows it MCP calls only; nothing to sweep.
+                self.local_sweep = False
+                log.info("obot poller: this API key may not read local-agent audit logs; late sweep off")
+        return n
 
     # -- forever ------------------------------------------------------------------------------
+
+    async def cycle(self, session: aiohttp.ClientSession) -> bool:
+        """Every stream once; False when one failed (the caller backs off)."""
+        ok = True
+        for stream in self.settings.streams:
+            if self.absent.get(stream, 0.0) > self.monotonic():
+                continue
+            try:
+                n = await self.poll_stream(session, stream)
+                if n:
+                    log.info("obot poller: %d new %s record(s)", n, stream)
+                self.absent.pop(stream, None)
+                telemetry.POLLER_ENDPOINT.labels(stream=stream).set(1)
+            except EndpointMissing as exc:
+                if stream != "llm":
+                    ok = False  # the MCP list exists in every version: a 404 is a wrong URL
+                    telemetry.POLLER_ERRORS.labels(stream=stream, kind="obot").inc()
+                    log.warning("obot poller: %s (is GATELEDGER_OBOT_URL right?)", exc)
+                    continue
+                # Not on this version: no error, no backoff; ask again later (Obot may be upgraded).
+                if stream not in self.absent:
+                    log.info("obot poller: %s; asking again every %.0f s", exc, self.settings.probe_interval_s)
+                self.absent[stream] = self.monotonic() + self.settings.probe_interval_s
+                telemetry.POLLER_ENDPOINT.labels(stream=stream).set(0)
+            except PollError as exc:
+                if stream == "llm" and exc.status == 403:
+                    # pkg/api/authz/authz.go: the LLM list is for admins and auditors; this key is
+                    # neither. Not a failure to back off from; asked again every probe interval.
+                    if stream not in self.absent:
+                        log.warning("obot poller: %s; the API key may not read LLM audit logs", exc)
+                    self.absent[stream] = self.monotonic() + self.settings.probe_interval_s
+                    telemetry.POLLER_ENDPOINT.labels(stream=stream).set(0)
+                    continue
+                ok = False
+                if exc.status == 400 and self.settings.api == "auto":
+                    self.shape = None  # Obot may have been upgraded under us: detect again
+                telemetry.POLLER_ERRORS.labels(stream=stream, kind="obot").inc()
+                log.warning("obot poller: %s", exc)
+            except PublishError as exc:
+                ok = False
+                telemetry.POLLER_ERRORS.labels(stream=stream, kind="kafka").inc()
+                log.warning("obot poller: Kafka unavailable, will retry: %s", exc)
+        return ok
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every stream each interval until ``stop``; back off on errors."""
@@ -147,22 +186,8 @@ class ObotPoller:
         failures = 0
         async with aiohttp.ClientSession(timeout=timeout) as session:
             while not stop.is_set():
-                ok = True
-                for stream in self.settings.streams:
-                    try:
-                        n = await self.poll_stream(session, stream)
-                        if n:
-                            log.info("obot poller: %d new %s record(s)", n, stream)
-                    except PollError as exc:
-                        ok = False
-                        telemetry.POLLER_ERRORS.labels(stream=stream, kind="obot").inc()
-                        log.warning("obot poller: %s", exc)
-                    except PublishError as exc:
-                        ok = False
-                        telemetry.POLLER_ERRORS.labels(stream=stream, kind="kafka").inc()
-                        log.warning("obot poller: Kafka unavailable, will retry: %s", exc)
-                failures = 0 if ok else failures + 1
-                delay = self.settings.interval_s if ok else self.backoff(failures)
+                failures = 0 if await self.cycle(session) else failures + 1
+                delay = self.settings.interval_s if not failures else self.backoff(failures)
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
@@ -172,113 +197,6 @@ class ObotPoller:
         """Exponential backoff with full jitter, between the configured bounds."""
         cap = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** (failures - 1))
         return max(self.settings.backoff_min_s, self.rng.uniform(0, cap))
-
-
-class _Cycle:
-    """One pass over a stream's window (see the module docstring for why it pages this way).
-
-    Obot orders ties (rows with one ``created_at``) in no stable order, so offsets are not a
-    reliable cursor. Each page therefore starts at the time of the previous page's last row
-    (re-reading that tie group, whose known rows are skipped); a tie group larger than a page is
-    drained on its own (``[t, t + 1 µs)``) until as many distinct rows were seen as Obot counts.
-    """
-
-    MAX_GROUP_PASSES = 20
-
-    def __init__(self, poller: ObotPoller, session: aiohttp.ClientSession, stream: str) -> None:
-        self.p = poller
-        self.session = session
-        self.stream = stream
-        self.cp = poller.store.load(stream)
-        self.known: set[str] = set(self.cp.recent)
-        self.published = 0
-        self.now = poller.clock()
-        self.source = f"obot-poller-{stream}"
-
-    def params(self, start: datetime, end: datetime, offset: int = 0) -> dict[str, str]:
-        return {
-            "start_time": utc_iso(start),
-            "end_time": utc_iso(end),
-            "sort_by": "created_at",
-            "sort_order": "asc",
-            "limit": str(self.p.settings.page_size),
-            "offset": str(offset),
-        }
-
-    async def run(self) -> int:
-        p = self.p
-        limit = p.settings.page_size
-        wm = self.cp.watermark
-        cursor = wm - p.overlap if wm else self.now - timedelta(seconds=p.settings.initial_lookback_s)
-        while True:
-            items, _ = await p.fetch_page(self.session, self.stream, self.params(cursor, self.now))
-            await self.take(items)
-            if len(items) < limit:
-                return self.published
-            times = [t for t in (record_time(i) for i in items) if t is not None]
-            if not times:
-                raise PollError(f"{PATHS[self.stream]}: a full page without createdAt; cannot page on")
-            first, last = min(times), max(times)
-            if first == last:
-                await self.drain_group(last)
-                cursor = last + _TICK
-            else:
-                cursor = last
-
-    async def drain_group(self, t: datetime) -> None:
-        """Read every row of one timestamp, however the server orders them."""
-        group: set[str] = set()
-        for _ in range(self.MAX_GROUP_PASSES):
-            offset, total = 0, None
-            while True:
-                items, total = await self.p.fetch_page(
-                    self.session, self.stream, self.params(t, t + _TICK, offset)
-                )
-                await self.take(items)
-                group.update(record_key(i) for i in items)
-                offset += len(items)
-                if len(items) < self.p.settings.page_size:
-                    break
-            if total is None or len(group) >= total:
-                return
-        log.warning("obot poller: %d of %s rows at %s seen after %d passes; the rest next cycle",
-                    len(group), total, utc_iso(t), self.MAX_GROUP_PASSES)
-
-    async def take(self, items: list[Any]) -> None:
-        """Publish the page's unknown rows, wait for Kafka, then move and save the checkpoint."""
-        p = self.p
-        seen: dict[str, datetime] = {}
-        fresh: dict[str, list[RawRecord]] = {}
-        for i, item in enumerate(items):
-            key = record_key(item)
-            if key in self.known:
-                continue
-            self.known.add(key)
-            t = record_time(item)
-            if t is not None:
-                seen[key] = t
-            fresh.setdefault(record_format(self.stream, item), []).append(RawRecord(i, value=item))
-        if not fresh:
-            return
-        ctx = IngestContext(masker=p.masker, tenant=p.settings.tenant, install=p.settings.install)
-        try:
-            for fmt, records in fresh.items():
-                # Invalid rows are dead-lettered by accept(); they count as handled.
-                result = await accept(p.publisher, fmt, records, ctx, origin=f"poller:{p.base}{PATHS[self.stream]}",
-                                      source=self.source)
-                self.published += result.accepted
-        except BaseException:
-            self.known.difference_update(seen)
-            raise
-        # Only now, with Kafka's acknowledgement in hand, does the position move.
-        self.cp.advance(seen, p.overlap)
-        p.store.save(self.stream, self.cp)
-        if self.cp.watermark is not None:
-            telemetry.POLLER_WATERMARK.labels(stream=self.stream).set(self.cp.watermark.timestamp())
-        telemetry.POLLER_RECORDS.labels(stream=self.stream).inc(sum(len(r) for r in fresh.values()))
-
-
-_TICK = timedelta(microseconds=1)  # Obot stores created_at to the microsecond
 
 
 async def run_poller(

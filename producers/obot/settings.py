@@ -30,5 +30,15 @@ class ObotPollerSettings(BaseSettings):
     timeout_s: float = 30.0
     backoff_min_s: float = 1.0
     backoff_max_s: float = 60.0
+    # Which Obot version line answers: auto (detected: /api/llm-audit-logs exists from v0.24 on),
+    # flat (v0.23 and earlier) or event (v0.24 and later). See docs/ingest.md, version matrix.
+    api: Literal["auto", "flat", "event"] = "auto"
+    # v0.24+ list items carry no details (session / request ids, client version, device): fetch
+    # GET /api/mcp-audit-logs/detail/{id} for each new record, this many at once, cached.
+    fetch_details: bool = True
+    detail_concurrency: int = Field(default=8, ge=1, le=64)
+    detail_cache_size: int = Field(default=10_000, ge=0)
+    # An endpoint this Obot does not have (the LLM audit list before v0.24) is asked again this often.
+    probe_interval_s: float = 600.0
     # Default: <data dir>/obot-poller
     checkpoint_dir: Path | None = None

@@ -37,7 +37,7 @@ from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import from_us, secs, to_us
 from stream_processors.common.watermark import Watermark
 from stream_processors.facts import gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
-from stream_processors.normalize import governance, llm, mcp, policy, webhook
+from stream_processors.normalize import governance, llm, local_agent, mcp, policy, webhook
 from stream_processors.normalize.errors import InvalidEvent
 from stream_processors.settings import ProcessorSettings
 
@@ -208,6 +208,9 @@ class NormalizePartition:
                 self._add_half(env, rec, half, t_us, rcv)
         elif etype == EventType.OBOT_MCP_AUDIT_EVENT:
             self._emit_mcp(mcp.call_from_audit_event(env), rcv)
+        elif etype == EventType.OBOT_LOCAL_AGENT_TOOL_CALL:
+            row = local_agent.call_from_local_agent_event(env)
+            self.out.row(row, to_us(row.time))
         elif etype == EventType.OBOT_LLM_CALL:
             self._emit_llm(llm.call_from_obot(env), rcv)
         elif etype == EventType.OBOT_WEBHOOK_DECISION:

@@ -41,7 +41,8 @@ def decision_from_filter(env: Envelope) -> WebhookDecision:
         source=env.source,
         origin="gateledger_filter",
         filter_name=verdict.get("filter"),
-        phase="request" if msg.method else "response",
+        # Response deliveries carry the request's method too (Obot proxy_hooks.go): result / error = response.
+        phase=verdict.get("phase") or ("response" if msg.is_response() or not msg.method else "request"),
         method=msg.method,
         tool_name=str(tool) if tool else None,
         decision=decision_of(verdict.get("decision") or "accepted"),

@@ -43,6 +43,7 @@ from gateledger.contracts.events import (
 from gateledger.ids import stable_id
 from gateledger.topics import Topic
 from sinks.clickhouse.rows import describe
+from tests.dashboards.simdata_local import local_agent_calls
 
 TENANTS = ("acme", "globex", "initech")
 SERVERS = {"srv-github": "GitHub", "srv-jira": "Jira", "srv-postgres": "Postgres"}
@@ -460,6 +461,7 @@ def generate(
 
         _budget_alerts(sim, tenant, now)
         _dead_letters(sim, rng, tenant, start, span)
+        local_agent_calls(sim, rng, tenant, start, span)
 
     _duplicates(sim, rng)
     return sim

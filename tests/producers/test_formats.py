@@ -130,3 +130,19 @@ def test_axonflow_audit_entry() -> None:
     assert locked.envelope.tenant == "t1", "the poller's configured tenant wins"
     with pytest.raises(InvalidRecord):
         get_format("axonflow-audit-entry")(samples.axonflow_audit_entry(timestamp="yesterday"), ctx())
+
+
+def test_obot_export_lines_of_every_kind() -> None:
+    """pkg/controller/handlers/auditlogexport/auditlogexport.go (obot-platform/obot): AuditLogEvent or
+    LLMAuditLog lines from v0.24, flat MCP records before; ids as the poller's, so overlaps collapse."""
+    fmt = get_format("obot-export")
+    for record, etype, same_as in (
+        (samples.obot_audit_event(), "obot.mcp.audit_event", "obot-audit-event"),
+        (samples.obot_local_agent_event(), "obot.local_agent.tool_call", "obot-audit-event"),
+        (samples.obot_llm(apiKeyID=42), "obot.llm.call", "obot-llm"),
+        (samples.obot_flat(), "obot.mcp.call", "obot-audit"),
+    ):
+        env = fmt(record, ctx()).envelope
+        assert env.type == etype and env.id == get_format(same_as)(record, ctx()).envelope.id
+    with pytest.raises(InvalidRecord):
+        fmt({"hello": "world"}, ctx())

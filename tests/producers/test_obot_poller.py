@@ -1,10 +1,15 @@
-"""The Obot audit API poller against a local server paging recorded rows in Obot's format, on the real broker."""
+"""The Obot audit API poller against a local Obot API that pages by upstream's rules, on the real broker.
+
+Paging, ties, restarts and errors; the per-version behaviour is in test_obot_versions.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +21,8 @@ from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.obot.checkpoint import Checkpoint, CheckpointStore
-from producers.obot.poller import ObotPoller
+from producers import telemetry
+from producers.obot.poller import ObotPoller, PollError
 from producers.obot.settings import ObotPollerSettings
 from producers.publisher import Publisher
 from tests.producers.fake_obot_api import FakeObotApi
@@ -32,6 +38,18 @@ def poller_settings(url: str, tmp_path: Path, **kw: object) -> ObotPollerSetting
     return ObotPollerSettings(**base)  # type: ignore[arg-type]
 
 
+@asynccontextmanager
+async def live_poller(settings: Settings, api: FakeObotApi, tmp_path: Path,
+                      **kw: object) -> AsyncIterator[tuple[ObotPoller, aiohttp.ClientSession]]:
+    """A poller (own publisher and HTTP session) against the fake, served on loopback."""
+    target = resolve(settings.kafka, settings.core)
+    await ensure_gateledger_topics(settings.kafka, target)
+    async with TestServer(api.app(), host="127.0.0.1") as server:
+        ps = poller_settings(str(server.make_url("")), tmp_path, **kw)
+        async with Publisher(settings.kafka, target) as pub, aiohttp.ClientSession() as session:
+            yield ObotPoller(ps, pub, Masker(salt=b"s"), tmp_path), session
+
+
 async def cycle(settings: Settings, ps: ObotPollerSettings, tmp_path: Path, streams: tuple[str, ...] = ("mcp",)) -> int:
     """One poll cycle of a fresh poller process (new publisher, checkpoint from disk)."""
     target = resolve(settings.kafka, settings.core)
@@ -40,13 +58,18 @@ async def cycle(settings: Settings, ps: ObotPollerSettings, tmp_path: Path, stre
         return sum([await poller.poll_stream(session, s) for s in streams])
 
 
+def list_requests(api: FakeObotApi, stream: str = "mcp") -> list[dict[str, str]]:
+    """The list requests of one stream, in order."""
+    return [q for s, q in api.requests if s == stream]
+
+
 def test_ties_across_pages_and_arrivals_while_paging_each_published_once(settings: Settings, tmp_path: Path) -> None:
-    api = FakeObotApi()
+    api = FakeObotApi(version="0.23")  # ties in no stable order
     # 95 rows, 7 per timestamp: every page boundary cuts through a tie group.
     api.add_mcp(95, NOW - timedelta(minutes=10), step_s=2, tie=7)
 
     async def arrivals(stream: str, offset: int) -> None:
-        if len(api.requests) == 4 and len(api.rows["mcp"]) == 95:
+        if len(list_requests(api)) == 4 and len(api.rows["mcp"]) == 95:
             # Late rows inside already-paged time (they shift the offsets) and new ones at the end.
             api.add_mcp(4, NOW - timedelta(minutes=9, seconds=59), step_s=0, first_id=1000)
             api.add_mcp(3, NOW - timedelta(seconds=30), step_s=1, first_id=2000)
@@ -65,7 +88,7 @@ def test_ties_across_pages_and_arrivals_while_paging_each_published_once(setting
         ids = Counter(e["data"]["id"] for e in events)
         assert len(ids) == 102 and set(ids.values()) == {1}, "every row exactly once"
         assert {e["tenant"] for e in events} == {"acme"} and {e["source"] for e in events} == {"obot/prod/mcp"}
-        q = api.requests[0][1]
+        q = list_requests(api)[0]
         assert q["sort_by"] == "created_at" and q["sort_order"] == "asc" and q["limit"] == "10"
         assert q["start_time"].endswith("Z") and "end_time" in q
 
@@ -73,14 +96,14 @@ def test_ties_across_pages_and_arrivals_while_paging_each_published_once(setting
 
 
 def test_restart_in_the_middle_neither_skips_nor_republishes(settings: Settings, tmp_path: Path) -> None:
-    api = FakeObotApi(shape="event")  # v0.24 AuditLogEvent list shape
+    api = FakeObotApi(version="0.24")  # AuditLogEvent lists, details fetched per record
     api.add_mcp(57, NOW - timedelta(hours=2), step_s=5, tie=4)
     api.add_llm(33, NOW - timedelta(hours=1), step_s=1, tie=3)
     reached = asyncio.Event()
     block = asyncio.Event()
 
     async def stall(stream: str, offset: int) -> None:
-        if stream == "mcp" and len(api.requests) == 4 and not block.is_set():
+        if stream == "mcp" and len(list_requests(api)) == 4 and not block.is_set():
             reached.set()
             await block.wait()  # the "process" dies while waiting for page 4
 
@@ -109,7 +132,7 @@ def test_restart_in_the_middle_neither_skips_nor_republishes(settings: Settings,
 
 
 def test_errors_back_off_and_retry_from_the_checkpoint(settings: Settings, tmp_path: Path) -> None:
-    api = FakeObotApi()
+    api = FakeObotApi(version="0.23")
     api.add_mcp(25, NOW - timedelta(minutes=5), step_s=1)
     api.fail_next = 3
 
@@ -129,14 +152,34 @@ def test_errors_back_off_and_retry_from_the_checkpoint(settings: Settings, tmp_p
                 await asyncio.sleep(0.3)
                 stop.set()
                 await asyncio.wait_for(task, 10)
-            failed = [r for r in api.requests if r[1].get("offset") == "0"]
+            failed = [q for q in list_requests(api) if q.get("offset") == "0"]
             assert len(failed) >= 4, "three failures, then success"
         events = await read_topic(settings, Topic.RAW_OBOT_MCP, want=25)
         assert len(events) == 25
 
     asyncio.run(main())
-    # A wrong token is an error too, never a silent success.
-    assert ObotPoller(poller_settings("http://x", tmp_path), None, Masker(salt=b"s"), tmp_path).backoff(10) <= 0.2  # type: ignore[arg-type]
+
+
+def test_a_wrong_token_is_an_error_never_a_silent_success(settings: Settings, tmp_path: Path) -> None:
+    api = FakeObotApi(version="0.24")
+    api.add_mcp(5, NOW - timedelta(minutes=5), step_s=1)
+
+    async def main() -> None:
+        async with live_poller(settings, api, tmp_path, token="not-the-key") as (poller, session):
+            try:
+                await poller.poll_stream(session, "mcp")
+            except PollError as exc:
+                assert exc.status == 401
+            else:
+                raise AssertionError("a 401 must fail the cycle")
+            errors = telemetry.POLLER_ERRORS.labels(stream="mcp", kind="obot")
+            before = errors._value.get()  # noqa: SLF001
+            assert await poller.cycle(session) is False, "the run loop backs off after a 401"
+            assert errors._value.get() == before + 1  # noqa: SLF001
+        assert CheckpointStore(tmp_path / "ckpt", "prod").load("mcp").watermark is None
+        assert {status for _, status, _ in api.refused} == {401}
+
+    asyncio.run(main())
 
 
 def test_checkpoint_window_and_file() -> None:
@@ -152,7 +195,7 @@ def test_checkpoint_window_and_file() -> None:
 
 
 def test_tie_group_larger_than_a_page_is_drained(settings: Settings, tmp_path: Path) -> None:
-    api = FakeObotApi(seed=11)
+    api = FakeObotApi(version="0.23", seed=11)
     api.add_mcp(6, NOW - timedelta(minutes=3), step_s=1)
     api.add_mcp(43, NOW - timedelta(minutes=2), step_s=0)  # 43 rows, one timestamp, pages of 10
     api.add_mcp(5, NOW - timedelta(minutes=1), step_s=1)
@@ -165,7 +208,7 @@ def test_tie_group_larger_than_a_page_is_drained(settings: Settings, tmp_path: P
             assert await cycle(settings, ps, tmp_path) == 0
         events = await read_topic(settings, Topic.RAW_OBOT_MCP, want=54)
         assert len(events) == 54 and len({e["data"]["id"] for e in events}) == 54
-        group_queries = [q for _, q in api.requests if q["start_time"] != q["end_time"] and q["offset"] != "0"]
+        group_queries = [q for q in list_requests(api) if q["start_time"] != q["end_time"] and q["offset"] != "0"]
         assert group_queries, "the big tie group was paged on its own"
 
     asyncio.run(main())
@@ -179,7 +222,7 @@ def test_serve_poller_killed_mid_run_resumes_from_its_checkpoint(settings: Setti
 
     from tests.conftest import subprocess_env
 
-    api = FakeObotApi()
+    api = FakeObotApi(version="0.24")
     api.add_mcp(120, NOW - timedelta(hours=1), step_s=3, tie=2)
     api.add_llm(40, NOW - timedelta(hours=1), step_s=7)
     slow = asyncio.Event()
@@ -207,7 +250,7 @@ def test_serve_poller_killed_mid_run_resumes_from_its_checkpoint(settings: Setti
             first.wait(10)
             slow.set()
             second = processes.gateledger("serve", "poller", env=env, log=tmp_path / "poller2.log")
-            last = max(parse_t(r["createdAt"]) for r in api.rows["mcp"])
+            last = max(r["created"] for r in api.rows["mcp"])
             last_llm = max(parse_t(r["createdAt"]) for r in api.rows["llm"])
             while store.load("mcp").watermark != last or store.load("llm").watermark != last_llm:
                 assert second.poll() is None and loop.time() < deadline + 60, (tmp_path / "poller2.log").read_text()
@@ -235,7 +278,7 @@ def test_kafka_down_keeps_the_checkpoint_and_the_next_cycle_publishes(settings: 
     from gateledger.stack.broker import TansuBroker
     from producers.publisher import PublishError
 
-    api = FakeObotApi()
+    api = FakeObotApi(version="0.23")
     api.add_mcp(30, NOW - timedelta(minutes=30), step_s=10)
     broker = TansuBroker(log_path=tmp_path / "own-broker.log")
     broker.start()

@@ -145,3 +145,30 @@ def test_tee_with_obot_down_is_502_after_the_token_check_fails(settings: Setting
         assert len(events) == 2 and {e["tenant"] for e in events} == {"globex"}
 
     asyncio.run(main())
+
+
+def test_user_precedence_and_api_key_metadata_as_obot_converts_them() -> None:
+    """obot-platform/obot pkg/api/handlers/mcpgateway/auditlog.go convertMCPAuditLog: userID, then subject,
+    then metadata.userID; metadata api_key_id / api_key_name (pkg/principal/principal.go) -> apiKeyID / apiKeyName."""
+    from gateledger.contracts.wire import ObotShimAuditRecord
+
+    def flat(**over: Any) -> Any:
+        return ObotShimAuditRecord.model_validate(samples.obot_shim(**over)).flattened()
+
+    meta = {"mcpID": "ms1abc", "userID": "meta-user", "api_key_id": "12", "api_key_name": "ci"}
+    assert flat(subject="sub-user", metadata=meta).userID == "sub-user", "subject before metadata.userID"
+    assert flat(subject="", metadata=meta).userID == "meta-user"
+    assert flat(userID="top-user", subject="sub-user", metadata=meta).userID == "top-user"
+    rec = flat(metadata=meta)
+    assert (rec.apiKeyID, rec.apiKeyName) == ("12", "ci")
+    assert flat(metadata={**meta, "api_key_id": "0"}).apiKeyID is None, "only a positive integer counts"
+    assert flat(apiKeyID=34, metadata={"mcpID": "ms1abc"}).apiKeyID == "34", "a JSON number is accepted"
+
+
+def test_healthz_names_the_obot_versions_the_shim_route_serves(settings: Settings) -> None:
+    async def main() -> None:
+        async with ingest_client(settings) as http:
+            body = await (await http.get("/healthz")).json()
+            assert body["obot_shim"]["obot_versions"] == "v0.15-v0.23"
+
+    asyncio.run(main())

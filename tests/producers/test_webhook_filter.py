@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
+
 from gateledger import jsonutil
 from gateledger.settings import Settings
 from gateledger.topics import Topic
@@ -81,7 +83,7 @@ def test_signed_deliveries_are_published_with_the_decision(settings: Settings) -
         assert first["request_id"] == "req-1"
         assert first["data"]["_gateledger"] == {
             "filter": "default", "decision": "accepted", "status": 200, "reason": None, "policy": "block-create-issue",
-            "signature_check": "verified", "mcp_server_id": "ms1abc", "user_id": "user-7",
+            "phase": "request", "signature_check": "verified", "mcp_server_id": "ms1abc", "user_id": "user-7",
         }
         assert rejected["data"]["_gateledger"]["decision"] == "rejected"
         assert rejected["data"]["_gateledger"]["details"] == {"budget_id": "b-1"}
@@ -122,3 +124,62 @@ def test_failing_policy_rejects_and_named_filters_and_delivery_ids(settings: Set
         assert {e["data"]["_gateledger"]["signature_check"] for e in events} == {"verified", "unsigned"}
 
     asyncio.run(main())
+
+
+def test_current_obot_bare_hex_scope_from_the_url_and_responses_never_budget_blocked(settings: Settings) -> None:
+    """As obot-platform/mcp-images http-webhook-mcp-converter/server.js calls a filter: Content-Type and a
+    bare-hex X-Obot-Signature-256 only; a response delivery carries its request's method
+    (obot-platform/obot pkg/api/handlers/mcpgateway/proxy_hooks.go)."""
+    from datetime import UTC, datetime
+
+    from gateledger.contracts.envelope import Envelope
+    from gateledger.money.settings import MoneySettings
+    from stream_processors.normalize.webhook import decision_from_filter
+    from tests.producers.budgetstate import (
+        OffsetClock,
+        publish_snapshots,
+        snapshots_of,
+        wait_enforcement,
+        write_budgets,
+    )
+    from tests.producers.test_budget_enforcement import BUDGETS, _spend, _tool_call, serving
+
+    now = datetime.now(UTC)
+    book = _spend(now, write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS))
+    snaps = snapshots_of(book, now)
+
+    async def post(http: aiohttp.ClientSession, url: str, body: bytes) -> tuple[int, str]:
+        headers = {"Content-Type": "application/json", "X-Obot-Signature-256": sign("acme-sec", body, prefix=False)}
+        async with http.post(url, data=body, headers=headers) as r:
+            return r.status, await r.text()
+
+    async def main() -> None:
+        await publish_snapshots(settings, snaps)
+        filters = {"acme": {"secret": "acme-sec", "tenant": "acme"}}
+        async with serving(settings, OffsetClock(), webhook_filters=filters) as base, aiohttp.ClientSession() as http:
+            await wait_enforcement(base, len(snaps))
+            url = f"{base}/v1/obot/webhook/acme/server/ms-github/user/alice"
+            status, text = await post(http, url, _tool_call())
+            assert status == 402 and "acme-github-day" in text, "scope from the URL path: the budget applies"
+            answer = jsonutil.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "result": {"content": []}})
+            assert (await post(http, url, answer))[0] == 200, "a response is never budget-blocked"
+            assert (await post(http, f"{base}/v1/obot/webhook/acme/server/ms-slack", _tool_call()))[0] == 200
+            assert (await post(http, f"{base}/v1/obot/webhook/acme/team/x", _tool_call()))[0] == 404
+        events = await read_topic(settings, Topic.RAW_OBOT_WEBHOOK, want=3)
+        phases = sorted((e["data"]["_gateledger"]["phase"], e["data"]["_gateledger"]["decision"]) for e in events)
+        assert phases == [("request", "accepted"), ("request", "rejected"), ("response", "accepted")]
+        response = next(e for e in events if e["data"]["_gateledger"]["phase"] == "response")
+        decision = decision_from_filter(Envelope.model_validate({k: v for k, v in response.items() if k != "_key"}))
+        assert decision.phase == "response" and decision.method == "tools/call"
+        assert decision.mcp_server_id == "ms-github" and decision.user_id == "alice"
+
+    asyncio.run(main())
+
+
+def test_json_rpc_error_code_is_optional_and_a_response_is_recognised_by_result_or_error() -> None:
+    from gateledger.contracts.wire import JsonRpcMessage
+
+    # nanobot-ai/nanobot pkg/mcp/message.go: `code,omitempty`.
+    msg = JsonRpcMessage.model_validate({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "error": {"message": "x"}})
+    assert msg.error is not None and msg.error.code is None and msg.is_response()
+    assert not JsonRpcMessage.model_validate({"jsonrpc": "2.0", "id": 4, "method": "tools/call"}).is_response()

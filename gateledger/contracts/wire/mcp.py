@@ -10,7 +10,8 @@ from gateledger.contracts.wire.base import IdStr, WireModel
 
 
 class JsonRpcError(WireModel):
-    code: int
+    # ``omitempty`` upstream (nanobot-ai/nanobot pkg/mcp/message.go): an error may come without a code.
+    code: int | None = None
     message: str = ""
     data: Any = None
 
@@ -32,6 +33,10 @@ class JsonRpcMessage(WireModel):
         if self.method is None and "result" not in self.model_fields_set and self.error is None:
             raise ValueError("a JSON-RPC message needs a method, a result or an error")
         return self
+
+    def is_response(self) -> bool:
+        """A result or an error: Obot's response hook deliveries also carry the request's ``method``."""
+        return "result" in self.model_fields_set or self.error is not None
 
     def meta(self) -> dict[str, Any]:
         """``params._meta`` (protocol version, client info, trace context), or {}."""

@@ -67,7 +67,9 @@ class ObotMcpAuditRecord(WireModel):
     webhookStatuses: list[ObotWebhookStatus] | None = None
     # Newer Obot storage.
     sourceType: str | None = None
-    apiKeyID: str | None = None
+    # ``*uint`` upstream (obot-platform/obot pkg/gateway/types/mcpauditlog.go): a JSON number;
+    # strings are still accepted from older tooling.
+    apiKeyID: IdStr | None = None
     apiKeyName: str | None = None
     mcpFields: dict[str, Any] | None = None
 
@@ -94,15 +96,24 @@ class ObotShimAuditRecord(ObotMcpAuditRecord):
     metadata: dict[str, Any] | None = None
 
     def flattened(self) -> ObotMcpAuditRecord:
-        """The same record in the flat shape (metadata and subject moved to their flat fields)."""
+        """The same record in the flat shape, as Obot's ``convertMCPAuditLog`` reads it.
+
+        obot-platform/obot pkg/api/handlers/mcpgateway/auditlog.go: the user is ``userID``, then
+        ``subject``, then ``metadata.userID``; metadata ``api_key_id`` (a positive integer) and
+        ``api_key_name`` (pkg/principal/principal.go) become ``apiKeyID`` / ``apiKeyName``; server
+        identity fields missing at the top level come from metadata.
+        """
         data = self.model_dump(exclude_unset=True)
         meta = data.pop("metadata", None) or {}
         subject = data.pop("subject", None)
-        for key in ("mcpID", "mcpServerDisplayName", "mcpServerCatalogEntryName", "powerUserWorkspaceID", "userID"):
+        if data.get("userID") in (None, ""):
+            data["userID"] = subject or meta.get("userID") or data.get("userID")
+        key_id = str(meta.get("api_key_id") or "")
+        if key_id.isdigit() and int(key_id) > 0:
+            data["apiKeyID"], data["apiKeyName"] = key_id, meta.get("api_key_name") or None
+        for key in ("mcpID", "mcpServerDisplayName", "mcpServerCatalogEntryName", "powerUserWorkspaceID"):
             if data.get(key) in (None, "") and meta.get(key) not in (None, ""):
                 data[key] = meta[key]
-        if data.get("userID") in (None, "") and subject:
-            data["userID"] = subject
         return ObotMcpAuditRecord.model_validate(data)
 
 
@@ -233,7 +244,8 @@ class ObotLlmAuditLog(WireModel):
     createdAt: UtcTime | None = None
     duration: int | None = None  # ms
     userID: str | None = None
-    apiKeyID: str | None = None
+    # ``*uint`` (obot-platform/obot apiclient/types/llmauditlog.go): a JSON number; strings accepted.
+    apiKeyID: IdStr | None = None
     apiKeyName: str | None = None
     modelProvider: str | None = None
     modelID: str | None = None
