@@ -92,6 +92,12 @@ def test_cloudevent_requires_spec_fields() -> None:
     assert ce.model_extra and ce.model_extra["tenant"] == "acme"
     with pytest.raises(ValidationError):
         CloudEvent.model_validate({"specversion": "0.3", "id": "1", "source": "s", "type": "t"})
+    base = {"specversion": "1.0", "id": "1", "source": "s", "type": "t"}
+    # cloudevents/spec: formats/json-format.md 3.1 (data xor data_base64); spec.md (non-empty subject, dataschema)
+    for bad in ({"data": {}, "data_base64": "e30="}, {"subject": ""}, {"dataschema": ""}, {"id": ""}):
+        with pytest.raises(ValidationError):
+            CloudEvent.model_validate(base | bad)
+    assert CloudEvent.model_validate(base | {"data_base64": "e30="}).data_base64 == "e30="
 
 
 def test_envelope_is_strict_and_utc() -> None:

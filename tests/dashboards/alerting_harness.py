@@ -252,6 +252,10 @@ class AlertingHarness:
             if resp.status != 200:
                 raise RuntimeError(f"Alertmanager refused the alerts: {resp.status}")
 
+    def alertmanager_alerts(self) -> list[dict[str, Any]]:
+        """Alertmanager's alerts with their status (``/api/v2/alerts``: active, suppressed, inhibitedBy)."""
+        return _get_json(f"{self.alertmanager_url}/api/v2/alerts")
+
     def query(self, expr: str) -> list[dict[str, Any]]:
         """An instant PromQL query's result vector."""
         url = f"{self.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})

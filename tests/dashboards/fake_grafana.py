@@ -4,6 +4,15 @@ This is a protocol test double for *our client code*: it checks the requests pus
 methods, bodies, authentication) and keeps enough state to prove idempotence. It is not Grafana and
 proves nothing about Grafana itself. Like Grafana, it adds fields on save (ids, versions, provenance,
 query defaults), so push must not mistake those for changes.
+
+Where each rule comes from (grafana/grafana): routes ``pkg/api/api.go``; folders (get / create /
+update by uid) ``pkg/api/folder.go``; datasource by uid ``pkg/api/datasources.go``; dashboards
+(``POST /api/dashboards/db`` answering status, uid, version; the version bumped on every save; an
+unknown folder refused) ``pkg/api/dashboard.go``; contact points (POST answers 202 with the point,
+PUT answers 202 ``{"message": "contactpoint updated"}``), alert rules (POST 201; provenance ``api``;
+an unknown folder refused) and rule groups ``pkg/services/ngalert/api/api_provisioning.go``; a
+missing or wrong bearer token answers 401 (``pkg/middleware/auth.go``). Not modelled: permissions,
+dashboard version conflicts, validation of rule queries.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,20 @@ pytestmark = pytest.mark.skipif(
 ALERT = "GateledgerBudgetExceeded"
 
 
+async def stays_inactive(alerting: AlertingHarness, evaluations: int = 2, timeout_s: float = 30) -> None:
+    """Nothing can repeat: Prometheus evaluates the rule ``evaluations`` more times and finds it
+    inactive every time, and Alertmanager holds no alert of it that it could send again."""
+    seen: set[str] = set()
+    deadline = time.monotonic() + timeout_s
+    while len(seen) <= evaluations:  # the first evaluation seen may predate the call
+        [rule] = [r for g in alerting.rule_groups() for r in g["rules"] if r["name"] == ALERT]
+        assert rule["state"] == "inactive", rule
+        seen.add(rule["lastEvaluation"])
+        assert time.monotonic() < deadline, f"Prometheus evaluated the rule only {len(seen)} times"
+        await asyncio.sleep(0.1)
+    assert not [a for a in alerting.alertmanager_alerts() if a["labels"]["alertname"] == ALERT]
+
+
 def budgets(limit: str) -> dict[str, Any]:
     return {"budgets": [
         {"name": "acme-month", "scope": {"tenant": "acme"}, "period": "month", "limit_usd": limit},
@@ -54,7 +68,8 @@ async def pages(alerting: AlertingHarness, status: str, n: int, timeout_s: float
 
 
 def test_budget_breach_pages_once_and_resolves(settings: Settings, alerting: AlertingHarness) -> None:
-    now = datetime.now(UTC)
+    clock = OffsetClock.midday()  # injected: a month end cannot pass while the test runs
+    now = clock()
     path: Path = MoneySettings().budgets_path(settings.core)
     defs = write_budgets(path, budgets("1"))
     book = BudgetBook(defs)
@@ -62,7 +77,6 @@ def test_budget_breach_pages_once_and_resolves(settings: Settings, alerting: Ale
         book.apply_cost(cost(amount, now, tenant="acme", user_id="alice"), now=now)  # 1.2 of 1
     book.apply_cost(cost("1", now, tenant="globex", user_id="gus"), now=now)  # 1 of 10
     snaps = snapshots_of(book, now)
-    clock = OffsetClock()
 
     async def main() -> None:
         await publish_snapshots(settings, snaps)
@@ -98,7 +112,7 @@ def test_budget_breach_pages_once_and_resolves(settings: Settings, alerting: Ale
             first_of_next = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0) + timedelta(days=32)).replace(day=1)
             clock.offset = first_of_next - now + timedelta(minutes=5)
             await pages(alerting, "resolved", 2)
-            await asyncio.sleep(2.5)  # a few more evaluation / group intervals: nothing repeats
+            await stays_inactive(alerting)
             assert len(alerting.receiver.notifications(ALERT, "firing")) == 2
             assert len(alerting.receiver.notifications(ALERT, "resolved")) == 2
             budgets_paged = {a["labels"]["budget_id"] for p in alerting.receiver.payloads for a in p["alerts"]}

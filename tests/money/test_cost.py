@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from gateledger.contracts.events import CostKind, FindingKind, LlmCall, LlmCallStatus, McpCall, McpCallStatus
 from gateledger.money.amounts import decimals_of
-from gateledger.money.catalog import PriceMatch, load_catalog
+from gateledger.money.catalog import load_catalog
 from gateledger.money.cost import cost_row_id, cost_version, llm_cost, restatement_round, tool_cost
 from gateledger.money.teams import TeamDirectory
 from gateledger.money.usage import TokenUsage

@@ -27,12 +27,20 @@ from gateledger.topics import Topic, topic_name
 
 @dataclass
 class OffsetClock:
-    """The wall clock moved by ``offset`` (so a test can step into the next period)."""
+    """The wall clock moved by ``base`` and ``offset`` (``offset``: so a test can step into the next period)."""
 
     offset: timedelta = field(default_factory=timedelta)
+    base: timedelta = field(default_factory=timedelta)
 
     def __call__(self) -> datetime:
-        return utcnow() + self.offset
+        return utcnow() + self.base + self.offset
+
+    @classmethod
+    def midday(cls) -> OffsetClock:
+        """A clock running from 12:00 UTC today: a test's periods are 12 hours from any day boundary,
+        so it cannot fail by crossing UTC midnight (or a month end in Europe) while it runs."""
+        real = utcnow()
+        return cls(base=real.replace(hour=12, minute=0, second=0, microsecond=0) - real)
 
 
 def write_budgets(path: Path, data: dict[str, Any]) -> BudgetSet:

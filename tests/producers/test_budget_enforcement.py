@@ -16,7 +16,7 @@ import base64
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -108,12 +108,12 @@ async def _filter(s: aiohttp.ClientSession, base: str, tenant: str, user: str, s
 
 
 def test_webhook_filter_enforces_block_budgets(settings: Settings) -> None:
-    now = datetime.now(UTC)
+    clock = OffsetClock.midday()  # injected: the test's "now" is never near a period boundary
+    now = clock()
     path = MoneySettings().budgets_path(settings.core)
     budgets = write_budgets(path, BUDGETS)
     book = _spend(now, budgets)
     snaps = snapshots_of(book, now)
-    clock = OffsetClock()
 
     async def main() -> None:
         await publish_snapshots(settings, snaps)
@@ -179,10 +179,10 @@ def _per_call(raw: bytes) -> bytes:
 
 
 def test_axonflow_precheck_budget_block_with_the_official_sdk(settings: Settings) -> None:
-    now = datetime.now(UTC)
+    clock = OffsetClock.midday()
+    now = clock()
     budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
     snaps = snapshots_of(_spend(now, budgets), now)
-    clock = OffsetClock()
     upstream_api = FakeAxonFlow()
 
     async def main() -> None:
@@ -317,13 +317,14 @@ def test_stale_view_fails_open_by_default_and_closed_when_asked(settings: Settin
 
 
 def test_enforcement_off(settings: Settings) -> None:
-    now = datetime.now(UTC)
+    clock = OffsetClock.midday()
+    now = clock()
     budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
     snaps = snapshots_of(_spend(now, budgets), now)
 
     async def main() -> None:
         await publish_snapshots(settings, snaps)
-        async with serving(settings, OffsetClock(), enforce_budgets=False) as base, aiohttp.ClientSession() as s:
+        async with serving(settings, clock, enforce_budgets=False) as base, aiohttp.ClientSession() as s:
             async with s.get(f"{base}/healthz") as r:
                 assert "enforcement" not in await r.json()
             assert (await _filter(s, base, "acme", "alice", "ms-github"))[0] == 200

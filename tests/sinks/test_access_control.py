@@ -1,8 +1,17 @@
-"""Server-only access control: the read-only analyst role and per-tenant row policies.
+"""Server-only access control: the read-only analyst role and per-tenant row policies; and the
+Replicated / Distributed layouts of the migrations.
 
-The DDL is rendered and checked everywhere; applying it needs a real ClickHouse server (chDB has no
-users, grants or row policies), so those tests run only when GATELEDGER_CLICKHOUSE_URL points at an
-http(s) server, and are skipped, with the reason shown, otherwise.
+The DDL is rendered and parse-checked everywhere; applying it needs a real ClickHouse server (chDB
+has no users, grants, row policies or clusters). Those tests are NOT run on this machine (no server
+here): they run only when GATELEDGER_TEST_CLICKHOUSE_URL points at an http(s) server, and are
+skipped, with the reason shown, otherwise. One command runs them (docs/operations.md):
+
+    GATELEDGER_TEST_CLICKHOUSE_URL=http://127.0.0.1:8123 .venv/bin/python -m pytest -m clickhouse_server
+
+GATELEDGER_TEST_CLICKHOUSE_USER / _PASSWORD give an admin account (default: default, no password);
+GATELEDGER_TEST_CLICKHOUSE_CLUSTER names a cluster of that server (``remote_servers``, ``macros``,
+Keeper) for the replicated and sharded layouts. A separate variable from the product's
+GATELEDGER_CLICKHOUSE_URL, so a shell set up for a real deployment never points the tests at it.
 """
 
 from __future__ import annotations
@@ -18,11 +27,17 @@ from gateledger.clickhouse.migrate import migrate
 from gateledger.settings import ClickHouseSettings
 from sinks.clickhouse.access_control import apply_server_ddl, quote_literal, render_server_ddl, tenant_role
 
-# Read at import: the per-test fixtures point GATELEDGER_CLICKHOUSE_URL at chDB.
-SERVER_URL = os.environ.get("GATELEDGER_CLICKHOUSE_URL", "")
+SERVER_URL = os.environ.get("GATELEDGER_TEST_CLICKHOUSE_URL", "")
+SERVER_USER = os.environ.get("GATELEDGER_TEST_CLICKHOUSE_USER", "default")
+SERVER_PASSWORD = os.environ.get("GATELEDGER_TEST_CLICKHOUSE_PASSWORD", "")
+CLUSTER = os.environ.get("GATELEDGER_TEST_CLICKHOUSE_CLUSTER", "")
 on_server = pytest.mark.skipif(
     not SERVER_URL.startswith(("http://", "https://")),
-    reason="needs a ClickHouse server: set GATELEDGER_CLICKHOUSE_URL=http(s)://... (chDB has no access control)",
+    reason="needs a ClickHouse server: set GATELEDGER_TEST_CLICKHOUSE_URL=http(s)://... (chDB has no access control)",
+)
+on_cluster = pytest.mark.skipif(
+    not (SERVER_URL.startswith(("http://", "https://")) and CLUSTER),
+    reason="needs a ClickHouse cluster: set GATELEDGER_TEST_CLICKHOUSE_URL and GATELEDGER_TEST_CLICKHOUSE_CLUSTER",
 )
 
 
@@ -67,11 +82,8 @@ def test_every_server_statement_parses_in_clickhouse(ch_client) -> None:
 def server() -> Iterator[tuple[object, ClickHouseSettings, str]]:
     """An admin client on the server, a fresh database migrated, cleaned up after."""
     suffix = uuid.uuid4().hex[:8]
-    ch = ClickHouseSettings(url=SERVER_URL, database=f"gl_acl_{suffix}",
-                            username=os.environ.get("GATELEDGER_CLICKHOUSE_USERNAME", "default"),
-                            password=os.environ.get("GATELEDGER_CLICKHOUSE_PASSWORD", ""))
-    admin = clickhouse_connect.get_client(dsn=SERVER_URL, username=ch.username,
-                                          password=ch.password.get_secret_value())
+    ch = ClickHouseSettings(url=SERVER_URL, database=f"gl_acl_{suffix}", username=SERVER_USER, password=SERVER_PASSWORD)
+    admin = clickhouse_connect.get_client(dsn=SERVER_URL, username=SERVER_USER, password=SERVER_PASSWORD)
     migrate(admin, ch)
     yield admin, ch, suffix
     for stmt in (f"DROP USER IF EXISTS alice_{suffix}, bob_{suffix}",
@@ -112,3 +124,30 @@ def test_tenant_analyst_sees_only_their_tenant_and_cannot_write(server) -> None:
         alice.query(f"SELECT * FROM {db}.sink_batches")
     alice.close()
     bob.close()
+
+
+@on_cluster
+@pytest.mark.clickhouse_server
+@pytest.mark.parametrize("sharded", [False, True])
+def test_replicated_and_distributed_layouts_apply_on_a_cluster(sharded: bool) -> None:
+    """The cluster layouts of docs/operations.md applied for real: Replicated tables ON CLUSTER, and
+    with ``sharded`` the ``T_local`` + Distributed ``T`` pairs; a row written lands and reads back."""
+    db = f"gl_cl_{uuid.uuid4().hex[:8]}"
+    ch = ClickHouseSettings(url=SERVER_URL, database=db, username=SERVER_USER, password=SERVER_PASSWORD,
+                            cluster=CLUSTER, sharded=sharded)
+    admin = clickhouse_connect.get_client(dsn=SERVER_URL, username=SERVER_USER, password=SERVER_PASSWORD)
+    try:
+        migrate(admin, ch)
+        engines = dict(admin.query("SELECT name, engine FROM system.tables WHERE database = {db:String}",
+                                   parameters={"db": db}).result_rows)
+        if sharded:
+            assert engines["mcp_calls"] == "Distributed" and engines["mcp_calls_local"].startswith("Replicated")
+        else:
+            assert engines["mcp_calls"].startswith("Replicated") and "mcp_calls_local" not in engines
+        admin.raw_insert(f"{db}.mcp_calls", None,
+                         b'{"id":"c-1","tenant":"acme","time":"2026-11-20 10:00:00","source":"s"}',
+                         fmt="JSONEachRow", settings={"async_insert": 0, "distributed_foreground_insert": 1})
+        assert admin.query(f"SELECT id FROM {db}.mcp_calls FINAL").result_rows == [("c-1",)]
+    finally:
+        admin.command(f"DROP DATABASE IF EXISTS {db} ON CLUSTER '{CLUSTER}' SYNC")
+        admin.close()

@@ -65,7 +65,7 @@ def test_crash_after_each_step_then_restart_with_other_batch_sizes(settings: Set
 
     asyncio.run(main())
     assert view_counts(ch_client, db, "mcp_calls") == (180, 180)
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)
     if broken_first:
         (n,), = ch_client.query(f"SELECT uniqExact(kafka_offset) FROM {db}.dead_letters").result_rows
         assert n == 4

@@ -83,7 +83,7 @@ def test_inserts_failing_for_a_while_lose_nothing_and_double_nothing(settings: S
     assert view_counts(ch_client, db, "cost_ledger") == (200, 200)
     assert view_counts(ch_client, db, "policy_decisions") == (50, 50)
     assert view_counts(ch_client, db, "llm_calls") == (100, 100)
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)
 
 
 @pytest.mark.fault
@@ -117,4 +117,4 @@ def test_slow_clickhouse_pauses_consumption_and_bounds_the_buffer(settings: Sett
     assert 0 < peak <= sink.max_buffered_rows + sink.fetch_max_records
     assert telemetry.PAUSED._value.get() == 0
     assert view_counts(ch_client, db, "mcp_calls") == (1500, 1500)
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)

@@ -30,7 +30,7 @@ def test_rebuild_equals_the_incremental_rollups_and_repairs_double_counting(sett
             await wait_caught_up(settings, state["sink"])
 
     asyncio.run(main())
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)
     incremental = (rollup_usage(ch_client, db), rollup_cost_daily(ch_client, db))
     # A replay beyond the deduplication window would count events again: simulate it, then repair.
     ch_client.command(f"INSERT INTO {db}.usage_per_minute SELECT * FROM {db}.usage_per_minute",
@@ -39,4 +39,4 @@ def test_rebuild_equals_the_incremental_rollups_and_repairs_double_counting(sett
     fed = rebuild_rollups(ch_client, db)
     assert fed == {"mcp_calls": 120, "llm_calls": 80, "cost_ledger": 90}
     assert (rollup_usage(ch_client, db), rollup_cost_daily(ch_client, db)) == incremental
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)

@@ -61,7 +61,7 @@ def test_every_table_lands_latest_versions_once_and_rollups_are_exact(settings: 
                                                   f"({VIEW_ARGS}) WHERE id = {{id:String}}", id=pd.id, **ALL_TIME)
     assert policies == pd.policies and approved is False
     assert expires.replace(tzinfo=None) == pd.expires_at.replace(tzinfo=None)
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)
 
 
 def test_bad_messages_are_dead_lettered_and_good_ones_around_them_land(settings: Settings, ch_client) -> None:
@@ -113,4 +113,4 @@ def test_bad_messages_are_dead_lettered_and_good_ones_around_them_land(settings:
     # The refused row is in no rollup either.
     (calls,), = q(ch_client, f"SELECT sum(calls) FROM {db}.usage_per_minute_v({VIEW_ARGS})", **ALL_TIME)
     assert calls == 30
-    assert_rollups_exact(ch_client, db)
+    assert_rollups_exact(ch_client, db, settings)

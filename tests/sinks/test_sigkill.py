@@ -173,7 +173,7 @@ def test_sigkill_at_random_moments_leaves_exactly_50k_events_and_exact_rollups(
                          ("raw_events", Topic.RAW_OBOT_MCP)):
         (physical,), = q(client, f"SELECT count() FROM {db}.{table}")
         assert physical <= per_topic[topic], (table, physical, per_topic[topic])
-    assert_rollups_exact(client, db)
+    assert_rollups_exact(client, db, settings)
     (dead,), = q(client, f"SELECT count() FROM {db}.dead_letters")
     assert dead == 0
     assert published == len(msgs)

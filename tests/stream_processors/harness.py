@@ -88,8 +88,10 @@ class Outputs:
         return len(self.all(topic))
 
 
-async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS) -> Outputs:
-    """Everything currently on the output topics (read from the beginning up to the true end)."""
+async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS,
+                       skip_invalid: bool = False) -> Outputs:
+    """Everything currently on the output topics (read from the beginning up to the true end);
+    ``skip_invalid``: leave out messages that are not JSON (a test's deliberately broken ones)."""
     target = resolve(settings.kafka, settings.core)
     names = {topic_name(t, target.topic_prefix): str(t) for t in topics}
     consumer = AIOKafkaConsumer(**common_config(settings.kafka, target.bootstrap), enable_auto_commit=False,
@@ -115,7 +117,13 @@ async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS)
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10000)
             for tp, msgs in batch.items():
                 for m in msgs:
-                    out.messages.setdefault(names[tp.topic], []).append(jsonutil.loads(m.value))
+                    try:
+                        value = jsonutil.loads(m.value)
+                    except ValueError:
+                        if not skip_invalid:
+                            raise
+                        continue
+                    out.messages.setdefault(names[tp.topic], []).append(value)
                 if msgs and msgs[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
     finally:

@@ -1,4 +1,14 @@
-"""MCP JSON-RPC messages as an Obot webhook filter receives them. See wire-formats.md, sections 4 and 6."""
+"""MCP JSON-RPC messages as an Obot webhook filter receives them.
+
+Rules from the MCP schema, modelcontextprotocol/modelcontextprotocol ``schema/2025-11-25/schema.ts``
+(the same in 2025-06-18): ``JSONRPC_VERSION = "2.0"``; ``RequestId = string | number``;
+``JSONRPCRequest`` / ``JSONRPCNotification`` carry a ``method`` and optional ``params`` (with an
+optional ``_meta`` object, ``RequestParams``); ``JSONRPCResultResponse`` a ``result``;
+``JSONRPCErrorResponse`` an ``error`` (``Error``: ``code: number``, ``message: string``, optional
+``data``). ``_meta`` keys: ``docs/specification/2025-11-25/basic/index.mdx`` ("General fields: _meta").
+Lenient on purpose (an audit records what was sent): a result without an ``id`` is accepted, and an
+error's ``message`` may be missing.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +20,9 @@ from gateledger.contracts.wire.base import IdStr, WireModel
 
 
 class JsonRpcError(WireModel):
-    # ``omitempty`` upstream (nanobot-ai/nanobot pkg/mcp/message.go): an error may come without a code.
+    """schema.ts ``Error`` (``code`` required there); Obot's Go structs write it ``omitempty``
+    (nanobot-ai/nanobot pkg/mcp/message.go), so an error may come without a code."""
+
     code: int | None = None
     message: str = ""
     data: Any = None
@@ -28,8 +40,9 @@ class JsonRpcMessage(WireModel):
 
     @model_validator(mode="after")
     def _one_kind(self) -> JsonRpcMessage:
-        if self.jsonrpc != "2.0":
+        if self.jsonrpc != "2.0":  # schema.ts: jsonrpc: typeof JSONRPC_VERSION ("2.0")
             raise ValueError("jsonrpc must be '2.0'")
+        # schema.ts: a message is a request / notification (method), a result response or an error response.
         if self.method is None and "result" not in self.model_fields_set and self.error is None:
             raise ValueError("a JSON-RPC message needs a method, a result or an error")
         return self
