@@ -4,13 +4,16 @@ Pure logic over one partition's messages in offset order, with its state in a ``
 the faust agent around it only moves bytes. For every message: advance the topic's watermark and
 fire what became due, drop duplicates, then turn the envelope into typed output rows, findings and
 facts for the correlate stage. Everything it decides is a function of the partition's message
-sequence, so a replay after a crash decides the same.
+sequence (and of the clock, for sources going idle), so a replay after a crash decides the same.
+
+Event time is per tenant (``common/watermark.py``): each tenant's timers fire on its own watermark.
 
 State keys (all in this partition's slice of one faust table):
-  ``w|<topic>``              event-time watermark of one raw topic
-  ``d|<topic>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
-  ``m|<exchange>``           an Obot MCP exchange whose halves are being merged (or were)
-  ``c|<tenant>|<context>``   an AxonFlow pre-check and its audit being joined (or joined)
+  ``w|<tenant>``              event-time watermark of one tenant, with each source's newest event
+  ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
+  ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
+                              exchange key starts with the tenant
+  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined)
 """
 
 from __future__ import annotations
@@ -35,8 +38,16 @@ from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import from_us, secs, to_us
-from stream_processors.common.watermark import Watermark
-from stream_processors.facts import interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
+from stream_processors.common.watermark import TenantWatermarks
+from stream_processors.facts import (
+    gone_fact,
+    interaction_id,
+    llm_fact,
+    mcp_fact,
+    policy_fact,
+    root_key,
+    webhook_fact,
+)
 from stream_processors.normalize import llm, mcp, policy, webhook
 from stream_processors.normalize.errors import InvalidEvent
 from stream_processors.settings import ProcessorSettings
@@ -85,9 +96,12 @@ class NormalizePartition:
         self.state = PartitionState(partition)
         self.out = Batch()
         self.dedup = DedupWindow(secs(settings.dedup_window_s), secs(settings.dedup_bucket_s))
-        self._wms: dict[str, Watermark] = {}
-        self._merge_timers = TimerHeap()  # on the MCP topic's watermark
-        self._context_timers = TimerHeap()  # on the AxonFlow topic's watermark
+        self._clock_us: Callable[[], int] = lambda: to_us(clock())
+        self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
+                                    idle_advance=secs(settings.idle_advance_s),
+                                    source_idle=secs(settings.source_idle_s), clock_us=self._clock_us)
+        # Merge and join timers per tenant, each on its tenant's watermark.
+        self._timers: dict[str, TimerHeap] = {}
         self._next_expiry: dict[str, int] = {}
         self._merge_timeout = secs(settings.mcp_merge_timeout_s)
         self._retention = secs(settings.retention_s)
@@ -97,37 +111,35 @@ class NormalizePartition:
         self._raw = b""
         # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
         self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
-        self._clock_us: Callable[[], int] = lambda: to_us(clock())
 
     # -- state lifecycle --------------------------------------------------------------------------
 
     def load(self, items: list[tuple[str, Any]]) -> None:
         """Rebuild from persisted state (after a start, restart or rebalance)."""
         kv = self.state.kv
+        legacy = set(self.topics.all())
         for key, value in items:
             kv[key] = value
             kind = key[:2]
             if kind == "w|":
-                self.watermark(key[2:])  # so an idle topic still advances after a restart
+                if TenantWatermarks.is_current(key, value):
+                    self.wms.load(key, value)
+                else:
+                    self.state.delete(key, WATERMARK)  # a per-topic watermark of an older version
             elif kind == "d|":
-                _, topic, bucket, _n = key.split("|", 3)
-                self.dedup.load_chunk(key, topic, int(bucket), value)
-            elif kind == "m|" and value.get("due") is not None:
-                self._merge_timers.push(value["due"], key)
-            elif kind == "c|" and value.get("due") is not None:
-                self._context_timers.push(value["due"], key)
+                head, bucket, _n = key.rsplit("|", 2)
+                if head[2:] in legacy:
+                    self.state.delete(key, DEDUP)  # a per-topic chunk of an older version
+                else:
+                    self.dedup.load_chunk(key, head[2:], int(bucket), value)
+            elif kind in ("m|", "c|") and value.get("due") is not None:
+                self._timer(_tenant_of(key, value)).push(value["due"], key)
 
-    def watermark(self, topic: str) -> Watermark:
-        wm = self._wms.get(topic)
-        if wm is None:
-            key = f"w|{topic}"
-            st = self.state.kv.get(key)
-            if st is None:
-                st = {}
-                self.state.kv[key] = st
-            wm = self._wms[topic] = Watermark(st, secs(self.s.lateness_s), secs(self.s.idle_advance_s),
-                                              self._clock_us)
-        return wm
+    def _timer(self, tenant: str) -> TimerHeap:
+        heap = self._timers.get(tenant)
+        if heap is None:
+            heap = self._timers[tenant] = TimerHeap()
+        return heap
 
     def flush(self, suffix: str) -> list[tuple[str, Any]]:
         """State writes of everything processed since the last flush, in the order they must land."""
@@ -150,50 +162,45 @@ class NormalizePartition:
             self._dead(topic, offset, value, reason, f"not a valid envelope: {_short(exc)}", None)
             return
         t_us = to_us(env.time)
-        wm = self.watermark(topic)
-        if wm.observe(t_us):
-            self._on_watermark(topic)
+        tenant = env.tenant
+        if self.wms.observe(tenant, f"{env.source}|{env.type}", t_us):
+            self._on_watermark(tenant)
         if self.dedup.seen(env.id):
             _DEDUP.inc()
             return
-        if self.dedup.beyond(t_us, wm.value):
+        if self.dedup.beyond(t_us, self.wms.value(tenant)):
             _BEYOND.inc()
-        self.dedup.add(topic, env.id, t_us)
+        self.dedup.add(tenant, env.id, t_us)
         try:
             self._dispatch(topic, env, t_us)
         except InvalidEvent as exc:
             self._dead(topic, offset, value, exc.reason, str(exc), env.tenant, env.type)
         # A late event can schedule work that is already due: do it now, not at the next move.
-        self._fire_overdue(topic)
-
-    def _fire_overdue(self, topic: str) -> None:
-        heap = self._merge_timers if topic == self.topics.mcp else (
-            self._context_timers if topic == self.topics.axonflow else None)
-        if heap is not None:
-            nxt = heap.next_due()
-            if nxt is not None and nxt <= self._wms[topic].value:
-                self._on_watermark(topic)
+        heap = self._timers.get(tenant)
+        nxt = heap.next_due() if heap is not None else None
+        if nxt is not None and nxt <= self.wms.value(tenant):
+            self._on_watermark(tenant)
 
     def tick(self) -> None:
-        """Let idle topics' watermarks follow the clock, and fire what became due."""
-        for topic, wm in list(self._wms.items()):
-            if wm.idle_tick():
-                self._on_watermark(topic)
+        """Let tenants whose sources went quiet move on with the clock, and fire what became due."""
+        for tenant in self.wms.tick():
+            self._on_watermark(tenant)
+        self.wms.report(STAGE)
 
-    def _on_watermark(self, topic: str) -> None:
-        wm = self._wms[topic].value
-        if topic == self.topics.mcp:
-            for due, key in self._merge_timers.pop_due(wm):
-                self._merge_due(key, due, wm)
-        elif topic == self.topics.axonflow:
-            for due, key in self._context_timers.pop_due(wm):
-                self._context_due(key, due, wm)
-        if wm >= self._next_expiry.get(topic, 0):
-            for key in self.dedup.expire(topic, wm):
+    def _on_watermark(self, tenant: str) -> None:
+        wm = self.wms.value(tenant)
+        heap = self._timers.get(tenant)
+        if heap is not None:
+            for due, key in heap.pop_due(wm):
+                if key[:2] == "m|":
+                    self._merge_due(key, due, wm)
+                else:
+                    self._context_due(key, due, wm)
+        if wm >= self._next_expiry.get(tenant, 0):
+            for key in self.dedup.expire(tenant, wm):
                 self.state.delete(key, DEDUP)
-            self._next_expiry[topic] = wm + self.dedup.bucket
-        self.state.touch(f"w|{topic}", WATERMARK)
-        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(wm / 1e6)
+            self._next_expiry[tenant] = wm + self.dedup.bucket
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
     def _dispatch(self, topic: str, env: Envelope, t_us: int) -> None:
         rcv = to_us(env.received_at)
@@ -255,6 +262,8 @@ class NormalizePartition:
         self.out.row(call, t)
         for d in mcp.webhook_decisions(call):
             self.out.row(d, t)
+        if mcp.is_housekeeping(call):
+            return  # recorded as an MCP call; not part of any user-level interaction
         exchange = None
         if call.session_id and call.jsonrpc_id:
             exchange = f"{call.mcp_server_id or ''}|{call.session_id}|{call.jsonrpc_id}"
@@ -316,12 +325,13 @@ class NormalizePartition:
             st = {"g": st["g"] + 1}
         else:
             st = {"g": 0}
-        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv})
+        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv,
+                   "tn": env.tenant})
         st[half] = env_json
         self._parsed[(key, half)] = (env, rec)
         st["due"] = t_us + self._merge_timeout
         self.state.put(key, st)
-        self._merge_timers.push(st["due"], key)
+        self._timer(_tenant_of(key, st)).push(st["due"], key)
 
     def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
         """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
@@ -346,7 +356,7 @@ class NormalizePartition:
         # Bodies are no longer needed once both halves are in.
         st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
         self.state.put(key, st)
-        self._merge_timers.push(st["due"], key)
+        self._timer(_tenant_of(key, st)).push(st["due"], key)
 
     def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
         req, resp = self._pair(key, st)
@@ -369,7 +379,7 @@ class NormalizePartition:
         if st["open"]:
             xkey = key[2:]
             self._merge_timeout_close(key, st, xkey)
-            self._merge_timers.push(st["due"], key)
+            self._timer(_tenant_of(key, st)).push(st["due"], key)
         else:
             self.state.delete(key)
             self._parsed.pop((key, "request"), None)
@@ -386,7 +396,7 @@ class NormalizePartition:
             self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
             return
         key = f"c|{row.tenant}|{row.context_id}"
-        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
+        st = self.state.get(key) or _new_context(row.tenant, t_us)
         if st["pre"] is not None:
             return  # this context's pre-check is already in (a replay)
         exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
@@ -403,7 +413,17 @@ class NormalizePartition:
             self._emit_llm(call, st["held"]["rcv"], root)
             st["held"] = None
         elif aud is not None and st["orph"] == 1:
-            # The audit was declared an orphan and correlated alone; its pre-check existed after all.
+            # The audit was declared an orphan and correlated alone; its pre-check existed after all:
+            # the call moves (enriched) to the pre-check's interaction, and its fact under its own
+            # root is replaced by a tombstone, so that interaction is withdrawn.
+            moved = st.pop("oheld", None)
+            if moved is not None:
+                held = Envelope.model_validate_json(moved["env"])
+                call = llm.call_from_axonflow_audit(held, self._enrichment(st))
+                self._emit_llm(call, moved["rcv"], root)
+                self.out.internal(FACTS, aud["root"], gone_fact(call.id, call.version, row.tenant, aud["root"],
+                                                                to_us(call.time), moved["rcv"]), aud["t"])
+                aud["root"] = root
             self.out.row(findings.orphan(
                 tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
                 interaction_id=interaction_id(aud["root"]), request_id=row.request_id, client_id=row.client_id,
@@ -414,7 +434,7 @@ class NormalizePartition:
     def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
         _ex, req = llm.parse_audit(env)
         key = f"c|{env.tenant}|{req.context_id}"
-        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
+        st = self.state.get(key) or _new_context(env.tenant, t_us)
         if st["aud"] is not None:
             return  # the one audit of this context is already in (a replay)
         st["last"] = max(st["last"], t_us)
@@ -462,13 +482,14 @@ class NormalizePartition:
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
         st["due"] = self._context_next_due(st)
         self.state.put(key, st)
-        self._context_timers.push(st["due"], key)
+        self._timer(_tenant_of(key, st)).push(st["due"], key)
 
     def _context_due(self, key: str, due: int, wm: int) -> None:
         st = self.state.get(key)
         if st is None or st.get("due") != due:
             return
-        _, tenant, context_id = key.split("|", 2)
+        tenant = _tenant_of(key, st)
+        context_id = key[len(tenant) + 3:]
         pre, aud = st["pre"], st["aud"]
         if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]) \
                 and wm >= pre["exp"] + self._unaudited_grace:
@@ -490,12 +511,23 @@ class NormalizePartition:
                 tenant=tenant, context_id=context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
                 interaction_id=interaction_id(root), request_id=call.request_id, client_id=call.client_id,
                 now=self._now()), aud["t"])
+            # Kept: a late pre-check still moves the call to its own interaction.
+            st["oheld"] = st["held"]
             st["held"] = None
             st["orph"] = 1
         if wm >= st["last"] + self._retention:
             self.state.delete(key)
             return
         self._schedule_context(key, st)
+
+
+def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
+    return {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us, "tn": tenant}
+
+
+def _tenant_of(key: str, st: dict[str, Any]) -> str:
+    """The tenant of an exchange or join state (both keys start with it after the kind)."""
+    return st.get("tn") or key.split("|", 2)[1]
 
 
 def _short(exc: ValidationError) -> str:
