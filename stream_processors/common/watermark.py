@@ -108,6 +108,23 @@ class TenantWatermarks:
         ent = self._tenants.get(tenant)
         return ent["wm"] if ent else 0
 
+    def source_value(self, tenant: str, source: str) -> int:
+        """Progress of one source: its newest event minus lateness while it is active, else the tenant's.
+
+        For waits within one source (the two halves of an MCP exchange): a source first seen behind
+        its tenant's other sources still gives its own records their full wait; once it goes quiet
+        its waits end with the tenant's time.
+        """
+        ent = self._tenants.get(tenant)
+        if ent is None:
+            return 0
+        newest = ent["s"].get(source)
+        now = self._clock_us()
+        quiet = now - self._last.get((tenant, source), now)
+        if newest is None or quiet >= self.source_idle or (self.idle_advance and quiet >= self.idle_advance):
+            return ent["wm"]
+        return newest - self.lateness
+
     def newest(self, tenant: str) -> int:
         ent = self._tenants.get(tenant)
         return max(ent["s"].values(), default=0) if ent else 0

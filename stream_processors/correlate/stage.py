@@ -152,6 +152,7 @@ class CorrelatePartition:
         for tenant in self.wms.tick():
             self._on_watermark(tenant)
         self.wms.report(STAGE)
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
     def _emit(self, skey: str, st: dict[str, Any]) -> None:
         now = self.clock()
@@ -190,7 +191,6 @@ class CorrelatePartition:
                 self.state.put(skey, st)
             elif wm >= st["last"] + self._retention:
                 self.state.delete(skey)
-        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
 
 def _tenant_of(st: dict[str, Any]) -> str:

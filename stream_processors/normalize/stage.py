@@ -100,8 +100,10 @@ class NormalizePartition:
         self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
                                     idle_advance=secs(settings.idle_advance_s),
                                     source_idle=secs(settings.source_idle_s), clock_us=self._clock_us)
-        # Merge and join timers per tenant, each on its tenant's watermark.
-        self._timers: dict[str, TimerHeap] = {}
+        # Timers per tenant: joins (key "") on the tenant's watermark; the halves of an exchange
+        # (key: their source) on their own source's progress, so a source first seen behind the
+        # others does not time its own exchanges out at once.
+        self._timers: dict[str, dict[str, TimerHeap]] = {}
         self._next_expiry: dict[str, int] = {}
         self._merge_timeout = secs(settings.mcp_merge_timeout_s)
         self._retention = secs(settings.retention_s)
@@ -133,12 +135,13 @@ class NormalizePartition:
                 else:
                     self.dedup.load_chunk(key, head[2:], int(bucket), value)
             elif kind in ("m|", "c|") and value.get("due") is not None:
-                self._timer(_tenant_of(key, value)).push(value["due"], key)
+                self._timer(_tenant_of(key, value), value.get("src", "")).push(value["due"], key)
 
-    def _timer(self, tenant: str) -> TimerHeap:
-        heap = self._timers.get(tenant)
+    def _timer(self, tenant: str, source: str = "") -> TimerHeap:
+        heaps = self._timers.setdefault(tenant, {})
+        heap = heaps.get(source)
         if heap is None:
-            heap = self._timers[tenant] = TimerHeap()
+            heap = heaps[source] = TimerHeap()
         return heap
 
     def flush(self, suffix: str) -> list[tuple[str, Any]]:
@@ -163,8 +166,8 @@ class NormalizePartition:
             return
         t_us = to_us(env.time)
         tenant = env.tenant
-        if self.wms.observe(tenant, f"{env.source}|{env.type}", t_us):
-            self._on_watermark(tenant)
+        self.wms.observe(tenant, f"{env.source}|{env.type}", t_us)
+        self._on_watermark(tenant)
         if self.dedup.seen(env.id):
             _DEDUP.inc()
             return
@@ -176,31 +179,32 @@ class NormalizePartition:
         except InvalidEvent as exc:
             self._dead(topic, offset, value, exc.reason, str(exc), env.tenant, env.type)
         # A late event can schedule work that is already due: do it now, not at the next move.
-        heap = self._timers.get(tenant)
-        nxt = heap.next_due() if heap is not None else None
-        if nxt is not None and nxt <= self.wms.value(tenant):
-            self._on_watermark(tenant)
+        self._on_watermark(tenant)
 
     def tick(self) -> None:
         """Let tenants whose sources went quiet move on with the clock, and fire what became due."""
         for tenant in self.wms.tick():
             self._on_watermark(tenant)
         self.wms.report(STAGE)
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
     def _on_watermark(self, tenant: str) -> None:
+        """Fire the tenant's due timers and expire its old dedup chunks (cheap when nothing is due)."""
         wm = self.wms.value(tenant)
-        heap = self._timers.get(tenant)
-        if heap is not None:
-            for due, key in heap.pop_due(wm):
+        for source, heap in list(self._timers.get(tenant, {}).items()):
+            limit = self.wms.source_value(tenant, source) if source else wm
+            nxt = heap.next_due()
+            if nxt is None or nxt > limit:
+                continue
+            for due, key in heap.pop_due(limit):
                 if key[:2] == "m|":
-                    self._merge_due(key, due, wm)
+                    self._merge_due(key, due, limit)
                 else:
-                    self._context_due(key, due, wm)
+                    self._context_due(key, due, limit)
         if wm >= self._next_expiry.get(tenant, 0):
             for key in self.dedup.expire(tenant, wm):
                 self.state.delete(key, DEDUP)
             self._next_expiry[tenant] = wm + self.dedup.bucket
-        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
     def _dispatch(self, topic: str, env: Envelope, t_us: int) -> None:
         rcv = to_us(env.received_at)
@@ -326,12 +330,12 @@ class NormalizePartition:
         else:
             st = {"g": 0}
         st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv,
-                   "tn": env.tenant})
+                   "tn": env.tenant, "src": f"{env.source}|{env.type}"})
         st[half] = env_json
         self._parsed[(key, half)] = (env, rec)
         st["due"] = t_us + self._merge_timeout
         self.state.put(key, st)
-        self._timer(_tenant_of(key, st)).push(st["due"], key)
+        self._timer(_tenant_of(key, st), st.get("src", "")).push(st["due"], key)
 
     def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
         """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
@@ -356,7 +360,7 @@ class NormalizePartition:
         # Bodies are no longer needed once both halves are in.
         st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
         self.state.put(key, st)
-        self._timer(_tenant_of(key, st)).push(st["due"], key)
+        self._timer(_tenant_of(key, st), st.get("src", "")).push(st["due"], key)
 
     def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
         req, resp = self._pair(key, st)
@@ -379,7 +383,7 @@ class NormalizePartition:
         if st["open"]:
             xkey = key[2:]
             self._merge_timeout_close(key, st, xkey)
-            self._timer(_tenant_of(key, st)).push(st["due"], key)
+            self._timer(_tenant_of(key, st), st.get("src", "")).push(st["due"], key)
         else:
             self.state.delete(key)
             self._parsed.pop((key, "request"), None)
