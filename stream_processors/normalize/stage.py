@@ -168,12 +168,14 @@ class NormalizePartition:
         tenant = env.tenant
         self.wms.observe(tenant, f"{env.source}|{env.type}", t_us)
         self._on_watermark(tenant)
-        if self.dedup.seen(env.id):
+        # Remembered per tenant: two tenants' records with the same upstream id are not duplicates.
+        seen_key = f"{tenant}|{env.id}"
+        if self.dedup.seen(seen_key):
             _DEDUP.inc()
             return
         if self.dedup.beyond(t_us, self.wms.value(tenant)):
             _BEYOND.inc()
-        self.dedup.add(tenant, env.id, t_us)
+        self.dedup.add(tenant, seen_key, t_us)
         try:
             self._dispatch(topic, env, t_us)
         except InvalidEvent as exc:

@@ -47,12 +47,8 @@ budgets:
 
 
 def housekeeping(tenant: str, n: int, at: Any) -> Published:
-    """A `tools/list` exchange recorded whole by Obot: protocol housekeeping, never an interaction."""
-    rec = {"subject": "u", "metadata": {"mcpID": "ms-github"}, "sessionID": f"hk-{n}", "requestID": "0",
-           "createdAt": traffic.utc_iso(at), "callType": "tools/list",
-           "requestBody": {"jsonrpc": "2.0", "id": 0, "method": "tools/list"},
-           "responseBody": {"jsonrpc": "2.0", "id": 0, "result": {"tools": []}}, "responseStatus": 200}
-    return envelope("obot-audit", rec, tenant=tenant, received_at=at + traffic.DELAY)
+    return envelope("obot-audit", traffic.housekeeping_record(tenant, n, at), tenant=tenant,
+                    received_at=at + traffic.DELAY)
 
 
 @cache
