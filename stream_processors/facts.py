@@ -19,6 +19,7 @@ from gateledger.ids import stable_id
 from stream_processors.common.timeutil import to_us
 
 Fact = dict[str, Any]
+FACTS = "facts"  # logical name of the internal facts topic in the normalize stage's emitted batches
 
 
 def root_key(tenant: str, *, request_id: str | None = None, trace_id: str | None = None,
