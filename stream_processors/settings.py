@@ -54,7 +54,7 @@ class ProcessorSettings(BaseSettings):
     # -- correlation ----------------------------------------------------------------------------
     # An incomplete interaction is emitted this long after its first event.
     interaction_timeout_s: float = Field(default=300.0, gt=0)
-    # A complete interaction is emitted once nothing new arrived for this long.
+    # No longer used: a complete interaction is emitted at once (kept so existing configs still load).
     interaction_settle_s: float = Field(default=2.0, ge=0)
     # How long emitted interactions, joined contexts and merged exchanges stay updatable by late
     # events (after their last event). Memory grows with traffic x this retention.

@@ -112,7 +112,9 @@ def assert_same_final_rows(ref: dict[str, dict[str, Any]], got: dict[str, dict[s
     """Every output topic holds the same final rows (both from ``collapsed``)."""
     for topic in ref:
         diff = {k for k in ref[topic].keys() | got[topic].keys() if ref[topic].get(k) != got[topic].get(k)}
-        assert not diff, f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}"
+        first = sorted(diff)[:1]
+        assert not diff, (f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}; first: reference "
+                          f"{[ref[topic].get(k) for k in first]} got {[got[topic].get(k) for k in first]}")
 
 
 def _settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
