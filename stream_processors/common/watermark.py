@@ -121,8 +121,10 @@ class TenantWatermarks:
         newest = ent["s"].get(source)
         now = self._clock_us()
         quiet = now - self._last.get((tenant, source), now)
-        if newest is None or quiet >= self.source_idle or (self.idle_advance and quiet >= self.idle_advance):
+        if newest is None:
             return ent["wm"]
+        if quiet >= self.source_idle or (self.idle_advance and quiet >= self.idle_advance):
+            return max(ent["wm"], newest - self.lateness)
         return newest - self.lateness
 
     def newest(self, tenant: str) -> int:

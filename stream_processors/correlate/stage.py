@@ -143,7 +143,7 @@ class CorrelatePartition:
                 due = st["first"] + self._timeout
                 if due != st["due"]:
                     st["due"] = due
-                    self._timer(st.get("tn") or _tenant_of(st)).push(due, skey)
+                    self._timer(_tenant_of(st)).push(due, skey)
             self.state.put(skey, st)
         self._touched.clear()
 

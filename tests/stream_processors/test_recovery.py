@@ -46,10 +46,12 @@ def _key_for(partition: int, partitions: int, fmt: str) -> str:
 
 
 def sentinels(partitions: int, tenant: str = "acme") -> list[Published]:
-    """Later events on every partition of the timed raw topics and of the facts topic.
+    """Later events of every source on every partition of the timed raw topics and of the facts topic.
 
     One hour on: past every timeout and expiry of the traffic, well within the retention (24 h),
-    so facts still arriving from other partitions after a sentinel find their interaction.
+    so facts still arriving from other partitions after a sentinel find their interaction. Every
+    source of the traffic gets one (a tenant's event time is the minimum over its sources): a
+    pre-check and its audit, and a tool call of the same request, whose fact lands on partition p.
     """
     far = T0 + timedelta(hours=1)
     out = []
@@ -62,10 +64,15 @@ def sentinels(partitions: int, tenant: str = "acme") -> list[Published]:
         rec["response"]["context_id"] = ctx
         rec["request"]["context"]["request_id"] = req
         out.append(envelope("axonflow-precheck", rec, tenant=tenant, received_at=far))
+        out.append(envelope("axonflow-llm-call", traffic.audit_record(spec, far, context_id=ctx), tenant=tenant,
+                            received_at=far))
         session = _key_for(p, partitions, "ms-sentinel|sess-{}|1").split("|")[1]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "sentinel", "_meta": {"request_id": req}}}
         whole = {"createdAt": traffic.utc_iso(far), "subject": "u", "metadata": {"mcpID": "ms-sentinel"},
-                 "callType": "ping", "requestID": "1", "sessionID": session, "responseStatus": 200,
-                 "requestBody": {"jsonrpc": "2.0", "id": 1, "method": "ping"}, "responseBody": {}}
+                 "callType": "tools/call", "callIdentifier": "sentinel", "requestID": "1", "sessionID": session,
+                 "responseStatus": 200, "requestBody": body, "responseBody": {"jsonrpc": "2.0", "id": 1,
+                                                                             "result": {}}}
         out.append(envelope("obot-audit", whole, tenant=tenant, received_at=far))
     return out
 
