@@ -257,7 +257,7 @@ def test_sigkill_mid_stream_and_restart_gives_identical_final_outputs(
                              phase1, phase2, want)
 
     ref, got = collapsed(reference), collapsed(crashed)
-    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs)
+    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs) + partitions  # + each partition's sentinel
     assert {f["kind"] for f in ref[str(Topic.FINDINGS)].values()} >= {"policy_bypass", "unaudited_llm_call",
                                                                        "suspect_usage"}
     assert not ref[str(Topic.DEAD_LETTERS)]
