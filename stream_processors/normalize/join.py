@@ -61,6 +61,7 @@ class ContextJoin:
             # The audit was declared an orphan and correlated alone; its pre-check existed after all:
             # the call moves (enriched) to the pre-check's interaction, and its fact under its own
             # root is replaced by a tombstone, so that interaction is withdrawn.
+            orphan_root = aud["root"]  # the withdrawal names what the finding named
             moved = st.pop("oheld", None)
             if moved is not None:
                 held = Envelope.model_validate_json(moved["env"])
@@ -71,7 +72,7 @@ class ContextJoin:
                 aud["root"] = root
             self.out.row(findings.orphan(
                 tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
-                interaction_id=interaction_id(aud["root"]), request_id=row.request_id, client_id=row.client_id,
+                interaction_id=interaction_id(orphan_root), request_id=row.request_id, client_id=row.client_id,
                 now=self._now(), retracted=True, evidence=[env.id]), aud["t"])
             st["orph"] = 2
         self._schedule_context(key, st)
