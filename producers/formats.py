@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from gateledger.clock import utcnow
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope, EventType, utc_iso
 from gateledger.contracts.wire import (
     AuditLogEntry,
     AxonFlowExchange,
@@ -34,11 +34,15 @@ from gateledger.contracts.wire import (
     PreCheckRequest,
     PreCheckResponse,
 )
+from gateledger.contracts.wire.base import UtcTime
 from gateledger.correlation import context_keys, mcp_message_keys, trace_id_from_traceparent
 from gateledger.ids import event_id, tenant_id
 from gateledger.masking import Masker
 from gateledger.topics import Topic
 from producers.event_time import configured_skew, future_time_error
+
+
+_DELIVERED: TypeAdapter[datetime] = TypeAdapter(UtcTime)
 
 
 class InvalidRecord(ValueError):
@@ -227,11 +231,16 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
     if ctx.annotations:
         # The processors read the verdict under this key (stream_processors/normalize/webhook.py).
         data["_gateledger"] = ctx.masker.mask(ctx.annotations)
+    # The JSON-RPC body has no time: the delivery's is recorded next to the verdict, and a replay of
+    # the recording (gateledger ingest) takes it back, so it joins the interactions the live run did.
+    delivered = _delivered_at(record) or ctx.received_at
+    if isinstance(data.get("_gateledger", {}), dict):
+        data["_gateledger"] = {**data.get("_gateledger", {}), "delivered_at": utc_iso(delivered)}
     env = Envelope(
         id=eid,
         source=source,
         type=EventType.OBOT_WEBHOOK_DECISION,
-        time=ctx.received_at,
+        time=delivered,
         received_at=ctx.received_at,
         tenant=ctx.tenant,
         subject=ctx.subject,
@@ -240,6 +249,18 @@ def obot_webhook(record: Any, ctx: IngestContext) -> Published:
         data=data,
     )
     return Published(env, Topic.RAW_OBOT_WEBHOOK, request_id or trace_id or eid)
+
+
+def _delivered_at(record: Any) -> datetime | None:
+    """The delivery time a recorded webhook message carries (``_gateledger.delivered_at``), if any."""
+    ann = record.get("_gateledger") if isinstance(record, dict) else None
+    raw = ann.get("delivered_at") if isinstance(ann, dict) else None
+    if raw is None:
+        return None
+    try:
+        return _DELIVERED.validate_python(raw)
+    except ValidationError as exc:
+        raise InvalidRecord("schema", f"_gateledger.delivered_at: {exc.errors()[0]['msg']}") from None
 
 
 # --- AxonFlow ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from gateledger.ids import stable_id
 from stream_processors.common.timeutil import to_us
 
 Fact = dict[str, Any]
+FACTS = "facts"  # logical name of the internal facts topic in the normalize stage's emitted batches
 
 
 def root_key(tenant: str, *, request_id: str | None = None, trace_id: str | None = None,
@@ -51,7 +52,15 @@ def _base(kind: str, row: Any, root: str, received_us: int) -> Fact:
         "t": to_us(row.time),
         "te": to_us(row.time),
         "rcv": received_us,
+        # The source (upstream system + kind) whose event time this fact advances.
+        "src": f"{row.source}|{kind}",
     }
+
+
+def gone_fact(key: str, version: int, tenant: str, root: str, t_us: int, received_us: int) -> Fact:
+    """Tombstone of a row that moved to another interaction: replaces the row's fact under ``root``."""
+    return {"kind": "gone", "key": key, "v": version, "ids": [], "tenant": tenant, "root": root, "t": t_us,
+            "te": t_us, "rcv": received_us}
 
 
 def policy_fact(row: PolicyDecision, root: str, received_us: int) -> Fact:

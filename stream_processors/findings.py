@@ -82,7 +82,9 @@ def suspect_usage(call: LlmCall, *, interaction_id: str | None, now: datetime) -
     what = "reported zero tokens" if call.tokens_reported else "reported no token usage"
     return Finding(
         id=finding_id(FindingKind.SUSPECT_USAGE, call.id),
-        version=1,
+        # The call's version: an AxonFlow audit re-emitted under its late pre-check's interaction
+        # restates the finding with that interaction.
+        version=call.version,
         tenant=call.tenant,
         time=call.time,
         kind=FindingKind.SUSPECT_USAGE,

@@ -70,8 +70,9 @@ class LocalPipeline:
             part.flush("local")
         for e in facts:
             self.facts += 1
-            self.correlate[partition_for(e.key.encode(), self.partitions)].process_fact(e.obj)
+            self.correlate[partition_for(e.key.encode(), self.partitions)].process_fact(e.obj, defer=True)
         for cpart in self.correlate:
+            cpart.emit_touched()
             self.outputs.extend(cpart.out.emits)
             cpart.out.emits.clear()
             cpart.flush()

@@ -1,7 +1,7 @@
 """Stream processor settings (``GATELEDGER_PROCESSORS_*``).
 
 Every window and timeout is measured in **event time** (the ``time`` of the events), except
-``idle_advance_s`` and the batching knobs, which are processing time.
+``idle_advance_s``, ``source_idle_s`` and the batching knobs, which are processing time.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ class ProcessorSettings(BaseSettings):
     # 0 disables it (pure event time: nothing closes until newer events arrive).
     idle_advance_s: float = Field(default=10.0, ge=0)
     tick_interval_s: float = Field(default=1.0, gt=0)  # how often idle partitions are checked
+    # A tenant's watermark is the minimum over its sources (upstream source + event type) that
+    # delivered within this long (processing time); a source quiet for longer stops holding it back.
+    source_idle_s: float = Field(default=60.0, gt=0)
 
     # -- normalize ------------------------------------------------------------------------------
     # Obot request/response halves of one exchange wait this long for each other.
@@ -51,7 +54,7 @@ class ProcessorSettings(BaseSettings):
     # -- correlation ----------------------------------------------------------------------------
     # An incomplete interaction is emitted this long after its first event.
     interaction_timeout_s: float = Field(default=300.0, gt=0)
-    # A complete interaction is emitted once nothing new arrived for this long.
+    # No longer used: a complete interaction is emitted at once (kept so existing configs still load).
     interaction_settle_s: float = Field(default=2.0, ge=0)
     # How long emitted interactions, joined contexts and merged exchanges stay updatable by late
     # events (after their last event). Memory grows with traffic x this retention.

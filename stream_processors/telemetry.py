@@ -60,3 +60,19 @@ BUDGET_BACKFILL_CONTRIBUTIONS = Counter(
     "gateledger_processor_budget_backfill_contributions_total",
     "Contributions produced by budget backfills (rows the fan-out also counted add nothing twice).",
 )
+SOURCE_LAG = Gauge(
+    "gateledger_processor_source_lag_seconds",
+    "Event time by which a source's newest event trails its tenant's newest event, per stage, tenant and source.",
+    ["stage", "tenant", "source"],
+)
+SOURCE_ACTIVE = Gauge(
+    "gateledger_processor_source_active",
+    "1 while a source holds its tenant's watermark back (delivered within source_idle_s), else 0.",
+    ["stage", "tenant", "source"],
+)
+TENANT_WATERMARK = Gauge(
+    "gateledger_processor_tenant_watermark_seconds",
+    "Event-time watermark of one tenant (epoch seconds), per stage (set by the partition holding the tenant's "
+    "events; a tenant spread over partitions shows the last one reported).",
+    ["stage", "tenant"],
+)

@@ -245,6 +245,9 @@ class Interaction(OutputEvent):
     close_reason: Literal["complete", "timeout", "late_update"] = "complete"
     event_ids: list[str] = Field(default_factory=list)
     emitted_at: UtcTime
+    # A later version with retracted=True withdraws an interaction whose every event turned out to
+    # belong to another one (an audit first taken for an orphan, whose pre-check arrived late).
+    retracted: bool = False
 
 
 class CostKind(StrEnum):

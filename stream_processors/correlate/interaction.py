@@ -140,6 +140,9 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
     """The interaction row and its policy-bypass findings."""
     facts = _ordered(facts)
     tenant = facts[0]["tenant"]
+    # Tombstones ("gone": a row that moved to another interaction) keep the time span and version
+    # moving, and count for nothing else.
+    live = [f for f in facts if f["kind"] != "gone"]
     iid = interaction_id(root)
     prechecks = sorted((f for f in facts if f["kind"] == "policy"), key=lambda f: (f["t"], f["key"]))
     llms = [f for f in facts if f["kind"] == "llm"]
@@ -147,7 +150,7 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
     hooks = [f for f in facts if f["kind"] == "webhook"]
     start = min(f["t"] for f in facts)
     end = max(f["te"] for f in facts)
-    complete = is_complete(facts)
+    complete = is_complete(live)
     bypasses = find_bypasses(facts)
     # Distinct rejected MCP requests: Obot's record of a filter run and the filter's own record of
     # the same decision count once.
@@ -167,7 +170,7 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
         status = InteractionStatus.INCOMPLETE
     else:
         status = InteractionStatus.OK
-    late = any(f["rcv"] - f["t"] > timeout_us for f in facts)
+    late = any(f["rcv"] - f["t"] > timeout_us for f in live)
     request_id = root.split("|", 1)[1][2:] if root.split("|", 1)[1].startswith("r:") else _first(facts, "req")
     row = Interaction(
         id=iid,
@@ -199,8 +202,9 @@ def build(root: str, facts: Iterable[Fact], *, now: datetime, timeout_us: int) -
         tools=sorted({f["tool"] for f in mcps if f.get("tool") and f.get("method") == "tools/call"}),
         complete=complete,
         close_reason="late_update" if late else ("complete" if complete else "timeout"),
-        event_ids=sorted({i for f in facts for i in f["ids"]}),
+        event_ids=sorted({i for f in live for i in f["ids"]}),
         emitted_at=now,
+        retracted=not live,
     )
     found = [
         findings.policy_bypass(

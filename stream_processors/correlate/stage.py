@@ -1,13 +1,13 @@
 """The correlate stage for one partition of the facts topic: facts -> interactions (+ bypass findings).
 
 Facts arrive keyed by root key, so one interaction's facts meet here in any order. An interaction
-is emitted once it is complete and nothing new arrived for ``interaction_settle_s`` of event time,
-or ``interaction_timeout_s`` after its first event otherwise. After that it stays for
-``retention_s``: any new or updated fact re-emits it at once with a higher version.
+is emitted as soon as it is complete (at the end of the facts message that completed it), or once
+its tenant's watermark passes ``interaction_timeout_s`` after its first event otherwise. After that
+it stays for ``retention_s``: any new or updated fact re-emits it at once with a higher version.
 
 State keys (this partition's slice of the stage's faust table):
-  ``w``          event-time watermark of the facts partition
-  ``i|<root>``   one interaction: its facts and emission bookkeeping
+  ``w|<tenant>`` event-time watermark of one tenant, with each source's newest fact
+  ``i|<root>``   one interaction (the root key starts with the tenant): its facts and bookkeeping
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import secs, to_us
-from stream_processors.common.watermark import Watermark
+from stream_processors.common.watermark import TenantWatermarks
 from stream_processors.correlate import interaction
 from stream_processors.settings import ProcessorSettings
 
@@ -41,29 +41,36 @@ class CorrelatePartition:
         self.clock = clock
         self.state = PartitionState(partition)
         self.out = Batch()
-        self.timers = TimerHeap()
+        self.timers: dict[str, TimerHeap] = {}  # per tenant, on the tenant's watermark
         self.open = 0  # interactions not yet emitted
         self._timeout = secs(settings.interaction_timeout_s)
-        self._settle = secs(settings.interaction_settle_s)
         self._retention = secs(settings.retention_s)
-        st = {}
-        self.state.kv["w"] = st
-        self.wm = Watermark(st, secs(settings.lateness_s), secs(settings.idle_advance_s), lambda: to_us(clock()))
+        self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
+                                    idle_advance=secs(settings.idle_advance_s),
+                                    source_idle=secs(settings.source_idle_s), clock_us=lambda: to_us(clock()))
+        self._touched: dict[str, None] = {}  # interactions changed by the facts message being processed
 
     def load(self, items: list[tuple[str, Any]]) -> None:
         """Rebuild from persisted state."""
         kv = self.state.kv
         for key, value in items:
-            if key == "w":
-                self.wm.state.update(value)
-                kv["w"] = self.wm.state
-                continue
             kv[key] = value
-            if key.startswith("i|"):
+            if key.startswith("w"):
+                if TenantWatermarks.is_current(key, value):
+                    self.wms.load(key, value)
+                else:
+                    self.state.delete(key, WATERMARK)  # the per-partition watermark of an older version
+            elif key.startswith("i|"):
                 if value.get("due") is not None:
-                    self.timers.push(value["due"], key)
+                    self._timer(_tenant_of(value)).push(value["due"], key)
                 if not value.get("em"):
                     self.open += 1
+
+    def _timer(self, tenant: str) -> TimerHeap:
+        heap = self.timers.get(tenant)
+        if heap is None:
+            heap = self.timers[tenant] = TimerHeap()
+        return heap
 
     def flush(self, suffix: str = "") -> list[tuple[str, Any]]:
         return self.state.take_writes()
@@ -85,11 +92,12 @@ class CorrelatePartition:
             _DEAD.labels(stage=STAGE, reason="bad_fact").inc()
             return 1
         for fact in facts:
-            self.process_fact(fact)
+            self.process_fact(fact, defer=True)
+        self.emit_touched()
         return len(facts)
 
-    def process_fact(self, fact: Any) -> None:
-        """One fact."""
+    def process_fact(self, fact: Any, defer: bool = False) -> None:
+        """One fact; with ``defer``, (re-)emission waits for ``emit_touched`` (once per interaction)."""
         try:
             root = fact["root"]
             t = int(fact["t"])
@@ -98,12 +106,13 @@ class CorrelatePartition:
         except (KeyError, TypeError, ValueError):
             _DEAD.labels(stage=STAGE, reason="bad_fact").inc()
             return
-        if self.wm.observe(t):
-            self._on_watermark()
+        tenant = str(fact.get("tenant") or root.split("|", 1)[0])
+        if self.wms.observe(tenant, str(fact.get("src") or "facts"), t):
+            self._on_watermark(tenant)
         skey = f"i|{root}"
         st = self.state.get(skey)
         if st is None:
-            st = {"root": root, "f": {}, "em": 0, "due": None, "first": t, "last": t}
+            st = {"root": root, "tn": tenant, "f": {}, "em": 0, "due": None, "first": t, "last": t}
             self.open += 1
         old = st["f"].get(key)
         if old is not None and old["v"] >= v:
@@ -112,29 +121,38 @@ class CorrelatePartition:
         st["f"][key] = fact
         st["first"] = min(st["first"], t)
         st["last"] = max(st["last"], t)
-        if st["em"]:
-            self._emit(skey, st)  # a late change to an emitted interaction: re-emit now
-        else:
-            self._schedule(skey, st)
         self.state.put(skey, st)
-        nxt = self.timers.next_due()
-        if nxt is not None and nxt <= self.wm.value:
-            self._on_watermark()  # already due (a late fact): now, not at the next watermark move
+        self._touched[skey] = None
+        if not defer:
+            self.emit_touched()
+        heap = self.timers.get(tenant)
+        nxt = heap.next_due() if heap is not None else None
+        if nxt is not None and nxt <= self.wms.value(tenant):
+            self._on_watermark(tenant)  # already due (a late fact): now, not at the next watermark move
+
+    def emit_touched(self) -> None:
+        """Emit what the facts just processed completed or changed; schedule the timeout of the rest."""
+        for skey in self._touched:
+            st = self.state.get(skey)
+            if st is None:
+                continue
+            # Emitted before: a late change re-emits at once. Complete: nothing more is expected.
+            if st["em"] or interaction.is_complete(st["f"].values()):
+                self._emit(skey, st)
+            else:
+                due = st["first"] + self._timeout
+                if due != st["due"]:
+                    st["due"] = due
+                    self._timer(_tenant_of(st)).push(due, skey)
+            self.state.put(skey, st)
+        self._touched.clear()
 
     def tick(self) -> None:
-        """Let an idle partition's watermark follow the clock."""
-        if self.wm.idle_tick():
-            self._on_watermark()
-
-    def _schedule(self, skey: str, st: dict[str, Any]) -> None:
-        facts = st["f"].values()
-        if interaction.is_complete(facts):
-            due = st["last"] + self._settle
-        else:
-            due = st["first"] + self._timeout
-        if due != st["due"]:
-            st["due"] = due
-            self.timers.push(due, skey)
+        """Let tenants whose sources went quiet move on with the clock."""
+        for tenant in self.wms.tick():
+            self._on_watermark(tenant)
+        self.wms.report(STAGE)
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
     def _emit(self, skey: str, st: dict[str, Any]) -> None:
         now = self.clock()
@@ -159,11 +177,12 @@ class CorrelatePartition:
         due = st["last"] + self._retention
         if due != st["due"]:
             st["due"] = due
-            self.timers.push(due, skey)
+            self._timer(_tenant_of(st)).push(due, skey)
 
-    def _on_watermark(self) -> None:
-        wm = self.wm.value
-        for due, skey in self.timers.pop_due(wm):
+    def _on_watermark(self, tenant: str) -> None:
+        wm = self.wms.value(tenant)
+        heap = self.timers.get(tenant)
+        for due, skey in heap.pop_due(wm) if heap is not None else ():
             st = self.state.get(skey)
             if st is None or st["due"] != due:
                 continue
@@ -172,5 +191,8 @@ class CorrelatePartition:
                 self.state.put(skey, st)
             elif wm >= st["last"] + self._retention:
                 self.state.delete(skey)
-        self.state.touch("w", WATERMARK)
-        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(wm / 1e6)
+
+
+def _tenant_of(st: dict[str, Any]) -> str:
+    """An interaction's tenant (its root key starts with it)."""
+    return st.get("tn") or st["root"].split("|", 1)[0]

@@ -61,6 +61,25 @@ def exchange_key(env: Envelope, rec: ObotMcpAuditRecord) -> str:
                      rec.requestID or ""))
 
 
+# Protocol housekeeping: methods that serve the connection, not a user's request (MCP spec,
+# modelcontextprotocol/specification: lifecycle `initialize`, utility `ping`, the list methods a
+# client calls to learn what a server offers, and every `notifications/*`).
+HOUSEKEEPING_METHODS = frozenset({
+    "initialize", "ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "roots/list",
+    "logging/setLevel",
+})
+
+
+def is_housekeeping(call: McpCall) -> bool:
+    """True for an MCP call that is protocol housekeeping: recorded as a call, never an interaction."""
+    method = call.method or ""
+    if method in HOUSEKEEPING_METHODS or method.startswith("notifications/"):
+        return True
+    # A response half with no JSON-RPC id answers no request we could name (Obot records one for
+    # every server-sent message on a session): nothing a user asked for.
+    return not method and not call.jsonrpc_id and not call.tool_name
+
+
 def merged_call_id(xkey: str, generation: int) -> str:
     """Id of a merged exchange: independent of which half came first."""
     return stable_id("mcp_exchange", xkey, generation)

@@ -4,13 +4,16 @@ Pure logic over one partition's messages in offset order, with its state in a ``
 the faust agent around it only moves bytes. For every message: advance the topic's watermark and
 fire what became due, drop duplicates, then turn the envelope into typed output rows, findings and
 facts for the correlate stage. Everything it decides is a function of the partition's message
-sequence, so a replay after a crash decides the same.
+sequence (and of the clock, for sources going idle), so a replay after a crash decides the same.
+
+Event time is per tenant (``common/watermark.py``): each tenant's timers fire on its own watermark.
 
 State keys (all in this partition's slice of one faust table):
-  ``w|<topic>``              event-time watermark of one raw topic
-  ``d|<topic>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
-  ``m|<exchange>``           an Obot MCP exchange whose halves are being merged (or were)
-  ``c|<tenant>|<context>``   an AxonFlow pre-check and its audit being joined (or joined)
+  ``w|<tenant>``              event-time watermark of one tenant, with each source's newest event
+  ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
+  ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
+                              exchange key starts with the tenant
+  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined)
 """
 
 from __future__ import annotations
@@ -35,14 +38,14 @@ from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import from_us, secs, to_us
-from stream_processors.common.watermark import Watermark
-from stream_processors.facts import gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
+from stream_processors.common.watermark import TenantWatermarks
+from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
 from stream_processors.normalize import governance, llm, local_agent, mcp, policy, webhook
 from stream_processors.normalize.errors import InvalidEvent
+from stream_processors.normalize.join import ContextJoin, tenant_of
 from stream_processors.settings import ProcessorSettings
 
 STAGE = "normalize"
-FACTS = "facts"  # logical name of the internal facts topic in emitted batches
 
 _DEDUP = telemetry.DUPLICATES.labels(stage=STAGE)
 _BEYOND = telemetry.BEYOND_WINDOW.labels(stage=STAGE)
@@ -72,7 +75,7 @@ class RawTopics:
         return (self.mcp, self.llm, self.webhook, self.axonflow, self.cloudevents)
 
 
-class NormalizePartition:
+class NormalizePartition(ContextJoin):
     """The normalize stage's logic and state for one partition number (across all raw topics)."""
 
     def __init__(self, partition: int, settings: ProcessorSettings, topics: RawTopics, masker: Masker,
@@ -85,9 +88,14 @@ class NormalizePartition:
         self.state = PartitionState(partition)
         self.out = Batch()
         self.dedup = DedupWindow(secs(settings.dedup_window_s), secs(settings.dedup_bucket_s))
-        self._wms: dict[str, Watermark] = {}
-        self._merge_timers = TimerHeap()  # on the MCP topic's watermark
-        self._context_timers = TimerHeap()  # on the AxonFlow topic's watermark
+        self._clock_us: Callable[[], int] = lambda: to_us(clock())
+        self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
+                                    idle_advance=secs(settings.idle_advance_s),
+                                    source_idle=secs(settings.source_idle_s), clock_us=self._clock_us)
+        # Timers per tenant: joins (key "") on the tenant's watermark; the halves of an exchange
+        # (key: their source) on their own source's progress, so a source first seen behind the
+        # others does not time its own exchanges out at once.
+        self._timers: dict[str, dict[str, TimerHeap]] = {}
         self._next_expiry: dict[str, int] = {}
         self._merge_timeout = secs(settings.mcp_merge_timeout_s)
         self._retention = secs(settings.retention_s)
@@ -97,37 +105,36 @@ class NormalizePartition:
         self._raw = b""
         # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
         self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
-        self._clock_us: Callable[[], int] = lambda: to_us(clock())
 
     # -- state lifecycle --------------------------------------------------------------------------
 
     def load(self, items: list[tuple[str, Any]]) -> None:
         """Rebuild from persisted state (after a start, restart or rebalance)."""
         kv = self.state.kv
+        legacy = set(self.topics.all())
         for key, value in items:
             kv[key] = value
             kind = key[:2]
             if kind == "w|":
-                self.watermark(key[2:])  # so an idle topic still advances after a restart
+                if TenantWatermarks.is_current(key, value):
+                    self.wms.load(key, value)
+                else:
+                    self.state.delete(key, WATERMARK)  # a per-topic watermark of an older version
             elif kind == "d|":
-                _, topic, bucket, _n = key.split("|", 3)
-                self.dedup.load_chunk(key, topic, int(bucket), value)
-            elif kind == "m|" and value.get("due") is not None:
-                self._merge_timers.push(value["due"], key)
-            elif kind == "c|" and value.get("due") is not None:
-                self._context_timers.push(value["due"], key)
+                head, bucket, _n = key.rsplit("|", 2)
+                if head[2:] in legacy:
+                    self.state.delete(key, DEDUP)  # a per-topic chunk of an older version
+                else:
+                    self.dedup.load_chunk(key, head[2:], int(bucket), value)
+            elif kind in ("m|", "c|") and value.get("due") is not None:
+                self._timer(tenant_of(key, value), value.get("src", "")).push(value["due"], key)
 
-    def watermark(self, topic: str) -> Watermark:
-        wm = self._wms.get(topic)
-        if wm is None:
-            key = f"w|{topic}"
-            st = self.state.kv.get(key)
-            if st is None:
-                st = {}
-                self.state.kv[key] = st
-            wm = self._wms[topic] = Watermark(st, secs(self.s.lateness_s), secs(self.s.idle_advance_s),
-                                              self._clock_us)
-        return wm
+    def _timer(self, tenant: str, source: str = "") -> TimerHeap:
+        heaps = self._timers.setdefault(tenant, {})
+        heap = heaps.get(source)
+        if heap is None:
+            heap = heaps[source] = TimerHeap()
+        return heap
 
     def flush(self, suffix: str) -> list[tuple[str, Any]]:
         """State writes of everything processed since the last flush, in the order they must land."""
@@ -150,50 +157,48 @@ class NormalizePartition:
             self._dead(topic, offset, value, reason, f"not a valid envelope: {_short(exc)}", None)
             return
         t_us = to_us(env.time)
-        wm = self.watermark(topic)
-        if wm.observe(t_us):
-            self._on_watermark(topic)
-        if self.dedup.seen(env.id):
+        tenant = env.tenant
+        self.wms.observe(tenant, f"{env.source}|{env.type}", t_us)
+        self._on_watermark(tenant)
+        # Remembered per tenant: two tenants' records with the same upstream id are not duplicates.
+        seen_key = f"{tenant}|{env.id}"
+        if self.dedup.seen(seen_key):
             _DEDUP.inc()
             return
-        if self.dedup.beyond(t_us, wm.value):
+        if self.dedup.beyond(t_us, self.wms.value(tenant)):
             _BEYOND.inc()
-        self.dedup.add(topic, env.id, t_us)
+        self.dedup.add(tenant, seen_key, t_us)
         try:
             self._dispatch(topic, env, t_us)
         except InvalidEvent as exc:
             self._dead(topic, offset, value, exc.reason, str(exc), env.tenant, env.type)
         # A late event can schedule work that is already due: do it now, not at the next move.
-        self._fire_overdue(topic)
-
-    def _fire_overdue(self, topic: str) -> None:
-        heap = self._merge_timers if topic == self.topics.mcp else (
-            self._context_timers if topic == self.topics.axonflow else None)
-        if heap is not None:
-            nxt = heap.next_due()
-            if nxt is not None and nxt <= self._wms[topic].value:
-                self._on_watermark(topic)
+        self._on_watermark(tenant)
 
     def tick(self) -> None:
-        """Let idle topics' watermarks follow the clock, and fire what became due."""
-        for topic, wm in list(self._wms.items()):
-            if wm.idle_tick():
-                self._on_watermark(topic)
+        """Let tenants whose sources went quiet move on with the clock, and fire what became due."""
+        for tenant in self.wms.tick():
+            self._on_watermark(tenant)
+        self.wms.report(STAGE)
+        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
-    def _on_watermark(self, topic: str) -> None:
-        wm = self._wms[topic].value
-        if topic == self.topics.mcp:
-            for due, key in self._merge_timers.pop_due(wm):
-                self._merge_due(key, due, wm)
-        elif topic == self.topics.axonflow:
-            for due, key in self._context_timers.pop_due(wm):
-                self._context_due(key, due, wm)
-        if wm >= self._next_expiry.get(topic, 0):
-            for key in self.dedup.expire(topic, wm):
+    def _on_watermark(self, tenant: str) -> None:
+        """Fire the tenant's due timers and expire its old dedup chunks (cheap when nothing is due)."""
+        wm = self.wms.value(tenant)
+        for source, heap in list(self._timers.get(tenant, {}).items()):
+            limit = self.wms.source_value(tenant, source) if source else wm
+            nxt = heap.next_due()
+            if nxt is None or nxt > limit:
+                continue
+            for due, key in heap.pop_due(limit):
+                if key[:2] == "m|":
+                    self._merge_due(key, due, limit)
+                else:
+                    self._context_due(key, due, limit)
+        if wm >= self._next_expiry.get(tenant, 0):
+            for key in self.dedup.expire(tenant, wm):
                 self.state.delete(key, DEDUP)
-            self._next_expiry[topic] = wm + self.dedup.bucket
-        self.state.touch(f"w|{topic}", WATERMARK)
-        telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(wm / 1e6)
+            self._next_expiry[tenant] = wm + self.dedup.bucket
 
     def _dispatch(self, topic: str, env: Envelope, t_us: int) -> None:
         rcv = to_us(env.received_at)
@@ -264,6 +269,8 @@ class NormalizePartition:
         self.out.row(call, t)
         for d in mcp.webhook_decisions(call):
             self.out.row(d, t)
+        if mcp.is_housekeeping(call):
+            return  # recorded as an MCP call; not part of any user-level interaction
         exchange = None
         if call.session_id and call.jsonrpc_id:
             exchange = f"{call.mcp_server_id or ''}|{call.session_id}|{call.jsonrpc_id}"
@@ -331,12 +338,13 @@ class NormalizePartition:
             st = {"g": st["g"] + 1}
         else:
             st = {"g": 0}
-        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv})
+        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv,
+                   "tn": env.tenant, "src": f"{env.source}|{env.type}"})
         st[half] = env_json
         self._parsed[(key, half)] = (env, rec)
         st["due"] = t_us + self._merge_timeout
         self.state.put(key, st)
-        self._merge_timers.push(st["due"], key)
+        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
 
     def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
         """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
@@ -361,7 +369,7 @@ class NormalizePartition:
         # Bodies are no longer needed once both halves are in.
         st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
         self.state.put(key, st)
-        self._merge_timers.push(st["due"], key)
+        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
 
     def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
         req, resp = self._pair(key, st)
@@ -384,133 +392,11 @@ class NormalizePartition:
         if st["open"]:
             xkey = key[2:]
             self._merge_timeout_close(key, st, xkey)
-            self._merge_timers.push(st["due"], key)
+            self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
         else:
             self.state.delete(key)
             self._parsed.pop((key, "request"), None)
             self._parsed.pop((key, "response"), None)
-
-    # -- AxonFlow pre-check <-> audit join --------------------------------------------------------
-
-    def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
-        row = policy.decision_from_precheck(env)
-        root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
-                        fallback=row.id)
-        if not row.context_id:
-            self.out.row(row, t_us)
-            self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
-            return
-        key = f"c|{row.tenant}|{row.context_id}"
-        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
-        if st["pre"] is not None:
-            return  # this context's pre-check is already in (a replay)
-        exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
-        st["pre"] = {"eid": env.id, "t": t_us, "exp": exp, "ok": row.approved, "root": root, "rid": row.request_id,
-                     "tid": row.trace_id, "cid": row.client_id, "uid": row.user_id}
-        st["last"] = max(st["last"], t_us)
-        self.out.row(row, t_us)
-        self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
-        aud = st["aud"]
-        if st["held"] is not None:
-            held = Envelope.model_validate_json(st["held"]["env"])
-            call = llm.call_from_axonflow_audit(held, self._enrichment(st))
-            aud["root"] = root
-            self._emit_llm(call, st["held"]["rcv"], root)
-            st["held"] = None
-        elif aud is not None and st["orph"] == 1:
-            # The audit was declared an orphan and correlated alone; its pre-check existed after all.
-            self.out.row(findings.orphan(
-                tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
-                interaction_id=interaction_id(aud["root"]), request_id=row.request_id, client_id=row.client_id,
-                now=self._now(), retracted=True, evidence=[env.id]), aud["t"])
-            st["orph"] = 2
-        self._schedule_context(key, st)
-
-    def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
-        _ex, req = llm.parse_audit(env)
-        key = f"c|{env.tenant}|{req.context_id}"
-        st = self.state.get(key) or {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us}
-        if st["aud"] is not None:
-            return  # the one audit of this context is already in (a replay)
-        st["last"] = max(st["last"], t_us)
-        pre = st["pre"]
-        if pre is not None:
-            call = llm.call_from_axonflow_audit(env, self._enrichment(st))
-            st["aud"] = {"eid": env.id, "t": t_us, "root": pre["root"]}
-            self._emit_llm(call, rcv, pre["root"])
-            if st["una"] == 1 and t_us <= pre["exp"]:
-                # Recorded in time, delivered late: the unaudited finding was wrong.
-                self.out.row(self._unaudited_finding(st, env.tenant, req.context_id, retracted=True,
-                                                     evidence=[env.id]), pre["t"])
-                st["una"] = 2
-        else:
-            # Visible at once; re-emitted enriched (version 2) when its pre-check turns up.
-            call = llm.call_from_axonflow_audit(env)
-            self._emit_llm(call, rcv, fact=False)
-            st["aud"] = {"eid": env.id, "t": t_us, "root": None}
-            st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
-        self._schedule_context(key, st)
-
-    def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
-        pre = st["pre"]
-        return {"event_ids": [pre["eid"]], "request_id": pre["rid"], "trace_id": pre["tid"],
-                "user_id": pre["uid"], "client_id": pre["cid"]}
-
-    def _unaudited_finding(self, st: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
-                           evidence: list[str] | None = None) -> Any:
-        pre = st["pre"]
-        return findings.unaudited(
-            tenant=tenant, context_id=context_id, precheck_id=pre["eid"], time=from_us(pre["t"]),
-            expires_at=from_us(pre["exp"]), interaction_id=interaction_id(pre["root"]), request_id=pre["rid"],
-            user_id=pre["uid"], client_id=pre["cid"], now=self._now(), retracted=retracted, evidence=evidence or (),
-        )
-
-    def _context_next_due(self, st: dict[str, Any]) -> int:
-        pre, aud = st["pre"], st["aud"]
-        dues = [st["last"] + self._retention]
-        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]):
-            dues.append(pre["exp"] + self._unaudited_grace)
-        if st["held"] is not None:
-            dues.append(aud["t"] + self._orphan_grace)
-        return min(dues)
-
-    def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
-        st["due"] = self._context_next_due(st)
-        self.state.put(key, st)
-        self._context_timers.push(st["due"], key)
-
-    def _context_due(self, key: str, due: int, wm: int) -> None:
-        st = self.state.get(key)
-        if st is None or st.get("due") != due:
-            return
-        _, tenant, context_id = key.split("|", 2)
-        pre, aud = st["pre"], st["aud"]
-        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]) \
-                and wm >= pre["exp"] + self._unaudited_grace:
-            evidence = [aud["eid"]] if aud is not None else []
-            self.out.row(self._unaudited_finding(st, tenant, context_id, evidence=evidence), pre["t"])
-            st["una"] = 1
-        if st["held"] is not None and wm >= aud["t"] + self._orphan_grace:
-            held = Envelope.model_validate_json(st["held"]["env"])
-            call = llm.call_from_axonflow_audit(held)
-            root = root_key(tenant, request_id=call.request_id, trace_id=call.trace_id, context_id=context_id,
-                            fallback=call.id)
-            aud["root"] = root
-            # Only the fact (and suspect-usage finding): the row itself went out on arrival.
-            t = to_us(call.time)
-            if findings.is_suspect_usage(call):
-                self.out.row(findings.suspect_usage(call, interaction_id=interaction_id(root), now=self._now()), t)
-            self.out.internal(FACTS, root, llm_fact(call, root, st["held"]["rcv"]), t)
-            self.out.row(findings.orphan(
-                tenant=tenant, context_id=context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
-                interaction_id=interaction_id(root), request_id=call.request_id, client_id=call.client_id,
-                now=self._now()), aud["t"])
-            st["held"] = None
-            st["orph"] = 1
-        if wm >= st["last"] + self._retention:
-            self.state.delete(key)
-            return
-        self._schedule_context(key, st)
 
 
 def _short(exc: ValidationError) -> str:

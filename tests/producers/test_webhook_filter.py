@@ -81,6 +81,8 @@ def test_signed_deliveries_are_published_with_the_decision(settings: Settings) -
         assert first["type"] == "obot.webhook.decision" and first["tenant"] == "acme"
         assert first["source"] == "obot/prod/webhook" and first["subject"] == "user-7"
         assert first["request_id"] == "req-1"
+        # The delivery time is recorded for replays (the JSON-RPC body has none): the event's time.
+        assert first["data"]["_gateledger"].pop("delivered_at")[:19] == first["time"][:19]
         assert first["data"]["_gateledger"] == {
             "filter": "default", "decision": "accepted", "status": 200, "reason": None, "policy": "block-create-issue",
             "phase": "request", "signature_check": "verified", "mcp_server_id": "ms1abc", "user_id": "user-7",

@@ -41,10 +41,15 @@ def strip(rows: dict[str, dict]) -> dict[str, dict]:
 
 
 def close_all(pl: LocalPipeline, after: timedelta = timedelta(days=3)) -> None:
-    """Let event time run ``after`` past every partition's newest event (idle advance on a manual clock)."""
+    """Let event time run ``after`` past every partition's newest event (idle advance on a manual clock).
+
+    In steps: what the first tick fires (an orphan audit's fact, say) arrives at the correlate stage
+    as a fresh delivery of its source, which holds its tenant until the clock moves on again."""
     pl.clock.advance(seconds=after.total_seconds() + 1)  # type: ignore[attr-defined]
     pl.tick()
-    pl.tick()
+    for _ in range(2):
+        pl.clock.advance(seconds=pl.settings.idle_advance_s + 1)  # type: ignore[attr-defined]
+        pl.tick()
 
 
 # -- field-level normalization ---------------------------------------------------------------------

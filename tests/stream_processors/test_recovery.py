@@ -47,10 +47,12 @@ def _key_for(partition: int, partitions: int, fmt: str) -> str:
 
 
 def sentinels(partitions: int, tenant: str = "acme") -> list[Published]:
-    """Later events on every partition of the timed raw topics and of the facts topic.
+    """Later events of every source on every partition of the timed raw topics and of the facts topic.
 
     One hour on: past every timeout and expiry of the traffic, well within the retention (24 h),
-    so facts still arriving from other partitions after a sentinel find their interaction.
+    so facts still arriving from other partitions after a sentinel find their interaction. Every
+    source of the traffic gets one (a tenant's event time is the minimum over its sources): a
+    pre-check and its audit, and a tool call of the same request, whose fact lands on partition p.
     """
     far = T0 + timedelta(hours=1)
     out = []
@@ -63,10 +65,15 @@ def sentinels(partitions: int, tenant: str = "acme") -> list[Published]:
         rec["response"]["context_id"] = ctx
         rec["request"]["context"]["request_id"] = req
         out.append(envelope("axonflow-precheck", rec, tenant=tenant, received_at=far))
+        out.append(envelope("axonflow-llm-call", traffic.audit_record(spec, far, context_id=ctx), tenant=tenant,
+                            received_at=far))
         session = _key_for(p, partitions, "ms-sentinel|sess-{}|1").split("|")[1]
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "sentinel", "_meta": {"request_id": req}}}
         whole = {"createdAt": traffic.utc_iso(far), "subject": "u", "metadata": {"mcpID": "ms-sentinel"},
-                 "callType": "ping", "requestID": "1", "sessionID": session, "responseStatus": 200,
-                 "requestBody": {"jsonrpc": "2.0", "id": 1, "method": "ping"}, "responseBody": {}}
+                 "callType": "tools/call", "callIdentifier": "sentinel", "requestID": "1", "sessionID": session,
+                 "responseStatus": 200, "requestBody": body, "responseBody": {"jsonrpc": "2.0", "id": 1,
+                                                                             "result": {}}}
         out.append(envelope("obot-audit", whole, tenant=tenant, received_at=far))
     return out
 
@@ -113,7 +120,9 @@ def assert_same_final_rows(ref: dict[str, dict[str, Any]], got: dict[str, dict[s
     """Every output topic holds the same final rows (both from ``collapsed``)."""
     for topic in ref:
         diff = {k for k in ref[topic].keys() | got[topic].keys() if ref[topic].get(k) != got[topic].get(k)}
-        assert not diff, f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}"
+        first = sorted(diff)[:1]
+        assert not diff, (f"{topic}: {len(diff)} rows differ, e.g. {sorted(diff)[:3]}; first: reference "
+                          f"{[ref[topic].get(k) for k in first]} got {[got[topic].get(k) for k in first]}")
 
 
 def _settings_for(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
@@ -270,7 +279,7 @@ def test_sigkill_mid_stream_and_restart_gives_identical_final_outputs(
                              phase1, phase2, want)
 
     ref, got = collapsed(reference), collapsed(crashed)
-    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs)
+    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs) + partitions  # + each partition's sentinel
     assert {f["kind"] for f in ref[str(Topic.FINDINGS)].values()} >= {"policy_bypass", "unaudited_llm_call",
                                                                        "suspect_usage"}
     assert not ref[str(Topic.DEAD_LETTERS)]

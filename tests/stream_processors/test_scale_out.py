@@ -73,5 +73,5 @@ def test_a_second_worker_joins_and_the_first_is_killed_with_identical_final_outp
     got = wait_final(settings, want, second, timeout_s=300)
 
     ref = collapsed(reference)
-    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs)
+    assert len(ref[str(Topic.INTERACTIONS)]) == len(specs) + partitions  # + each partition's sentinel
     assert_same_final_rows(ref, collapsed(got))

@@ -57,6 +57,12 @@ class Spec:
 
 
 def precheck(spec: Spec, at: datetime, received: datetime | None = None) -> Published:
+    return envelope("axonflow-precheck", precheck_record(spec, at), tenant=spec.tenant,
+                    received_at=received or at + DELAY)
+
+
+def precheck_record(spec: Spec, at: datetime) -> dict[str, Any]:
+    """The AxonFlow tap's recording of one pre-check exchange."""
     approved = not spec.blocked
     rec = {
         "path": "/api/policy/pre-check", "status": 200,
@@ -71,10 +77,16 @@ def precheck(spec: Spec, at: datetime, received: datetime | None = None) -> Publ
                      "expires_at": _iso(at + timedelta(seconds=spec.expires_in_s)),
                      "block_reason": None if approved else "Prompt injection pattern detected"},
     }
-    return envelope("axonflow-precheck", rec, tenant=spec.tenant, received_at=received or at + DELAY)
+    return rec
 
 
 def audit(spec: Spec, at: datetime, received: datetime | None = None, context_id: str | None = None) -> Published:
+    return envelope("axonflow-llm-call", audit_record(spec, at, context_id), tenant=spec.tenant,
+                    received_at=received or at + DELAY)
+
+
+def audit_record(spec: Spec, at: datetime, context_id: str | None = None) -> dict[str, Any]:
+    """The AxonFlow tap's recording of one LLM-call audit exchange."""
     tokens = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0} if spec.zero_tokens else {
         "prompt_tokens": spec.prompt_tokens, "completion_tokens": spec.completion_tokens,
         "total_tokens": spec.prompt_tokens + spec.completion_tokens}
@@ -86,7 +98,7 @@ def audit(spec: Spec, at: datetime, received: datetime | None = None, context_id
                     "model": "gpt-4o", "token_usage": tokens, "latency_ms": 900, "metadata": {}},
         "response": {"success": True, "audit_id": f"aud-{spec.n}"},
     }
-    return envelope("axonflow-llm-call", rec, tenant=spec.tenant, received_at=received or at + DELAY)
+    return rec
 
 
 def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
@@ -120,31 +132,44 @@ def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dic
     return request, response, whole
 
 
-def interaction(spec: Spec) -> list[tuple[datetime, Published]]:
-    """The events of one interaction with their event times (in event-time order)."""
+def records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], datetime]]:
+    """The upstream records of one interaction: (event time, format, record, received at)."""
     t = spec.t0
-    out: list[tuple[datetime, Published]] = [(t, precheck(spec, t))]
+    out = [(t, "axonflow-precheck", precheck_record(spec, t), t + DELAY)]
     if spec.audit:
         ta = t + timedelta(seconds=1)
-        out.append((ta, audit(spec, ta)))
+        out.append((ta, "axonflow-llm-call", audit_record(spec, ta), ta + DELAY))
     for k in range(spec.tools):
         tk = t + timedelta(seconds=2 + k)
         req, resp, whole = _tool_records(spec, k, tk)
         if spec.halves:
-            out.append((tk, envelope("obot-audit", req, tenant=spec.tenant, received_at=tk + DELAY)))
-            out.append((tk + timedelta(milliseconds=80),
-                        envelope("obot-audit", resp, tenant=spec.tenant, received_at=tk + DELAY * 2)))
+            out.append((tk, "obot-audit", req, tk + DELAY))
+            out.append((tk + timedelta(milliseconds=80), "obot-audit", resp, tk + DELAY * 2))
         else:
-            out.append((tk, envelope("obot-audit", whole, tenant=spec.tenant, received_at=tk + DELAY)))
+            out.append((tk, "obot-audit", whole, tk + DELAY))
     if spec.filter_decision:
         tw = t + timedelta(seconds=2)
         k = spec.reject_tool or 0
         msg = {"jsonrpc": "2.0", "id": k + 1, "method": "tools/call",
                "params": {"name": f"tool_{k % 3}", "_meta": {"request_id": spec.request_id}},
                "_gateledger": {"decision": spec.filter_decision, "reason": "policy", "filter": "gl-filter"}}
-        out.append((tw, envelope("obot-webhook", msg, tenant=spec.tenant, received_at=tw,
-                                 delivery_id=f"d-{spec.n}")))
+        out.append((tw, "obot-webhook", msg, tw))
     return out
+
+
+def housekeeping_record(tenant: str, n: int, at: datetime) -> dict[str, Any]:
+    """Obot's whole record of a `tools/list` exchange: protocol housekeeping, never an interaction."""
+    return {"subject": f"u-{tenant}", "metadata": {"mcpID": "ms-github"}, "sessionID": f"hk-{n}", "requestID": "0",
+            "createdAt": _iso(at), "callType": "tools/list",
+            "requestBody": {"jsonrpc": "2.0", "id": 0, "method": "tools/list"},
+            "responseBody": {"jsonrpc": "2.0", "id": 0, "result": {"tools": []}}, "responseStatus": 200}
+
+
+def interaction(spec: Spec) -> list[tuple[datetime, Published]]:
+    """The events of one interaction with their event times (in event-time order)."""
+    return [(t, envelope(fmt, rec, tenant=spec.tenant, received_at=rcv,
+                         delivery_id=f"d-{spec.n}" if fmt == "obot-webhook" else None))
+            for t, fmt, rec, rcv in records(spec)]
 
 
 def mixed(count: int, seed: int, start: datetime = T0, spacing_s: float = 0.5, first_n: int = 0) -> list[Spec]:

@@ -1,0 +1,177 @@
+"""The AxonFlow pre-check <-> LLM-call audit join of the normalize stage (one partition).
+
+Both are keyed by ``context_id`` on ``raw.axonflow``, so the join is local. Its state is one entry
+``c|<tenant>|<context>``; its timers run on the tenant's watermark. A mixin of ``NormalizePartition``,
+which provides the state, the output batch, the settings in microseconds and the emit helpers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from gateledger.contracts.envelope import Envelope
+from stream_processors import findings
+from stream_processors.common.timeutil import from_us, to_us
+from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
+from stream_processors.normalize import llm, policy
+
+
+class ContextJoin:
+    """Pre-checks and audits of one partition joined by context; unaudited and orphan findings."""
+
+    state: Any
+    out: Any
+    _raw: bytes
+    _retention: int
+    _precheck_ttl: int
+    _unaudited_grace: int
+    _orphan_grace: int
+    _emit_llm: Callable[..., None]
+    _timer: Callable[..., Any]
+    _now: Callable[[], datetime]
+
+    def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
+        row = policy.decision_from_precheck(env)
+        root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
+                        fallback=row.id)
+        if not row.context_id:
+            self.out.row(row, t_us)
+            self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+            return
+        key = f"c|{row.tenant}|{row.context_id}"
+        st = self.state.get(key) or _new_context(row.tenant, t_us)
+        if st["pre"] is not None:
+            return  # this context's pre-check is already in (a replay)
+        exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
+        st["pre"] = {"eid": env.id, "t": t_us, "exp": exp, "ok": row.approved, "root": root, "rid": row.request_id,
+                     "tid": row.trace_id, "cid": row.client_id, "uid": row.user_id}
+        st["last"] = max(st["last"], t_us)
+        self.out.row(row, t_us)
+        self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+        aud = st["aud"]
+        if st["held"] is not None:
+            held = Envelope.model_validate_json(st["held"]["env"])
+            call = llm.call_from_axonflow_audit(held, self._enrichment(st))
+            aud["root"] = root
+            self._emit_llm(call, st["held"]["rcv"], root)
+            st["held"] = None
+        elif aud is not None and st["orph"] == 1:
+            # The audit was declared an orphan and correlated alone; its pre-check existed after all:
+            # the call moves (enriched) to the pre-check's interaction, and its fact under its own
+            # root is replaced by a tombstone, so that interaction is withdrawn.
+            orphan_root = aud["root"]  # the withdrawal names what the finding named
+            moved = st.pop("oheld", None)
+            if moved is not None:
+                held = Envelope.model_validate_json(moved["env"])
+                call = llm.call_from_axonflow_audit(held, self._enrichment(st))
+                self._emit_llm(call, moved["rcv"], root)
+                self.out.internal(FACTS, aud["root"], gone_fact(call.id, call.version, row.tenant, aud["root"],
+                                                                to_us(call.time), moved["rcv"]), aud["t"])
+                aud["root"] = root
+            self.out.row(findings.orphan(
+                tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
+                interaction_id=interaction_id(orphan_root), request_id=row.request_id, client_id=row.client_id,
+                now=self._now(), retracted=True, evidence=[env.id]), aud["t"])
+            st["orph"] = 2
+        self._schedule_context(key, st)
+
+    def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
+        _ex, req = llm.parse_audit(env)
+        key = f"c|{env.tenant}|{req.context_id}"
+        st = self.state.get(key) or _new_context(env.tenant, t_us)
+        if st["aud"] is not None:
+            return  # the one audit of this context is already in (a replay)
+        st["last"] = max(st["last"], t_us)
+        pre = st["pre"]
+        if pre is not None:
+            call = llm.call_from_axonflow_audit(env, self._enrichment(st))
+            st["aud"] = {"eid": env.id, "t": t_us, "root": pre["root"]}
+            self._emit_llm(call, rcv, pre["root"])
+            if st["una"] == 1 and t_us <= pre["exp"]:
+                # Recorded in time, delivered late: the unaudited finding was wrong.
+                self.out.row(self._unaudited_finding(st, env.tenant, req.context_id, retracted=True,
+                                                     evidence=[env.id]), pre["t"])
+                st["una"] = 2
+        else:
+            # Visible at once; re-emitted enriched (version 2) when its pre-check turns up.
+            call = llm.call_from_axonflow_audit(env)
+            self._emit_llm(call, rcv, fact=False)
+            st["aud"] = {"eid": env.id, "t": t_us, "root": None}
+            st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
+        self._schedule_context(key, st)
+
+    def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
+        pre = st["pre"]
+        return {"event_ids": [pre["eid"]], "request_id": pre["rid"], "trace_id": pre["tid"],
+                "user_id": pre["uid"], "client_id": pre["cid"]}
+
+    def _unaudited_finding(self, st: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
+                           evidence: list[str] | None = None) -> Any:
+        pre = st["pre"]
+        return findings.unaudited(
+            tenant=tenant, context_id=context_id, precheck_id=pre["eid"], time=from_us(pre["t"]),
+            expires_at=from_us(pre["exp"]), interaction_id=interaction_id(pre["root"]), request_id=pre["rid"],
+            user_id=pre["uid"], client_id=pre["cid"], now=self._now(), retracted=retracted, evidence=evidence or (),
+        )
+
+    def _context_next_due(self, st: dict[str, Any]) -> int:
+        pre, aud = st["pre"], st["aud"]
+        dues = [st["last"] + self._retention]
+        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]):
+            dues.append(pre["exp"] + self._unaudited_grace)
+        if st["held"] is not None:
+            dues.append(aud["t"] + self._orphan_grace)
+        return min(dues)
+
+    def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
+        st["due"] = self._context_next_due(st)
+        self.state.put(key, st)
+        self._timer(tenant_of(key, st)).push(st["due"], key)
+
+    def _context_due(self, key: str, due: int, wm: int) -> None:
+        st = self.state.get(key)
+        if st is None or st.get("due") != due:
+            return
+        tenant = tenant_of(key, st)
+        context_id = key[len(tenant) + 3:]
+        pre, aud = st["pre"], st["aud"]
+        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]) \
+                and wm >= pre["exp"] + self._unaudited_grace:
+            evidence = [aud["eid"]] if aud is not None else []
+            self.out.row(self._unaudited_finding(st, tenant, context_id, evidence=evidence), pre["t"])
+            st["una"] = 1
+        if st["held"] is not None and wm >= aud["t"] + self._orphan_grace:
+            held = Envelope.model_validate_json(st["held"]["env"])
+            call = llm.call_from_axonflow_audit(held)
+            root = root_key(tenant, request_id=call.request_id, trace_id=call.trace_id, context_id=context_id,
+                            fallback=call.id)
+            aud["root"] = root
+            # Only the fact (and suspect-usage finding): the row itself went out on arrival.
+            t = to_us(call.time)
+            if findings.is_suspect_usage(call):
+                self.out.row(findings.suspect_usage(call, interaction_id=interaction_id(root), now=self._now()), t)
+            self.out.internal(FACTS, root, llm_fact(call, root, st["held"]["rcv"]), t)
+            self.out.row(findings.orphan(
+                tenant=tenant, context_id=context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
+                interaction_id=interaction_id(root), request_id=call.request_id, client_id=call.client_id,
+                now=self._now()), aud["t"])
+            # Kept: a late pre-check still moves the call to its own interaction.
+            st["oheld"] = st["held"]
+            st["held"] = None
+            st["orph"] = 1
+        if wm >= st["last"] + self._retention:
+            self.state.delete(key)
+            return
+        self._schedule_context(key, st)
+
+
+def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
+    """A context's empty join state."""
+    return {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us, "tn": tenant}
+
+
+def tenant_of(key: str, st: dict[str, Any]) -> str:
+    """The tenant of an exchange or join state (both keys start with it after the kind)."""
+    return st.get("tn") or key.split("|", 2)[1]
