@@ -32,6 +32,11 @@ class SinkSettings(BaseSettings):
     # Where the sink serves /metrics, /healthz and (on chDB) the query endpoint. 0 = pick a free port.
     host: str = "127.0.0.1"
     port: int = 0
+    # The query endpoint (chDB only; docs/operations.md "Query endpoint"): per-query limits, and host
+    # names besides the loopback ones a client may put in the Host header (comma-separated).
+    query_timeout_s: float = Field(default=60.0, gt=0)
+    query_max_memory_bytes: int = Field(default=2 * 1024**3, ge=16 * 1024 * 1024)
+    query_allowed_hosts: str = ""
     # Which topics to consume: "all", or a comma-separated list of logical topic names.
     topics: str = "all"
     # On a ClickHouse server: apply the analyst role and per-tenant row policies at start-up
