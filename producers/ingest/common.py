@@ -20,6 +20,7 @@ from aiohttp import web
 
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
+from gateledger.httpheaders import as_bytes, is_visible_ascii, same_secret
 from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import AcceptResult
@@ -51,7 +52,7 @@ STATE = web.AppKey("ingest_state", IngestState)
 
 
 def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    return hashlib.sha256(as_bytes(token)).digest()
 
 
 @dataclass(frozen=True)
@@ -86,12 +87,34 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None,
     return HttpError(status, message, headers, **extra)
 
 
+# Headers that carry credentials, signatures or identities: visible ASCII or the request is refused
+# before any handler reads them (docs/ingest.md "Refusals").
+CREDENTIAL_HEADERS = ("Authorization", "X-Obot-Signature-256")
+IDENTITY_HEADERS = ("X-Gateledger-Tenant", "X-Tenant-ID", "X-Client-ID", "X-User-ID", "Idempotency-Key")
+
+
+def check_headers(request: web.Request) -> None:
+    """401 (credentials) or 400 (identities) for a header that is not visible ASCII."""
+    for name in CREDENTIAL_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not is_visible_ascii(value):
+            telemetry.REJECTED.labels(source="http", reason="bad_header").inc()
+            raise json_error(401, f"{name} is not visible ASCII", headers={"WWW-Authenticate": "Bearer"},
+                             reason="bad_header")
+    for name in IDENTITY_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not is_visible_ascii(value):
+            telemetry.REJECTED.labels(source="http", reason="bad_header").inc()
+            raise json_error(400, f"{name} is not visible ASCII", reason="bad_header")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn HttpError into its response and count every answer per route and status."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
+        check_headers(request)
         resp = await handler(request)
     except HttpError as exc:
         resp = exc.response()
@@ -161,7 +184,7 @@ def authenticate(request: web.Request) -> Caller:
 
 def unauthorized(message: str) -> HttpError:
     """401 with a Bearer challenge."""
-    return json_error(401, message, headers={"WWW-Authenticate": "Bearer"})
+    return json_error(401, message, headers={"WWW-Authenticate": "Bearer"}, reason="unauthenticated")
 
 
 class BodyTooLarge(Exception):
@@ -263,4 +286,4 @@ def verify_hmac_sha256(secret: bytes, body: bytes, header: str | None) -> bool:
     if sig.lower().startswith("sha256="):
         sig = sig[7:]
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, sig.lower())
+    return same_secret(sig.lower(), expected)

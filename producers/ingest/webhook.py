@@ -145,7 +145,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         raise await too_large(request, exc, SOURCE, tenant) from None
     if secret is not None and not verify_hmac_sha256(secret, body, request.headers.get(SIGNATURE_HEADER)):
         telemetry.REJECTED.labels(source=SOURCE, reason="bad_signature").inc()
-        raise HttpError(401, f"missing or invalid {SIGNATURE_HEADER}")
+        raise HttpError(401, f"missing or invalid {SIGNATURE_HEADER}", reason="bad_signature")
     try:
         message = jsonutil.loads(body)
     except jsonutil.JSONDecodeError as exc:

@@ -10,8 +10,6 @@ a statement sinks/clickhouse/query_guard.py lets through. Refusals are JSON ``{"
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger import jsonutil
 from gateledger.clickhouse.results import QueryRunner
+from gateledger.httpheaders import same_secret
 from sinks.clickhouse.query_guard import TABLE_FUNCTIONS_SQL, Refusal, check_ast, guarded_settings
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "localhost.localdomain", "ip6-localhost"})
@@ -44,11 +43,7 @@ def host_allowed(host_header: str, extra: frozenset[str]) -> bool:
 
 def _token_ok(expected: bytes, header: str) -> bool:
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer":
-        return False
-    # Digests: equal lengths for compare_digest, and any header text (non-ASCII too) is just bytes here.
-    given = hashlib.sha256(token.strip().encode("utf-8", "surrogateescape")).digest()
-    return hmac.compare_digest(given, hashlib.sha256(expected).digest())
+    return scheme.lower() == "bearer" and same_secret(token.strip(), expected)
 
 
 def build_app(
