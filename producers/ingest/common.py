@@ -8,6 +8,7 @@ nothing was reported accepted that Kafka did not hold.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -25,7 +26,7 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Publisher, PublishError, RecordsTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -197,16 +198,37 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request body, or BodyTooLarge once more than the configured maximum arrived."""
-    limit = request.app[STATE].settings.max_body_bytes
+    """The request body, or BodyTooLarge once more than the configured maximum arrived; 408
+    ``body_timeout`` when it does not arrive within ``body_read_timeout_s`` (a slow-loris sender)."""
+    settings = request.app[STATE].settings
+    limit = settings.max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
         # Read only a head for the dead letter; the rest is never buffered.
-        raise BodyTooLarge(await request.content.read(64 * 1024), declared)
-    body = await request.content.read(limit + 1)
+        raise BodyTooLarge(await _read_upto(request, 64 * 1024, settings.body_read_timeout_s), declared)
+    body = await _read_upto(request, limit + 1, settings.body_read_timeout_s)
     if len(body) > limit:
         raise BodyTooLarge(body, declared)
     return body
+
+
+async def _read_upto(request: web.Request, n: int, timeout_s: float) -> bytes:
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until n or the end.
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while got < n:
+                chunk = await request.content.read(n - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except TimeoutError:
+        telemetry.REJECTED.labels(source="http", reason="body_timeout").inc()
+        raise json_error(408, f"request body not received within {timeout_s:g} s", reason="body_timeout",
+                         headers={"Connection": "close"}) from None
+    return b"".join(chunks)
 
 
 async def reject_body(
@@ -253,9 +275,19 @@ async def too_large(request: web.Request, exc: BodyTooLarge, source: str, tenant
 
 
 async def publish_or_503(request: web.Request, coro: Awaitable[T]) -> T:
-    """Await a publish; Kafka unavailability becomes 503 + Retry-After (nothing was accepted)."""
+    """Await a publish; Kafka unavailability becomes 503 + Retry-After (nothing was accepted), an
+    event over the record limit a 413 ``too_large`` and a dead letter (a retry could never succeed)."""
     try:
         return await coro
+    except RecordsTooLarge as exc:
+        state = request.app[STATE]
+        telemetry.REJECTED.labels(source="http", reason="too_large").inc()
+        letters = [make_dead_letter(stage="ingest", origin=f"http:{request.path}", reason="too_large", error=str(exc),
+                                    original=head, masker=state.masker,
+                                    details={"event_bytes": size, "limit": exc.limit, "truncated": True})
+                   for head, size in zip(exc.heads, exc.sizes, strict=True)]
+        await publish_or_503(request, state.publisher.dead_letter(letters, source="http"))
+        raise json_error(413, f"event over the {exc.limit}-byte record limit", reason="too_large") from None
     except PublishError as exc:
         log.warning("publish failed: %s", exc)
         retry = str(request.app[STATE].settings.retry_after_s)

@@ -193,7 +193,8 @@ async def run_ingest(
     money = MoneySettings()
     enforcer = build_enforcer(ingest, settings.kafka, target, money.budgets_path(settings.core), money.teams_file,
                               clock)
-    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as publisher:
+    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s,
+                         max_record_bytes=ingest.max_record_bytes) as publisher:
         app = build_app(publisher, ingest, masker, decision_policy=decision_policy, enforcer=enforcer)
         runners = [web.AppRunner(app, access_log=None)]
         await runners[0].setup()

@@ -33,6 +33,12 @@ class IngestSettings(BaseSettings):
     # Processes serving the port together (SO_REUSEPORT); ingest is CPU-bound, one core each.
     workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
+    # The largest single event (its Kafka value); larger records are refused with too_large and
+    # dead-lettered. Raise it only together with the broker's message.max.bytes (the producer's
+    # max_request_size follows this setting).
+    max_record_bytes: int = 1_000_000
+    # A request body must arrive within this long (slow-loris senders hold a connection otherwise): 408.
+    body_read_timeout_s: float = 30.0
     default_tenant: str = "default"
     # Names the Obot installation in event sources (obot/<install>/mcp).
     install: str = "default"
