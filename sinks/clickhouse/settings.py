@@ -21,9 +21,12 @@ class SinkSettings(BaseSettings):
     max_buffered_rows: int = Field(default=200000, ge=1)
     max_buffered_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     fetch_max_records: int = Field(default=10000, ge=1)
-    # Retries of failing inserts: exponential backoff, forever (nothing may be dropped).
+    # Retries of failing inserts: exponential backoff; forever while ClickHouse is unavailable
+    # (nothing may be dropped), at most this many attempts in a row for an error of no known kind,
+    # after which the rows it follows are dead-lettered (clickhouse_error) and the partition moves on.
     retry_backoff_initial_s: float = 0.2
     retry_backoff_max_s: float = 10.0
+    unknown_error_attempts: int = Field(default=5, ge=1)
     # On shutdown, how long buffered rows may take to land before the sink gives up (they are not
     # committed, so the next run lands them).
     drain_timeout_s: float = 30.0
