@@ -46,13 +46,14 @@ class IngestState:
     token_index: dict[bytes, TokenGrant] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.token_index = {_digest(t): g for t, g in self.settings.tokens.items()}
+        self.token_index = {token_digest(t): g for t, g in self.settings.tokens.items()}
 
 
 STATE = web.AppKey("ingest_state", IngestState)
 
 
-def _digest(token: str) -> bytes:
+def token_digest(token: str) -> bytes:
+    """sha256 of a token as received (the key of the token index)."""
     return hashlib.sha256(as_bytes(token)).digest()
 
 
@@ -137,7 +138,7 @@ def lookup_token(state: IngestState, token: str | None) -> TokenGrant | None:
     """The grant of a configured token, or None."""
     if token is None:
         return None
-    return state.token_index.get(_digest(token))
+    return state.token_index.get(token_digest(token))
 
 
 TENANT_HINT = "X-Gateledger-Tenant"

@@ -43,6 +43,7 @@ from producers.ingest.common import (
     too_large,
 )
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
+from producers.ingest.limits import LIMITER, Limiter, limits_middleware
 from producers.ingest.obot_forward import ObotForwarder
 from producers.ingest.settings import IngestSettings
 from producers.ingest.webhook import AcceptAll, DecisionPolicy
@@ -118,9 +119,11 @@ def build_app(
 ) -> web.Application:
     """The ingest application with every route registered (``enforcer``: budget enforcement, started
     and stopped with the application)."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024,
+                          middlewares=[error_middleware, limits_middleware])
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
     app[STATE] = state
+    app[LIMITER] = Limiter(settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_concurrent_per_caller)
     tap = tap or build_tap(state, enforcer)
     if enforcer is not None:
         app[ENFORCER] = enforcer

@@ -37,6 +37,11 @@ class IngestSettings(BaseSettings):
     # dead-lettered. Raise it only together with the broker's message.max.bytes (the producer's
     # max_request_size follows this setting).
     max_record_bytes: int = 1_000_000
+    # Per caller (a known bearer token, else the peer address): requests per second and burst, and
+    # requests in flight; beyond them 429 + Retry-After. 0 turns a limit off.
+    rate_limit_per_s: float = 2000.0
+    rate_limit_burst: int = 4000
+    max_concurrent_per_caller: int = 64
     # A request body must arrive within this long (slow-loris senders hold a connection otherwise): 408.
     body_read_timeout_s: float = 30.0
     default_tenant: str = "default"

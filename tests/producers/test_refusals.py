@@ -23,9 +23,10 @@ SECRET = "whsec"
 
 def secured(upstream: str | None = None, **over: object) -> IngestSettings:
     """Ingest with every authentication on."""
-    return IngestSettings(tokens={TOKEN: "acme"}, webhook_secret=SECRET,
-                          webhook_filters={"acme": {"secret": SECRET, "tenant": "acme"}},
-                          axonflow_upstream_url=upstream, **over)
+    values: dict[str, object] = {"tokens": {TOKEN: "acme"}, "webhook_secret": SECRET,
+                                 "webhook_filters": {"acme": {"secret": SECRET, "tenant": "acme"}},
+                                 "axonflow_upstream_url": upstream}
+    return IngestSettings(**(values | over))
 
 
 def route_bodies() -> dict[str, bytes]:
