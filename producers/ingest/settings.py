@@ -55,6 +55,9 @@ class IngestSettings(BaseSettings):
     # Shared secret of the Obot webhook filter (X-Obot-Signature-256) on POST /v1/obot/webhook.
     # Unset: deliveries are accepted unsigned (loopback default); set: every delivery must be signed.
     webhook_secret: SecretStr | None = None
+    # A signed delivery re-sent byte for byte within this many seconds is answered with the first
+    # verdict and not recorded again (producers/ingest/replay.py); 0 turns it off.
+    webhook_replay_window_s: float = 300.0
     # More filters, one per Obot installation / tenant: {"name": {"secret": "...", "tenant": "acme"}}.
     webhook_filters: dict[str, WebhookFilter] = Field(default_factory=dict)
     # Tee mode of the shim endpoint: the real Obot's audit endpoint, e.g.
