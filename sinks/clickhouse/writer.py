@@ -35,7 +35,7 @@ _DATA_ERROR_CODES = {
 # Codes that mean "ClickHouse cannot take anything right now" (overload, network, replicas, a table or
 # database an operator must restore): retried for as long as it takes, nothing may be dropped.
 _TRANSIENT_CODES = {
-    3, 60, 81, 159, 164, 202, 203, 209, 210, 236, 241, 242, 252, 279, 285, 319, 394, 425, 999, 1000,
+    60, 81, 159, 164, 202, 203, 209, 210, 236, 241, 242, 252, 279, 285, 319, 394, 425, 999, 1000,
 }
 _CODE = re.compile(r"Code:\s*(\d+)")
 
