@@ -72,7 +72,8 @@ class StackQuerier:
         """The query, from inside a running event loop."""
         body = jsonutil.dumps({"sql": sql, "parameters": parameters or {}})
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
-            async with session.post(self.url, data=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}) as resp:
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+            async with session.post(self.url, data=body, headers=headers) as resp:
                 payload = jsonutil.loads(await resp.read())
                 if resp.status != 200:
                     raise QueryError(payload.get("error", f"HTTP {resp.status}"))
