@@ -33,7 +33,6 @@ from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
 from producers import telemetry
 from producers.formats import FORMATS, IngestContext
-from producers.ingest.replay import ReplayWindow, Seen
 from producers.ingest.common import (
     STATE,
     TENANT_HINT,
@@ -45,6 +44,7 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
+from producers.ingest.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
 
