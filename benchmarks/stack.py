@@ -54,12 +54,12 @@ class Stack:
         from gateledger.clickhouse.access import StackQuerier
 
         db = self.database
-        return StackQuerier(self.state.sink_url).run(sql.replace("$db", db)).rows
+        return StackQuerier.for_stack(self.state).run(sql.replace("$db", db)).rows
 
     async def aquery(self, sql: str) -> list[tuple[Any, ...]]:
         from gateledger.clickhouse.access import StackQuerier
 
-        return (await StackQuerier(self.state.sink_url).run_async(sql.replace("$db", self.database))).rows
+        return (await StackQuerier.for_stack(self.state).run_async(sql.replace("$db", self.database))).rows
 
     database = "gateledger"  # the default: the stack's environment names none
 

@@ -88,13 +88,20 @@ async def accept(
     source = source or format_name
     result = AcceptResult()
     good: list[Published] = []
+    values: list[bytes] = []
     letters = []
     for rec in records:
         err = rec.error
         if err is None:
             try:
-                good.append(fmt(rec.value, ctx))
-                continue
+                item = fmt(rec.value, ctx)
+                value = publisher.encode(item)
+                if publisher.fits(value):
+                    good.append(item)
+                    values.append(value)
+                    continue
+                # Kafka could never take it: refused like any bad record (a retry cannot help).
+                err = InvalidRecord("too_large", f"record over the {publisher.max_record_bytes}-byte record limit")
             except InvalidRecord as exc:
                 err = exc
         result.rejections.append(Rejection(rec.index, err.reason, str(err)))
@@ -114,7 +121,7 @@ async def accept(
         )
     # Dead letters first: if Kafka is down the caller gets an error and retries the whole batch.
     await publisher.dead_letter(letters, source=source)
-    await publisher.publish(good, source=source)
+    await publisher.publish(good, source=source, values=values)
     result.accepted = len(good)
     result.event_ids = [p.envelope.id for p in good]
     return result

@@ -43,6 +43,11 @@ OBOT_FORWARD = Counter(
 WEBHOOK_DECISIONS = Counter(
     "gateledger_ingest_webhook_decisions_total", "Webhook-filter verdicts, per filter and decision.", ["filter", "decision"]
 )
+WEBHOOK_REPLAYS = Counter(
+    "gateledger_ingest_webhook_replays_total",
+    "Signed webhook deliveries re-sent byte for byte within the replay window (answered, not recorded again).",
+    ["filter"],
+)
 TAP_REQUESTS = Counter(
     "gateledger_ingest_axonflow_tap_requests_total",
     "Requests proxied to AxonFlow, per kind (precheck, llm_audit, passthrough) and upstream status.",

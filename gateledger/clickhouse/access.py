@@ -7,17 +7,18 @@ same clickhouse-connect Client). Otherwise the data is opened directly.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
 import asyncio
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
 
 from gateledger import jsonutil
 from gateledger.clickhouse.client import connect
+from gateledger.clickhouse.query_token import read_query_token
 from gateledger.clickhouse.results import QueryResult, QueryRunner
 from gateledger.settings import Settings
-from gateledger.stack.state import load_running
+from gateledger.stack.state import StackState, load_running
 
 
 class QueryError(RuntimeError):
@@ -55,17 +56,24 @@ class ClientQuerier:
 
 
 class StackQuerier:
-    """Queries through the running embedded stack's sink."""
+    """Queries through the running embedded stack's sink, with the token from its data directory."""
 
-    def __init__(self, sink_url: str) -> None:
+    def __init__(self, sink_url: str, token: str | None = None, data_dir: Path | None = None) -> None:
         self.url = sink_url.rstrip("/") + "/query"
         self.description = f"running stack ({sink_url})"
+        self.token = token or read_query_token(data_dir or Settings().core.data_dir) or ""
+
+    @classmethod
+    def for_stack(cls, state: StackState) -> StackQuerier:
+        """A querier of a running stack (its token read from the stack's data directory)."""
+        return cls(state.sink_url, data_dir=state.data_dir)
 
     async def run_async(self, sql: str, parameters: dict[str, Any] | None = None) -> QueryResult:
         """The query, from inside a running event loop."""
         body = jsonutil.dumps({"sql": sql, "parameters": parameters or {}})
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as session:
-            async with session.post(self.url, data=body, headers={"Content-Type": "application/json"}) as resp:
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+            async with session.post(self.url, data=body, headers=headers) as resp:
                 payload = jsonutil.loads(await resp.read())
                 if resp.status != 200:
                     raise QueryError(payload.get("error", f"HTTP {resp.status}"))
@@ -85,5 +93,5 @@ def open_querier(settings: Settings | None = None) -> Querier:
         return ClientQuerier(settings)
     running = load_running(settings.core.data_dir)
     if running is not None:
-        return StackQuerier(running.sink_url)
+        return StackQuerier.for_stack(running)
     return ClientQuerier(settings)

@@ -8,6 +8,7 @@ nothing was reported accepted that Kafka did not hold.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -20,11 +21,12 @@ from aiohttp import web
 
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
+from gateledger.httpheaders import as_bytes, is_visible_ascii, same_secret
 from gateledger.masking import Masker
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
-from producers.publisher import Publisher, PublishError
+from producers.publisher import Publisher, PublishError, RecordsTooLarge
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +46,15 @@ class IngestState:
     token_index: dict[bytes, TokenGrant] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.token_index = {_digest(t): g for t, g in self.settings.tokens.items()}
+        self.token_index = {token_digest(t): g for t, g in self.settings.tokens.items()}
 
 
 STATE = web.AppKey("ingest_state", IngestState)
 
 
-def _digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+def token_digest(token: str) -> bytes:
+    """sha256 of a token as received (the key of the token index)."""
+    return hashlib.sha256(as_bytes(token)).digest()
 
 
 @dataclass(frozen=True)
@@ -86,12 +89,34 @@ def json_error(status: int, message: str, headers: dict[str, str] | None = None,
     return HttpError(status, message, headers, **extra)
 
 
+# Headers that carry credentials, signatures or identities: visible ASCII or the request is refused
+# before any handler reads them (docs/ingest.md "Refusals").
+CREDENTIAL_HEADERS = ("Authorization", "X-Obot-Signature-256")
+IDENTITY_HEADERS = ("X-Gateledger-Tenant", "X-Tenant-ID", "X-Client-ID", "X-User-ID", "Idempotency-Key")
+
+
+def check_headers(request: web.Request) -> None:
+    """401 (credentials) or 400 (identities) for a header that is not visible ASCII."""
+    for name in CREDENTIAL_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not is_visible_ascii(value):
+            telemetry.REJECTED.labels(source="http", reason="bad_header").inc()
+            raise json_error(401, f"{name} is not visible ASCII", headers={"WWW-Authenticate": "Bearer"},
+                             reason="bad_header")
+    for name in IDENTITY_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and not is_visible_ascii(value):
+            telemetry.REJECTED.labels(source="http", reason="bad_header").inc()
+            raise json_error(400, f"{name} is not visible ASCII", reason="bad_header")
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn HttpError into its response and count every answer per route and status."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
+        check_headers(request)
         resp = await handler(request)
     except HttpError as exc:
         resp = exc.response()
@@ -113,7 +138,7 @@ def lookup_token(state: IngestState, token: str | None) -> TokenGrant | None:
     """The grant of a configured token, or None."""
     if token is None:
         return None
-    return state.token_index.get(_digest(token))
+    return state.token_index.get(token_digest(token))
 
 
 TENANT_HINT = "X-Gateledger-Tenant"
@@ -161,7 +186,7 @@ def authenticate(request: web.Request) -> Caller:
 
 def unauthorized(message: str) -> HttpError:
     """401 with a Bearer challenge."""
-    return json_error(401, message, headers={"WWW-Authenticate": "Bearer"})
+    return json_error(401, message, headers={"WWW-Authenticate": "Bearer"}, reason="unauthenticated")
 
 
 class BodyTooLarge(Exception):
@@ -174,16 +199,37 @@ class BodyTooLarge(Exception):
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request body, or BodyTooLarge once more than the configured maximum arrived."""
-    limit = request.app[STATE].settings.max_body_bytes
+    """The request body, or BodyTooLarge once more than the configured maximum arrived; 408
+    ``body_timeout`` when it does not arrive within ``body_read_timeout_s`` (a slow-loris sender)."""
+    settings = request.app[STATE].settings
+    limit = settings.max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
         # Read only a head for the dead letter; the rest is never buffered.
-        raise BodyTooLarge(await request.content.read(64 * 1024), declared)
-    body = await request.content.read(limit + 1)
+        raise BodyTooLarge(await _read_upto(request, 64 * 1024, settings.body_read_timeout_s), declared)
+    body = await _read_upto(request, limit + 1, settings.body_read_timeout_s)
     if len(body) > limit:
         raise BodyTooLarge(body, declared)
     return body
+
+
+async def _read_upto(request: web.Request, n: int, timeout_s: float) -> bytes:
+    # StreamReader.read(n) returns what has arrived so far, not n bytes: read until n or the end.
+    chunks: list[bytes] = []
+    got = 0
+    try:
+        async with asyncio.timeout(timeout_s):
+            while got < n:
+                chunk = await request.content.read(n - got)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+    except TimeoutError:
+        telemetry.REJECTED.labels(source="http", reason="body_timeout").inc()
+        raise json_error(408, f"request body not received within {timeout_s:g} s", reason="body_timeout",
+                         headers={"Connection": "close"}) from None
+    return b"".join(chunks)
 
 
 async def reject_body(
@@ -230,9 +276,19 @@ async def too_large(request: web.Request, exc: BodyTooLarge, source: str, tenant
 
 
 async def publish_or_503(request: web.Request, coro: Awaitable[T]) -> T:
-    """Await a publish; Kafka unavailability becomes 503 + Retry-After (nothing was accepted)."""
+    """Await a publish; Kafka unavailability becomes 503 + Retry-After (nothing was accepted), an
+    event over the record limit a 413 ``too_large`` and a dead letter (a retry could never succeed)."""
     try:
         return await coro
+    except RecordsTooLarge as exc:
+        state = request.app[STATE]
+        telemetry.REJECTED.labels(source="http", reason="too_large").inc()
+        letters = [make_dead_letter(stage="ingest", origin=f"http:{request.path}", reason="too_large", error=str(exc),
+                                    original=head, masker=state.masker,
+                                    details={"event_bytes": size, "limit": exc.limit, "truncated": True})
+                   for head, size in zip(exc.heads, exc.sizes, strict=True)]
+        await publish_or_503(request, state.publisher.dead_letter(letters, source="http"))
+        raise json_error(413, f"event over the {exc.limit}-byte record limit", reason="too_large") from None
     except PublishError as exc:
         log.warning("publish failed: %s", exc)
         retry = str(request.app[STATE].settings.retry_after_s)
@@ -263,4 +319,4 @@ def verify_hmac_sha256(secret: bytes, body: bytes, header: str | None) -> bool:
     if sig.lower().startswith("sha256="):
         sig = sig[7:]
     expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, sig.lower())
+    return same_secret(sig.lower(), expected)

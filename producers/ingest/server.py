@@ -46,6 +46,7 @@ from producers.ingest.common import (
 )
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
+from producers.ingest.limits import LIMITER, Limiter, limits_middleware
 from producers.ingest.obot_forward import ObotForwarder
 from producers.ingest.settings import IngestSettings
 from producers.ingest.webhook import AcceptAll, DecisionPolicy
@@ -127,9 +128,10 @@ def build_app(
     """The ingest application with every route registered (``enforcer``: budget enforcement, started
     and stopped with the application)."""
     app = web.Application(client_max_size=settings.max_body_bytes + 1024,
-                          middlewares=[drain_middleware(settings.retry_after_s), error_middleware])
+                          middlewares=[drain_middleware(settings.retry_after_s), error_middleware, limits_middleware])
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
     app[STATE] = state
+    app[LIMITER] = Limiter(settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_concurrent_per_caller)
     tap = tap or build_tap(state, enforcer)
     if enforcer is not None:
         app[ENFORCER] = enforcer
@@ -202,7 +204,8 @@ async def run_ingest(
     money = MoneySettings()
     enforcer = build_enforcer(ingest, settings.kafka, target, money.budgets_path(settings.core), money.teams_file,
                               clock)
-    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s) as publisher:
+    async with Publisher(settings.kafka, target, timeout_s=ingest.publish_timeout_s,
+                         max_record_bytes=ingest.max_record_bytes) as publisher:
         app = build_app(publisher, ingest, masker, decision_policy=decision_policy, enforcer=enforcer)
         runners = [web.AppRunner(app, access_log=None)]
         await runners[0].setup()

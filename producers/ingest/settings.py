@@ -33,6 +33,17 @@ class IngestSettings(BaseSettings):
     # Processes serving the port together (SO_REUSEPORT); ingest is CPU-bound, one core each.
     workers: int = 1
     max_body_bytes: int = 10 * 1024 * 1024
+    # The largest single event (its Kafka value); larger records are refused with too_large and
+    # dead-lettered. Raise it only together with the broker's message.max.bytes (the producer's
+    # max_request_size follows this setting).
+    max_record_bytes: int = 1_000_000
+    # Per caller (a known bearer token, else the peer address): requests per second and burst, and
+    # requests in flight; beyond them 429 + Retry-After. 0 turns a limit off.
+    rate_limit_per_s: float = 2000.0
+    rate_limit_burst: int = 4000
+    max_concurrent_per_caller: int = 64
+    # A request body must arrive within this long (slow-loris senders hold a connection otherwise): 408.
+    body_read_timeout_s: float = 30.0
     default_tenant: str = "default"
     # Names the Obot installation in event sources (obot/<install>/mcp).
     install: str = "default"
@@ -44,6 +55,9 @@ class IngestSettings(BaseSettings):
     # Shared secret of the Obot webhook filter (X-Obot-Signature-256) on POST /v1/obot/webhook.
     # Unset: deliveries are accepted unsigned (loopback default); set: every delivery must be signed.
     webhook_secret: SecretStr | None = None
+    # A signed delivery re-sent byte for byte within this many seconds is answered with the first
+    # verdict and not recorded again (producers/ingest/replay.py); 0 turns it off.
+    webhook_replay_window_s: float = 300.0
     # More filters, one per Obot installation / tenant: {"name": {"secret": "...", "tenant": "acme"}}.
     webhook_filters: dict[str, WebhookFilter] = Field(default_factory=dict)
     # Tee mode of the shim endpoint: the real Obot's audit endpoint, e.g.

@@ -51,6 +51,7 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
+from producers.ingest.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,7 @@ class AcceptAll:
 
 
 POLICY = web.AppKey("webhook_policy", DecisionPolicy)
+REPLAYS = web.AppKey("webhook_replays", ReplayWindow)
 
 
 async def _decide(policy: DecisionPolicy, delivery: WebhookDelivery) -> Decision:
@@ -167,7 +169,14 @@ async def handle_delivery(request: web.Request) -> web.Response:
         raise await too_large(request, exc, SOURCE, tenant) from None
     if secret is not None and not verify_hmac_sha256(secret, body, request.headers.get(SIGNATURE_HEADER)):
         telemetry.REJECTED.labels(source=SOURCE, reason="bad_signature").inc()
-        raise HttpError(401, f"missing or invalid {SIGNATURE_HEADER}")
+        raise HttpError(401, f"missing or invalid {SIGNATURE_HEADER}", reason="bad_signature")
+    replays = request.app[REPLAYS]
+    replay_key = ReplayWindow.key(name, body) if secret is not None and not request.headers.get(DELIVERY_HEADER) \
+        else None
+    if replay_key is not None and (seen := replays.get(replay_key)) is not None:
+        # The same signed bytes again within the window: the first verdict, nothing recorded twice.
+        telemetry.WEBHOOK_REPLAYS.labels(filter=name).inc()
+        return web.json_response({**seen.payload, "replay": True}, status=seen.status)
     try:
         message = jsonutil.loads(body)
     except jsonutil.JSONDecodeError as exc:
@@ -188,7 +197,8 @@ async def handle_delivery(request: web.Request) -> web.Response:
         tenant=tenant,
         install=install,
         received_at=utcnow(),
-        delivery_id=request.headers.get(DELIVERY_HEADER) or uuid.uuid4().hex,
+        delivery_id=request.headers.get(DELIVERY_HEADER)
+        or (replays.delivery_id(replay_key) if replay_key is not None else uuid.uuid4().hex),
         subject=delivery.user_id,
     )
     if not isinstance(message, dict):
@@ -217,12 +227,15 @@ async def handle_delivery(request: web.Request) -> web.Response:
     await publish_or_503(request, state.publisher.publish([FORMATS["obot-webhook"](message, ctx)], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
+    if replay_key is not None:
+        replays.remember(replay_key, Seen(decision.status, payload, ctx.delivery_id or ""))
     return web.json_response(payload, status=decision.status)
 
 
 def add_routes(app: web.Application, policy: DecisionPolicy | None = None) -> None:
     """Register the filter endpoints with a decision policy (default: accept everything)."""
     app[POLICY] = policy or AcceptAll()
+    app[REPLAYS] = ReplayWindow(app[STATE].settings.webhook_replay_window_s)
     app.router.add_post("/v1/obot/webhook", handle_delivery)
     app.router.add_post("/v1/obot/webhook/{name}", handle_delivery)
     app.router.add_post("/v1/obot/webhook/{name}/{scope:.+}", handle_delivery)

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from gateledger.clickhouse.client import connect
 from gateledger.clickhouse.migrate import migrate
+from gateledger.clickhouse.query_token import ensure_query_token
 from gateledger.clickhouse.results import QueryRunner
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, resolve
 from gateledger.masking import Masker, masking_salt
@@ -101,6 +102,10 @@ async def run_sink(
     app = build_app(
         runner,
         lambda: {"landed": service.landed, "buffered": service.buffered(), "buffered_bytes": service.buffered_bytes()},
+        token=ensure_query_token(core.data_dir),
+        query_timeout_s=sink.query_timeout_s,
+        query_max_memory_bytes=sink.query_max_memory_bytes,
+        allowed_hosts=frozenset(h.strip().lower() for h in sink.query_allowed_hosts.split(",") if h.strip()),
     )
     web_runner = web.AppRunner(app, access_log=None)
     await web_runner.setup()

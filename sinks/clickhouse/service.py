@@ -29,6 +29,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
@@ -39,7 +40,7 @@ from sinks.clickhouse.lines import LineCodec, LineError
 from sinks.clickhouse.rollups import FEED_TABLE, ROLLUP_SOURCES, RollupFeeder, Row
 from sinks.clickhouse.rows import TableMapping
 from sinks.clickhouse.settings import SinkSettings
-from sinks.clickhouse.writer import RetryableInsertError, Writer
+from sinks.clickhouse.writer import RetryableInsertError, UnknownInsertError, Writer
 
 log = logging.getLogger(__name__)
 
@@ -287,9 +288,7 @@ class SinkService:
                 prior = await self._retrying(table, lambda: self.rollups.snapshot(source, batch.token, batch.objs))
                 self._crash("snapshotted")
             # 2. the rows
-            rejected = await self._retrying(
-                table, lambda: self.writer.insert_isolating(table, batch.lines, batch.token)
-            )
+            rejected, refused_reason = await self._insert_rows(table, batch)
             self._crash("inserted")
             if source:
                 # 3. the rollup changes of the rows ClickHouse accepted
@@ -299,7 +298,7 @@ class SinkService:
                 telemetry.ROLLUP_CHANGES.labels(table=table).inc(fed)
                 self._crash("fed")
         # 4. dead letters
-        letters = [(batch.offsets[i], batch.raws[i], "rejected_by_clickhouse", err) for i, err in rejected]
+        letters = [(batch.offsets[i], batch.raws[i], refused_reason, err) for i, err in rejected]
         letters += batch.bad
         if letters:
             lines = [self._dead_letter_line(batch.tp, off, raw, reason, err) for off, raw, reason, err in letters]
@@ -318,21 +317,61 @@ class SinkService:
         telemetry.COMMITTED_BATCHES.labels(table=table).inc()
         self.landed += len(batch)
 
-    async def _retrying(self, table: str, fn: Callable[[], Any]) -> Any:
-        delay = self.settings.retry_backoff_initial_s
-        while True:
-            try:
-                result = await asyncio.to_thread(fn)
-                telemetry.FAILING.set(0)
-                return result
-            except RetryableInsertError as exc:
-                telemetry.FAILING.set(1)
-                telemetry.RETRIES.labels(table=table).inc()
-                if self._abort.is_set():
-                    raise Aborted(str(exc)) from exc
-                log.warning("ClickHouse failed (%s), retrying in %.1fs: %s", table, delay, exc)
-                await self._sleep(delay)
-                delay = min(delay * 2, self.settings.retry_backoff_max_s)
+    async def _retrying(self, table: str, fn: Callable[[], Any], bounded: bool = False) -> Any:
+        """Run ``fn`` in a thread until it works. Unavailability is retried for as long as it lasts;
+        with ``bounded``, an UnknownInsertError is re-raised after ``unknown_error_attempts`` attempts
+        in a row (the caller then isolates the rows it follows)."""
+        unknown = 0
+
+        def give_up(state: RetryCallState) -> bool:
+            nonlocal unknown
+            exc = state.outcome.exception() if state.outcome else None
+            unknown = unknown + 1 if isinstance(exc, UnknownInsertError) else 0
+            if isinstance(exc, UnknownInsertError):
+                telemetry.UNKNOWN_ERRORS.labels(table=table).inc()
+            return self._abort.is_set() or (bounded and unknown >= self.settings.unknown_error_attempts)
+
+        def before_sleep(state: RetryCallState) -> None:
+            telemetry.FAILING.set(1)
+            telemetry.RETRIES.labels(table=table).inc()
+            log.warning("ClickHouse failed (%s), retrying in %.1fs: %s", table, state.upcoming_sleep,
+                        state.outcome.exception() if state.outcome else None)
+
+        try:
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception_type(RetryableInsertError),
+                stop=give_up,
+                wait=wait_exponential(multiplier=self.settings.retry_backoff_initial_s, exp_base=2,
+                                      min=self.settings.retry_backoff_initial_s, max=self.settings.retry_backoff_max_s),
+                sleep=self._sleep,
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    result = await asyncio.to_thread(fn)
+        except RetryableInsertError as exc:
+            telemetry.FAILING.set(1)
+            if self._abort.is_set():
+                raise Aborted(str(exc)) from exc
+            raise
+        telemetry.FAILING.set(0)
+        return result
+
+    async def _insert_rows(self, table: str, batch: Batch) -> tuple[list[tuple[int, str]], str]:
+        """Step 2: the rows, and the dead-letter reason of those refused. An error of no known kind
+        that persists is a poison row: after the bounded retries the batch is bisected with that
+        error counted as a refusal, so the good rows land, the poison ones are dead-lettered
+        (``clickhouse_error``) and the partition moves on."""
+        try:
+            rejected = await self._retrying(
+                table, lambda: self.writer.insert_isolating(table, batch.lines, batch.token), bounded=True)
+            return rejected, "rejected_by_clickhouse"
+        except UnknownInsertError as exc:
+            log.error("ClickHouse keeps failing on %s with an unknown error; isolating the rows it follows: %s",
+                      batch.token, exc)
+        rejected = await self._retrying(
+            table, lambda: self.writer.insert_isolating(table, batch.lines, batch.token, unknown_is_rejection=True))
+        return rejected, "clickhouse_error"
 
     async def _commit(self, tp: TopicPartition, offset: int) -> None:
         try:

@@ -21,9 +21,12 @@ class SinkSettings(BaseSettings):
     max_buffered_rows: int = Field(default=200000, ge=1)
     max_buffered_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
     fetch_max_records: int = Field(default=10000, ge=1)
-    # Retries of failing inserts: exponential backoff, forever (nothing may be dropped).
+    # Retries of failing inserts: exponential backoff; forever while ClickHouse is unavailable
+    # (nothing may be dropped), at most this many attempts in a row for an error of no known kind,
+    # after which the rows it follows are dead-lettered (clickhouse_error) and the partition moves on.
     retry_backoff_initial_s: float = 0.2
     retry_backoff_max_s: float = 10.0
+    unknown_error_attempts: int = Field(default=5, ge=1)
     # On shutdown, how long buffered rows may take to land before the sink gives up (they are not
     # committed, so the next run lands them).
     drain_timeout_s: float = 30.0
@@ -32,6 +35,11 @@ class SinkSettings(BaseSettings):
     # Where the sink serves /metrics, /healthz and (on chDB) the query endpoint. 0 = pick a free port.
     host: str = "127.0.0.1"
     port: int = 0
+    # The query endpoint (chDB only; docs/operations.md "Query endpoint"): per-query limits, and host
+    # names besides the loopback ones a client may put in the Host header (comma-separated).
+    query_timeout_s: float = Field(default=60.0, gt=0)
+    query_max_memory_bytes: int = Field(default=2 * 1024**3, ge=16 * 1024 * 1024)
+    query_allowed_hosts: str = ""
     # Which topics to consume: "all", or a comma-separated list of logical topic names.
     topics: str = "all"
     # On a ClickHouse server: apply the analyst role and per-tenant row policies at start-up

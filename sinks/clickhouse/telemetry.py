@@ -17,6 +17,11 @@ INSERT_LATENCY = Histogram(
     ["table"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+UNKNOWN_ERRORS = Counter(
+    "gateledger_sink_unknown_errors_total",
+    "Insert attempts failing with a ClickHouse error of no known kind (bounded retries, then dead letters).",
+    ["table"],
+)
 RETRIES = Counter("gateledger_sink_insert_retries_total", "Inserts retried after a ClickHouse failure.", ["table"])
 DEAD_LETTERS = Counter("gateledger_sink_dead_letters_total", "Rows sent to dead_letters by the sink.", ["table", "reason"])
 CONSUMER_LAG = Gauge(

@@ -3,8 +3,10 @@
 Every insert is synchronous (``async_insert=0``: chDB turns async inserts on by default, and the sink
 batches itself) and deduplicated by a token derived from the batch's topic/partition/offset range,
 also inside dependent materialized views. Errors are classified once here: bad values are
-``RejectedRows`` (never retried; bisection finds the rows), everything else is
-``RetryableInsertError`` (retried with backoff by the service).
+``RejectedRows`` (never retried; bisection finds the rows), unavailability is
+``RetryableInsertError`` (retried with backoff by the service for as long as it lasts), and an error
+of no known kind is ``UnknownInsertError`` (retried a bounded number of times, then its rows are
+isolated and dead-lettered like rejected ones).
 
 Fault injection: ``insert_fn`` and ``query_fn`` replace the calls made on a client, so tests can make
 ClickHouse fail for a while around the real engine.
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import DatabaseError, DataError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 
 from sinks.clickhouse import telemetry
 
@@ -29,6 +31,11 @@ log = logging.getLogger(__name__)
 # ClickHouse error codes that mean "these values are bad", not "try again later".
 _DATA_ERROR_CODES = {
     6, 26, 27, 32, 33, 38, 41, 53, 69, 70, 72, 117, 131, 190, 321, 407, 467, 469, 691,
+}
+# Codes that mean "ClickHouse cannot take anything right now" (overload, network, replicas, a table or
+# database an operator must restore): retried for as long as it takes, nothing may be dropped.
+_TRANSIENT_CODES = {
+    60, 81, 159, 164, 202, 203, 209, 210, 236, 241, 242, 252, 279, 285, 319, 394, 425, 999, 1000,
 }
 _CODE = re.compile(r"Code:\s*(\d+)")
 
@@ -51,17 +58,27 @@ class RetryableInsertError(RuntimeError):
     """ClickHouse is unavailable or overloaded: retry the same batch later."""
 
 
+class UnknownInsertError(RetryableInsertError):
+    """An error of no known kind: retried a bounded number of times, then treated as bad rows (a
+    poison row must not stall its partition forever)."""
+
+
 class RejectedRows(ValueError):
     """ClickHouse refused these values; retrying cannot help."""
 
 
 def classify(exc: BaseException) -> type[Exception]:
-    """RejectedRows for bad data, RetryableInsertError for everything else."""
+    """RejectedRows for bad data, RetryableInsertError for unavailability, UnknownInsertError otherwise."""
     if isinstance(exc, DataError):
         return RejectedRows
+    if isinstance(exc, OperationalError):
+        return RetryableInsertError  # connection-level: the server is not there
     if isinstance(exc, DatabaseError):
         m = _CODE.search(str(exc))
-        return RejectedRows if m and int(m.group(1)) in _DATA_ERROR_CODES else RetryableInsertError
+        code = int(m.group(1)) if m else None
+        if code in _DATA_ERROR_CODES:
+            return RejectedRows
+        return RetryableInsertError if code in _TRANSIENT_CODES else UnknownInsertError
     if isinstance(exc, TypeError | ValueError | OverflowError):
         return RejectedRows
     return RetryableInsertError
@@ -136,21 +153,26 @@ class Writer:
         telemetry.ROWS_INSERTED.labels(table=table).inc(len(lines))
         telemetry.BATCH_ROWS.labels(table=table).observe(len(lines))
 
-    def insert_isolating(self, table: str, lines: Sequence[bytes], token: str) -> list[tuple[int, str]]:
+    def insert_isolating(self, table: str, lines: Sequence[bytes], token: str,
+                         unknown_is_rejection: bool = False) -> list[tuple[int, str]]:
         """Insert, and if ClickHouse rejects values, bisect so every good row lands.
 
         Returns (row index, error) of the refused rows. Sub-batches get derived tokens, and the same
         rows are refused the same way on a replay, so the splits repeat and stay deduplicated.
+        ``unknown_is_rejection``: an UnknownInsertError (after the caller's bounded retries) isolates
+        rows too.
         """
+        refusals: tuple[type[Exception], ...] = (RejectedRows, UnknownInsertError) if unknown_is_rejection \
+            else (RejectedRows,)
         try:
             self.insert(table, lines, token)
             return []
-        except RejectedRows as exc:
+        except refusals as exc:
             if len(lines) == 1:
                 return [(0, str(exc.__cause__ or exc))]
         mid = len(lines) // 2
-        bad = self.insert_isolating(table, lines[:mid], f"{token}/a")
-        bad += [(i + mid, e) for i, e in self.insert_isolating(table, lines[mid:], f"{token}/b")]
+        bad = self.insert_isolating(table, lines[:mid], f"{token}/a", unknown_is_rejection)
+        bad += [(i + mid, e) for i, e in self.insert_isolating(table, lines[mid:], f"{token}/b", unknown_is_rejection)]
         return bad
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:

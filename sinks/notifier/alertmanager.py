@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
+from gateledger.httpheaders import same_secret
 from gateledger.masking import Masker
 from sinks.notifier import telemetry
 from sinks.notifier.delivery import post
@@ -147,8 +148,10 @@ class AlertmanagerRelay:
         token = self.settings.alertmanager_token
         if token is not None:
             sent = request.headers.get("Authorization", "")
-            if not hmac.compare_digest(sent.encode(), f"Bearer {token.get_secret_value()}".encode()):
-                return web.json_response({"error": "missing or wrong bearer token"}, status=401)
+            # Any header text, non-ASCII or not UTF-8 at all, is a wrong token: 401, never 500.
+            if not same_secret(sent, f"Bearer {token.get_secret_value()}"):
+                return web.json_response({"error": "missing or wrong bearer token", "reason": "unauthenticated"},
+                                         status=401, headers={"WWW-Authenticate": "Bearer"})
         raw_body = await request.read()
         try:
             raw = jsonutil.loads(raw_body)

@@ -120,15 +120,16 @@ def test_parameters_are_bound_by_clickhouse_directly_and_through_query_endpoint(
         async def through_stack() -> None:
             from gateledger.clickhouse.results import QueryRunner
 
-            app = build_app(QueryRunner(direct._client), lambda: {})
+            app = build_app(QueryRunner(direct._client), lambda: {}, token="t")
             async with TestClient(TestServer(app)) as http:
-                querier = StackQuerier(str(http.make_url("/")))
+                querier = StackQuerier(str(http.make_url("/")), token="t")
                 result = await querier.run_async(PARAM_SQL, params)
                 _check_bound(QueryResult(result.columns, result.types, [
                     [r[0], r[1], r[2], r[3], Decimal(r[4])] for r in result.rows]))
                 with pytest.raises(QueryError, match="cannot be parsed as UInt8"):
                     await querier.run_async(PARAM_SQL, params | {"n": "1; DROP TABLE x"})
-                bad = await http.post("/query", data=b'{"sql": 1}')
+                bad = await http.post("/query", data=b'{"sql": 1}',
+                                      headers={"Authorization": "Bearer t", "Content-Type": "application/json"})
                 assert bad.status == 400
 
         asyncio.run(through_stack())

@@ -150,7 +150,7 @@ def panels_on_live_data(data: Path) -> None:
 
     state = load_running(data)
     assert state is not None
-    querier = StackQuerier(state.sink_url)
+    querier = StackQuerier.for_stack(state)
     now = datetime.now(UTC)
     tr = grafana_sql.TimeRange(now - timedelta(hours=1), now + timedelta(minutes=1), 10)
     queries = dashboard_queries() + alert_queries()

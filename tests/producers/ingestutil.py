@@ -30,7 +30,8 @@ async def ingest_client(
     kafka = kafka or settings.kafka
     target = target or resolve(kafka, settings.core)
     await ensure_gateledger_topics(kafka, target)
-    async with Publisher(kafka, target, timeout_s=ingest.publish_timeout_s) as pub:
+    async with Publisher(kafka, target, timeout_s=ingest.publish_timeout_s,
+                         max_record_bytes=ingest.max_record_bytes) as pub:
         app = build_app(pub, ingest, Masker(salt=SALT), **app_kw)
         async with TestClient(TestServer(app, host="127.0.0.1")) as client:
             yield client

@@ -27,6 +27,15 @@ def _typed(value: Any, type_name: str) -> Any:
     return value
 
 
+def auth_headers() -> dict[str, str]:
+    """JSON and the bearer token the sink of this test's data directory made."""
+    from gateledger.clickhouse.query_token import read_query_token
+    from gateledger.settings import Settings
+
+    token = read_query_token(Settings().core.data_dir) or ""
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+
+
 @dataclass
 class _Result:
     result_rows: list[tuple[Any, ...]]
@@ -37,10 +46,11 @@ class StackClient:
 
     def __init__(self, base_url: str) -> None:
         self.url = base_url.rstrip("/") + "/query"
+        self.headers = auth_headers()
 
     def query(self, sql: str, parameters: dict[str, Any] | None = None) -> _Result:
         body = json.dumps({"sql": sql, "parameters": parameters or {}}).encode()
-        req = urllib.request.Request(self.url, data=body, headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(self.url, data=body, headers=self.headers)
         with urllib.request.urlopen(req, timeout=120) as resp:  # noqa: S310 - loopback only
             payload = json.loads(resp.read())
         types = payload["types"]

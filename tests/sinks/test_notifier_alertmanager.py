@@ -13,6 +13,7 @@ import aiohttp
 
 from gateledger import jsonutil
 from gateledger.settings import Settings
+from tests.rawhttp import ODD_VALUES, raw_post
 from tests.sinks.conftest import running_notifier
 from tests.sinks.test_notifier import Receiver, dead_letters
 
@@ -106,6 +107,10 @@ def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None
             async with running_notifier(settings, hooks, alertmanager_deliver_within_s=0.3,
                                 alertmanager_token="am-secret") as base:
                 assert (await post(base, PAYLOAD))[0] == 401
+                for odd in ODD_VALUES:  # odd or non-ASCII Authorization: 401 with a reason, never 500
+                    status, body = await raw_post(base, "/alertmanager", jsonutil.dumps(PAYLOAD),
+                                                  [(b"Content-Type", b"application/json"), (b"Authorization", odd)])
+                    assert (status, body.get("reason")) == (401, "unauthenticated"), (odd, status, body)
                 auth = {"Authorization": "Bearer am-secret"}
                 status, body = await post(base, PAYLOAD, **auth)
                 # `down` still fails: 503 so Alertmanager retries; `oncall` got it, `refuses` refused for good.

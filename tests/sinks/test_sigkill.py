@@ -31,7 +31,7 @@ from tests.conftest import Processes, subprocess_env
 from tests.sinks.checks import ALL_TIME, VIEW_ARGS, assert_rollups_exact, q, view_counts
 from tests.sinks.conftest import publish, sink_lag
 from tests.sinks.events import World, encode
-from tests.sinks.stack_query import StackClient
+from tests.sinks.stack_query import StackClient, auth_headers
 
 TOTAL = 50_000
 MIX = {"mcp_calls": 20_000, "llm_calls": 9_000, "cost_ledger": 10_000, "policy_decisions": 4_000,
@@ -67,7 +67,8 @@ def _messages(seed: int) -> tuple[list[tuple[Topic, str, bytes]], dict[str, int]
 
 def _landed(port: int) -> int:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=1) as resp:  # noqa: S310
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/status", headers=auth_headers())
+        with urllib.request.urlopen(req, timeout=1) as resp:  # noqa: S310
             return int(json.loads(resp.read())["landed"])
     except OSError:
         return -1

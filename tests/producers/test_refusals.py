@@ -1,0 +1,101 @@
+"""Ingest refusals on every route with tokens and webhook secrets on (real app, real broker): odd or non-ASCII
+credential and identity headers are 401/400 with a reason, never 500."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from aiohttp.test_utils import TestServer
+
+from gateledger.settings import Settings
+from gateledger.topics import Topic
+from producers.ingest.settings import IngestSettings
+from tests import samples
+from tests.producers.ingestutil import ingest_client, sign
+from tests.producers.kafkaread import read_topic
+from tests.producers.test_hostile_inputs import TolerantAxonFlow
+from tests.rawhttp import ODD_VALUES, raw_post
+
+TOKEN = "tok-acme"
+SECRET = "whsec"
+
+
+def secured(upstream: str | None = None, **over: object) -> IngestSettings:
+    """Ingest with every authentication on."""
+    values: dict[str, object] = {"tokens": {TOKEN: "acme"}, "webhook_secret": SECRET,
+                                 "webhook_filters": {"acme": {"secret": SECRET, "tenant": "acme"}},
+                                 "axonflow_upstream_url": upstream}
+    return IngestSettings(**(values | over))
+
+
+def route_bodies() -> dict[str, bytes]:
+    """A valid body per route (so only the header is wrong)."""
+    return {
+        "/api/mcp-audit-logs": orjson.dumps([samples.obot_shim()]),
+        "/v1/obot/webhook": orjson.dumps(samples.webhook_message()),
+        "/v1/obot/webhook/acme": orjson.dumps(samples.webhook_message()),
+        "/v1/cloudevents": orjson.dumps(samples.cloudevent()),
+        "/v1/ingest/obot-llm": orjson.dumps([samples.obot_llm()]),
+        "/axonflow/api/policy/pre-check": orjson.dumps(samples.precheck()["request"]),
+    }
+
+
+def test_odd_headers_are_refused_with_a_reason_on_every_route(settings: Settings) -> None:
+    async def main() -> None:
+        upstream = TolerantAxonFlow()
+        async with TestServer(upstream.app(), host="127.0.0.1") as up, \
+                ingest_client(settings, secured(str(up.make_url("")))) as http:
+            base = str(http.make_url("")).rstrip("/")
+            for path, body in route_bodies().items():
+                good = [(b"Content-Type", b"application/json"), (b"Authorization", f"Bearer {TOKEN}".encode()),
+                        (b"X-Obot-Signature-256", sign(SECRET, body).encode())]
+                # The credential this route checks (the tap's own authentication is the tap's business).
+                used = b"X-Obot-Signature-256" if "webhook" in path else None if "axonflow" in path else b"Authorization"
+                for odd in ODD_VALUES:
+                    for name in (b"Authorization", b"X-Obot-Signature-256"):
+                        if name != used and odd.isascii():
+                            continue  # a visible odd value in a header this route ignores is just ignored
+                        headers = [h for h in good if h[0] != name] + [(name, odd)]
+                        status, answer = await raw_post(base, path, body, headers)
+                        assert status == 401 and answer.get("reason") in (
+                            "bad_header", "unauthenticated", "bad_signature"), (path, name, odd, status, answer)
+                    for name in (b"X-Gateledger-Tenant", b"X-Tenant-ID", b"Idempotency-Key"):
+                        if not odd.isascii():
+                            status, answer = await raw_post(base, path, body, [*good, (name, odd)])
+                            assert (status, answer.get("reason")) == (400, "bad_header"), (path, name, odd, answer)
+                status, answer = await raw_post(base, path, body, good)
+                assert status == 200, (path, answer)  # the same request with clean headers is fine
+
+    asyncio.run(main())
+
+
+def test_records_over_the_record_limit_are_refused_too_large_and_dead_lettered_never_503(settings: Settings) -> None:
+    """A body under the 10 MiB body limit may hold a record Kafka can never take (1 MiB): it is refused with
+    too_large and dead-lettered (the rest of its batch accepted); one just under the limit lands."""
+    big = "x" * 1_500_000  # under the body limit, over the record limit
+
+    async def main() -> None:
+        async with ingest_client(settings, secured()) as http:
+            auth = {"Authorization": f"Bearer {TOKEN}"}
+            batch = [samples.obot_llm(id="big-1", requestBody={"pad": big}), samples.obot_llm(id="small-1")]
+            r = await http.post("/v1/ingest/obot-llm", data=orjson.dumps(batch), headers=auth)
+            answer = await r.json()
+            assert r.status == 400 and answer["accepted"] == 1, answer
+            assert [(x["index"], x["reason"]) for x in answer["rejected"]] == [(0, "too_large")]
+            near = samples.obot_llm(id="near-1", requestBody={"pad": "y" * 900_000})
+            r = await http.post("/v1/ingest/obot-llm", data=orjson.dumps([near]), headers=auth)
+            assert r.status == 200, await r.text()  # the producer and the broker take what the limit lets through
+            body = orjson.dumps(samples.webhook_message(id="big-w", params={"pad": big}))
+            r = await http.post("/v1/obot/webhook", data=body, headers={"X-Obot-Signature-256": sign(SECRET, body)})
+            assert (r.status, (await r.json())["reason"]) == (413, "too_large")
+            r = await http.post("/v1/cloudevents", data=orjson.dumps(samples.cloudevent(id="big-c", data={"p": big})),
+                                headers={**auth, "Content-Type": "application/cloudevents+json"})
+            assert r.status in (400, 413) and "too_large" in await r.text()
+        letters = await read_topic(settings, Topic.DEAD_LETTERS, until=lambda got: len(got) >= 3)
+        assert sorted(d["reason"] for d in letters) == ["too_large"] * 3, letters
+        assert all(len(orjson.dumps(d)) <= 1_000_000 for d in letters)
+        events = await read_topic(settings, Topic.RAW_OBOT_LLM, until=lambda got: len(got) >= 2)
+        assert sorted(e["data"]["id"] for e in events) == ["near-1", "small-1"]
+
+    asyncio.run(main())
