@@ -140,3 +140,32 @@ def calls(kind: str, *conditions: str) -> str:
         f"GROUP BY tenant, minute, {columns}"
     )
     return _union(rollup, raw)
+
+
+DECISION_COLUMNS = (
+    "tenant, minute, source, outcome, policy, block_reason, filter_name, mcp_server_id, tool_name, user_id,"
+    " decisions, policy_hits, last_time"
+)
+
+
+def decisions(*conditions: str) -> str:
+    """Pre-check (source 'policy_decisions', outcome approved / blocked) and webhook decisions ('webhook_decisions',
+    outcome = decision) at their latest version per minute (decisions_per_minute), one row per blocking policy:
+    sum(decisions) counts decisions, sum(policy_hits) counts (decision, policy) pairs; user_id set when blocked."""
+    rollup = f"SELECT {DECISION_COLUMNS} FROM decisions_per_minute WHERE {where(FULL_MINUTES, *conditions)}"
+    policy = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'policy_decisions' AS source,"
+        " if(approved, 'approved', 'blocked') AS outcome, hit.1 AS policy, block_reason, '' AS filter_name,"
+        " '' AS mcp_server_id, '' AS tool_name, if(approved, '', user_id) AS user_id, toInt64(hit.2 = 1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('policy_decisions', 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
+        "ARRAY JOIN arrayMap((p, i) -> (toString(p), i), if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)],"
+        " CAST(policies, 'Array(String)')) AS named, arrayEnumerate(named)) AS hit"
+    )
+    webhook = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'webhook_decisions' AS source, toString(decision) AS outcome,"
+        " '' AS policy, '' AS block_reason, filter_name, mcp_server_id, tool_name, '' AS user_id, toInt64(1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('webhook_decisions', 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
+    )
+    return _union(rollup, policy, webhook)

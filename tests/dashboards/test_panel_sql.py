@@ -226,6 +226,9 @@ _DELAY_BY_TABLE = " UNION ALL ".join(
 _MCP = _RAW.format(cols="time, mcp_server_id, tool_name, status, error, duration_ms", table="mcp_calls", order="version DESC")
 _LLM = _RAW.format(cols="time, provider, model, status, latency_ms, output_tokens", table="llm_calls", order="version DESC")
 _FAILED = "status IN ('failure', 'timeout')"
+_POLICY = _RAW.format(cols="time, user_id, approved, policies, block_reason", table="policy_decisions", order="version DESC")
+_WEBHOOK = _RAW.format(cols="time, filter_name, mcp_server_id, tool_name, decision", table="webhook_decisions", order="version DESC")
+_BLOCKING = "arrayJoin(if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)], policies))"
 BASE_TABLE_ANSWERS = {
     ("gateledger-sre", "Events landed"): f"SELECT uniqExact(id) FROM {_RAW_EVENTS}",
     ("gateledger-sre", "Events/s by source and type"): "SELECT $__timeInterval(time) AS t, source, type,"
@@ -250,6 +253,18 @@ BASE_TABLE_ANSWERS = {
     f" FROM {_LLM} WHERE latency_ms IS NOT NULL GROUP BY provider, model ORDER BY p95 DESC",
     ("gateledger-compliance", "Authorization denials by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
     f" count() FROM {_MCP} WHERE status = 'denied' GROUP BY t, mcp_server_id",
+    ("gateledger-compliance", "Blocked pre-checks"): f"SELECT countIf(NOT approved) FROM {_POLICY}",
+    ("gateledger-compliance", "Blocked pre-checks by policy"): f"SELECT $__timeInterval(time) AS t, {_BLOCKING} AS policy,"
+    f" count() FROM {_POLICY} WHERE NOT approved GROUP BY t, policy",
+    ("gateledger-compliance", "Blocked pre-checks by policy and reason"): f"SELECT {_BLOCKING} AS policy, block_reason,"
+    f" count(), uniqExact(user_id), max(time) FROM {_POLICY} WHERE NOT approved GROUP BY policy, block_reason",
+    ("gateledger-compliance", "Webhook rejections by filter"): "SELECT $__timeInterval(time) AS t,"
+    f" if(filter_name = '', '(unnamed)', filter_name) AS filter, count() FROM {_WEBHOOK} WHERE decision = 'rejected'"
+    " GROUP BY t, filter",
+    ("gateledger-compliance", "Denials and rejections by tool"): "SELECT server, tool, sum(denied), sum(rejected), max(last)"
+    f" FROM (SELECT mcp_server_id AS server, tool_name AS tool, count() AS denied, 0 AS rejected, max(time) AS last FROM {_MCP}"
+    " WHERE status = 'denied' GROUP BY server, tool UNION ALL SELECT mcp_server_id, tool_name, 0, count(), max(time)"
+    f" FROM {_WEBHOOK} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name) GROUP BY server, tool",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
