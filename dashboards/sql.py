@@ -60,7 +60,7 @@ EDGE_MINUTES = (
     "$__timeFilter(time) AND (time < $__fromTime + 60 OR time > $__toTime - 60)"
     " AND (toStartOfMinute(time) < $__fromTime OR toStartOfMinute(time) > $__toTime - 60)"
 )
-DELAY_STATE = "quantilesState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
+DELAY_STATE = "quantilesTDigestState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
 
 
 def _union(*parts: str) -> str:
@@ -69,7 +69,7 @@ def _union(*parts: str) -> str:
 
 def landings(tables: tuple[str, ...], *conditions: str) -> str:
     """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
-    events and delay_ms (a quantiles(0.5, 0.95, 0.99) state of event time → landed, ms)."""
+    events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
     names = ", ".join(f"'{t}'" for t in tables)
     parts = [
         "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "

@@ -289,7 +289,23 @@ def test_rollup_panels_answer_what_the_base_tables_do(sim_db: SimDb, cut: tuple[
         want = normalized(run(sim_db.client, base, tr, vars_)[1])
         got = normalized(run(sim_db.client, panel_sql(uid, title), tr, vars_)[1])
         assert want, title
-        assert got == want, title
+        if title in QUANTILE_PANELS:
+            # t-digest (rollups) against the reservoir of the base-table query: the same rows and
+            # keys, quantiles within 5 %; everything else exact.
+            assert len(got) == len(want), title
+            for g, w in zip(sorted(got, key=_keys), sorted(want, key=_keys), strict=True):
+                assert _keys(g) == _keys(w), title
+                assert [x for x in g if isinstance(x, float)] == pytest.approx(
+                    [x for x in w if isinstance(x, float)], rel=0.05, abs=1.0), title
+        else:
+            assert got == want, title
+
+
+QUANTILE_PANELS = {"End-to-end delay: event time → landed (raw events)", "End-to-end delay p95 by output table"}
+
+
+def _keys(row: tuple) -> tuple:
+    return tuple(x for x in row if not isinstance(x, float))
 
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
