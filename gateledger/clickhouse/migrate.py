@@ -121,7 +121,8 @@ def shard(statements: list[str], ch: ClickHouseSettings) -> list[str]:
             # Columns change on the shards' tables and on the Distributed table in front of them.
             db, name = alter.group(1), alter.group(2)
             out.append(stmt.replace(f"{db}.{name} ", f"{db}.{name}_local ", 1))
-            out.append(stmt)
+            if " INDEX " not in stmt:  # a Distributed table has no indexes
+                out.append(stmt)
             continue
         m = _CREATE_TABLE.match(stmt)
         if m is None or "MergeTree(" not in stmt:

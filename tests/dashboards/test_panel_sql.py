@@ -265,6 +265,10 @@ BASE_TABLE_ANSWERS = {
     f" FROM (SELECT mcp_server_id AS server, tool_name AS tool, count() AS denied, 0 AS rejected, max(time) AS last FROM {_MCP}"
     " WHERE status = 'denied' GROUP BY server, tool UNION ALL SELECT mcp_server_id, tool_name, 0, count(), max(time)"
     f" FROM {_WEBHOOK} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name) GROUP BY server, tool",
+    ("gateledger-cost", "Unpriced usage"): "SELECT kind, provider, model, mcp_server_id, tool_name, count(),"
+    " sum(input_tokens), sum(output_tokens), max(time), argMax(interaction_id, time)"
+    f" FROM {_RAW.format(cols='time, kind, provider, model, mcp_server_id, tool_name, input_tokens, output_tokens, unpriced, interaction_id', table='cost_ledger', order='version DESC')}"
+    " WHERE unpriced GROUP BY kind, provider, model, mcp_server_id, tool_name",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
