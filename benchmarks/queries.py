@@ -4,7 +4,7 @@ over a large simulated data set in chDB: median latency of each.
 Data: the dashboard tests' simulator (``tests/dashboards/simdata``: every table, realistic rows,
 duplicates and restated versions) for one tenant set over 24 hours, then multiplied inside
 ClickHouse by its own generator (``INSERT ... SELECT ... FROM table, numbers(1, copies)`` with fresh
-ids and times jittered within the hour before) until the event tables hold ``events`` rows in all.
+ids and correlation keys, times jittered within the hour before) until the event tables hold ``events`` rows in all.
 The rollups are then filled as the sink keeps them (``sinks.clickhouse.rebuild``: every event once, at
 its latest version). Panels are expanded with Grafana's ClickHouse macros over the last 25 hours
 (everything), all tenants; analyst queries run with the documented parameters (one tenant, the whole
@@ -61,9 +61,17 @@ def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str
     copies = max(0, math.ceil(events / max(sum(base.values()), 1)) - 1)
     if copies:
         for name in tables:
+            columns = {c for (c,) in admin.query(
+                f"SELECT name FROM system.columns WHERE database = '{db}' AND table = '{name}'").result_rows}
+            # Each copy is its own events: correlation keys are copied too, so that a lookup by one of them
+            # (the interaction drill-down, a user's trail) finds one event's worth of rows, not every copy's.
+            keys = "".join(f", if({k} = '', '', concat({k}, '~', toString(c.number))) AS {k}"
+                           for k in ("request_id", "context_id", "interaction_id", "event_id") if k in columns)
+            keys += "".join(f", arrayMap(x -> concat(x, '~', toString(c.number)), {k}) AS {k}"
+                            for k in ("event_ids", "context_ids") if k in columns)
             admin.command(
                 f"INSERT INTO {db}.{name} SELECT src.* REPLACE (concat(id, '~', toString(c.number)) AS id, "
-                f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time) "
+                f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time{keys}) "
                 f"FROM {db}.{name} AS src, numbers(1, {copies}) AS c",
                 settings={"async_insert": 0, "max_partitions_per_insert_block": 10000,
                           "insert_deduplicate": 0})
