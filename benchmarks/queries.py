@@ -4,7 +4,7 @@ over a large simulated data set in chDB: median latency of each.
 Data: the dashboard tests' simulator (``tests/dashboards/simdata``: every table, realistic rows,
 duplicates and restated versions) for one tenant set over 24 hours, then multiplied inside
 ClickHouse by its own generator (``INSERT ... SELECT ... FROM table, numbers(1, copies)`` with fresh
-ids and correlation keys, times jittered within the hour before) until the event tables hold ``events`` rows in all.
+ids, correlation keys and users (8 simulated users become 1000), times jittered within the hour before) until the event tables hold ``events`` rows in all.
 The rollups are then filled as the sink keeps them (``sinks.clickhouse.rebuild``: every event once, at
 its latest version). Panels are expanded with Grafana's ClickHouse macros over the last 25 hours
 (everything), all tenants; analyst queries run with the documented parameters (one tenant, the whole
@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 
+USER_SPREAD = 125  # copies of each simulated user
 STEPS_S = (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
@@ -69,6 +70,10 @@ def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str
                            for k in ("request_id", "context_id", "interaction_id", "event_id") if k in columns)
             keys += "".join(f", arrayMap(x -> concat(x, '~', toString(c.number)), {k}) AS {k}"
                             for k in ("event_ids", "context_ids") if k in columns)
+            # The simulator has 8 users; the copies are spread over 1000 (a 10M-event deployment has
+            # more than 8 people), so that a user's trail is one user's, not an eighth of everything.
+            keys += "".join(f", if({k} = '', '', concat({k}, '~', toString(c.number % {USER_SPREAD}))) AS {k}"
+                            for k in ("user_id", "subject") if k in columns)
             admin.command(
                 f"INSERT INTO {db}.{name} SELECT src.* REPLACE (concat(id, '~', toString(c.number)) AS id, "
                 f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time{keys}) "
