@@ -136,7 +136,7 @@ def build() -> dashboard.Dashboard:
         b.add(
             stat_panel(
                 title,
-                ch_table(f"SELECT countIf(kind = '{kind}') AS findings FROM {FINDINGS}"),
+                ch_table(f"SELECT sumIf(decisions, source = 'findings' AND outcome = '{kind}') AS findings FROM {DECISIONS}"),
                 unit=COUNT,
                 steps=GOOD_BAD,
                 description=FINDING_DESCRIPTIONS[kind],
@@ -199,9 +199,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Findings by kind",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, kind, count() AS findings\n"
-                f"FROM {FINDINGS}\nGROUP BY t, kind ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, outcome AS kind, sum(decisions) AS findings\n"
+                f"FROM {DECISIONS}\nWHERE source = 'findings'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
             bars=True,
             stacked=True,

@@ -149,8 +149,8 @@ DECISION_COLUMNS = (
 
 
 def decisions(*conditions: str) -> str:
-    """Pre-check (source 'policy_decisions', outcome approved / blocked) and webhook decisions ('webhook_decisions',
-    outcome = decision) at their latest version per minute (decisions_per_minute), one row per blocking policy:
+    """Pre-check (source 'policy_decisions', outcome approved / blocked), webhook decisions ('webhook_decisions',
+    outcome = decision) and findings ('findings', outcome = kind) at their latest version per minute (decisions_per_minute), one row per blocking policy:
     sum(decisions) counts decisions, sum(policy_hits) counts (decision, policy) pairs; user_id set when blocked."""
     rollup = f"SELECT {DECISION_COLUMNS} FROM decisions_per_minute WHERE {where(FULL_MINUTES, *conditions)}"
     policy = (
@@ -168,4 +168,10 @@ def decisions(*conditions: str) -> str:
         " toInt64(1) AS policy_hits, time AS last_time "
         f"FROM {latest('webhook_decisions', 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
     )
-    return _union(rollup, policy, webhook)
+    findings = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'findings' AS source, toString(kind) AS outcome, '' AS policy,"
+        " '' AS block_reason, '' AS filter_name, '' AS mcp_server_id, '' AS tool_name, '' AS user_id, toInt64(1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('findings', 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
+    )
+    return _union(rollup, policy, webhook, findings)

@@ -48,6 +48,9 @@ _DECISION_SELECTS = {
     "webhook_decisions": """
         SELECT 'webhook_decisions', 1, tenant, time, decision, user_id, [], '', filter_name, mcp_server_id, tool_name
         FROM {db}.webhook_decisions FINAL""",
+    "findings": """
+        SELECT 'findings', 1, tenant, time, kind, '', [], '', '', '', ''
+        FROM {db}.findings FINAL""",
 }
 DECISION_COLUMNS = "source, sign, tenant, time, outcome, user_id, policies, block_reason, filter_name, mcp_server_id, tool_name"
 ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute",

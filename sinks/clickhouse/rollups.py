@@ -142,6 +142,11 @@ def _webhook(r: Row) -> dict[str, Any]:
     }
 
 
+def _finding(r: Row) -> dict[str, Any]:
+    return {"outcome": _s(r["kind"]), "user_id": "", "policies": [], "block_reason": "", "filter_name": "",
+            "mcp_server_id": "", "tool_name": ""}
+
+
 def _cost(r: Row) -> dict[str, Any]:
     return {
         "kind": "llm" if _s(r["kind"]) == "llm" else "mcp",
@@ -177,6 +182,7 @@ ROLLUP_SOURCES: dict[str, RollupSource] = {
                      feed_table=DECISION_FEED_TABLE),
         RollupSource("webhook_decisions", ("decision", "user_id", "filter_name", "mcp_server_id", "tool_name"), _webhook,
                      feed_table=DECISION_FEED_TABLE),
+        RollupSource("findings", ("kind",), _finding, feed_table=DECISION_FEED_TABLE),
     )
 }
 

@@ -269,6 +269,11 @@ BASE_TABLE_ANSWERS = {
     " sum(input_tokens), sum(output_tokens), max(time), argMax(interaction_id, time)"
     f" FROM {_RAW.format(cols='time, kind, provider, model, mcp_server_id, tool_name, input_tokens, output_tokens, unpriced, interaction_id', table='cost_ledger', order='version DESC')}"
     " WHERE unpriced GROUP BY kind, provider, model, mcp_server_id, tool_name",
+    ("gateledger-compliance", "Findings by kind"): "SELECT $__timeInterval(time) AS t, kind, count()"
+    f" FROM {_RAW.format(cols='time, kind', table='findings', order='version DESC')} GROUP BY t, kind",
+    ("gateledger-sre", "variable server"): "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id,"
+    " argMax(mcp_server_name, time)) FROM mcp_calls WHERE $__timeFilter(time) AND mcp_server_id != '' GROUP BY mcp_server_id",
+    ("gateledger-sre", "variable model"): "SELECT DISTINCT model FROM llm_calls WHERE $__timeFilter(time) AND model != ''",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"

@@ -1,4 +1,5 @@
--- Pre-check and webhook decisions per minute for the compliance panels (issue 22). Fed by the sink like
+-- Pre-check and webhook decisions, and findings (outcome = kind), per minute for the compliance
+-- panels (issue 22). Fed by the sink like
 -- rollup_feed (+1 for an event new or newer than what the table held, -1 for the version it
 -- supersedes), so counts are exact under re-delivery and new versions.
 CREATE TABLE IF NOT EXISTS $db.decision_feed $on_cluster
