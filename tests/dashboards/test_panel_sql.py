@@ -274,6 +274,14 @@ BASE_TABLE_ANSWERS = {
     ("gateledger-sre", "variable server"): "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id,"
     " argMax(mcp_server_name, time)) FROM mcp_calls WHERE $__timeFilter(time) AND mcp_server_id != '' GROUP BY mcp_server_id",
     ("gateledger-sre", "variable model"): "SELECT DISTINCT model FROM llm_calls WHERE $__timeFilter(time) AND model != ''",
+    ("gateledger-compliance", "Interactions"): "SELECT time, id, tenant, user_id, client_id, status, approved, block_reason,"
+    " arrayStringConcat(policies, ', '), llm_calls, tool_calls, webhook_rejections, errors, cost_usd, latency_ms,"
+    " arrayStringConcat(models, ', '), arrayStringConcat(mcp_servers, ', '), close_reason FROM"
+    f" {_RAW.format(cols='time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls, webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason', table='interactions', order='version DESC')}"
+    " ORDER BY status = 'ok', time DESC LIMIT 1000",
+    ("gateledger-compliance", "Findings"): "SELECT time, kind, severity, user_id, client_id, description, interaction_id,"
+    f" detected_at FROM {_RAW.format(cols='time, kind, severity, user_id, client_id, description, interaction_id, detected_at', table='findings', order='version DESC')}"
+    " ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC LIMIT 500",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
