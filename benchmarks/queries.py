@@ -83,6 +83,18 @@ def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str
     return base, copies
 
 
+def fill(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str, int], int, float, float]:
+    """Multiply, then fill the rollups as the sink keeps them; the tables, copies and seconds each took."""
+    from sinks.clickhouse.rebuild import rebuild_rollups
+
+    t = time.perf_counter()
+    base, copies = multiply(admin, db, events, jitter_ms)
+    multiplied = time.perf_counter() - t
+    t = time.perf_counter()
+    rebuild_rollups(admin, db)
+    return base, copies, multiplied, time.perf_counter() - t
+
+
 def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, large_events: int = 0,
         large_days: int = 30) -> dict[str, Any]:
     """Median milliseconds of each query over ``events`` rows (and over ``large_events`` in ``large_days``)."""
@@ -94,7 +106,6 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
     from tests.dashboards.queries import run as run_panel
     from tests.dashboards.queries import time_range
     from tests.dashboards.test_panel_sql import variables
-    from sinks.clickhouse.rebuild import rebuild_rollups
     from tests.sinks.test_analyst_docs import documented_queries
 
     path = Path(tempfile.mkdtemp(prefix="gl-bench-q-"))
@@ -109,12 +120,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
         simdata.insert(admin, db, sim)
         simdata.insert(admin, db, sim, duplicates=True)
         seeded = time.perf_counter() - t
-        t = time.perf_counter()
-        base, copies = multiply(admin, db, events, 3_600_000)
-        multiplied = time.perf_counter() - t
-        t = time.perf_counter()
-        rebuild_rollups(admin, db)
-        rolled = time.perf_counter() - t
+        base, copies, multiplied, rolled = fill(admin, db, events, 3_600_000)
         counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in base}
         client = connect(ch, CoreSettings(data_dir=path), database=db)
         tr, vars_ = time_range(now, hours=25), variables(sim)
@@ -165,7 +171,6 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     from gateledger.clickhouse.client import connect
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
-    from sinks.clickhouse.rebuild import rebuild_rollups
     from tests.dashboards import simdata
     from tests.dashboards.queries import alert_queries, dashboard_queries
     from tests.dashboards.queries import run as run_panel
@@ -176,12 +181,7 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     admin = connect(ch, CoreSettings(data_dir=path))
     migrate(admin, ch)
     simdata.insert(admin, db, sim)
-    t = time.perf_counter()
-    base, copies = multiply(admin, db, events, days * 86_400_000)
-    multiplied = time.perf_counter() - t
-    t = time.perf_counter()
-    rebuild_rollups(admin, db)
-    rolled = time.perf_counter() - t
+    base, copies, multiplied, rolled = fill(admin, db, events, days * 86_400_000)
     counts = {name: admin.query(f"SELECT count() FROM {db}.{name}").result_rows[0][0] for name in base}
     client = connect(ch, CoreSettings(data_dir=path), database=db)
     vars_ = variables(sim)

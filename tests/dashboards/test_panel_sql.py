@@ -13,7 +13,7 @@ import pytest
 
 from dashboards import grafana_sql
 from dashboards.grafana_sql import ALL, Variable
-from tests.dashboards import simdata
+from tests.dashboards import landing, simdata
 from tests.dashboards.conftest import SimDb
 from tests.dashboards.queries import (
     Query,
@@ -193,7 +193,7 @@ def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> N
     before = {q.name: normalized(run(sim_db.client, q.sql, tr, vars_)[1]) for q in everything}
 
     # Through the sink's rollup path: a rollup that counted a re-delivered row would change a panel.
-    simdata.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
+    landing.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
     doubled = []
     for table in sim_db.sim.duplicates:
         key = "id" if table == "raw_events" else "id, version"
@@ -332,7 +332,7 @@ def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(s
     entry = max(sim_db.sim.rows["cost_ledger"], key=lambda c: c.version)  # type: ignore[attr-defined]
     restated = entry.model_copy(update={"version": entry.version + 1, "total_cost_usd": entry.total_cost_usd + Decimal("1.000000000001")})  # type: ignore[attr-defined]
     sim = simdata.SimData(rows={"cost_ledger": [restated]}, duplicates={"cost_ledger": [restated, entry]})
-    simdata.land(sim_db.admin, sim_db.database, sim)
+    landing.land(sim_db.admin, sim_db.database, sim)
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
-    simdata.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
+    landing.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
