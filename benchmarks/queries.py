@@ -27,7 +27,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-
 USER_SPREAD = 125  # copies of each simulated user
 STEPS_S = (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
@@ -102,9 +101,8 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
     from tests.dashboards import simdata
-    from tests.dashboards.queries import alert_queries, dashboard_queries
+    from tests.dashboards.queries import alert_queries, dashboard_queries, time_range
     from tests.dashboards.queries import run as run_panel
-    from tests.dashboards.queries import time_range
     from tests.dashboards.test_panel_sql import variables
     from tests.sinks.test_analyst_docs import documented_queries
 

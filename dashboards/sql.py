@@ -71,16 +71,18 @@ def landings(tables: tuple[str, ...], *conditions: str) -> str:
     """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
     events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
     names = ", ".join(f"'{t}'" for t in tables)
-    parts = [
+    parts = [(
         "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "
         f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
-    ]
+    )]
     for t in tables:
-        source_type = "source, type" if t == "raw_events" else "'' AS source, '' AS type"
+        raw = t == "raw_events"  # the only table with a source and type per event
+        columns = "tenant, time, inserted_at" + (", source, type" if raw else "")
+        source_type = "source, type" if raw else "'' AS source, '' AS type"
         parts.append(
             f"SELECT tenant, toStartOfMinute(time) AS minute, '{t}' AS output_table, {source_type}, "
             f"toInt64(count()) AS events, {DELAY_STATE} AS delay_ms "
-            f"FROM {first_landed(t, 'tenant, time, inserted_at' + (', source, type' if t == 'raw_events' else ''), EDGE_MINUTES, *conditions)} "
+            f"FROM {first_landed(t, columns, EDGE_MINUTES, *conditions)} "
             "GROUP BY tenant, minute, output_table, source, type"
         )
     return _union(*parts)
