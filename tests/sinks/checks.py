@@ -134,6 +134,8 @@ def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
                        f"FROM {db}.policy_decisions_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     exact += q(client, f"SELECT 'webhook_decisions', tenant, toStartOfMinute(time) AS m, toString(decision), count(), 0 "
                        f"FROM {db}.webhook_decisions_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    exact += q(client, f"SELECT 'findings', tenant, toStartOfMinute(time) AS m, toString(kind), count(), 0 "
+                       f"FROM {db}.findings_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     rolled += q(client, f"SELECT source, tenant, minute, if(source = 'policy_decisions', toString(outcome = 'approved'),"
                         f" outcome), decisions, 0 FROM {db}.decisions_per_minute")
     exact += q(client, f"SELECT 'cost', tenant, toStartOfMinute(time) AS m, count(), sum(total_cost_usd) "
