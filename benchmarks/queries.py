@@ -4,7 +4,7 @@ over a large simulated data set in chDB: median latency of each.
 Data: the dashboard tests' simulator (``tests/dashboards/simdata``: every table, realistic rows,
 duplicates and restated versions) for one tenant set over 24 hours, then multiplied inside
 ClickHouse by its own generator (``INSERT ... SELECT ... FROM table, numbers(1, copies)`` with fresh
-ids and times jittered within the hour before) until the event tables hold ``events`` rows in all.
+ids, correlation keys and users (8 simulated users become 1000), times jittered within the hour before) until the event tables hold ``events`` rows in all.
 The rollups are then filled as the sink keeps them (``sinks.clickhouse.rebuild``: every event once, at
 its latest version). Panels are expanded with Grafana's ClickHouse macros over the last 25 hours
 (everything), all tenants; analyst queries run with the documented parameters (one tenant, the whole
@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-
+USER_SPREAD = 125  # copies of each simulated user
 STEPS_S = (60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
@@ -61,13 +61,37 @@ def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str
     copies = max(0, math.ceil(events / max(sum(base.values()), 1)) - 1)
     if copies:
         for name in tables:
+            columns = {c for (c,) in admin.query(
+                f"SELECT name FROM system.columns WHERE database = '{db}' AND table = '{name}'").result_rows}
+            # Each copy is its own events: correlation keys are copied too, so that a lookup by one of them
+            # (the interaction drill-down, a user's trail) finds one event's worth of rows, not every copy's.
+            keys = "".join(f", if({k} = '', '', concat({k}, '~', toString(c.number))) AS {k}"
+                           for k in ("request_id", "context_id", "interaction_id", "event_id") if k in columns)
+            keys += "".join(f", arrayMap(x -> concat(x, '~', toString(c.number)), {k}) AS {k}"
+                            for k in ("event_ids", "context_ids") if k in columns)
+            # The simulator has 8 users; the copies are spread over 1000 (a 10M-event deployment has
+            # more than 8 people), so that a user's trail is one user's, not an eighth of everything.
+            keys += "".join(f", if({k} = '', '', concat({k}, '~', toString(c.number % {USER_SPREAD}))) AS {k}"
+                            for k in ("user_id", "subject") if k in columns)
             admin.command(
                 f"INSERT INTO {db}.{name} SELECT src.* REPLACE (concat(id, '~', toString(c.number)) AS id, "
-                f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time) "
+                f"time - toIntervalMillisecond((c.number * 7919 + cityHash64(id)) % {jitter_ms}) AS time{keys}) "
                 f"FROM {db}.{name} AS src, numbers(1, {copies}) AS c",
                 settings={"async_insert": 0, "max_partitions_per_insert_block": 10000,
                           "insert_deduplicate": 0})
     return base, copies
+
+
+def fill(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str, int], int, float, float]:
+    """Multiply, then fill the rollups as the sink keeps them; the tables, copies and seconds each took."""
+    from sinks.clickhouse.rebuild import rebuild_rollups
+
+    t = time.perf_counter()
+    base, copies = multiply(admin, db, events, jitter_ms)
+    multiplied = time.perf_counter() - t
+    t = time.perf_counter()
+    rebuild_rollups(admin, db)
+    return base, copies, multiplied, time.perf_counter() - t
 
 
 def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, large_events: int = 0,
@@ -77,11 +101,9 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
     from tests.dashboards import simdata
-    from tests.dashboards.queries import alert_queries, dashboard_queries
+    from tests.dashboards.queries import alert_queries, dashboard_queries, time_range
     from tests.dashboards.queries import run as run_panel
-    from tests.dashboards.queries import time_range
     from tests.dashboards.test_panel_sql import variables
-    from sinks.clickhouse.rebuild import rebuild_rollups
     from tests.sinks.test_analyst_docs import documented_queries
 
     path = Path(tempfile.mkdtemp(prefix="gl-bench-q-"))
@@ -96,12 +118,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
         simdata.insert(admin, db, sim)
         simdata.insert(admin, db, sim, duplicates=True)
         seeded = time.perf_counter() - t
-        t = time.perf_counter()
-        base, copies = multiply(admin, db, events, 3_600_000)
-        multiplied = time.perf_counter() - t
-        t = time.perf_counter()
-        rebuild_rollups(admin, db)
-        rolled = time.perf_counter() - t
+        base, copies, multiplied, rolled = fill(admin, db, events, 3_600_000)
         counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in base}
         client = connect(ch, CoreSettings(data_dir=path), database=db)
         tr, vars_ = time_range(now, hours=25), variables(sim)
@@ -152,7 +169,6 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     from gateledger.clickhouse.client import connect
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
-    from sinks.clickhouse.rebuild import rebuild_rollups
     from tests.dashboards import simdata
     from tests.dashboards.queries import alert_queries, dashboard_queries
     from tests.dashboards.queries import run as run_panel
@@ -163,12 +179,7 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     admin = connect(ch, CoreSettings(data_dir=path))
     migrate(admin, ch)
     simdata.insert(admin, db, sim)
-    t = time.perf_counter()
-    base, copies = multiply(admin, db, events, days * 86_400_000)
-    multiplied = time.perf_counter() - t
-    t = time.perf_counter()
-    rebuild_rollups(admin, db)
-    rolled = time.perf_counter() - t
+    base, copies, multiplied, rolled = fill(admin, db, events, days * 86_400_000)
     counts = {name: admin.query(f"SELECT count() FROM {db}.{name}").result_rows[0][0] for name in base}
     client = connect(ch, CoreSettings(data_dir=path), database=db)
     vars_ = variables(sim)

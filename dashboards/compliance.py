@@ -19,19 +19,10 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest
 
 UID = "gateledger-compliance"
 
-POLICY_DECISIONS = latest(
-    "policy_decisions", "time, tenant, user_id, client_id, approved, policies, block_reason", TIME, TENANT
-)
-WEBHOOK_DECISIONS = latest(
-    "webhook_decisions",
-    "time, filter_name, phase, mcp_server_id, tool_name, decision, reason, user_id",
-    TIME,
-    TENANT,
-)
 # MCP calls per minute at their latest version (calls_per_minute): sum(calls), never count().
 MCP_CALLS = calls("mcp", TENANT)
 FINDINGS = latest(
@@ -39,6 +30,7 @@ FINDINGS = latest(
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
     TIME,
     TENANT,
+    standing=True,
 )
 INTERACTIONS = latest(
     "interactions",
@@ -46,6 +38,7 @@ INTERACTIONS = latest(
     " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
     TIME,
     TENANT,
+    standing=True,
 )
 LOCAL_AGENT_CALLS = latest(
     "local_agent_tool_calls",
@@ -58,6 +51,11 @@ LOCAL_AGENT_CALLS = latest(
 BLOCKING_POLICY = (
     "arrayJoin(if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)], policies))"
 )
+# Decisions per minute at their latest version (decisions_per_minute): count with sum(decisions), or
+# sum(policy_hits) per blocking policy.
+DECISIONS = decisions(TENANT)
+BLOCKED = "source = 'policy_decisions' AND outcome = 'blocked'"
+REJECTED = "source = 'webhook_decisions' AND outcome = 'rejected'"
 DRILL_DOWN = link(
     "Drill into interaction ${__value.raw}",
     "/d/gateledger-compliance/gateledger-compliance?var-interaction=${__value.raw}&${__url_time_range}",
@@ -91,7 +89,7 @@ SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   FROM {latest("cost_ledger", "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
   UNION ALL
   SELECT time, 'finding', id, user_id, toString(kind), toString(severity), description, NULL
-  FROM {latest("findings", "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}")}
+  FROM {latest("findings", "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}", standing=True)}
 )
 ORDER BY time, record"""
 
@@ -113,7 +111,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Blocked pre-checks",
-            ch_table(f"SELECT countIf(NOT approved) AS blocked FROM {POLICY_DECISIONS}"),
+            ch_table(f"SELECT sumIf(decisions, {BLOCKED}) AS blocked FROM {DECISIONS}"),
             unit=COUNT,
             steps=NEUTRAL,
             description="AxonFlow pre-checks that denied the request.",
@@ -124,7 +122,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Webhook rejections",
-            ch_table(f"SELECT countIf(decision = 'rejected') AS rejected FROM {WEBHOOK_DECISIONS}"),
+            ch_table(f"SELECT sumIf(decisions, {REJECTED}) AS rejected FROM {DECISIONS}"),
             unit=COUNT,
             steps=NEUTRAL,
             description="MCP messages a webhook filter rejected.",
@@ -151,7 +149,7 @@ def build() -> dashboard.Dashboard:
         b.add(
             stat_panel(
                 title,
-                ch_table(f"SELECT countIf(kind = '{kind}') AS findings FROM {FINDINGS}"),
+                ch_table(f"SELECT sumIf(decisions, source = 'findings' AND outcome = '{kind}') AS findings FROM {DECISIONS}"),
                 unit=COUNT,
                 steps=GOOD_BAD,
                 description=FINDING_DESCRIPTIONS[kind],
@@ -165,9 +163,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Blocked pre-checks by policy",
             ch_timeseries(
-                f"SELECT $__timeInterval(time) AS t, {BLOCKING_POLICY} AS policy, count() AS blocked\n"
-                f"FROM {POLICY_DECISIONS}\nWHERE NOT approved\nGROUP BY t, policy ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, policy, sum(policy_hits) AS blocked\n"
+                f"FROM {DECISIONS}\nWHERE {BLOCKED}\nGROUP BY t, policy HAVING blocked > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
             bars=True,
             stacked=True,
@@ -180,10 +179,11 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Webhook rejections by filter",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, if(filter_name = '', '(unnamed)', filter_name) AS filter,"
-                " count() AS rejected\n"
-                f"FROM {WEBHOOK_DECISIONS}\nWHERE decision = 'rejected'\nGROUP BY t, filter ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, if(filter_name = '', '(unnamed)', filter_name) AS filter,"
+                " sum(decisions) AS rejected\n"
+                f"FROM {DECISIONS}\nWHERE {REJECTED}\nGROUP BY t, filter HAVING rejected > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
             bars=True,
             stacked=True,
@@ -212,9 +212,10 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "Findings by kind",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, kind, count() AS findings\n"
-                f"FROM {FINDINGS}\nGROUP BY t, kind ORDER BY t"
+                "SELECT $__timeInterval(minute) AS t, outcome AS kind, sum(decisions) AS findings\n"
+                f"FROM {DECISIONS}\nWHERE source = 'findings'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
             ),
+            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
             bars=True,
             stacked=True,
@@ -229,9 +230,10 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "Blocked pre-checks by policy and reason",
             ch_table(
-                f"SELECT {BLOCKING_POLICY} AS policy, block_reason, count() AS blocked,"
-                " uniqExact(user_id) AS users, max(time) AS last_seen\n"
-                f"FROM {POLICY_DECISIONS}\nWHERE NOT approved\nGROUP BY policy, block_reason ORDER BY blocked DESC"
+                "SELECT policy, block_reason, sum(hits) AS blocked, countIf(hits > 0) AS users, max(last) AS last_seen\n"
+                "FROM (SELECT policy, block_reason, user_id, sum(policy_hits) AS hits, max(last_time) AS last\n"
+                f"  FROM {DECISIONS} WHERE {BLOCKED} GROUP BY policy, block_reason, user_id)\n"
+                "GROUP BY policy, block_reason HAVING blocked > 0 ORDER BY blocked DESC"
             ),
             description="Which policies block, why, and how many users they stop.",
             sort_by="blocked",
@@ -247,8 +249,8 @@ def build() -> dashboard.Dashboard:
                 "  SELECT mcp_server_id AS server, tool_name AS tool, sum(calls) AS denied, 0 AS rejected, max(last_time) AS last_seen\n"
                 f"  FROM {MCP_CALLS} WHERE status = 'denied' GROUP BY server, tool HAVING denied > 0\n"
                 "  UNION ALL\n"
-                "  SELECT mcp_server_id, tool_name, 0, count(), max(time)\n"
-                f"  FROM {WEBHOOK_DECISIONS} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name\n"
+                "  SELECT mcp_server_id, tool_name, 0, sum(decisions) AS n, max(last_time)\n"
+                f"  FROM {DECISIONS} WHERE {REJECTED} GROUP BY mcp_server_id, tool_name HAVING n > 0\n"
                 ") GROUP BY server, tool ORDER BY denied + rejected DESC"
             ),
             description="Tools whose calls the gateway denied or a webhook filter rejected.",

@@ -39,11 +39,12 @@ COST_COLUMNS = (
 # what every money panel reads.
 # Count entries with sum(entries), never count().
 COSTS = costs(TENANT, MODEL, SERVER)
-# Unpriced entries: the latest version of the entries that were ever unpriced in the range (few), so
-# the ledger is read only for them.
-UNPRICED = latest(
-    "cost_ledger", COST_COLUMNS, TIME, TENANT, MODEL, SERVER,
-    f"id IN (SELECT id FROM cost_ledger WHERE {TIME} AND {TENANT} AND unpriced)",
+# The entries at the moment each unpriced model or tool was last used (point lookups on the sorting
+# key): the interaction to link to.
+LAST_UNPRICED = latest(
+    "cost_ledger", "time, kind, provider, model, mcp_server_id, tool_name, unpriced, interaction_id", TIME, TENANT,
+    MODEL, SERVER,
+    f"time IN (SELECT max(last_time) FROM {COSTS} WHERE unpriced = 1 GROUP BY kind, provider, model, mcp_server_id, tool_name)",
 )
 BUDGET_ALERTS = latest(
     "budget_alerts",
@@ -330,10 +331,15 @@ def build() -> dashboard.Dashboard:
         table_panel(
             "Unpriced usage",
             ch_table(
-                "SELECT kind, provider, model, mcp_server_id AS server, tool_name AS tool, count() AS calls,\n"
-                "  sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(time) AS last_seen,\n"
-                "  argMax(interaction_id, time) AS latest_interaction\n"
-                f"FROM {UNPRICED}\nWHERE unpriced\nGROUP BY kind, provider, model, server, tool ORDER BY calls DESC"
+                "SELECT kind, provider, model, server, tool, n AS calls, input_tokens, output_tokens, last_seen, latest_interaction\n"
+                "FROM (SELECT kind, provider, model, mcp_server_id AS server, tool_name AS tool, sum(entries) AS n,\n"
+                "    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(last_time) AS last_seen\n"
+                f"  FROM {COSTS} WHERE unpriced = 1 GROUP BY kind, provider, model, server, tool HAVING n > 0) AS u\n"
+                "LEFT JOIN (SELECT toString(kind) AS kind, provider, model, mcp_server_id AS server, tool_name AS tool,\n"
+                "    argMax(interaction_id, time) AS latest_interaction\n"
+                f"  FROM {LAST_UNPRICED} WHERE unpriced GROUP BY kind, provider, model, server, tool) AS i\n"
+                "  USING (kind, provider, model, server, tool)\n"
+                "ORDER BY calls DESC"
             ),
             description="What ran without a price: add these to the price catalog, then `gateledger costs restate`.",
             links={"latest_interaction": INTERACTION_LINK},

@@ -31,10 +31,16 @@ def where(*conditions: str) -> str:
     return " AND ".join(f"({c})" if " OR " in c.upper() else c for c in conditions if c)
 
 
-def latest(table: str, columns: str, *conditions: str) -> str:
-    """The newest version of each id among the rows of ``table`` matching ``conditions``."""
+def latest(table: str, columns: str, *conditions: str, standing: bool = False) -> str:
+    """The newest version of each id among the rows of ``table`` matching ``conditions``.
+
+    ``standing``: leave out ids whose newest version withdrew them (``retracted``, as the analyst
+    views do); filtered after the newest version is chosen, or version 1 would come back."""
+    if not standing:
+        return f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY version DESC LIMIT 1 BY id)"
     return (
-        f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY version DESC LIMIT 1 BY id)"
+        f"(SELECT id, {columns} FROM (SELECT id, {columns}, retracted FROM {table} WHERE {where(*conditions)}"
+        " ORDER BY version DESC LIMIT 1 BY id) WHERE NOT retracted)"
     )
 
 
@@ -60,7 +66,7 @@ EDGE_MINUTES = (
     "$__timeFilter(time) AND (time < $__fromTime + 60 OR time > $__toTime - 60)"
     " AND (toStartOfMinute(time) < $__fromTime OR toStartOfMinute(time) > $__toTime - 60)"
 )
-DELAY_STATE = "quantilesState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
+DELAY_STATE = "quantilesTDigestState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
 
 
 def _union(*parts: str) -> str:
@@ -69,18 +75,20 @@ def _union(*parts: str) -> str:
 
 def landings(tables: tuple[str, ...], *conditions: str) -> str:
     """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
-    events and delay_ms (a quantiles(0.5, 0.95, 0.99) state of event time → landed, ms)."""
+    events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
     names = ", ".join(f"'{t}'" for t in tables)
-    parts = [
+    parts = [(
         "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "
         f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
-    ]
+    )]
     for t in tables:
-        source_type = "source, type" if t == "raw_events" else "'' AS source, '' AS type"
+        raw = t == "raw_events"  # the only table with a source and type per event
+        columns = "tenant, time, inserted_at" + (", source, type" if raw else "")
+        source_type = "source, type" if raw else "'' AS source, '' AS type"
         parts.append(
             f"SELECT tenant, toStartOfMinute(time) AS minute, '{t}' AS output_table, {source_type}, "
             f"toInt64(count()) AS events, {DELAY_STATE} AS delay_ms "
-            f"FROM {first_landed(t, 'tenant, time, inserted_at' + (', source, type' if t == 'raw_events' else ''), EDGE_MINUTES, *conditions)} "
+            f"FROM {first_landed(t, columns, EDGE_MINUTES, *conditions)} "
             "GROUP BY tenant, minute, output_table, source, type"
         )
     return _union(*parts)
@@ -140,3 +148,38 @@ def calls(kind: str, *conditions: str) -> str:
         f"GROUP BY tenant, minute, {columns}"
     )
     return _union(rollup, raw)
+
+
+DECISION_COLUMNS = (
+    "tenant, minute, source, outcome, policy, block_reason, filter_name, mcp_server_id, tool_name, user_id,"
+    " decisions, policy_hits, last_time"
+)
+
+
+def decisions(*conditions: str) -> str:
+    """Pre-check (source 'policy_decisions', outcome approved / blocked), webhook decisions ('webhook_decisions',
+    outcome = decision) and findings ('findings', outcome = kind) at their latest version per minute (decisions_per_minute), one row per blocking policy:
+    sum(decisions) counts decisions, sum(policy_hits) counts (decision, policy) pairs; user_id set when blocked."""
+    rollup = f"SELECT {DECISION_COLUMNS} FROM decisions_per_minute WHERE {where(FULL_MINUTES, *conditions)}"
+    policy = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'policy_decisions' AS source,"
+        " if(approved, 'approved', 'blocked') AS outcome, hit.1 AS policy, block_reason, '' AS filter_name,"
+        " '' AS mcp_server_id, '' AS tool_name, if(approved, '', user_id) AS user_id, toInt64(hit.2 = 1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('policy_decisions', 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
+        "ARRAY JOIN arrayMap((p, i) -> (toString(p), i), if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)],"
+        " CAST(policies, 'Array(String)')) AS named, arrayEnumerate(named)) AS hit"
+    )
+    webhook = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'webhook_decisions' AS source, toString(decision) AS outcome,"
+        " '' AS policy, '' AS block_reason, filter_name, mcp_server_id, tool_name, '' AS user_id, toInt64(1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('webhook_decisions', 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
+    )
+    findings = (
+        "SELECT tenant, toStartOfMinute(time) AS minute, 'findings' AS source, toString(kind) AS outcome, '' AS policy,"
+        " '' AS block_reason, '' AS filter_name, '' AS mcp_server_id, '' AS tool_name, '' AS user_id, toInt64(1) AS decisions,"
+        " toInt64(1) AS policy_hits, time AS last_time "
+        f"FROM {latest('findings', 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
+    )
+    return _union(rollup, policy, webhook, findings)

@@ -154,9 +154,9 @@ def build() -> dashboard.Dashboard:
             "End-to-end delay: event time → landed (raw events)",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t,\n"
-                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[1] AS p50,\n"
-                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95,\n"
-                "  quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[3] AS p99\n"
+                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[1] AS p50,\n"
+                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95,\n"
+                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[3] AS p99\n"
                 f"FROM {RAW_LANDINGS}\n"
                 "GROUP BY t ORDER BY t"
             ),
@@ -172,7 +172,7 @@ def build() -> dashboard.Dashboard:
         timeseries_panel(
             "End-to-end delay p95 by output table",
             ch_timeseries(
-                "SELECT $__timeInterval(minute) AS t, output_table, quantilesMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95_ms\n"
+                "SELECT $__timeInterval(minute) AS t, output_table, quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95_ms\n"
                 f"FROM {landings(DELAY_TABLES, TENANT)}\n"
                 "GROUP BY t, output_table ORDER BY t"
             ),

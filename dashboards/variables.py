@@ -9,7 +9,7 @@ from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards.datasources import CLICKHOUSE
-from dashboards.sql import TENANT, TIME, landings, where
+from dashboards.sql import TENANT, TIME, calls, landings, where
 
 ALL_OPTION = dashboard.VariableOption(selected=True, text="All", value="$__all")
 
@@ -19,12 +19,14 @@ _HAS_MODEL = "model != ''"
 # Option queries, by variable name. Two columns: the plugin takes the first as value, the second as text.
 OPTION_SQL: dict[str, str] = {
     "tenant": f"SELECT DISTINCT tenant FROM {landings(('raw_events',))} ORDER BY tenant",
+    # The servers from the calls rollup; each one's name from its calls at the moment it was last called.
     "server": (
         "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id, argMax(mcp_server_name, time)) AS name "
-        f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} "
+        f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} AND time IN ("
+        f"SELECT max(last_time) FROM {calls('mcp', TENANT, _HAS_SERVER)} GROUP BY mcp_server_id) "
         "GROUP BY mcp_server_id ORDER BY name"
     ),
-    "model": (f"SELECT DISTINCT model FROM llm_calls WHERE {where(TIME, TENANT, _HAS_MODEL)} ORDER BY model"),
+    "model": f"SELECT DISTINCT model FROM {calls('llm', TENANT, _HAS_MODEL)} ORDER BY model",
 }
 
 LABELS = {"tenant": "Tenant", "server": "MCP server", "model": "Model"}

@@ -91,7 +91,7 @@ def render(migration: Migration, ch: ClickHouseSettings) -> list[str]:
 # the cluster (a ZooKeeper path without {shard}) instead of a Distributed table.
 EVERYWHERE_TABLES = frozenset({"sink_batches", "rollup_prior"})
 # Null-engine feeds: no _local twin, an ALTER changes them as they are.
-FEED_TABLES = frozenset({"rollup_feed", "landing_feed"})
+FEED_TABLES = frozenset({"rollup_feed", "landing_feed", "decision_feed"})
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\S+)\.(\w+) ")
 _ID_COLUMN = re.compile(r"^\s*\(?\s*id\s+String\b", re.M)
@@ -121,7 +121,8 @@ def shard(statements: list[str], ch: ClickHouseSettings) -> list[str]:
             # Columns change on the shards' tables and on the Distributed table in front of them.
             db, name = alter.group(1), alter.group(2)
             out.append(stmt.replace(f"{db}.{name} ", f"{db}.{name}_local ", 1))
-            out.append(stmt)
+            if " INDEX " not in stmt:  # a Distributed table has no indexes
+                out.append(stmt)
             continue
         m = _CREATE_TABLE.match(stmt)
         if m is None or "MergeTree(" not in stmt:

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
 from gateledger.settings import ClickHouseSettings, Settings
-from sinks.clickhouse.rollups import LANDING_TABLE, ROLLUP_SOURCES
+from sinks.clickhouse.rollups import DECISION_FEED_TABLE, LANDING_TABLE, ROLLUP_SOURCES
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,21 @@ _SELECTS = {
                cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''
         FROM {db}.cost_ledger FINAL""",
 }
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute")
+_DECISION_SELECTS = {
+    "policy_decisions": """
+        SELECT 'policy_decisions', 1, tenant, time, if(approved, 'approved', 'blocked'), user_id, policies, block_reason,
+               '', '', ''
+        FROM {db}.policy_decisions FINAL""",
+    "webhook_decisions": """
+        SELECT 'webhook_decisions', 1, tenant, time, decision, user_id, [], '', filter_name, mcp_server_id, tool_name
+        FROM {db}.webhook_decisions FINAL""",
+    "findings": """
+        SELECT 'findings', 1, tenant, time, kind, '', [], '', '', '', ''
+        FROM {db}.findings FINAL WHERE NOT retracted""",
+}
+DECISION_COLUMNS = "source, sign, tenant, time, outcome, user_id, policies, block_reason, filter_name, mcp_server_id, tool_name"
+ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute",
+                 "decisions_per_minute")
 
 
 def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:
@@ -64,6 +78,10 @@ def rebuild_rollups(client: Client, database: str, ch: ClickHouseSettings | None
         (n,), = client.query(f"SELECT count() FROM `{database}`.`{table}` FINAL").result_rows
         fed[table] = int(n)
         log.info("fed %d %s event(s) into the rollups", n, table)
+    for table, select in _DECISION_SELECTS.items():
+        client.command(f"INSERT INTO `{database}`.{DECISION_FEED_TABLE} ({DECISION_COLUMNS}) "
+                       f"{select.format(db=f'`{database}`')}", settings=settings)
+        log.info("fed %s into the decision rollup", table)
     for table, source in ROLLUP_SOURCES.items():
         source_type = ", ".join(f"any(`{f}`)" for f in source.landing_fields) or "'', ''"
         client.command(

@@ -29,6 +29,7 @@ from sinks.clickhouse.writer import Writer
 PRIOR_TABLE = "rollup_prior"
 FEED_TABLE = "rollup_feed"
 LANDING_TABLE = "landing_feed"
+DECISION_FEED_TABLE = "decision_feed"
 
 Row = dict[str, Any]  # a normalized event: id, version, tenant, time (canonical text) and the source's fields
 
@@ -65,6 +66,14 @@ class RollupSource:
     to_feed: Callable[[Row], dict[str, Any]] | None  # None: only first landings are fed
     landing_fields: tuple[str, ...] = ()  # of ``fields``: the landing feed's source and type, if any
     versioned: bool = True  # raw_events has no version column: every copy is version 1
+    feed_table: str = FEED_TABLE  # where the changes go
+    # Whether a version counts in the rollups at all: a withdrawn finding (retracted) counts nowhere,
+    # as the analyst views (migration 0060) show it nowhere.
+    counts: Callable[[Row], bool] | None = None
+
+    def counted(self, row: Row) -> bool:
+        """Whether this version contributes to the rollups."""
+        return self.counts is None or self.counts(row)
 
     def normalize(self, obj: dict[str, Any]) -> Row:
         """The fields the feed needs from a message or a looked-up row; raises LineError."""
@@ -125,6 +134,26 @@ def _llm(r: Row) -> dict[str, Any]:
     }
 
 
+def _policy(r: Row) -> dict[str, Any]:
+    return {
+        "outcome": "approved" if r["approved"] else "blocked", "user_id": _s(r["user_id"]),
+        "policies": [_s(p) for p in (r["policies"] or [])], "block_reason": _s(r["block_reason"]),
+        "filter_name": "", "mcp_server_id": "", "tool_name": "",
+    }
+
+
+def _webhook(r: Row) -> dict[str, Any]:
+    return {
+        "outcome": _s(r["decision"]), "user_id": _s(r["user_id"]), "policies": [], "block_reason": "",
+        "filter_name": _s(r["filter_name"]), "mcp_server_id": _s(r["mcp_server_id"]), "tool_name": _s(r["tool_name"]),
+    }
+
+
+def _finding(r: Row) -> dict[str, Any]:
+    return {"outcome": _s(r["kind"]), "user_id": "", "policies": [], "block_reason": "", "filter_name": "",
+            "mcp_server_id": "", "tool_name": ""}
+
+
 def _cost(r: Row) -> dict[str, Any]:
     return {
         "kind": "llm" if _s(r["kind"]) == "llm" else "mcp",
@@ -156,8 +185,12 @@ ROLLUP_SOURCES: dict[str, RollupSource] = {
             _cost,
         ),
         RollupSource("raw_events", ("source", "type"), None, landing_fields=("source", "type"), versioned=False),
-        RollupSource("policy_decisions", (), None),
-        RollupSource("webhook_decisions", (), None),
+        RollupSource("policy_decisions", ("approved", "user_id", "policies", "block_reason"), _policy,
+                     feed_table=DECISION_FEED_TABLE),
+        RollupSource("webhook_decisions", ("decision", "user_id", "filter_name", "mcp_server_id", "tool_name"), _webhook,
+                     feed_table=DECISION_FEED_TABLE),
+        RollupSource("findings", ("kind", "retracted"), _finding, feed_table=DECISION_FEED_TABLE,
+                     counts=lambda r: not r["retracted"]),
     )
 }
 
@@ -183,10 +216,11 @@ def compute_feed(source: RollupSource, prior: dict[str, Row], accepted: Iterable
     out: list[dict[str, Any]] = []
     for event_id, row in _newest(accepted).items():
         before = prior.get(event_id)
-        if before is None:
-            out.append(source.feed_row(row, +1))
-        elif row["version"] > before["version"]:
+        if before is not None and row["version"] <= before["version"]:
+            continue
+        if before is not None and source.counted(before):
             out.append(source.feed_row(before, -1))
+        if source.counted(row):
             out.append(source.feed_row(row, +1))
     return out
 
@@ -248,7 +282,7 @@ class RollupFeeder:
     def feed(self, source: RollupSource, token: str, prior: dict[str, Row], accepted: list[Row]) -> int:
         """Insert the batch's rollup changes and first landings (deduplicated by the batch token); returns the rows fed."""
         rows = compute_feed(source, prior, accepted)
-        self.writer.insert(FEED_TABLE, [jsonutil.dumps(r) for r in rows], f"{token}/feed")
+        self.writer.insert(source.feed_table, [jsonutil.dumps(r) for r in rows], f"{token}/feed")
         landings = compute_landings(source, prior, accepted)
         self.writer.insert(LANDING_TABLE, [jsonutil.dumps(r) for r in landings], f"{token}/landing")
         return len(rows) + len(landings)

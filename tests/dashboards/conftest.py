@@ -16,7 +16,7 @@ import pytest
 from gateledger.clickhouse.client import connect
 from gateledger.clickhouse.migrate import migrate
 from gateledger.settings import ClickHouseSettings, CoreSettings
-from tests.dashboards import simdata
+from tests.dashboards import landing, simdata
 from tests.dashboards.alerting_harness import AlertingHarness
 
 
@@ -47,7 +47,7 @@ def sim_db(chdb_path: Path) -> Iterator[SimDb]:
         admin.command(f"SYSTEM STOP MERGES `{database}`.`{table}`")
     now = datetime.now(UTC).replace(microsecond=0)
     sim = simdata.generate(now)
-    simdata.land(admin, database, sim)
+    landing.land(admin, database, sim)
     client = connect(ch, core, database=database)
     yield SimDb(database, admin, client, sim, now)
     client.close()

@@ -13,7 +13,7 @@ import pytest
 
 from dashboards import grafana_sql
 from dashboards.grafana_sql import ALL, Variable
-from tests.dashboards import simdata
+from tests.dashboards import landing, simdata
 from tests.dashboards.conftest import SimDb
 from tests.dashboards.queries import (
     Query,
@@ -193,7 +193,7 @@ def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> N
     before = {q.name: normalized(run(sim_db.client, q.sql, tr, vars_)[1]) for q in everything}
 
     # Through the sink's rollup path: a rollup that counted a re-delivered row would change a panel.
-    simdata.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
+    landing.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
     doubled = []
     for table in sim_db.sim.duplicates:
         key = "id" if table == "raw_events" else "id, version"
@@ -226,6 +226,9 @@ _DELAY_BY_TABLE = " UNION ALL ".join(
 _MCP = _RAW.format(cols="time, mcp_server_id, tool_name, status, error, duration_ms", table="mcp_calls", order="version DESC")
 _LLM = _RAW.format(cols="time, provider, model, status, latency_ms, output_tokens", table="llm_calls", order="version DESC")
 _FAILED = "status IN ('failure', 'timeout')"
+_POLICY = _RAW.format(cols="time, user_id, approved, policies, block_reason", table="policy_decisions", order="version DESC")
+_WEBHOOK = _RAW.format(cols="time, filter_name, mcp_server_id, tool_name, decision", table="webhook_decisions", order="version DESC")
+_BLOCKING = "arrayJoin(if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)], policies))"
 BASE_TABLE_ANSWERS = {
     ("gateledger-sre", "Events landed"): f"SELECT uniqExact(id) FROM {_RAW_EVENTS}",
     ("gateledger-sre", "Events/s by source and type"): "SELECT $__timeInterval(time) AS t, source, type,"
@@ -250,6 +253,35 @@ BASE_TABLE_ANSWERS = {
     f" FROM {_LLM} WHERE latency_ms IS NOT NULL GROUP BY provider, model ORDER BY p95 DESC",
     ("gateledger-compliance", "Authorization denials by server"): "SELECT $__timeInterval(time) AS t, mcp_server_id,"
     f" count() FROM {_MCP} WHERE status = 'denied' GROUP BY t, mcp_server_id",
+    ("gateledger-compliance", "Blocked pre-checks"): f"SELECT countIf(NOT approved) FROM {_POLICY}",
+    ("gateledger-compliance", "Blocked pre-checks by policy"): f"SELECT $__timeInterval(time) AS t, {_BLOCKING} AS policy,"
+    f" count() FROM {_POLICY} WHERE NOT approved GROUP BY t, policy",
+    ("gateledger-compliance", "Blocked pre-checks by policy and reason"): f"SELECT {_BLOCKING} AS policy, block_reason,"
+    f" count(), uniqExact(user_id), max(time) FROM {_POLICY} WHERE NOT approved GROUP BY policy, block_reason",
+    ("gateledger-compliance", "Webhook rejections by filter"): "SELECT $__timeInterval(time) AS t,"
+    f" if(filter_name = '', '(unnamed)', filter_name) AS filter, count() FROM {_WEBHOOK} WHERE decision = 'rejected'"
+    " GROUP BY t, filter",
+    ("gateledger-compliance", "Denials and rejections by tool"): "SELECT server, tool, sum(denied), sum(rejected), max(last)"
+    f" FROM (SELECT mcp_server_id AS server, tool_name AS tool, count() AS denied, 0 AS rejected, max(time) AS last FROM {_MCP}"
+    " WHERE status = 'denied' GROUP BY server, tool UNION ALL SELECT mcp_server_id, tool_name, 0, count(), max(time)"
+    f" FROM {_WEBHOOK} WHERE decision = 'rejected' GROUP BY mcp_server_id, tool_name) GROUP BY server, tool",
+    ("gateledger-cost", "Unpriced usage"): "SELECT kind, provider, model, mcp_server_id, tool_name, count(),"
+    " sum(input_tokens), sum(output_tokens), max(time), argMax(interaction_id, time)"
+    f" FROM {_RAW.format(cols='time, kind, provider, model, mcp_server_id, tool_name, input_tokens, output_tokens, unpriced, interaction_id', table='cost_ledger', order='version DESC')}"
+    " WHERE unpriced GROUP BY kind, provider, model, mcp_server_id, tool_name",
+    ("gateledger-compliance", "Findings by kind"): "SELECT $__timeInterval(time) AS t, kind, count()"
+    f" FROM {_RAW.format(cols='time, kind', table='findings', order='version DESC')} GROUP BY t, kind",
+    ("gateledger-sre", "variable server"): "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id,"
+    " argMax(mcp_server_name, time)) FROM mcp_calls WHERE $__timeFilter(time) AND mcp_server_id != '' GROUP BY mcp_server_id",
+    ("gateledger-sre", "variable model"): "SELECT DISTINCT model FROM llm_calls WHERE $__timeFilter(time) AND model != ''",
+    ("gateledger-compliance", "Interactions"): "SELECT time, id, tenant, user_id, client_id, status, approved, block_reason,"
+    " arrayStringConcat(policies, ', '), llm_calls, tool_calls, webhook_rejections, errors, cost_usd, latency_ms,"
+    " arrayStringConcat(models, ', '), arrayStringConcat(mcp_servers, ', '), close_reason FROM"
+    f" {_RAW.format(cols='time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls, webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason', table='interactions', order='version DESC')}"
+    " ORDER BY status = 'ok', time DESC LIMIT 1000",
+    ("gateledger-compliance", "Findings"): "SELECT time, kind, severity, user_id, client_id, description, interaction_id,"
+    f" detected_at FROM {_RAW.format(cols='time, kind, severity, user_id, client_id, description, interaction_id, detected_at', table='findings', order='version DESC')}"
+    " ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC LIMIT 500",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
@@ -274,7 +306,23 @@ def test_rollup_panels_answer_what_the_base_tables_do(sim_db: SimDb, cut: tuple[
         want = normalized(run(sim_db.client, base, tr, vars_)[1])
         got = normalized(run(sim_db.client, panel_sql(uid, title), tr, vars_)[1])
         assert want, title
-        assert got == want, title
+        if title in QUANTILE_PANELS:
+            # t-digest (rollups) against the reservoir of the base-table query: the same rows and
+            # keys, quantiles within 5 %; everything else exact.
+            assert len(got) == len(want), title
+            for g, w in zip(sorted(got, key=_keys), sorted(want, key=_keys), strict=True):
+                assert _keys(g) == _keys(w), title
+                assert [x for x in g if isinstance(x, float)] == pytest.approx(
+                    [x for x in w if isinstance(x, float)], rel=0.05, abs=1.0), title
+        else:
+            assert got == want, title
+
+
+QUANTILE_PANELS = {"End-to-end delay: event time → landed (raw events)", "End-to-end delay p95 by output table"}
+
+
+def _keys(row: tuple) -> tuple:
+    return tuple(x for x in row if not isinstance(x, float))
 
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
@@ -284,7 +332,7 @@ def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(s
     entry = max(sim_db.sim.rows["cost_ledger"], key=lambda c: c.version)  # type: ignore[attr-defined]
     restated = entry.model_copy(update={"version": entry.version + 1, "total_cost_usd": entry.total_cost_usd + Decimal("1.000000000001")})  # type: ignore[attr-defined]
     sim = simdata.SimData(rows={"cost_ledger": [restated]}, duplicates={"cost_ledger": [restated, entry]})
-    simdata.land(sim_db.admin, sim_db.database, sim)
+    landing.land(sim_db.admin, sim_db.database, sim)
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
-    simdata.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
+    landing.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")

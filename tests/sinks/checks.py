@@ -146,3 +146,41 @@ def assert_rollups_exact(client: Any, db: str, settings: Settings) -> None:
     missing_c = {k: v for k, v in exact_c.items() if rolled_c.get(k) != v}
     extra_c = {k: v for k, v in rolled_c.items() if k not in exact_c}
     assert not missing_c and not extra_c, f"cost_daily differs: want {list(missing_c.items())[:3]}, extra {list(extra_c.items())[:3]}"
+    assert_dashboard_rollups_exact(client, db)
+
+
+def _by_key(rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    acc: dict[tuple[Any, ...], list[Any]] = {}
+    for r in rows:
+        _add(acc, (*(str(x) for x in r[:-2]),), tuple(r[-2:]))
+    return _nonzero({k: tuple(v) for k, v in acc.items()})
+
+
+def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
+    """The dashboards' rollups (migrations 0080-0082) equal exact recomputations, minute by minute."""
+    from sinks.clickhouse.rollups import ROLLUP_SOURCES
+
+    exact, rolled = [], []
+    for table in ROLLUP_SOURCES:  # each event once, whatever its copies and versions
+        exact += q(client, f"SELECT '{table}', tenant, toStartOfMinute(time) AS m, uniqExact(id), 0 "
+                           f"FROM {db}.{table} GROUP BY ALL")
+    rolled += q(client, f"SELECT output_table, tenant, minute, events, 0 FROM {db}.landings_per_minute")
+    for kind, table in (("mcp", "mcp_calls"), ("llm", "llm_calls")):
+        exact += q(client, f"SELECT '{kind}', tenant, toStartOfMinute(time) AS m, toString(status), count(), 0 "
+                           f"FROM {db}.{table}_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT kind, tenant, minute, status, calls, 0 FROM {db}.calls_per_minute")
+    exact += q(client, f"SELECT 'policy_decisions', tenant, toStartOfMinute(time) AS m, toString(toUInt8(approved)), count(), 0 "
+                       f"FROM {db}.policy_decisions_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    exact += q(client, f"SELECT 'webhook_decisions', tenant, toStartOfMinute(time) AS m, toString(decision), count(), 0 "
+                       f"FROM {db}.webhook_decisions_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    exact += q(client, f"SELECT 'findings', tenant, toStartOfMinute(time) AS m, toString(kind), count(), 0 "
+                       f"FROM {db}.findings_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT source, tenant, minute, if(source = 'policy_decisions', toString(outcome = 'approved'),"
+                        f" outcome), decisions, 0 FROM {db}.decisions_per_minute")
+    exact += q(client, f"SELECT 'cost', tenant, toStartOfMinute(time) AS m, count(), sum(total_cost_usd) "
+                       f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT 'cost', tenant, minute, entries, cost_usd FROM {db}.cost_per_minute")
+    want, got = _by_key(exact), _by_key(rolled)
+    assert want, "nothing to compare"
+    diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
+    assert not diff, f"dashboard rollups differ from exact recomputation: {list(diff.items())[:3]}"

@@ -24,7 +24,7 @@ class Crash(BaseException):
 
 
 @pytest.mark.fault
-@pytest.mark.parametrize("after", ["sink_batches", "rollup_prior", "mcp_calls", "rollup_feed", "dead_letters"])
+@pytest.mark.parametrize("after", ["sink_batches", "rollup_prior", "mcp_calls", "rollup_feed", "landing_feed", "dead_letters"])
 def test_crash_after_each_step_then_restart_with_other_batch_sizes(settings: Settings, ch_client, after: str) -> None:
     db = settings.clickhouse.database
     w = World(seed=6)

@@ -18,8 +18,9 @@ CREATE TABLE IF NOT EXISTS $db.landing_feed $on_cluster
 ENGINE = Null;
 
 -- Distinct events and event time → landed delay per minute, per table (and source / type for raw events).
--- Counts are exact (each id once); the delay sketch is the one Grafana panels used on raw rows
--- (quantiles, reservoir of 8192 values per state).
+-- Counts are exact (each id once). The delay sketch is a t-digest (as usage_per_minute's latency):
+-- a few hundred bytes per state, where a reservoir would keep up to 8192 values per minute and key,
+-- i.e. nearly every delay, and merge a month of them as slowly as the raw rows.
 CREATE TABLE IF NOT EXISTS $db.landings_per_minute $on_cluster
 (
     tenant       LowCardinality(String),
@@ -28,7 +29,7 @@ CREATE TABLE IF NOT EXISTS $db.landings_per_minute $on_cluster
     source       LowCardinality(String),
     type         LowCardinality(String),
     events       SimpleAggregateFunction(sum, Int64),
-    delay_ms     AggregateFunction(quantiles(0.5, 0.95, 0.99), Int64)
+    delay_ms     AggregateFunction(quantilesTDigest(0.5, 0.95, 0.99), Int64)
 )
 ENGINE = ${Replicated}AggregatingMergeTree(${replica_args_only})
 PARTITION BY toYYYYMM(minute)
@@ -42,7 +43,7 @@ SELECT
     toStartOfMinute(time) AS minute,
     output_table, source, type,
     toInt64(count()) AS events,
-    quantilesState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, landed_at)) AS delay_ms
+    quantilesTDigestState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, landed_at)) AS delay_ms
 FROM $db.landing_feed
 GROUP BY tenant, minute, output_table, source, type;
 

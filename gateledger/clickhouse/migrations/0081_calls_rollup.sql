@@ -1,6 +1,7 @@
 -- MCP and LLM calls per minute for the SRE panels (issue 22): signed counts per status, so error rates
 -- are exact under re-delivery and new versions like every rollup_feed sum, and latency sketches of the
--- panels' own kind (quantiles, reservoir) fed by +1 rows only, as usage_per_minute's (a sketch cannot
+-- panels' own kind (quantiles: a reservoir, exact up to 8192 calls per minute and key, so the panels'
+-- percentiles are unchanged) fed by +1 rows only, as usage_per_minute's (a sketch cannot
 -- subtract: a superseded version's latency stays in it). last_time: when a call with that key last happened.
 ALTER TABLE $db.rollup_feed $on_cluster ADD COLUMN IF NOT EXISTS status LowCardinality(String) DEFAULT '';
 
