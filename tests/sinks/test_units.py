@@ -158,3 +158,20 @@ def test_first_landings_count_each_event_once_whatever_its_copies_and_versions()
     assert env["version"] == 1 and compute_feed(raw, {}, [env]) == []
     assert [(r["source"], r["type"]) for r in compute_landings(raw, {}, [env, env])] == [("obot", "mcp.request")]
     assert compute_landings(raw, {"e": env}, [env]) == []
+
+
+def test_a_withdrawn_finding_leaves_the_rollups() -> None:
+    """A finding counts once while it stands; its retraction (a new version) takes it out, a
+    re-delivered retraction changes nothing, and a retraction seen first never counts."""
+    src = ROLLUP_SOURCES["findings"]
+
+    def finding(version: int, retracted: bool) -> dict[str, object]:
+        return src.normalize({"id": "f1", "version": version, "tenant": "acme", "time": "2026-11-20T10:00:00Z",
+                              "kind": "unaudited_llm_call", "retracted": retracted})
+
+    standing, withdrawn = finding(1, False), finding(2, True)
+    assert [r["sign"] for r in compute_feed(src, {}, [standing])] == [1]
+    assert [(r["sign"], r["outcome"]) for r in compute_feed(src, {"f1": standing}, [withdrawn])] == [
+        (-1, "unaudited_llm_call")]
+    assert compute_feed(src, {"f1": withdrawn}, [withdrawn]) == []
+    assert compute_feed(src, {}, [standing, withdrawn]) == []
