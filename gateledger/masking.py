@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -52,17 +53,30 @@ class MaskingSettings(BaseSettings):
 _PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
+_MAX_EMBEDDED_JSON = 64  # JSON starts tried per text: bounded work on bracket-heavy text
+_JSON = json.JSONDecoder()
 _MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
 
 
-def _value_end(text: str, start: int, *, whole_line: bool) -> int:
-    """Where the value of ``key: value`` ends: a cookie header's at the end of the line (``Cookie: a=b;
-    c=d``); others after one word, or two after an auth scheme (``Authorization: Bearer x``)."""
+def _unescape(m: re.Match[str]) -> str:
+    """One JSON string escape, decoded (text holding an escaped JSON string, escaped once more)."""
+    c = m.group(1)
+    if c[0] == "u":
+        return chr(int(c[1:], 16))
+    return rules.JSON_ESCAPES.get(c, c)
+
+
+def _value_end(text: str, start: int, token_end: int | None, *, whole_line: bool) -> int:
+    """Where the value of ``key: value`` / ``key=value`` ends: a cookie header's at the end of the line
+    (``Cookie: a=b; c=d``); after an auth scheme, after its credential (``Authorization=Bearer x``);
+    otherwise at ``token_end`` (``key=value``) or after one word (``key: value``)."""
     line_end = min((i for i in (text.find("\n", start), text.find("\r", start)) if i >= 0), default=len(text))
     if whole_line:
         return line_end
     m = rules.VALUE_WORDS.match(text, start, line_end)
-    return m.end() if m else start
+    if m is None:
+        return start
+    return m.end() if token_end is None or m.group("scheme") else token_end
 
 
 class Masker:
@@ -127,7 +141,10 @@ class Masker:
     def _masked_value(self, kind: int, v: Any) -> Any:
         """The value under a key of this (non-plain) kind."""
         if kind == _HASHED:
-            return self.token_hash(v) if type(v) is str else REDACTED
+            if type(v) is not str:
+                return REDACTED
+            # Already hashed (text masked twice: a pair inside JSON that was masked as JSON).
+            return v if rules.TOKEN_HASH.fullmatch(v) else self.token_hash(v)
         if kind == _TOKENS:
             # Counts stay (``total_tokens``); strings (``refresh_tokens``) are the tokens themselves.
             if type(v) is int or type(v) is float or (type(v) is str and rules.NUMERIC.fullmatch(v)):
@@ -159,7 +176,7 @@ class Masker:
                         out[k2] = self._masked_value(kind, v)
                         continue
                 out[k2] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
-            if len(value) <= 4:
+            if len(value) <= 6:  # a name/value pair, perhaps with a flag or two
                 self._mask_named_pair(value, out)
             return out
         if t is list or t is tuple:
@@ -217,6 +234,8 @@ class Masker:
         if decoded is not None:
             return decoded
         out = text
+        if "{" in out or "[" in out:
+            out = self._embedded_json(out)
         if ":" in out or "=" in out:
             out = self._pairs(out)
         out = self._rx.sub(self._replace, out)
@@ -228,6 +247,16 @@ class Masker:
         """The masked decoded form of JSON-in-a-string, URL-encoded or JSON-escaped text that hid
         something; None when there is nothing to decode or the decoded text is clean."""
         s = text.strip()
+        if s[:1] == '"' and s[-1:] == '"' and len(s) > 1:
+            # A JSON string literal (a double-encoded value): mask what it holds.
+            try:
+                inner = jsonutil.loads(s)
+            except ValueError:
+                inner = None
+            if isinstance(inner, str):
+                masked_inner = self._mask_text(inner)
+                if masked_inner != inner:
+                    return jsonutil.dumps_str(masked_inner)
         if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
             try:
                 value = jsonutil.loads(s)
@@ -240,8 +269,8 @@ class Masker:
         candidates = []
         if "%" in text and rules.URL_ESCAPE.search(text):
             candidates.append(unquote(text))
-        if '\\"' in text or "\\\\" in text:
-            candidates.append(text.replace('\\"', '"').replace("\\\\", "\\"))
+        if "\\" in text and rules.JSON_ESCAPE.search(text):
+            candidates.append(rules.JSON_ESCAPE.sub(_unescape, text))
         for plain in candidates:
             if plain != text:
                 masked = self._mask_text(plain)
@@ -249,19 +278,46 @@ class Masker:
                     return masked
         return None
 
+    def _embedded_json(self, text: str) -> str:
+        """Text with each JSON object or array inside it masked with the key rules."""
+        out: list[str] = []
+        pos = last = 0
+        for _ in range(_MAX_EMBEDDED_JSON):
+            m = rules.EMBEDDED_JSON.search(text, pos)
+            if m is None:
+                break
+            try:
+                value, end = _JSON.raw_decode(text, m.start())
+            except (ValueError, RecursionError):
+                pos = m.start() + 1
+                continue
+            pos = end
+            masked = self.mask(value)
+            if masked != value:
+                out += (text[last:m.start()], jsonutil.dumps_str(masked))
+                last = end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
+
     def _pairs(self, text: str) -> str:
         """Key/value pairs written as text: each value gets its key's rule (one pass, linear)."""
         out: list[str] = []
         pos = last = 0
         search = rules.PAIRS.search
         while (m := search(text, pos)) is not None:
-            if m.group("jk") is not None:
+            if m.group("nk") is not None:
+                key, (start, end) = m.group("nk"), m.span("nv")
+            elif m.group("lk") is not None:
+                key, (start, end) = m.group("lk"), m.span("lv")
+            elif m.group("jk") is not None:
                 key, (start, end) = m.group("jk"), m.span("jv")
-            elif m.group("tc") is not None:
-                key, start = m.group("tk"), m.end()
-                end = _value_end(text, start, whole_line=rules.norm_key(key) in rules.LINE_KEYS)
             else:
-                key, (start, end) = m.group("tk"), m.span("tev")
+                key = m.group("tk")
+                start = m.end() if m.group("tc") is not None else m.start("tev")
+                end = _value_end(text, start, m.end("tev") if m.group("tev") is not None else None,
+                                 whole_line=rules.norm_key(key) in rules.LINE_KEYS)
             kind = self._key_kind(key)
             value = text[start:end]
             if kind == _PLAIN or not value.strip() or value == REDACTED:
@@ -287,7 +343,7 @@ class Masker:
             plain = data.decode("utf-8")
         except (ValueError, UnicodeDecodeError):
             return run
-        if len(plain) < _MIN_BASE64_TEXT or not plain.isprintable():
+        if len(plain) < _MIN_BASE64_TEXT or rules.CONTROL.search(plain):
             return run
         return REDACTED if self._mask_text(plain) != plain else run
 
