@@ -13,7 +13,7 @@ import json
 import random
 import re
 import string
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote
@@ -78,12 +78,19 @@ def _filler(rnd: random.Random, n: int = 12) -> str:
     return "".join(rnd.choices(FILLER_ALPHABET, k=rnd.randint(0, n)))
 
 
+Choose = Callable[[Sequence[Any]], Any]
+
+
 @st.composite
 def plants(draw: st.DrawFn) -> Plant:
     """One secret or PII value in one of the places issue 15 lists, possibly encoded."""
     # Few Hypothesis draws (they cost): the place and the encoding; the rest from a seeded Random.
-    how, encoding = draw(st.sampled_from(HOWS)), draw(st.sampled_from(ENCODINGS))
-    rnd = random.Random(draw(st.integers(0, 2**64)))
+    return make_plant(lambda seq: draw(st.sampled_from(seq)), random.Random(draw(st.integers(0, 2**64))))
+
+
+def make_plant(choose: Choose, rnd: random.Random) -> Plant:
+    """A plant whose place and encoding ``choose`` picks (Hypothesis, or a Random), details from ``rnd``."""
+    how, encoding = choose(HOWS), choose(ENCODINGS)
     secret = SHAPED[rnd.choice(sorted(SHAPED))](rnd) if how in ("shaped_text", "email_key") \
         else _opaque(rnd, rnd.randint(16, 40))
     key = rnd.choice(SECRET_KEYS)
@@ -183,12 +190,22 @@ def _dicts(value: Any) -> Iterator[dict[str, Any]]:
 def planted_records(draw: st.DrawFn, *, valid: bool = False) -> tuple[str, dict[str, Any], list[str]]:
     """(format, record, secrets): a sample record of a random format with 1-3 plants in random places,
     wrapped in random nesting. ``valid``: only in the format's free-form places (the record still validates)."""
-    fmt = draw(st.sampled_from(sorted(BUILDERS)))
+    return make_record(lambda seq: draw(st.sampled_from(seq)), random.Random(draw(st.integers(0, 2**64))), valid)
+
+
+def random_records(seed: int, n: int, *, valid: bool = True) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """``n`` planted records, every choice from one seed (for end-to-end runs too slow for many examples)."""
+    rnd = random.Random(seed)
+    return [make_record(rnd.choice, rnd, valid) for _ in range(n)]
+
+
+def make_record(choose: Choose, rnd: random.Random, valid: bool) -> tuple[str, dict[str, Any], list[str]]:
+    """A planted record whose format, places and encodings ``choose`` picks, details from ``rnd``."""
+    fmt = choose(sorted(BUILDERS))
     record = BUILDERS[fmt]()
-    rnd = random.Random(draw(st.integers(0, 2**64)))
     secrets = []
-    for i in range(draw(st.integers(1, 3))):
-        plant = draw(plants())
+    for i in range(choose((1, 2, 3))):
+        plant = make_plant(choose, random.Random(rnd.getrandbits(64)))
         secrets.append(plant.secret)
         fragment: Any = plant.fragment
         for _ in range(rnd.randint(0, 2)):  # random nesting around it
