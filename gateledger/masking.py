@@ -53,6 +53,7 @@ class MaskingSettings(BaseSettings):
 _PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
+_PAIR_VALUE_FIELDS = frozenset(rules.PAIR_VALUE_FIELDS)
 _MAX_EMBEDDED_JSON = 64  # JSON starts tried per text: bounded work on bracket-heavy text
 _JSON = json.JSONDecoder()
 _MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
@@ -99,7 +100,7 @@ class Masker:
         if self.settings.phones != "keep":
             parts.append(f"(?P<phone>{rules.PHONE})")
         self._rx = re.compile("|".join(parts))
-        self._keys: dict[str, int] = {}
+        self._keys: dict[str, tuple[int, str]] = {}
         self._texts: dict[str, str] = {}
         self._replacers: dict[str, Callable[[re.Match[str]], str]] = {
             "key_value": lambda m: m.group(0)[: m.start("kvval") - m.start()] + REDACTED,
@@ -122,9 +123,13 @@ class Masker:
         return self._key_kind(key) != _PLAIN
 
     def _key_kind(self, key: str) -> int:
-        # Keys repeat endlessly across records: classify each once.
-        kind = self._keys.get(key)
-        if kind is None:
+        return (self._keys.get(key) or self._key_entry(key))[0]
+
+    def _key_entry(self, key: str) -> tuple[int, str]:
+        """How a key's value is masked, and the key itself masked (an email as a key)."""
+        # Keys repeat endlessly across records: classify and mask each once.
+        entry = self._keys.get(key)
+        if entry is None:
             k = rules.norm_key(key)
             if k in rules.NOT_SECRET or k.endswith("count"):
                 kind = _PLAIN
@@ -134,9 +139,10 @@ class Masker:
                 kind = _HASHED if k in rules.HASHED_KEYS else _SECRET
             else:
                 kind = _PLAIN
+            entry = (kind, self.mask_text(key))
             if len(self._keys) < _CACHE_MAX:
-                self._keys[key] = kind
-        return kind
+                self._keys[key] = entry
+        return entry
 
     def _masked_value(self, kind: int, v: Any) -> Any:
         """The value under a key of this (non-plain) kind."""
@@ -160,23 +166,22 @@ class Masker:
             return self.mask_text(value)
         if t is dict:
             out: dict[Any, Any] = {}
-            key_kind, mask_text, mask = self._key_kind, self.mask_text, self.mask
+            keys, key_entry, mask_text, mask = self._keys, self._key_entry, self.mask_text, self.mask
             for k, v in value.items():
-                if type(k) is str and len(k) >= 6:
-                    k2 = mask_text(k)  # an email (or a token) as a key
+                if type(k) is str:
+                    kind, k2 = keys.get(k) or key_entry(k)
                 else:
-                    k2 = k
+                    kind, k2 = _PLAIN, k
                 vt = type(v)
                 if vt is bool or v is None:
                     out[k2] = v  # nothing to hide in a flag
                     continue
-                if type(k) is str and v != "" and v != REDACTED:
-                    kind = key_kind(k)
-                    if kind != _PLAIN:
-                        out[k2] = self._masked_value(kind, v)
-                        continue
+                if kind != _PLAIN and v != "" and v != REDACTED:
+                    out[k2] = self._masked_value(kind, v)
+                    continue
                 out[k2] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
-            if len(value) <= 6:  # a name/value pair, perhaps with a flag or two
+            # A name/value pair (perhaps with a flag or two).
+            if len(value) <= 6 and not _PAIR_VALUE_FIELDS.isdisjoint(value):
                 self._mask_named_pair(value, out)
             return out
         if t is list or t is tuple:

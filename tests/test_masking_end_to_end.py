@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 from gateledger import jsonutil
-from gateledger.kafka import common_config, consumer_group_lag, resolve, true_highwaters
+from gateledger.kafka import common_config, consumer_group_lag, resolve
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, topic_name
@@ -33,7 +33,7 @@ from tests.conftest import Processes
 from tests.planted import SHAPED, _opaque, found, random_records
 from tests.sinks.conftest import wait_caught_up
 from tests.sinks.test_secrets_never_land import text_columns
-from tests.stream_processors.harness import ensure_topics, start_worker
+from tests.stream_processors.harness import ensure_topics, read_messages, start_worker
 
 RECORDS = 60
 CANARY = "canary-visible-after-masking"
@@ -83,35 +83,23 @@ async def ingest(settings: Settings, batch: list[tuple[str, dict[str, Any]]]) ->
 
 
 async def read_everything(settings: Settings, app_id: str) -> list[tuple[str, str | None, Any]]:
-    """(topic, key, value) of every message on every topic of this test, from the beginning to the true end."""
+    """(topic, key, value) of every message on every topic of this test (the processors' internal topics
+    too), from the beginning to the true end."""
     target = resolve(settings.kafka, settings.core)
-    consumer = AIOKafkaConsumer(**common_config(settings.kafka, target.bootstrap), enable_auto_commit=False,
-                                group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100)
+    consumer = AIOKafkaConsumer(**common_config(settings.kafka, target.bootstrap), group_id=None)
     await consumer.start()
-    out: list[tuple[str, str | None, Any]] = []
     try:
         names = [t for t in await consumer.topics() if t.startswith(target.topic_prefix) or app_id in t]
-        tps = [TopicPartition(n, p) for n in names for p in consumer.partitions_for_topic(n) or ()]
-        ends = await true_highwaters(settings.kafka, target.bootstrap, tps)
-        tps = [tp for tp in tps if ends.get(tp, 0) > 0]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        pending = set(tps)
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10000)
-            for tp, msgs in batch.items():
-                for m in msgs:
-                    key = m.key.decode("utf-8", "replace") if m.key is not None else None
-                    raw = m.value.decode("utf-8", "replace") if m.value is not None else ""
-                    try:
-                        value: Any = jsonutil.loads(raw)
-                    except ValueError:
-                        value = raw
-                    out.append((tp.topic, key, value))
-                if msgs and msgs[-1].offset + 1 >= ends[tp]:
-                    pending.discard(tp)
     finally:
         await consumer.stop()
+    out: list[tuple[str, str | None, Any]] = []
+    for m in await read_messages(settings, names):
+        raw = m.value.decode("utf-8", "replace") if m.value is not None else ""
+        try:
+            value: Any = jsonutil.loads(raw)
+        except ValueError:
+            value = raw
+        out.append((m.topic, m.key.decode("utf-8", "replace") if m.key is not None else None, value))
     return out
 
 

@@ -39,7 +39,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 SEED = 20261121
 PER_ROUTE = 1000
-DOCUMENTED_REASONS = {"invalid_json", "schema", "too_large", "tenant_mismatch"}
+DOCUMENTED_REASONS = {"invalid_json", "schema", "too_large", "tenant_mismatch", "future_time"}
 
 HOSTILE_STRINGS = [
     "'; DROP TABLE raw_events; --", "\" OR 1=1 --", "1); SELECT * FROM system.users; --",

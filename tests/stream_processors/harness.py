@@ -92,10 +92,20 @@ async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS)
     """Everything currently on the output topics (read from the beginning up to the true end)."""
     target = resolve(settings.kafka, settings.core)
     names = {topic_name(t, target.topic_prefix): str(t) for t in topics}
+    out = Outputs()
+    for m in await read_messages(settings, list(names)):
+        out.messages.setdefault(names[m.topic], []).append(jsonutil.loads(m.value))
+    return out
+
+
+async def read_messages(settings: Settings, names: list[str]) -> list[Any]:
+    """Every message (aiokafka ConsumerRecord) on the named physical topics, from the beginning up to the
+    true end."""
+    target = resolve(settings.kafka, settings.core)
     consumer = AIOKafkaConsumer(**common_config(settings.kafka, target.bootstrap), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100)
     await consumer.start()
-    out = Outputs()
+    out: list[Any] = []
     try:
         tps = []
         for name in names:
@@ -114,8 +124,7 @@ async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS)
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10000)
             for tp, msgs in batch.items():
-                for m in msgs:
-                    out.messages.setdefault(names[tp.topic], []).append(jsonutil.loads(m.value))
+                out.extend(msgs)
                 if msgs and msgs[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
     finally:
