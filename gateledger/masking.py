@@ -342,14 +342,19 @@ class Masker:
         run = m.group(0)
         if run.startswith(REDACTED[1:-1]):
             return run
+        # Whole quanta only: a run may end in characters that are not part of the encoding ("...-9").
         raw = run.rstrip("=")
+        raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw
         try:
             data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4))
-            plain = data.decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             return run
-        if len(plain) < _MIN_BASE64_TEXT or rules.CONTROL.search(plain):
+        plain = data.decode("utf-8", "replace")
+        # Text, allowing for a few undecodable characters at the edges (a suffix glued to the run).
+        bad = len(rules.NOT_TEXT.findall(plain))
+        if len(plain) < _MIN_BASE64_TEXT or bad > 2 + len(plain) // 50:
             return run
+        plain = rules.NOT_TEXT.sub(" ", plain) if bad else plain
         return REDACTED if self._mask_text(plain) != plain else run
 
     def _replace(self, m: re.Match[str]) -> str:

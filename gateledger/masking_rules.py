@@ -124,10 +124,10 @@ PAIRS = re.compile(
 LINE_KEYS = frozenset({"cookie", "setcookie"})
 # The value of ``key: value`` in running text: one word, or an auth scheme and its credential.
 VALUE_WORDS = re.compile(r"(?P<scheme>(?i:bearer|basic|token|digest|negotiate|apikey|hmac|sharedkey)[ \t]+)?\S+")
-# Control characters other than line breaks and tabs: decoded bytes that are not text.
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters other than line breaks and tabs, and undecodable bytes: decoded bytes that are not text.
+NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 # Runs of base64 (standard or URL-safe) long enough to hide a credential.
-BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
 # Where JSON may start inside running text (``payload: {"a": ...}``, ``headers [["k", "v"]]``).
 EMBEDDED_JSON = re.compile(r"[\[{](?=\s*[\"\[{])")
 JSON_ESCAPE = re.compile(r"\\([\"\\/bfnrt]|u[0-9a-fA-F]{4})")

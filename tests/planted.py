@@ -223,7 +223,7 @@ def make_record(choose: Choose, rnd: random.Random, valid: bool) -> tuple[str, d
         if isinstance(fragment, str) and texts and rnd.random() < 0.5:
             # Inside an existing string value (a prompt, an error, a header).
             key = rnd.choice(texts)
-            fragment = f"{target[key]} {fragment}"
+            fragment = f"{target[key]} {fragment}{rnd.choice(('', '', '-9', '.', ')', '_x'))}"
         target[key] = fragment
     return fmt, record, secrets
 
@@ -252,12 +252,14 @@ def _decodings(text: str, depth: int = 0) -> Iterator[str]:
             if s != text:
                 yield from _decodings(s, depth + 1)
     for run in _B64_RUN.findall(text):
-        raw = run.rstrip("=")
-        try:
-            plain = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4)).decode()
-        except (ValueError, UnicodeDecodeError):
-            continue
-        yield from _decodings(plain, depth + 1)
+        raw = run.rstrip("=").replace("-", "+").replace("_", "/")
+        for cut in range(4):  # the run may end in characters glued to it ("...==-9", "...Q_x")
+            part = raw[: len(raw) - cut]
+            try:
+                plain = base64.b64decode(part + "=" * (-len(part) % 4)).decode("utf-8", "replace")
+            except ValueError:
+                continue
+            yield from _decodings(plain, depth + 1)
 
 
 def strings(value: Any) -> Iterator[str]:
