@@ -54,6 +54,11 @@ _PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
 _PAIR_VALUE_FIELDS = frozenset(rules.PAIR_VALUE_FIELDS)
+_MAX_DECODE_DEPTH = 6  # encodings peeled off one text (URL inside JSON inside base64...)
+# Base64 costs a decode and a scan of the decoded text per layer: runs up to 256 KiB (a credentials
+# file, a config), two layers deep; larger runs are attachments and images, not read.
+_MAX_BASE64_DEPTH = 2
+_MAX_BASE64_RUN = 256 * 1024
 _MAX_EMBEDDED_JSON = 64  # JSON starts tried per text: bounded work on bracket-heavy text
 _JSON = json.JSONDecoder()
 _MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
@@ -220,11 +225,11 @@ class Masker:
         if len(text) < 6:
             return text
         if len(text) > _CACHED_TEXT_MAX:
-            return self._mask_text(text)
+            return self._guarded(text)
         # Method names, tool names, header values, model names... repeat across records.
         cached = self._texts.get(text)
         if cached is None:
-            cached = self._mask_text(text)
+            cached = self._guarded(text)
             if len(self._texts) >= _CACHE_MAX:
                 self._texts.clear()
             self._texts[text] = cached
@@ -232,10 +237,17 @@ class Masker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _mask_text(self, text: str) -> str:
-        # Encoded text is masked decoded: what an encoding hides, a reader can still decode.
-        # Each decoding makes the text shorter, so this recursion ends.
-        decoded = self._decoded(text)
+    def _guarded(self, text: str) -> str:
+        try:
+            return self._mask_text(text)
+        except RecursionError:
+            # Nesting deeper than Python's stack (crafted input): nothing of it is kept.
+            return REDACTED
+
+    def _mask_text(self, text: str, depth: int = 0) -> str:
+        # Encoded text is masked decoded: what an encoding hides, a reader can still decode. Each
+        # decoding makes the text shorter, and the depth bounds layers ("%2525...41" grows slowly).
+        decoded = self._decoded(text, depth + 1) if depth < _MAX_DECODE_DEPTH else None
         if decoded is not None:
             return decoded
         out = text
@@ -244,11 +256,11 @@ class Masker:
         if ":" in out or "=" in out:
             out = self._pairs(out)
         out = self._rx.sub(self._replace, out)
-        if len(out) >= 16:
-            out = rules.BASE64.sub(self._base64, out)
+        if len(out) >= 16 and depth < _MAX_BASE64_DEPTH:
+            out = rules.BASE64.sub(lambda m: self._base64(m, depth + 1), out)
         return out
 
-    def _decoded(self, text: str) -> str | None:
+    def _decoded(self, text: str, depth: int) -> str | None:
         """The masked decoded form of JSON-in-a-string, URL-encoded or JSON-escaped text that hid
         something; None when there is nothing to decode or the decoded text is clean."""
         s = text.strip()
@@ -259,7 +271,7 @@ class Masker:
             except ValueError:
                 inner = None
             if isinstance(inner, str):
-                masked_inner = self._mask_text(inner)
+                masked_inner = self._mask_text(inner, depth)
                 if masked_inner != inner:
                     return jsonutil.dumps_str(masked_inner)
         if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
@@ -278,7 +290,7 @@ class Masker:
             candidates.append(rules.JSON_ESCAPE.sub(_unescape, text))
         for plain in candidates:
             if plain != text:
-                masked = self._mask_text(plain)
+                masked = self._mask_text(plain, depth)
                 if masked != plain:
                     return masked
         return None
@@ -337,10 +349,10 @@ class Masker:
         out.append(text[last:])
         return "".join(out)
 
-    def _base64(self, m: re.Match[str]) -> str:
+    def _base64(self, m: re.Match[str], depth: int) -> str:
         """A base64 run whose decoded text holds a secret or PII is redacted whole."""
         run = m.group(0)
-        if run.startswith(REDACTED[1:-1]):
+        if run.startswith(REDACTED[1:-1]) or len(run) > _MAX_BASE64_RUN:
             return run
         # Whole quanta only: a run may end in characters that are not part of the encoding ("...-9").
         raw = run.rstrip("=")
@@ -355,7 +367,7 @@ class Masker:
         if len(plain) < _MIN_BASE64_TEXT or bad > 2 + len(plain) // 50:
             return run
         plain = rules.NOT_TEXT.sub(" ", plain) if bad else plain
-        return REDACTED if self._mask_text(plain) != plain else run
+        return REDACTED if self._mask_text(plain, depth) != plain else run
 
     def _replace(self, m: re.Match[str]) -> str:
         name = m.lastgroup or ""
