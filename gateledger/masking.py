@@ -244,10 +244,10 @@ class Masker:
             # Nesting deeper than Python's stack (crafted input): nothing of it is kept.
             return REDACTED
 
-    def _mask_text(self, text: str, depth: int = 0) -> str:
+    def _mask_text(self, text: str, depth: int = 0, b64: int = 0) -> str:
         # Encoded text is masked decoded: what an encoding hides, a reader can still decode. Each
         # decoding makes the text shorter, and the depth bounds layers ("%2525...41" grows slowly).
-        decoded = self._decoded(text, depth + 1) if depth < _MAX_DECODE_DEPTH else None
+        decoded = self._decoded(text, depth + 1, b64) if depth < _MAX_DECODE_DEPTH else None
         if decoded is not None:
             return decoded
         out = text
@@ -256,11 +256,11 @@ class Masker:
         if ":" in out or "=" in out:
             out = self._pairs(out)
         out = self._rx.sub(self._replace, out)
-        if len(out) >= 16 and depth < _MAX_BASE64_DEPTH:
-            out = rules.BASE64.sub(lambda m: self._base64(m, depth + 1), out)
+        if len(out) >= 16 and b64 < _MAX_BASE64_DEPTH and depth < _MAX_DECODE_DEPTH:
+            out = rules.BASE64.sub(lambda m: self._base64(m, depth + 1, b64 + 1), out)
         return out
 
-    def _decoded(self, text: str, depth: int) -> str | None:
+    def _decoded(self, text: str, depth: int, b64: int) -> str | None:
         """The masked decoded form of JSON-in-a-string, URL-encoded or JSON-escaped text that hid
         something; None when there is nothing to decode or the decoded text is clean."""
         s = text.strip()
@@ -271,7 +271,7 @@ class Masker:
             except ValueError:
                 inner = None
             if isinstance(inner, str):
-                masked_inner = self._mask_text(inner, depth)
+                masked_inner = self._mask_text(inner, depth, b64)
                 if masked_inner != inner:
                     return jsonutil.dumps_str(masked_inner)
         if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
@@ -290,7 +290,7 @@ class Masker:
             candidates.append(rules.JSON_ESCAPE.sub(_unescape, text))
         for plain in candidates:
             if plain != text:
-                masked = self._mask_text(plain, depth)
+                masked = self._mask_text(plain, depth, b64)
                 if masked != plain:
                     return masked
         return None
@@ -349,7 +349,7 @@ class Masker:
         out.append(text[last:])
         return "".join(out)
 
-    def _base64(self, m: re.Match[str], depth: int) -> str:
+    def _base64(self, m: re.Match[str], depth: int, b64: int) -> str:
         """A base64 run whose decoded text holds a secret or PII is redacted whole."""
         run = m.group(0)
         if run.startswith(REDACTED[1:-1]) or len(run) > _MAX_BASE64_RUN:
@@ -367,7 +367,7 @@ class Masker:
         if len(plain) < _MIN_BASE64_TEXT or bad > 2 + len(plain) // 50:
             return run
         plain = rules.NOT_TEXT.sub(" ", plain) if bad else plain
-        return REDACTED if self._mask_text(plain, depth) != plain else run
+        return REDACTED if self._mask_text(plain, depth, b64) != plain else run
 
     def _replace(self, m: re.Match[str]) -> str:
         name = m.lastgroup or ""
