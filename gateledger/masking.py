@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from collections.abc import Callable
@@ -52,17 +53,36 @@ class MaskingSettings(BaseSettings):
 _PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
+_PAIR_VALUE_FIELDS = frozenset(rules.PAIR_VALUE_FIELDS)
+_MAX_DECODE_DEPTH = 6  # encodings peeled off one text (URL inside JSON inside base64...)
+# Base64 costs a decode and a scan of the decoded text per layer: runs up to 256 KiB (a credentials
+# file, a config), two layers deep; larger runs are attachments and images, not read.
+_MAX_BASE64_DEPTH = 2
+_MAX_BASE64_RUN = 256 * 1024
+_MAX_EMBEDDED_JSON = 64  # JSON starts tried per text: bounded work on bracket-heavy text
+_JSON = json.JSONDecoder()
 _MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
 
 
-def _value_end(text: str, start: int, *, whole_line: bool) -> int:
-    """Where the value of ``key: value`` ends: a cookie header's at the end of the line (``Cookie: a=b;
-    c=d``); others after one word, or two after an auth scheme (``Authorization: Bearer x``)."""
+def _unescape(m: re.Match[str]) -> str:
+    """One JSON string escape, decoded (text holding an escaped JSON string, escaped once more)."""
+    c = m.group(1)
+    if c[0] == "u":
+        return chr(int(c[1:], 16))
+    return rules.JSON_ESCAPES.get(c, c)
+
+
+def _value_end(text: str, start: int, token_end: int | None, *, whole_line: bool) -> int:
+    """Where the value of ``key: value`` / ``key=value`` ends: a cookie header's at the end of the line
+    (``Cookie: a=b; c=d``); after an auth scheme, after its credential (``Authorization=Bearer x``);
+    otherwise at ``token_end`` (``key=value``) or after one word (``key: value``)."""
     line_end = min((i for i in (text.find("\n", start), text.find("\r", start)) if i >= 0), default=len(text))
     if whole_line:
         return line_end
     m = rules.VALUE_WORDS.match(text, start, line_end)
-    return m.end() if m else start
+    if m is None:
+        return start
+    return m.end() if token_end is None or m.group("scheme") else token_end
 
 
 class Masker:
@@ -85,7 +105,7 @@ class Masker:
         if self.settings.phones != "keep":
             parts.append(f"(?P<phone>{rules.PHONE})")
         self._rx = re.compile("|".join(parts))
-        self._keys: dict[str, int] = {}
+        self._keys: dict[str, tuple[int, str]] = {}
         self._texts: dict[str, str] = {}
         self._replacers: dict[str, Callable[[re.Match[str]], str]] = {
             "key_value": lambda m: m.group(0)[: m.start("kvval") - m.start()] + REDACTED,
@@ -108,9 +128,13 @@ class Masker:
         return self._key_kind(key) != _PLAIN
 
     def _key_kind(self, key: str) -> int:
-        # Keys repeat endlessly across records: classify each once.
-        kind = self._keys.get(key)
-        if kind is None:
+        return (self._keys.get(key) or self._key_entry(key))[0]
+
+    def _key_entry(self, key: str) -> tuple[int, str]:
+        """How a key's value is masked, and the key itself masked (an email as a key)."""
+        # Keys repeat endlessly across records: classify and mask each once.
+        entry = self._keys.get(key)
+        if entry is None:
             k = rules.norm_key(key)
             if k in rules.NOT_SECRET or k.endswith("count"):
                 kind = _PLAIN
@@ -120,14 +144,18 @@ class Masker:
                 kind = _HASHED if k in rules.HASHED_KEYS else _SECRET
             else:
                 kind = _PLAIN
+            entry = (kind, self.mask_text(key))
             if len(self._keys) < _CACHE_MAX:
-                self._keys[key] = kind
-        return kind
+                self._keys[key] = entry
+        return entry
 
     def _masked_value(self, kind: int, v: Any) -> Any:
         """The value under a key of this (non-plain) kind."""
         if kind == _HASHED:
-            return self.token_hash(v) if type(v) is str else REDACTED
+            if type(v) is not str:
+                return REDACTED
+            # Already hashed (text masked twice: a pair inside JSON that was masked as JSON).
+            return v if rules.TOKEN_HASH.fullmatch(v) else self.token_hash(v)
         if kind == _TOKENS:
             # Counts stay (``total_tokens``); strings (``refresh_tokens``) are the tokens themselves.
             if type(v) is int or type(v) is float or (type(v) is str and rules.NUMERIC.fullmatch(v)):
@@ -143,23 +171,22 @@ class Masker:
             return self.mask_text(value)
         if t is dict:
             out: dict[Any, Any] = {}
-            key_kind, mask_text, mask = self._key_kind, self.mask_text, self.mask
+            keys, key_entry, mask_text, mask = self._keys, self._key_entry, self.mask_text, self.mask
             for k, v in value.items():
-                if type(k) is str and len(k) >= 6:
-                    k2 = mask_text(k)  # an email (or a token) as a key
+                if type(k) is str:
+                    kind, k2 = keys.get(k) or key_entry(k)
                 else:
-                    k2 = k
+                    kind, k2 = _PLAIN, k
                 vt = type(v)
                 if vt is bool or v is None:
                     out[k2] = v  # nothing to hide in a flag
                     continue
-                if type(k) is str and v != "" and v != REDACTED:
-                    kind = key_kind(k)
-                    if kind != _PLAIN:
-                        out[k2] = self._masked_value(kind, v)
-                        continue
+                if kind != _PLAIN and v != "" and v != REDACTED:
+                    out[k2] = self._masked_value(kind, v)
+                    continue
                 out[k2] = mask_text(v) if vt is str else (v if vt is int or vt is float else mask(v))
-            if len(value) <= 4:
+            # A name/value pair (perhaps with a flag or two).
+            if len(value) <= 6 and not _PAIR_VALUE_FIELDS.isdisjoint(value):
                 self._mask_named_pair(value, out)
             return out
         if t is list or t is tuple:
@@ -198,11 +225,11 @@ class Masker:
         if len(text) < 6:
             return text
         if len(text) > _CACHED_TEXT_MAX:
-            return self._mask_text(text)
+            return self._guarded(text)
         # Method names, tool names, header values, model names... repeat across records.
         cached = self._texts.get(text)
         if cached is None:
-            cached = self._mask_text(text)
+            cached = self._guarded(text)
             if len(self._texts) >= _CACHE_MAX:
                 self._texts.clear()
             self._texts[text] = cached
@@ -210,24 +237,43 @@ class Masker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _mask_text(self, text: str) -> str:
-        # Encoded text is masked decoded: what an encoding hides, a reader can still decode.
-        # Each decoding makes the text shorter, so this recursion ends.
-        decoded = self._decoded(text)
+    def _guarded(self, text: str) -> str:
+        try:
+            return self._mask_text(text)
+        except RecursionError:
+            # Nesting deeper than Python's stack (crafted input): nothing of it is kept.
+            return REDACTED
+
+    def _mask_text(self, text: str, depth: int = 0, b64: int = 0) -> str:
+        # Encoded text is masked decoded: what an encoding hides, a reader can still decode. Each
+        # decoding makes the text shorter, and the depth bounds layers ("%2525...41" grows slowly).
+        decoded = self._decoded(text, depth + 1, b64) if depth < _MAX_DECODE_DEPTH else None
         if decoded is not None:
             return decoded
         out = text
+        if "{" in out or "[" in out:
+            out = self._embedded_json(out)
         if ":" in out or "=" in out:
             out = self._pairs(out)
         out = self._rx.sub(self._replace, out)
-        if len(out) >= 16:
-            out = rules.BASE64.sub(self._base64, out)
+        if len(out) >= 16 and b64 < _MAX_BASE64_DEPTH and depth < _MAX_DECODE_DEPTH:
+            out = rules.BASE64.sub(lambda m: self._base64(m, depth + 1, b64 + 1), out)
         return out
 
-    def _decoded(self, text: str) -> str | None:
+    def _decoded(self, text: str, depth: int, b64: int) -> str | None:
         """The masked decoded form of JSON-in-a-string, URL-encoded or JSON-escaped text that hid
         something; None when there is nothing to decode or the decoded text is clean."""
         s = text.strip()
+        if s[:1] == '"' and s[-1:] == '"' and len(s) > 1:
+            # A JSON string literal (a double-encoded value): mask what it holds.
+            try:
+                inner = jsonutil.loads(s)
+            except ValueError:
+                inner = None
+            if isinstance(inner, str):
+                masked_inner = self._mask_text(inner, depth, b64)
+                if masked_inner != inner:
+                    return jsonutil.dumps_str(masked_inner)
         if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
             try:
                 value = jsonutil.loads(s)
@@ -240,14 +286,37 @@ class Masker:
         candidates = []
         if "%" in text and rules.URL_ESCAPE.search(text):
             candidates.append(unquote(text))
-        if '\\"' in text or "\\\\" in text:
-            candidates.append(text.replace('\\"', '"').replace("\\\\", "\\"))
+        if "\\" in text and rules.JSON_ESCAPE.search(text):
+            candidates.append(rules.JSON_ESCAPE.sub(_unescape, text))
         for plain in candidates:
             if plain != text:
-                masked = self._mask_text(plain)
+                masked = self._mask_text(plain, depth, b64)
                 if masked != plain:
                     return masked
         return None
+
+    def _embedded_json(self, text: str) -> str:
+        """Text with each JSON object or array inside it masked with the key rules."""
+        out: list[str] = []
+        pos = last = 0
+        for _ in range(_MAX_EMBEDDED_JSON):
+            m = rules.EMBEDDED_JSON.search(text, pos)
+            if m is None:
+                break
+            try:
+                value, end = _JSON.raw_decode(text, m.start())
+            except (ValueError, RecursionError):
+                pos = m.start() + 1
+                continue
+            pos = end
+            masked = self.mask(value)
+            if masked != value:
+                out += (text[last:m.start()], jsonutil.dumps_str(masked))
+                last = end
+        if not out:
+            return text
+        out.append(text[last:])
+        return "".join(out)
 
     def _pairs(self, text: str) -> str:
         """Key/value pairs written as text: each value gets its key's rule (one pass, linear)."""
@@ -255,13 +324,17 @@ class Masker:
         pos = last = 0
         search = rules.PAIRS.search
         while (m := search(text, pos)) is not None:
-            if m.group("jk") is not None:
+            if m.group("nk") is not None:
+                key, (start, end) = m.group("nk"), m.span("nv")
+            elif m.group("lk") is not None:
+                key, (start, end) = m.group("lk"), m.span("lv")
+            elif m.group("jk") is not None:
                 key, (start, end) = m.group("jk"), m.span("jv")
-            elif m.group("tc") is not None:
-                key, start = m.group("tk"), m.end()
-                end = _value_end(text, start, whole_line=rules.norm_key(key) in rules.LINE_KEYS)
             else:
-                key, (start, end) = m.group("tk"), m.span("tev")
+                key = m.group("tk")
+                start = m.end() if m.group("tc") is not None else m.start("tev")
+                end = _value_end(text, start, m.end("tev") if m.group("tev") is not None else None,
+                                 whole_line=rules.norm_key(key) in rules.LINE_KEYS)
             kind = self._key_kind(key)
             value = text[start:end]
             if kind == _PLAIN or not value.strip() or value == REDACTED:
@@ -276,20 +349,25 @@ class Masker:
         out.append(text[last:])
         return "".join(out)
 
-    def _base64(self, m: re.Match[str]) -> str:
+    def _base64(self, m: re.Match[str], depth: int, b64: int) -> str:
         """A base64 run whose decoded text holds a secret or PII is redacted whole."""
         run = m.group(0)
-        if run.startswith(REDACTED[1:-1]):
+        if run.startswith(REDACTED[1:-1]) or len(run) > _MAX_BASE64_RUN:
             return run
+        # Whole quanta only: a run may end in characters that are not part of the encoding ("...-9").
         raw = run.rstrip("=")
+        raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw
         try:
             data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4))
-            plain = data.decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+        except ValueError:
             return run
-        if len(plain) < _MIN_BASE64_TEXT or not plain.isprintable():
+        plain = data.decode("utf-8", "replace")
+        # Text, allowing for a few undecodable characters at the edges (a suffix glued to the run).
+        bad = len(rules.NOT_TEXT.findall(plain))
+        if len(plain) < _MIN_BASE64_TEXT or bad > 2 + len(plain) // 50:
             return run
-        return REDACTED if self._mask_text(plain) != plain else run
+        plain = rules.NOT_TEXT.sub(" ", plain) if bad else plain
+        return REDACTED if self._mask_text(plain, depth, b64) != plain else run
 
     def _replace(self, m: re.Match[str]) -> str:
         name = m.lastgroup or ""

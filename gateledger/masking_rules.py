@@ -67,6 +67,7 @@ NOT_SECRET = frozenset(norm_key(k) for k in ("max_token", "token_type", "tokenty
 # Plural ``*tokens``: token counts (``total_tokens: 5``) stay, token strings (``refresh_tokens``) go.
 PLURAL_TOKENS = "tokens"
 HASHED_KEYS = frozenset({norm_key("user_token")})
+TOKEN_HASH = re.compile(r"hmac:[0-9a-f]{32}")
 # Object fields naming the header (or parameter) whose value sits beside them:
 # ``{"name": "Authorization", "value": "Bearer ..."}`` (HAR, Envoy, Kong, Azure APIM...).
 PAIR_NAME_FIELDS = ("name", "key", "header", "Name", "Key", "Header")
@@ -109,19 +110,28 @@ PHONE = (
 CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"
 
 # Key/value pairs written as text (a JSON fragment that does not parse, a header dump, ``k=v``
-# settings): the key rules apply to them too. A JSON pair; ``key: value`` to the end of the line;
-# ``key=value`` to the next separator.
+# settings): the key rules apply to them too. A ``{"name": k, "value": v}`` pair, a ``[k, v]`` pair,
+# a JSON member; ``key: value``; ``key=value``.
 PAIRS = re.compile(
-    r"\"(?P<jk>[^\"\\\n]{1,100})\"\s*:\s*\"(?P<jv>(?:[^\"\\]|\\.)*)\""
+    r"\"(?:name|key|header|Name|Key|Header)\"\s*:\s*\"(?P<nk>[^\"\\\n]{1,100})\"\s*,\s*"
+    r"\"(?:value|values|Value|Values)\"\s*:\s*\"(?P<nv>(?:[^\"\\]|\\.)*)\""
+    r"|\[\s*\"(?P<lk>[^\"\\\n]{1,100})\"\s*,\s*\"(?P<lv>(?:[^\"\\]|\\.)*)\""
+    r"|\"(?P<jk>[^\"\\\n]{1,100})\"\s*:\s*\"(?P<jv>(?:[^\"\\]|\\.)*)\""
     r"|(?<![\w.$%-])(?P<tk>[A-Za-z_][\w.-]{0,63})"
     r"(?:(?P<tc>[\"']?[ \t]*:[ \t]*)(?=\S)|(?P<te>[\"']?[ \t]*=[ \t]*[\"']?)(?P<tev>[^\s\"'&;,]+))"
 )
 # Header lines whose value is a list of pairs: redacted to the end of the line.
 LINE_KEYS = frozenset({"cookie", "setcookie"})
 # The value of ``key: value`` in running text: one word, or an auth scheme and its credential.
-VALUE_WORDS = re.compile(r"(?i:(?:bearer|basic|token|digest|negotiate|apikey|hmac|sharedkey)\s+)?\S+")
+VALUE_WORDS = re.compile(r"(?P<scheme>(?i:bearer|basic|token|digest|negotiate|apikey|hmac|sharedkey)[ \t]+)?\S+")
+# Control characters other than line breaks and tabs, and undecodable bytes: decoded bytes that are not text.
+NOT_TEXT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ufffd]")
 # Runs of base64 (standard or URL-safe) long enough to hide a credential.
-BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+BASE64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}")
+# Where JSON may start inside running text (``payload: {"a": ...}``, ``headers [["k", "v"]]``).
+EMBEDDED_JSON = re.compile(r"[\[{](?=\s*[\"\[{])")
+JSON_ESCAPE = re.compile(r"\\([\"\\/bfnrt]|u[0-9a-fA-F]{4})")
+JSON_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 URL_ESCAPE = re.compile(r"%[0-9A-Fa-f]{2}")
 NUMERIC = re.compile(r"\s*\d+(?:\.\d+)?\s*")
 

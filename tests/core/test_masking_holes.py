@@ -91,3 +91,13 @@ def test_cloudevent_source_and_kafka_key_are_masked() -> None:
     p = get_format("cloudevents")(record, ctx)
     assert SECRET not in p.envelope.source and "gateway.example.com" in p.envelope.source
     assert EMAIL not in p.key and p.key == p.envelope.request_id  # the same pseudonym: partitions still join
+
+
+def test_crafted_nesting_is_bounded_not_a_crash() -> None:
+    # Each URL-encoding layer adds two characters: 3,000 layers in 9 KB. Decoding stops after a few.
+    out = M.mask_text("%25" * 3000 + "41 " + f"password={SECRET}")
+    assert SECRET not in out
+    nested = f"password={SECRET} and the rest"
+    for _ in range(2):
+        nested = base64.b64encode(nested.encode()).decode()
+    assert M.mask_text(f"blob {nested}") == f"blob {REDACTED}"

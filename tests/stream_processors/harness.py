@@ -94,10 +94,26 @@ async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS,
     ``skip_invalid``: leave out messages that are not JSON (a test's deliberately broken ones)."""
     target = resolve(settings.kafka, settings.core)
     names = {topic_name(t, target.topic_prefix): str(t) for t in topics}
+    out = Outputs()
+    for m in await read_messages(settings, list(names)):
+        try:
+            value = jsonutil.loads(m.value)
+        except ValueError:
+            if not skip_invalid:
+                raise
+            continue
+        out.messages.setdefault(names[m.topic], []).append(value)
+    return out
+
+
+async def read_messages(settings: Settings, names: list[str]) -> list[Any]:
+    """Every message (aiokafka ConsumerRecord) on the named physical topics, from the beginning up to the
+    true end."""
+    target = resolve(settings.kafka, settings.core)
     consumer = AIOKafkaConsumer(**common_config(settings.kafka, target.bootstrap), enable_auto_commit=False,
                                 group_id=None, auto_offset_reset="earliest", fetch_max_wait_ms=100)
     await consumer.start()
-    out = Outputs()
+    out: list[Any] = []
     try:
         tps = []
         for name in names:
@@ -116,14 +132,7 @@ async def read_outputs(settings: Settings, topics: Iterable[Topic] = OUT_TOPICS,
         while pending:
             batch = await consumer.getmany(*pending, timeout_ms=500, max_records=10000)
             for tp, msgs in batch.items():
-                for m in msgs:
-                    try:
-                        value = jsonutil.loads(m.value)
-                    except ValueError:
-                        if not skip_invalid:
-                            raise
-                        continue
-                    out.messages.setdefault(names[tp.topic], []).append(value)
+                out.extend(msgs)
                 if msgs and msgs[-1].offset + 1 >= ends[tp]:
                     pending.discard(tp)
     finally:

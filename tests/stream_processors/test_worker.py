@@ -31,7 +31,7 @@ def _metric(text: str, name: str, **labels: str) -> float:
 def test_each_upstream_format_and_metrics(settings: Settings, gl_env: dict[str, str], processes: Processes,
                                           tmp_path: Path) -> None:
     asyncio.run(ensure_topics(settings))
-    now = T0 + timedelta(minutes=1)
+    now = T0 + timedelta(minutes=20)  # received after the samples happened (10:15): not future-dated
     items = [envelope(fmt, build(), received_at=now) for fmt, build in samples.ALL_FORMATS.items()]
     items.append(envelope("obot-audit", samples.obot_shim(), received_at=now))  # the shim variant
     items.append(envelope("cloudevents", samples.cloudevent(id="evt-2", type="gateledger.mcp.call", data={
