@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateledger.clickhouse.access import StackQuerier
+from gateledger.clock import utcnow
 from gateledger.kafka import ensure_gateledger_topics, wait_for_broker, KafkaTarget
 from gateledger.net import free_port
 from gateledger.settings import Settings
@@ -81,6 +82,7 @@ class Supervisor:
         self._env: dict[str, str] = {}
         self._ports: dict[str, int] = {}
         self.broker_restarts = 0
+        self._broker_since = utcnow()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -151,6 +153,7 @@ class Supervisor:
     async def _start_broker(self, logs: Path) -> None:
         stack, kafka = self.settings.stack, self.settings.kafka
         port = self.broker.port if self.broker is not None else stack.broker_port
+        self._broker_since = utcnow()
         self.broker = TansuBroker(port, stack.host, log_path=logs / "broker.log", orphan_proof=True)
         self.broker.start()
         self._save_pids()
@@ -175,6 +178,8 @@ class Supervisor:
             GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true",
             GATELEDGER_SINK_HOST=host,
             GATELEDGER_SINK_PORT=str(p["sink"]),
+            # The sink's batch log from an earlier broker names offsets that broker took with it.
+            GATELEDGER_SINK_BATCH_LOG_SINCE=self._broker_since.isoformat(),
             GATELEDGER_PROCESSORS_HOST=host,
             GATELEDGER_PROCESSORS_PORT=str(p["processors"]),
             # Budget backfill reads earlier spend from ClickHouse through the sink (it owns chDB).
