@@ -94,6 +94,7 @@ def clear_stale(data_dir: Path, say: Callable[[str], None], timeout_s: float = 1
         for pid in left.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGCONT)  # a stopped process handles nothing until continued
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and any(_ours(p) for p in left.values()):
             time.sleep(0.1)

@@ -125,6 +125,45 @@ class Stack:
             time.sleep(3)
 
 
+async def _budget_state(bootstrap: str) -> dict[str, Any]:
+    from aiokafka import TopicPartition
+
+    from gateledger.kafka import KafkaTarget, make_consumer, true_highwaters
+    from gateledger.settings import KafkaSettings
+    from gateledger.topics import Topic
+
+    kafka = KafkaSettings()
+    consumer = make_consumer(kafka, KafkaTarget(bootstrap, True, ""), group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(str(Topic.BUDGET_STATE), p) for p in range(kafka.partitions)]
+        ends = await true_highwaters(kafka, bootstrap, tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
+        latest: dict[str, Any] = {}
+        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            for msgs in (await consumer.getmany(*tps, timeout_ms=500)).values():
+                for m in msgs:
+                    snap = json.loads(m.value)
+                    k = f"{snap['budget_id']}|{snap['period_key']}"
+                    if k not in latest or snap["seq"] >= latest[k]["seq"]:
+                        latest[k] = snap
+        return latest
+    finally:
+        await consumer.stop()
+
+
+def budget_spend(stack: Stack) -> dict[str, Any]:
+    """What the budget accountant holds (the compacted budget.state topic): spend per budget period."""
+    import asyncio
+
+    state = load_running(stack.data)
+    assert state is not None
+    latest = asyncio.run(_budget_state(state.kafka_bootstrap))
+    return {k: (s["spend_usd"], sorted(s.get("buckets", {}).items())) for k, s in latest.items()}
+
+
 def diff(ref: dict[str, set[Any]], got: dict[str, set[Any]]) -> dict[str, tuple[int, int, int]]:
     """Per view: rows in both, only in the reference, only in the run (empty when equal)."""
     out = {}
