@@ -142,7 +142,10 @@ async def _budget_state(bootstrap: str) -> dict[str, Any]:
         for tp in tps:
             consumer.seek(tp, 0)
         latest: dict[str, Any] = {}
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
             for msgs in (await consumer.getmany(*tps, timeout_ms=500)).values():
                 for m in msgs:
                     snap = json.loads(m.value)
