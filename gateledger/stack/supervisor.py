@@ -99,9 +99,17 @@ class Supervisor:
         self._lock_fd = fd
         # We hold the lock, so no live supervisor owns this data dir: whatever a killed one left
         # running (holding chDB's lock or the ingest port) is stopped now.
-        orphans.clear_stale(data_dir, self._print)
+        stack = self.settings.stack
+        orphans.clear_stale(data_dir, self._print, ports={"ingest": (stack.host, stack.ingest_port),
+                                                          "broker": (stack.host, stack.broker_port)})
         if (data_dir / stack_state.STATE_FILE).exists():
             stack_state.remove(data_dir)
+        for name, port in (("ingest", stack.ingest_port), ("broker", stack.broker_port),
+                           ("sink", stack.sink_port), ("processors", stack.processors_port)):
+            holder = orphans.port_holder(stack.host, port) if port else None
+            if holder:
+                raise StackError(f"the {name} port {stack.host}:{port} is in use by pid {holder} "
+                                 f"({orphans.describe(holder)}); stop it or set GATELEDGER_STACK_{name.upper()}_PORT")
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
