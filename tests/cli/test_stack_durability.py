@@ -67,7 +67,7 @@ def wait_until(cond, what: str, log: Path, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while not cond():
         assert time.monotonic() < deadline, f"{what}:\n{log.read_text()}"
-        time.sleep(0.2)
+        time.sleep(0.5)
 
 
 async def _webhook_filter(ingest_url: str) -> int:
@@ -117,7 +117,8 @@ def test_ctrl_c_right_after_ingest_loses_nothing_and_budgets_still_block(
     assert not diff(reference["one"], got), diff(reference["one"], got)
     # The accountant's spend is the crash-free run's, though the broker's cost.ledger, budget state
     # and changelogs were in memory: it came back from ClickHouse's cost_ledger.
-    wait_until(lambda: budget_spend(second) == reference["spend"], "budget spend differs", second.log)
+    wait_until(lambda: budget_spend(second) == reference["spend"],
+               f"budget spend differs from the reference {reference['spend']}", second.log)
 
     # A stop that cannot drain (the processors paused, the raw events landed): progress is printed,
     # a second Ctrl-C stops at once, and the next start re-drives what was not processed.
