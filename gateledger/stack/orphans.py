@@ -8,7 +8,9 @@ A supervisor killed with SIGKILL runs no cleanup. Two defences:
   every restart). The next ``up`` takes the data-dir lock (free once the old supervisor is gone),
   finds the file, and stops any listed process that is still alive and still a gateledger or Tansu
   process (a recycled pid running something else is left alone), before it opens chDB or binds the
-  ingest port. A child still draining its parent-death SIGTERM is waited for, then killed.
+  ingest port. A child still draining its parent-death SIGTERM is waited for, then killed; a
+  stopped one (SIGSTOP) is continued so it can act on it. A service of this data dir found holding
+  its chDB (the ``status`` file's PID) or a fixed port is a leftover too, even without a pid file.
 """
 
 from __future__ import annotations
