@@ -124,6 +124,9 @@ class StackSettings(BaseSettings):
     # A graceful stop waits this long for the processors and the sink to catch up before stopping
     # anyway (what did not land is re-driven at the next start).
     drain_timeout_s: float = 120.0
+    # At start, raw events of interactions that landed in the previous run's last this-many seconds
+    # are re-driven too: their later stages (cost rows, budget contributions) may not have landed.
+    redrive_tail_s: float = 60.0
 
     @field_validator("host")
     @classmethod

@@ -8,8 +8,10 @@ them, so at start ``gateledger up`` puts back on the raw topics every raw event 
 
 * within the processors' retention window (``GATELEDGER_PROCESSORS_RETENTION_S``, counted back from
   the newest raw event): older work could not be updated by the stream anyway, and
-* not yet part of a landed interaction (``interactions.event_ids``), or sharing a correlation key
-  (tenant plus request id, trace id, context id or session id) with such an event, so that an
+* not yet part of a landed interaction (``interactions.event_ids``) or part of one that landed in
+  the last ``tail_s`` before the newest interaction landed (its cost rows and budget contributions,
+  later stages, may not have landed when the stack died), or sharing a correlation key (tenant
+  plus request id, trace id, context id or session id) with such an event, so that an
   interaction is always rebuilt from all its events, never from a part of them.
 
 Each goes to the partition it was first read from (``raw_events.kafka_partition``: same partition
@@ -52,7 +54,9 @@ WITH pending AS (
     FROM {db:Identifier}.raw_events
     WHERE time >= {since:DateTime64(6)}
       AND id NOT IN (SELECT arrayJoin(event_ids) FROM {db:Identifier}.interactions
-                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY)
+                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY
+                       AND inserted_at < (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
+                                         - toIntervalMillisecond({tail_ms:UInt64}))
 )
 SELECT id, min(time) AS t
 FROM {db:Identifier}.raw_events
@@ -104,7 +108,7 @@ def raw_topic_for(landed_topic: str, prefix: str) -> str:
 
 
 async def redrive(query: Query, kafka: KafkaSettings, target: KafkaTarget, *, database: str, window_s: float,
-                  progress: Callable[[str], None]) -> RedriveResult:
+                  progress: Callable[[str], None], tail_s: float = 60.0) -> RedriveResult:
     """Put every raw event whose processing has not landed back on its raw topic; returns the count."""
     started = time.monotonic()
     newest = (await query(f"SELECT max(time), count() FROM {database}.raw_events", {})).rows[0]
@@ -114,12 +118,13 @@ async def redrive(query: Query, kafka: KafkaSettings, target: KafkaTarget, *, da
                               {"newest": str(newest[0]).rstrip("Z").replace("T", " "),
                                "ms": int(window_s * 1000)})).rows
     since = str(since_rows[0][0]).rstrip("Z").replace("T", " ")
-    ids = [r[0] for r in (await query(_PENDING_SQL, {"db": database, "since": since})).rows]
+    params = {"db": database, "since": since, "tail_ms": int(tail_s * 1000)}
+    ids = [r[0] for r in (await query(_PENDING_SQL, params)).rows]
     result = RedriveResult(since=since)
     if not ids:
         return result
-    progress(f"re-drive: {len(ids):,} raw event(s) in ClickHouse since {since} UTC have no landed interaction; "
-             "putting them back through the pipeline")
+    progress(f"re-drive: {len(ids):,} raw event(s) in ClickHouse since {since} UTC with no landed interaction "
+             f"(or one landed in the last {tail_s:.0f}s of the previous run); putting them back through the pipeline")
     producer = make_producer(kafka, target)
     await producer.start()
     try:

@@ -44,12 +44,14 @@ log = logging.getLogger(__name__)
 class DurabilityPlan:
     """What the supervisor needs from the stages (which the core may not import): passed in by the CLI."""
 
-    # consumer group -> topics, for the processors and for the sink (graceful drain)
+    # consumer group -> topics, for the processors (raw topics; the later stages' topics) and for
+    # the sink (graceful drain)
     processors: Groups
     sink: Groups
     # how far back (event time) the re-drive looks: the processors' retention window
     redrive_window_s: float
     drain_timeout_s: float = 120.0
+    stages: Groups | None = None
 
 
 class Supervisor:
@@ -231,7 +233,8 @@ class Supervisor:
         querier = StackQuerier(sink_url)
         try:
             await redrive(querier.run_async, self.settings.kafka, target, database=self.settings.clickhouse.database,
-                          window_s=self.plan.redrive_window_s, progress=self._print)
+                          window_s=self.plan.redrive_window_s, progress=self._print,
+                          tail_s=self.settings.stack.redrive_tail_s)
         except Exception as exc:  # the stack still starts: what was not re-driven stays in ClickHouse
             self._print(f"warning: re-drive from ClickHouse failed ({exc}); raw events not yet processed stay "
                         "unprocessed until the next start")
@@ -367,7 +370,7 @@ class Supervisor:
         started = time.monotonic()
         job = asyncio.ensure_future(drain(self.settings.kafka, self.broker.bootstrap,
                                           self.plan.processors, self.plan.sink, self._print,
-                                          self.plan.drain_timeout_s))
+                                          self.plan.drain_timeout_s, stages=self.plan.stages))
         abort = asyncio.ensure_future(self.abort_event.wait())
         try:
             await asyncio.wait({job, abort}, return_when=asyncio.FIRST_COMPLETED)

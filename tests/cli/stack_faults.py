@@ -116,7 +116,7 @@ class Stack:
         while True:
             assert time.monotonic() < deadline, f"not settled:\n{self.log.read_text()}"
             landed = self.query(RAW_IDS)[0][0]
-            pending = self.query(_PENDING_SQL, {"db": "gateledger", "since": "2000-01-01 00:00:00"})
+            pending = self.query(_PENDING_SQL, {"db": "gateledger", "since": "2000-01-01 00:00:00", "tail_ms": 0})
             if int(landed) == raw_events and not pending:
                 now = self.views()
                 if now == last:
