@@ -15,7 +15,8 @@ them, so at start ``gateledger up`` puts back on the raw topics every raw event 
   interaction is always rebuilt from all its events, never from a part of them.
 
 Each goes to the partition it was first read from (``raw_events.kafka_partition``: same partition
-count, so the events of one interaction meet in one partition again). Everything downstream is
+count, so the events of one interaction meet in one partition again), in the order the events
+first landed, which is their original order within each partition. Everything downstream is
 idempotent on replay: event ids are deterministic, every output row has a deterministic id and a
 version that depends only on its content (an interaction's is the sum of its facts' versions), and
 the tables keep the highest version per id. So re-emitting a row that had already landed changes
@@ -47,7 +48,8 @@ CHUNK = 2000  # ids per row fetch
 _KEYS = ("request_id", "trace_id", "context_id", "session_id")
 
 # Every raw event of the window that is in no landed interaction, plus every raw event sharing a
-# correlation key with one of those (so an interaction is rebuilt whole). Ordered by event time.
+# correlation key with one of those (so an interaction is rebuilt whole). In the order they first
+# landed (the sink lands a partition in offset order): the processors see them as they first did.
 _PENDING_SQL = """
 WITH pending AS (
     SELECT id, tenant, request_id, trace_id, context_id, session_id
@@ -58,7 +60,7 @@ WITH pending AS (
                        AND inserted_at < (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
                                          - toIntervalMillisecond({tail_ms:UInt64}))
 )
-SELECT id, min(time) AS t
+SELECT id, min(inserted_at) AS landed, min(kafka_offset) AS offset
 FROM {db:Identifier}.raw_events
 WHERE time >= {since:DateTime64(6)}
   AND (id IN (SELECT id FROM pending)
@@ -66,7 +68,7 @@ WHERE time >= {since:DateTime64(6)}
     f"       OR ({k} != '' AND (tenant, {k}) IN (SELECT tenant, {k} FROM pending WHERE {k} != ''))\n" for k in _KEYS
 ) + """  )
 GROUP BY id
-ORDER BY t, id
+ORDER BY landed, offset, id
 """
 
 _ROWS_SQL = """
@@ -74,7 +76,7 @@ SELECT id, source, type, tenant, time, received_at, subject, request_id, context
        data, kafka_topic, kafka_partition
 FROM {db:Identifier}.raw_events
 WHERE time >= {since:DateTime64(6)} AND id IN {ids:Array(String)}
-ORDER BY time, id
+ORDER BY inserted_at, kafka_offset, id
 LIMIT 1 BY id
 """
 
