@@ -108,7 +108,7 @@ class Stack:
         q = self.querier()
         return {name: {json.dumps(r) for r in q.run(sql, ALL_TIME).rows} for name, sql in VIEWS.items()}
 
-    def settled(self, raw_events: int, timeout_s: float = 300) -> dict[str, set[Any]]:
+    def settled(self, raw_events: int, timeout_s: float = 600) -> dict[str, set[Any]]:
         """The views once every raw event landed and is part of a landed interaction, and the views
         no longer change between two reads (costs and budget alerts trail the interactions)."""
         deadline = time.monotonic() + timeout_s
