@@ -57,7 +57,7 @@ WITH pending AS (
     WHERE time >= {since:DateTime64(6)}
       AND id NOT IN (SELECT arrayJoin(event_ids) FROM {db:Identifier}.interactions
                      WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY
-                       AND inserted_at < (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
+                       AND inserted_at <= (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
                                          - toIntervalMillisecond({tail_ms:UInt64}))
 )
 SELECT id, min(inserted_at) AS landed, min(kafka_offset) AS offset

@@ -33,6 +33,7 @@ from gateledger.settings import Settings
 from gateledger.stack import orphans
 from gateledger.stack import state as stack_state
 from gateledger.stack.broker import TansuBroker
+from gateledger.stack.budget_gate import BudgetGate, budgets_restored
 from gateledger.stack.drain import Groups, drain
 from gateledger.stack.redrive import redrive
 from gateledger.stack.service import Service, StackError, wait_healthy
@@ -52,6 +53,12 @@ class DurabilityPlan:
     redrive_window_s: float
     drain_timeout_s: float = 120.0
     stages: Groups | None = None
+    budget_gate: BudgetGate | None = None  # wait for budgets' spend before the ingest opens
+
+
+def _enforcement_caught_up(health: object) -> bool:
+    enforcement = health.get("enforcement") if isinstance(health, dict) else None
+    return not isinstance(enforcement, dict) or enforcement.get("caught_up", True) is not False
 
 
 class Supervisor:
@@ -222,7 +229,13 @@ class Supervisor:
             await svc.start()
             self._save_pids()
             if svc.health_url:
-                await wait_healthy(svc.health_url, svc, timeout_s=90)
+                # The ingest is ready once its budget enforcement view read budget.state to the end.
+                ready = _enforcement_caught_up if svc.name == "ingest" else None
+                await wait_healthy(svc.health_url, svc, timeout_s=90, ready=ready)
+            if svc.name == "processors" and self.plan is not None and self.plan.budget_gate is not None:
+                assert self.broker is not None
+                await budgets_restored(self.settings.kafka, self.broker.bootstrap, self.plan.budget_gate,
+                                       self._print)
             if svc.name == "sink":
                 await self._redrive(svc.health_url.rsplit("/", 1)[0] if svc.health_url else "")
 
