@@ -26,13 +26,13 @@ Groups = dict[str, list[str]]  # consumer group -> topics it must catch up on
 async def drain(kafka: KafkaSettings, bootstrap: str, processors: Groups, sink: Groups,
                 progress: Callable[[str], None], timeout_s: float, poll_s: float = 1.0,
                 stages: Groups | None = None) -> bool:
-    """Wait until the processors, then the sink, caught up; False when ``timeout_s`` ran out first.
+    """Wait until the processors, then the sink, caught up; False when ``timeout_s`` (> 0) ran out first.
 
     ``stages``: the topics the processors' later stages consume (facts, calls, cost rows, budget
     contributions); a partition of them counts once the group committed on it (a stage without
     budgets never consumes some of them).
     """
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + timeout_s if timeout_s > 0 else float("inf")
     for label, groups in (("processors", processors), ("stages", stages or {}), ("sink", sink)):
         last = last_lag = -1
         while True:

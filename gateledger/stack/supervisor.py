@@ -51,7 +51,7 @@ class DurabilityPlan:
     sink: Groups
     # how far back (event time) the re-drive looks: the processors' retention window
     redrive_window_s: float
-    drain_timeout_s: float = 120.0
+    drain_timeout_s: float = 0.0  # 0: no limit
     stages: Groups | None = None
     budget_gate: BudgetGate | None = None  # wait for budgets' spend before the ingest opens
 
