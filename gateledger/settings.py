@@ -122,8 +122,12 @@ class StackSettings(BaseSettings):
     restart_backoff_max_s: float = 30.0
     summary_interval_s: float = 10.0
     # A graceful stop waits this long for the processors and the sink to catch up before stopping
-    # anyway (what did not land is re-driven at the next start).
-    drain_timeout_s: float = 120.0
+    # anyway; 0: as long as it takes (a second Ctrl-C stops at once). Raw events the sink had not
+    # landed when the broker stops are lost (the re-drive starts from what ClickHouse holds).
+    drain_timeout_s: float = 0.0
+    # At start, raw events of interactions that landed in the previous run's last this-many seconds
+    # are re-driven too: their later stages (cost rows, budget contributions) may not have landed.
+    redrive_tail_s: float = 60.0
 
     @field_validator("host")
     @classmethod

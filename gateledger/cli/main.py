@@ -65,9 +65,29 @@ def _durability_plan(settings: Any) -> Any:
     from sinks.clickhouse.settings import SinkSettings
     from stream_processors.settings import ProcessorSettings
 
+    from gateledger.topics import Topic
+    from stream_processors.budgets.stage import CONTRIBUTIONS
+    from stream_processors.normalize.stage import FACTS
+    from stream_processors.pipeline import internal_topic_name
+
     prefix, proc, sink = settings.core.topic_prefix, ProcessorSettings(), SinkSettings()
+    stage_topics = [*(internal_topic_name(prefix, proc.app_id, name) for name in (FACTS, CONTRIBUTIONS)),
+                    *(topic_name(t, prefix) for t in (Topic.LLM_CALLS, Topic.MCP_CALLS, Topic.COST_LEDGER))]
+    from gateledger.money.budgets import BudgetFileError, load_budgets
+    from gateledger.money.settings import MoneySettings
+    from gateledger.stack.budget_gate import BudgetGate
+    from stream_processors.budgets.backfill import MARKERS
+
+    try:
+        budgets = len(load_budgets(MoneySettings().budgets_path(settings.core)).budgets)
+    except (BudgetFileError, OSError):
+        budgets = 0  # the processors report the file's problem themselves
+    gate = BudgetGate(budgets, proc.app_id, internal_topic_name(prefix, proc.app_id, MARKERS),
+                      internal_topic_name(prefix, proc.app_id, CONTRIBUTIONS))
     return DurabilityPlan(
+        budget_gate=gate,
         processors={proc.app_id: [topic_name(t, prefix) for t in RAW_TOPICS]},
+        stages={proc.app_id: stage_topics},
         sink={sink.group_id: [topic_name(t, prefix) for t in sink_topics(sink)]},
         redrive_window_s=proc.retention_s,
         drain_timeout_s=settings.stack.drain_timeout_s,

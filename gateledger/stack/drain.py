@@ -3,7 +3,8 @@
 1. the ingest answers 503 + ``Retry-After`` to new records (SIGUSR1; it keeps listening, so
    clients retry instead of seeing a refused connection);
 2. the processors' consumer group has committed up to the raw topics' high watermarks (true
-   high watermarks from a fetch: ``end_offsets()`` is wrong on Tansu);
+   high watermarks from a fetch: ``end_offsets()`` is wrong on Tansu), then up to those of the
+   topics its later stages consume (facts, calls, cost rows, budget contributions);
 3. the sink's group has committed up to the high watermark of every topic it lands, and none of
    them grew over two polls (the processors' outputs of step 2 have been produced and landed);
 then the caller stops the services and the broker. Work still open inside the processors
@@ -23,16 +24,22 @@ Groups = dict[str, list[str]]  # consumer group -> topics it must catch up on
 
 
 async def drain(kafka: KafkaSettings, bootstrap: str, processors: Groups, sink: Groups,
-                progress: Callable[[str], None], timeout_s: float, poll_s: float = 1.0) -> bool:
-    """Wait until the processors, then the sink, caught up; False when ``timeout_s`` ran out first."""
-    deadline = time.monotonic() + timeout_s
-    for label, groups in (("processors", processors), ("sink", sink)):
+                progress: Callable[[str], None], timeout_s: float, poll_s: float = 1.0,
+                stages: Groups | None = None) -> bool:
+    """Wait until the processors, then the sink, caught up; False when ``timeout_s`` (> 0) ran out first.
+
+    ``stages``: the topics the processors' later stages consume (facts, calls, cost rows, budget
+    contributions); a partition of them counts once the group committed on it (a stage without
+    budgets never consumes some of them).
+    """
+    deadline = time.monotonic() + timeout_s if timeout_s > 0 else float("inf")
+    for label, groups in (("processors", processors), ("stages", stages or {}), ("sink", sink)):
         last = last_lag = -1
         while True:
             lag = total = 0
             for group, topics in groups.items():
                 parts = await consumer_group_lag(kafka, bootstrap, group, topics)
-                lag += sum(p.lag for p in parts)
+                lag += sum(p.lag for p in parts if label != "stages" or p.committed is not None)
                 total += sum(p.highwater for p in parts)
             if label == "sink":  # the processors' outputs stopped growing (their changelogs never do)
                 settled, last = total == last, total

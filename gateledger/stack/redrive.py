@@ -8,12 +8,15 @@ them, so at start ``gateledger up`` puts back on the raw topics every raw event 
 
 * within the processors' retention window (``GATELEDGER_PROCESSORS_RETENTION_S``, counted back from
   the newest raw event): older work could not be updated by the stream anyway, and
-* not yet part of a landed interaction (``interactions.event_ids``), or sharing a correlation key
-  (tenant plus request id, trace id, context id or session id) with such an event, so that an
+* not yet part of a landed interaction (``interactions.event_ids``) or part of one that landed in
+  the last ``tail_s`` before the newest interaction landed (its cost rows and budget contributions,
+  later stages, may not have landed when the stack died), or sharing a correlation key (tenant
+  plus request id, trace id, context id or session id) with such an event, so that an
   interaction is always rebuilt from all its events, never from a part of them.
 
 Each goes to the partition it was first read from (``raw_events.kafka_partition``: same partition
-count, so the events of one interaction meet in one partition again). Everything downstream is
+count, so the events of one interaction meet in one partition again), in the order the events
+first landed, which is their original order within each partition. Everything downstream is
 idempotent on replay: event ids are deterministic, every output row has a deterministic id and a
 version that depends only on its content (an interaction's is the sum of its facts' versions), and
 the tables keep the highest version per id. So re-emitting a row that had already landed changes
@@ -45,16 +48,19 @@ CHUNK = 2000  # ids per row fetch
 _KEYS = ("request_id", "trace_id", "context_id", "session_id")
 
 # Every raw event of the window that is in no landed interaction, plus every raw event sharing a
-# correlation key with one of those (so an interaction is rebuilt whole). Ordered by event time.
+# correlation key with one of those (so an interaction is rebuilt whole). In the order they first
+# landed (the sink lands a partition in offset order): the processors see them as they first did.
 _PENDING_SQL = """
 WITH pending AS (
     SELECT id, tenant, request_id, trace_id, context_id, session_id
     FROM {db:Identifier}.raw_events
     WHERE time >= {since:DateTime64(6)}
       AND id NOT IN (SELECT arrayJoin(event_ids) FROM {db:Identifier}.interactions
-                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY)
+                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY
+                       AND inserted_at <= (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
+                                         - toIntervalMillisecond({tail_ms:UInt64}))
 )
-SELECT id, min(time) AS t
+SELECT id, min(inserted_at) AS landed, min(kafka_offset) AS offset
 FROM {db:Identifier}.raw_events
 WHERE time >= {since:DateTime64(6)}
   AND (id IN (SELECT id FROM pending)
@@ -62,7 +68,7 @@ WHERE time >= {since:DateTime64(6)}
     f"       OR ({k} != '' AND (tenant, {k}) IN (SELECT tenant, {k} FROM pending WHERE {k} != ''))\n" for k in _KEYS
 ) + """  )
 GROUP BY id
-ORDER BY t, id
+ORDER BY landed, offset, id
 """
 
 _ROWS_SQL = """
@@ -70,7 +76,7 @@ SELECT id, source, type, tenant, time, received_at, subject, request_id, context
        data, kafka_topic, kafka_partition
 FROM {db:Identifier}.raw_events
 WHERE time >= {since:DateTime64(6)} AND id IN {ids:Array(String)}
-ORDER BY time, id
+ORDER BY inserted_at, kafka_offset, id
 LIMIT 1 BY id
 """
 
@@ -104,7 +110,7 @@ def raw_topic_for(landed_topic: str, prefix: str) -> str:
 
 
 async def redrive(query: Query, kafka: KafkaSettings, target: KafkaTarget, *, database: str, window_s: float,
-                  progress: Callable[[str], None]) -> RedriveResult:
+                  progress: Callable[[str], None], tail_s: float = 60.0) -> RedriveResult:
     """Put every raw event whose processing has not landed back on its raw topic; returns the count."""
     started = time.monotonic()
     newest = (await query(f"SELECT max(time), count() FROM {database}.raw_events", {})).rows[0]
@@ -114,12 +120,13 @@ async def redrive(query: Query, kafka: KafkaSettings, target: KafkaTarget, *, da
                               {"newest": str(newest[0]).rstrip("Z").replace("T", " "),
                                "ms": int(window_s * 1000)})).rows
     since = str(since_rows[0][0]).rstrip("Z").replace("T", " ")
-    ids = [r[0] for r in (await query(_PENDING_SQL, {"db": database, "since": since})).rows]
+    params = {"db": database, "since": since, "tail_ms": int(tail_s * 1000)}
+    ids = [r[0] for r in (await query(_PENDING_SQL, params)).rows]
     result = RedriveResult(since=since)
     if not ids:
         return result
-    progress(f"re-drive: {len(ids):,} raw event(s) in ClickHouse since {since} UTC have no landed interaction; "
-             "putting them back through the pipeline")
+    progress(f"re-drive: {len(ids):,} raw event(s) in ClickHouse since {since} UTC with no landed interaction "
+             f"(or one landed in the last {tail_s:.0f}s of the previous run); putting them back through the pipeline")
     producer = make_producer(kafka, target)
     await producer.start()
     try:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,16 +76,18 @@ class Service:
             await proc.wait()
 
 
-async def wait_healthy(url: str, service: Service, timeout_s: float) -> None:
-    """Poll a /healthz URL until it answers 200, failing fast if the process exits."""
+async def wait_healthy(url: str, service: Service, timeout_s: float,
+                       ready: Callable[[Any], bool] | None = None) -> None:
+    """Poll a /healthz URL until it answers 200 (and ``ready`` accepts its JSON), failing fast if the
+    process exits."""
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
         while time.monotonic() < deadline:
             if not service.running():
                 raise StackError(f"{service.name} exited during start-up (see {service.log_path})")
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError, ValueError):
                 async with session.get(url) as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and (ready is None or ready(await resp.json(content_type=None))):
                         return
             await asyncio.sleep(0.1)
     raise StackError(f"{service.name} not healthy after {timeout_s:.0f}s (see {service.log_path})")

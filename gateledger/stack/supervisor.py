@@ -26,12 +26,14 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from gateledger.clickhouse.access import StackQuerier
+from gateledger.clock import utcnow
 from gateledger.kafka import ensure_gateledger_topics, wait_for_broker, KafkaTarget
 from gateledger.net import free_port
 from gateledger.settings import Settings
 from gateledger.stack import orphans
 from gateledger.stack import state as stack_state
 from gateledger.stack.broker import TansuBroker
+from gateledger.stack.budget_gate import BudgetGate, budgets_restored
 from gateledger.stack.drain import Groups, drain
 from gateledger.stack.redrive import redrive
 from gateledger.stack.service import Service, StackError, wait_healthy
@@ -43,12 +45,20 @@ log = logging.getLogger(__name__)
 class DurabilityPlan:
     """What the supervisor needs from the stages (which the core may not import): passed in by the CLI."""
 
-    # consumer group -> topics, for the processors and for the sink (graceful drain)
+    # consumer group -> topics, for the processors (raw topics; the later stages' topics) and for
+    # the sink (graceful drain)
     processors: Groups
     sink: Groups
     # how far back (event time) the re-drive looks: the processors' retention window
     redrive_window_s: float
-    drain_timeout_s: float = 120.0
+    drain_timeout_s: float = 0.0  # 0: no limit
+    stages: Groups | None = None
+    budget_gate: BudgetGate | None = None  # wait for budgets' spend before the ingest opens
+
+
+def _enforcement_caught_up(health: object) -> bool:
+    enforcement = health.get("enforcement") if isinstance(health, dict) else None
+    return not isinstance(enforcement, dict) or enforcement.get("caught_up", True) is not False
 
 
 class Supervisor:
@@ -81,6 +91,7 @@ class Supervisor:
         self._env: dict[str, str] = {}
         self._ports: dict[str, int] = {}
         self.broker_restarts = 0
+        self._broker_since = utcnow()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -97,9 +108,17 @@ class Supervisor:
         self._lock_fd = fd
         # We hold the lock, so no live supervisor owns this data dir: whatever a killed one left
         # running (holding chDB's lock or the ingest port) is stopped now.
-        orphans.clear_stale(data_dir, self._print)
+        stack = self.settings.stack
+        orphans.clear_stale(data_dir, self._print, ports={"ingest": (stack.host, stack.ingest_port),
+                                                          "broker": (stack.host, stack.broker_port)})
         if (data_dir / stack_state.STATE_FILE).exists():
             stack_state.remove(data_dir)
+        for name, port in (("ingest", stack.ingest_port), ("broker", stack.broker_port),
+                           ("sink", stack.sink_port), ("processors", stack.processors_port)):
+            holder = orphans.port_holder(stack.host, port) if port else None
+            if holder:
+                raise StackError(f"the {name} port {stack.host}:{port} is in use by pid {holder} "
+                                 f"({orphans.describe(holder)}); stop it or set GATELEDGER_STACK_{name.upper()}_PORT")
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -151,6 +170,7 @@ class Supervisor:
     async def _start_broker(self, logs: Path) -> None:
         stack, kafka = self.settings.stack, self.settings.kafka
         port = self.broker.port if self.broker is not None else stack.broker_port
+        self._broker_since = utcnow()
         self.broker = TansuBroker(port, stack.host, log_path=logs / "broker.log", orphan_proof=True)
         self.broker.start()
         self._save_pids()
@@ -175,6 +195,8 @@ class Supervisor:
             GATELEDGER_KAFKA_TANSU_WORKAROUNDS="true",
             GATELEDGER_SINK_HOST=host,
             GATELEDGER_SINK_PORT=str(p["sink"]),
+            # The sink's batch log from an earlier broker names offsets that broker took with it.
+            GATELEDGER_SINK_BATCH_LOG_SINCE=self._broker_since.isoformat(),
             GATELEDGER_PROCESSORS_HOST=host,
             GATELEDGER_PROCESSORS_PORT=str(p["processors"]),
             # Budget backfill reads earlier spend from ClickHouse through the sink (it owns chDB).
@@ -207,7 +229,13 @@ class Supervisor:
             await svc.start()
             self._save_pids()
             if svc.health_url:
-                await wait_healthy(svc.health_url, svc, timeout_s=90)
+                # The ingest is ready once its budget enforcement view read budget.state to the end.
+                ready = _enforcement_caught_up if svc.name == "ingest" else None
+                await wait_healthy(svc.health_url, svc, timeout_s=90, ready=ready)
+            if svc.name == "processors" and self.plan is not None and self.plan.budget_gate is not None:
+                assert self.broker is not None
+                await budgets_restored(self.settings.kafka, self.broker.bootstrap, self.plan.budget_gate,
+                                       self._print)
             if svc.name == "sink":
                 await self._redrive(svc.health_url.rsplit("/", 1)[0] if svc.health_url else "")
 
@@ -218,7 +246,8 @@ class Supervisor:
         querier = StackQuerier(sink_url)
         try:
             await redrive(querier.run_async, self.settings.kafka, target, database=self.settings.clickhouse.database,
-                          window_s=self.plan.redrive_window_s, progress=self._print)
+                          window_s=self.plan.redrive_window_s, progress=self._print,
+                          tail_s=self.settings.stack.redrive_tail_s)
         except Exception as exc:  # the stack still starts: what was not re-driven stays in ClickHouse
             self._print(f"warning: re-drive from ClickHouse failed ({exc}); raw events not yet processed stay "
                         "unprocessed until the next start")
@@ -354,7 +383,7 @@ class Supervisor:
         started = time.monotonic()
         job = asyncio.ensure_future(drain(self.settings.kafka, self.broker.bootstrap,
                                           self.plan.processors, self.plan.sink, self._print,
-                                          self.plan.drain_timeout_s))
+                                          self.plan.drain_timeout_s, stages=self.plan.stages))
         abort = asyncio.ensure_future(self.abort_event.wait())
         try:
             await asyncio.wait({job, abort}, return_when=asyncio.FIRST_COMPLETED)

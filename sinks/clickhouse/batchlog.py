@@ -10,6 +10,7 @@ does the same with KeeperMap). On a replicated cluster read it with ``select_seq
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 
@@ -24,8 +25,10 @@ TABLE = "sink_batches"
 class BatchLog:
     """Records and reads back the offset ranges of batches, per topic partition."""
 
-    def __init__(self, writer: Writer) -> None:
+    def __init__(self, writer: Writer, since: datetime | None = None) -> None:
         self.writer = writer
+        # Ranges recorded before this belong to an earlier broker (SinkSettings.batch_log_since).
+        self.since = since
 
     def record(self, tp: TopicPartition, first: int, last: int) -> None:
         """Write down a batch's range; returns only once ClickHouse stored it."""
@@ -41,8 +44,10 @@ class BatchLog:
         rows = self.writer.query(
             f"SELECT first_offset, argMin(last_offset, recorded_at) FROM {self.writer.qualified(TABLE)}"
             " WHERE topic = {topic:String} AND partition = {partition:UInt32} AND last_offset >= {from:UInt64}"
+            " AND recorded_at >= {since:DateTime64(3, 'UTC')}"
             " GROUP BY first_offset ORDER BY first_offset",
-            {"topic": tp.topic, "partition": tp.partition, "from": from_offset},
+            {"topic": tp.topic, "partition": tp.partition, "from": from_offset,
+             "since": (self.since or datetime(1970, 1, 1, tzinfo=UTC)).astimezone(UTC).replace(tzinfo=None)},
         )
         plan = {int(first): int(last) for first, last in rows}
         misaligned = [f for f, last in plan.items() if f < from_offset <= last]

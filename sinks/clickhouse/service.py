@@ -68,7 +68,7 @@ class SinkService:
         self.settings = settings
         self.consumer = consumer
         self.writer = writer
-        self.batchlog = BatchLog(writer)
+        self.batchlog = BatchLog(writer, settings.batch_log_since)
         self.rollups = RollupFeeder(writer)
         self.tables = {topic: m.table for topic, m in mappings.items()}  # physical topic -> table
         self.codecs = {topic: LineCodec.for_mapping(m) for topic, m in mappings.items()}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +48,10 @@ class SinkSettings(BaseSettings):
     # (sinks/clickhouse/server_ddl); tenants given here get a role of their own.
     apply_server_ddl: bool = True
     analyst_tenants: str = ""
+    # Batch-log entries recorded before this moment are ignored: their offsets belong to an earlier
+    # broker whose topics are gone (`gateledger up` sets it to its memory-only broker's start, so a
+    # new broker's offsets, which begin again at 0, are never pinned to a dead broker's ranges).
+    batch_log_since: datetime | None = None
     # A login for dashboards and analysts holding gateledger_analyst (all tenants, read-only); created
     # or, on every apply, given this password (so rotating it is a restart). Empty: no login created.
     analyst_user: str = ""

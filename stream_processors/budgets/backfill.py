@@ -37,6 +37,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -49,6 +50,7 @@ from gateledger.clock import Clock
 from gateledger.contracts.events import CostEntry
 from gateledger.kafka import KafkaTarget, make_consumer, true_highwaters
 from gateledger.money.accounting import contributions_for
+from gateledger.money.amounts import canonical
 from gateledger.money.budgets import Budget
 from gateledger.money.periods import PeriodKind
 from gateledger.settings import KafkaSettings, Settings
@@ -138,9 +140,13 @@ class ClickHouseLedger:
             res = await self._query(_LEDGER_SQL, {"db": self.database, "since": since_text, "limit": PAGE,
                                                   "offset": offset})
             fields = [c for c in res.columns if c in CostEntry.model_fields]
+            # Decimal(38, 12) comes back with its scale's trailing zeros: amounts as the stream wrote them.
+            money = {c for c, t in zip(res.columns, res.types, strict=True) if t.startswith("Decimal")}
             for values in res.rows:
                 row = dict(zip(res.columns, values, strict=True))
                 obj = {c: (row[c] if not (c in _OPTIONAL_TEXT and row[c] == "") else None) for c in fields}
+                for c in money & obj.keys():
+                    obj[c] = canonical(Decimal(str(obj[c])))
                 yield obj
             if len(res.rows) < PAGE:
                 return

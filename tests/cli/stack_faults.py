@@ -108,7 +108,7 @@ class Stack:
         q = self.querier()
         return {name: {json.dumps(r) for r in q.run(sql, ALL_TIME).rows} for name, sql in VIEWS.items()}
 
-    def settled(self, raw_events: int, timeout_s: float = 300) -> dict[str, set[Any]]:
+    def settled(self, raw_events: int, timeout_s: float = 600) -> dict[str, set[Any]]:
         """The views once every raw event landed and is part of a landed interaction, and the views
         no longer change between two reads (costs and budget alerts trail the interactions)."""
         deadline = time.monotonic() + timeout_s
@@ -116,13 +116,55 @@ class Stack:
         while True:
             assert time.monotonic() < deadline, f"not settled:\n{self.log.read_text()}"
             landed = self.query(RAW_IDS)[0][0]
-            pending = self.query(_PENDING_SQL, {"db": "gateledger", "since": "2000-01-01 00:00:00"})
+            pending = self.query(_PENDING_SQL, {"db": "gateledger", "since": "2000-01-01 00:00:00", "tail_ms": 0})
             if int(landed) == raw_events and not pending:
                 now = self.views()
                 if now == last:
                     return now
                 last = now
             time.sleep(3)
+
+
+async def _budget_state(bootstrap: str) -> dict[str, Any]:
+    from aiokafka import TopicPartition
+
+    from gateledger.kafka import KafkaTarget, make_consumer, true_highwaters
+    from gateledger.settings import KafkaSettings
+    from gateledger.topics import Topic
+
+    kafka = KafkaSettings()
+    consumer = make_consumer(kafka, KafkaTarget(bootstrap, True, ""), group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(str(Topic.BUDGET_STATE), p) for p in range(kafka.partitions)]
+        ends = await true_highwaters(kafka, bootstrap, tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
+        latest: dict[str, Any] = {}
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
+            for msgs in (await consumer.getmany(*tps, timeout_ms=500)).values():
+                for m in msgs:
+                    snap = json.loads(m.value)
+                    k = f"{snap['budget_id']}|{snap['period_key']}"
+                    if k not in latest or snap["seq"] >= latest[k]["seq"]:
+                        latest[k] = snap
+        return latest
+    finally:
+        await consumer.stop()
+
+
+def budget_spend(stack: Stack) -> dict[str, Any]:
+    """What the budget accountant holds (the compacted budget.state topic): spend per budget period."""
+    import asyncio
+
+    state = load_running(stack.data)
+    assert state is not None
+    latest = asyncio.run(_budget_state(state.kafka_bootstrap))
+    return {k: (s["spend_usd"], sorted(s.get("buckets", {}).items())) for k, s in latest.items()}
 
 
 def diff(ref: dict[str, set[Any]], got: dict[str, set[Any]]) -> dict[str, tuple[int, int, int]]:
