@@ -243,7 +243,7 @@ class Supervisor:
         if self.plan is None or self.broker is None:
             return
         target = KafkaTarget(self.broker.bootstrap, True, self.settings.core.topic_prefix)
-        querier = StackQuerier(sink_url)
+        querier = StackQuerier(sink_url, data_dir=self.settings.core.data_dir)
         try:
             await redrive(querier.run_async, self.settings.kafka, target, database=self.settings.clickhouse.database,
                           window_s=self.plan.redrive_window_s, progress=self._print,

@@ -109,7 +109,7 @@ class ClickHouseLedger:
 
     def __init__(self, settings: Settings, query_url: str) -> None:
         self.database = settings.clickhouse.database
-        self._stack = StackQuerier(query_url) if query_url else None
+        self._stack = StackQuerier(query_url, data_dir=settings.core.data_dir) if query_url else None
         self._settings = settings
 
     @classmethod

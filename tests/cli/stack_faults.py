@@ -88,7 +88,7 @@ class Stack:
     def querier(self) -> StackQuerier:
         state = load_running(self.data)
         assert state is not None, self.log.read_text()
-        return StackQuerier(state.sink_url)
+        return StackQuerier.for_stack(state)
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[list[Any]]:
         return self.querier().run(sql, params).rows
