@@ -38,6 +38,7 @@ import orjson
 
 from gateledger.clickhouse.results import QueryResult
 from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.wire.mcp import HOUSEKEEPING_METHODS, HOUSEKEEPING_PREFIX
 from gateledger.kafka import KafkaTarget, make_producer
 from gateledger.settings import KafkaSettings
 from gateledger.topics import RAW_TOPICS, topic_name
@@ -50,6 +51,12 @@ _KEYS = ("request_id", "trace_id", "context_id", "session_id")
 # Every raw event of the window that is in no landed interaction, plus every raw event sharing a
 # correlation key with one of those (so an interaction is rebuilt whole). In the order they first
 # landed (the sink lands a partition in offset order): the processors see them as they first did.
+# The processors' rule (stream_processors/normalize/mcp.py, is_housekeeping) over mcp_calls' columns.
+_HOUSEKEEPING_SQL = (
+    "method IN (" + ", ".join(f"'{m}'" for m in sorted(HOUSEKEEPING_METHODS)) + ")"
+    f" OR startsWith(method, '{HOUSEKEEPING_PREFIX}') OR (method = '' AND jsonrpc_id = '' AND tool_name = '')"
+)
+
 _PENDING_SQL = """
 WITH pending AS (
     SELECT id, tenant, request_id, trace_id, context_id, session_id
@@ -59,6 +66,11 @@ WITH pending AS (
                      WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY
                        AND inserted_at <= (SELECT max(inserted_at) FROM {db:Identifier}.interactions)
                                          - toIntervalMillisecond({tail_ms:UInt64}))
+      -- Fully handled without an interaction: protocol housekeeping MCP calls, local-agent tool calls.
+      AND id NOT IN (SELECT arrayJoin(event_ids) FROM {db:Identifier}.mcp_calls
+                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY AND (""" + _HOUSEKEEPING_SQL + """))
+      AND id NOT IN (SELECT arrayJoin(event_ids) FROM {db:Identifier}.local_agent_tool_calls
+                     WHERE time >= {since:DateTime64(6)} - INTERVAL 1 DAY)
 )
 SELECT id, min(inserted_at) AS landed, min(kafka_offset) AS offset
 FROM {db:Identifier}.raw_events

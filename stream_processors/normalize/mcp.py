@@ -15,6 +15,7 @@ from gateledger import jsonutil
 from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import McpCall, WebhookDecision, WebhookDecisionOutcome, WebhookStatusEntry
 from gateledger.contracts.wire import ObotAuditLogEvent, ObotMcpAuditRecord
+from gateledger.contracts.wire.mcp import HOUSEKEEPING_METHODS, HOUSEKEEPING_PREFIX
 from gateledger.ids import stable_id
 from stream_processors.normalize.errors import schema_error
 from stream_processors.normalize.outcome import mcp_status, obot_outcome
@@ -64,16 +65,12 @@ def exchange_key(env: Envelope, rec: ObotMcpAuditRecord) -> str:
 # Protocol housekeeping: methods that serve the connection, not a user's request (MCP spec,
 # modelcontextprotocol/specification: lifecycle `initialize`, utility `ping`, the list methods a
 # client calls to learn what a server offers, and every `notifications/*`).
-HOUSEKEEPING_METHODS = frozenset({
-    "initialize", "ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "roots/list",
-    "logging/setLevel",
-})
 
 
 def is_housekeeping(call: McpCall) -> bool:
     """True for an MCP call that is protocol housekeeping: recorded as a call, never an interaction."""
     method = call.method or ""
-    if method in HOUSEKEEPING_METHODS or method.startswith("notifications/"):
+    if method in HOUSEKEEPING_METHODS or method.startswith(HOUSEKEEPING_PREFIX):
         return True
     # A response half with no JSON-RPC id answers no request we could name (Obot records one for
     # every server-sent message on a session): nothing a user asked for.

@@ -55,3 +55,14 @@ class JsonRpcMessage(WireModel):
         """``params._meta`` (protocol version, client info, trace context), or {}."""
         meta = (self.params or {}).get("_meta")
         return meta if isinstance(meta, dict) else {}
+
+
+# Protocol housekeeping, not a user's request (schema.ts: lifecycle, listing, ping, logging; every
+# ``notifications/*`` too): recorded as MCP calls, never part of an interaction. The processors
+# decide with it and the embedded stack's re-drive (which must not re-send what was fully handled)
+# reads it, so it is spelled here once.
+HOUSEKEEPING_METHODS = frozenset({
+    "initialize", "ping", "tools/list", "prompts/list", "resources/list", "resources/templates/list", "roots/list",
+    "logging/setLevel",
+})
+HOUSEKEEPING_PREFIX = "notifications/"
