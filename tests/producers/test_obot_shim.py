@@ -74,7 +74,13 @@ def test_shim_bad_input_is_400_with_dead_letters_and_valid_records_still_publish
 
 
 class FakeObot:
-    """Obot's POST /api/mcp-audit-logs as its handler behaves: token check first, then the body."""
+    """Obot's POST /api/mcp-audit-logs as its handler behaves (obot-platform/obot v0.23,
+    ``pkg/api/handlers/mcpgateway/auditlog.go``, ``SubmitAuditLogs``; routed in
+    ``pkg/api/router/router.go``): no authentication middleware, the handler checks the token first
+    (``Bearer`` prefix trimmed; empty -> 401 "no token provided"; a token whose digest names no MCP
+    server -> 401 "invalid token"), then reads the body (unreadable -> 400 "failed to read input").
+    Not modelled: the 403 for a record whose ``mcpID`` is another server's (the tests send only the
+    token's own server), and the storage error this fake can be told to answer with (``fail_next``)."""
 
     def __init__(self, tokens: set[str]) -> None:
         self.tokens = tokens
@@ -87,7 +93,10 @@ class FakeObot:
             return web.Response(status=401, text="no token provided")
         if token not in self.tokens:
             return web.Response(status=401, text="invalid token")
-        body = json.loads(await request.read())
+        try:
+            body = json.loads(await request.read())
+        except ValueError as exc:
+            return web.Response(status=400, text=f"failed to read input: {exc}")
         if self.fail_next and body:
             self.fail_next -= 1
             return web.Response(status=500, text="database is locked")
