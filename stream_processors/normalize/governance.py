@@ -65,11 +65,20 @@ def _row(env: Envelope, ex: AxonFlowExchange, *, gate: str, approved: bool, deci
     )
 
 
-def decision_from_governance(env: Envelope) -> PolicyDecision:
-    """A PolicyDecision from an ``axonflow.decide`` or ``axonflow.mcp_check`` envelope."""
+def decision_from_governance(env: Envelope) -> tuple[PolicyDecision, bool]:
+    """A PolicyDecision from an ``axonflow.decide`` or ``axonflow.mcp_check`` envelope, and whether
+    AxonFlow gave a verdict at all.
+
+    An exchange AxonFlow answered with an error and no verdict (401, 5xx: not the 403 of a block,
+    mcp_handler.go) is recorded as what it was, not approved, but it is no block: a tool call that
+    runs after it is no bypass."""
     try:
         ex = AxonFlowExchange.model_validate(env.data)
-        return _decide(env, ex) if env.type == EventType.AXONFLOW_DECIDE else _check(env, ex)
+        if env.type == EventType.AXONFLOW_DECIDE:
+            resp_d = DecideResponse.model_validate(ex.response or {})
+            return _decide(env, ex), bool(resp_d.verdict) or 200 <= ex.status < 300
+        resp_c = McpCheckResponse.model_validate(ex.response or {})
+        return _check(env, ex), resp_c.allowed is not None or 200 <= ex.status < 300 or ex.status == 403
     except ValidationError as exc:
         raise schema_error("AxonFlow governance exchange", exc) from None
 

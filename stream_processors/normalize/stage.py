@@ -225,7 +225,8 @@ class NormalizePartition(ContextJoin):
         elif etype == EventType.AXONFLOW_LLM_AUDIT:
             self._audit(env, t_us, rcv)
         elif etype in (EventType.AXONFLOW_DECIDE, EventType.AXONFLOW_MCP_CHECK):
-            self._emit_gate(governance.decision_from_governance(env), rcv)
+            row, verdict = governance.decision_from_governance(env)
+            self._emit_gate(row, rcv, fact=verdict)
         elif etype == EventType.AXONFLOW_AUDIT_ENTRY:
             seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
             if (found := governance.untapped_finding(env, seen, self._now())) is not None:
@@ -295,9 +296,11 @@ class NormalizePartition(ContextJoin):
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, fallback=row.id)
         self.out.internal(FACTS, root, webhook_fact(row, root, rcv), t)
 
-    def _emit_gate(self, row: PolicyDecision, rcv: int) -> None:
+    def _emit_gate(self, row: PolicyDecision, rcv: int, fact: bool = True) -> None:
         t = to_us(row.time)
         self.out.row(row, t)
+        if not fact:
+            return  # no verdict (AxonFlow errored): recorded, but nothing for correlation to judge by
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, fallback=row.id)
         self.out.internal(FACTS, root, gate_fact(row, root, rcv), t)
 

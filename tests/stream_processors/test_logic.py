@@ -413,3 +413,23 @@ def test_gateledger_cloudevent_types_become_typed_rows() -> None:
     assert (lc["input_tokens"], lc["cache_read_tokens"], lc["total_tokens"]) == (100, 60, 102)
     (dl,) = pl.by_topic()[str(Topic.DEAD_LETTERS)]
     assert dl["reason"] == "schema" and "approved" in dl["error"]
+
+
+def test_an_axonflow_check_that_errored_is_recorded_but_is_no_block() -> None:
+    """A check-input AxonFlow answered 401 with no verdict is not approved, but it is no verdict to
+    judge a later tool call by (no gate fact, so no bypass); the 403 of a block is one."""
+    from stream_processors.normalize.governance import decision_from_governance
+
+    blocked = envelope("axonflow-governance", samples.mcp_check_input()).envelope
+    errored = envelope("axonflow-governance", samples.mcp_check_input(
+        status=401, response={"error": "invalid credentials"}, traceparent=samples.TRACEPARENT.replace("01", "00"))
+    ).envelope
+    (row_b, verdict_b), (row_e, verdict_e) = decision_from_governance(blocked), decision_from_governance(errored)
+    assert verdict_b and not row_b.approved
+    assert not verdict_e and not row_e.approved and row_e.http_status == 401
+    for sample, facts in ((samples.mcp_check_input(), 1),
+                          (samples.mcp_check_input(status=401, response={"error": "invalid credentials"}), 0)):
+        pl = pipeline()
+        pl.feed([raw(envelope("axonflow-governance", sample))])
+        assert [d["http_status"] for d in pl.final(str(Topic.POLICY_DECISIONS)).values()] == [sample["status"]]
+        assert pl.facts == facts, "a verdict goes on to correlation; an error without one does not"
