@@ -299,8 +299,9 @@ class AxonFlowTap:
             return resp
 
 
-def build_tap_app(tap: AxonFlowTap, max_body_bytes: int) -> web.Application:
-    """An application serving the tap at its root (mount it under a prefix, or serve it alone)."""
-    app = web.Application(client_max_size=max_body_bytes)
+def build_tap_app(tap: AxonFlowTap, max_body_bytes: int, middlewares: Any = ()) -> web.Application:
+    """An application serving the tap at its root (mount it under a prefix, or serve it alone: then
+    with the ingest's own middlewares, so its port drains, limits and checks headers as the rest)."""
+    app = web.Application(client_max_size=max_body_bytes, middlewares=list(middlewares))
     app.router.add_route("*", "/{tail:.*}", tap.handle)
     return app

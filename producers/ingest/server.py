@@ -217,7 +217,9 @@ async def run_ingest(
             tap = build_tap(tap_state, enforcer)
             assert tap is not None
             tap.session = aiohttp.ClientSession(auto_decompress=False)
-            tap_runner = web.AppRunner(build_tap_app(tap, ingest.max_body_bytes), access_log=None)
+            tap_app = build_tap_app(tap, ingest.max_body_bytes, middlewares=app.middlewares)
+            tap_app[STATE], tap_app[LIMITER] = app[STATE], app[LIMITER]  # one limiter for both ports
+            tap_runner = web.AppRunner(tap_app, access_log=None)
             await tap_runner.setup()
             await web.TCPSite(tap_runner, ingest.host, ingest.axonflow_port, reuse_port=reuse_port or None).start()
             runners.append(tap_runner)

@@ -306,6 +306,7 @@ def test_recorded_exchanges_on_kafka(settings: Settings) -> None:
 def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> None:
     """The service as `gateledger serve ingest` runs it: tap under /axonflow and at the root of its own port."""
     from gateledger.net import free_port
+    from producers.ingest.drain import Drain
     from producers.ingest.server import run_ingest
 
     upstream_api = FakeAxonFlow()
@@ -328,7 +329,16 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
                     async with AxonFlow(endpoint=base, client_id="acme", client_secret="x") as sdk:
                         ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
                         assert ok.approved
+                # The tap's own port has the ingest's middlewares: odd headers refused, drained on stop.
+                odd = (b"POST /api/policy/pre-check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
+                       b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n{}")
+                assert await _raw_http(tap_port, odd) == 401
+                Drain.start()
+                async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{tap_port}/api/policy/pre-check",
+                                                                json={}) as r:
+                    assert r.status == 503 and r.headers["Retry-After"]
             finally:
+                Drain.draining = False
                 stop.set()
                 await asyncio.wait_for(task, 20)
         events = await read_topic(settings, Topic.RAW_AXONFLOW, want=2)
