@@ -42,9 +42,11 @@ class ReplayWindow:
         self._seen: OrderedDict[bytes, tuple[float, Seen]] = OrderedDict()
 
     @staticmethod
-    def key(filter_name: str, body: bytes) -> bytes:
-        """The identity of a delivery: the filter it was sent to and its exact bytes."""
-        return hashlib.sha256(filter_name.encode() + b"\0" + body).digest()
+    def key(target: str, body: bytes) -> bytes:
+        """The identity of a delivery: where it was sent (the filter URL's path, which carries the filter
+        and the server / user scope) and its exact bytes. The same message sent for another scope is
+        another delivery, with its own verdict."""
+        return hashlib.sha256(target.encode() + b"\0" + body).digest()
 
     def delivery_id(self, key: bytes) -> str:
         """A delivery id stable for these bytes within one window (the event id derives from it)."""

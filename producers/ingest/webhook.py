@@ -171,7 +171,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         telemetry.REJECTED.labels(source=SOURCE, reason="bad_signature").inc()
         raise HttpError(401, f"missing or invalid {SIGNATURE_HEADER}", reason="bad_signature")
     replays = request.app[REPLAYS]
-    replay_key = ReplayWindow.key(name, body) if secret is not None and not request.headers.get(DELIVERY_HEADER) \
+    replay_key = ReplayWindow.key(request.path, body) if secret is not None and not request.headers.get(DELIVERY_HEADER) \
         else None
     if replay_key is not None and (seen := replays.get(replay_key)) is not None:
         # The same signed bytes again within the window: the first verdict, nothing recorded twice.

@@ -249,7 +249,8 @@ def test_axonflow_budget_check_uses_only_the_authenticated_tenant(settings: Sett
     (X-Tenant-ID or context.tenant_id outside its token: 403; the Basic client id wins over the body), and
     nothing it sends moves the
     check onto another tenant's budgets."""
-    now = datetime.now(UTC)
+    clock = OffsetClock.midday()  # injected: never near a period boundary
+    now = clock()
     budgets = write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS)
     snaps = snapshots_of(_spend(now, budgets), now)
     upstream_api = FakeAxonFlow()
@@ -257,7 +258,7 @@ def test_axonflow_budget_check_uses_only_the_authenticated_tenant(settings: Sett
     async def main() -> None:
         await publish_snapshots(settings, snaps)
         async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
-            async with serving(settings, OffsetClock(), axonflow_upstream_url=str(upstream.make_url("")),
+            async with serving(settings, clock, axonflow_upstream_url=str(upstream.make_url("")),
                                axonflow_tokens={"tok-g": ["globex"], "tok-a": ["acme"]}) as base:
                 await wait_enforcement(base, len(snaps))
                 body = {"client_id": "agent-7", "user_token": "t", "query": "q", "context": {"tenant_id": "acme"}}

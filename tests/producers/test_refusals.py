@@ -21,11 +21,14 @@ TOKEN = "tok-acme"
 SECRET = "whsec"
 
 
+TAP_TOKEN = "tap-tok-acme"  # the AxonFlow tap authenticates its callers by its own tokens
+
+
 def secured(upstream: str | None = None, **over: object) -> IngestSettings:
     """Ingest with every authentication on."""
     values: dict[str, object] = {"tokens": {TOKEN: "acme"}, "webhook_secret": SECRET,
                                  "webhook_filters": {"acme": {"secret": SECRET, "tenant": "acme"}},
-                                 "axonflow_upstream_url": upstream}
+                                 "axonflow_upstream_url": upstream, "axonflow_tokens": {TAP_TOKEN: ["acme"]}}
     return IngestSettings(**(values | over))
 
 
@@ -49,7 +52,8 @@ def test_odd_headers_are_refused_with_a_reason_on_every_route(settings: Settings
             base = str(http.make_url("")).rstrip("/")
             for path, body in route_bodies().items():
                 good = [(b"Content-Type", b"application/json"), (b"Authorization", f"Bearer {TOKEN}".encode()),
-                        (b"X-Obot-Signature-256", sign(SECRET, body).encode())]
+                        (b"X-Obot-Signature-256", sign(SECRET, body).encode()),
+                        (b"X-Gateledger-Token", TAP_TOKEN.encode())]
                 # The credential this route checks (the tap's own authentication is the tap's business).
                 used = b"X-Obot-Signature-256" if "webhook" in path else None if "axonflow" in path else b"Authorization"
                 for odd in ODD_VALUES:
