@@ -49,6 +49,7 @@ pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
 SEED = 20261121
 PER_ROUTE = 1000  # HTTP requests per route
 TOKEN = "tok-hostile-relay"
+TAP_TOKEN = "tok-hostile-tap"  # any tenant, as the relay token
 SECRET = "whsec-hostile"
 MARKER = re.compile(r"fzm[a-z]+")
 
@@ -195,6 +196,9 @@ def credentials(route: str, body: bytes) -> dict[str, str]:
     """What an honest caller of the route sends: the bearer token, or the filter's signature."""
     if ROUTES[route]["path"].startswith("/v1/obot/webhook"):
         return {"X-Obot-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
+    if ROUTES[route]["path"].startswith("/axonflow/"):
+        # The tap authenticates its callers by its own tokens (X-Gateledger-Token), not the ingest's.
+        return {"Authorization": f"Bearer {TOKEN}", "X-Gateledger-Token": TAP_TOKEN}
     return {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -365,7 +369,8 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         async with TestServer(upstream.app(), host="127.0.0.1") as up:
             # As deployed: a relay token (records name their tenants) and a signed webhook filter.
             ingest = IngestSettings(axonflow_upstream_url=str(up.make_url("")), publish_timeout_s=8.0,
-                                    tokens={TOKEN: {"tenant": "*"}}, webhook_secret=SECRET)
+                                    tokens={TOKEN: {"tenant": "*"}}, webhook_secret=SECRET,
+                                    axonflow_tokens={TAP_TOKEN: ["*"]})
             async with running_sink(settings, fast_sink(batch_max_rows=2000)) as state, \
                     ingest_client(settings, ingest) as http:
                 base = str(http.make_url("")).rstrip("/")

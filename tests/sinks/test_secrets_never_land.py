@@ -83,6 +83,8 @@ def planted_records() -> dict[str, list[dict[str, Any]]]:
     event = samples.obot_audit_event(id="778")
     event["details"]["request"] = {"headers": _headers(), "body": mcp_body}
     event["outcome"]["error"] = _free_text()
+    local = samples.obot_local_agent_event()  # Obot v0.24+: a local agent's tool call, its own table
+    local["outcome"]["error"] = _free_text()
     llm = samples.obot_llm(id="llm-s1", requestHeaders=_headers(),
                            requestBody={"model": "gpt-4o", "messages": [{"role": "user", "content": _free_text()}],
                                         "api_key": SECRETS["anthropic_key"]},
@@ -100,7 +102,7 @@ def planted_records() -> dict[str, list[dict[str, Any]]]:
                                               "user": {"email": SECRETS["email"]}})
     return {
         "obot-audit": [flat, shim],
-        "obot-audit-event": [event],
+        "obot-audit-event": [event, local],
         "obot-llm": [llm],
         "obot-webhook": [webhook],
         "axonflow-precheck": [pre],
