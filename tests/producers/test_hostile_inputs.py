@@ -37,6 +37,7 @@ import pytest
 from aiohttp import ClientSession, ClientTimeout, web
 from aiohttp.test_utils import TestServer
 
+from gateledger.masking import Masker
 from gateledger.settings import Settings
 from producers.ingest.settings import IngestSettings
 from tests import samples
@@ -461,14 +462,24 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
     for r in tap_letters:
         for m in set(MARKER.findall(r[4])):
             tap_found[m] += 1
+    # A marker that ended up inside a secret's value (a body cut off in `"user_token":"utok-...<marker>`)
+    # is masked away with the secret, as it must be: such an exchange is matched by count instead, against
+    # the tap's dead letters that carry no marker at all.
+    masker = Masker(salt=b"hostile")
+    unmarked_letters = sum(1 for r in tap_letters if not MARKER.findall(r[4]))
+    masked_away = 0
     for route, items in plan.items():
         if not route.startswith("tap"):
             continue
         answered = [x for x in items if x["status"] not in (401, 413) and not x.get("unauthenticated")]
         assert len(answered) >= PER_ROUTE * 0.85, (route, len(answered))
+        hidden = [x for x in answered if tap_found[x["marker"]] == 0
+                  and x["marker"] not in masker.mask_text(x["body"].decode("utf-8", "replace"))]
+        masked_away += len(hidden)
         lost = [(x["marker"], x["status"], str(x["answer"])[:200], len(x["body"])) for x in answered
-                if tap_found[x["marker"]] == 0]
+                if tap_found[x["marker"]] == 0 and x not in hidden]
         doubled = [x["marker"] for x in answered if tap_found[x["marker"]] > 1]
         assert not lost, f"{route}: {len(lost)} exchanges recorded nowhere, e.g. {lost[:3]}"
         assert not doubled, f"{route}: {len(doubled)} exchanges recorded twice, e.g. {doubled[:3]}"
+    assert unmarked_letters >= masked_away, (unmarked_letters, masked_away)
     assert not [r for r in other_letters if r[1] == "sink" and r[3] == ""]
