@@ -32,25 +32,28 @@ from stream_processors.normalize.errors import schema_error
 GATES = {"/api/v1/mcp/check-input": "mcp_check_input", "/api/v1/mcp/check-output": "mcp_check_output"}
 
 
-def _decide(env: Envelope, ex: AxonFlowExchange) -> PolicyDecision:
+def _decide(env: Envelope, ex: AxonFlowExchange) -> tuple[PolicyDecision, bool]:
     req = DecideRequest.model_validate(ex.request)
     resp = DecideResponse.model_validate(ex.response or {})
     target = req.target or {}
     ok = resp.verdict == "allow" if resp.verdict else 200 <= ex.status < 300
     server = target.get("server")
-    return _row(env, ex, gate="decide", approved=ok, decision_id=resp.decision_id,
-                reason=None if ok else "; ".join(resp.reasons or []) or resp.error or resp.verdict,
-                policies=list(resp.evaluated_policies or []), tool=target.get("tool"),
-                servers=[str(server)] if server else [])
+    row = _row(env, ex, gate="decide", approved=ok, decision_id=resp.decision_id,
+               reason=None if ok else "; ".join(resp.reasons or []) or resp.error or resp.verdict,
+               policies=list(resp.evaluated_policies or []), tool=target.get("tool"),
+               servers=[str(server)] if server else [])
+    return row, bool(resp.verdict) or 200 <= ex.status < 300
 
 
-def _check(env: Envelope, ex: AxonFlowExchange) -> PolicyDecision:
+def _check(env: Envelope, ex: AxonFlowExchange) -> tuple[PolicyDecision, bool]:
     req = McpCheckRequest.model_validate(ex.request)
     resp = McpCheckResponse.model_validate(ex.response or {})
     ok = resp.allowed if resp.allowed is not None else 200 <= ex.status < 300
-    return _row(env, ex, gate=GATES.get(ex.path, "mcp_check_input"), approved=ok, decision_id=resp.decision_id,
-                reason=None if ok else resp.block_reason or resp.error or f"HTTP {ex.status}", policies=[],
-                tool=req.tool, servers=[req.connector_type], client=req.client_id)
+    row = _row(env, ex, gate=GATES.get(ex.path, "mcp_check_input"), approved=ok, decision_id=resp.decision_id,
+               reason=None if ok else resp.block_reason or resp.error or f"HTTP {ex.status}", policies=[],
+               tool=req.tool, servers=[req.connector_type], client=req.client_id)
+    # A block answers 403 with a verdict (mcp_handler.go); any other error without one is no verdict.
+    return row, resp.allowed is not None or 200 <= ex.status < 300 or ex.status == 403
 
 
 def _row(env: Envelope, ex: AxonFlowExchange, *, gate: str, approved: bool, decision_id: str | None,
@@ -74,11 +77,7 @@ def decision_from_governance(env: Envelope) -> tuple[PolicyDecision, bool]:
     runs after it is no bypass."""
     try:
         ex = AxonFlowExchange.model_validate(env.data)
-        if env.type == EventType.AXONFLOW_DECIDE:
-            resp_d = DecideResponse.model_validate(ex.response or {})
-            return _decide(env, ex), bool(resp_d.verdict) or 200 <= ex.status < 300
-        resp_c = McpCheckResponse.model_validate(ex.response or {})
-        return _check(env, ex), resp_c.allowed is not None or 200 <= ex.status < 300 or ex.status == 403
+        return _decide(env, ex) if env.type == EventType.AXONFLOW_DECIDE else _check(env, ex)
     except ValidationError as exc:
         raise schema_error("AxonFlow governance exchange", exc) from None
 
