@@ -89,12 +89,6 @@ async def _send(target: str, deliveries: list[Any], start: datetime, *, asap: bo
             "generation_overrun_s": round(overrun, 2)}
 
 
-async def _load(target: str, rate: float, count: int, seed: int) -> dict[str, Any]:
-    """Generate (untimed), then send at the generated delivery times."""
-    deliveries, start = await asyncio.to_thread(_generate, rate, count, seed)
-    return await _send(target, deliveries, start)
-
-
 async def _counts(stack: Stack, since: float) -> tuple[int, float]:
     """Distinct events landed (all tables) since ``since``, and the latest insert time (epoch s)."""
     parts = " UNION ALL ".join(
