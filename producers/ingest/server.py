@@ -236,6 +236,11 @@ async def run_ingest(
 def _serve(reuse_port: bool, create_topics: bool) -> None:
     """One serving process: run until SIGTERM or SIGINT."""
 
+    # SIGUSR1's default action kills the process: until the loop's handler is installed below,
+    # a drain request is remembered here instead (a worker still starting when `up` stops).
+    signal.signal(signal.SIGUSR1, lambda *_: Drain.start())
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
+
     async def _main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -261,6 +266,9 @@ def main() -> None:
         return
     import multiprocessing
 
+    # SIGUSR1 stays blocked (and pending) until this process and its workers can handle it: the
+    # workers inherit the mask and unblock it in _serve; an early drain request never kills one.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     settings = Settings()
     asyncio.run(ensure_gateledger_topics(settings.kafka, resolve(settings.kafka, settings.core)))
     masking_salt(settings.core.data_dir)  # made once here, so the workers cannot race to create it
@@ -280,6 +288,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGUSR1, lambda *_: [os.kill(p.pid, signal.SIGUSR1) for p in procs if p.pid])
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     code = 0
     while any(p.is_alive() for p in procs):
         for p in procs:
