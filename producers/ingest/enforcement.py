@@ -37,7 +37,7 @@ from gateledger.settings import KafkaSettings
 from gateledger.topics import Topic, topic_name
 from producers import telemetry
 from producers.ingest.settings import IngestSettings
-from producers.ingest.webhook import Decision, DecisionPolicy, WebhookDelivery
+from producers.obot.webhook import Decision, DecisionPolicy, WebhookDelivery
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from gateledger.settings import Settings
 from producers.accept import accept, parse_body
 from producers.axonflow.auth import TapAuth
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
+from producers.cloudevents import routes as cloudevents
 from producers.formats import FORMATS, IngestContext
-from producers.ingest import cloudevents, obot_shim, webhook
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,
@@ -47,9 +47,11 @@ from producers.ingest.common import (
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.limits import LIMITER, Limiter, limits_middleware
-from producers.ingest.obot_forward import ObotForwarder
+from producers.obot import shim as obot_shim
+from producers.obot import webhook
 from producers.ingest.settings import IngestSettings
-from producers.ingest.webhook import AcceptAll, DecisionPolicy
+from producers.obot.forward import ObotForwarder
+from producers.obot.webhook import AcceptAll, DecisionPolicy
 from producers.publisher import Publisher
 
 log = logging.getLogger(__name__)

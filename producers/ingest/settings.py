@@ -56,7 +56,7 @@ class IngestSettings(BaseSettings):
     # Unset: deliveries are accepted unsigned (loopback default); set: every delivery must be signed.
     webhook_secret: SecretStr | None = None
     # A signed delivery re-sent byte for byte within this many seconds is answered with the first
-    # verdict and not recorded again (producers/ingest/replay.py); 0 turns it off.
+    # verdict and not recorded again (producers/obot/replay.py); 0 turns it off.
     webhook_replay_window_s: float = 300.0
     # More filters, one per Obot installation / tenant: {"name": {"secret": "...", "tenant": "acme"}}.
     webhook_filters: dict[str, WebhookFilter] = Field(default_factory=dict)

@@ -49,7 +49,7 @@ from producers.ingest.common import (
     too_large,
     unauthorized,
 )
-from producers.ingest.obot_forward import ObotForwarder
+from producers.obot.forward import ObotForwarder
 
 SOURCE = "obot-shim"
 FORMAT = "obot-audit"

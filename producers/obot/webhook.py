@@ -51,7 +51,7 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
-from producers.ingest.replay import ReplayWindow, Seen
+from producers.obot.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
 

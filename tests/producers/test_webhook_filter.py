@@ -11,7 +11,7 @@ from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.ingest.common import verify_hmac_sha256
 from producers.ingest.settings import IngestSettings
-from producers.ingest.webhook import Decision, WebhookDelivery
+from producers.obot.webhook import Decision, WebhookDelivery
 from tests import samples
 from tests.producers.ingestutil import ingest_client, sign
 from tests.producers.kafkaread import read_topic

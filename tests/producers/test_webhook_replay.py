@@ -8,9 +8,9 @@ import asyncio
 from gateledger import jsonutil
 from gateledger.settings import Settings
 from gateledger.topics import Topic
-from producers.ingest.replay import ReplayWindow, Seen
+from producers.obot.replay import ReplayWindow, Seen
 from producers.ingest.settings import IngestSettings
-from producers.ingest.webhook import Decision, WebhookDelivery
+from producers.obot.webhook import Decision, WebhookDelivery
 from tests import samples
 from tests.producers.ingestutil import ingest_client, sign
 from tests.producers.kafkaread import read_topic
