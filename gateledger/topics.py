@@ -35,13 +35,8 @@ class Topic(StrEnum):
     NOTIFIER_SENT = "notifier.sent"
 
 
-RAW_TOPICS: tuple[Topic, ...] = (
-    Topic.RAW_OBOT_MCP,
-    Topic.RAW_OBOT_LLM,
-    Topic.RAW_OBOT_WEBHOOK,
-    Topic.RAW_AXONFLOW,
-    Topic.RAW_CLOUDEVENTS,
-)
+# What may arrive on each raw topic is listed in gateledger/sources.py (checked to cover these).
+RAW_TOPICS: tuple[Topic, ...] = tuple(t for t in Topic if t.name.startswith("RAW_"))
 
 OUTPUT_TOPICS: tuple[Topic, ...] = (
     Topic.MCP_CALLS,

@@ -14,8 +14,9 @@ from typing import Any
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from producers import telemetry
-from producers.formats import IngestContext, InvalidRecord, Published, get_format
+from producers.formats import IngestContext, InvalidRecord, Published
 from producers.publisher import Publisher
+from producers.registry import get_format
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from gateledger.kafka import BrokerNotConfigured, ensure_gateledger_topics, reso
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
 from producers.accept import RawRecord, accept, parse_body, parse_lines
-from producers.formats import FORMATS, IngestContext
+from producers.formats import IngestContext
 from producers.publisher import PublishError, Publisher
+from producers.registry import FORMATS
 
 BATCH = 1000
 

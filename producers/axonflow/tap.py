@@ -41,6 +41,7 @@ from gateledger.contracts.envelope import utc_iso
 from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
+from gateledger.sources import Format
 from producers import telemetry
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
 from producers.accept import RawRecord, accept
@@ -51,14 +52,14 @@ from producers.publisher import Publisher, PublishError
 log = logging.getLogger(__name__)
 
 SOURCE = "axonflow-tap"
-RECORDED: dict[str, tuple[str, str]] = {
-    "/api/policy/pre-check": ("axonflow-precheck", "precheck"),
-    "/api/audit/llm-call": ("axonflow-llm-call", "llm_audit"),
+RECORDED: dict[str, tuple[Format, str]] = {
+    "/api/policy/pre-check": (Format.AXONFLOW_PRECHECK, "precheck"),
+    "/api/audit/llm-call": (Format.AXONFLOW_LLM_CALL, "llm_audit"),
     # AxonFlow's newer governance planes (getaxonflow/axonflow platform/agent/mcp_handler.go,
     # mcpCheckInputHandler / mcpCheckOutputHandler; /decide: the SDK's axonflow/pep.py DECIDE_PATH).
-    "/api/v1/decide": ("axonflow-governance", "decide"),
-    "/api/v1/mcp/check-input": ("axonflow-governance", "mcp_check_input"),
-    "/api/v1/mcp/check-output": ("axonflow-governance", "mcp_check_output"),
+    "/api/v1/decide": (Format.AXONFLOW_GOVERNANCE, "decide"),
+    "/api/v1/mcp/check-input": (Format.AXONFLOW_GOVERNANCE, "mcp_check_input"),
+    "/api/v1/mcp/check-output": (Format.AXONFLOW_GOVERNANCE, "mcp_check_output"),
 }
 # ".../t/<token>/..." in front of the AxonFlow path: the gateledger token for clients (the official
 # SDK) that cannot add a header; stripped before anything is forwarded or recorded.

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from gateledger import jsonutil
+from gateledger.sources import Format
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
 from producers.ingest.common import (
@@ -34,7 +35,7 @@ from producers.ingest.common import (
 )
 
 SOURCE = "cloudevents"
-FORMAT = "cloudevents"
+FORMAT = Format.CLOUDEVENTS
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 

@@ -31,7 +31,7 @@ from producers.accept import accept, parse_body
 from producers.axonflow.auth import TapAuth
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
 from producers.cloudevents import routes as cloudevents
-from producers.formats import FORMATS, IngestContext
+from producers.formats import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,
@@ -47,12 +47,13 @@ from producers.ingest.common import (
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.limits import LIMITER, Limiter, limits_middleware
+from producers.ingest.settings import IngestSettings
 from producers.obot import shim as obot_shim
 from producers.obot import webhook
-from producers.ingest.settings import IngestSettings
 from producers.obot.forward import ObotForwarder
 from producers.obot.webhook import AcceptAll, DecisionPolicy
 from producers.publisher import Publisher
+from producers.registry import FORMATS
 
 log = logging.getLogger(__name__)
 

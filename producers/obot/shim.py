@@ -30,6 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from gateledger import jsonutil
+from gateledger.sources import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
@@ -52,7 +53,7 @@ from producers.ingest.common import (
 from producers.obot.forward import ObotForwarder
 
 SOURCE = "obot-shim"
-FORMAT = "obot-audit"
+FORMAT = Format.OBOT_AUDIT
 IGNORE_KEY = "obot.mcp.ignoreAuditLog"  # Obot's own "do not persist" flag
 FORWARDER = web.AppKey("obot_forwarder", ObotForwarder)
 

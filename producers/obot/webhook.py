@@ -38,8 +38,9 @@ from pydantic import ValidationError
 from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
+from gateledger.sources import Format
 from producers import telemetry
-from producers.formats import FORMATS, IngestContext
+from producers.formats import IngestContext
 from producers.ingest.common import (
     STATE,
     TENANT_HINT,
@@ -52,6 +53,7 @@ from producers.ingest.common import (
     verify_hmac_sha256,
 )
 from producers.obot.replay import ReplayWindow, Seen
+from producers.registry import FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +226,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
     }
-    await publish_or_503(request, state.publisher.publish([FORMATS["obot-webhook"](message, ctx)], source=SOURCE))
+    await publish_or_503(request, state.publisher.publish([FORMATS[Format.OBOT_WEBHOOK](message, ctx)], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
     if replay_key is not None:

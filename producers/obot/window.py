@@ -29,6 +29,7 @@ from gateledger import jsonutil
 from gateledger.clock import to_utc
 from gateledger.contracts.envelope import utc_iso
 from gateledger.ids import stable_id
+from gateledger.sources import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
@@ -48,10 +49,10 @@ OnPublished = Callable[[list[Any]], None]
 def record_format(stream: str, record: Any) -> str:
     """The producer format of one listed record (the shape is detected per record)."""
     if stream == "llm":
-        return "obot-llm"
+        return Format.OBOT_LLM
     if isinstance(record, dict) and (isinstance(record.get("timestamp"), dict) or "eventType" in record):
-        return "obot-audit-event"
-    return "obot-audit"
+        return Format.OBOT_AUDIT_EVENT
+    return Format.OBOT_AUDIT
 
 
 def parse_utc(raw: Any) -> datetime | None:

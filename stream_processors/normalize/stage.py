@@ -31,7 +31,8 @@ from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.events import DeadLetter, LlmCall, McpCall, PolicyDecision
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
-from gateledger.topics import Topic
+from gateledger.sources import SOURCES, Source
+from gateledger.topics import topic_name
 from stream_processors import findings, telemetry
 from stream_processors.common.dedup import DedupWindow
 from stream_processors.common.emit import Batch
@@ -53,26 +54,16 @@ _BEYOND = telemetry.BEYOND_WINDOW.labels(stage=STAGE)
 
 @dataclass(frozen=True)
 class RawTopics:
-    """Physical names of the raw topics this stage reads."""
+    """Physical names of the raw topics this stage reads, each with its source (gateledger/sources.py)."""
 
-    mcp: str
-    llm: str
-    webhook: str
-    axonflow: str
-    cloudevents: str
+    sources: dict[str, Source]
 
     @classmethod
     def with_prefix(cls, prefix: str) -> RawTopics:
-        from gateledger.topics import topic_name
-
-        return cls(
-            topic_name(Topic.RAW_OBOT_MCP, prefix), topic_name(Topic.RAW_OBOT_LLM, prefix),
-            topic_name(Topic.RAW_OBOT_WEBHOOK, prefix), topic_name(Topic.RAW_AXONFLOW, prefix),
-            topic_name(Topic.RAW_CLOUDEVENTS, prefix),
-        )
+        return cls({topic_name(s.topic, prefix): s for s in SOURCES})
 
     def all(self) -> tuple[str, ...]:
-        return (self.mcp, self.llm, self.webhook, self.axonflow, self.cloudevents)
+        return tuple(self.sources)
 
 
 class NormalizePartition(ContextJoin):
@@ -105,6 +96,7 @@ class NormalizePartition(ContextJoin):
         self._raw = b""
         # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
         self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
+        self._handlers = self._handler_table()
 
     # -- state lifecycle --------------------------------------------------------------------------
 
@@ -202,39 +194,55 @@ class NormalizePartition(ContextJoin):
 
     def _dispatch(self, topic: str, env: Envelope, t_us: int) -> None:
         rcv = to_us(env.received_at)
-        etype = env.type
-        if etype == EventType.OBOT_MCP_CALL:
-            rec = mcp.parse_flat(env)
-            half = mcp.half_of(rec)
-            if half == "whole":
-                self._emit_mcp(mcp.call_from_flat(call_id=env.id, request=(env, rec), response=None, complete=True),
-                               rcv)
-            else:
-                self._add_half(env, rec, half, t_us, rcv)
-        elif etype == EventType.OBOT_MCP_AUDIT_EVENT:
-            self._emit_mcp(mcp.call_from_audit_event(env), rcv)
-        elif etype == EventType.OBOT_LOCAL_AGENT_TOOL_CALL:
-            row = local_agent.call_from_local_agent_event(env)
-            self.out.row(row, to_us(row.time))
-        elif etype == EventType.OBOT_LLM_CALL:
-            self._emit_llm(llm.call_from_obot(env), rcv)
-        elif etype == EventType.OBOT_WEBHOOK_DECISION:
-            self._emit_webhook(webhook.decision_from_filter(env), rcv)
-        elif etype == EventType.AXONFLOW_PRECHECK:
-            self._precheck(env, t_us, rcv)
-        elif etype == EventType.AXONFLOW_LLM_AUDIT:
-            self._audit(env, t_us, rcv)
-        elif etype in (EventType.AXONFLOW_DECIDE, EventType.AXONFLOW_MCP_CHECK):
-            row, verdict = governance.decision_from_governance(env)
-            self._emit_gate(row, rcv, fact=verdict)
-        elif etype == EventType.AXONFLOW_AUDIT_ENTRY:
-            seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
-            if (found := governance.untapped_finding(env, seen, self._now())) is not None:
-                self.out.row(found, t_us)
-        elif topic == self.topics.cloudevents:
-            self._cloudevent(env, rcv)
+        source = self.topics.sources.get(topic)
+        if source is not None and not source.types:
+            self._cloudevent(env, rcv)  # the record names its own type
+        elif source is not None and env.type in source.types:
+            self._handlers[EventType(env.type)](env, t_us, rcv)
         else:
-            raise InvalidEvent("unknown_type", f"envelope type {etype!r} is not expected on {topic}")
+            # A type another source carries (a CloudEvent typed obot.mcp.call) is not taken for it.
+            raise InvalidEvent("unknown_type", f"envelope type {env.type!r} is not expected on {topic}")
+
+    def _handler_table(self) -> dict[EventType, Callable[[Envelope, int, int], None]]:
+        """What each envelope type of the registry's sources is normalized by."""
+        table: dict[EventType, Callable[[Envelope, int, int], None]] = {
+            EventType.OBOT_MCP_CALL: self._obot_mcp_call,
+            EventType.OBOT_MCP_AUDIT_EVENT: lambda env, t, rcv: self._emit_mcp(mcp.call_from_audit_event(env), rcv),
+            EventType.OBOT_LOCAL_AGENT_TOOL_CALL: self._local_agent,
+            EventType.OBOT_LLM_CALL: lambda env, t, rcv: self._emit_llm(llm.call_from_obot(env), rcv),
+            EventType.OBOT_WEBHOOK_DECISION: lambda env, t, rcv: self._emit_webhook(webhook.decision_from_filter(env),
+                                                                                    rcv),
+            EventType.AXONFLOW_PRECHECK: self._precheck,
+            EventType.AXONFLOW_LLM_AUDIT: self._audit,
+            EventType.AXONFLOW_DECIDE: self._governance,
+            EventType.AXONFLOW_MCP_CHECK: self._governance,
+            EventType.AXONFLOW_AUDIT_ENTRY: self._audit_entry,
+        }
+        listed = {t for s in SOURCES for t in s.types}
+        if set(table) != listed:
+            raise RuntimeError(f"normalize handles {sorted(table)}, gateledger/sources.py lists {sorted(listed)}")
+        return table
+
+    def _obot_mcp_call(self, env: Envelope, t_us: int, rcv: int) -> None:
+        rec = mcp.parse_flat(env)
+        half = mcp.half_of(rec)
+        if half == "whole":
+            self._emit_mcp(mcp.call_from_flat(call_id=env.id, request=(env, rec), response=None, complete=True), rcv)
+        else:
+            self._add_half(env, rec, half, t_us, rcv)
+
+    def _local_agent(self, env: Envelope, t_us: int, rcv: int) -> None:
+        row = local_agent.call_from_local_agent_event(env)
+        self.out.row(row, to_us(row.time))
+
+    def _governance(self, env: Envelope, t_us: int, rcv: int) -> None:
+        row, verdict = governance.decision_from_governance(env)
+        self._emit_gate(row, rcv, fact=verdict)
+
+    def _audit_entry(self, env: Envelope, t_us: int, rcv: int) -> None:
+        seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
+        if (found := governance.untapped_finding(env, seen, self._now())) is not None:
+            self.out.row(found, t_us)
 
     def _cloudevent(self, env: Envelope, rcv: int) -> None:
         if not env.type.startswith("gateledger."):

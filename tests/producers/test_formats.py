@@ -7,8 +7,11 @@ from datetime import UTC, datetime
 import pytest
 
 from gateledger.masking import Masker
+from gateledger.sources import RAW_SOURCE, Format
 from gateledger.topics import Topic
-from producers.formats import FORMATS, IngestContext, InvalidRecord, get_format
+from producers.formats import IngestContext, InvalidRecord
+from producers import registry
+from producers.registry import FORMATS, get_format
 from tests import samples
 from tests.samples import TRACE
 
@@ -28,6 +31,18 @@ def test_each_format_is_deterministic(fmt: str) -> None:
     assert a.envelope.id == b.envelope.id, "re-publishing the same record must give the same id"
     assert a.envelope.time.tzinfo is not None
     assert a.key
+    # The registry says where each format publishes and what the normalize stage accepts there.
+    source = RAW_SOURCE[a.topic]
+    assert fmt in source.formats, f"{fmt} published to {a.topic}, which gateledger/sources.py does not list it for"
+    assert not source.types or a.envelope.type in source.types
+
+
+def test_registry_refuses_a_system_mapping_other_formats_than_it_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    axonflow = dict(registry._BY_SYSTEM["axonflow"])
+    del axonflow[Format.AXONFLOW_AUDIT_ENTRY]
+    monkeypatch.setitem(registry._BY_SYSTEM, "axonflow", axonflow)
+    with pytest.raises(RuntimeError, match="producers/axonflow/formats.py"):
+        registry._collect()
 
 
 def test_obot_flat_and_shim() -> None:

@@ -15,8 +15,9 @@ from pathlib import Path
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
-from producers.formats import IngestContext, get_format
+from producers.formats import IngestContext
 from producers.ingest.settings import IngestSettings
+from producers.registry import get_format
 from producers.simulator import Faults, deliver, simulate
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic

@@ -1,0 +1,46 @@
+"""The normalize stage takes on each raw topic only the envelope types gateledger/sources.py lists for it."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateledger.clock import ManualClock
+from gateledger.masking import Masker
+from gateledger.sources import SOURCES
+from gateledger.topics import Topic
+from stream_processors.local import LocalPipeline
+from stream_processors.normalize.stage import NormalizePartition, RawTopics
+from stream_processors.settings import ProcessorSettings
+from tests import samples
+from tests.stream_processors.harness import envelope
+from tests.stream_processors.traffic import T0
+
+
+
+def _feed(topic: str, fmt: str, record: dict) -> dict[str, list[dict]]:
+    pl = LocalPipeline(settings=ProcessorSettings(idle_advance_s=1, lateness_s=1), clock=ManualClock(T0))
+    pl.feed([(topic, b"k", envelope(fmt, record).envelope.model_dump_json().encode())])
+    return pl.by_topic()
+
+
+def test_a_type_on_another_sources_topic_is_dead_lettered_not_normalized() -> None:
+    out = _feed("raw.obot.mcp", "axonflow-precheck", samples.precheck())
+    (dl,) = out[str(Topic.DEAD_LETTERS)]
+    assert dl["reason"] == "unknown_type" and "axonflow.precheck" in dl["error"]
+    assert not out.get(str(Topic.POLICY_DECISIONS))
+
+
+def test_a_cloudevent_named_like_an_obot_record_is_not_taken_for_one() -> None:
+    out = _feed("raw.cloudevents", "obot-audit", samples.obot_flat())
+    assert not out.get(str(Topic.MCP_CALLS)), "a custom gateway must not publish Obot MCP calls"
+
+
+def test_every_listed_type_has_a_handler_and_no_handler_is_unlisted(monkeypatch: pytest.MonkeyPatch) -> None:
+    part = NormalizePartition(0, ProcessorSettings(), RawTopics.with_prefix(""), Masker(salt=b"s"),
+                              ManualClock(T0))
+    assert set(part._handlers) == {t for s in SOURCES for t in s.types}
+    trimmed = tuple(s if s.topic != Topic.RAW_AXONFLOW else type(s)(s.topic, s.system, s.formats, s.types[:-1])
+                    for s in SOURCES)
+    monkeypatch.setattr("stream_processors.normalize.stage.SOURCES", trimmed)
+    with pytest.raises(RuntimeError, match="gateledger/sources.py"):
+        part._handler_table()
