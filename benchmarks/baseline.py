@@ -23,7 +23,7 @@ BATCH = 10_000
 
 
 def _messages(n: int) -> list[tuple[bytes, bytes]]:
-    from stream_processors.bench import raw_messages
+    from benchmarks.processors import raw_messages
 
     out: list[tuple[bytes, bytes]] = []
     seed = 1

@@ -2,8 +2,8 @@
 
 Reusable from benchmarks (``await measure(...)`` returns a dict) and runnable alone::
 
-    python -m producers.bench                      # own Tansu broker + `gateledger serve ingest`, both modes
-    python -m producers.bench --target http://127.0.0.1:8480 --mode batch --seconds 20
+    python -m benchmarks.ingest                      # own Tansu broker + `gateledger serve ingest`, both modes
+    python -m benchmarks.ingest --target http://127.0.0.1:8480 --mode batch --seconds 20
 
 The load generator keeps ``concurrency`` requests in flight for ``seconds`` and counts only
 answers: 200 is accepted (Kafka acknowledged), anything else is listed under ``statuses``.

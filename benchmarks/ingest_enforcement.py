@@ -3,7 +3,7 @@ off and on (50 block budgets in the view, the request covered by some, none exha
 case), refused deliveries (an exhausted budget), AxonFlow pre-checks refused with 402 by the tap
 itself, and the decision alone in-process. Medians of ``--runs`` runs::
 
-    python -m producers.bench_enforcement [--seconds 8] [--runs 3] [--concurrency 16]
+    python -m benchmarks.ingest_enforcement [--seconds 8] [--runs 3] [--concurrency 16]
 
 Starts its own Tansu broker and ``gateledger serve ingest`` subprocesses (one per setting).
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 from gateledger import jsonutil
 from gateledger.net import free_port, wait_port
-from producers.bench import measure
+from benchmarks.ingest import measure
 
 N_BUDGETS = 50
 

@@ -18,7 +18,7 @@ import orjson
 def state_per_open_interaction(interactions: int = 5000) -> dict[str, Any]:
     """Changelog bytes and heap bytes per interaction held open by the correlate stage."""
     from gateledger.clock import ManualClock
-    from stream_processors.bench import T0, raw_messages
+    from benchmarks.processors import T0, raw_messages
     from stream_processors.local import LocalPipeline
     from stream_processors.settings import ProcessorSettings
 

@@ -137,7 +137,7 @@ def _measure(port: int, proc: subprocess.Popen[bytes], n: int, timeout_s: float,
     contribution, contributions)."""
     import urllib.request
 
-    from stream_processors.bench import _metric, wait_healthy
+    from benchmarks.processors import _metric, wait_healthy
 
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s

@@ -1,7 +1,7 @@
 """Measuring the sink: insert paths, batch sizes, and end-to-end rows/s from Kafka into chDB.
 
 Each function returns a plain dict (the benchmark issue's ``gateledger bench`` reuses them); run
-``python -m sinks.clickhouse.bench [insert-paths|batch-sizes|end-to-end|views|all] [--rows N] [--json FILE]``
+``python -m benchmarks.sink [insert-paths|batch-sizes|end-to-end|views|all] [--rows N] [--json FILE]``
 to print a table. chDB allows one data directory per process: every function here opens its own
 temporary one unless given a client, so call them in a fresh process (as the CLI does).
 """
@@ -356,7 +356,7 @@ def _print(name: str, result: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """CLI: run the chosen measurements, print them, optionally write JSON."""
-    p = argparse.ArgumentParser(prog="python -m sinks.clickhouse.bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m benchmarks.sink", description=__doc__)
     p.add_argument("what", choices=["insert-paths", "batch-sizes", "end-to-end", "views", "all"], default="all",
                    nargs="?")
     p.add_argument("--rows", type=int, default=None)

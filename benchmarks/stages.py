@@ -8,11 +8,11 @@ from typing import Any
 
 def run(seconds: float = 10.0, processor_interactions: int = 5000, sink_rows: int = 200_000,
         runs: int = 3) -> dict[str, Any]:
-    """Ingest records/s (producers.bench), processor events/s (stream_processors.bench), sink rows/s
-    (sinks.clickhouse.bench); medians of ``runs`` where the stage code repeats."""
-    from producers.bench import local_ingest_bench
-    from sinks.clickhouse.bench import end_to_end as sink_end_to_end
-    from stream_processors.bench import bench_logic, bench_worker
+    """Ingest records/s (benchmarks.ingest), processor events/s (benchmarks.processors), sink rows/s
+    (benchmarks.sink); medians of ``runs`` where the stage code repeats."""
+    from benchmarks.ingest import local_ingest_bench
+    from benchmarks.processors import bench_logic, bench_worker
+    from benchmarks.sink import end_to_end as sink_end_to_end
 
     ingest_runs = [asyncio.run(local_ingest_bench(seconds=seconds)) for _ in range(runs)]
 

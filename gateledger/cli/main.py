@@ -376,7 +376,7 @@ def bench_processors(interactions: int, runs: int, logic_only: bool) -> None:
     """Throughput of the stream processors alone, as JSON (also part of `bench stages`)."""
     import json
 
-    from stream_processors.bench import run
+    from benchmarks.processors import run
 
     _setup_logging("WARNING")
     click.echo(json.dumps(run(interactions, runs, logic_only=logic_only), indent=2))
@@ -390,7 +390,7 @@ def bench_money(calls_n: int, runs: int, logic_only: bool) -> None:
     """Throughput of the cost and budget stages (calls/s, contributions/s on one worker)."""
     import json
 
-    from stream_processors.money_bench import run
+    from benchmarks.money import run
 
     _setup_logging("WARNING")
     click.echo(json.dumps(run(calls_n, runs, logic_only=logic_only), indent=2))

@@ -15,7 +15,7 @@ class SinkSettings(BaseSettings):
 
     group_id: str = "gateledger-sink"
     # A batch is flushed at this many rows (or bytes) or after this long, whichever comes first.
-    # Defaults chosen by measurement (docs/sink.md, `python -m sinks.clickhouse.bench batch-sizes`).
+    # Defaults chosen by measurement (docs/sink.md, `python -m benchmarks.sink batch-sizes`).
     batch_max_rows: int = Field(default=10000, ge=1)
     batch_max_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     batch_max_wait_ms: int = Field(default=1000, ge=1)
@@ -56,7 +56,3 @@ class SinkSettings(BaseSettings):
     # or, on every apply, given this password (so rotating it is a restart). Empty: no login created.
     analyst_user: str = ""
     analyst_password: SecretStr = SecretStr("")
-    # Fault injection for tests only: the sink SIGKILLs itself at one of these flush steps with
-    # this probability (names in service.CRASH_POINTS).
-    crash_points: str = ""
-    crash_probability: float = 0.0

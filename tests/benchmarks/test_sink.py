@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from gateledger.settings import Settings
-from sinks.clickhouse.bench import batch_sizes, insert_paths, view_strategies
+from benchmarks.sink import batch_sizes, insert_paths, view_strategies
 
 
 def test_insert_paths_batch_sizes_and_views_measure_what_they_say(settings: Settings, ch_client) -> None:
@@ -27,7 +27,7 @@ def test_insert_paths_batch_sizes_and_views_measure_what_they_say(settings: Sett
 def test_end_to_end_runs_in_its_own_process(tmp_path: Path, broker) -> None:
     out = tmp_path / "e2e.json"
     res = subprocess.run([sys.executable, "-c", (
-        "import json, sys; from sinks.clickhouse.bench import end_to_end; "
+        "import json, sys; from benchmarks.sink import end_to_end; "
         f"json.dump(end_to_end(rows=2000, bootstrap={broker.bootstrap!r}), open({str(out)!r}, 'w'))")],
         capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]

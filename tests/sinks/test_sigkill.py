@@ -4,7 +4,7 @@
 The sink runs as a subprocess with its own chDB directory (chDB allows one path per process); the
 test reads its data only through the sink's /query endpoint. Kills come from two sides: the test
 SIGKILLs the process at random moments (start-up included), and the sink kills itself at random
-flush steps (GATELEDGER_SINK_CRASH_POINTS) so every window between two steps is hit.
+flush steps (tests/sinks/crashing_sink.py) so every window between two steps is hit.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import random
 import signal
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -107,13 +108,13 @@ def test_sigkill_at_random_moments_leaves_exactly_50k_events_and_exact_rollups(
             # batch log's recorded ranges make a re-read batch recognisable to ClickHouse.
             "GATELEDGER_SINK_BATCH_MAX_ROWS": str(rng.randint(200, 3000)),
             "GATELEDGER_SINK_BATCH_MAX_WAIT_MS": str(rng.randint(50, 1000)),
-            "GATELEDGER_SINK_CRASH_POINTS": ",".join(CRASH_POINTS) if crash else "",
-            "GATELEDGER_SINK_CRASH_PROBABILITY": "0.03" if crash else "0",
+            "CRASH_POINTS": ",".join(CRASH_POINTS) if crash else "",
+            "CRASH_PROBABILITY": "0.03" if crash else "0",
             # A SIGKILLed member stays in the group until its session times out: keep that short.
             "GATELEDGER_KAFKA_SESSION_TIMEOUT_MS": "3000",
             "GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         })
-        return processes.gateledger("serve", "sink", env=env, log=log), port
+        return processes.start([sys.executable, "-m", "tests.sinks.crashing_sink"], env, log=log), port
 
     async def feed_and_kill() -> int:
         kills = 0
