@@ -21,6 +21,7 @@ from clickhouse_connect.driver.client import Client
 from gateledger.clickhouse.sqlsplit import split_statements
 from gateledger.clock import utcnow
 from gateledger.settings import ClickHouseSettings
+from gateledger.tables import Table
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,9 @@ def render(migration: Migration, ch: ClickHouseSettings) -> list[str]:
 
 # The sink's bookkeeping is read back by whichever node a sink reaches: one replica on every node of
 # the cluster (a ZooKeeper path without {shard}) instead of a Distributed table.
-EVERYWHERE_TABLES = frozenset({"sink_batches", "rollup_prior"})
+EVERYWHERE_TABLES = frozenset({Table.SINK_BATCHES, Table.ROLLUP_PRIOR})
 # Null-engine feeds: no _local twin, an ALTER changes them as they are.
-FEED_TABLES = frozenset({"rollup_feed", "landing_feed", "decision_feed"})
+FEED_TABLES = frozenset({Table.ROLLUP_FEED, Table.LANDING_FEED, Table.DECISION_FEED})
 _CREATE_TABLE = re.compile(r"^CREATE TABLE IF NOT EXISTS (\S+)\.(\w+) ")
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (\S+)\.(\w+) ")
 _ID_COLUMN = re.compile(r"^\s*\(?\s*id\s+String\b", re.M)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateledger.contracts.wire.base import UtcTime
+from gateledger.tables import Table
 from gateledger.topics import Topic
 
 Usd = Decimal
@@ -27,7 +28,7 @@ class OutputEvent(BaseModel):
 
     # The output topic and ClickHouse table each model belongs to.
     topic: ClassVar[Topic]
-    table: ClassVar[str]
+    table: ClassVar[Table]
 
     id: str = Field(min_length=1)
     version: int = Field(default=1, ge=1)
@@ -64,7 +65,7 @@ class McpCall(OutputEvent):
     """One MCP exchange (request and response halves merged)."""
 
     topic = Topic.MCP_CALLS
-    table = "mcp_calls"
+    table = Table.MCP_CALLS
 
     source: str
     user_id: str | None = None
@@ -112,7 +113,7 @@ class LlmCall(OutputEvent):
     """One LLM call (AxonFlow LLM-call audit, Obot LLM gateway log, or a custom gateway's event)."""
 
     topic = Topic.LLM_CALLS
-    table = "llm_calls"
+    table = Table.LLM_CALLS
 
     source: str
     user_id: str | None = None
@@ -144,7 +145,7 @@ class PolicyDecision(OutputEvent):
     """One AxonFlow governance verdict: a pre-check, a /decide or an MCP check."""
 
     topic = Topic.POLICY_DECISIONS
-    table = "policy_decisions"
+    table = Table.POLICY_DECISIONS
 
     source: str
     context_id: str | None = None
@@ -184,7 +185,7 @@ class WebhookDecision(OutputEvent):
     """One webhook-filter verdict on an MCP message (recorded by Obot, or made by gateledger's filter)."""
 
     topic = Topic.WEBHOOK_DECISIONS
-    table = "webhook_decisions"
+    table = Table.WEBHOOK_DECISIONS
 
     source: str
     origin: Literal["obot_audit", "gateledger_filter"]
@@ -216,7 +217,7 @@ class Interaction(OutputEvent):
     """One user-level request with everything that happened for it."""
 
     topic = Topic.INTERACTIONS
-    table = "interactions"
+    table = Table.INTERACTIONS
 
     end_time: UtcTime
     request_id: str | None = None
@@ -259,7 +260,7 @@ class CostEntry(OutputEvent):
     """The cost of one LLM call or one priced tool call, at one price version."""
 
     topic = Topic.COST_LEDGER
-    table = "cost_ledger"
+    table = Table.COST_LEDGER
 
     kind: CostKind
     event_id: str  # the llm_calls / mcp_calls row this prices
@@ -305,7 +306,7 @@ class BudgetAlert(OutputEvent):
     """A budget threshold crossed (or projected to be) in one period. Fires once per (budget, period, kind, threshold)."""
 
     topic = Topic.BUDGET_ALERTS
-    table = "budget_alerts"
+    table = Table.BUDGET_ALERTS
 
     budget_id: str
     budget_name: str
@@ -338,7 +339,7 @@ class Finding(OutputEvent):
     """A compliance finding, naming the events that prove it."""
 
     topic = Topic.FINDINGS
-    table = "findings"
+    table = Table.FINDINGS
 
     kind: FindingKind
     severity: Literal["low", "medium", "high", "critical"]
@@ -359,7 +360,7 @@ class DeadLetter(OutputEvent):
     """Something rejected at some stage, with the reason and the original bytes (masked)."""
 
     topic = Topic.DEAD_LETTERS
-    table = "dead_letters"
+    table = Table.DEAD_LETTERS
 
     stage: Literal["ingest", "normalize", "correlate", "cost", "budget", "sink", "notify"]
     origin: str  # endpoint, format, or topic the record came from
@@ -383,7 +384,7 @@ class LocalAgentToolCall(OutputEvent):
     """
 
     topic = Topic.LOCAL_AGENT_TOOL_CALLS
-    table = "local_agent_tool_calls"
+    table = Table.LOCAL_AGENT_TOOL_CALLS
 
     source: str
     occurred_at: UtcTime | None = None

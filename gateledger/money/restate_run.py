@@ -30,7 +30,7 @@ def latest_rows_query(database: str, start: datetime, end: datetime) -> tuple[st
     if not _IDENT.match(database):
         raise ValueError(f"bad database name {database!r}")
     cols = ", ".join(f"toString(`{f}`) AS `{f}`" for f in _FIELDS)
-    sql = (f"SELECT {cols} FROM (SELECT * FROM `{database}`.cost_ledger "
+    sql = (f"SELECT {cols} FROM (SELECT * FROM `{database}`.{CostEntry.table} "
            "WHERE time >= {start:DateTime64(6, 'UTC')} AND time < {end:DateTime64(6, 'UTC')} "
            "ORDER BY id, version DESC LIMIT 1 BY id)")
     fmt = "%Y-%m-%d %H:%M:%S.%f"

@@ -41,6 +41,7 @@ from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.wire.mcp import HOUSEKEEPING_METHODS, HOUSEKEEPING_PREFIX
 from gateledger.kafka import KafkaTarget, make_producer
 from gateledger.settings import KafkaSettings
+from gateledger.tables import Table
 from gateledger.topics import RAW_TOPICS, topic_name
 
 Query = Callable[[str, dict[str, Any]], Awaitable[QueryResult]]
@@ -125,7 +126,7 @@ async def redrive(query: Query, kafka: KafkaSettings, target: KafkaTarget, *, da
                   progress: Callable[[str], None], tail_s: float = 60.0) -> RedriveResult:
     """Put every raw event whose processing has not landed back on its raw topic; returns the count."""
     started = time.monotonic()
-    newest = (await query(f"SELECT max(time), count() FROM {database}.raw_events", {})).rows[0]
+    newest = (await query(f"SELECT max(time), count() FROM {database}.{Table.RAW_EVENTS}", {})).rows[0]
     if not newest or not int(newest[1]):
         return RedriveResult()
     since_rows = (await query("SELECT toDateTime64({newest:DateTime64(6)}, 6) - toIntervalMillisecond({ms:UInt64})",

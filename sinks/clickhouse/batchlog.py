@@ -15,11 +15,12 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 
 from gateledger import jsonutil
+from gateledger.tables import Table
 from sinks.clickhouse.writer import Writer
 
 log = logging.getLogger(__name__)
 
-TABLE = "sink_batches"
+TABLE = Table.SINK_BATCHES
 
 
 class BatchLog:

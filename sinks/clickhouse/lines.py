@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 
+from gateledger.tables import Table
 from sinks.clickhouse.rows import KAFKA_COLUMNS, RowError, TableMapping, to_datetime
 
 # Columns every row must name with a non-empty value, when the table has them.
@@ -67,7 +68,7 @@ class LineCodec:
             bounds = _NARROW_INTS.get(_base_type(c.type_name))
             if bounds and c.name not in KAFKA_COLUMNS:
                 ranges[c.name] = bounds
-        required = tuple(r for r in _REQUIRED if r in names and not (r == "tenant" and mapping.table == "dead_letters"))
+        required = tuple(r for r in _REQUIRED if r in names and not (r == "tenant" and mapping.table == Table.DEAD_LETTERS))
         times = tuple(c.name for c in mapping.columns if _base_type(c.type_name).startswith("DateTime")
                       and not c.has_default)
         return cls(mapping.table, required, ranges, times, all(k in names for k in KAFKA_COLUMNS))

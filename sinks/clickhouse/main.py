@@ -19,6 +19,7 @@ from gateledger.clickhouse.results import QueryRunner
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
+from gateledger.tables import Table
 from gateledger.topics import ALL_TOPICS, Topic, topic_name
 from sinks.clickhouse.access_control import apply_from_settings
 from sinks.clickhouse.http import build_app
@@ -82,7 +83,7 @@ async def run_sink(
         if table not in by_table:
             by_table[table] = describe(client, ch.database, table)
         mappings[topic_name(t, target.topic_prefix)] = by_table[table]
-    dead_letters = by_table.get("dead_letters") or describe(client, ch.database, "dead_letters")
+    dead_letters = by_table.get(Table.DEAD_LETTERS) or describe(client, ch.database, Table.DEAD_LETTERS)
 
     # chDB handles are not thread-safe and the engine serializes anyway: one client. A server takes
     # several concurrent inserts, one client each.

@@ -16,45 +16,42 @@ from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
 from gateledger.settings import ClickHouseSettings, Settings
-from sinks.clickhouse.rollups import DECISION_FEED_TABLE, LANDING_TABLE, ROLLUP_SOURCES
+from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, ROLLUPS, Table
+from sinks.clickhouse.rollups import DECISION_FEED_TABLE, FEED_TABLE, LANDING_TABLE, ROLLUP_SOURCES
 
 log = logging.getLogger(__name__)
 
-FEED_COLUMNS = ("source, sign, tenant, time, kind, mcp_server_id, tool_name, provider, model, team, user_id, "
-                "client_id, calls, errors, denied, latency_ms, input_tokens, output_tokens, cache_read_tokens, "
-                "cache_write_tokens, total_tokens, cost_usd, unpriced, status")
+FEED_COLUMNS = ", ".join(ROLLUP_FEED_COLUMNS)
 
 _SELECTS = {
-    "mcp_calls": """
+    Table.MCP_CALLS: """
         SELECT 'mcp_calls', 1, tenant, time, 'mcp', mcp_server_id, tool_name, '', '', '', user_id, client_name,
                1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0, status
         FROM {db}.mcp_calls FINAL""",
-    "llm_calls": """
+    Table.LLM_CALLS: """
         SELECT 'llm_calls', 1, tenant, time, 'llm', '', '', provider, model, '', user_id, client_id,
                1, status NOT IN ('success', ''), 0, latency_ms, input_tokens, output_tokens, cache_read_tokens,
                cache_write_tokens, total_tokens, 0, 0, status
         FROM {db}.llm_calls FINAL""",
-    "cost_ledger": """
+    Table.COST_LEDGER: """
         SELECT 'cost_ledger', 1, tenant, time, if(kind = 'llm', 'llm', 'mcp'), mcp_server_id, tool_name, provider,
                model, team, user_id, client_id, 0, 0, 0, NULL, input_tokens, output_tokens, cache_read_tokens,
                cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''
         FROM {db}.cost_ledger FINAL""",
 }
 _DECISION_SELECTS = {
-    "policy_decisions": """
+    Table.POLICY_DECISIONS: """
         SELECT 'policy_decisions', 1, tenant, time, if(approved, 'approved', 'blocked'), user_id, policies, block_reason,
                '', '', ''
         FROM {db}.policy_decisions FINAL""",
-    "webhook_decisions": """
+    Table.WEBHOOK_DECISIONS: """
         SELECT 'webhook_decisions', 1, tenant, time, decision, user_id, [], '', filter_name, mcp_server_id, tool_name
         FROM {db}.webhook_decisions FINAL""",
-    "findings": """
+    Table.FINDINGS: """
         SELECT 'findings', 1, tenant, time, kind, '', [], '', '', '', ''
         FROM {db}.findings FINAL WHERE NOT retracted""",
 }
-DECISION_COLUMNS = "source, sign, tenant, time, outcome, user_id, policies, block_reason, filter_name, mcp_server_id, tool_name"
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute",
-                 "decisions_per_minute")
+DECISION_COLUMNS = ", ".join(DECISION_FEED_COLUMNS)
 
 
 def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:
@@ -69,11 +66,11 @@ def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None 
 def rebuild_rollups(client: Client, database: str, ch: ClickHouseSettings | None = None) -> dict[str, int]:
     """Empty the rollups and feed every event once at its latest version; returns events fed per table."""
     settings = {"async_insert": 0, "insert_deduplicate": 0}
-    for table in ROLLUP_TABLES:
+    for table in ROLLUPS:
         client.command(truncate_statement(database, table, ch))
     fed = {}
     for table, select in _SELECTS.items():
-        client.command(f"INSERT INTO `{database}`.rollup_feed ({FEED_COLUMNS}) {select.format(db=f'`{database}`')}",
+        client.command(f"INSERT INTO `{database}`.{FEED_TABLE} ({FEED_COLUMNS}) {select.format(db=f'`{database}`')}",
                        settings=settings)
         (n,), = client.query(f"SELECT count() FROM `{database}`.`{table}` FINAL").result_rows
         fed[table] = int(n)

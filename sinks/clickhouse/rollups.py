@@ -22,14 +22,15 @@ from decimal import Decimal
 from typing import Any
 
 from gateledger import jsonutil
+from gateledger.tables import Table
 from sinks.clickhouse.lines import LineError
 from sinks.clickhouse.rows import RowError, to_datetime
 from sinks.clickhouse.writer import Writer
 
-PRIOR_TABLE = "rollup_prior"
-FEED_TABLE = "rollup_feed"
-LANDING_TABLE = "landing_feed"
-DECISION_FEED_TABLE = "decision_feed"
+PRIOR_TABLE = Table.ROLLUP_PRIOR
+FEED_TABLE = Table.ROLLUP_FEED
+LANDING_TABLE = Table.LANDING_FEED
+DECISION_FEED_TABLE = Table.DECISION_FEED
 
 Row = dict[str, Any]  # a normalized event: id, version, tenant, time (canonical text) and the source's fields
 
@@ -171,25 +172,25 @@ def _cost(r: Row) -> dict[str, Any]:
 ROLLUP_SOURCES: dict[str, RollupSource] = {
     s.table: s
     for s in (
-        RollupSource("mcp_calls", ("status", "mcp_server_id", "tool_name", "user_id", "client_name", "duration_ms"), _mcp),
+        RollupSource(Table.MCP_CALLS, ("status", "mcp_server_id", "tool_name", "user_id", "client_name", "duration_ms"), _mcp),
         RollupSource(
-            "llm_calls",
+            Table.LLM_CALLS,
             ("status", "provider", "model", "user_id", "client_id", "latency_ms", "input_tokens", "output_tokens",
              "cache_read_tokens", "cache_write_tokens", "total_tokens"),
             _llm,
         ),
         RollupSource(
-            "cost_ledger",
+            Table.COST_LEDGER,
             ("kind", "mcp_server_id", "tool_name", "provider", "model", "team", "user_id", "client_id",
              "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "total_cost_usd", "unpriced"),
             _cost,
         ),
-        RollupSource("raw_events", ("source", "type"), None, landing_fields=("source", "type"), versioned=False),
-        RollupSource("policy_decisions", ("approved", "user_id", "policies", "block_reason"), _policy,
+        RollupSource(Table.RAW_EVENTS, ("source", "type"), None, landing_fields=("source", "type"), versioned=False),
+        RollupSource(Table.POLICY_DECISIONS, ("approved", "user_id", "policies", "block_reason"), _policy,
                      feed_table=DECISION_FEED_TABLE),
-        RollupSource("webhook_decisions", ("decision", "user_id", "filter_name", "mcp_server_id", "tool_name"), _webhook,
+        RollupSource(Table.WEBHOOK_DECISIONS, ("decision", "user_id", "filter_name", "mcp_server_id", "tool_name"), _webhook,
                      feed_table=DECISION_FEED_TABLE),
-        RollupSource("findings", ("kind", "retracted"), _finding, feed_table=DECISION_FEED_TABLE,
+        RollupSource(Table.FINDINGS, ("kind", "retracted"), _finding, feed_table=DECISION_FEED_TABLE,
                      counts=lambda r: not r["retracted"]),
     )
 }

@@ -16,10 +16,11 @@ from typing import Any
 
 from gateledger import jsonutil
 from gateledger.contracts.events import OUTPUT_MODELS
+from gateledger.tables import Table
 from gateledger.topics import RAW_TOPICS, Topic
 
 # Which table each topic lands in.
-TOPIC_TABLES: dict[Topic, str] = {t: "raw_events" for t in RAW_TOPICS}
+TOPIC_TABLES: dict[Topic, str] = {t: Table.RAW_EVENTS for t in RAW_TOPICS}
 TOPIC_TABLES.update({m.topic: m.table for m in OUTPUT_MODELS})
 
 # Columns filled from the Kafka message rather than its payload.
