@@ -54,3 +54,8 @@ def event_id(source: str, event_type: str, upstream_id: Any = None, record: Any 
     if upstream_id not in (None, "", 0):
         return tenant_id(tenant, "upstream", source, event_type, str(upstream_id))
     return tenant_id(tenant, "record", source, event_type, record)
+
+
+def finding_id(kind: str, *facts: str) -> str:
+    """The id of the finding of ``kind`` that ``facts`` (stable identifiers) establish, whoever detects it."""
+    return stable_id("finding", str(kind), *facts)

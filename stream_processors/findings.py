@@ -12,12 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from gateledger.contracts.events import Finding, FindingKind, LlmCall, LlmCallStatus
-from gateledger.ids import stable_id
-
-
-def finding_id(kind: FindingKind, *facts: str) -> str:
-    """The id of the finding that ``facts`` (stable identifiers) establish."""
-    return stable_id("finding", str(kind), *facts)
+from gateledger.ids import finding_id
 
 
 def unaudited(*, tenant: str, context_id: str, precheck_id: str, time: datetime, expires_at: datetime,

@@ -231,7 +231,8 @@ def costs_price(model: str, provider: str | None, at: str | None, input_tokens: 
                 cache_read: int, cache_write: int) -> None:
     """How MODEL is priced (which catalog entry, which dated price), and what the given usage costs."""
     from gateledger.money.catalog import PriceMatch
-    from gateledger.money.cost import normalize_usage, price_usage
+    from gateledger.money.cost import price_usage
+    from gateledger.money.usage import TokenUsage
 
     cat = _catalog()
     when = _now(at)
@@ -239,7 +240,7 @@ def costs_price(model: str, provider: str | None, at: str | None, input_tokens: 
     if not isinstance(res, PriceMatch):
         click.echo(f"unpriced ({res.reason}): {res.detail}" + (f" [{'; '.join(res.notes)}]" if res.notes else ""))
         sys.exit(1)
-    usage, note = normalize_usage(input_tokens, output_tokens, cache_read, cache_write)
+    usage, note = TokenUsage.repaired(input_tokens, output_tokens, cache_read, cache_write)
     priced = price_usage(res, usage)
     rates, is_long = res.rates(usage.input_tokens)
     click.echo(f"catalog {cat.version}: {model!r} -> {priced.entry}")

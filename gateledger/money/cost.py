@@ -35,10 +35,11 @@ from gateledger.contracts.events import (
     McpCall,
     McpCallStatus,
 )
-from gateledger.ids import stable_id
+from gateledger.ids import finding_id, stable_id
 from gateledger.money.amounts import ZERO, add, canonical, per_token_cost
 from gateledger.money.catalog import PriceCatalog, PriceMatch, Unpriced
 from gateledger.money.teams import TeamDirectory
+from gateledger.money.usage import TokenUsage
 
 RESTATEMENT_BITS = 16
 MAX_RESTATEMENTS = (1 << RESTATEMENT_BITS) - 1
@@ -67,16 +68,6 @@ def restatement_round(version: int) -> int:
 
 
 @dataclass(frozen=True)
-class Usage:
-    """Token counts in the OTel convention (input includes cache reads and writes)."""
-
-    input_tokens: int
-    output_tokens: int
-    cache_read_tokens: int
-    cache_write_tokens: int
-
-
-@dataclass(frozen=True)
 class Priced:
     """The cost fields of one LLM call."""
 
@@ -98,15 +89,7 @@ class CostResult:
     finding: Finding | None = None
 
 
-def normalize_usage(input_tokens: int, output_tokens: int, cache_read: int, cache_write: int) -> tuple[Usage, str | None]:
-    """Usage in the OTel convention; if the cache counts exceed the input, the input excluded them (noted)."""
-    if cache_read + cache_write > input_tokens:
-        return (Usage(input_tokens + cache_read + cache_write, output_tokens, cache_read, cache_write),
-                "input excluded cached tokens (Anthropic convention); added them")
-    return Usage(input_tokens, output_tokens, cache_read, cache_write), None
-
-
-def price_usage(match: PriceMatch, usage: Usage) -> Priced:
+def price_usage(match: PriceMatch, usage: TokenUsage) -> Priced:
     """Apply a catalog match to usage: the exact cost fields."""
     rates, is_long = match.rates(usage.input_tokens)
     uncached = usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens
@@ -137,7 +120,7 @@ def llm_cost(
     restatement: int = 0,
 ) -> CostResult:
     """The cost row of one LLM call (flagged ``unpriced`` with a reason when it cannot be priced)."""
-    usage, usage_note = normalize_usage(call.input_tokens, call.output_tokens, call.cache_read_tokens,
+    usage, usage_note = TokenUsage.repaired(call.input_tokens, call.output_tokens, call.cache_read_tokens,
                                         call.cache_write_tokens)
     base = dict(
         id=cost_row_id(CostKind.LLM, call.id),
@@ -172,7 +155,7 @@ def llm_cost(
     return _priced_or_flagged(call, catalog, usage, usage_note, base, computed_at, interaction_id)
 
 
-def llm_pricing(catalog: PriceCatalog, provider: str | None, names: list[str], at: datetime, usage: Usage,
+def llm_pricing(catalog: PriceCatalog, provider: str | None, names: list[str], at: datetime, usage: TokenUsage,
                 usage_note: str | None = None) -> tuple[dict[str, object], Unpriced | None]:
     """The pricing fields of a cost row for an LLM call (and why it is unpriced, if it is).
 
@@ -205,7 +188,7 @@ def llm_pricing(catalog: PriceCatalog, provider: str | None, names: list[str], a
     }, resolution
 
 
-def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: Usage, usage_note: str | None,
+def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: TokenUsage, usage_note: str | None,
                        base: dict[str, object], computed_at: datetime, interaction_id: str | None) -> CostResult:
     # The model that answered (gen_ai.response.model) is what was billed; fall back to the requested one.
     names = [n for n in (call.response_model, call.model) if n] or [call.model]
@@ -217,7 +200,7 @@ def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: Usage, usage
 def unpriced_finding(call: LlmCall, why: Unpriced, detected_at: datetime, interaction_id: str | None = None) -> Finding:
     """The ``unpriced_model`` finding for an LLM call the catalog cannot price."""
     return Finding(
-        id=stable_id("finding", FindingKind.UNPRICED_MODEL.value, call.id),
+        id=finding_id(FindingKind.UNPRICED_MODEL, call.id),
         tenant=call.tenant,
         time=call.time,
         kind=FindingKind.UNPRICED_MODEL,

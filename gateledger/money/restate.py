@@ -25,7 +25,8 @@ from gateledger.contracts.events import CostEntry, CostKind
 from gateledger.money.amounts import ZERO
 from gateledger.money.budgets import BudgetSet
 from gateledger.money.catalog import PriceCatalog
-from gateledger.money.cost import MAX_RESTATEMENTS, USAGE_REASONS, Usage, llm_pricing, restatement_round
+from gateledger.money.cost import MAX_RESTATEMENTS, USAGE_REASONS, llm_pricing, restatement_round
+from gateledger.money.usage import TokenUsage
 
 _COMPARED = ("input_cost_usd", "output_cost_usd", "cache_read_cost_usd", "cache_write_cost_usd", "tool_cost_usd",
              "total_cost_usd", "unpriced", "unpriced_reason", "price_entry", "priced_model")
@@ -61,7 +62,7 @@ def reprice(row: CostEntry, catalog: PriceCatalog, computed_at: datetime) -> Cos
             return None
         if row.input_tokens + row.output_tokens == 0 and not row.unpriced:
             return None  # a failed call without usage: no charge under any catalog
-        usage = Usage(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens)
+        usage = TokenUsage(row.input_tokens, row.output_tokens, row.cache_read_tokens, row.cache_write_tokens)
         fields, _ = llm_pricing(catalog, row.provider, [row.model or ""], row.time, usage)
         fields["tool_cost_usd"] = ZERO
     else:

@@ -20,7 +20,8 @@ Providers disagree, which is where peers get costs wrong:
 | AxonFlow audit | ``prompt_tokens`` | as the upstream provider reported (OpenAI style) | none |
 | Obot LLM log | ``inputTokens`` | as the upstream provider reported | none |
 
-The stream processors build ``LlmCall`` through these constructors; anything else is a bug.
+The stream processors read every upstream usage object with ``normalize_usage`` (lenient: a record
+with odd counts is still recorded); the cost stage prices through ``TokenUsage.repaired``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,15 @@ class TokenUsage:
                 f"cache tokens ({self.cache_read_tokens} read + {self.cache_write_tokens} written) exceed "
                 f"input tokens ({self.input_tokens}): input must include cached tokens"
             )
+
+    @classmethod
+    def repaired(cls, input_tokens: int, output_tokens: int, cache_read: int,
+                 cache_write: int) -> tuple[TokenUsage, str | None]:
+        """Usage in the convention; if the cache counts exceed the input, the input excluded them (noted)."""
+        if cache_read + cache_write > input_tokens:
+            return (cls(input_tokens + cache_read + cache_write, output_tokens, cache_read, cache_write),
+                    "input excluded cached tokens (Anthropic convention); added them")
+        return cls(input_tokens, output_tokens, cache_read, cache_write), None
 
     @property
     def uncached_input_tokens(self) -> int:
@@ -140,3 +150,67 @@ class TokenUsage:
             return cls.from_openai(usage.get("input_tokens"), usage.get("output_tokens"),
                                    details.get("cached_tokens") if isinstance(details, Mapping) else 0)
         raise UsageError(f"unrecognised usage object with keys {sorted(usage)}")
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """Usage as an upstream record reported it, in the convention above, with its total."""
+
+    input: int = 0
+    output: int = 0
+    cache_read: int = 0
+    cache_write: int = 0
+    total: int = 0
+    reported: bool = False  # False: upstream sent no usage at all
+
+
+def _int(v: Any) -> int | None:
+    # Lenient: an upstream's odd count ("12", 12.0) is read, a nonsensical one is no count.
+    if isinstance(v, bool) or v is None:
+        return None
+    if isinstance(v, int):
+        return v if v >= 0 else None
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        return int(v)
+    if isinstance(v, str) and v.strip().isdigit():
+        return int(v.strip())
+    return None
+
+
+def _first(d: dict[str, Any], *names: str) -> int | None:
+    for n in names:
+        v = _int(d.get(n))
+        if v is not None:
+            return v
+    return None
+
+
+def normalize_usage(usage: Any) -> Tokens:
+    """Tokens from any usage object we know (AxonFlow, OpenAI, Anthropic, OTel, gateledger names)."""
+    if not isinstance(usage, dict):
+        return Tokens()
+    anthropic_read = _first(usage, "cache_read_input_tokens")
+    anthropic_write = _first(usage, "cache_creation_input_tokens")
+    details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    cached = _first(details, "cached_tokens") if isinstance(details, dict) else None
+    cache_read = _first(usage, "cache_read_tokens", "gen_ai.usage.cache_read.input_tokens", "cached_tokens")
+    cache_write = _first(usage, "cache_write_tokens", "gen_ai.usage.cache_creation.input_tokens")
+    inp = _first(usage, "input_tokens", "prompt_tokens", "gen_ai.usage.input_tokens", "inputTokens", "promptTokens")
+    out = _first(usage, "output_tokens", "completion_tokens", "gen_ai.usage.output_tokens", "outputTokens",
+                 "completionTokens")
+    total = _first(usage, "total_tokens", "totalTokens")
+    if inp is None and out is None and total is None and anthropic_read is None and cached is None:
+        return Tokens()
+    inp = inp or 0
+    out = out or 0
+    if anthropic_read is not None or anthropic_write is not None:
+        # Anthropic reports uncached input only; OTel's input includes both cache kinds.
+        cache_read = anthropic_read or 0
+        cache_write = anthropic_write or 0
+        inp += cache_read + cache_write
+    else:
+        cache_read = cache_read if cache_read is not None else (cached or 0)
+        cache_write = cache_write or 0
+    if total is None or total < inp + out:
+        total = inp + out
+    return Tokens(inp, out, cache_read, cache_write, total, True)

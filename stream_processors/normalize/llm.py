@@ -9,9 +9,9 @@ from pydantic import ValidationError
 from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import LlmCall, LlmCallStatus
 from gateledger.contracts.wire import AxonFlowExchange, LlmCallAuditRequest, ObotLlmAuditLog
+from gateledger.money.usage import Tokens, normalize_usage
 from stream_processors.normalize.errors import InvalidEvent, schema_error
 from stream_processors.normalize.outcome import llm_status
-from stream_processors.normalize.tokens import Tokens, normalize_usage
 
 
 def _token_fields(t: Tokens) -> dict[str, Any]:

@@ -9,13 +9,13 @@ import pytest
 
 from gateledger.clock import ManualClock
 from gateledger.contracts.envelope import Envelope
+from gateledger.money.usage import normalize_usage
 from gateledger.topics import Topic, topic_name
 from producers.formats import Published
 from stream_processors.common.dedup import DedupWindow
 from stream_processors.correlate.interaction import build, find_bypasses, is_complete, version_of
 from stream_processors.local import LocalPipeline
 from stream_processors.normalize.outcome import mcp_status
-from stream_processors.normalize.tokens import normalize_usage
 from stream_processors.settings import ProcessorSettings
 from tests import samples
 from tests.stream_processors import traffic
