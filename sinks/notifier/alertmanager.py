@@ -38,7 +38,7 @@ from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import same_secret
 from gateledger.masking import Masker
 from sinks.notifier import telemetry
-from sinks.notifier.delivery import post
+from sinks.notifier.delivery import post_with_backoff
 from sinks.notifier.sent_store import KafkaSentStore
 from sinks.notifier.settings import NotifierSettings, WebhookTarget
 
@@ -190,31 +190,26 @@ class AlertmanagerRelay:
 
     async def _deliver(self, target: WebhookTarget, note: AmNotification, raw: dict[str, Any], key: str) -> str:
         body, headers = render(target, note, raw, key)
-        started = self._monotonic()
-        delay = self.settings.retry_initial_s
-        while True:
-            outcome = await post(self.session, target.url, body, headers, self.settings.timeout_s)
-            telemetry.ATTEMPTS.labels(target.name, outcome.kind).inc()
-            if outcome.kind == "delivered":
-                telemetry.RETRYING.labels(target.name).set(0)
-                await self.store.mark(key, target.name, "sent", outcome.detail)
-                telemetry.DELIVERED.labels(target.name).inc()
-                return "delivered"
-            if outcome.kind == "permanent":
-                telemetry.RETRYING.labels(target.name).set(0)
-                letter = make_dead_letter(stage="notify", origin="http:/alertmanager", reason="webhook_rejected",
-                                          error=f"{target.name}: {outcome.detail}", original=body, masker=self.masker,
-                                          details={"webhook": target.name, "alert_id": key})
-                await self.dead_letter(letter)
-                await self.store.mark(key, target.name, "dead_lettered", outcome.detail)
-                return "dead_lettered"
-            wait = min(max(delay, outcome.retry_after_s or 0.0), self.settings.retry_max_s)
-            if self._monotonic() - started + wait > self.settings.alertmanager_deliver_within_s:
-                # Alertmanager will post it again; the webhooks already served are not sent it twice.
-                telemetry.RETRYING.labels(target.name).set(1)
-                log.warning("webhook %s: %s; Alertmanager notification %s left for Alertmanager's retry",
-                            target.name, outcome.detail, key)
-                return "pending"
-            telemetry.RETRYING.labels(target.name).set(1)
-            await asyncio.sleep(wait)
-            delay = min(delay * 2, self.settings.retry_max_s)
+        # Beyond alertmanager_deliver_within_s Alertmanager posts it again (answered 503); the webhooks
+        # already served are not sent it twice.
+        within = self.settings.alertmanager_deliver_within_s
+        outcome = await post_with_backoff(self.session, target.name, target.url, body, headers, self.settings,
+                                          pause=asyncio.sleep, clock=self._monotonic,
+                                          give_up=lambda elapsed, wait: elapsed + wait > within)
+        if outcome.kind == "delivered":
+            telemetry.RETRYING.labels(target.name).set(0)
+            await self.store.mark(key, target.name, "sent", outcome.detail)
+            telemetry.DELIVERED.labels(target.name).inc()
+            return "delivered"
+        if outcome.kind == "permanent":
+            telemetry.RETRYING.labels(target.name).set(0)
+            letter = make_dead_letter(stage="notify", origin="http:/alertmanager", reason="webhook_rejected",
+                                      error=f"{target.name}: {outcome.detail}", original=body, masker=self.masker,
+                                      details={"webhook": target.name, "alert_id": key})
+            await self.dead_letter(letter)
+            await self.store.mark(key, target.name, "dead_lettered", outcome.detail)
+            return "dead_lettered"
+        telemetry.RETRYING.labels(target.name).set(1)
+        log.warning("webhook %s: %s; Alertmanager notification %s left for Alertmanager's retry",
+                    target.name, outcome.detail, key)
+        return "pending"

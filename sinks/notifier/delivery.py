@@ -1,12 +1,20 @@
-"""One POST and what to make of its outcome: delivered, try again (when), or give up now."""
+"""POSTing to a webhook: one attempt and what to make of its outcome (delivered, try again when, give up
+now), and the notifier's one retry policy around it (exponential backoff, Retry-After honoured)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
+
+from sinks.notifier import telemetry
+from sinks.notifier.settings import NotifierSettings
+
+log = logging.getLogger(__name__)
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 
@@ -41,3 +49,26 @@ async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: d
             return Outcome(outcome.kind, f"{outcome.detail} {text}".strip(), outcome.retry_after_s)
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         return Outcome("retry", f"{type(exc).__name__}: {exc}")
+
+
+async def post_with_backoff(session: aiohttp.ClientSession, name: str, url: str, body: bytes,
+                            headers: dict[str, str], settings: NotifierSettings, *,
+                            give_up: Callable[[float, float], bool], pause: Callable[[float], Awaitable[None]],
+                            clock: Callable[[], float]) -> Outcome:
+    """POST until delivered or refused for good; between attempts wait ``retry_initial_s`` doubling up to
+    ``retry_max_s`` (longer when the receiver's Retry-After says so). Returns the last outcome: a
+    ``retry`` one when ``give_up(seconds since the first attempt, next wait)`` ended the tries."""
+    started = clock()
+    delay = settings.retry_initial_s
+    while True:
+        outcome = await post(session, url, body, headers, settings.timeout_s)
+        telemetry.ATTEMPTS.labels(name, outcome.kind).inc()
+        if outcome.kind != "retry":
+            return outcome
+        wait = min(max(delay, outcome.retry_after_s or 0.0), settings.retry_max_s)
+        if give_up(clock() - started, wait):
+            return outcome
+        telemetry.RETRYING.labels(name).set(1)
+        log.warning("webhook %s: %s; retrying in %.2fs", name, outcome.detail, wait)
+        await pause(wait)
+        delay = min(delay * 2, settings.retry_max_s)

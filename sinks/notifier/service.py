@@ -29,7 +29,7 @@ from gateledger.contracts.events import BudgetAlert
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from sinks.notifier import telemetry
-from sinks.notifier.delivery import Outcome, post
+from sinks.notifier.delivery import post_with_backoff
 from sinks.notifier.payloads import render, wanted
 from sinks.notifier.sent_store import KafkaSentStore
 from sinks.notifier.settings import NotifierSettings, WebhookTarget
@@ -114,28 +114,19 @@ class NotifierService:
 
     async def _deliver(self, target: WebhookTarget, alert: BudgetAlert, tp: TopicPartition, offset: int) -> None:
         body, headers = render(target, alert)
-        started = self._monotonic()
-        delay = self.settings.retry_initial_s
-        while True:
-            outcome = await post(self.session, target.url, body, headers, self.settings.timeout_s)
-            telemetry.ATTEMPTS.labels(target.name, outcome.kind).inc()
-            if outcome.kind == "delivered":
-                telemetry.RETRYING.labels(target.name).set(0)
-                await self.store.mark(alert.id, target.name, "sent", outcome.detail)
-                telemetry.DELIVERED.labels(target.name).inc()
-                return
-            if outcome.kind == "permanent" or self._monotonic() - started >= self.settings.give_up_after_s:
-                telemetry.RETRYING.labels(target.name).set(0)
-                reason = "webhook_rejected" if outcome.kind == "permanent" else "webhook_gave_up"
-                await self._dead_letter(jsonutil.dumps(alert.model_dump(mode="json")), reason,
-                                        f"{target.name}: {outcome.detail}", tp, offset,
-                                        {"webhook": target.name, "alert_id": alert.id})
-                await self.store.mark(alert.id, target.name, "dead_lettered", outcome.detail)
-                return
-            telemetry.RETRYING.labels(target.name).set(1)
-            log.warning("webhook %s: %s; retrying alert %s in %.2fs", target.name, outcome.detail, alert.id, delay)
-            await self._pause(_wait_for(outcome, delay, self.settings.retry_max_s))
-            delay = min(delay * 2, self.settings.retry_max_s)
+        outcome = await post_with_backoff(
+            self.session, target.name, target.url, body, headers, self.settings, pause=self._pause,
+            clock=self._monotonic, give_up=lambda elapsed, _wait: elapsed >= self.settings.give_up_after_s)
+        telemetry.RETRYING.labels(target.name).set(0)
+        if outcome.kind == "delivered":
+            await self.store.mark(alert.id, target.name, "sent", outcome.detail)
+            telemetry.DELIVERED.labels(target.name).inc()
+            return
+        reason = "webhook_rejected" if outcome.kind == "permanent" else "webhook_gave_up"
+        await self._dead_letter(jsonutil.dumps(alert.model_dump(mode="json")), reason,
+                                f"{target.name}: {outcome.detail}", tp, offset,
+                                {"webhook": target.name, "alert_id": alert.id})
+        await self.store.mark(alert.id, target.name, "dead_lettered", outcome.detail)
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -161,7 +152,3 @@ class NotifierService:
                         tp, offset, exc)
         except KafkaError as exc:
             log.warning("commit of %s@%d failed, retried with the next message: %s", tp, offset, exc)
-
-
-def _wait_for(outcome: Outcome, backoff: float, cap: float) -> float:
-    return min(max(backoff, outcome.retry_after_s or 0.0), cap)
