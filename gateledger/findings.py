@@ -11,8 +11,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from gateledger.clock import to_utc
 from gateledger.contracts.events import Finding, FindingKind, LlmCall, LlmCallStatus
 from gateledger.ids import finding_id
+from gateledger.money.catalog import Unpriced
 
 
 def unaudited(*, tenant: str, context_id: str, precheck_id: str, time: datetime, expires_at: datetime,
@@ -72,6 +74,12 @@ def is_suspect_usage(call: LlmCall) -> bool:
         and call.output_tokens == 0
 
 
+def _about(call: LlmCall) -> dict[str, Any]:
+    """What a finding about one LLM call takes from the call."""
+    return {"tenant": call.tenant, "time": call.time, "context_id": call.context_id, "request_id": call.request_id,
+            "user_id": call.user_id, "client_id": call.client_id}
+
+
 def suspect_usage(call: LlmCall, *, interaction_id: str | None, now: datetime) -> Finding:
     """Finding for a successful LLM call with zero tokens."""
     what = "reported zero tokens" if call.tokens_reported else "reported no token usage"
@@ -80,18 +88,28 @@ def suspect_usage(call: LlmCall, *, interaction_id: str | None, now: datetime) -
         # The call's version: an AxonFlow audit re-emitted under its late pre-check's interaction
         # restates the finding with that interaction.
         version=call.version,
-        tenant=call.tenant,
-        time=call.time,
         kind=FindingKind.SUSPECT_USAGE,
         severity="medium",
         interaction_id=interaction_id,
-        context_id=call.context_id,
-        request_id=call.request_id,
-        user_id=call.user_id,
-        client_id=call.client_id,
         description=f"successful {call.provider}/{call.model} call {what}; usage cannot be trusted or priced",
         evidence_event_ids=sorted(call.event_ids),
         detected_at=now,
+        **_about(call),
+    )
+
+
+def unpriced_model(call: LlmCall, why: Unpriced, detected_at: datetime, interaction_id: str | None = None) -> Finding:
+    """The ``unpriced_model`` finding for an LLM call the catalog cannot price (the cost stage's)."""
+    return Finding(
+        id=finding_id(FindingKind.UNPRICED_MODEL, call.id),
+        kind=FindingKind.UNPRICED_MODEL,
+        severity="medium",
+        interaction_id=interaction_id,
+        description=(f"LLM call cannot be priced ({why.reason}): {why.detail}. Its cost row is flagged unpriced; "
+                     "add the model to the price catalog (GATELEDGER_PRICES_FILE) and restate."),
+        evidence_event_ids=[call.id],
+        detected_at=to_utc(detected_at),
+        **_about(call),
     )
 
 

@@ -24,18 +24,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from gateledger import findings
 from gateledger.clock import to_utc
 from gateledger.contracts.events import (
     CostEntry,
     CostKind,
     Finding,
-    FindingKind,
     LlmCall,
     LlmCallStatus,
     McpCall,
     McpCallStatus,
 )
-from gateledger.ids import finding_id, stable_id
+from gateledger.ids import stable_id
 from gateledger.money.amounts import ZERO, add, canonical, per_token_cost
 from gateledger.money.catalog import PriceCatalog, PriceMatch, Unpriced
 from gateledger.money.teams import TeamDirectory
@@ -194,27 +194,8 @@ def _priced_or_flagged(call: LlmCall, catalog: PriceCatalog, usage: TokenUsage, 
     names = [n for n in (call.response_model, call.model) if n] or [call.model]
     fields, why = llm_pricing(catalog, call.provider, names, call.time, usage, usage_note)
     entry = CostEntry(**base, **fields)  # type: ignore[arg-type]
-    return CostResult(entry, None if why is None else unpriced_finding(call, why, computed_at, interaction_id))
-
-
-def unpriced_finding(call: LlmCall, why: Unpriced, detected_at: datetime, interaction_id: str | None = None) -> Finding:
-    """The ``unpriced_model`` finding for an LLM call the catalog cannot price."""
-    return Finding(
-        id=finding_id(FindingKind.UNPRICED_MODEL, call.id),
-        tenant=call.tenant,
-        time=call.time,
-        kind=FindingKind.UNPRICED_MODEL,
-        severity="medium",
-        interaction_id=interaction_id,
-        context_id=call.context_id,
-        request_id=call.request_id,
-        user_id=call.user_id,
-        client_id=call.client_id,
-        description=(f"LLM call cannot be priced ({why.reason}): {why.detail}. Its cost row is flagged unpriced; "
-                     "add the model to the price catalog (GATELEDGER_PRICES_FILE) and restate."),
-        evidence_event_ids=[call.id],
-        detected_at=to_utc(detected_at),
-    )
+    finding = None if why is None else findings.unpriced_model(call, why, computed_at, interaction_id)
+    return CostResult(entry, finding)
 
 
 def tool_cost(

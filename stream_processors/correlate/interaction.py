@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from gateledger import findings
 from gateledger.contracts.events import Finding, Interaction, InteractionStatus
-from stream_processors import findings
+from gateledger.findings import governs, is_check_input_block
 from stream_processors.common.timeutil import from_us
 from stream_processors.facts import Fact, interaction_id
-from stream_processors.findings import governs, is_check_input_block
 
 _KIND_ORDER = {"policy": 0, "llm": 1, "mcp": 2, "webhook": 3}
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gateledger import findings
 from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.events import Finding, PolicyDecision
 from gateledger.contracts.wire import (
@@ -26,7 +27,6 @@ from gateledger.contracts.wire import (
     McpCheckRequest,
     McpCheckResponse,
 )
-from stream_processors import findings
 from stream_processors.normalize.errors import schema_error
 
 GATES = {"/api/v1/mcp/check-input": "mcp_check_input", "/api/v1/mcp/check-output": "mcp_check_output"}

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateledger import jsonutil
+from gateledger import findings, jsonutil
 from gateledger.clock import Clock
 from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.events import DeadLetter, LlmCall, McpCall, PolicyDecision
@@ -33,7 +33,7 @@ from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from gateledger.sources import SOURCES, Source
 from gateledger.topics import topic_name
-from stream_processors import findings, telemetry
+from stream_processors import telemetry
 from stream_processors.common.dedup import DedupWindow
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
