@@ -8,6 +8,7 @@ from decimal import Decimal
 from gateledger.clickhouse.migrate import load_migrations, render
 from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.settings import ClickHouseSettings, Settings
+from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, Table
 
 SINK_FILLED = {"inserted_at", "kafka_topic", "kafka_partition", "kafka_offset"}
 ROLLUPS = ("usage_per_minute", "cost_daily")
@@ -39,6 +40,9 @@ def test_every_contract_field_has_its_column_and_money_is_decimal(settings: Sett
                 assert "Decimal(38, 12)" in columns[name], (model.table, name, columns[name])
         assert columns["time"] == "DateTime64(6, 'UTC')"
         assert columns["tenant"] == "LowCardinality(String)"
+    # The feed column lists spelled once in gateledger/tables.py are the migrated feeds' columns.
+    assert set(tables[Table.ROLLUP_FEED]) == set(ROLLUP_FEED_COLUMNS)
+    assert set(tables[Table.DECISION_FEED]) == set(DECISION_FEED_COLUMNS)
 
 
 def test_layout_tenant_and_time_first_monthly_partitions_ttl_everywhere(settings: Settings, ch_client) -> None:
