@@ -67,6 +67,8 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         processing_guarantee="at_least_once",
         producer_compression_type=None if kafka.compression_type == "none" else kafka.compression_type,
         producer_linger=kafka.linger_ms / 1000,
+        # faust's default is aiokafka's 16 KiB: a burst of small records then goes out in many requests.
+        producer_max_batch_size=kafka.max_batch_size,
         producer_acks=-1,
         # faust's setting is "datadir"; without it faust writes <app id>-data into the working
         # directory (read-only in the container).

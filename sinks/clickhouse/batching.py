@@ -114,6 +114,10 @@ class PartitionBuffer:
             self.closed.append(self.open)
         self.open = None
 
+    def peek_ready(self) -> Batch | None:
+        """The oldest closed batch, if any, left in place."""
+        return self.closed[0] if self.closed else None
+
     def pop_ready(self) -> Batch | None:
         """The oldest closed batch, if any."""
         return self.closed.popleft() if self.closed else None

@@ -32,10 +32,17 @@ class BatchLog:
         self.since = since
 
     def record(self, tp: TopicPartition, first: int, last: int) -> None:
-        """Write down a batch's range; returns only once ClickHouse stored it."""
-        line = jsonutil.dumps({"topic": tp.topic, "partition": tp.partition, "first_offset": first, "last_offset": last})
+        """Write down one batch's range; returns only once ClickHouse stored it."""
+        self.record_many([(tp, first, last)])
+
+    def record_many(self, ranges: list[tuple[TopicPartition, int, int]]) -> None:
+        """Write down the ranges of every batch of one flush in one insert; returns once stored."""
+        lines = [
+            jsonutil.dumps({"topic": tp.topic, "partition": tp.partition, "first_offset": first, "last_offset": last})
+            for tp, first, last in ranges
+        ]
         # Not deduplicated: recording is idempotent by content, and a stale dedup entry must never hide it.
-        self.writer.insert(TABLE, [line], None)
+        self.writer.insert(TABLE, lines, None)
 
     def plan(self, tp: TopicPartition, from_offset: int) -> dict[int, int]:
         """first offset -> last offset of every recorded batch not yet entirely before ``from_offset``.

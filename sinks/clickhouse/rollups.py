@@ -16,6 +16,7 @@ those go once to ``landing_feed`` (distinct events and delay per minute, for the
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -262,23 +263,48 @@ class RollupFeeder:
 
     def snapshot(self, source: RollupSource, token: str, rows: list[Row]) -> dict[str, Row]:
         """What the table held for the batch's events before the batch: stored once, read back always."""
-        found = self.lookup(source, rows)
-        lines = [jsonutil.dumps({"batch": token, "source": source.table, "id": "", "version": 0, "row": ""})]
-        lines += [
-            jsonutil.dumps({"batch": token, "source": source.table, "id": r["id"], "version": r["version"],
-                            "row": jsonutil.dumps_str(r)})
-            for r in found.values()
-        ]
-        self.writer.insert(PRIOR_TABLE, lines, f"{token}/prior")
+        return self.snapshot_many(source, [(token, rows)])[token]
+
+    def snapshot_many(self, source: RollupSource, batches: list[tuple[str, list[Row]]]) -> dict[str, dict[str, Row]]:
+        """``snapshot`` of several batches of one table at once (one look-up, one insert, one read-back).
+
+        The batches' event ids must be disjoint (the sink groups them so): then no batch's rows can
+        change what the table held for another's events, and each batch's snapshot is the one it
+        would have had alone. Each is stored under its own token; the read-back takes, per batch, the
+        earliest stored snapshot, so a replay grouped differently still gets the first attempt's.
+        """
+        found = self.lookup(source, [r for _, rows in batches for r in rows])
+        lines: list[bytes] = []
+        for token, rows in batches:
+            lines.append(jsonutil.dumps({"batch": token, "source": source.table, "id": "", "version": 0, "row": ""}))
+            lines += [
+                jsonutil.dumps({"batch": token, "source": source.table, "id": event_id, "version": r["version"],
+                                "row": jsonutil.dumps_str(r)})
+                for event_id, r in ((i, found[i]) for i in sorted({row["id"] for row in rows}) if i in found)
+            ]
+        tokens = [token for token, _ in batches]
+        group = tokens[0] if len(tokens) == 1 else \
+            f"{source.table}#{hashlib.sha256('|'.join(tokens).encode()).hexdigest()[:32]}"
+        self.writer.insert(PRIOR_TABLE, lines, f"{group}/prior")
+        prior = self.writer.qualified(PRIOR_TABLE)
         stored = self.writer.query(
-            f"SELECT id, row FROM {self.writer.qualified(PRIOR_TABLE)}"
-            " WHERE batch = {batch:String} AND recorded_at = ("
-            f"SELECT min(recorded_at) FROM {self.writer.qualified(PRIOR_TABLE)} WHERE batch = {{batch:String}})",
-            {"batch": token},
+            f"SELECT batch, id, row FROM {prior}"
+            " WHERE batch IN (SELECT arrayJoin(JSONExtract({batches:String}, 'Array(String)')))"
+            f" AND (batch, recorded_at) IN (SELECT batch, min(recorded_at) FROM {prior}"
+            " WHERE batch IN (SELECT arrayJoin(JSONExtract({batches:String}, 'Array(String)'))) GROUP BY batch)",
+            {"batches": jsonutil.dumps_str(tokens)},
         )
-        if not any(event_id == "" for event_id, _ in stored):
-            raise RuntimeError(f"rollup snapshot of {token} not readable after insert")
-        return {event_id: jsonutil.loads(row) for event_id, row in stored if event_id}
+        out: dict[str, dict[str, Row]] = {token: {} for token in tokens}
+        marked: set[str] = set()
+        for token, event_id, row in stored:
+            if event_id:
+                out[token][event_id] = jsonutil.loads(row)
+            else:
+                marked.add(token)
+        missing = [t for t in tokens if t not in marked]
+        if missing:
+            raise RuntimeError(f"rollup snapshot of {missing} not readable after insert")
+        return out
 
     def feed(self, source: RollupSource, token: str, prior: dict[str, Row], accepted: list[Row]) -> int:
         """Insert the batch's rollup changes and first landings (deduplicated by the batch token); returns the rows fed."""

@@ -47,8 +47,9 @@ def test_up_demo_query_status_ingest_and_clean_stop(tmp_path: Path, processes: P
     data = tmp_path / "data"
     env = clean_env(data)
     log = tmp_path / "up.log"
-    # A light demo: the sink's per-batch rollup look-ups (raw_events included since the dashboard
-    # rollups) fall behind 8 interactions/s on a loaded 2-core runner (issue: throughput).
+    # A light demo: the sink's per-partition inserts (rows, rollup feed, first landings: the look-ups
+    # are per table since issue 18's first step) still fall behind 8 interactions/s on a loaded
+    # 2-core runner (issue: throughput).
     up = processes.gateledger("up", "--demo", "--rate", "3", env=env, log=log)
 
     deadline = time.monotonic() + 120

@@ -53,3 +53,18 @@ def test_faust_keeps_its_files_in_the_data_dir(gl_env, tmp_path, monkeypatch) ->
     assert app.conf.datadir.is_relative_to(settings.core.data_dir) and app.conf.datadir.parent.is_dir()
     assert app.conf.tabledir.is_relative_to(settings.core.data_dir)
     assert not list(cwd.iterdir())
+
+
+def test_the_producer_batches_as_large_as_the_settings_say(gl_env, monkeypatch) -> None:
+    # faust's own default is aiokafka's 16 KiB: a burst of outputs would go out in many small requests.
+    monkeypatch.setenv("GATELEDGER_KAFKA_MAX_BATCH_SIZE", str(300 * 1024))
+
+    async def check() -> None:
+        app = create_app(Settings(), target=KafkaTarget("127.0.0.1:1", False, "t."))
+        producer = app.producer._new_producer()
+        try:
+            assert producer._message_accumulator._batch_size == 300 * 1024
+        finally:
+            await producer.stop()
+
+    asyncio.run(check())
