@@ -25,8 +25,10 @@ system-deps:
 run: install
 	$(BIN)/gateledger up --demo $(if $(DURATION),--duration $(DURATION),)
 
+# pytest exits 5 when it collected no tests (a typo in PYTEST_ARGS, a broken conftest): say so and fail.
 test: install system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: FAILED: pytest collected no tests (exit 5)" >&2; fi; exit $$rc
 
 bench: install
 	$(BIN)/gateledger bench all --write-docs

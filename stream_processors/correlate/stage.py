@@ -132,6 +132,7 @@ class CorrelatePartition:
 
     def emit_touched(self) -> None:
         """Emit what the facts just processed completed or changed; schedule the timeout of the rest."""
+        overdue: dict[str, None] = {}
         for skey in self._touched:
             st = self.state.get(skey)
             if st is None:
@@ -143,9 +144,16 @@ class CorrelatePartition:
                 due = st["first"] + self._timeout
                 if due != st["due"]:
                     st["due"] = due
-                    self._timer(_tenant_of(st)).push(due, skey)
+                    tenant = _tenant_of(st)
+                    self._timer(tenant).push(due, skey)
+                    if due <= self.wms.value(tenant):
+                        # A later fact of the same message moved the watermark past it before its
+                        # timer existed: no further move may come (the traffic's last message).
+                        overdue[tenant] = None
             self.state.put(skey, st)
         self._touched.clear()
+        for tenant in overdue:
+            self._on_watermark(tenant)
 
     def tick(self) -> None:
         """Let tenants whose sources went quiet move on with the clock."""

@@ -36,8 +36,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.fault, pytest.mark.timeout(2400)]
 def traffic(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, int]]:
     """Two batches of simulated traffic (files) and their distinct event counts."""
     root = tmp_path_factory.mktemp("traffic")
-    return {"one": (root / "one", make_traffic(root / "one", seed=7, count=25, minutes_ago=20)),
-            "two": (root / "two", make_traffic(root / "two", seed=8, count=25, minutes_ago=10))}
+    return {"one": (root / "one", make_traffic(root / "one", seed=7, count=12, minutes_ago=20)),
+            "two": (root / "two", make_traffic(root / "two", seed=8, count=12, minutes_ago=10))}
 
 
 def data_dir(tmp_path: Path, name: str) -> dict[str, str]:
@@ -100,7 +100,7 @@ def reference(traffic, tmp_path_factory: pytest.TempPathFactory) -> dict[str, di
         stack.stop()
     finally:
         processes.stop_all()
-    assert len(one["interactions"]) >= 25 and one["findings"] and one["cost"] and one["budget_alerts"]
+    assert len(one["interactions"]) >= 12 and one["findings"] and one["cost"] and one["budget_alerts"]
     assert spend, "the accountant published no budget state"
     return {"one": one, "both": both, "spend": spend}
 

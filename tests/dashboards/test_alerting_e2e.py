@@ -81,9 +81,9 @@ def test_ingest_metrics_fire_through_alertmanager_and_resolve(
 
     # The first events create the counter series; the next ones increase it.
     _post(port, "axonflow-precheck", [samples.precheck()])
+    # Queryable only once a scrape stored the first value: the increase below has its first sample.
     series = alerting.wait_query("gateledger_ingest_accepted_events_total")
     source = series[0]["metric"]["source"]
-    time.sleep(1.5)  # at least one scrape of the first value before it increases
     posted_at = time.monotonic()
     _post(port, "axonflow-precheck", [samples.precheck(context_id=f"ctx-{i}") for i in range(5)])
 

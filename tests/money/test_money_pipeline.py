@@ -25,6 +25,7 @@ from tests.stream_processors import traffic
 from tests.stream_processors.harness import (
     ensure_topics, envelope, publish, read_outputs, start_worker, wait_outputs,
 )
+from tests.stream_processors.test_budget_stage import _lag
 from tests.stream_processors.traffic import T0
 
 D1 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -149,7 +150,12 @@ def test_restatement_publishes_new_versions_and_the_budget_period_is_recomputed(
     assert sorted(a["threshold_pct"] for a in out.final(Topic.BUDGET_ALERTS).values()) == [50, 80]
     alert80 = next(a for a in out.final(Topic.BUDGET_ALERTS).values() if a["threshold_pct"] == 80)
     assert Decimal(alert80["spend_usd"]) == Decimal("0.48")
-    time.sleep(1)
+    # The state read next is the last: every stage's input consumed and committed (faust commits only
+    # after flushing the producer), not a second's grace.
+    deadline = time.monotonic() + 60
+    while (lag := asyncio.run(_lag(settings, gl_env["GATELEDGER_PROCESSORS_APP_ID"]))) > 0:
+        assert time.monotonic() < deadline, f"the worker never caught up (lag {lag})"
+        time.sleep(0.3)
     state = [s for s in asyncio.run(read_outputs(settings, (Topic.BUDGET_STATE,))).all(Topic.BUDGET_STATE)]
     latest = max(state, key=lambda s: s["seq"])
     assert Decimal(latest["spend_usd"]) == Decimal("0.48") and latest["unpriced_count"] == 0

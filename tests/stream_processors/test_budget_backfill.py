@@ -16,7 +16,7 @@ from gateledger.settings import Settings
 from gateledger.topics import Topic
 from tests.conftest import Processes
 from tests.stream_processors.harness import Worker, ensure_topics, publish, read_outputs, wait_outputs, worker_env
-from tests.stream_processors.test_budget_stage import MONEY_TOPICS, llm_calls
+from tests.stream_processors.test_budget_stage import MONEY_TOPICS, _lag, llm_calls
 
 BUDGET = """
 budgets:
@@ -98,7 +98,11 @@ def test_budget_added_while_running_counts_its_earlier_spend_once(
     w.wait_ready()
     asyncio.run(publish(settings, llm_calls("restart", start + timedelta(seconds=20), 1)))
     out = wait_spend(settings, "acme-day", Decimal("0.096"), w)
-    time.sleep(3)
+    # Nothing more may come: every stage's input consumed and committed (see test_budget_stage).
+    deadline = time.monotonic() + 60
+    while (lag := asyncio.run(_lag(settings, env["GATELEDGER_PROCESSORS_APP_ID"]))) > 0:
+        assert time.monotonic() < deadline, f"the worker never caught up (lag {lag}):\n{w.tail()}"
+        time.sleep(0.3)
     assert "gateledger_processor_budget_backfills_total 0.0" in w.metrics()
     assert spend(asyncio.run(read_outputs(settings, MONEY_TOPICS)), "acme-day") == Decimal("0.096")
     alerts = [a for a in out.final(Topic.BUDGET_ALERTS).values() if a["budget_id"] == "acme-day"]

@@ -368,6 +368,19 @@ def test_late_event_six_hours_after_is_folded_into_its_interaction() -> None:
     assert una and una[0]["retracted"] is True  # fired at expiry, withdrawn by the in-time audit
 
 
+def test_an_interaction_timed_out_by_a_later_fact_of_the_same_message_is_emitted() -> None:
+    # Pure event time (no idle advance), one partition: req-1 (never audited) times out only by
+    # req-2's facts an hour later. When normalize packs both into one facts message, req-1's timer
+    # is scheduled after req-2's facts moved the watermark past it, and nothing moves it again.
+    pl = LocalPipeline(settings=ProcessorSettings(idle_advance_s=0, lateness_s=1), partitions=1,
+                       clock=ManualClock(T0))
+    first, later = (traffic.interaction(Spec(n=n, t0=t, audit=False, tools=1))
+                    for n, t in ((1, T0), (2, T0 + timedelta(hours=1))))
+    pl.feed([raw(p) for _, p in first + later])
+    (row,) = [r for r in pl.final(str(Topic.INTERACTIONS)).values() if r["request_id"] == "req-1"]
+    assert row["complete"] is False and len(row["event_ids"]) == 3
+
+
 def test_reused_jsonrpc_id_without_session_starts_a_new_exchange() -> None:
     def half(kind: str, at: str, n: int) -> Published:
         base = {"subject": "u", "metadata": {"mcpID": "srv"}, "requestID": "1", "createdAt": at}

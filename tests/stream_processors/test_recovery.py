@@ -20,6 +20,7 @@ import asyncio
 import os
 import random
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -185,31 +186,29 @@ def run_with_kills(env: dict[str, str], settings: Settings, processes: Processes
     target = resolve(settings.kafka, settings.core)
     group = env["GATELEDGER_PROCESSORS_APP_ID"]
     asyncio.run(ensure_gateledger_topics(settings.kafka, target))
-    # The first worker commits rarely, so the kill below always lands before phase 1 is committed,
-    # however slow the machine is (the restarted workers use the default interval).
+    # The first worker commits rarely: whatever it processed before the kill is replayed on restart.
     w = Worker(processes, {**env, "GATELEDGER_PROCESSORS_COMMIT_INTERVAL_S": "30"}, log, free_port()).start()
     w.wait_ready()
     chunks = [phase1[i * len(phase1) // 8:(i + 1) * len(phase1) // 8] for i in range(8)]
     for chunk in chunks[:3]:
         asyncio.run(publish(settings, chunk))
     done = sum(len(c) for c in chunks[:2])
-    asyncio.run(publish(settings, chunks[3]))
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:  # kill while chunks 3-4 are being processed
+    while time.monotonic() < deadline:  # normalize is through chunks 0-1
         if _metric(w.metrics(), "gateledger_processor_events_in_total", 'stage="normalize"') >= done:
             break
         time.sleep(0.02)
-    # A random moment within the next 1.5 s: before, during or after the flush of a batch (the
-    # first worker commits only every 30 s, so the kill still lands before phase 1 is committed).
-    # GATELEDGER_TEST_KILL_SEED replays a failed run; the seed is printed (shown on failure).
+    # The rest of phase 1 keeps arriving in small pieces, and the kill comes at a random moment
+    # within the next 1.5 s, right after a piece with a pre-check was acknowledged: before, during or
+    # after the flush of a batch, with input waiting. GATELEDGER_TEST_KILL_SEED replays a failed
+    # run; the seed is printed (shown on failure).
+    rest = [p for c in chunks[3:] for p in c]
     seed = int(os.environ.get("GATELEDGER_TEST_KILL_SEED") or random.randrange(2**32))
     delay = random.Random(seed).uniform(0.0, 1.5)
     print(f"first kill {delay:.3f} s after normalize passed {done} events (GATELEDGER_TEST_KILL_SEED={seed})")
-    time.sleep(delay)
-    w.kill()
-    assert asyncio.run(_group_lag(settings, group)) > 0, "the first kill came too late to be mid-stream"
-    for chunk in chunks[4:]:
-        asyncio.run(publish(settings, chunk))
+    sent = feed_until_kill(settings, [rest[i:i + 4] for i in range(0, len(rest), 4)], time.monotonic() + delay, w.kill)
+    assert_killed_mid_stream(settings, [*chunks[0], *chunks[1], *chunks[2], *rest[:sent]])
+    asyncio.run(publish(settings, rest[sent:]))
     w = Worker(processes, env, log, free_port()).start()
     w.wait_ready()
     wait_committed(settings, group, w)
@@ -218,6 +217,34 @@ def run_with_kills(env: dict[str, str], settings: Settings, processes: Processes
     w = Worker(processes, env, log, free_port()).start()
     w.wait_ready()
     return wait_final(settings, want, w)
+
+
+def feed_until_kill(settings: Settings, pieces: list[list[Published]], kill_at: float,
+                    kill: Callable[[], None]) -> int:
+    """Publish the pieces in order and ``kill`` right after the first piece with a pre-check acknowledged
+    at or after ``kill_at`` (or after the last piece); how many messages were published before it."""
+    sent = 0
+    for n, piece in enumerate(pieces, 1):
+        asyncio.run(publish(settings, piece))
+        sent += len(piece)
+        if n == len(pieces) or (time.monotonic() >= kill_at
+                                and any(p.envelope.type == "axonflow.precheck" for p in piece)):
+            break
+        time.sleep(0.05)
+    kill()
+    return sent
+
+
+def assert_killed_mid_stream(settings: Settings, before_kill: list[Published]) -> None:
+    """The kill landed after processing began and while input was still unprocessed: of the pre-checks the
+    broker had before the kill, some have their policy decision on the output topic and some do not
+    (each pre-check yields exactly one decision, naming it, as it is processed)."""
+    prechecks = {p.envelope.id for p in before_kill if p.envelope.type == "axonflow.precheck"}
+    decisions = asyncio.run(read_outputs(settings, (Topic.POLICY_DECISIONS,))).all(Topic.POLICY_DECISIONS)
+    decided = {e for d in decisions for e in d["event_ids"]} & prechecks
+    print(f"at the first kill {len(decided)} of {len(prechecks)} pre-checks were decided")
+    assert decided, f"the first kill came before any pre-check was decided ({len(decisions)} decisions read)"
+    assert prechecks - decided, f"the first kill came too late: all {len(prechecks)} pre-checks were decided"
 
 
 def _metric(text: str, name: str, label: str) -> float:
