@@ -44,6 +44,22 @@ def latest(table: str, columns: str, *conditions: str, standing: bool = False) -
     )
 
 
+def latest_page(table: str, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
+                standing: bool = False) -> str:
+    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY order LIMIT limit`` keeps, reading
+    whole rows only for that page.
+
+    The page is chosen among the newest versions from the key, the version and ``sort_columns`` (what
+    ``order`` reads) alone; then only its rows (tenant, time, id, version: one exact version) are read
+    with every column, found by the primary key. The caller orders and limits again, as over latest()."""
+    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, standing=standing)
+    page = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {order} LIMIT {limit}"
+    return (
+        f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions, f'(tenant, time, id, version) IN ({page})')}"
+        " ORDER BY version DESC LIMIT 1 BY id)"
+    )
+
+
 def first_landed(table: str, columns: str, *conditions: str) -> str:
     """One row per event id of a table without versions (raw_events): the copy that landed first."""
     return (
