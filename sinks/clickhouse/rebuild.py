@@ -53,7 +53,7 @@ _DECISION_SELECTS = {
         FROM {db}.findings FINAL WHERE NOT retracted""",
 }
 DECISION_COLUMNS = "source, sign, tenant, time, outcome, user_id, policies, block_reason, filter_name, mcp_server_id, tool_name"
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "landings_per_minute", "calls_per_minute",
+ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "user_cost_per_hour", "landings_per_minute", "calls_per_minute",
                  "decisions_per_minute")
 
 
