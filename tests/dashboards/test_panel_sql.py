@@ -341,12 +341,24 @@ def _keys(row: tuple) -> tuple:
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
     tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
-    total = panel_sql("gateledger-cost", "Total spend")
+    total, users = panel_sql("gateledger-cost", "Total spend"), panel_sql("gateledger-cost", "Top spenders")
     before = run(sim_db.client, total, tr, vars_)[1][0][0]
-    entry = max(sim_db.sim.rows["cost_ledger"], key=lambda c: c.version)  # type: ignore[attr-defined]
+
+    def spend_by_user() -> Decimal:  # ranked from the hourly per-user rollup for whole hours (issue 22)
+        cols, rows = run(sim_db.client, users, tr, vars_)
+        return sum((r[cols.index("spend_usd")] for r in rows), Decimal(0))
+
+    by_user = spend_by_user()
+    # An entry of a user, in an hour lying wholly inside the range: it moves the hourly rollup.
+    entry = max((c for c in sim_db.sim.rows["cost_ledger"] if c.user_id  # type: ignore[attr-defined]
+                 and c.time.replace(minute=0, second=0, microsecond=0) >= tr.start  # type: ignore[attr-defined]
+                 and c.time.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) <= tr.end),  # type: ignore[attr-defined]
+                key=lambda c: c.version)  # type: ignore[attr-defined]
     restated = entry.model_copy(update={"version": entry.version + 1, "total_cost_usd": entry.total_cost_usd + Decimal("1.000000000001")})  # type: ignore[attr-defined]
     sim = simdata.SimData(rows={"cost_ledger": [restated]}, duplicates={"cost_ledger": [restated, entry]})
     landing.land(sim_db.admin, sim_db.database, sim)
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
+    assert spend_by_user() == by_user + Decimal("1.000000000001")
     landing.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
+    assert spend_by_user() == by_user + Decimal("1.000000000001")
