@@ -53,8 +53,8 @@ _DECISION_SELECTS = {
         FROM {db}.findings FINAL WHERE NOT retracted""",
 }
 DECISION_COLUMNS = "source, sign, tenant, time, outcome, user_id, policies, block_reason, filter_name, mcp_server_id, tool_name"
-ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "user_cost_per_hour", "landings_per_minute", "calls_per_minute",
-                 "decisions_per_minute")
+ROLLUP_TABLES = ("usage_per_minute", "cost_daily", "cost_per_minute", "user_cost_per_hour", "landings_per_minute",
+                 "calls_per_minute", "decisions_per_minute")
 
 
 def truncate_statement(database: str, table: str, ch: ClickHouseSettings | None = None) -> str:
