@@ -19,7 +19,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page
 
 UID = "gateledger-compliance"
 
@@ -32,12 +32,19 @@ FINDINGS = latest(
     TENANT,
     standing=True,
 )
-INTERACTIONS = latest(
+# The list shows one page: chosen from the sort columns alone, then only its rows are read whole
+# (a month of interactions is millions of rows, each with arrays and strings; issue 22).
+INTERACTIONS_ORDER = "status = 'ok', time DESC"
+INTERACTIONS_PAGE = 1000
+INTERACTIONS = latest_page(
     "interactions",
     "time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls,"
     " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
+    INTERACTIONS_ORDER,
+    INTERACTIONS_PAGE,
     TIME,
     TENANT,
+    sort_columns="status",
     standing=True,
 )
 LOCAL_AGENT_CALLS = latest(
@@ -298,7 +305,7 @@ def build() -> dashboard.Dashboard:
                 "  cost_usd, latency_ms, arrayStringConcat(models, ', ') AS models,"
                 " arrayStringConcat(mcp_servers, ', ') AS servers, close_reason\n"
                 f"FROM {INTERACTIONS}\n"
-                "ORDER BY status = 'ok', time DESC LIMIT 1000"
+                f"ORDER BY {INTERACTIONS_ORDER} LIMIT {INTERACTIONS_PAGE}"
             ),
             description="Every user-level request (blocked, bypassing, failing and incomplete first); click an id to "
             "see all its records below.",

@@ -22,7 +22,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest, user_costs
 
 UID = "gateledger-cost"
 # Each filter narrows its own dimension: choosing a model keeps tool costs (which have none), choosing
@@ -39,6 +39,8 @@ COST_COLUMNS = (
 # what every money panel reads.
 # Count entries with sum(entries), never count().
 COSTS = costs(TENANT, MODEL, SERVER)
+# The same entries per user (whole hours from user_cost_per_hour): what ranks users over the range.
+USER_COSTS = user_costs(TENANT, MODEL, SERVER)
 # The entries at the moment each unpriced model or tool was last used (point lookups on the sorting
 # key): the interaction to link to.
 LAST_UNPRICED = latest(
@@ -197,7 +199,7 @@ def build() -> dashboard.Dashboard:
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
                 "WHERE user_id IN (\n"
-                f"  SELECT user_id FROM {COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
+                f"  SELECT user_id FROM {USER_COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
                 "GROUP BY t, user_id ORDER BY t"
             ),
             min_interval=ROLLUP_INTERVAL,
@@ -317,7 +319,7 @@ def build() -> dashboard.Dashboard:
                 " sum(cost) AS spend_usd,\n"
                 "  toFloat64(spend_usd) / toFloat64(sum(spend_usd) OVER ()) AS share\n"
                 "FROM (SELECT user_id, tenant, team, sum(entries) AS entries, sum(cost_usd) AS cost, max(last_time) AS last_time\n"
-                f"  FROM {COSTS} WHERE user_id != '' GROUP BY user_id, tenant, team)\n"
+                f"  FROM {USER_COSTS} WHERE user_id != '' GROUP BY user_id, tenant, team)\n"
                 "GROUP BY user_id, tenant HAVING calls > 0 ORDER BY spend_usd DESC LIMIT 25"
             ),
             description="Users by spend in the time range, with their share of the total shown here.",

@@ -44,6 +44,22 @@ def latest(table: str, columns: str, *conditions: str, standing: bool = False) -
     )
 
 
+def latest_page(table: str, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
+                standing: bool = False) -> str:
+    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY order LIMIT limit`` keeps, reading
+    whole rows only for that page.
+
+    The page is chosen among the newest versions from the key, the version and ``sort_columns`` (what
+    ``order`` reads) alone; then only its rows (tenant, time, id, version: one exact version) are read
+    with every column, found by the primary key. The caller orders and limits again, as over latest()."""
+    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, standing=standing)
+    page = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {order} LIMIT {limit}"
+    return (
+        f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions, f'(tenant, time, id, version) IN ({page})')}"
+        " ORDER BY version DESC LIMIT 1 BY id)"
+    )
+
+
 def first_landed(table: str, columns: str, *conditions: str) -> str:
     """One row per event id of a table without versions (raw_events): the copy that landed first."""
     return (
@@ -100,13 +116,15 @@ COST_ROLLUP_COLUMNS = (
 )
 
 
-def costs(*conditions: str) -> str:
+def costs(*conditions: str, outside_full_hours: bool = False) -> str:
     """Live cost entries summed per minute and dimension (cost_per_minute), columns COST_ROLLUP_COLUMNS;
-    kind as in the ledger ('llm' / 'tool'), entries = cost entries at their latest version."""
+    kind as in the ledger ('llm' / 'tool'), entries = cost entries at their latest version.
+    ``outside_full_hours``: leave out the hours lying wholly inside the range (user_costs reads them)."""
+    hours = f"NOT ({FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})" if outside_full_hours else ""
     rollup = (
         "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
         " provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM cost_per_minute "
-        f"WHERE {where(FULL_MINUTES, *conditions)}"
+        f"WHERE {where(FULL_MINUTES, hours, *conditions)}"
     )
     columns = "tenant, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, input_tokens, output_tokens, total_cost_usd"
     raw = (
@@ -116,6 +134,21 @@ def costs(*conditions: str) -> str:
         f"FROM {latest('cost_ledger', 'time, ' + columns, EDGE_MINUTES, *conditions)}"
     )
     return _union(rollup, raw)
+
+
+# Hours lying wholly inside the time range (user_cost_per_hour); the rest of the range comes from
+# costs(), whose partial minutes lie at the range's edges and so never inside such an hour.
+FULL_HOURS = "hour >= $__fromTime AND hour <= $__toTime - 3600"
+
+
+def user_costs(*conditions: str) -> str:
+    """Live cost entries per user over the range: tenant, user_id, team, entries, cost_usd, last_time
+    (rows to sum: whole hours from user_cost_per_hour, the rest per minute or per entry from costs())."""
+    columns = "tenant, user_id, team, entries, cost_usd, last_time"
+    return _union(
+        f"SELECT {columns} FROM user_cost_per_hour WHERE {where(FULL_HOURS, *conditions)}",
+        f"SELECT {columns} FROM {costs(*conditions, outside_full_hours=True)}",
+    )
 
 
 CALL_COLUMNS = {

@@ -34,6 +34,7 @@ class Table(StrEnum):
     USAGE_PER_MINUTE = "usage_per_minute"
     COST_DAILY = "cost_daily"
     COST_PER_MINUTE = "cost_per_minute"
+    USER_COST_PER_HOUR = "user_cost_per_hour"
     LANDINGS_PER_MINUTE = "landings_per_minute"
     CALLS_PER_MINUTE = "calls_per_minute"
     DECISIONS_PER_MINUTE = "decisions_per_minute"
@@ -50,7 +51,7 @@ LATEST: tuple[Table, ...] = (
 
 # Rollup tables and the materialized view that fills each (``<name>_mv``).
 ROLLUPS: tuple[Table, ...] = (
-    Table.USAGE_PER_MINUTE, Table.COST_DAILY, Table.COST_PER_MINUTE, Table.LANDINGS_PER_MINUTE,
+    Table.USAGE_PER_MINUTE, Table.COST_DAILY, Table.COST_PER_MINUTE, Table.USER_COST_PER_HOUR, Table.LANDINGS_PER_MINUTE,
     Table.CALLS_PER_MINUTE, Table.DECISIONS_PER_MINUTE,
 )
 

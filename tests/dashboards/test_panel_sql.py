@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from dashboards import grafana_sql
+from dashboards import grafana_sql, sql
 from dashboards.grafana_sql import ALL, Variable
 from tests.dashboards import landing, simdata
 from tests.dashboards.conftest import SimDb
@@ -132,6 +132,20 @@ def test_key_numbers_are_exact(sim_db: SimDb) -> None:
 
     _, rows = run(sim_db.client, panel_sql("gateledger-compliance", "Interactions"), tr, vars_)
     assert len(rows) == len(sim_db.sim.interaction_ids), "one row per interaction, whatever its versions"
+
+
+@pytest.mark.parametrize("limit", [1, 7, 40])
+def test_a_list_page_read_by_key_is_the_page_of_the_newest_versions(sim_db: SimDb, limit: int) -> None:
+    """latest_page (the interactions list, issue 22) keeps what ORDER BY ... LIMIT over latest() keeps,
+    for pages smaller than the data, with superseded versions and duplicates present."""
+    cols = "time, tenant, status, llm_calls, models, cost_usd"
+    order = "status = 'ok', time DESC, id"  # a total order: both sides pick the same ties
+    whole = f"SELECT id, {cols} FROM {sql.latest('interactions', cols, sql.TIME, sql.TENANT, standing=True)}"
+    paged = f"SELECT id, {cols} FROM {sql.latest_page('interactions', cols, order, limit, sql.TIME, sql.TENANT, sort_columns='status', standing=True)}"
+    tr, vars_ = time_range(sim_db.now), variables(sim_db.sim, tenant=["acme"])
+    want = run(sim_db.client, f"{whole} ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
+    assert len(want) == limit and {r[3] for r in run(sim_db.client, whole, tr, vars_)[1]} - {"ok"}
+    assert run(sim_db.client, f"{paged} ORDER BY {order} LIMIT {limit}", tr, vars_)[1] == want
 
 
 def test_interaction_drill_down_shows_exactly_that_interactions_records(sim_db: SimDb) -> None:
@@ -327,12 +341,24 @@ def _keys(row: tuple) -> tuple:
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
     tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
-    total = panel_sql("gateledger-cost", "Total spend")
+    total, users = panel_sql("gateledger-cost", "Total spend"), panel_sql("gateledger-cost", "Top spenders")
     before = run(sim_db.client, total, tr, vars_)[1][0][0]
-    entry = max(sim_db.sim.rows["cost_ledger"], key=lambda c: c.version)  # type: ignore[attr-defined]
+
+    def spend_by_user() -> Decimal:  # ranked from the hourly per-user rollup for whole hours (issue 22)
+        cols, rows = run(sim_db.client, users, tr, vars_)
+        return sum((r[cols.index("spend_usd")] for r in rows), Decimal(0))
+
+    by_user = spend_by_user()
+    # An entry of a user, in an hour lying wholly inside the range: it moves the hourly rollup.
+    entry = max((c for c in sim_db.sim.rows["cost_ledger"] if c.user_id  # type: ignore[attr-defined]
+                 and c.time.replace(minute=0, second=0, microsecond=0) >= tr.start  # type: ignore[attr-defined]
+                 and c.time.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1) <= tr.end),  # type: ignore[attr-defined]
+                key=lambda c: c.version)  # type: ignore[attr-defined]
     restated = entry.model_copy(update={"version": entry.version + 1, "total_cost_usd": entry.total_cost_usd + Decimal("1.000000000001")})  # type: ignore[attr-defined]
     sim = simdata.SimData(rows={"cost_ledger": [restated]}, duplicates={"cost_ledger": [restated, entry]})
     landing.land(sim_db.admin, sim_db.database, sim)
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
+    assert spend_by_user() == by_user + Decimal("1.000000000001")
     landing.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
+    assert spend_by_user() == by_user + Decimal("1.000000000001")

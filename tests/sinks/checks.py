@@ -157,7 +157,7 @@ def _by_key(rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...
 
 
 def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
-    """The dashboards' rollups (migrations 0080-0082) equal exact recomputations, minute by minute."""
+    """The dashboards' rollups (migrations 0080-0082, 0115) equal exact recomputations, minute by minute."""
     from sinks.clickhouse.rollups import ROLLUP_SOURCES
 
     exact, rolled = [], []
@@ -180,6 +180,9 @@ def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
     exact += q(client, f"SELECT 'cost', tenant, toStartOfMinute(time) AS m, count(), sum(total_cost_usd) "
                        f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     rolled += q(client, f"SELECT 'cost', tenant, minute, entries, cost_usd FROM {db}.cost_per_minute")
+    exact += q(client, f"SELECT 'user cost', tenant, toStartOfHour(time) AS h, user_id, team, count(), sum(total_cost_usd) "
+                       f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT 'user cost', tenant, hour, user_id, team, entries, cost_usd FROM {db}.user_cost_per_hour")
     want, got = _by_key(exact), _by_key(rolled)
     assert want, "nothing to compare"
     diff = {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
