@@ -98,7 +98,10 @@ def honest_requests() -> list[tuple[str, list[dict[str, Any]]]]:
     return out
 
 
-def hostile_requests(honest: list[tuple[str, list[dict[str, Any]]]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+Attack = dict[str, Any]  # {path, body, headers, expect}
+
+
+def hostile_requests(honest: list[tuple[str, list[dict[str, Any]]]]) -> tuple[list[Attack], list[Attack]]:
     """mallory's requests, {path, body, headers, expect} (the status each must get): those sent before
     acme's traffic, and those interleaved with it."""
     auth = {"Authorization": f"Bearer {MALLORY}"}
@@ -260,7 +263,8 @@ def run(gl_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, processes: Proc
                             return now
                         last = now
                     await asyncio.sleep(1.0)
-                raise AssertionError(f"{name}: the pipeline did not settle: { {v: len(r) for v, r in (last or {}).items()} }")
+                counts = {v: len(r) for v, r in (last or {}).items()}
+                raise AssertionError(f"{name}: the pipeline did not settle: {counts}")
             finally:
                 stop.set()
                 await sink

@@ -79,7 +79,8 @@ async def ingest(settings: Settings, batch: list[tuple[str, dict[str, Any]]]) ->
         by_format.setdefault(fmt, []).append(record)
     async with Publisher(settings.kafka, resolve(settings.kafka, settings.core)) as pub:
         for fmt, records in by_format.items():
-            result = await accept(pub, fmt, [RawRecord(i, value=r) for i, r in enumerate(records)], ctx, f"test:{fmt}")
+            raw = [RawRecord(i, value=r) for i, r in enumerate(records)]
+            result = await accept(pub, fmt, raw, ctx, f"test:{fmt}")
             accepted += result.accepted
             ids.update(result.event_ids)
         for i, (fmt, record) in enumerate(batch):

@@ -314,8 +314,8 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
     async def main() -> None:
         async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
             port, tap_port = free_port(), free_port()
-            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")), axonflow_port=tap_port,
-                                    body_read_timeout_s=1.0)
+            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")),
+                                    axonflow_port=tap_port, body_read_timeout_s=1.0)
             stop = asyncio.Event()
             task = asyncio.create_task(run_ingest(settings, stop, ingest=ingest))
             try:
