@@ -186,6 +186,9 @@ def _dicts(value: Any) -> Iterator[dict[str, Any]]:
             yield from _dicts(v)
 
 
+NOT_APPENDED = frozenset({"name", "key", "Name", "tenant_header", "tenant_id", "tenant"})
+
+
 @st.composite
 def planted_records(draw: st.DrawFn, *, valid: bool = False) -> tuple[str, dict[str, Any], list[str]]:
     """(format, record, secrets): a sample record of a random format with 1-3 plants in random places,
@@ -193,18 +196,21 @@ def planted_records(draw: st.DrawFn, *, valid: bool = False) -> tuple[str, dict[
     return make_record(lambda seq: draw(st.sampled_from(seq)), random.Random(draw(st.integers(0, 2**64))), valid)
 
 
-def random_records(seed: int, n: int, *, valid: bool = True) -> list[tuple[str, dict[str, Any], list[str]]]:
-    """``n`` planted records, every choice from one seed (for end-to-end runs too slow for many examples)."""
+def random_records(seed: int, n: int, *, valid: bool = True,
+                   plants: int | None = None) -> list[tuple[str, dict[str, Any], list[str]]]:
+    """``n`` planted records, every choice from one seed (for end-to-end runs too slow for many examples;
+    ``plants`` per record, else 1-3)."""
     rnd = random.Random(seed)
-    return [make_record(rnd.choice, rnd, valid) for _ in range(n)]
+    return [make_record(rnd.choice, rnd, valid, plants) for _ in range(n)]
 
 
-def make_record(choose: Choose, rnd: random.Random, valid: bool) -> tuple[str, dict[str, Any], list[str]]:
+def make_record(choose: Choose, rnd: random.Random, valid: bool,
+                plants: int | None = None) -> tuple[str, dict[str, Any], list[str]]:
     """A planted record whose format, places and encodings ``choose`` picks, details from ``rnd``."""
     fmt = choose(sorted(BUILDERS))
     record = BUILDERS[fmt]()
     secrets = []
-    for i in range(choose((1, 2, 3))):
+    for i in range(plants or choose((1, 2, 3))):
         plant = make_plant(choose, random.Random(rnd.getrandbits(64)))
         secrets.append(plant.secret)
         fragment: Any = plant.fragment
@@ -218,8 +224,9 @@ def make_record(choose: Choose, rnd: random.Random, valid: bool) -> tuple[str, d
         else:
             target = rnd.choice(list(_dicts(record)))
         key = f"f_{i}"
-        # Not a header's name: renamed, its value would no longer be known to be a secret.
-        texts = [k for k, v in target.items() if isinstance(v, str) and k not in ("name", "key", "Name")]
+        # Not a header's name: renamed, its value would no longer be known to be a secret. Not a tenant's
+        # name: an identity, kept as the caller spelled it (Kafka keys, row policies), never masked.
+        texts = [k for k, v in target.items() if isinstance(v, str) and k not in NOT_APPENDED]
         if isinstance(fragment, str) and texts and rnd.random() < 0.5:
             # Inside an existing string value (a prompt, an error, a header).
             key = rnd.choice(texts)
@@ -275,11 +282,45 @@ def strings(value: Any) -> Iterator[str]:
             yield from strings(v)
 
 
+class _Needles:
+    """Secrets to look for, case-insensitively, in time proportional to the text, not to the number of
+    secrets (the end-to-end search has over 10,000): an occurrence of a secret lies wholly inside a run
+    of the characters secrets are made of, so only such runs are scanned, through an index of every
+    secret's first ``k`` characters."""
+
+    def __init__(self, secrets: list[str]) -> None:
+        lowered = [(x, x.lower()) for x in secrets if x]
+        self.k = min((len(low) for _, low in lowered), default=1)
+        self.index: dict[str, list[tuple[str, str]]] = {}
+        for x, low in lowered:
+            self.index.setdefault(low[: self.k], []).append((x, low))
+        chars = "".join(sorted({c for _, low in lowered for c in low}))
+        self.runs = re.compile(f"[{re.escape(chars)}]{{{self.k},}}") if chars else None
+
+    def hits(self, low: str) -> Iterator[str]:
+        """The secrets in ``low`` (lower-cased text)."""
+        if self.runs is None:
+            return
+        k, index = self.k, self.index
+        for run in self.runs.finditer(low):
+            start, text = run.start(), run.group()
+            for i in range(len(text) - k + 1):
+                for x, xl in index.get(text[i: i + k], ()):
+                    if low.startswith(xl, start + i):
+                        yield x
+
+
 def found(value: Any, secrets: list[str]) -> list[str]:
     """The secrets readable anywhere in ``value``, however encoded."""
+    if len(secrets) > 64:
+        search: Callable[[str], Iterator[str]] = _Needles(secrets).hits
+    else:  # a few: plain substring tests are cheaper than building the index
+        lowered = [(x, x.lower()) for x in secrets]
+
+        def search(low: str) -> Iterator[str]:
+            return (x for x, xl in lowered if xl in low)
     hits = set()
-    for s in strings(value):
+    for s in set(strings(value)):  # the same text recurs (a record on several topics and in its table)
         for text in _decodings(s):
-            low = text.lower()
-            hits.update(x for x in secrets if x in text or x.lower() in low)
+            hits.update(search(text.lower()))
     return sorted(hits)

@@ -25,6 +25,7 @@ unreachable: 502, nothing recorded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -138,6 +139,7 @@ class AxonFlowTap:
         retry_after_s: int,
         enforcer: Any = None,
         auth: TapAuth | None = None,
+        body_read_timeout_s: float = 30.0,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.session = session
@@ -150,6 +152,7 @@ class AxonFlowTap:
         # producers.ingest.enforcement.Enforcer: pre-checks a block budget refuses are answered here.
         self.enforcer = enforcer
         self.auth = auth or TapAuth({}, tenant)
+        self.body_read_timeout_s = body_read_timeout_s
 
     def _tail(self, request: web.Request) -> tuple[str, str | None]:
         """The AxonFlow path (without a leading slash) and the token named in the URL, if any."""
@@ -179,6 +182,10 @@ class AxonFlowTap:
         except TapRefusal as refusal:
             telemetry.TAP_REQUESTS.labels(kind=kind, status=str(refusal.status)).inc()
             extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+            if refusal.status == 408:
+                # No complete request to keep (docs/ingest.md, body_timeout), and the connection is
+                # left in the middle of a body: closed.
+                return web.json_response(refusal.body(), status=408, headers={"Connection": "close"})
             if refusal.status != 401 and not await self._dead_letter(request, path, refusal, recorded is not None):
                 return web.json_response({"error": "audit store unavailable, retry later"}, status=503,
                                          headers={"Retry-After": str(self.retry_after_s)})
@@ -204,6 +211,17 @@ class AxonFlowTap:
             return False
         return True
 
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The whole body, or a 408 ``body_timeout`` refusal when it does not arrive within the
+        ingest's body-read timeout (a slow-loris sender holds no slot and no upstream call for longer)."""
+        try:
+            async with asyncio.timeout(self.body_read_timeout_s):
+                return await request.read()
+        except TimeoutError:
+            telemetry.REJECTED.labels(source=SOURCE, reason="body_timeout").inc()
+            raise TapRefusal(408, "body_timeout",
+                             f"request body not received within {self.body_read_timeout_s:g} s") from None
+
     def _budget_block(self, tenant: str, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """AxonFlow's 402 body when a block budget refuses this pre-check (None: forward it).
 
@@ -222,7 +240,7 @@ class AxonFlowTap:
 
     async def _recorded(self, request: web.Request, headers: CIMultiDictProxy[str], tail: str, path: str,
                         fmt: str, kind: str) -> web.Response:
-        body = await request.read()
+        body = await self._read_body(request)
         started = utcnow()
         req_obj = _json_object(decoded(body, request.headers.get("Content-Encoding")))
         tenant = self.auth.tenant_for(headers, req_obj)

@@ -116,6 +116,7 @@ def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowT
         retry_after_s=s.retry_after_s,
         enforcer=enforcer,
         auth=TapAuth.build(s.axonflow_tokens, {t: g.tenant for t, g in s.tokens.items()}, s.default_tenant),
+        body_read_timeout_s=s.body_read_timeout_s,
     )
 
 

@@ -1,5 +1,6 @@
 """Property: whatever secret or PII is planted wherever in an upstream record, however encoded, the
-masked record holds none of them (10,000 cases), and ordinary content survives."""
+masked record holds none of them (5,000 cases here, plants anywhere in a record; the 10,000 cases of
+issue 15 go through Kafka and ClickHouse in tests/test_masking_end_to_end.py), and ordinary content survives."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ MASKER = Masker(salt=b"property-salt")
 CANARY = "canary lower case words"
 
 
-@settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=5_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(planted=planted_records())
 def test_no_planted_secret_survives_masking(planted: tuple[str, dict, list[str]]) -> None:
     fmt, record, secrets = planted

@@ -314,7 +314,8 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
     async def main() -> None:
         async with TestServer(upstream_api.app(), host="127.0.0.1") as upstream:
             port, tap_port = free_port(), free_port()
-            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")), axonflow_port=tap_port)
+            ingest = IngestSettings(port=port, axonflow_upstream_url=str(upstream.make_url("")),
+                                    axonflow_port=tap_port, body_read_timeout_s=1.0)
             stop = asyncio.Event()
             task = asyncio.create_task(run_ingest(settings, stop, ingest=ingest))
             try:
@@ -333,6 +334,14 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
                 odd = (b"POST /api/policy/pre-check HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 2\r\n"
                        b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n{}")
                 assert await _raw_http(tap_port, odd) == 401
+                # A slow-loris body on either door of the tap: 408 body_timeout, counted, never forwarded.
+                calls = len(upstream_api.seen)
+                for door, prefix in ((tap_port, ""), (port, "/axonflow")):
+                    before = _rejected("axonflow-tap", "body_timeout")
+                    answer = await _slow_loris(door, f"{prefix}/api/policy/pre-check")
+                    assert answer.startswith(b"HTTP/1.1 408") and b'"body_timeout"' in answer, answer[:300]
+                    assert _rejected("axonflow-tap", "body_timeout") == before + 1
+                assert len(upstream_api.seen) == calls
                 Drain.start()
                 async with aiohttp.ClientSession() as s, s.post(f"http://127.0.0.1:{tap_port}/api/policy/pre-check",
                                                                 json={}) as r:
@@ -345,6 +354,24 @@ def test_run_ingest_serves_the_tap_on_its_own_port_too(settings: Settings) -> No
         assert sorted(e["context_id"] for e in events) == ["ctx-1", "ctx-2"]
 
     asyncio.run(main())
+
+
+def _rejected(source: str, reason: str) -> float:
+    from prometheus_client import REGISTRY
+    return REGISTRY.get_sample_value("gateledger_ingest_rejected_records_total",
+                                     {"source": source, "reason": reason}) or 0.0
+
+
+async def _slow_loris(port: int, path: str) -> bytes:
+    """Announce a 100-byte body, send a few bytes and stall: the server's whole answer (it must end it)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 100\r\n\r\n{{\"query\": ".encode())
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 30)  # read() to EOF: the server closed the connection
+    finally:
+        writer.close()
 
 
 async def _raw_http(port: int, request: bytes) -> int:
