@@ -45,12 +45,15 @@ class AuditPollError(RuntimeError):
     """AxonFlow did not give a usable page (network error, non-200, not a list of entries)."""
 
 
-def is_llm_entry(entry: Any) -> bool:
-    """An audit row of an LLM call (gateway audits and proxy-mode chats), not a policy or MCP row."""
+def is_reconciled(entry: Any) -> bool:
+    """A row the tap may have seen: an LLM call (a provider and a model: audit_logger.go
+    LogSuccessfulRequest) or a gateway pre-check verdict (``plane: "gateway"``: gateway_handlers.go
+    recordGatewayPreCheckAudit), not a /decide, MCP or admin row."""
     if not isinstance(entry, dict):
         return False
     kind = str(entry.get("request_type") or "")
-    return kind.startswith("llm") or bool(entry.get("provider") and entry.get("model"))
+    return kind.startswith("llm") or bool(entry.get("provider") and entry.get("model")) \
+        or entry.get("plane") == "gateway"
 
 
 def page_entries(body: Any) -> list[Any]:
@@ -105,7 +108,7 @@ class AxonFlowAuditPoller:
         while True:
             entries = await self._page(start, end, offset)
             for e in entries:
-                if not is_llm_entry(e) or e.get("id") in (None, ""):
+                if not is_reconciled(e) or e.get("id") in (None, ""):
                     continue
                 key, t = str(e["id"]), self._time(e)
                 if t is not None and key not in cp.recent:
