@@ -186,15 +186,15 @@ class FakeAxonFlow:
         if basic_client_id(request.headers.get("Authorization")) is None or (refused := self._refused(request)):
             return refused or web.json_response({"error": "Invalid credentials"}, status=401)
         # platform/orchestrator/run.go auditSearchHandler + audit_logger.go SearchAuditLogs:
-        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, limit (default
-        # 100) and offset; the answer is the JSON list of entries.
+        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, LIMIT limit
+        # (default 100); the handler decodes no offset (an SDK's "offset" is ignored); the answer is
+        # the JSON list of entries.
         start = datetime.fromisoformat(body["start_time"]) if body.get("start_time") else None
         end = datetime.fromisoformat(body["end_time"]) if body.get("end_time") else None
         rows = [e for e in self.audit_trail if (start is None or datetime.fromisoformat(e["timestamp"]) >= start)
                 and (end is None or datetime.fromisoformat(e["timestamp"]) <= end)]
         rows.sort(key=lambda e: e["timestamp"], reverse=True)
-        offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 100)
-        return web.json_response(rows[offset:offset + limit])
+        return web.json_response(rows[:int(body.get("limit") or 100)])
 
     async def proxy_request(self, request: web.Request) -> web.Response:
         body = await request.json()

@@ -196,7 +196,7 @@ def test_calls_axonflow_logged_but_the_tap_never_saw_are_untapped_and_fill_the_g
                 proxied = await sdk.proxy_llm_call("utok-1234567", "summarise the ticket", "chat", {"model": "gpt-4o"})
                 assert proxied.success
             poll = AxonFlowPollerSettings(url=str(upstream.make_url("")), client_id="acme", client_secret="s3cret",
-                                          tenant="acme", page_size=1)  # one row a page: paging exercised
+                                          tenant="acme", page_size=2)  # three rows: paging exercised
             async with Publisher(settings.kafka, target, timeout_s=8) as pub, aiohttp.ClientSession() as session:
                 poller = AxonFlowAuditPoller(poll, pub, Masker(salt=b"test-salt"), session, tmp_path / "ckpt")
                 later = datetime.now(UTC) + timedelta(seconds=poll.settle_s + 1)
