@@ -166,7 +166,7 @@ class AuditLogEntry(WireModel):
 
     getaxonflow/axonflow platform/orchestrator/audit_logger.go (``AuditEntry``; SearchAuditLogs
     selects provider, model, response_time_ms, tokens_used, cost); the SDK's axonflow/types.py
-    AuditLogEntry (``latency_ms``). Two kinds matter here:
+    AuditLogEntry (9.x: ``response_time_ms``; its ``latency_ms`` is never sent). Two kinds matter here:
 
     - an LLM call AxonFlow's orchestrator made (proxy mode, run.go processRequestHandler ->
       ``LogSuccessfulRequest`` / ``LogFailedRequest``): provider, model, ``tokens_used`` (a total:
@@ -190,7 +190,7 @@ class AuditLogEntry(WireModel):
     model: str | None = None
     tokens_used: int | None = Field(default=None, ge=0)
     response_time_ms: int | None = Field(default=None, ge=0)  # audit_logger.go AuditEntry.ResponseTime
-    latency_ms: int | None = Field(default=None, ge=0)  # the SDK's name for it (types.py AuditLogEntry)
+    latency_ms: int | None = Field(default=None, ge=0)  # older SDKs' name for it (types.py AuditLogEntry)
     cost: float | None = None  # AxonFlow's estimate in USD (audit_logs.cost DECIMAL(10, 6)); kept, not billed
     error_message: str | None = None
     plane: str | None = None  # gateway | decision | ... (#2592 plane column)
