@@ -108,4 +108,5 @@ def untapped_finding(env: Envelope, entry: AuditLogEntry, context_state: dict[st
     if not env.context_id or entry.blocked() or tap_saw(context_state):
         return None
     return findings.untapped(tenant=env.tenant, entry_event_id=env.id, context_id=env.context_id, time=env.time,
-                             client_id=entry.client_id, model=entry.model, now=now)
+                             client_id=entry.client_id, model=entry.model, now=now,
+                             precheck=entry.is_gateway_precheck() and not entry.is_llm_call())

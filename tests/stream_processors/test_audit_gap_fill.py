@@ -50,9 +50,11 @@ def test_the_audit_trail_fills_calls_the_tap_missed_and_never_counts_one_twice()
     assert call["model"] == "gpt-4o-mini" and call["status"] == "success" and call["latency_ms"] == 1430
     assert (call["input_tokens"], call["output_tokens"], call["total_tokens"]) == (0, 2000, 2000)
     assert call["usage_note"].startswith(AUDIT_TRAIL_USAGE_NOTE) and "0.0012" in call["usage_note"]
-    found = pl.final(str(Topic.FINDINGS))
-    assert sorted((f["kind"], f["context_id"]) for f in found.values()) == [
+    found = {f["context_id"]: f for f in pl.final(str(Topic.FINDINGS)).values()}
+    assert sorted((f["kind"], c) for c, f in found.items()) == [
         ("untapped_llm_call", "ctx-2"), ("untapped_llm_call", "ctx-3")]
+    assert "audited an LLM call (gpt-4o-mini)" in found["ctx-2"]["description"]
+    assert "approved a pre-check" in found["ctx-3"]["description"]
     interactions = pl.final(str(Topic.INTERACTIONS))
     (gap_interaction,) = [i for i in interactions.values() if "ctx-2" in i["context_ids"]]
     assert gap_interaction["llm_calls"] == 1, "the filled call is part of an interaction like any other"
