@@ -24,6 +24,7 @@ from aiohttp.test_utils import TestServer
 from axonflow import AxonFlow
 from axonflow.types import TokenUsage
 
+from dashboards import alert_rules, grafana_sql
 from gateledger.masking import Masker
 from sinks.clickhouse.main import run_sink
 from gateledger.settings import Settings
@@ -41,6 +42,7 @@ from tests.sinks.conftest import wait_caught_up
 from tests.stream_processors.harness import ensure_topics, envelope, publish, start_worker, worker_env
 
 BLOCKED_TRACE = "0af7651916cd43dd8448eb211c80319c"
+WARNING = "budget acme-warn at 104% of $10"
 ALLOWED_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
@@ -173,7 +175,7 @@ def test_calls_axonflow_logged_but_the_tap_never_saw_are_untapped_and_fill_the_g
     AxonFlow. The poller reads AxonFlow's audit trail: both direct calls are ``untapped_llm_call``
     findings; the proxy-mode one (the only one whose LLM call the trail shows) becomes an LLM call,
     costed and counted in a budget; the tapped call is never counted twice; a second poll publishes
-    nothing again."""
+    nothing again. AxonFlow's budget warning on the tapped pre-check lands beside the budget alert."""
     target = asyncio.run(ensure_topics(settings))
     upstream_api = FakeAxonFlow()
 
@@ -183,7 +185,9 @@ def test_calls_axonflow_logged_but_the_tap_never_saw_are_untapped_and_fill_the_g
             async with ingest_client(settings, ingest) as http:
                 async with AxonFlow(endpoint=str(http.make_url("/axonflow")), client_id="acme",
                                     client_secret="s3cret") as sdk:
+                    upstream_api.budget_warning = WARNING  # AxonFlow's own warn-action budget is over its limit
                     ok = await sdk.get_policy_approved_context(user_token="utok-1234567", query="hello")
+                    upstream_api.budget_warning = None
                     await sdk.audit_llm_call(context_id=ok.context_id, response_summary="hi", provider="openai",
                                              model="gpt-4o", token_usage=TokenUsage(
                                                  prompt_tokens=10, completion_tokens=5, total_tokens=15), latency_ms=9)
@@ -231,4 +235,20 @@ def test_calls_axonflow_logged_but_the_tap_never_saw_are_untapped_and_fill_the_g
     assert AUDIT_TRAIL_USAGE_NOTE in cost[gap["id"]]["pricing_note"]
     alerts = view(ch_client, db, "budget_alerts_latest", "threshold_pct >= 100")
     assert {a["budget_name"] for a in alerts} == {"acme-24h"}
+    # AxonFlow's X-Budget-Warning on the tapped pre-check: a fact beside gateledger's own budget state.
+    (warned,) = view(ch_client, db, "budget_warnings_latest")
+    assert (warned["warning"], warned["gate"], warned["context_id"]) == (WARNING, "precheck", "ctx-1")
+    signals = view(ch_client, db, "budget_signals_latest")
+    assert {s["origin"] for s in signals} == {"gateledger", "axonflow"}
+    assert [s["message"] for s in signals if s["origin"] == "axonflow"] == [WARNING]
+    assert {s["budget_name"] for s in signals if s["origin"] == "gateledger"} == {"acme-24h"}
+    # The Grafana rule beside the budget-ledger rules fires for it (its last 15 minutes).
+    (rule,) = [r for r in alert_rules.rules() if r.uid == "gateledger-axonflow-budget-warning"]
+    now = datetime.now(UTC)
+    for since, want in ((now - timedelta(minutes=15), [("acme", "acme", WARNING, 1.0)]),
+                        (now - timedelta(hours=2), [])):
+        window = grafana_sql.TimeRange(since, since + timedelta(minutes=15) if not want else now, 60)
+        sql = grafana_sql.expand(rule.data[0].model.raw_sql, window).replace("FROM policy_decisions",
+                                                                             f"FROM {db}.policy_decisions")
+        assert [tuple(r) for r in ch_client.query(sql).result_rows] == want
     assert not view(ch_client, db, "dead_letters_latest")
