@@ -120,10 +120,13 @@ class AxonFlowAuditPoller:
                 new += 1
                 if t is not None:
                     oldest = t if oldest is None else min(oldest, t)
-                    if is_reconciled(e) and key not in cp.recent:
+                    # Checked here too: the stored SearchAuditLogs (audit_logger.go) asserts its
+                    # criteria to a struct type the handler's tagged struct is not, so such a server
+                    # applies no time filter and no limit.
+                    if start <= t <= page_end and is_reconciled(e) and key not in cp.recent:
                         fresh[key] = (t, e)
-            if len(entries) < self.s.page_size:
-                break
+            if len(entries) != self.s.page_size:
+                break  # fewer: the window's end; more: the server applied no limit, this was all of it
             if not new or oldest is None:
                 # A full page of rows already read: at least a page of rows share one timestamp, and
                 # without an offset the ones past the page cannot be reached.

@@ -49,3 +49,23 @@ def test_pages_are_cut_by_end_time_and_a_timestamp_fuller_than_a_page_is_an_erro
     with pytest.raises(AuditPollError, match="GATELEDGER_AXONFLOW_PAGE_SIZE"):
         asyncio.run(poll(3, "b"))
     assert not (tmp_path / "b" / "axonflow-audit.json").exists(), "no checkpoint moved"
+
+
+def test_a_server_applying_no_filter_and_no_limit_is_read_once(settings: Settings, tmp_path: Path) -> None:
+    """The stored SearchAuditLogs (audit_logger.go) type-asserts its criteria to an untagged struct the
+    handler's tagged one is not: no WHERE, no ORDER BY, no LIMIT. The poller keeps the window itself."""
+    target = asyncio.run(ensure_topics(settings))
+    api = FakeAxonFlow()
+    t = datetime.now(UTC) - timedelta(minutes=10)
+    api.audit_trail = [_row(n, t + timedelta(seconds=n)) for n in range(4)]
+    api.audit_trail.append(_row(9, datetime.now(UTC) - timedelta(days=3)))  # before the window
+    api.search_applies_criteria = False
+
+    async def poll() -> int:
+        async with TestServer(api.app(), host="127.0.0.1") as upstream, \
+                Publisher(settings.kafka, target, timeout_s=8) as pub, aiohttp.ClientSession() as session:
+            ps = AxonFlowPollerSettings(url=str(upstream.make_url("")), client_id="acme", client_secret="s",
+                                        tenant="acme", page_size=2)
+            return await AxonFlowAuditPoller(ps, pub, Masker(salt=b"s"), session, tmp_path / "c").poll_once()
+
+    assert asyncio.run(poll()) == 4, "the rows of the window, once; the 3-day-old row is outside it"

@@ -54,6 +54,9 @@ class FakeAxonFlow:
         self.revoked: set[str] = set()
         # AxonFlow's own audit trail (the audit_logs rows POST /api/v1/audit/search reads), oldest first.
         self.audit_trail: list[dict[str, Any]] = []
+        # False: the search as the stored audit_logger.go runs it, whose criteria type assertion never
+        # matches the handler's tagged struct: no WHERE, no ORDER BY, no LIMIT (every row).
+        self.search_applies_criteria = True
         # Gateway Mode LLM-call audits: llm_call_audits, a table the audit search never reads.
         self.llm_call_audits: list[dict[str, Any]] = []
 
@@ -189,6 +192,8 @@ class FakeAxonFlow:
         # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, LIMIT limit
         # (default 100); the handler decodes no offset (an SDK's "offset" is ignored); the answer is
         # the JSON list of entries.
+        if not self.search_applies_criteria:
+            return web.json_response(self.audit_trail)
         start = datetime.fromisoformat(body["start_time"]) if body.get("start_time") else None
         end = datetime.fromisoformat(body["end_time"]) if body.get("end_time") else None
         rows = [e for e in self.audit_trail if (start is None or datetime.fromisoformat(e["timestamp"]) >= start)
