@@ -1,4 +1,5 @@
-"""Grafana-managed alert rules on the budget ledger (``budget_alerts`` in ClickHouse).
+"""Grafana-managed alert rules on the budget ledger (``budget_alerts`` in ClickHouse), and on AxonFlow's own
+budget warnings (``policy_decisions.budget_warning``).
 
 Why both these and the Prometheus rules: the Prometheus rules watch the live budget gauges, which
 describe the *current* period. A late event can cross a threshold in an *earlier* period; the
@@ -52,6 +53,15 @@ PROJECTED_SQL = (
     f"FROM {_FIRED}\n"
     "WHERE kind = 'projected' AND limit_usd > 0 AND projected_spend_usd IS NOT NULL\n"
     "GROUP BY budget_id"
+)
+
+# AxonFlow's own budget warnings (X-Budget-Warning, recorded on the PolicyDecision by the tap) beside
+# gateledger's budget alerts: one row per tenant and client warned in the window.
+AXONFLOW_WARNING_SQL = (
+    "SELECT tenant, client_id, argMax(budget_warning, time) AS warning, toFloat64(count()) AS warnings\n"
+    f"FROM {latest('policy_decisions', 'tenant, client_id, budget_warning, time', '$__timeFilter(time)')}\n"
+    "WHERE budget_warning != ''\n"
+    "GROUP BY tenant, client_id"
 )
 
 
@@ -133,6 +143,17 @@ def rules() -> list[alerting_m.Rule]:
             summary="Budget {{ $labels.budget_name }} will run out before its period ends",
             description="At the current burn rate budget {{ $labels.budget_id }} ends its period at "
             "{{ $values.A.Value | humanizePercentage }} of its limit.",
+        ).build(),
+        _rule(
+            "gateledger-axonflow-budget-warning",
+            "AxonFlow budget warning",
+            AXONFLOW_WARNING_SQL,
+            0.0,
+            severity="warning",
+            summary="AxonFlow warned about a budget of tenant {{ $labels.tenant }}",
+            description="AxonFlow answered {{ $values.A.Value }} call(s) of client {{ $labels.client_id }} with "
+            "X-Budget-Warning: {{ $labels.warning }}. Compare with gateledger's own budget state "
+            "(budget_signals_latest).",
         ).build(),
     ]
 

@@ -154,8 +154,10 @@ def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
 
 
 def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetime, client_id: str | None,
-             model: str | None, now: datetime) -> Finding:
-    """An LLM call in AxonFlow's own audit trail that no tap exchange of its context preceded."""
+             model: str | None, now: datetime, precheck: bool = False) -> Finding:
+    """An LLM call (or, ``precheck``, the gateway pre-check clearing one) in AxonFlow's own audit trail
+    that no tap exchange of its context preceded."""
+    what = "approved a pre-check" if precheck else f"audited an LLM call{f' ({model})' if model else ''}"
     return Finding(
         id=finding_id(FindingKind.UNTAPPED_LLM_CALL, tenant, context_id),
         version=1,
@@ -165,8 +167,7 @@ def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetim
         severity="high",
         context_id=context_id,
         client_id=client_id,
-        description=(f"AxonFlow audited an LLM call{f' ({model})' if model else ''} for context {context_id} "
-                     "that never passed the gateledger tap"),
+        description=f"AxonFlow {what} for context {context_id} that never passed the gateledger tap",
         evidence_event_ids=[entry_event_id],
         detected_at=now,
     )

@@ -139,6 +139,9 @@ class LlmCall(OutputEvent):
     response_id: str | None = None
     audit_id: str | None = None
     event_ids: list[str] = Field(default_factory=list)
+    # How the usage was read when it is not the upstream's own split (migration 0100), e.g. a call
+    # filled in from AxonFlow's audit trail; carried into the cost row's pricing_note.
+    usage_note: str | None = None
 
 
 class PolicyDecision(OutputEvent):

@@ -122,6 +122,7 @@ def llm_cost(
     """The cost row of one LLM call (flagged ``unpriced`` with a reason when it cannot be priced)."""
     usage, usage_note = TokenUsage.repaired(call.input_tokens, call.output_tokens, call.cache_read_tokens,
                                         call.cache_write_tokens)
+    usage_note = _join(call.usage_note, usage_note)
     base = dict(
         id=cost_row_id(CostKind.LLM, call.id),
         version=cost_version(call.version, restatement),

@@ -220,6 +220,10 @@ class Supervisor:
         if env.get("GATELEDGER_OBOT_URL"):
             # The Obot audit API poller runs only when an Obot installation is configured.
             plan.append(Service("poller", [*cli, "serve", "poller"], env, None, logs / "poller.log"))
+        if env.get("GATELEDGER_AXONFLOW_URL"):
+            # AxonFlow's audit trail, reconciled with the tap, only when an AxonFlow is configured.
+            plan.append(Service("axonflow-poller", [*cli, "serve", "axonflow-poller"], env, None,
+                                logs / "axonflow-poller.log"))
         return plan
 
     async def _start_services(self, logs: Path) -> None:

@@ -1,17 +1,19 @@
 """The AxonFlow audit poller: AxonFlow's own audit trail into Kafka, to reconcile it with the tap.
 
 A client pointed at AxonFlow directly never passes the tap; AxonFlow still logs its calls. Each
-cycle reads ``POST /api/v1/audit/search`` (getaxonflow/axonflow platform/orchestrator/run.go,
-auditSearchHandler; filters ``timestamp >= start_time AND timestamp <= end_time``, newest first,
-``limit`` + ``offset`` pages: audit_logger.go SearchAuditLogs and the SDK's
-``search_audit_logs``) for the window ``[watermark - overlap, now - settle]`` and publishes the
-LLM rows (``axonflow-audit-entry``, keyed by the pre-check's context id). The normalize stage
-finds the rows no tap exchange of the same context preceded: ``untapped_llm_call`` findings.
+cycle reads ``POST /api/v1/audit/search`` (getaxonflow/axonflow platform/orchestrator/run.go
+auditSearchHandler and audit_logger.go SearchAuditLogs: ``timestamp >= start_time AND timestamp <=
+end_time``, newest first, ``LIMIT limit``, no offset; the SDK's ``search_audit_logs`` reads a bare
+list or ``{"entries": [...]}``) for the window ``[watermark - overlap, now - settle]``, paging by
+moving ``end_time`` back to the oldest row read. It publishes the LLM-call rows and the gateway
+pre-check rows (``axonflow-audit-entry``, keyed by ``request_id``: a gateway row's is the
+pre-check's context id). The normalize stage turns the rows no tap exchange of the same context
+preceded into ``untapped_llm_call`` findings, and the LLM calls among them into ``LlmCall`` s.
 
-Checkpoint discipline as the Obot poller's (``producers.obot.checkpoint``): ids inside the overlap
+Checkpoint and loop shared with the Obot poller (``producers.polling``): ids inside the overlap
 are remembered and skipped, the checkpoint is saved only after Kafka acknowledged the rows it
 covers, so a crash can only publish a page again (same event ids), never skip one. Errors back
-off exponentially with jitter and retry from the checkpoint.
+off exponentially with full jitter and retry from the checkpoint.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from tenacity import wait_random_exponential
 
 from gateledger.clock import to_utc, utcnow
 from gateledger.contracts.envelope import utc_iso
@@ -31,7 +32,8 @@ from gateledger.masking import Masker
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
 from producers.axonflow.settings import AxonFlowPollerSettings
-from producers.obot.checkpoint import CheckpointStore
+from producers.polling.checkpoint import CheckpointStore
+from producers.polling.loop import PollLoop
 from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -45,12 +47,15 @@ class AuditPollError(RuntimeError):
     """AxonFlow did not give a usable page (network error, non-200, not a list of entries)."""
 
 
-def is_llm_entry(entry: Any) -> bool:
-    """An audit row of an LLM call (gateway audits and proxy-mode chats), not a policy or MCP row."""
+def is_reconciled(entry: Any) -> bool:
+    """A row the tap may have seen: an LLM call (a provider and a model: audit_logger.go
+    LogSuccessfulRequest) or a gateway pre-check verdict (``plane: "gateway"``: gateway_handlers.go
+    recordGatewayPreCheckAudit), not a /decide, MCP or admin row."""
     if not isinstance(entry, dict):
         return False
     kind = str(entry.get("request_type") or "")
-    return kind.startswith("llm") or bool(entry.get("provider") and entry.get("model"))
+    return kind.startswith("llm") or bool(entry.get("provider") and entry.get("model")) \
+        or entry.get("plane") == "gateway"
 
 
 def page_entries(body: Any) -> list[Any]:
@@ -80,8 +85,10 @@ class AxonFlowAuditPoller:
         self.headers = {"Authorization": aiohttp.encode_basic_auth(settings.client_id, secret)} \
             if settings.client_id else {}
 
-    async def _page(self, start: datetime, end: datetime, offset: int) -> list[Any]:
-        body = {"start_time": utc_iso(start), "end_time": utc_iso(end), "limit": self.s.page_size, "offset": offset}
+    async def _page(self, start: datetime, end: datetime) -> list[Any]:
+        # No offset: run.go's auditSearchHandler decodes none (user_email, client_id, start_time,
+        # end_time, request_type, limit), so pages are cut by end_time instead (newest first).
+        body = {"start_time": utc_iso(start), "end_time": utc_iso(end), "limit": self.s.page_size}
         try:
             async with self.session.post(f"{self.s.url.rstrip('/')}{SEARCH_PATH}", json=body, headers=self.headers,
                                          timeout=aiohttp.ClientTimeout(total=self.s.timeout_s)) as r:
@@ -101,18 +108,31 @@ class AxonFlowAuditPoller:
         if end <= start:
             return 0
         fresh: dict[str, tuple[datetime, dict[str, Any]]] = {}
-        offset = 0
+        page_end, read = end, set()
         while True:
-            entries = await self._page(start, end, offset)
+            entries = await self._page(start, page_end)
+            oldest, new = None, 0
             for e in entries:
-                if not is_llm_entry(e) or e.get("id") in (None, ""):
+                if not isinstance(e, dict) or e.get("id") in (None, "") or str(e["id"]) in read:
                     continue
                 key, t = str(e["id"]), self._time(e)
-                if t is not None and key not in cp.recent:
-                    fresh[key] = (t, e)
-            if len(entries) < self.s.page_size:
-                break
-            offset += len(entries)
+                read.add(key)
+                new += 1
+                if t is not None:
+                    oldest = t if oldest is None else min(oldest, t)
+                    # Checked here too: the stored SearchAuditLogs (audit_logger.go) asserts its
+                    # criteria to a struct type the handler's tagged struct is not, so such a server
+                    # applies no time filter and no limit.
+                    if start <= t <= page_end and is_reconciled(e) and key not in cp.recent:
+                        fresh[key] = (t, e)
+            if len(entries) != self.s.page_size:
+                break  # fewer: the window's end; more: the server applied no limit, this was all of it
+            if not new or oldest is None:
+                # A full page of rows already read: at least a page of rows share one timestamp, and
+                # without an offset the ones past the page cannot be reached.
+                raise AuditPollError(f"{self.s.page_size} or more audit rows at {utc_iso(page_end)}: "
+                                     "raise GATELEDGER_AXONFLOW_PAGE_SIZE")
+            page_end = oldest  # end_time is inclusive: rows at that instant are read again and skipped
         if fresh:
             ctx = IngestContext(masker=self.masker, tenant=self.tenant, received_at=utcnow(),
                                 tenant_locked=self.s.tenant is not None)
@@ -130,29 +150,18 @@ class AxonFlowAuditPoller:
         except ValueError:
             return None
 
+    async def cycle(self) -> bool:
+        """One poll; False when AxonFlow or Kafka failed (the loop backs off and retries from the checkpoint)."""
+        try:
+            await self.poll_once()
+            return True
+        except (AuditPollError, PublishError) as exc:
+            log.warning("AxonFlow audit poll failed, retrying from the checkpoint: %s", exc)
+            return False
+
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every ``interval_s`` until ``stop``; failures back off (exponential, jittered)."""
-        backoff = wait_random_exponential(multiplier=self.s.backoff_min_s, max=self.s.backoff_max_s)
-        failures = 0
-        while not stop.is_set():
-            try:
-                await self.poll_once()
-                failures, pause = 0, self.s.interval_s
-            except (AuditPollError, PublishError) as exc:
-                failures += 1
-                pause = backoff(_Attempt(failures))
-                log.warning("AxonFlow audit poll failed (%d in a row), retrying in %.1fs: %s", failures, pause, exc)
-            try:
-                await asyncio.wait_for(stop.wait(), pause)
-            except TimeoutError:
-                pass
-
-
-class _Attempt:
-    """The one attribute tenacity's wait strategies read from a retry state."""
-
-    def __init__(self, number: int) -> None:
-        self.attempt_number = number
+        """Poll every ``interval_s`` until ``stop``; failures back off (exponential, full jitter)."""
+        await PollLoop(self.s.interval_s, self.s.backoff_min_s, self.s.backoff_max_s).run(stop, self.cycle)
 
 
 async def run_poller(settings: Any = None, stop: asyncio.Event | None = None,

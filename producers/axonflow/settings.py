@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,7 +18,9 @@ class AxonFlowPollerSettings(BaseSettings):
     client_secret: SecretStr | None = None
     tenant: str | None = None  # gateledger tenant of the entries; default: the entry's tenant_id
     interval_s: float = 30.0
-    page_size: int = 500
+    # Rows a page. Pages are cut by end_time (AxonFlow's search has no offset), so a page must hold more
+    # rows than ever share one timestamp; as many is an error, never a skipped row.
+    page_size: int = Field(default=500, ge=2, le=1000)
     # Only entries at least this old are read: the tap publishes an exchange before its caller has
     # AxonFlow's answer, so by then whatever the tap saw of the call is on Kafka ahead of the entry.
     settle_s: float = 60.0

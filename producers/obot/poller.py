@@ -38,9 +38,10 @@ from gateledger.masking import Masker
 from producers import telemetry
 from producers.obot import late_local
 from producers.obot.api import ApiShape, DetailCache, EndpointMissing, ObotApi, PollError, with_details
-from producers.obot.checkpoint import CheckpointStore
 from producers.obot.settings import ObotPollerSettings
 from producers.obot.window import WindowPass, record_format, record_key, record_time
+from producers.polling.checkpoint import CheckpointStore
+from producers.polling.loop import PollLoop
 from producers.publisher import Publisher, PublishError
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class ObotPoller:
         self.masker = masker
         self.clock = clock
         self.rng = rng or random.Random()
+        self.loop = PollLoop(settings.interval_s, settings.backoff_min_s, settings.backoff_max_s, self.rng)
         self.monotonic = monotonic or time.monotonic
         self.base = settings.url.rstrip("/")
         self.store = CheckpointStore(settings.checkpoint_dir or data_dir / "obot-poller", settings.install)
@@ -183,20 +185,12 @@ class ObotPoller:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll every stream each interval until ``stop``; back off on errors."""
         timeout = aiohttp.ClientTimeout(total=self.settings.timeout_s)
-        failures = 0
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            while not stop.is_set():
-                failures = 0 if await self.cycle(session) else failures + 1
-                delay = self.settings.interval_s if not failures else self.backoff(failures)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+            await self.loop.run(stop, lambda: self.cycle(session))
 
     def backoff(self, failures: int) -> float:
         """Exponential backoff with full jitter, between the configured bounds."""
-        cap = min(self.settings.backoff_max_s, self.settings.backoff_min_s * 2 ** (failures - 1))
-        return max(self.settings.backoff_min_s, self.rng.uniform(0, cap))
+        return self.loop.backoff(failures)
 
 
 async def run_poller(

@@ -82,21 +82,31 @@ def decision_from_governance(env: Envelope) -> tuple[PolicyDecision, bool]:
         raise schema_error("AxonFlow governance exchange", exc) from None
 
 
-def untapped_finding(env: Envelope, context_state: dict[str, Any] | None, now: datetime) -> Finding | None:
+def parse_entry(env: Envelope) -> AuditLogEntry:
+    """The AxonFlow audit-trail row of an ``axonflow.audit_entry`` envelope."""
+    try:
+        return AuditLogEntry.model_validate(env.data)
+    except ValidationError as exc:
+        raise schema_error("AxonFlow audit entry", exc) from None
+
+
+def tap_saw(context_state: dict[str, Any] | None) -> bool:
+    """Whether the tap recorded the pre-check or the LLM-call audit of this context."""
+    return context_state is not None and (context_state.get("pre") is not None or context_state.get("aud") is not None)
+
+
+def untapped_finding(env: Envelope, entry: AuditLogEntry, context_state: dict[str, Any] | None,
+                     now: datetime) -> Finding | None:
     """An ``untapped_llm_call`` for a row of AxonFlow's audit trail no tap exchange of its context preceded.
 
     The row and the tap's exchanges are keyed by the context id (one partition), and the poller
     reads only rows older than its settle time: what the tap saw of that context is already in
     ``context_state`` (the normalize stage's ``c|tenant|context`` entry) when the row arrives.
-    Rows without a context id (not gateway-plane) have nothing of the tap's to compare with.
+    Rows without a request id have nothing of the tap's to compare with; a row AxonFlow blocked
+    cleared no LLM call.
     """
-    if not env.context_id:
+    if not env.context_id or entry.blocked() or tap_saw(context_state):
         return None
-    if context_state is not None and (context_state.get("pre") is not None or context_state.get("aud") is not None):
-        return None
-    try:
-        entry = AuditLogEntry.model_validate(env.data)
-    except ValidationError as exc:
-        raise schema_error("AxonFlow audit entry", exc) from None
     return findings.untapped(tenant=env.tenant, entry_event_id=env.id, context_id=env.context_id, time=env.time,
-                             client_id=entry.client_id, model=entry.model, now=now)
+                             client_id=entry.client_id, model=entry.model, now=now,
+                             precheck=entry.is_gateway_precheck() and not entry.is_llm_call())

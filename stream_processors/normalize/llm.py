@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import LlmCall, LlmCallStatus
-from gateledger.contracts.wire import AxonFlowExchange, LlmCallAuditRequest, ObotLlmAuditLog
+from gateledger.contracts.wire import AuditLogEntry, AxonFlowExchange, LlmCallAuditRequest, ObotLlmAuditLog
 from gateledger.money.usage import Tokens, normalize_usage
 from stream_processors.normalize.errors import InvalidEvent, schema_error
 from stream_processors.normalize.outcome import llm_status
@@ -79,6 +79,53 @@ def call_from_axonflow_audit(env: Envelope, enrich: dict[str, Any] | None = None
         session_id=env.session_id,
         audit_id=(env.data or {}).get("audit_id") if isinstance(env.data, dict) else None,
         event_ids=sorted(ids),
+    )
+
+
+# How a gap-filled call is priced, on the call and its cost row: audit_logger.go's AuditEntry has
+# ``tokens_used`` only.
+AUDIT_TRAIL_USAGE_NOTE = ("from AxonFlow's audit trail, which has only tokens_used (no prompt/completion split): "
+                          "all of it priced at the output rate, an upper bound")
+
+
+def call_from_audit_entry(env: Envelope, entry: AuditLogEntry, context_state: dict[str, Any] | None) -> LlmCall | None:
+    """The LLM call a row of AxonFlow's audit trail shows, when the tap did not record it (a gap), else None.
+
+    Only rows of an LLM call (a provider and a model: the orchestrator's ``LogSuccessfulRequest`` /
+    ``LogFailedRequest``, audit_logger.go) and not blocked. A context whose LLM-call audit the tap
+    recorded (``aud`` in its state) is already an ``LlmCall``: never a second one. The row's
+    ``tokens_used`` is a total; it is counted as output tokens so that the price (and every budget
+    it counts in) is an upper bound rather than an under-count; AxonFlow's own ``cost`` stays in
+    the raw row.
+    """
+    if not entry.is_llm_call() or entry.blocked():
+        return None
+    if context_state is not None and context_state.get("aud") is not None:
+        return None
+    failed = (entry.policy_decision or "").lower() == "error"
+    total = entry.tokens_used or 0
+    note = AUDIT_TRAIL_USAGE_NOTE
+    if entry.cost is not None:
+        note += f"; AxonFlow estimated {entry.cost} USD"
+    return LlmCall(
+        id=env.id,
+        version=1,
+        tenant=env.tenant,
+        time=env.time,
+        source=env.source,
+        user_id=entry.user_email or None,
+        client_id=entry.client_id or None,
+        provider=entry.provider or "",
+        model=entry.model or "",
+        **_token_fields(Tokens(0, total, 0, 0, total, entry.tokens_used is not None)),
+        latency_ms=entry.response_time_ms if entry.response_time_ms is not None else entry.latency_ms,
+        status=LlmCallStatus.ERROR if failed else LlmCallStatus.SUCCESS,
+        error=(entry.error_message or "failed (AxonFlow's audit trail)") if failed else None,
+        context_id=env.context_id,
+        request_id=entry.request_id or None,
+        trace_id=env.trace_id,
+        usage_note=note,
+        event_ids=[env.id],
     )
 
 

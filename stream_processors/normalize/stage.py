@@ -240,9 +240,17 @@ class NormalizePartition(ContextJoin):
         self._emit_gate(row, rcv, fact=verdict)
 
     def _audit_entry(self, env: Envelope, t_us: int, rcv: int) -> None:
+        """A row of AxonFlow's audit trail: an ``untapped_llm_call`` and the LLM call itself when the tap missed it."""
+        entry = governance.parse_entry(env)
+        if t_us < self.wms.value(env.tenant) - self._retention:
+            # What the tap saw of a context this old is forgotten: no telling a gap from a double.
+            telemetry.SKIPPED.labels(stage=STAGE, reason="audit_entry_beyond_retention").inc()
+            return
         seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
-        if (found := governance.untapped_finding(env, seen, self._now())) is not None:
+        if (found := governance.untapped_finding(env, entry, seen, self._now())) is not None:
             self.out.row(found, t_us)
+        if (call := llm.call_from_audit_entry(env, entry, seen)) is not None:
+            self._emit_llm(call, rcv)
 
     def _cloudevent(self, env: Envelope, rcv: int) -> None:
         if not env.type.startswith("gateledger."):

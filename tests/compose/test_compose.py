@@ -26,7 +26,7 @@ ENV_EXAMPLE = REPO / "compose" / ".env.example"
 EXPECTED_SERVICES = {
     "kafka-1", "kafka-2", "kafka-3", "clickhouse", "grafana", "prometheus", "alertmanager",
     "gateledger-migrate", "gateledger-ingest", "gateledger-processors", "gateledger-sink",
-    "gateledger-notifier", "gateledger-simulator",
+    "gateledger-notifier", "gateledger-simulator", "gateledger-axonflow-poller",
 }
 
 
@@ -116,6 +116,7 @@ def test_gateledger_services(normalized: dict) -> None:
     for name in ("gateledger-processors", "gateledger-sink"):
         assert not services[name].get("ports")
     assert services["gateledger-simulator"]["profiles"] == ["simulator"]
+    assert services["gateledger-axonflow-poller"]["profiles"] == ["axonflow"]
 
 
 def test_every_service_has_limits_health_and_loopback_ports(normalized: dict) -> None:
@@ -179,7 +180,7 @@ def test_dockerfile_is_slim_pinned_and_non_root() -> None:
 
 SETTINGS_MODULES = (
     "gateledger.settings", "gateledger.masking", "gateledger.money.settings", "producers.ingest.settings",
-    "producers.obot.settings", "stream_processors.settings", "sinks.clickhouse.settings",
+    "producers.obot.settings", "producers.axonflow.settings", "stream_processors.settings", "sinks.clickhouse.settings",
     "sinks.notifier.settings", "dashboards.settings",
 )
 

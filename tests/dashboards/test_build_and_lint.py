@@ -178,6 +178,7 @@ def test_alerting_provisioning_files() -> None:
     assert [r["uid"] for r in group["rules"]] == [
         "gateledger-budget-limit-reached",
         "gateledger-budget-projected-exhaustion",
+        "gateledger-axonflow-budget-warning",
     ]
     for rule in group["rules"]:
         assert not {"orgID", "folderUID", "ruleGroup"} & set(rule), "file format takes these at group level"

@@ -184,7 +184,7 @@ def test_interaction_drill_down_shows_exactly_that_interactions_records(sim_db: 
 def test_grafana_alert_rule_queries_find_the_budgets_that_fired(sim_db: SimDb) -> None:
     # Grafana evaluates the rules over their relative range: the last 15 minutes.
     tr = grafana_sql.TimeRange(sim_db.now - timedelta(minutes=15), sim_db.now, 60)
-    (limit, projected) = alert_queries()
+    (limit, projected, axonflow_warning) = alert_queries()
     cols, rows = run(sim_db.client, limit.sql, tr, {})
     assert {r[cols.index("budget_id")] for r in rows} == {f"budget-{t}-daily" for t in simdata.TENANTS}
     assert all(r[cols.index("utilization")] == 1.0 for r in rows)
@@ -196,6 +196,8 @@ def test_grafana_alert_rule_queries_find_the_budgets_that_fired(sim_db: SimDb) -
     # Outside the window nothing fires.
     old = grafana_sql.TimeRange(sim_db.now - timedelta(hours=5), sim_db.now - timedelta(hours=4), 60)
     assert run(sim_db.client, limit.sql, old, {})[1] == []
+    # The simulated AxonFlow never warned (tests/stream_processors/test_axonflow_governance.py covers a warning).
+    assert run(sim_db.client, axonflow_warning.sql, tr, {})[1] == []
 
 
 def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> None:

@@ -52,8 +52,24 @@ class FakeAxonFlow:
         self.budget_warning: str | None = None
         # Client ids whose credentials AxonFlow refuses (401), e.g. a revoked client.
         self.revoked: set[str] = set()
-        # AxonFlow's own audit trail (the orchestrator's audit_logs rows), newest last.
+        # AxonFlow's own audit trail (the audit_logs rows POST /api/v1/audit/search reads), oldest first.
         self.audit_trail: list[dict[str, Any]] = []
+        # False: the search as the stored audit_logger.go runs it, whose criteria type assertion never
+        # matches the handler's tagged struct: no WHERE, no ORDER BY, no LIMIT (every row).
+        self.search_applies_criteria = True
+        # Gateway Mode LLM-call audits: llm_call_audits, a table the audit search never reads.
+        self.llm_call_audits: list[dict[str, Any]] = []
+
+    def _audit_row(self, request: web.Request, **fields: Any) -> None:
+        # platform/orchestrator/audit_logger.go AuditEntry: no omitempty on these, so the search
+        # answer carries every one of them (zero values included).
+        client = basic_client_id(request.headers.get("Authorization")) or ""
+        row = {"id": "", "request_id": "", "timestamp": datetime.now(UTC).isoformat(), "user_id": 0,
+               "user_email": "", "user_role": "", "client_id": client, "tenant_id": client, "request_type": "",
+               "query": "", "query_hash": "", "policy_decision": "", "policy_details": {}, "provider": "",
+               "model": "", "response_time_ms": 0, "tokens_used": 0, "cost": 0, "redacted_fields": None,
+               "response_sample": "", "compliance_flags": None, "security_metrics": None}
+        self.audit_trail.append(row | fields)
 
     async def record(self, request: web.Request) -> bytes:
         body = await request.read()
@@ -92,6 +108,11 @@ class FakeAxonFlow:
             return web.json_response({"approved": False, "block_reason": "SQL injection detected",
                                       "policy": "sql_injection"}, status=403)
         now = datetime.now(UTC)
+        # gateway_handlers.go recordGatewayPreCheckAudit -> decision_handler.go writeDecisionAuditLog
+        # (#2642): one audit_logs row per pre-check, id "decide_" + context id, request_id the
+        # context id, request_type "decision_" + stage, plane "gateway" (#2592), no provider/tokens.
+        self._audit_row(request, id=f"decide_ctx-{self.n}", request_id=f"ctx-{self.n}", request_type="decision_llm",
+                        policy_decision="allowed", plane="gateway")
         # gateway_handlers.go: a warn-action budget over its limit sets X-Budget-Warning and approves.
         headers = {"X-Budget-Warning": self.budget_warning} if self.budget_warning else None
         return web.json_response(headers=headers, data={
@@ -110,13 +131,11 @@ class FakeAxonFlow:
         await self.record(request)
         if (refused := self._refused(request)) is not None:
             return refused
-        # The audit lands in AxonFlow's audit trail (audit_logs), the pre-check's context as request_id.
-        self.audit_trail.append({
-            "id": f"aud-{body['context_id']}", "request_id": body["context_id"],
-            "timestamp": datetime.now(UTC).isoformat(), "client_id": basic_client_id(
-                request.headers.get("Authorization")), "tenant_id": basic_client_id(request.headers.get("Authorization")),
-            "request_type": "llm_chat", "policy_decision": "allowed", "provider": body["provider"],
-            "model": body["model"], "tokens_used": (body.get("token_usage") or {}).get("total_tokens", 0)})
+        # gateway_handlers.go storeLLMCallAudit / audit_queue.go AuditTypeLLMCallAudit: the audit is
+        # stored in llm_call_audits (prompt/completion split there), not in audit_logs.
+        self.llm_call_audits.append({"audit_id": f"aud-{body['context_id']}", "context_id": body["context_id"],
+                                     "provider": body["provider"], "model": body["model"],
+                                     "token_usage": body.get("token_usage")})
         # gzip on the wire: the client must get the bytes as sent, the recording the decoded JSON.
         payload = gzip.compress(b'{"success": true, "audit_id": "aud-%s"}' % body["context_id"].encode())
         return web.Response(body=payload, content_type="application/json", headers={"Content-Encoding": "gzip"})
@@ -170,15 +189,34 @@ class FakeAxonFlow:
         if basic_client_id(request.headers.get("Authorization")) is None or (refused := self._refused(request)):
             return refused or web.json_response({"error": "Invalid credentials"}, status=401)
         # platform/orchestrator/run.go auditSearchHandler + audit_logger.go SearchAuditLogs:
-        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, limit (default
-        # 100) and offset; the answer is the JSON list of entries.
+        # timestamp >= start_time AND timestamp <= end_time, ORDER BY timestamp DESC, LIMIT limit
+        # (default 100); the handler decodes no offset (an SDK's "offset" is ignored); the answer is
+        # the JSON list of entries.
+        if not self.search_applies_criteria:
+            return web.json_response(self.audit_trail)
         start = datetime.fromisoformat(body["start_time"]) if body.get("start_time") else None
         end = datetime.fromisoformat(body["end_time"]) if body.get("end_time") else None
         rows = [e for e in self.audit_trail if (start is None or datetime.fromisoformat(e["timestamp"]) >= start)
                 and (end is None or datetime.fromisoformat(e["timestamp"]) <= end)]
         rows.sort(key=lambda e: e["timestamp"], reverse=True)
-        offset, limit = int(body.get("offset") or 0), int(body.get("limit") or 100)
-        return web.json_response(rows[offset:offset + limit])
+        return web.json_response(rows[:int(body.get("limit") or 100)])
+
+    async def proxy_request(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        await self.record(request)
+        if (refused := self._refused(request)) is not None:
+            return refused
+        # Proxy mode: platform/agent/run.go clientRequestHandler -> the orchestrator's
+        # processRequestHandler (run.go), which calls the LLM itself and then
+        # auditLogger.LogSuccessfulRequest (audit_logger.go): provider, model, response_time_ms,
+        # tokens_used (a total) and cost from the router's ProviderInfo, policy_decision "allowed".
+        self.n += 1
+        model = (body.get("context") or {}).get("model", "gpt-4o")
+        self._audit_row(request, id=f"audit_{self.n}", request_id=f"req-{self.n}", request_type=body["request_type"],
+                        query=body["query"], policy_decision="allowed", provider="openai", model=model,
+                        response_time_ms=420, tokens_used=1200, cost=0.0042)
+        # The SDK's ClientResponse (axonflow/types.py).
+        return web.json_response({"success": True, "data": {"answer": "hi"}, "blocked": False, "metadata": {}})
 
     async def health(self, request: web.Request) -> web.Response:
         await self.record(request)
@@ -202,6 +240,7 @@ class FakeAxonFlow:
         app.router.add_post("/api/v1/mcp/check-output", self.check_output)
         app.router.add_post("/api/v1/decide", self.decide)
         app.router.add_post("/api/v1/audit/search", self.audit_search)
+        app.router.add_post("/api/request", self.proxy_request)
         app.router.add_get("/health", self.health)
         app.router.add_post("/api/v1/stream", self.stream)
         return app

@@ -20,7 +20,7 @@ from gateledger.kafka import ensure_gateledger_topics, resolve
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
-from producers.obot.checkpoint import Checkpoint, CheckpointStore
+from producers.polling.checkpoint import Checkpoint, CheckpointStore
 from producers import telemetry
 from producers.obot.poller import ObotPoller, PollError
 from producers.obot.settings import ObotPollerSettings

@@ -164,9 +164,18 @@ class McpCheckResponse(WireModel):
 class AuditLogEntry(WireModel):
     """One row of AxonFlow's audit trail (``POST /api/v1/audit/search``).
 
-    getaxonflow/axonflow platform/orchestrator/audit_logger.go (SearchAuditLogs: audit_logs
-    columns); the SDK's axonflow/types.py AuditLogEntry. Gateway-plane rows carry the pre-check's
-    context id as ``request_id`` (gateway_handlers.go, recordGatewayPreCheckAudit).
+    getaxonflow/axonflow platform/orchestrator/audit_logger.go (``AuditEntry``; SearchAuditLogs
+    selects provider, model, response_time_ms, tokens_used, cost); the SDK's axonflow/types.py
+    AuditLogEntry (9.x: ``response_time_ms``; its ``latency_ms`` is never sent). Two kinds matter here:
+
+    - an LLM call AxonFlow's orchestrator made (proxy mode, run.go processRequestHandler ->
+      ``LogSuccessfulRequest`` / ``LogFailedRequest``): provider, model, ``tokens_used`` (a total:
+      the trail has no prompt/completion split) and ``cost`` (AxonFlow's own float estimate);
+    - a gateway pre-check verdict (platform/agent/gateway_handlers.go recordGatewayPreCheckAudit ->
+      decision_handler.go writeDecisionAuditLog, #2642): ``plane: "gateway"``, ``request_type``
+      ``decision_<stage>``, the pre-check's context id as ``request_id``, no provider or tokens.
+      The LLM call the pre-check cleared is audited in ``llm_call_audits`` (audit_queue.go,
+      AuditTypeLLMCallAudit), which the audit search does not read.
     """
 
     id: IdStr
@@ -179,7 +188,24 @@ class AuditLogEntry(WireModel):
     policy_decision: str | None = None
     provider: str | None = None
     model: str | None = None
-    tokens_used: int | None = None
+    tokens_used: int | None = Field(default=None, ge=0)
+    response_time_ms: int | None = Field(default=None, ge=0)  # audit_logger.go AuditEntry.ResponseTime
+    latency_ms: int | None = Field(default=None, ge=0)  # older SDKs' name for it (types.py AuditLogEntry)
+    cost: float | None = None  # AxonFlow's estimate in USD (audit_logs.cost DECIMAL(10, 6)); kept, not billed
+    error_message: str | None = None
+    plane: str | None = None  # gateway | decision | ... (#2592 plane column)
+
+    def is_llm_call(self) -> bool:
+        """A row of an LLM call AxonFlow logged (a provider and a model), not a verdict."""
+        return bool(self.provider and self.model)
+
+    def is_gateway_precheck(self) -> bool:
+        """A gateway pre-check verdict row (writeDecisionAuditLog with plane gateway)."""
+        return self.plane == "gateway"
+
+    def blocked(self) -> bool:
+        """AxonFlow refused it: no LLM call followed (past-tense vocabulary #2638, and the legacy 'deny')."""
+        return (self.policy_decision or "").lower() in ("blocked", "deny", "denied")
 
 
 # --- AxonFlow's own answer to a budget-blocked pre-check, byte for byte -------------------------

@@ -1,8 +1,8 @@
-"""The poller's durable position: one small JSON file per stream, replaced atomically.
+"""A poller's durable position: one small JSON file per stream, replaced atomically.
 
-A checkpoint is the watermark (the newest list time published: ``createdAt``, or ``occurredAt`` on
-v0.24+ mixed lists; Obot's ``recordedAt`` for the local-agent late sweep) and the ids published
-within the overlap window before it. It is written only after Kafka acknowledged the records it
+A checkpoint is the watermark (the newest list time published: for Obot ``createdAt``, or
+``occurredAt`` on v0.24+ mixed lists, ``recordedAt`` for the local-agent late sweep; for AxonFlow
+the audit row's ``timestamp``) and the ids published within the overlap window before it. It is written only after Kafka acknowledged the records it
 covers, so a crash can only make the poller publish a page again (with the same event ids), never
 skip one.
 """
