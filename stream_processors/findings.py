@@ -141,11 +141,11 @@ def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
 
 
 def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetime, client_id: str | None,
-             model: str | None, now: datetime) -> Finding:
+             model: str | None, now: datetime, retracted: bool = False, evidence: Sequence[str] = ()) -> Finding:
     """An LLM call in AxonFlow's own audit trail that no tap exchange of its context preceded."""
     return Finding(
         id=finding_id(FindingKind.UNTAPPED_LLM_CALL, tenant, context_id),
-        version=1,
+        version=2 if retracted else 1,
         tenant=tenant,
         time=time,
         kind=FindingKind.UNTAPPED_LLM_CALL,
@@ -153,7 +153,9 @@ def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetim
         context_id=context_id,
         client_id=client_id,
         description=(f"AxonFlow audited an LLM call{f' ({model})' if model else ''} for context {context_id} "
-                     "that never passed the gateledger tap"),
-        evidence_event_ids=[entry_event_id],
+                     "that never passed the gateledger tap"
+                     + (" (retracted: the tap's record of the context arrived late)" if retracted else "")),
+        evidence_event_ids=sorted({entry_event_id, *evidence}),
         detected_at=now,
+        retracted=retracted,
     )

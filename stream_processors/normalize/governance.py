@@ -11,13 +11,10 @@ correlate stage joins the MCP call carrying the same trace to these verdicts.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from pydantic import ValidationError
 
 from gateledger.contracts.envelope import Envelope, EventType
-from gateledger.contracts.events import Finding, PolicyDecision
+from gateledger.contracts.events import PolicyDecision
 from gateledger.contracts.wire import (
     AuditLogEntry,
     AxonFlowExchange,
@@ -26,7 +23,6 @@ from gateledger.contracts.wire import (
     McpCheckRequest,
     McpCheckResponse,
 )
-from stream_processors import findings
 from stream_processors.normalize.errors import schema_error
 
 GATES = {"/api/v1/mcp/check-input": "mcp_check_input", "/api/v1/mcp/check-output": "mcp_check_output"}
@@ -82,21 +78,14 @@ def decision_from_governance(env: Envelope) -> tuple[PolicyDecision, bool]:
         raise schema_error("AxonFlow governance exchange", exc) from None
 
 
-def untapped_finding(env: Envelope, context_state: dict[str, Any] | None, now: datetime) -> Finding | None:
-    """An ``untapped_llm_call`` for a row of AxonFlow's audit trail no tap exchange of its context preceded.
+def audit_entry(env: Envelope) -> AuditLogEntry:
+    """The row of AxonFlow's audit trail an ``axonflow.audit_entry`` envelope carries (else a schema error).
 
-    The row and the tap's exchanges are keyed by the context id (one partition), and the poller
-    reads only rows older than its settle time: what the tap saw of that context is already in
-    ``context_state`` (the normalize stage's ``c|tenant|context`` entry) when the row arrives.
-    Rows without a context id (not gateway-plane) have nothing of the tap's to compare with.
+    The row and the tap's exchanges of its context are keyed by the context id (one partition); the
+    pre-check ⇄ audit join (``normalize/join.py``) decides whether the tap saw that context, on the
+    tenant's watermark, so a tap record delivered after the row still counts.
     """
-    if not env.context_id:
-        return None
-    if context_state is not None and (context_state.get("pre") is not None or context_state.get("aud") is not None):
-        return None
     try:
-        entry = AuditLogEntry.model_validate(env.data)
+        return AuditLogEntry.model_validate(env.data)
     except ValidationError as exc:
         raise schema_error("AxonFlow audit entry", exc) from None
-    return findings.untapped(tenant=env.tenant, entry_event_id=env.id, context_id=env.context_id, time=env.time,
-                             client_id=entry.client_id, model=entry.model, now=now)

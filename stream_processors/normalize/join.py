@@ -1,8 +1,11 @@
 """The AxonFlow pre-check <-> LLM-call audit join of the normalize stage (one partition).
 
 Both are keyed by ``context_id`` on ``raw.axonflow``, so the join is local. Its state is one entry
-``c|<tenant>|<context>``; its timers run on the tenant's watermark. A mixin of ``NormalizePartition``,
-which provides the state, the output batch, the settings in microseconds and the emit helpers.
+``c|<tenant>|<context>``; its timers run on the tenant's watermark. Rows of AxonFlow's own audit
+trail (the audit poller's) meet the tap's exchanges of their context here too: a row the tap saw
+nothing of is an ``untapped_llm_call``, withdrawn if the tap's record of the context arrives later.
+A mixin of ``NormalizePartition``, which provides the state, the output batch, the settings in
+microseconds and the emit helpers.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from gateledger.contracts.envelope import Envelope
 from stream_processors import findings
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
-from stream_processors.normalize import llm, policy
+from stream_processors.normalize import governance, llm, policy
 
 
 class ContextJoin:
-    """Pre-checks and audits of one partition joined by context; unaudited and orphan findings."""
+    """Pre-checks and audits of one partition joined by context; unaudited, orphan and untapped findings."""
 
     state: Any
     out: Any
@@ -50,6 +53,7 @@ class ContextJoin:
         st["last"] = max(st["last"], t_us)
         self.out.row(row, t_us)
         self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+        self._tapped(st, row.tenant, row.context_id, env.id)
         aud = st["aud"]
         if st["held"] is not None:
             held = Envelope.model_validate_json(st["held"]["env"])
@@ -84,6 +88,7 @@ class ContextJoin:
         if st["aud"] is not None:
             return  # the one audit of this context is already in (a replay)
         st["last"] = max(st["last"], t_us)
+        self._tapped(st, env.tenant, req.context_id, env.id)
         pre = st["pre"]
         if pre is not None:
             call = llm.call_from_axonflow_audit(env, self._enrichment(st))
@@ -101,6 +106,37 @@ class ContextJoin:
             st["aud"] = {"eid": env.id, "t": t_us, "root": None}
             st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
         self._schedule_context(key, st)
+
+    def _audit_entry(self, env: Envelope, t_us: int) -> None:
+        """A row of AxonFlow's audit trail: an ``untapped_llm_call`` if the tap saw nothing of its context
+        by the time the tenant's watermark passes the row's time + ``orphan_grace_s``."""
+        entry = governance.audit_entry(env)
+        if not env.context_id:
+            return  # not a gateway-plane row: nothing of the tap's to compare with
+        key = f"c|{env.tenant}|{env.context_id}"
+        st = self.state.get(key) or _new_context(env.tenant, t_us)
+        if st["pre"] is not None or st["aud"] is not None:
+            return  # the tap saw this context: nothing to keep
+        ent = st.get("ent")
+        if ent is not None and (ent["u"] or (ent["t"], ent["eid"]) <= (t_us, env.id)):
+            return  # the context's earliest row is in (one finding per context, whichever row came first)
+        st["ent"] = {"eid": env.id, "t": t_us, "cid": entry.client_id, "m": entry.model, "u": 0}
+        st["last"] = max(st["last"], t_us)
+        self._schedule_context(key, st)
+
+    def _tapped(self, st: dict[str, Any], tenant: str, context_id: str | None, event_id: str) -> None:
+        """The tap's record of a context arrived: an untapped finding raised before it is withdrawn."""
+        ent = st.get("ent")
+        if ent is not None and ent["u"] == 1:
+            withdrawal = self._untapped_finding(ent, tenant, context_id or "", retracted=True, evidence=[event_id])
+            self.out.row(withdrawal, ent["t"])
+            ent["u"] = 2
+
+    def _untapped_finding(self, ent: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
+                          evidence: list[str] | None = None) -> Any:
+        return findings.untapped(tenant=tenant, entry_event_id=ent["eid"], context_id=context_id,
+                                 time=from_us(ent["t"]), client_id=ent["cid"], model=ent["m"], now=self._now(),
+                                 retracted=retracted, evidence=evidence or ())
 
     def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
         pre = st["pre"]
@@ -123,6 +159,8 @@ class ContextJoin:
             dues.append(pre["exp"] + self._unaudited_grace)
         if st["held"] is not None:
             dues.append(aud["t"] + self._orphan_grace)
+        if _untapped_pending(st):
+            dues.append(st["ent"]["t"] + self._orphan_grace)
         return min(dues)
 
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
@@ -161,6 +199,9 @@ class ContextJoin:
             st["oheld"] = st["held"]
             st["held"] = None
             st["orph"] = 1
+        if _untapped_pending(st) and wm >= st["ent"]["t"] + self._orphan_grace:
+            self.out.row(self._untapped_finding(st["ent"], tenant, context_id), st["ent"]["t"])
+            st["ent"]["u"] = 1
         if wm >= st["last"] + self._retention:
             self.state.delete(key)
             return
@@ -170,6 +211,12 @@ class ContextJoin:
 def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
     """A context's empty join state."""
     return {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us, "tn": tenant}
+
+
+def _untapped_pending(st: dict[str, Any]) -> bool:
+    """An audit-trail row of this context waits for the tap's record (none in yet, no finding raised)."""
+    ent = st.get("ent")
+    return ent is not None and ent["u"] == 0 and st["pre"] is None and st["aud"] is None
 
 
 def tenant_of(key: str, st: dict[str, Any]) -> str:

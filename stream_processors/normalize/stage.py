@@ -13,7 +13,8 @@ State keys (all in this partition's slice of one faust table):
   ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
   ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
                               exchange key starts with the tenant
-  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined)
+  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined), and the
+                              row of AxonFlow's audit trail for that context, if any
 """
 
 from __future__ import annotations
@@ -179,8 +180,19 @@ class NormalizePartition(ContextJoin):
         """Let tenants whose sources went quiet move on with the clock, and fire what became due."""
         for tenant in self.wms.tick():
             self._on_watermark(tenant)
+        for tenant, source in self.wms.prune(STAGE, self._retention, self._holds):
+            heaps = self._timers.get(tenant, {})
+            if source is None:
+                self._timers.pop(tenant, None)
+                self._next_expiry.pop(tenant, None)
+            elif source in heaps and not heaps[source]:
+                del heaps[source]
         self.wms.report(STAGE)
         telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
+
+    def _holds(self, tenant: str) -> bool:
+        """Whether anything of the tenant still waits here (a timer, remembered event ids)."""
+        return any(self._timers.get(tenant, {}).values()) or self.dedup.holds(tenant)
 
     def _on_watermark(self, tenant: str) -> None:
         """Fire the tenant's due timers and expire its old dedup chunks (cheap when nothing is due)."""
@@ -228,9 +240,7 @@ class NormalizePartition(ContextJoin):
             row, verdict = governance.decision_from_governance(env)
             self._emit_gate(row, rcv, fact=verdict)
         elif etype == EventType.AXONFLOW_AUDIT_ENTRY:
-            seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
-            if (found := governance.untapped_finding(env, seen, self._now())) is not None:
-                self.out.row(found, t_us)
+            self._audit_entry(env, t_us)
         elif topic == self.topics.cloudevents:
             self._cloudevent(env, rcv)
         else:

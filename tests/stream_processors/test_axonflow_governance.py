@@ -145,7 +145,8 @@ def test_llm_call_axonflow_logged_but_the_tap_never_saw_is_untapped(
 
     first, again = asyncio.run(traffic_and_poll())
     assert (first, again) == (2, 0), "both audit rows published once; the checkpoint skips them next time"
-    start_worker(processes, gl_env, tmp_path)
+    # Raised once the tenant's time passes a row's time + orphan_grace_s with no tap record of its context.
+    start_worker(processes, gl_env, tmp_path, orphan_grace_s=1)
 
     def done(o: Outputs) -> bool:
         return any(f["kind"] == "untapped_llm_call" for f in o.final(Topic.FINDINGS).values()) \
