@@ -154,20 +154,23 @@ def governs(check: dict[str, Any], call: dict[str, Any]) -> bool:
 
 
 def untapped(*, tenant: str, entry_event_id: str, context_id: str, time: datetime, client_id: str | None,
-             model: str | None, now: datetime, precheck: bool = False) -> Finding:
+             model: str | None, now: datetime, precheck: bool = False, retracted: bool = False,
+             evidence: Sequence[str] = ()) -> Finding:
     """An LLM call (or, ``precheck``, the gateway pre-check clearing one) in AxonFlow's own audit trail
-    that no tap exchange of its context preceded."""
+    that no tap exchange of its context preceded; ``retracted`` when the tap's record arrived late."""
     what = "approved a pre-check" if precheck else f"audited an LLM call{f' ({model})' if model else ''}"
     return Finding(
         id=finding_id(FindingKind.UNTAPPED_LLM_CALL, tenant, context_id),
-        version=1,
+        version=2 if retracted else 1,
         tenant=tenant,
         time=time,
         kind=FindingKind.UNTAPPED_LLM_CALL,
         severity="high",
         context_id=context_id,
         client_id=client_id,
-        description=f"AxonFlow {what} for context {context_id} that never passed the gateledger tap",
-        evidence_event_ids=[entry_event_id],
+        description=(f"AxonFlow {what} for context {context_id} that never passed the gateledger tap"
+                     + (" (retracted: the tap's record of the context arrived late)" if retracted else "")),
+        evidence_event_ids=sorted({entry_event_id, *evidence}),
         detected_at=now,
+        retracted=retracted,
     )

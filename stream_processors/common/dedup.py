@@ -60,6 +60,10 @@ class DedupWindow:
         self._pending.clear()
         return out
 
+    def holds(self, topic: str) -> bool:
+        """Whether any ids of ``topic`` (a tenant) are remembered."""
+        return any(tb[0] == topic for tb in self._chunks) or any(tb[0] == topic for tb in self._pending)
+
     def expire(self, topic: str, watermark_us: int) -> list[str]:
         """Forget buckets of ``topic`` that ended more than a window ago; returns chunk keys to delete."""
         dead: list[str] = []

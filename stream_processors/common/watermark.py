@@ -12,10 +12,16 @@ and each tenant has its own: one tenant's events (or clock skew) never move anot
 State: one entry per tenant, ``w|<tenant>`` = ``{"wm": watermark, "s": {source: newest event}}``
 (microseconds), written in the owner's watermark group. The processing time of each source's last
 arrival is not persisted: after a restart every known source counts as just heard from.
+
+Bounded: ``prune`` forgets a source quiet for a whole retention window (processing time) once the
+tenant's watermark has passed its newest event, and a tenant all of whose sources are that quiet
+once the owner holds nothing of it; their gauges go with them. Neither changes any watermark: a
+tenant's newest source is kept while the tenant is, and a forgotten tenant starts afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -169,6 +175,44 @@ class TenantWatermarks:
             self._state.touch(PREFIX + tenant, WATERMARK)
             return True
         return False
+
+    def prune(self, stage: str, horizon: int, holds: Callable[[str], bool]) -> list[tuple[str, str | None]]:
+        """Forget sources and tenants quiet for ``horizon`` of processing time (at least ``source_idle``).
+
+        A source goes once the tenant's watermark has passed its newest event, unless it holds the
+        tenant's newest event (the idle advance counts from it); a tenant goes, with every source,
+        once ``holds(tenant)`` says the owner keeps nothing of it (no timers, no dedup chunks).
+        Returns what was forgotten: ``(tenant, source)``, or ``(tenant, None)`` for a whole tenant.
+        """
+        now = self._clock_us()
+        horizon = max(horizon, self.source_idle)
+        gone: list[tuple[str, str | None]] = []
+        for tenant, ent in list(self._tenants.items()):
+            sources = ent["s"]
+            quiet = [s for s in sources if now - self._last.get((tenant, s), now) >= horizon]
+            if len(quiet) == len(sources) and not holds(tenant):
+                for src in list(sources):
+                    self._forget_source(stage, tenant, ent, src)
+                del self._tenants[tenant]
+                self._state.delete(PREFIX + tenant, WATERMARK)
+                with contextlib.suppress(KeyError):
+                    telemetry.TENANT_WATERMARK.remove(stage, tenant)
+                gone.append((tenant, None))
+                continue
+            newest = max(sources.values(), default=0)
+            for src in quiet:
+                if sources[src] < newest and sources[src] - self.lateness <= ent["wm"]:
+                    self._forget_source(stage, tenant, ent, src)
+                    gone.append((tenant, src))
+        return gone
+
+    def _forget_source(self, stage: str, tenant: str, ent: dict[str, Any], source: str) -> None:
+        del ent["s"][source]
+        self._state.touch(PREFIX + tenant, WATERMARK)
+        self._last.pop((tenant, source), None)
+        for gauge in (telemetry.SOURCE_LAG, telemetry.SOURCE_ACTIVE):
+            with contextlib.suppress(KeyError):
+                gauge.remove(stage, tenant, source)
 
     def report(self, stage: str) -> None:
         """Per-source lag gauges: how far each source's newest event trails its tenant's newest."""

@@ -159,6 +159,9 @@ class CorrelatePartition:
         """Let tenants whose sources went quiet move on with the clock."""
         for tenant in self.wms.tick():
             self._on_watermark(tenant)
+        for tenant, source in self.wms.prune(STAGE, self._retention, lambda t: bool(self.timers.get(t))):
+            if source is None:
+                self.timers.pop(tenant, None)
         self.wms.report(STAGE)
         telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 

@@ -11,14 +11,11 @@ correlate stage joins the MCP call carrying the same trace to these verdicts.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from pydantic import ValidationError
 
 from gateledger import findings
 from gateledger.contracts.envelope import Envelope, EventType
-from gateledger.contracts.events import Finding, PolicyDecision
+from gateledger.contracts.events import PolicyDecision
 from gateledger.contracts.wire import (
     AuditLogEntry,
     AxonFlowExchange,
@@ -88,25 +85,3 @@ def parse_entry(env: Envelope) -> AuditLogEntry:
         return AuditLogEntry.model_validate(env.data)
     except ValidationError as exc:
         raise schema_error("AxonFlow audit entry", exc) from None
-
-
-def tap_saw(context_state: dict[str, Any] | None) -> bool:
-    """Whether the tap recorded the pre-check or the LLM-call audit of this context."""
-    return context_state is not None and (context_state.get("pre") is not None or context_state.get("aud") is not None)
-
-
-def untapped_finding(env: Envelope, entry: AuditLogEntry, context_state: dict[str, Any] | None,
-                     now: datetime) -> Finding | None:
-    """An ``untapped_llm_call`` for a row of AxonFlow's audit trail no tap exchange of its context preceded.
-
-    The row and the tap's exchanges are keyed by the context id (one partition), and the poller
-    reads only rows older than its settle time: what the tap saw of that context is already in
-    ``context_state`` (the normalize stage's ``c|tenant|context`` entry) when the row arrives.
-    Rows without a request id have nothing of the tap's to compare with; a row AxonFlow blocked
-    cleared no LLM call.
-    """
-    if not env.context_id or entry.blocked() or tap_saw(context_state):
-        return None
-    return findings.untapped(tenant=env.tenant, entry_event_id=env.id, context_id=env.context_id, time=env.time,
-                             client_id=entry.client_id, model=entry.model, now=now,
-                             precheck=entry.is_gateway_precheck() and not entry.is_llm_call())

@@ -1,8 +1,11 @@
 """The AxonFlow pre-check <-> LLM-call audit join of the normalize stage (one partition).
 
 Both are keyed by ``context_id`` on ``raw.axonflow``, so the join is local. Its state is one entry
-``c|<tenant>|<context>``; its timers run on the tenant's watermark. A mixin of ``NormalizePartition``,
-which provides the state, the output batch, the settings in microseconds and the emit helpers.
+``c|<tenant>|<context>``; its timers run on the tenant's watermark. Rows of AxonFlow's own audit
+trail (the audit poller's) meet the tap's exchanges of their context here too: a row the tap saw
+nothing of is an ``untapped_llm_call``, withdrawn if the tap's record of the context arrives later.
+A mixin of ``NormalizePartition``, which provides the state, the output batch, the settings in
+microseconds and the emit helpers.
 """
 
 from __future__ import annotations
@@ -15,11 +18,11 @@ from gateledger import findings
 from gateledger.contracts.envelope import Envelope
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
-from stream_processors.normalize import llm, policy
+from stream_processors.normalize import governance, llm, policy
 
 
 class ContextJoin:
-    """Pre-checks and audits of one partition joined by context; unaudited and orphan findings."""
+    """Pre-checks and audits of one partition joined by context; unaudited, orphan and untapped findings."""
 
     state: Any
     out: Any
@@ -50,6 +53,7 @@ class ContextJoin:
         st["last"] = max(st["last"], t_us)
         self.out.row(row, t_us)
         self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
+        self._tapped(st, row.tenant, row.context_id, env.id)
         aud = st["aud"]
         if st["held"] is not None:
             held = Envelope.model_validate_json(st["held"]["env"])
@@ -84,6 +88,7 @@ class ContextJoin:
         if st["aud"] is not None:
             return  # the one audit of this context is already in (a replay)
         st["last"] = max(st["last"], t_us)
+        self._tapped(st, env.tenant, req.context_id, env.id)
         pre = st["pre"]
         if pre is not None:
             call = llm.call_from_axonflow_audit(env, self._enrichment(st))
@@ -101,6 +106,62 @@ class ContextJoin:
             st["aud"] = {"eid": env.id, "t": t_us, "root": None}
             st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
         self._schedule_context(key, st)
+
+    def _trail_row(self, env: Envelope, entry: Any, t_us: int, rcv: int) -> None:
+        """A row of AxonFlow's audit trail, decided once the tenant's watermark passes its time + ``orphan_grace_s``.
+
+        Then, if the tap saw nothing of its context, it is an ``untapped_llm_call``; and if the tap
+        did not record the LLM call itself, an LLM row fills the gap as an ``LlmCall``
+        (``llm.call_from_audit_entry``). Waiting on the watermark (not deciding on arrival) makes the
+        result the same whichever arrives first, the row or the tap's records.
+        """
+        if not env.context_id or entry.blocked():
+            return  # not a gateway-plane row (nothing of the tap's to compare with), or it cleared no call
+        key = f"c|{env.tenant}|{env.context_id}"
+        st = self.state.get(key) or _new_context(env.tenant, t_us)
+        if st["aud"] is not None:
+            return  # the tap recorded the call itself: no finding and nothing to fill
+        fill = entry.is_llm_call()
+        if st["pre"] is not None and not fill:
+            return  # the tap saw this context and the row shows no call to fill
+        ent = st.get("ent")
+        if ent is not None and (ent["u"] or (not fill and ent.get("env")) or
+                                (bool(ent.get("env")) == fill and (ent["t"], ent["eid"]) <= (t_us, env.id))):
+            return  # one row per context decides: an LLM row over a pre-check row, else the earliest
+        st["ent"] = {"eid": env.id, "t": t_us, "cid": entry.client_id, "m": entry.model, "u": 0,
+                     "pc": int(entry.is_gateway_precheck() and not fill),
+                     "env": self._raw.decode("utf-8", "replace") if fill else None, "rcv": rcv}
+        st["last"] = max(st["last"], t_us)
+        self._schedule_context(key, st)
+
+    def _trail_due(self, st: dict[str, Any], tenant: str, context_id: str) -> None:
+        """The trail row's grace is over: the finding if the tap saw nothing, the filled call if it missed the call."""
+        ent = st["ent"]
+        if st["pre"] is None and st["aud"] is None:
+            self.out.row(self._untapped_finding(ent, tenant, context_id), ent["t"])
+            ent["u"] = 1
+        else:
+            ent["u"] = 3  # the tap saw the context: no finding
+        if ent.get("env") and st["aud"] is None:
+            row = Envelope.model_validate_json(ent["env"])
+            call = llm.call_from_audit_entry(row, governance.parse_entry(row), st)
+            if call is not None:
+                self._emit_llm(call, ent["rcv"])
+        ent["env"] = None
+
+    def _tapped(self, st: dict[str, Any], tenant: str, context_id: str | None, event_id: str) -> None:
+        """The tap's record of a context arrived: an untapped finding raised before it is withdrawn."""
+        ent = st.get("ent")
+        if ent is not None and ent["u"] == 1:
+            withdrawal = self._untapped_finding(ent, tenant, context_id or "", retracted=True, evidence=[event_id])
+            self.out.row(withdrawal, ent["t"])
+            ent["u"] = 2
+
+    def _untapped_finding(self, ent: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
+                          evidence: list[str] | None = None) -> Any:
+        return findings.untapped(tenant=tenant, entry_event_id=ent["eid"], context_id=context_id,
+                                 time=from_us(ent["t"]), client_id=ent["cid"], model=ent["m"], now=self._now(),
+                                 retracted=retracted, evidence=evidence or (), precheck=bool(ent.get("pc")))
 
     def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
         pre = st["pre"]
@@ -123,6 +184,8 @@ class ContextJoin:
             dues.append(pre["exp"] + self._unaudited_grace)
         if st["held"] is not None:
             dues.append(aud["t"] + self._orphan_grace)
+        if _untapped_pending(st):
+            dues.append(st["ent"]["t"] + self._orphan_grace)
         return min(dues)
 
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
@@ -161,6 +224,8 @@ class ContextJoin:
             st["oheld"] = st["held"]
             st["held"] = None
             st["orph"] = 1
+        if _untapped_pending(st) and wm >= st["ent"]["t"] + self._orphan_grace:
+            self._trail_due(st, tenant, context_id)
         if wm >= st["last"] + self._retention:
             self.state.delete(key)
             return
@@ -170,6 +235,12 @@ class ContextJoin:
 def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
     """A context's empty join state."""
     return {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us, "tn": tenant}
+
+
+def _untapped_pending(st: dict[str, Any]) -> bool:
+    """An audit-trail row of this context waits for the tap's record (none in yet, no finding raised)."""
+    ent = st.get("ent")
+    return ent is not None and ent["u"] == 0 and st["aud"] is None and (st["pre"] is None or bool(ent.get("env")))
 
 
 def tenant_of(key: str, st: dict[str, Any]) -> str:

@@ -13,7 +13,8 @@ State keys (all in this partition's slice of one faust table):
   ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
   ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
                               exchange key starts with the tenant
-  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined)
+  ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined), and the
+                              row of AxonFlow's audit trail for that context, if any
 """
 
 from __future__ import annotations
@@ -171,8 +172,19 @@ class NormalizePartition(ContextJoin):
         """Let tenants whose sources went quiet move on with the clock, and fire what became due."""
         for tenant in self.wms.tick():
             self._on_watermark(tenant)
+        for tenant, source in self.wms.prune(STAGE, self._retention, self._holds):
+            heaps = self._timers.get(tenant, {})
+            if source is None:
+                self._timers.pop(tenant, None)
+                self._next_expiry.pop(tenant, None)
+            elif source in heaps and not heaps[source]:
+                del heaps[source]
         self.wms.report(STAGE)
         telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
+
+    def _holds(self, tenant: str) -> bool:
+        """Whether anything of the tenant still waits here (a timer, remembered event ids)."""
+        return any(self._timers.get(tenant, {}).values()) or self.dedup.holds(tenant)
 
     def _on_watermark(self, tenant: str) -> None:
         """Fire the tenant's due timers and expire its old dedup chunks (cheap when nothing is due)."""
@@ -240,17 +252,13 @@ class NormalizePartition(ContextJoin):
         self._emit_gate(row, rcv, fact=verdict)
 
     def _audit_entry(self, env: Envelope, t_us: int, rcv: int) -> None:
-        """A row of AxonFlow's audit trail: an ``untapped_llm_call`` and the LLM call itself when the tap missed it."""
+        """A row of AxonFlow's audit trail: meets the tap's records of its context in the join."""
         entry = governance.parse_entry(env)
         if t_us < self.wms.value(env.tenant) - self._retention:
             # What the tap saw of a context this old is forgotten: no telling a gap from a double.
             telemetry.SKIPPED.labels(stage=STAGE, reason="audit_entry_beyond_retention").inc()
             return
-        seen = self.state.get(f"c|{env.tenant}|{env.context_id}") if env.context_id else None
-        if (found := governance.untapped_finding(env, entry, seen, self._now())) is not None:
-            self.out.row(found, t_us)
-        if (call := llm.call_from_audit_entry(env, entry, seen)) is not None:
-            self._emit_llm(call, rcv)
+        self._trail_row(env, entry, t_us, rcv)
 
     def _cloudevent(self, env: Envelope, rcv: int) -> None:
         if not env.type.startswith("gateledger."):

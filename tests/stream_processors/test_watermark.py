@@ -125,3 +125,55 @@ def test_a_bypass_is_withdrawn_when_late_evidence_shows_the_block_did_not_apply(
     assert gone["retracted"] and gone["version"] > bypass["version"]
     (it,) = pl.final(str(Topic.INTERACTIONS)).values()
     assert it["status"] != "bypass" and it["approved"] is True
+
+
+def _gauges(stage: str) -> set[tuple[str, ...]]:
+    """The (tenant, source) label sets of the source gauges, and (tenant,) of the tenant gauge, for a stage."""
+    out: set[tuple[str, ...]] = set()
+    for gauge in (telemetry.SOURCE_LAG, telemetry.SOURCE_ACTIVE, telemetry.TENANT_WATERMARK):
+        for metric in gauge.collect():
+            for sample in metric.samples:
+                if sample.labels.get("stage") == stage:
+                    out.add(tuple(v for k, v in sorted(sample.labels.items()) if k != "stage"))
+    return out
+
+
+def test_sources_and_tenants_quiet_beyond_retention_are_forgotten_with_their_gauges() -> None:
+    """Per-(tenant, source) state and gauges stay bounded by what is live: one backfill file per day
+    (a new source name each time) must not leave a source behind forever, nor a tenant that left."""
+    clock = ManualClock(T0)
+    state = PartitionState(0)
+    w = marks(clock, state)
+    stage, retention = "prune-test", 3600 * S
+    held: set[str] = set()
+    for day in range(3):
+        w.observe("acme", f"backfill-{day}", (100 + day) * S)  # a backfill, behind the live tap
+        w.observe("acme", "tap", (1000 + day * 86400) * S)
+        w.observe(f"gone-{day}", "tap", 1000 * S)  # a tenant that sends once
+        w.report(stage)
+        clock.advance(seconds=86400)
+        w.observe("acme", "tap", (1000 + day * 86400 + 1) * S)  # the tap stays live
+        before = w.value("acme")
+        dropped = w.prune(stage, retention, lambda t: t in held)
+        assert w.value("acme") == before  # forgetting never moves time
+        assert (f"gone-{day}", None) in dropped and ("acme", f"backfill-{day}") in dropped
+        w.report(stage)
+    assert set(state.get("w|acme")["s"]) == {"tap"}
+    assert {k for k in state.kv} == {"w|acme"}  # the one-off tenants' entries are deleted (persisted as such)
+    assert dict(state.take_writes()).get("w|gone-0", "kept") is None
+    assert _gauges(stage) == {("tap", "acme"), ("acme",)}
+    # A tenant the owner still holds something of is kept (its watermark must go on to fire that).
+    held.add("acme")
+    clock.advance(seconds=86400)
+    assert w.prune(stage, retention, lambda t: t in held) == [] and w.value("acme") > 0
+    held.clear()
+    assert w.prune(stage, retention, lambda t: t in held) == [("acme", None)] and _gauges(stage) == set()
+    # A source still ahead of its tenant's watermark, or holding the tenant's newest event, stays.
+    w.observe("initech", "live", 5000 * S)
+    w.observe("initech", "ahead", 9000 * S)
+    clock.advance(seconds=30)
+    w.observe("initech", "live", 5001 * S)
+    clock.advance(seconds=4000)
+    w.observe("initech", "live", 5002 * S)
+    assert w.prune(stage, retention, lambda t: True) == []
+    assert set(state.get("w|initech")["s"]) == {"live", "ahead"}

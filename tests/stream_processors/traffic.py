@@ -39,6 +39,9 @@ class Spec:
     zero_tokens: bool = False
     filter_decision: str | None = None  # also a gateledger webhook-filter record with this decision
     expires_in_s: float = 300.0  # the pre-check's expires_at, after its time
+    trail: bool = False  # AxonFlow's own audit trail logs the audit too (the audit poller's row)
+    checks: bool = False  # tool calls governed by AxonFlow's /decide and MCP checks, joined on the trace only
+    check_block: bool = False  # check-input refuses the first tool call, which runs anyway (a bypass)
     prompt_tokens: int = 1000
     completion_tokens: int = 200
     extra: dict[str, Any] = field(default_factory=dict)
@@ -108,10 +111,11 @@ def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dic
     session = f"sess-{spec.n}"
     rpc = k + 1
     tool = f"tool_{k % 3}"
+    meta = {"traceparent": f"00-{spec.trace_id}-00f067aa0ba902b7-01"}
+    if not spec.checks:  # an agent behind AxonFlow's MCP checks passes only the W3C trace on
+        meta["request_id"] = spec.request_id
     body = {"jsonrpc": "2.0", "id": rpc, "method": "tools/call",
-            "params": {"name": tool, "arguments": {"q": "x"},
-                       "_meta": {"request_id": spec.request_id,
-                                 "traceparent": f"00-{spec.trace_id}-00f067aa0ba902b7-01"}}}
+            "params": {"name": tool, "arguments": {"q": "x"}, "_meta": meta}}
     hooks = [{"type": "request", "method": "tools/call", "name": "dlp", "tool": tool,
               "status": "rejected" if rejected else "ok", "message": "blocked: PII" if rejected else ""}]
     common = {"subject": f"user-{spec.n % 7}", "metadata": {"mcpID": "ms-github", "mcpServerDisplayName": "GitHub",
@@ -132,13 +136,70 @@ def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dic
     return request, response, whole
 
 
+def audit_trail_record(spec: Spec, at: datetime, context_id: str | None = None) -> dict[str, Any]:
+    """A row of AxonFlow's own audit trail for an LLM call, as ``POST /api/v1/audit/search`` lists it
+    (audit_logger.go columns; gateway rows carry the pre-check's context id as ``request_id``)."""
+    ctx = context_id or spec.context_id
+    return {"id": f"trail-{ctx}", "request_id": ctx, "timestamp": _iso(at), "client_id": "support-bot",
+            "tenant_id": spec.tenant, "request_type": "llm_chat", "policy_decision": "allowed",
+            "provider": "openai", "model": "gpt-4o", "tokens_used": spec.prompt_tokens + spec.completion_tokens}
+
+
+def governance_record(spec: Spec, path: str, at: datetime, tool: str, allowed: bool = True) -> dict[str, Any]:
+    """The tap's recording of AxonFlow's ``/api/v1/decide`` or MCP ``check-input`` / ``check-output``.
+
+    Shapes from getaxonflow/axonflow platform/agent/mcp_handler.go (a check-input block is HTTP 403
+    with ``allowed: false``) and the SDK's axonflow/types.py DecideRequest / DecideResponse; AxonFlow
+    joins the stages of one tool call on the caller's ``traceparent``.
+    """
+    k = {"/api/v1/decide": "d", "/api/v1/mcp/check-input": "i", "/api/v1/mcp/check-output": "o"}[path]
+    decision = f"dec-{spec.n}-{tool}-{k}"
+    if path == "/api/v1/decide":
+        request: dict[str, Any] = {"stage": "tool", "query": "search issues",
+                                   "target": {"type": "tool", "server": "github", "tool": tool}}
+        response: dict[str, Any] = {"verdict": "allow" if allowed else "deny", "decision_id": decision,
+                                    "reasons": [] if allowed else ["tool not allowed"]}
+    else:
+        request = {"connector_type": "github", "tool": tool, "statement": "list open issues"}
+        response = {"allowed": allowed, "decision_id": decision, "policies_evaluated": 3,
+                    "block_reason": None if allowed else "SQL injection detected"}
+    return {"path": path, "status": 200 if allowed else 403, "started_at": _iso(at),
+            "finished_at": _iso(at + timedelta(milliseconds=4)), "tenant_header": spec.tenant,
+            "traceparent": f"00-{spec.trace_id}-b7ad6b7169203331-01", "request": request, "response": response}
+
+
+def _governed_records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], datetime]]:
+    """Tool calls an agent runs behind AxonFlow's governance: /decide, check-input, the call, check-output."""
+    out = []
+    for k in range(max(spec.tools, 1)):
+        tk = spec.t0 + timedelta(seconds=2 + k)
+        tool = f"tool_{k % 3}"
+        blocked = spec.check_block and k == 0
+        out.append((tk - timedelta(milliseconds=30), "axonflow-governance",
+                    governance_record(spec, "/api/v1/decide", tk - timedelta(milliseconds=30), tool), tk))
+        out.append((tk - timedelta(milliseconds=20), "axonflow-governance",
+                    governance_record(spec, "/api/v1/mcp/check-input", tk - timedelta(milliseconds=20), tool,
+                                      allowed=not blocked), tk))
+        _req, _resp, whole = _tool_records(spec, k, tk)
+        out.append((tk, "obot-audit", whole, tk + DELAY))
+        to = tk + timedelta(milliseconds=200)
+        out.append((to, "axonflow-governance", governance_record(spec, "/api/v1/mcp/check-output", to, tool),
+                    to + DELAY))
+    return out
+
+
 def records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], datetime]]:
     """The upstream records of one interaction: (event time, format, record, received at)."""
+    if spec.checks:
+        return _governed_records(spec)
     t = spec.t0
     out = [(t, "axonflow-precheck", precheck_record(spec, t), t + DELAY)]
     if spec.audit:
         ta = t + timedelta(seconds=1)
         out.append((ta, "axonflow-llm-call", audit_record(spec, ta), ta + DELAY))
+        if spec.trail:
+            tt = ta + timedelta(milliseconds=300)
+            out.append((tt, "axonflow-audit-entry", audit_trail_record(spec, tt), tt + DELAY))
     for k in range(spec.tools):
         tk = t + timedelta(seconds=2 + k)
         req, resp, whole = _tool_records(spec, k, tk)
