@@ -151,6 +151,7 @@ class Supervisor:
 
     def _on_recycle_signal(self) -> None:
         self._recycle_requested = True
+        self._next_recycle_check = 0.0
 
     async def run(self) -> int:
         """Start everything, supervise, stop; returns the exit code."""
@@ -315,14 +316,20 @@ class Supervisor:
 
     async def _maybe_recycle(self, logs: Path, now: float) -> None:
         """Recycle the broker when the schedule says so (gateledger/stack/recycle.py)."""
-        if (now < self._next_recycle_check and not self._recycle_requested) or self.broker is None or self.broker.process is None:
+        if now < self._next_recycle_check or self.broker is None or self.broker.process is None:
             return
         self._next_recycle_check = now + self.settings.stack.broker_recycle_check_s
         reason = self._recycle.due(rss_mib(self.broker.process.pid), now - self._broker_started)
         if self._recycle_requested:
             reason = "asked for (SIGUSR2)"
-        if reason is not None and await self._recycle_broker(logs, reason):
-            self._recycle_requested = False  # a put-off request is retried at the next check
+        if reason is None:
+            return
+        if await self._recycle_broker(logs, reason):
+            self._recycle_requested = False
+        else:
+            # Put off (the sink is behind): the ingest stays open at least this long before the next
+            # attempt refuses it again (measured: a sink far behind otherwise keeps it refused).
+            self._next_recycle_check = time.monotonic() + self.settings.stack.broker_recycle_land_timeout_s
 
     async def _recycle_broker(self, logs: Path, reason: str) -> bool:
         """Drain, restart the broker empty, re-drive, resume; False (ingest reopened) when the sink
