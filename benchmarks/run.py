@@ -179,7 +179,9 @@ def tables(results: dict[str, Any]) -> list[str]:
         from benchmarks.soak import table_rows
 
         out.append(table(f"soak: {so['achieved_events_per_s']:,} raw events/s for {so['minutes']:g} min "
-                         f"(retention {so['retention_s'] or 'default'} s; fit after {so['warmup_min']:g} min)",
+                         f"(retention {so['retention_s'] or 'default'} s; fit after {so['warmup_min']:g} min; "
+                         f"broker recycled {so.get('broker_recycles', 0)}× at "
+                         f"{so.get('broker_recycle_mib') or 'the default'} MiB)",
                          ["process", "mean RSS MiB", "last MiB", "MiB/min", "% per 10 min", "7 days MiB",
                           "CPU cores"], table_rows(so)))
     q = results.get("queries")

@@ -92,7 +92,7 @@ def plot(series: list[dict[str, Any]], path: Path, title: str) -> None:
 
 
 async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, retention_s: float | None,
-                seed: int, echo: Any) -> dict[str, Any]:
+                seed: int, echo: Any, broker_recycle_mib: float | None = None) -> dict[str, Any]:
     from gateledger.clock import utcnow
     from producers.simulator.traffic import TrafficGenerator
 
@@ -101,10 +101,17 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     env = {}
     if retention_s is not None:
         env["GATELEDGER_PROCESSORS_RETENTION_S"] = str(retention_s)
+        # The dedup window (24 h by default) holds event ids as long: shortened alike, in 4 buckets.
+        env["GATELEDGER_PROCESSORS_DEDUP_WINDOW_S"] = str(retention_s)
+        env["GATELEDGER_PROCESSORS_DEDUP_BUCKET_S"] = str(max(1.0, retention_s / 4))
+    if broker_recycle_mib is not None:
+        # The broker's memory bound (gateledger/stack/recycle.py), low enough to be reached in the soak.
+        env["GATELEDGER_STACK_BROKER_RECYCLE_RSS_MIB"] = str(broker_recycle_mib)
+        env["GATELEDGER_STACK_BROKER_RECYCLE_MIN_UPTIME_S"] = "60"
     result: dict[str, Any] = {"scenario": "soak", "minutes": minutes, "target_events_per_s": rate,
                               "interactions_per_s": round(rate_i, 2), "raw_events_per_interaction":
                                   round(per_interaction, 2), "retention_s": retention_s, "every_s": every_s,
-                              "warmup_min": warmup_min}
+                              "warmup_min": warmup_min, "broker_recycle_mib": broker_recycle_mib}
     with Stack(extra_env=env) as stack:
         await asyncio.sleep(2)  # let the consumers settle into their groups
         sampler = ServiceSampler(stack, keep_series=True)
@@ -134,11 +141,13 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
         summary = await sampling
         elapsed = time.monotonic() - t0
         landed = int((await stack.aquery("SELECT uniqExact(id) FROM $db.raw_events"))[0][0])
+        recycles = (stack.dir / "up.log").read_text().count("broker recycled (")
     growth = fit(sampler.series, warmup_min * 60)
     services = [k for k in growth if k != "load generator"]
     week = [growth[k]["extrapolated_7d_mib"] for k in services]
     result.update({
-        "records_sent": sent, "retries": retries, "raw_events_landed": landed,
+        "records_sent": sent, "retries": retries, "raw_events_landed": landed, "broker_recycles": recycles,
+        "service_restarts": sampler.restarts,
         "achieved_events_per_s": round(sent / elapsed), "elapsed_s": round(elapsed, 1),
         "cpu": summary, "growth": growth,
         "stack_extrapolated_7d_mib": round(sum(w for w in week if w is not None), 1) if all(
@@ -149,10 +158,11 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
 
 
 def run(minutes: float = 30.0, rate: float = 300.0, every_s: float = 5.0, warmup_min: float = 5.0,
-        retention_s: float | None = None, seed: int = 11, png: str | None = None) -> dict[str, Any]:
+        retention_s: float | None = None, seed: int = 11, png: str | None = None,
+        broker_recycle_mib: float | None = None) -> dict[str, Any]:
     """RSS and CPU of every service over a steady-rate run, with fitted growth and a 7-day extrapolation."""
     os.environ.pop("GATELEDGER_DATA_DIR", None)
-    result = asyncio.run(_soak(minutes, rate, every_s, warmup_min, retention_s, seed, print))
+    result = asyncio.run(_soak(minutes, rate, every_s, warmup_min, retention_s, seed, print, broker_recycle_mib))
     if png:
         plot(result["series"], Path(png), f"soak: {rate:g} raw events/s for {minutes:g} min")
         result["png"] = png

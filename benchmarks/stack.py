@@ -43,11 +43,17 @@ class Stack:
                 raise RuntimeError("gateledger up did not start: " + (self.dir / "up.log").read_text()[-3000:])
             time.sleep(0.2)
         self.state = state
+        self.find_pids()
+
+    def find_pids(self) -> dict[str, int]:
+        """The services' current pids (a broker recycle or a crash restarts them under new ones)."""
+        assert self.proc is not None
         for pid in children(self.proc.pid):
             line = cmdline(pid)
             for name, needle in SERVICES.items():
                 if needle in line:
                     self.pids[name] = pid
+        return self.pids
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         """Rows of a query, through the running sink (chDB belongs to it)."""
@@ -101,15 +107,19 @@ class ServiceSampler:
         self.series: list[dict[str, Any]] = []
         self.peak: dict[str, float] = {}
         self._cpu0 = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._cpu_before = {name: 0.0 for name in self.pids}  # CPU of earlier processes of a restarted service
+        self.restarts = {name: 0 for name in self.pids}
         self._t0 = time.monotonic()
         self.cpu: dict[str, float] = {name: 0.0 for name in self.pids}
 
     def sample(self) -> dict[str, Any]:
         """One sample: seconds since start, RSS (MiB) and CPU seconds used since start, per process."""
         row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {}}
+        if any(rss_kib(pid) == 0 for pid in self.pids.values()):
+            self._follow_restarts()
         for name, pid in self.pids.items():
             mib = round(rss_kib(pid) / 1024, 1)
-            used = cpu_seconds(pid) - self._cpu0[name]
+            used = self._cpu_before[name] + cpu_seconds(pid) - self._cpu0[name]
             self.peak[name] = max(self.peak.get(name, 0.0), mib)
             self.cpu[name] = max(self.cpu[name], used)  # a restarted child starts from 0: keep the most seen
             row["rss_mib"][name] = mib
@@ -117,6 +127,15 @@ class ServiceSampler:
         if self.keep_series:
             self.series.append(row)
         return row
+
+    def _follow_restarts(self) -> None:
+        """Services restarted under new pids (the broker recycle restarts them all): sample those."""
+        for name, pid in self.stack.find_pids().items():
+            if self.pids.get(name) != pid:
+                self._cpu_before[name] = self.cpu.get(name, 0.0)
+                self._cpu0[name] = cpu_seconds(pid)
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self.pids[name] = pid
 
     async def run(self, stop: asyncio.Event, every_s: float = 0.5) -> dict[str, Any]:
         """Sample until ``stop`` is set; the peaks and CPU seconds of the window."""

@@ -128,6 +128,20 @@ class StackSettings(BaseSettings):
     # At start, raw events of interactions that landed in the previous run's last this-many seconds
     # are re-driven too: their later stages (cost rows, budget contributions) may not have landed.
     redrive_tail_s: float = 60.0
+    # The memory-only broker never frees what it holds (docs/operations.md, "Memory of the embedded
+    # broker"): it is recycled (drain, restart empty, re-drive from ClickHouse) once its resident
+    # memory passes this many MiB (0: never for memory) or it has run this many hours (0: never for
+    # time), but not before it has run min_uptime_s, and checked every check_s.
+    broker_recycle_rss_mib: float = Field(default=1024.0, ge=0)
+    broker_recycle_interval_h: float = Field(default=0.0, ge=0)
+    broker_recycle_min_uptime_s: float = Field(default=600.0, ge=0)
+    broker_recycle_check_s: float = Field(default=15.0, gt=0)
+    # How long a recycle waits for the pipeline to drain before it restarts the broker anyway (what
+    # the processors had not finished is re-driven); the sink must still land every accepted raw
+    # event within land_timeout_s more, else the recycle is put off (retried at the next check) and
+    # the ingest reopened.
+    broker_recycle_drain_timeout_s: float = Field(default=120.0, gt=0)
+    broker_recycle_land_timeout_s: float = Field(default=300.0, gt=0)
 
     @field_validator("host")
     @classmethod

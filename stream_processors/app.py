@@ -15,6 +15,7 @@ from stream_processors.pipeline import StageContext, register_all
 from stream_processors.recovery import OrderedRecoveryTableManager
 from stream_processors.runtime import consumer_progress, is_ready
 from stream_processors.settings import ProcessorSettings
+from stream_processors.state_size import StateSizer, memory_limit_bytes
 from stream_processors.tansu import GateledgerApp
 
 
@@ -84,6 +85,8 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
     ctx = StageContext(settings=settings, proc=proc, target=target, clock=clock, masker=masker)
     runners = register_all(app, ctx)
     app.gateledger_runners = runners  # type: ignore[attr-defined]
+    sizers: dict[str, StateSizer] = {}
+    telemetry.MEMORY_LIMIT.set(memory_limit_bytes())
 
     @app.page("/metrics")
     async def metrics(self: Any, request: Any) -> Any:
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         consumer_progress(app, runners.values())
         for name, runner in runners.items():
             telemetry.STATE_ENTRIES.labels(table=name).set(runner.entries())
+            sizers.setdefault(name, StateSizer(name)).step(runner.store())
 
     return app
 

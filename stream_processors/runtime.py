@@ -85,6 +85,10 @@ class StageRunner:
         store = self.table.data
         return getattr(store, "data", store)  # the memory store's dict
 
+    def store(self) -> dict[str, Any]:
+        """The stage table's entries (``<partition>|<key>`` -> value), shared, not copied."""
+        return self._store()
+
     def _check_generation(self) -> None:
         gen = self.app.rebalancing_count
         if gen != self._generation:

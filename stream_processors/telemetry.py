@@ -28,6 +28,25 @@ OPEN_INTERACTIONS = Gauge(
     "gateledger_processor_open_interactions", "Interactions collecting events and not yet emitted."
 )
 STATE_ENTRIES = Gauge("gateledger_processor_state_entries", "Entries in a state table.", ["table"])
+STATE_BYTES = Gauge(
+    "gateledger_processor_state_bytes",
+    "Bytes of a state table as persisted to its changelog (keys + JSON values), per table; set once per full pass.",
+    ["table"],
+)
+TENANT_STATE_ENTRIES = Gauge(
+    "gateledger_processor_tenant_state_entries", "Entries in a state table, per table and tenant ('-': no tenant).",
+    ["table", "tenant"],
+)
+TENANT_STATE_BYTES = Gauge(
+    "gateledger_processor_tenant_state_bytes",
+    "Bytes of a state table as persisted (keys + JSON values), per table and tenant ('-': no tenant).",
+    ["table", "tenant"],
+)
+MEMORY_LIMIT = Gauge(
+    "gateledger_processor_memory_limit_bytes",
+    "Memory this worker may use (cgroup limit, else the machine's RAM): what GateledgerProcessorMemoryRunningOut "
+    "compares its resident memory's trend with.",
+)
 EMIT_DELAY = Histogram(
     "gateledger_processor_emit_delay_seconds",
     "From an output's event time to its emission (processing clock minus event time).",

@@ -339,12 +339,14 @@ def bench_all(quick: bool, json_path: Path | None, write_docs: bool) -> None:
 @click.option("--warmup", "warmup_min", type=float, default=5.0, show_default=True,
               help="Minutes left out of the growth fit.")
 @click.option("--retention-s", type=float, default=None,
-              help="Shorten the processors' retention window (seconds) to reach the plateau sooner.")
+              help="Shorten the processors' retention and dedup windows (seconds) to reach the plateau sooner.")
+@click.option("--broker-recycle-mib", type=float, default=None,
+              help="Recycle the embedded broker past this RSS (GATELEDGER_STACK_BROKER_RECYCLE_RSS_MIB).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the results (every sample) to this file.")
 @click.option("--write-docs", is_flag=True, help="Write docs/benchmarks-soak.md, .json and .png.")
 def bench_soak(minutes: float, rate: float, every_s: float, warmup_min: float, retention_s: float | None,
-               json_path: Path | None, write_docs: bool) -> None:
+               broker_recycle_mib: float | None, json_path: Path | None, write_docs: bool) -> None:
     """The whole stack at a steady rate: RSS and CPU per service, fitted growth, 7-day extrapolation."""
     import json
 
@@ -354,7 +356,8 @@ def bench_soak(minutes: float, rate: float, every_s: float, warmup_min: float, r
     _setup_logging("WARNING")
     png = REPO / "docs" / "benchmarks-soak.png" if write_docs else None
     params = {"minutes": minutes, "rate": rate, "every_s": every_s, "warmup_min": warmup_min,
-              "retention_s": retention_s, "png": str(png) if png else None}
+              "retention_s": retention_s, "png": str(png) if png else None,
+              "broker_recycle_mib": broker_recycle_mib}
     click.echo(f"soak: {rate:g} raw events/s for {minutes:g} min, a sample every {every_s:g} s ...")
     result = scenario_subprocess("soak", params)
     for t in tables({"soak": result}):

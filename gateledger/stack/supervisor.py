@@ -5,7 +5,10 @@ queries), the re-drive of raw events whose processing never landed (gateledger/s
 the stream processors, the ingest service and optionally the demo simulator. Restarts a crashed
 service with backoff. The broker is memory-only: if it dies, every service is stopped, the broker
 restarted on the same port and the services started again behind a new re-drive, so what had
-landed in ClickHouse goes through again. SIGINT/SIGTERM drains in pipeline order
+landed in ClickHouse goes through again. Because the broker never frees memory, it is also recycled
+on a schedule (its RSS past a bound, or every N hours; SIGUSR2 asks for one now): the ingest
+refuses records, the pipeline drains, and once every accepted raw event has landed the same
+restart happens (gateledger/stack/recycle.py). SIGINT/SIGTERM drains in pipeline order
 (gateledger/stack/drain.py) and stops everything in reverse order; a second one stops at once.
 Children die with the supervisor, and a stale run's leftovers are cleared (gateledger/stack/orphans.py).
 """
@@ -35,6 +38,7 @@ from gateledger.stack import state as stack_state
 from gateledger.stack.broker import TansuBroker
 from gateledger.stack.budget_gate import BudgetGate, budgets_restored
 from gateledger.stack.drain import Groups, drain
+from gateledger.stack.recycle import RecycleSchedule, raw_events_landed, rss_mib
 from gateledger.stack.redrive import redrive
 from gateledger.stack.service import Service, StackError, wait_healthy
 
@@ -91,7 +95,12 @@ class Supervisor:
         self._env: dict[str, str] = {}
         self._ports: dict[str, int] = {}
         self.broker_restarts = 0
+        self.broker_recycles = 0
         self._broker_since = utcnow()
+        self._broker_started = time.monotonic()
+        self._recycle = RecycleSchedule.of(settings.stack)
+        self._next_recycle_check = 0.0
+        self._recycle_requested = False  # SIGUSR2: recycle the broker now
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -140,6 +149,10 @@ class Supervisor:
             self.abort_event.set()
         self.stop_event.set()
 
+    def _on_recycle_signal(self) -> None:
+        self._recycle_requested = True
+        self._next_recycle_check = 0.0
+
     async def run(self) -> int:
         """Start everything, supervise, stop; returns the exit code."""
         core = self.settings.core
@@ -153,6 +166,7 @@ class Supervisor:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._on_signal)
+        loop.add_signal_handler(signal.SIGUSR2, self._on_recycle_signal)
         code = 0
         try:
             await self._start(logs)
@@ -162,7 +176,7 @@ class Supervisor:
             code = 1
         finally:
             await self._shutdown()
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR2):
                 loop.remove_signal_handler(sig)
             self._release_lock()
         return code
@@ -242,6 +256,7 @@ class Supervisor:
                                        self._print)
             if svc.name == "sink":
                 await self._redrive(svc.health_url.rsplit("/", 1)[0] if svc.health_url else "")
+        self._broker_started = time.monotonic()  # the recycle schedule counts from a serving stack
 
     async def _redrive(self, sink_url: str) -> None:
         if self.plan is None or self.broker is None:
@@ -288,14 +303,72 @@ class Supervisor:
         self.broker_restarts += 1
         self._print("the Kafka broker exited (its topics were in memory): restarting it and the services; "
                     "raw events that had landed in ClickHouse are re-driven")
+        await self._restart_all(logs)
+        self._print("stack restarted after the broker crash")
+
+    async def _restart_all(self, logs: Path) -> None:
+        """Stop the services (not the demo traffic), restart the broker empty, start them behind a re-drive."""
         keep = [s for s in self.services if s.name == "demo"]
         for svc in reversed([s for s in self.services if s.name != "demo"]):
             await svc.stop(timeout_s=5)
         self.services = keep
+        if self.broker is not None:
+            self.broker.stop()
         await self._start_broker(logs)
         await self._start_services(logs)
         self._save_pids()
-        self._print("stack restarted after the broker crash")
+
+    async def _maybe_recycle(self, logs: Path, now: float) -> None:
+        """Recycle the broker when the schedule says so (gateledger/stack/recycle.py)."""
+        if now < self._next_recycle_check or self.broker is None or self.broker.process is None:
+            return
+        self._next_recycle_check = now + self.settings.stack.broker_recycle_check_s
+        reason = self._recycle.due(rss_mib(self.broker.process.pid), now - self._broker_started)
+        if self._recycle_requested:
+            reason = "asked for (SIGUSR2)"
+        if reason is None:
+            return
+        if await self._recycle_broker(logs, reason):
+            self._recycle_requested = False
+        else:
+            # Put off (the sink is behind): the ingest stays open at least this long before the next
+            # attempt refuses it again (measured: a sink far behind otherwise keeps it refused).
+            self._next_recycle_check = time.monotonic() + self.settings.stack.broker_recycle_land_timeout_s
+
+    async def _recycle_broker(self, logs: Path, reason: str) -> bool:
+        """Drain, restart the broker empty, re-drive, resume; False (ingest reopened) when the sink
+        could not land every accepted raw event, so nothing accepted is lost."""
+        if self.plan is None or self.broker is None:
+            return False
+        stack = self.settings.stack
+        by_name = {s.name: s for s in self.services}
+        self._print(f"recycling the Kafka broker: {reason}; ingest answers 503 + Retry-After while the "
+                    "pipeline drains, then the broker restarts empty and ClickHouse re-drives")
+        if "ingest" in by_name:
+            by_name["ingest"].signal(signal.SIGUSR1)
+        try:
+            await drain(self.settings.kafka, self.broker.bootstrap, self.plan.processors, self.plan.sink,
+                        self._print, stack.broker_recycle_drain_timeout_s, stages=self.plan.stages)
+            raw = sorted({t for topics in self.plan.processors.values() for t in topics})
+            landed = await raw_events_landed(self.settings.kafka, self.broker.bootstrap, self.plan.sink, raw,
+                                             self._print, stack.broker_recycle_land_timeout_s)
+        except Exception as exc:  # the broker is not touched: nothing is lost, the recycle is retried later
+            self._print(f"  recycle: drain failed ({exc})")
+            landed = False
+        if not landed:
+            self._print("  recycle put off: reopening the ingest")
+            if "ingest" in by_name:
+                ingest = by_name["ingest"]
+                await ingest.stop(timeout_s=20)
+                await ingest.start()
+                if ingest.health_url:
+                    await wait_healthy(ingest.health_url, ingest, timeout_s=90, ready=_enforcement_caught_up)
+                self._save_pids()
+            return False
+        self.broker_recycles += 1
+        await self._restart_all(logs)
+        self._print(f"broker recycled ({self.broker_recycles} so far); the stack is accepting records again")
+        return True
 
     def _banner(self) -> None:
         assert self.state and self.broker
@@ -343,6 +416,7 @@ class Supervisor:
                     self._save_pids()
             if self.duration_s is not None and now - started >= self.duration_s:
                 return 0
+            await self._maybe_recycle(logs, now)
             if now >= next_summary:
                 next_summary = now + stack.summary_interval_s
                 await self._print_summary()

@@ -7,7 +7,8 @@ it stays for ``retention_s``: any new or updated fact re-emits it at once with a
 
 State keys (this partition's slice of the stage's faust table):
   ``w|<tenant>`` event-time watermark of one tenant, with each source's newest fact
-  ``i|<root>``   one interaction (the root key starts with the tenant): its facts and bookkeeping
+  ``i|<root>``   one interaction (the root key starts with the tenant): its facts (each one encoded
+                 JSON string, correlate/factstore.py) and bookkeeping
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from stream_processors.common.partition_state import WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
-from stream_processors.correlate import interaction
+from stream_processors.correlate import factstore, interaction
 from stream_processors.settings import ProcessorSettings
 
 STAGE = "correlate"
@@ -114,11 +115,11 @@ class CorrelatePartition:
         if st is None:
             st = {"root": root, "tn": tenant, "f": {}, "em": 0, "due": None, "first": t, "last": t}
             self.open += 1
-        old = st["f"].get(key)
-        if old is not None and old["v"] >= v:
+        old = factstore.version(st, key)
+        if old is not None and old >= v:
             _DUPS.inc()
             return
-        st["f"][key] = fact
+        factstore.put(st, key, fact)
         st["first"] = min(st["first"], t)
         st["last"] = max(st["last"], t)
         self.state.put(skey, st)
@@ -138,7 +139,7 @@ class CorrelatePartition:
             if st is None:
                 continue
             # Emitted before: a late change re-emits at once. Complete: nothing more is expected.
-            if st["em"] or interaction.is_complete(st["f"].values()):
+            if st["em"] or interaction.is_complete(factstore.facts(st)):
                 self._emit(skey, st)
             else:
                 due = st["first"] + self._timeout
@@ -167,7 +168,7 @@ class CorrelatePartition:
 
     def _emit(self, skey: str, st: dict[str, Any]) -> None:
         now = self.clock()
-        row, found = interaction.build(st["root"], st["f"].values(), now=now, timeout_us=self._timeout)
+        row, found = interaction.build(st["root"], factstore.facts(st), now=now, timeout_us=self._timeout)
         end = to_us(row.end_time)
         self.out.row(row, end)
         current = {}

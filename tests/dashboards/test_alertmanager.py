@@ -94,6 +94,7 @@ EXPECTED_RECEIVER = {
     "GateledgerSinkLagHigh": "gateledger-ops",
     "GateledgerProcessorLagHigh": "gateledger-ops",
     "GateledgerProcessorStalled": "gateledger-pager",
+    "GateledgerProcessorMemoryRunningOut": "gateledger-ops",
     "GateledgerDeadLetterRate": "gateledger-ops",
     "GateledgerSinkPoisonRows": "gateledger-ops",
     "GateledgerNoEventsFromSource": "gateledger-ops",
