@@ -8,9 +8,12 @@ from pathlib import Path
 
 from gateledger.settings import Settings
 from sinks.clickhouse.main import run_sink
+from sinks.clickhouse.settings import SinkSettings
 from tests.conftest import Processes
 from tests.stream_processors import traffic
+from tests.sinks.conftest import wait_caught_up
 from tests.stream_processors.harness import ensure_topics, publish, start_worker
+from tests.stream_processors.test_budget_stage import _lag
 from tests.stream_processors.traffic import T0, Spec
 
 
@@ -48,7 +51,14 @@ def test_outputs_land_in_every_table_without_dead_letters(settings: Settings, gl
             if all(counts[t] >= n for t, n in want.items()):
                 break
             await asyncio.sleep(0.5)
-        await asyncio.sleep(1)
+        # Nothing more may come (a late dead letter, a second version): the worker's inputs and then
+        # everything it published consumed and committed, by the worker and then by the sink.
+        while (lag := await _lag(settings, gl_env["GATELEDGER_PROCESSORS_APP_ID"])) > 0:
+            assert time.monotonic() < deadline + 60, f"the worker never caught up (lag {lag})"
+            await asyncio.sleep(0.3)
+        await wait_caught_up(settings, SinkSettings(), timeout_s=60)
+        counts = {t: (await asyncio.to_thread(
+            ch_client.query, f"SELECT uniqExact(id) FROM {db}.{t}")).result_rows[0][0] for t in counts}
         stop.set()
         await sink
         return counts

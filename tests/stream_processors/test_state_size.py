@@ -7,7 +7,7 @@ import orjson
 from prometheus_client import REGISTRY
 
 from gateledger.clock import ManualClock
-from stream_processors.bench import T0, raw_messages
+from benchmarks.processors import T0, raw_messages
 from stream_processors.correlate import factstore
 from stream_processors.local import LocalPipeline
 from stream_processors.settings import ProcessorSettings
