@@ -55,8 +55,10 @@ ROLLUPS: tuple[Table, ...] = (
     Table.CALLS_PER_MINUTE, Table.DECISIONS_PER_MINUTE,
 )
 
-# Other views: rollups merged for reading (``_v``), and joins for analysts.
-VIEWS: tuple[str, ...] = ("cost_daily_v", "usage_per_minute_v", "interactions_with_cost", "user_activity")
+# Other views: rollups merged for reading (``_v``), and joins for analysts (the budget signals: AxonFlow's
+# X-Budget-Warning answers, alone and beside gateledger's own budget alerts, migration 0101).
+VIEWS: tuple[str, ...] = ("cost_daily_v", "usage_per_minute_v", "interactions_with_cost", "user_activity",
+                          "budget_warnings_latest", "budget_signals_latest")
 
 
 # Columns of the rollup feeds (migrations 0005, 0080-0082), as the rebuild inserts into them.

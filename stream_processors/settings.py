@@ -45,6 +45,11 @@ class ProcessorSettings(BaseSettings):
     unaudited_grace_s: float = Field(default=30.0, ge=0)
     # An audit waits this long for its pre-check before it is an orphan.
     orphan_grace_s: float = Field(default=300.0, ge=0)
+    # A row of AxonFlow's audit trail showing an LLM call the tap did not record becomes an LlmCall
+    # this long after its time (None: the context retention, retention_s). A filled call cannot be
+    # taken back, so it waits until the tap's own audit of it can no longer join: filling sooner
+    # counts a call twice if the tap's record arrives later (a tap behind the trail by more).
+    audit_gap_fill_s: float | None = Field(default=None, ge=0)
 
     # -- deduplication --------------------------------------------------------------------------
     # Event ids are remembered until the watermark passes their event time + this window.

@@ -31,6 +31,7 @@ class ContextJoin:
     _precheck_ttl: int
     _unaudited_grace: int
     _orphan_grace: int
+    _gap_fill: int
     _emit_llm: Callable[..., None]
     _timer: Callable[..., Any]
     _now: Callable[[], datetime]
@@ -108,12 +109,13 @@ class ContextJoin:
         self._schedule_context(key, st)
 
     def _trail_row(self, env: Envelope, entry: Any, t_us: int, rcv: int) -> None:
-        """A row of AxonFlow's audit trail, decided once the tenant's watermark passes its time + ``orphan_grace_s``.
+        """A row of AxonFlow's audit trail, decided on the tenant's watermark (whichever arrives first).
 
-        Then, if the tap saw nothing of its context, it is an ``untapped_llm_call``; and if the tap
-        did not record the LLM call itself, an LLM row fills the gap as an ``LlmCall``
-        (``llm.call_from_audit_entry``). Waiting on the watermark (not deciding on arrival) makes the
-        result the same whichever arrives first, the row or the tap's records.
+        At the row's time + ``orphan_grace_s``, if the tap saw nothing of its context: an
+        ``untapped_llm_call`` (withdrawn if the tap's record arrives later). At its time +
+        ``audit_gap_fill_s`` (default the retention), if the tap never recorded the LLM call itself:
+        the row fills the gap as an ``LlmCall`` (``llm.call_from_audit_entry``) — only once the
+        tap's record could no longer join, since a filled call is not taken back.
         """
         if not env.context_id or entry.blocked():
             return  # not a gateway-plane row (nothing of the tap's to compare with), or it cleared no call
@@ -125,29 +127,29 @@ class ContextJoin:
         if st["pre"] is not None and not fill:
             return  # the tap saw this context and the row shows no call to fill
         ent = st.get("ent")
-        if ent is not None and (ent["u"] or (not fill and ent.get("env")) or
+        if ent is not None and (ent["u"] in (1, 2) or (not fill and ent.get("env")) or
                                 (bool(ent.get("env")) == fill and (ent["t"], ent["eid"]) <= (t_us, env.id))):
             return  # one row per context decides: an LLM row over a pre-check row, else the earliest
-        st["ent"] = {"eid": env.id, "t": t_us, "cid": entry.client_id, "m": entry.model, "u": 0,
-                     "pc": int(entry.is_gateway_precheck() and not fill),
+        st["ent"] = {"eid": env.id, "t": t_us, "cid": entry.client_id, "m": entry.model,
+                     "u": 0 if st["pre"] is None else 3, "pc": int(entry.is_gateway_precheck() and not fill),
                      "env": self._raw.decode("utf-8", "replace") if fill else None, "rcv": rcv}
         st["last"] = max(st["last"], t_us)
         self._schedule_context(key, st)
 
-    def _trail_due(self, st: dict[str, Any], tenant: str, context_id: str) -> None:
-        """The trail row's grace is over: the finding if the tap saw nothing, the filled call if it missed the call."""
+    def _trail_due(self, st: dict[str, Any], tenant: str, context_id: str, wm: int) -> None:
+        """What of the context's trail row is due at ``wm``: its finding, its filled call."""
         ent = st["ent"]
-        if st["pre"] is None and st["aud"] is None:
+        if _untapped_pending(st) and wm >= ent["t"] + self._orphan_grace:
             self.out.row(self._untapped_finding(ent, tenant, context_id), ent["t"])
             ent["u"] = 1
-        else:
-            ent["u"] = 3  # the tap saw the context: no finding
-        if ent.get("env") and st["aud"] is None:
+        if _fill_pending(st) and wm >= ent["t"] + self._gap_fill:
             row = Envelope.model_validate_json(ent["env"])
             call = llm.call_from_audit_entry(row, governance.parse_entry(row), st)
             if call is not None:
                 self._emit_llm(call, ent["rcv"])
-        ent["env"] = None
+            ent["env"] = None
+        if st["aud"] is not None:
+            ent["env"] = None  # the tap's own audit arrived: nothing to fill
 
     def _tapped(self, st: dict[str, Any], tenant: str, context_id: str | None, event_id: str) -> None:
         """The tap's record of a context arrived: an untapped finding raised before it is withdrawn."""
@@ -186,6 +188,8 @@ class ContextJoin:
             dues.append(aud["t"] + self._orphan_grace)
         if _untapped_pending(st):
             dues.append(st["ent"]["t"] + self._orphan_grace)
+        if _fill_pending(st):
+            dues.append(st["ent"]["t"] + self._gap_fill)
         return min(dues)
 
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
@@ -224,8 +228,8 @@ class ContextJoin:
             st["oheld"] = st["held"]
             st["held"] = None
             st["orph"] = 1
-        if _untapped_pending(st) and wm >= st["ent"]["t"] + self._orphan_grace:
-            self._trail_due(st, tenant, context_id)
+        if st.get("ent") is not None:
+            self._trail_due(st, tenant, context_id, wm)
         if wm >= st["last"] + self._retention:
             self.state.delete(key)
             return
@@ -240,7 +244,13 @@ def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
 def _untapped_pending(st: dict[str, Any]) -> bool:
     """An audit-trail row of this context waits for the tap's record (none in yet, no finding raised)."""
     ent = st.get("ent")
-    return ent is not None and ent["u"] == 0 and st["aud"] is None and (st["pre"] is None or bool(ent.get("env")))
+    return ent is not None and ent["u"] == 0 and st["pre"] is None and st["aud"] is None
+
+
+def _fill_pending(st: dict[str, Any]) -> bool:
+    """An LLM row of the trail waits to fill a call the tap did not record."""
+    ent = st.get("ent")
+    return ent is not None and bool(ent.get("env")) and st["aud"] is None
 
 
 def tenant_of(key: str, st: dict[str, Any]) -> str:

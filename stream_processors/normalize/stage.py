@@ -94,6 +94,8 @@ class NormalizePartition(ContextJoin):
         self._precheck_ttl = secs(settings.precheck_ttl_s)
         self._unaudited_grace = secs(settings.unaudited_grace_s)
         self._orphan_grace = secs(settings.orphan_grace_s)
+        self._gap_fill = secs(settings.audit_gap_fill_s if settings.audit_gap_fill_s is not None
+                              else settings.retention_s)
         self._raw = b""
         # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
         self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}

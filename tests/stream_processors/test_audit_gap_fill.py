@@ -29,7 +29,7 @@ def _row(n: int, at: datetime, **over: object) -> object:
 
 def test_the_audit_trail_fills_calls_the_tap_missed_and_never_counts_one_twice() -> None:
     tapped = Spec(n=1, t0=T0, tools=0)
-    pl = pipeline()
+    pl = pipeline(audit_gap_fill_s=300)  # the trail fills a call 5 minutes after its time (default: the retention)
     later = T0 + timedelta(seconds=30)
     pl.feed([raw(traffic.precheck(tapped, T0)), raw(traffic.audit(tapped, T0 + timedelta(seconds=1)))])
     gap = _row(2, later, model="gpt-4o-mini", tokens_used=2000, cost=0.0012)
@@ -67,7 +67,7 @@ def test_the_audit_trail_fills_calls_the_tap_missed_and_never_counts_one_twice()
 
 
 def test_a_failed_call_in_the_trail_is_an_error_call_without_charge() -> None:
-    pl = pipeline()
+    pl = pipeline(audit_gap_fill_s=300)  # the trail fills a call 5 minutes after its time (default: the retention)
     pl.feed([raw(_row(5, T0, policy_decision="error", tokens_used=0, error_message="LLM routing failed"))])
     close_all(pl, timedelta(minutes=10))
     (call,) = pl.final(str(Topic.LLM_CALLS)).values()

@@ -212,7 +212,8 @@ def test_calls_axonflow_logged_but_the_tap_never_saw_are_untapped_and_fill_the_g
     # 0.01 USD: the tapped call (0.000075) alone stays far below; the gap call (1200 tokens) crosses it.
     budgets.write_text('budgets:\n  - {name: acme-24h, scope: {tenant: acme}, period: rolling, hours: 24, '
                        'limit_usd: "0.01"}\n')
-    start_worker(processes, gl_env | {"GATELEDGER_BUDGETS_FILE": str(budgets)}, tmp_path, orphan_grace_s=1)
+    start_worker(processes, gl_env | {"GATELEDGER_BUDGETS_FILE": str(budgets)}, tmp_path, orphan_grace_s=1,
+                 audit_gap_fill_s=2)
     db = settings.clickhouse.database
 
     def done() -> bool:
