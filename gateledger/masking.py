@@ -28,6 +28,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from gateledger import jsonutil
 from gateledger import masking_rules as rules
+from gateledger import truncated_json
 
 REDACTED = "[REDACTED]"
 
@@ -253,7 +254,7 @@ class Masker:
         out = text
         if "{" in out or "[" in out:
             out = self._embedded_json(out)
-        if ":" in out or "=" in out:
+        if ":" in out or "=" in out or "[" in out:  # "[": a ``["name", "value"]`` pair needs neither
             out = self._pairs(out)
         out = self._rx.sub(self._replace, out)
         if len(out) >= 16 and b64 < _MAX_BASE64_DEPTH and depth < _MAX_DECODE_DEPTH:
@@ -274,15 +275,24 @@ class Masker:
                 masked_inner = self._mask_text(inner, depth, b64)
                 if masked_inner != inner:
                     return jsonutil.dumps_str(masked_inner)
-        if s[:1] in ("{", "[") and s[-1:] in ("}", "]"):
-            try:
-                value = jsonutil.loads(s)
-            except (ValueError, RecursionError):
-                value = None
+        if s[:1] in ("{", "["):
+            value = added = None
+            if s[-1:] in ("}", "]"):
+                try:
+                    value = jsonutil.loads(s)
+                except (ValueError, RecursionError):
+                    value = None
+            if value is None and (closed := truncated_json.close(s)) is not None:
+                # JSON cut short: masked as JSON, shown as cut (what closing it added is taken off again).
+                try:
+                    value, added = jsonutil.loads(closed[0]), closed[1]
+                except (ValueError, RecursionError):
+                    value = None
             if isinstance(value, dict | list):
                 masked = self.mask(value)
                 if masked != value:
-                    return jsonutil.dumps_str(masked)
+                    out = jsonutil.dumps_str(masked)
+                    return truncated_json.reopen(out, added) if added else out
         candidates = []
         if "%" in text and rules.URL_ESCAPE.search(text):
             candidates.append(unquote(text))

@@ -92,7 +92,9 @@ SECRET_PATTERNS: list[tuple[str, str]] = [
     ("npm_token", r"\bnpm_[A-Za-z0-9]{36,}"),
     ("google_key", r"\bAIza[0-9A-Za-z_-]{30,}"),
     ("slack_token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-    ("url_credentials", r"(?<=://)[^/\s:@]{1,256}:[^/\s@]{1,256}(?=@)"),
+    # At the very end of a text cut short (a truncated body, a dead letter's original) the ``@host``
+    # may be gone: what follows ``user:`` there is still the password, unless it is a port.
+    ("url_credentials", r"(?<=://)[^/\s:@]{1,256}:(?:[^/\s@]{1,256}(?=@)|(?!\d{1,5}\Z)[^/\s@]{1,256}\Z)"),
     ("url_param", rf"(?<=[?&;])(?i:{_URL_PARAMS})=(?P<upval>[^&#\s\"'<>]+)"),
     (
         "key_value",
@@ -114,9 +116,9 @@ CARD = r"(?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-])"
 # a JSON member; ``key: value``; ``key=value``.
 PAIRS = re.compile(
     r"\"(?:name|key|header|Name|Key|Header)\"\s*:\s*\"(?P<nk>[^\"\\\n]{1,100})\"\s*,\s*"
-    r"\"(?:value|values|Value|Values)\"\s*:\s*\"(?P<nv>(?:[^\"\\]|\\.)*)\""
-    r"|\[\s*\"(?P<lk>[^\"\\\n]{1,100})\"\s*,\s*\"(?P<lv>(?:[^\"\\]|\\.)*)\""
-    r"|\"(?P<jk>[^\"\\\n]{1,100})\"\s*:\s*\"(?P<jv>(?:[^\"\\]|\\.)*)\""
+    r"\"(?:value|values|Value|Values)\"\s*:\s*\"(?P<nv>(?:[^\"\\]|\\.)*)(?:\"|\\?\Z)"
+    r"|\[\s*\"(?P<lk>[^\"\\\n]{1,100})\"\s*,\s*\"(?P<lv>(?:[^\"\\]|\\.)*)(?:\"|\\?\Z)"
+    r"|\"(?P<jk>[^\"\\\n]{1,100})\"\s*:\s*\"(?P<jv>(?:[^\"\\]|\\.)*)(?:\"|\\?\Z)"
     r"|(?<![\w.$%-])(?P<tk>[A-Za-z_][\w.-]{0,63})"
     r"(?:(?P<tc>[\"']?[ \t]*:[ \t]*)(?=\S)|(?P<te>[\"']?[ \t]*=[ \t]*[\"']?)(?P<tev>[^\s\"'&;,]+))"
 )

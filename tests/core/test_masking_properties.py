@@ -5,6 +5,7 @@ issue 15 go through Kafka and ClickHouse in tests/test_masking_end_to_end.py), a
 from __future__ import annotations
 
 import copy
+import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -41,3 +42,27 @@ def test_free_text_around_a_plant_is_kept(plant, words: list[str]) -> None:
     out = MASKER.mask_text(f"{sentence} | {text}")
     assert found(out, [plant.secret]) == []
     assert out.startswith(sentence + " |")
+
+
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(planted=planted_records(valid=True), cut=st.floats(0.0, 1.0))
+def test_a_record_cut_short_keeps_no_plant(planted: tuple[str, dict, list[str]], cut: float) -> None:
+    """A body cut anywhere (a dead letter's original): masked as text, nothing wholly before the cut survives,
+    and the masked text still ends where the cut was (nothing closed that was not there)."""
+    fmt, record, secrets = planted
+    record = {"f_canary": CANARY, **record}
+    text = json.dumps(record)
+    text = text[: max(len(CANARY) + 20, int(len(text) * cut))]
+    out = MASKER.mask_text(text)
+    assert found(out, secrets) == [], (fmt, text, out)
+    assert CANARY in out
+    if not _parses(text):
+        assert not _parses(out), f"masking completed a cut record: {out!r}"
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
