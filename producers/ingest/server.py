@@ -88,6 +88,7 @@ async def metrics(_: web.Request) -> web.Response:
 
 
 ENFORCER = web.AppKey("enforcer", Enforcer)
+TAP = web.AppKey("axonflow_tap", AxonFlowTap)
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -142,6 +143,8 @@ def build_app(
         if tap is not None and tap.enforcer is None:
             tap.enforcer = enforcer
         decision_policy = BudgetPolicy(enforcer, decision_policy or AcceptAll())
+    if tap is not None:
+        app[TAP] = tap  # the one tap: run_ingest serves it on its own port too
 
     async def enforcement(app: web.Application) -> AsyncIterator[None]:
         gauges = None
@@ -215,12 +218,10 @@ async def run_ingest(
         await runners[0].setup()
         await web.TCPSite(runners[0], ingest.host, ingest.port, reuse_port=reuse_port or None).start()
         log.info("ingest listening on http://%s:%d", ingest.host, ingest.port)
-        if ingest.axonflow_upstream_url and ingest.axonflow_port:
-            # The tap also at the root of its own port, for clients that cannot take a path prefix.
-            tap_state = app[STATE]
-            tap = build_tap(tap_state, enforcer)
-            assert tap is not None
-            tap.session = aiohttp.ClientSession(auto_decompress=False)
+        tap = app.get(TAP)
+        if tap is not None and ingest.axonflow_port:
+            # The same tap (session opened by the app's start-up above) also at the root of its own
+            # port, for clients that cannot take a path prefix.
             tap_app = build_tap_app(tap, ingest.max_body_bytes, middlewares=app.middlewares)
             tap_app[STATE], tap_app[LIMITER] = app[STATE], app[LIMITER]  # one limiter for both ports
             tap_runner = web.AppRunner(tap_app, access_log=None)
@@ -231,10 +232,9 @@ async def run_ingest(
         try:
             await stop.wait()
         finally:
+            # The tap's port first; the main app's clean-up then closes the tap's session.
             for runner in reversed(runners):
                 await runner.cleanup()
-            if len(runners) > 1:
-                await tap.session.close()
 
 
 def _serve(reuse_port: bool, create_topics: bool) -> None:
