@@ -88,19 +88,18 @@ AUDIT_TRAIL_USAGE_NOTE = ("from AxonFlow's audit trail, which has only tokens_us
                           "all of it priced at the output rate, an upper bound")
 
 
-def call_from_audit_entry(env: Envelope, entry: AuditLogEntry, context_state: dict[str, Any] | None) -> LlmCall | None:
-    """The LLM call a row of AxonFlow's audit trail shows, when the tap did not record it (a gap), else None.
+def call_from_audit_entry(env: Envelope, entry: AuditLogEntry) -> LlmCall | None:
+    """The LLM call a row of AxonFlow's audit trail shows, else None.
 
     Only rows of an LLM call (a provider and a model: the orchestrator's ``LogSuccessfulRequest`` /
-    ``LogFailedRequest``, audit_logger.go) and not blocked. A context whose LLM-call audit the tap
-    recorded (``aud`` in its state) is already an ``LlmCall``: never a second one. The row's
+    ``LogFailedRequest``, audit_logger.go) and not blocked. Whether the tap recorded the call itself
+    (then it is already an ``LlmCall``, never a second one) is the join's to check
+    (``axonflow_trail._fill_pending``): only a gap is filled from here. The row's
     ``tokens_used`` is a total; it is counted as output tokens so that the price (and every budget
     it counts in) is an upper bound rather than an under-count; AxonFlow's own ``cost`` stays in
     the raw row.
     """
     if not entry.is_llm_call() or entry.blocked():
-        return None
-    if context_state is not None and context_state.get("aud") is not None:
         return None
     failed = (entry.policy_decision or "").lower() == "error"
     total = entry.tokens_used or 0

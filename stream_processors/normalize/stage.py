@@ -1,4 +1,4 @@
-"""The normalize stage for one partition of the raw topics: parse, deduplicate, normalize, merge, join.
+"""The normalize stage for one partition of the raw topics: parse, deduplicate, dispatch, emit.
 
 Pure logic over one partition's messages in offset order, with its state in a ``PartitionState``;
 the faust agent around it only moves bytes. For every message: advance the topic's watermark and
@@ -12,9 +12,10 @@ State keys (all in this partition's slice of one faust table):
   ``w|<tenant>``              event-time watermark of one tenant, with each source's newest event
   ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
   ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
-                              exchange key starts with the tenant
+                              exchange key starts with the tenant (``obot_mcp.py``)
   ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined), and the
-                              row of AxonFlow's audit trail for that context, if any
+                              row of AxonFlow's audit trail for that context, if any (``axonflow.py``,
+                              ``axonflow_trail.py``)
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ from stream_processors.common.dedup import DedupWindow
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
-from stream_processors.common.timeutil import from_us, secs, to_us
+from stream_processors.common.timeutil import secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
 from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
 from stream_processors.normalize import governance, llm, local_agent, mcp, policy, webhook
 from stream_processors.normalize.errors import InvalidEvent
-from stream_processors.normalize.join import ContextJoin, tenant_of
+from stream_processors.normalize.axonflow import ContextJoin
+from stream_processors.normalize.keys import tenant_of
+from stream_processors.normalize.obot_mcp import ExchangeMerge
 from stream_processors.settings import ProcessorSettings
 
 STAGE = "normalize"
@@ -67,7 +70,7 @@ class RawTopics:
         return tuple(self.sources)
 
 
-class NormalizePartition(ContextJoin):
+class NormalizePartition(ExchangeMerge, ContextJoin):
     """The normalize stage's logic and state for one partition number (across all raw topics)."""
 
     def __init__(self, partition: int, settings: ProcessorSettings, topics: RawTopics, masker: Masker,
@@ -237,14 +240,6 @@ class NormalizePartition(ContextJoin):
             raise RuntimeError(f"normalize handles {sorted(table)}, gateledger/sources.py lists {sorted(listed)}")
         return table
 
-    def _obot_mcp_call(self, env: Envelope, t_us: int, rcv: int) -> None:
-        rec = mcp.parse_flat(env)
-        half = mcp.half_of(rec)
-        if half == "whole":
-            self._emit_mcp(mcp.call_from_flat(call_id=env.id, request=(env, rec), response=None, complete=True), rcv)
-        else:
-            self._add_half(env, rec, half, t_us, rcv)
-
     def _local_agent(self, env: Envelope, t_us: int, rcv: int) -> None:
         row = local_agent.call_from_local_agent_event(env)
         self.out.row(row, to_us(row.time))
@@ -339,93 +334,6 @@ class NormalizePartition(ContextJoin):
         )
         telemetry.DEAD_LETTERS.labels(stage=STAGE, reason=reason).inc()
         self.out.row(dl)
-
-    # -- Obot MCP halves --------------------------------------------------------------------------
-
-    def _add_half(self, env: Envelope, rec: Any, half: str, t_us: int, rcv: int) -> None:
-        xkey = mcp.exchange_key(env, rec)
-        key = f"m|{xkey}"
-        st = self.state.get(key)
-        env_json = self._raw.decode("utf-8", "replace")
-        if st is not None:
-            if env.id in st["ids"]:
-                return  # already folded in (a replay after a crash between state and dedup writes)
-            open_ = st["open"]
-            if st.get(half) is None:
-                # The other half of the current exchange (possibly late, after a timeout closed it).
-                st[half] = env_json
-                self._parsed[(key, half)] = (env, rec)
-                st["ids"].append(env.id)
-                st["last"] = max(st["last"], t_us)
-                st["rcv"] = max(st.get("rcv", 0), rcv)
-                self._merged(key, st, xkey)
-                return
-            if open_:
-                # A second record of the same half: the JSON-RPC id was reused (no session id).
-                # Close what we have and start the next exchange with this one.
-                self._merge_timeout_close(key, st, xkey)
-            st = {"g": st["g"] + 1}
-        else:
-            st = {"g": 0}
-        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv,
-                   "tn": env.tenant, "src": f"{env.source}|{env.type}"})
-        st[half] = env_json
-        self._parsed[(key, half)] = (env, rec)
-        st["due"] = t_us + self._merge_timeout
-        self.state.put(key, st)
-        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
-
-    def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
-        """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
-        out = []
-        for half in ("request", "response"):
-            text = st.get(half)
-            parsed = self._parsed.pop((key, half), None)
-            if parsed is None and isinstance(text, str):
-                e = Envelope.model_validate_json(text)
-                parsed = (e, mcp.parse_flat(e))
-            out.append(parsed)
-        return out[0], out[1]
-
-    def _merged(self, key: str, st: dict[str, Any], xkey: str) -> None:
-        req, resp = self._pair(key, st)
-        call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp, complete=True)
-        if st.get("t") is not None:
-            # A lone half was emitted at its own time: the merged version keeps that time, or it
-            # would be a second row under another (tenant, time, id) sorting key.
-            call = call.model_copy(update={"time": from_us(st["t"])})
-        self._emit_mcp(call, st["rcv"])
-        # Bodies are no longer needed once both halves are in.
-        st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
-        self.state.put(key, st)
-        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
-
-    def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
-        req, resp = self._pair(key, st)
-        call = mcp.call_from_flat(call_id=mcp.merged_call_id(xkey, st["g"]), request=req, response=resp,
-                                  complete=False)
-        self._emit_mcp(call, st["rcv"])
-        st["t"] = to_us(call.time)  # the time every later version of this call keeps
-        # Keep the half parsed: a late other half may still complete this exchange.
-        for half, parsed in (("request", req), ("response", resp)):
-            if parsed is not None:
-                self._parsed[(key, half)] = parsed
-        # The half stays, so a late other half can still complete this exchange.
-        st.update(open=False, due=st["last"] + self._retention)
-        self.state.put(key, st)
-
-    def _merge_due(self, key: str, due: int, wm: int) -> None:
-        st = self.state.get(key)
-        if st is None or st.get("due") != due:
-            return  # rescheduled or gone
-        if st["open"]:
-            xkey = key[2:]
-            self._merge_timeout_close(key, st, xkey)
-            self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
-        else:
-            self.state.delete(key)
-            self._parsed.pop((key, "request"), None)
-            self._parsed.pop((key, "response"), None)
 
 
 def _short(exc: ValidationError) -> str:

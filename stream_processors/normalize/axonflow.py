@@ -2,8 +2,7 @@
 
 Both are keyed by ``context_id`` on ``raw.axonflow``, so the join is local. Its state is one entry
 ``c|<tenant>|<context>``; its timers run on the tenant's watermark. Rows of AxonFlow's own audit
-trail (the audit poller's) meet the tap's exchanges of their context here too: a row the tap saw
-nothing of is an ``untapped_llm_call``, withdrawn if the tap's record of the context arrives later.
+trail meet the tap's exchanges of their context in the same entry (``axonflow_trail.py``).
 A mixin of ``NormalizePartition``, which provides the state, the output batch, the settings in
 microseconds and the emit helpers.
 """
@@ -18,11 +17,13 @@ from gateledger import findings
 from gateledger.contracts.envelope import Envelope
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
-from stream_processors.normalize import governance, llm, policy
+from stream_processors.normalize import llm, policy
+from stream_processors.normalize.axonflow_trail import AuditTrailRows
+from stream_processors.normalize.keys import NOT_RAISED, RAISED, WITHDRAWN, tenant_of
 
 
-class ContextJoin:
-    """Pre-checks and audits of one partition joined by context; unaudited, orphan and untapped findings."""
+class ContextJoin(AuditTrailRows):
+    """Pre-checks and audits of one partition joined by context; unaudited and orphan findings."""
 
     state: Any
     out: Any
@@ -36,6 +37,12 @@ class ContextJoin:
     _timer: Callable[..., Any]
     _now: Callable[[], datetime]
 
+    @staticmethod
+    def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
+        """A context's empty join state."""
+        return {"pre": None, "aud": None, "held": None, "una": NOT_RAISED, "orph": NOT_RAISED, "last": t_us,
+                "tn": tenant}
+
     def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
         row = policy.decision_from_precheck(env)
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
@@ -45,7 +52,7 @@ class ContextJoin:
             self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
             return
         key = f"c|{row.tenant}|{row.context_id}"
-        st = self.state.get(key) or _new_context(row.tenant, t_us)
+        st = self.state.get(key) or self._new_context(row.tenant, t_us)
         if st["pre"] is not None:
             return  # this context's pre-check is already in (a replay)
         exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
@@ -62,7 +69,7 @@ class ContextJoin:
             aud["root"] = root
             self._emit_llm(call, st["held"]["rcv"], root)
             st["held"] = None
-        elif aud is not None and st["orph"] == 1:
+        elif aud is not None and st["orph"] == RAISED:
             # The audit was declared an orphan and correlated alone; its pre-check existed after all:
             # the call moves (enriched) to the pre-check's interaction, and its fact under its own
             # root is replaced by a tombstone, so that interaction is withdrawn.
@@ -79,13 +86,13 @@ class ContextJoin:
                 tenant=row.tenant, context_id=row.context_id, audit_id=aud["eid"], time=from_us(aud["t"]),
                 interaction_id=interaction_id(orphan_root), request_id=row.request_id, client_id=row.client_id,
                 now=self._now(), retracted=True, evidence=[env.id]), aud["t"])
-            st["orph"] = 2
+            st["orph"] = WITHDRAWN
         self._schedule_context(key, st)
 
     def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
         _ex, req = llm.parse_audit(env)
         key = f"c|{env.tenant}|{req.context_id}"
-        st = self.state.get(key) or _new_context(env.tenant, t_us)
+        st = self.state.get(key) or self._new_context(env.tenant, t_us)
         if st["aud"] is not None:
             return  # the one audit of this context is already in (a replay)
         st["last"] = max(st["last"], t_us)
@@ -95,11 +102,11 @@ class ContextJoin:
             call = llm.call_from_axonflow_audit(env, self._enrichment(st))
             st["aud"] = {"eid": env.id, "t": t_us, "root": pre["root"]}
             self._emit_llm(call, rcv, pre["root"])
-            if st["una"] == 1 and t_us <= pre["exp"]:
+            if st["una"] == RAISED and t_us <= pre["exp"]:
                 # Recorded in time, delivered late: the unaudited finding was wrong.
                 self.out.row(self._unaudited_finding(st, env.tenant, req.context_id, retracted=True,
                                                      evidence=[env.id]), pre["t"])
-                st["una"] = 2
+                st["una"] = WITHDRAWN
         else:
             # Visible at once; re-emitted enriched (version 2) when its pre-check turns up.
             call = llm.call_from_axonflow_audit(env)
@@ -107,63 +114,6 @@ class ContextJoin:
             st["aud"] = {"eid": env.id, "t": t_us, "root": None}
             st["held"] = {"env": self._raw.decode("utf-8", "replace"), "rcv": rcv}
         self._schedule_context(key, st)
-
-    def _trail_row(self, env: Envelope, entry: Any, t_us: int, rcv: int) -> None:
-        """A row of AxonFlow's audit trail, decided on the tenant's watermark (whichever arrives first).
-
-        At the row's time + ``orphan_grace_s``, if the tap saw nothing of its context: an
-        ``untapped_llm_call`` (withdrawn if the tap's record arrives later). At its time +
-        ``audit_gap_fill_s`` (default the retention), if the tap never recorded the LLM call itself:
-        the row fills the gap as an ``LlmCall`` (``llm.call_from_audit_entry``) — only once the
-        tap's record could no longer join, since a filled call is not taken back.
-        """
-        if not env.context_id or entry.blocked():
-            return  # not a gateway-plane row (nothing of the tap's to compare with), or it cleared no call
-        key = f"c|{env.tenant}|{env.context_id}"
-        st = self.state.get(key) or _new_context(env.tenant, t_us)
-        if st["aud"] is not None:
-            return  # the tap recorded the call itself: no finding and nothing to fill
-        fill = entry.is_llm_call()
-        if st["pre"] is not None and not fill:
-            return  # the tap saw this context and the row shows no call to fill
-        ent = st.get("ent")
-        if ent is not None and (ent["u"] in (1, 2) or (not fill and ent.get("env")) or
-                                (bool(ent.get("env")) == fill and (ent["t"], ent["eid"]) <= (t_us, env.id))):
-            return  # one row per context decides: an LLM row over a pre-check row, else the earliest
-        st["ent"] = {"eid": env.id, "t": t_us, "cid": entry.client_id, "m": entry.model,
-                     "u": 0 if st["pre"] is None else 3, "pc": int(entry.is_gateway_precheck() and not fill),
-                     "env": self._raw.decode("utf-8", "replace") if fill else None, "rcv": rcv}
-        st["last"] = max(st["last"], t_us)
-        self._schedule_context(key, st)
-
-    def _trail_due(self, st: dict[str, Any], tenant: str, context_id: str, wm: int) -> None:
-        """What of the context's trail row is due at ``wm``: its finding, its filled call."""
-        ent = st["ent"]
-        if _untapped_pending(st) and wm >= ent["t"] + self._orphan_grace:
-            self.out.row(self._untapped_finding(ent, tenant, context_id), ent["t"])
-            ent["u"] = 1
-        if _fill_pending(st) and wm >= ent["t"] + self._gap_fill:
-            row = Envelope.model_validate_json(ent["env"])
-            call = llm.call_from_audit_entry(row, governance.parse_entry(row), st)
-            if call is not None:
-                self._emit_llm(call, ent["rcv"])
-            ent["env"] = None
-        if st["aud"] is not None:
-            ent["env"] = None  # the tap's own audit arrived: nothing to fill
-
-    def _tapped(self, st: dict[str, Any], tenant: str, context_id: str | None, event_id: str) -> None:
-        """The tap's record of a context arrived: an untapped finding raised before it is withdrawn."""
-        ent = st.get("ent")
-        if ent is not None and ent["u"] == 1:
-            withdrawal = self._untapped_finding(ent, tenant, context_id or "", retracted=True, evidence=[event_id])
-            self.out.row(withdrawal, ent["t"])
-            ent["u"] = 2
-
-    def _untapped_finding(self, ent: dict[str, Any], tenant: str, context_id: str, *, retracted: bool = False,
-                          evidence: list[str] | None = None) -> Any:
-        return findings.untapped(tenant=tenant, entry_event_id=ent["eid"], context_id=context_id,
-                                 time=from_us(ent["t"]), client_id=ent["cid"], model=ent["m"], now=self._now(),
-                                 retracted=retracted, evidence=evidence or (), precheck=bool(ent.get("pc")))
 
     def _enrichment(self, st: dict[str, Any]) -> dict[str, Any]:
         pre = st["pre"]
@@ -182,15 +132,11 @@ class ContextJoin:
     def _context_next_due(self, st: dict[str, Any]) -> int:
         pre, aud = st["pre"], st["aud"]
         dues = [st["last"] + self._retention]
-        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]):
+        if pre is not None and pre["ok"] and st["una"] == NOT_RAISED and (aud is None or aud["t"] > pre["exp"]):
             dues.append(pre["exp"] + self._unaudited_grace)
         if st["held"] is not None:
             dues.append(aud["t"] + self._orphan_grace)
-        if _untapped_pending(st):
-            dues.append(st["ent"]["t"] + self._orphan_grace)
-        if _fill_pending(st):
-            dues.append(st["ent"]["t"] + self._gap_fill)
-        return min(dues)
+        return min(dues + self._trail_dues(st))
 
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
         st["due"] = self._context_next_due(st)
@@ -204,11 +150,11 @@ class ContextJoin:
         tenant = tenant_of(key, st)
         context_id = key[len(tenant) + 3:]
         pre, aud = st["pre"], st["aud"]
-        if pre is not None and pre["ok"] and st["una"] == 0 and (aud is None or aud["t"] > pre["exp"]) \
+        if pre is not None and pre["ok"] and st["una"] == NOT_RAISED and (aud is None or aud["t"] > pre["exp"]) \
                 and wm >= pre["exp"] + self._unaudited_grace:
             evidence = [aud["eid"]] if aud is not None else []
             self.out.row(self._unaudited_finding(st, tenant, context_id, evidence=evidence), pre["t"])
-            st["una"] = 1
+            st["una"] = RAISED
         if st["held"] is not None and wm >= aud["t"] + self._orphan_grace:
             held = Envelope.model_validate_json(st["held"]["env"])
             call = llm.call_from_axonflow_audit(held)
@@ -227,7 +173,7 @@ class ContextJoin:
             # Kept: a late pre-check still moves the call to its own interaction.
             st["oheld"] = st["held"]
             st["held"] = None
-            st["orph"] = 1
+            st["orph"] = RAISED
         if st.get("ent") is not None:
             self._trail_due(st, tenant, context_id, wm)
         if wm >= st["last"] + self._retention:
@@ -235,24 +181,3 @@ class ContextJoin:
             return
         self._schedule_context(key, st)
 
-
-def _new_context(tenant: str, t_us: int) -> dict[str, Any]:
-    """A context's empty join state."""
-    return {"pre": None, "aud": None, "held": None, "una": 0, "orph": 0, "last": t_us, "tn": tenant}
-
-
-def _untapped_pending(st: dict[str, Any]) -> bool:
-    """An audit-trail row of this context waits for the tap's record (none in yet, no finding raised)."""
-    ent = st.get("ent")
-    return ent is not None and ent["u"] == 0 and st["pre"] is None and st["aud"] is None
-
-
-def _fill_pending(st: dict[str, Any]) -> bool:
-    """An LLM row of the trail waits to fill a call the tap did not record."""
-    ent = st.get("ent")
-    return ent is not None and bool(ent.get("env")) and st["aud"] is None
-
-
-def tenant_of(key: str, st: dict[str, Any]) -> str:
-    """The tenant of an exchange or join state (both keys start with it after the kind)."""
-    return st.get("tn") or key.split("|", 2)[1]
