@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-
-def _setup_logging(level: str | None = None) -> None:
-    from gateledger.settings import CoreSettings
-
-    logging.basicConfig(
-        level=(level or CoreSettings().log_level).upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+from gateledger.cli.logs import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,7 +35,7 @@ def up(demo: bool, duration: float | None, rate: float, seed: int) -> None:
     from gateledger.settings import Settings
     from gateledger.stack.supervisor import Supervisor
 
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     settings = Settings()
     sup = Supervisor(
         settings,
@@ -113,7 +104,7 @@ def ingest(fmt: str, tenant: str, install: str, file: Path) -> None:
     """
     from gateledger.cli.ingest_file import ingest_file
 
-    _setup_logging("WARNING")
+    setup_logging("WARNING")
     sys.exit(asyncio.run(ingest_file(fmt, file, tenant=tenant, install=install)))
 
 
@@ -168,7 +159,7 @@ def status(as_json: bool) -> None:
     """Show the stack, each consumer group's lag and each table's row count."""
     from gateledger.cli.status import print_status
 
-    _setup_logging("ERROR")
+    setup_logging("ERROR")
     sys.exit(print_status(as_json))
 
 
@@ -212,267 +203,15 @@ def migrate() -> None:
         client.close()
 
 
-# --- serve ------------------------------------------------------------------------------------
+# --- the command groups in modules of their own -------------------------------------------------
 
+from gateledger.cli.bench import bench  # noqa: E402
+from gateledger.cli.serve import serve  # noqa: E402
+from gateledger.cli.simulate import simulate  # noqa: E402
 
-@cli.group()
-def serve() -> None:
-    """Run one service in the foreground (what `up` and the compose containers run)."""
-
-
-@serve.command("sink")
-def serve_sink() -> None:
-    """The ClickHouse sink (consumes output and raw topics, lands them in ClickHouse)."""
-    from sinks.clickhouse.main import main as sink_main
-
-    _setup_logging()
-    sink_main()
-
-
-@serve.command("ingest")
-def serve_ingest() -> None:
-    """The ingest HTTP service (Obot, AxonFlow, webhook filter, CloudEvents endpoints)."""
-    from producers.ingest.server import main as ingest_main
-
-    _setup_logging()
-    ingest_main()
-
-
-@serve.command("notifier")
-def serve_notifier() -> None:
-    """The budget-alert notifier (budget.alerts -> webhooks, generic JSON or Slack)."""
-    from sinks.notifier.main import main as notifier_main
-
-    _setup_logging()
-    notifier_main()
-
-
-@serve.command("poller")
-def serve_poller() -> None:
-    """The Obot audit API poller (GATELEDGER_OBOT_URL, GATELEDGER_OBOT_TOKEN; see docs/ingest.md)."""
-    from producers.obot.poller import main as poller_main
-
-    _setup_logging()
-    poller_main()
-
-
-@serve.command("axonflow-poller")
-def serve_axonflow_poller() -> None:
-    """The AxonFlow audit poller (GATELEDGER_AXONFLOW_URL, _CLIENT_ID, _CLIENT_SECRET; see docs/ingest.md)."""
-    from producers.axonflow.poller import main as axonflow_poller_main
-
-    _setup_logging()
-    axonflow_poller_main()
-
-
-@serve.command("processors")
-def serve_processors() -> None:
-    """The faust stream-processing worker."""
-    from stream_processors.main import main as processors_main
-
-    _setup_logging()
-    processors_main()
-
-
-# --- bench ------------------------------------------------------------------------------------
-
-
-@cli.group()
-def bench() -> None:
-    """Benchmarks: each scenario prints tables and writes JSON, every figure also as a ratio to a
-    baseline (raw Kafka -> chDB, no processing) measured in the same run. See docs/benchmarks.md."""
-
-
-def _bench_scenarios(names: list[str], quick: bool, json_path: Path | None, write_docs: bool) -> None:
-    import json
-
-    from benchmarks.common import REPO
-    from benchmarks.run import run_scenarios
-    from benchmarks.run import write_docs as write
-
-    _setup_logging("WARNING")
-    results = run_scenarios(names, quick=quick, echo=click.echo)
-    if json_path is not None:
-        json_path.write_text(json.dumps(results, indent=1, default=str))
-        click.echo(f"\nresults: {json_path}")
-    if write_docs:
-        write(results, REPO / "docs" / "benchmarks.md")
-        click.echo("wrote docs/benchmarks.md and docs/benchmarks.json")
-
-
-_BENCH_HELP = {
-    "baseline": "Raw aiokafka produce -> consume -> batched chDB insert: the limit every figure is divided by.",
-    "stages": "Each stage alone: ingest (single and batched POSTs), processors, sink.",
-    "end-to-end": "Simulator -> ingest -> Kafka -> processors -> sink -> ClickHouse: max rate, delays at 25/50/90 %.",
-    "queries": "Every dashboard panel and documented analyst query over 10M simulated events (median ms).",
-    "memory": "Peak RSS of each service at 90 % of the maximum rate; state size per open interaction.",
-}
-
-
-def _bench_command(name: str) -> None:
-    @bench.command(name, help=_BENCH_HELP[name])
-    @click.option("--quick", is_flag=True, help="Small sizes, one run: to try the command out.")
-    @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                  help="Also write the results (with the baseline and ratios) to this file.")
-    def command(quick: bool, json_path: Path | None) -> None:
-        _bench_scenarios([name], quick, json_path, False)
-
-
-for _name in _BENCH_HELP:
-    _bench_command(_name)
-
-
-@bench.command("all")
-@click.option("--quick", is_flag=True, help="Small sizes, one run: to try the command out.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the results to this file.")
-@click.option("--write-docs", is_flag=True, help="Rewrite docs/benchmarks.md and docs/benchmarks.json.")
-def bench_all(quick: bool, json_path: Path | None, write_docs: bool) -> None:
-    """Every scenario in one run (the baseline first); --write-docs regenerates docs/benchmarks.md."""
-    _bench_scenarios(["stages", "end-to-end", "memory", "queries"], quick, json_path, write_docs)
-
-
-@bench.command("soak")
-@click.option("--minutes", type=float, default=30.0, show_default=True, help="How long the steady load runs.")
-@click.option("--rate", type=float, default=300.0, show_default=True, help="Raw events/s sent to the stack.")
-@click.option("--every", "every_s", type=float, default=5.0, show_default=True, help="Seconds between samples.")
-@click.option("--warmup", "warmup_min", type=float, default=5.0, show_default=True,
-              help="Minutes left out of the growth fit.")
-@click.option("--retention-s", type=float, default=None,
-              help="Shorten the processors' retention and dedup windows (seconds) to reach the plateau sooner.")
-@click.option("--broker-recycle-mib", type=float, default=None,
-              help="Recycle the embedded broker past this RSS (GATELEDGER_STACK_BROKER_RECYCLE_RSS_MIB).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the results (every sample) to this file.")
-@click.option("--write-docs", is_flag=True, help="Write docs/benchmarks-soak.md, .json and .png.")
-def bench_soak(minutes: float, rate: float, every_s: float, warmup_min: float, retention_s: float | None,
-               broker_recycle_mib: float | None, json_path: Path | None, write_docs: bool) -> None:
-    """The whole stack at a steady rate: RSS and CPU per service, fitted growth, 7-day extrapolation."""
-    import json
-
-    from benchmarks.common import REPO
-    from benchmarks.run import scenario_subprocess, tables, write_soak_docs
-
-    _setup_logging("WARNING")
-    png = REPO / "docs" / "benchmarks-soak.png" if write_docs else None
-    params = {"minutes": minutes, "rate": rate, "every_s": every_s, "warmup_min": warmup_min,
-              "retention_s": retention_s, "png": str(png) if png else None,
-              "broker_recycle_mib": broker_recycle_mib}
-    click.echo(f"soak: {rate:g} raw events/s for {minutes:g} min, a sample every {every_s:g} s ...")
-    result = scenario_subprocess("soak", params)
-    for t in tables({"soak": result}):
-        click.echo("\n" + t)
-    click.echo(f"\nwhole stack extrapolated to 7 days: {result['stack_extrapolated_7d_mib']} MiB")
-    if json_path is not None:
-        json_path.write_text(json.dumps(result, indent=1, default=str))
-    if write_docs:
-        write_soak_docs(result, REPO / "docs" / "benchmarks-soak.md")
-        click.echo("wrote docs/benchmarks-soak.md, .json and .png")
-
-
-@bench.command("processors")
-@click.option("--interactions", type=int, default=5000, show_default=True,
-              help="Synthetic interactions per run (about 4.7 raw events each).")
-@click.option("--runs", type=int, default=3, show_default=True, help="Runs; the median is reported.")
-@click.option("--logic-only", is_flag=True, help="Only the in-process stage logic (no broker, no faust).")
-def bench_processors(interactions: int, runs: int, logic_only: bool) -> None:
-    """Throughput of the stream processors alone, as JSON (also part of `bench stages`)."""
-    import json
-
-    from benchmarks.processors import run
-
-    _setup_logging("WARNING")
-    click.echo(json.dumps(run(interactions, runs, logic_only=logic_only), indent=2))
-
-
-@bench.command("money")
-@click.option("--calls", "calls_n", type=int, default=20000, show_default=True, help="LLM and tool calls per run.")
-@click.option("--runs", type=int, default=3, show_default=True, help="Runs; the median is reported.")
-@click.option("--logic-only", is_flag=True, help="Only the in-process stage logic (no broker, no faust).")
-def bench_money(calls_n: int, runs: int, logic_only: bool) -> None:
-    """Throughput of the cost and budget stages (calls/s, contributions/s on one worker)."""
-    import json
-
-    from benchmarks.money import run
-
-    _setup_logging("WARNING")
-    click.echo(json.dumps(run(calls_n, runs, logic_only=logic_only), indent=2))
-
-
-# --- simulate ---------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--target", default=None, help="Ingest service base URL, e.g. http://127.0.0.1:8480 (real-time delivery).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Write <dir>/<tenant>/<format>.jsonl and truth.json instead of sending (needs --count).")
-@click.option("--rate", type=float, default=50.0, show_default=True, help="Interactions per second (0: as fast as possible).")
-@click.option("--seed", type=int, default=42, show_default=True, help="Random seed: the same seed gives the same traffic.")
-@click.option("--start", "start_time", default=None, metavar="RFC3339",
-              help="Simulated time of the first interaction (default: now). With --seed: byte-identical output.")
-@click.option("--count", type=int, default=None, help="Stop after this many interactions (default: forever).")
-@click.option("--tenants", type=int, default=3, show_default=True, help="Number of tenants.")
-@click.option("--chaos", is_flag=True, help="Turn on a mix of every fault (the options below override it).")
-@click.option("--duplicates", type=float, default=None, help="Fault: probability a record is delivered twice.")
-@click.option("--out-of-order", "out_of_order", type=float, default=None, help="Fault: probability a record is held back up to a minute.")
-@click.option("--late", type=float, default=None, help="Fault: probability an interaction's last record arrives --late-hours late.")
-@click.option("--late-hours", type=float, default=None, help="Fault: how late a late record is (default 3).")
-@click.option("--malformed", type=float, default=None, help="Fault: probability of an extra malformed record per interaction.")
-@click.option("--missing-audits", type=float, default=None, help="Fault: probability an approved pre-check is never audited.")
-@click.option("--orphan-audits", type=float, default=None, help="Fault: probability of an audit for an unknown context id.")
-@click.option("--bypass", type=float, default=None, help="Fault: probability a blocked pre-check is followed by an audit anyway.")
-@click.option("--token", "tokens", multiple=True, metavar="[TENANT=]TOKEN", envvar="GATELEDGER_SIMULATE_TOKENS",
-              help="Bearer token for the ingest endpoints, for all tenants or one (repeatable).")
-@click.option("--webhook-secret", envvar="GATELEDGER_INGEST_WEBHOOK_SECRET", default=None,
-              help="Sign webhook-filter deliveries with this secret (X-Obot-Signature-256).")
-@click.option("--truth", "truth_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Target mode: write the ground truth here when done.")
-def simulate(target: str | None, out_dir: Path | None, rate: float, seed: int, start_time: str | None,
-             count: int | None, tenants: int, chaos: bool, duplicates: float | None, out_of_order: float | None,
-             late: float | None, late_hours: float | None, malformed: float | None, missing_audits: float | None,
-             orphan_audits: float | None, bypass: float | None, tokens: tuple[str, ...], webhook_secret: str | None,
-             truth_path: Path | None) -> None:
-    """Realistic multi-tenant traffic in the upstream wire formats, to an ingest service or to files.
-
-    Target mode POSTs through the upstream-compatible endpoints (Obot shim, signed webhook filter,
-    AxonFlow exchanges, Obot LLM logs, CloudEvents) at --rate, retrying while gateledger answers
-    503. File mode (--out) writes per-tenant, per-format JSONL for `gateledger ingest`, plus the
-    ground truth.
-    """
-    import dataclasses
-
-    from gateledger.jsonutil import parse_time
-    from producers.simulator.run import run_simulation
-    from producers.simulator.traffic import Faults
-
-    if (target is None) == (out_dir is None):
-        raise click.UsageError("give exactly one of --target or --out")
-    if out_dir is not None and count is None:
-        raise click.UsageError("--out needs --count")
-    faults = Faults.chaos() if chaos else Faults()
-    chosen = {"duplicates": duplicates, "out_of_order": out_of_order, "late": late, "late_hours": late_hours,
-              "malformed": malformed, "missing_audits": missing_audits, "orphan_audits": orphan_audits,
-              "bypass": bypass}
-    faults = dataclasses.replace(faults, **{k: v for k, v in chosen.items() if v is not None})
-    try:
-        start = parse_time(start_time) if start_time else None
-    except ValueError:
-        raise click.UsageError(f"bad --start {start_time!r}: want RFC 3339, e.g. 2026-11-20T10:00:00Z") from None
-    if start is not None and start.tzinfo is None:
-        raise click.UsageError("--start needs a timezone (e.g. a trailing Z)")
-    per_tenant: dict[str, str] = {}
-    common: str | None = None
-    for t in tokens:
-        name, sep, value = t.partition("=")
-        if sep:
-            per_tenant[name] = value
-        else:
-            common = t
-    _setup_logging("WARNING")
-    sys.exit(asyncio.run(run_simulation(
-        target, rate=rate, seed=seed, count=count, tenants=tenants, start=start, faults=faults, out=out_dir,
-        truth_path=truth_path, tokens=per_tenant, token=common, webhook_secret=webhook_secret,
-    )))
+cli.add_command(serve)
+cli.add_command(bench)
+cli.add_command(simulate)
 
 
 # --- dashboards -------------------------------------------------------------------------------
