@@ -1,5 +1,5 @@
 """`gateledger up` plans the AxonFlow audit poller only when GATELEDGER_AXONFLOW_URL is set, and the
-planned process polls AxonFlow (the fake of tests/producers/test_axonflow_tap.py) onto the real broker."""
+planned process polls AxonFlow (the fake of tests/producers/fake_axonflow.py) onto the real broker."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gateledger.stack.supervisor import Supervisor
 from producers.polling.checkpoint import CheckpointStore
 from tests.conftest import Processes
 from tests.producers.fake_obot_api import ServedInThread
-from tests.producers.test_axonflow_tap import FakeAxonFlow
+from tests.producers.fake_axonflow import FakeAxonFlow
 
 
 def _planned(broker: TansuBroker, tmp_path: Path) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""The AxonFlow audit poller's paging against AxonFlow's search rules (the fake of test_axonflow_tap.py)."""
+"""The AxonFlow audit poller's paging against AxonFlow's search rules (the fake of fake_axonflow.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from gateledger.settings import Settings
 from producers.axonflow.poller import AuditPollError, AxonFlowAuditPoller
 from producers.axonflow.settings import AxonFlowPollerSettings
 from producers.publisher import Publisher
-from tests.producers.test_axonflow_tap import FakeAxonFlow
+from tests.producers.fake_axonflow import FakeAxonFlow
 from tests.stream_processors.harness import ensure_topics
 
 

@@ -46,7 +46,7 @@ from tests.producers.budgetstate import (
     write_budgets,
 )
 from tests.producers.kafkaread import read_topic
-from tests.producers.test_axonflow_tap import FakeAxonFlow
+from tests.producers.fake_axonflow import FakeAxonFlow
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,7 @@ from stream_processors.normalize.llm import AUDIT_TRAIL_USAGE_NOTE
 from tests import samples
 from tests.conftest import Processes
 from tests.producers.ingestutil import ingest_client
-from tests.producers.test_axonflow_tap import FakeAxonFlow
+from tests.producers.fake_axonflow import FakeAxonFlow
 from tests.sinks.conftest import wait_caught_up
 from tests.stream_processors.harness import ensure_topics, envelope, publish, start_worker, worker_env
 
