@@ -104,7 +104,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
     from tests.dashboards.queries import alert_queries, dashboard_queries, time_range
     from tests.dashboards.queries import run as run_panel
     from tests.dashboards.test_panel_sql import variables
-    from tests.sinks.test_analyst_docs import documented_queries
+    from tests.sinks.clickhouse.test_analyst_docs import documented_queries
 
     path = Path(tempfile.mkdtemp(prefix="gl-bench-q-"))
     db = "bench"

@@ -1,6 +1,6 @@
 """Every ClickHouse table and view name, defined once; the migrations create exactly these.
 
-tests/core/test_tables.py reads gateledger/clickhouse/migrations/ and fails when a migration creates
+tests/gateledger/test_tables.py reads gateledger/clickhouse/migrations/ and fails when a migration creates
 a name missing here or a name here is created by no migration.
 """
 

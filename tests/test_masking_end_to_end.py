@@ -3,7 +3,7 @@ envelope's identity: CloudEvent source, ids that become Kafka keys) go through i
 the real broker, the processors worker and the sink into chDB; then every message on every topic of the
 test (values AND keys, read back from the broker) and every text column of every table is searched for
 them, however encoded. The pure masking function gets 10,000 Hypothesis cases in
-tests/core/test_masking_properties.py; here one batch from the same generator, drawn from a random seed
+tests/gateledger/test_masking_properties.py; here one batch from the same generator, drawn from a random seed
 (printed; GATELEDGER_TEST_MASKING_SEED replays it), makes the round trip: over 10,000 planted cases, many
 per record (each in its own random place and encoding), ingested in batches so the round trip stays cheap.
 """
@@ -33,7 +33,7 @@ from tests import samples
 from tests.conftest import Processes
 from tests.planted import SHAPED, _opaque, found, random_records
 from tests.sinks.conftest import wait_caught_up
-from tests.sinks.test_secrets_never_land import text_columns
+from tests.sinks.clickhouse.test_secrets_never_land import text_columns
 from tests.stream_processors.harness import ensure_topics, read_messages, start_worker
 
 RECORDS = 400

@@ -5,7 +5,7 @@ flush takes the oldest closed batch of every partition of one table (one flush p
 so that what can be shared is done once per flush, not once per partition: at a few events per
 second over 14 topics x 4 partitions, per-partition statements were most of the sink's CPU.
 
-Order of a flush (``flush_table``), pinned by tests/sinks/test_flush_order.py:
+Order of a flush (``flush_table``), pinned by tests/sinks/clickhouse/test_flush_order.py:
   0. record the offset ranges of the flush's batches in the batch log, one insert (except ranges
      re-formed from it),
   1. rolled-up tables: store what the table held for the batches' events (the rollup snapshot: one

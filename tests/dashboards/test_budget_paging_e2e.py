@@ -24,7 +24,7 @@ from gateledger.money.settings import MoneySettings
 from gateledger.settings import Settings
 from tests.dashboards.alerting_harness import AlertingHarness, binaries_available
 from tests.producers.budgetstate import OffsetClock, cost, publish_snapshots, snapshots_of, write_budgets
-from tests.producers.test_budget_enforcement import serving
+from tests.producers.ingest.test_budget_enforcement import serving
 from tests.sinks.conftest import running_notifier
 
 pytestmark = pytest.mark.skipif(

@@ -13,7 +13,7 @@ from tests.conftest import Processes
 from tests.stream_processors import traffic
 from tests.sinks.conftest import wait_caught_up
 from tests.stream_processors.harness import ensure_topics, publish, start_worker
-from tests.stream_processors.test_budget_stage import _lag
+from tests.stream_processors.budgets.test_budget_stage import _lag
 from tests.stream_processors.traffic import T0, Spec
 
 

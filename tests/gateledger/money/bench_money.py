@@ -1,4 +1,4 @@
-"""Benchmarks of the money core (run: python -m tests.money.bench_money). Medians of 5 runs; numbers go
+"""Benchmarks of the money core (run: python -m tests.gateledger.money.bench_money). Medians of 5 runs; numbers go
 to docs/money.md. Not a test: speed is never asserted."""
 
 from __future__ import annotations

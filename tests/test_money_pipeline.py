@@ -25,7 +25,7 @@ from tests.stream_processors import traffic
 from tests.stream_processors.harness import (
     ensure_topics, envelope, publish, read_outputs, start_worker, wait_outputs,
 )
-from tests.stream_processors.test_budget_stage import _lag
+from tests.stream_processors.budgets.test_budget_stage import _lag
 from tests.stream_processors.traffic import T0
 
 D1 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

@@ -145,7 +145,7 @@ def test_current_obot_bare_hex_scope_from_the_url_and_responses_never_budget_blo
         wait_enforcement,
         write_budgets,
     )
-    from tests.producers.test_budget_enforcement import BUDGETS, _spend, _tool_call, serving
+    from tests.producers.ingest.test_budget_enforcement import BUDGETS, _spend, _tool_call, serving
 
     now = datetime.now(UTC)
     book = _spend(now, write_budgets(MoneySettings().budgets_path(settings.core), BUDGETS))

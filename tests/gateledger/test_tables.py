@@ -1,7 +1,7 @@
 """Table and view names are spelled once (gateledger/tables.py) and the migrations create exactly those.
 
 (The feed column lists defined there are checked against the migrated tables in
-tests/sinks/test_schema.py, which migrates a database anyway.)"""
+tests/gateledger/clickhouse/test_schema.py, which migrates a database anyway.)"""
 
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ def clean_env(data_dir: Path) -> dict[str, str]:
         # final summary (checked below) is printed at the stop whatever the interval.
         GATELEDGER_STACK_SUMMARY_INTERVAL_S="60",
         # The demo keeps the sink behind on this loaded machine: this test is about the commands, so
-        # its stop gives the drain a bound (tests/cli/test_stack_durability.py tests the drain).
+        # its stop gives the drain a bound (tests/gateledger/cli/test_stack_durability.py tests the drain).
         GATELEDGER_STACK_DRAIN_TIMEOUT_S="10",
     )
     return env

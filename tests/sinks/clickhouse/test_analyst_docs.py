@@ -18,7 +18,7 @@ from gateledger.topics import Topic
 from tests.sinks.conftest import publish, publish_events, running_sink, wait_caught_up
 from tests.sinks.events import World
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "analysts.md"
+DOC = Path(__file__).resolve().parents[3] / "docs" / "analysts.md"
 USER = "investigated-user"
 TRAIL = "req-trail-1"
 

@@ -11,7 +11,7 @@ from gateledger.clock import ManualClock
 from gateledger.money.accounting import BudgetBook, snapshot
 from gateledger.money.enforcement import EnforcementView
 from gateledger.money.gauges import BudgetGaugeCollector
-from tests.money.test_enforcement import BUDGETS, cost
+from tests.gateledger.money.test_enforcement import BUDGETS, cost
 
 T = datetime(2026, 3, 10, 16, tzinfo=UTC)
 

@@ -23,7 +23,7 @@ from producers.obot.poller import ObotPoller
 from producers.publisher import Publisher
 from tests.producers.fake_obot_api import FakeObotApi
 from tests.producers.kafkaread import read_topic
-from tests.producers.test_obot_poller import live_poller, poller_settings
+from tests.producers.obot.test_obot_poller import live_poller, poller_settings
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 AUTH = {"Authorization": "Bearer obot-api-key"}

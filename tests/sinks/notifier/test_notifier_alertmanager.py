@@ -15,7 +15,7 @@ from gateledger import jsonutil
 from gateledger.settings import Settings
 from tests.rawhttp import ODD_VALUES, raw_post
 from tests.sinks.conftest import running_notifier
-from tests.sinks.test_notifier import Receiver, dead_letters
+from tests.sinks.notifier.test_notifier import Receiver, dead_letters
 
 PAYLOAD: dict[str, Any] = {
     "version": "4",

@@ -16,7 +16,7 @@ from gateledger.settings import Settings
 from gateledger.topics import Topic
 from tests.conftest import Processes
 from tests.stream_processors.harness import Worker, ensure_topics, publish, read_outputs, wait_outputs, worker_env
-from tests.stream_processors.test_budget_stage import MONEY_TOPICS, _lag, llm_calls
+from tests.stream_processors.budgets.test_budget_stage import MONEY_TOPICS, _lag, llm_calls
 
 BUDGET = """
 budgets:

@@ -12,7 +12,7 @@ from producers.ingest.common import token_digest
 from producers.ingest.limits import LIMITER, Limiter
 from tests import samples
 from tests.producers.ingestutil import ingest_client
-from tests.producers.test_refusals import TOKEN, secured
+from tests.producers.ingest.test_refusals import TOKEN, secured
 
 
 class Clock:
