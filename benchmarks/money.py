@@ -14,14 +14,14 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks import worker as worker_on
 from gateledger.contracts.events import LlmCall, McpCall, McpCallStatus
 from gateledger.topics import Topic, topic_name
 
@@ -113,98 +113,48 @@ def bench_logic(n: int = 20_000, runs: int = 3) -> dict[str, Any]:
             "cost_runs": [round(r) for r in cost_rates], "budget_runs": [round(r) for r in budget_rates]}
 
 
-async def _publish(bootstrap: str, prefix: str, rows: list[LlmCall | McpCall]) -> None:
-    from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, make_producer
-    from gateledger.settings import KafkaSettings
-
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    target = KafkaTarget(bootstrap, True, prefix)
-    await ensure_gateledger_topics(kafka, target)
-    producer = make_producer(kafka, target, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = []
-        for r in rows:
-            topic = topic_name(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS, prefix)
-            futures.append(await producer.send(topic, key=r.id.encode(), value=r.model_dump_json().encode()))
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
+def _messages(prefix: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, bytes, bytes]]:
+    """The call rows as (physical topic, key, value) messages, as the normalize stage writes them."""
+    return [(topic_name(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS, prefix), r.id.encode(),
+             r.model_dump_json().encode()) for r in rows]
 
 
-def _measure(port: int, proc: subprocess.Popen[bytes], n: int, timeout_s: float, log: Path) -> tuple[float, float, int]:
+def _all_accounted(n: int) -> Callable[[str, float], tuple[float, float, int] | None]:
     """(seconds until the cost stage consumed every call, seconds until the budgets stage consumed every
     contribution, contributions)."""
-    import urllib.request
+    cost_done: float | None = None
 
-    from benchmarks.processors import _metric, wait_healthy
-
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    wait_healthy(url, proc, deadline, log)
-    started = time.perf_counter()
-    cost_done = None
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:  # noqa: S310
-            text = resp.read().decode()
-        costed = _metric(text, "gateledger_processor_events_in_total", stage="cost")
-        ledger_out = _metric(text, "gateledger_processor_events_out_total", stage="cost", topic="cost.ledger")
-        fanned = _metric(text, "gateledger_processor_events_in_total", stage="budget-fanout")
-        contrib = _metric(text, "gateledger_processor_events_out_total", stage="budget-fanout",
-                          topic="budget-contributions")
-        accounted = _metric(text, "gateledger_processor_events_in_total", stage="budgets")
+    def done(text: str, elapsed: float) -> tuple[float, float, int] | None:
+        nonlocal cost_done
+        costed = worker_on.metric(text, "gateledger_processor_events_in_total", stage="cost")
+        ledger_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="cost", topic="cost.ledger")
+        fanned = worker_on.metric(text, "gateledger_processor_events_in_total", stage="budget-fanout")
+        contrib = worker_on.metric(text, "gateledger_processor_events_out_total", stage="budget-fanout",
+                                   topic="budget-contributions")
+        accounted = worker_on.metric(text, "gateledger_processor_events_in_total", stage="budgets")
         if cost_done is None and costed >= n:
-            cost_done = time.perf_counter() - started
+            cost_done = elapsed
         if cost_done is not None and fanned >= ledger_out and accounted >= contrib > 0:
-            return cost_done, time.perf_counter() - started, int(contrib)
-        time.sleep(0.25)
-    raise RuntimeError(f"worker did not finish in {timeout_s}s: {log.read_text(errors='replace')[-3000:]}")
+            return cost_done, elapsed, int(contrib)
+        return None
+
+    return done
 
 
 def bench_worker(n: int = 20_000, runs: int = 3, timeout_s: float = 600.0) -> dict[str, Any]:
     """Calls/s through the cost stage and contributions/s through the budget stages of one real worker."""
-    from gateledger.net import free_port
-    from gateledger.stack.broker import TansuBroker
-
-    broker = TansuBroker()
-    broker.start()
     cost_rates, budget_rates, totals = [], [], []
     contributions = 0
-    try:
+    files = {"budgets.yaml": ("GATELEDGER_BUDGETS_FILE", BUDGETS), "prices.yaml": ("GATELEDGER_PRICES_FILE", PRICES)}
+    with worker_on.broker() as (bootstrap, _own):
         for run in range(runs):
             tag = f"mbench{os.getpid()}r{run}x{int(time.time())}"
-            asyncio.run(_publish(broker.bootstrap, f"{tag}.", calls(n, seed=run + 1)))
-            port = free_port()
-            with tempfile.TemporaryDirectory() as data:
-                (Path(data) / "budgets.yaml").write_text(BUDGETS)
-                (Path(data) / "prices.yaml").write_text(PRICES)
-                env = dict(os.environ) | {
-                    "GATELEDGER_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-                    "GATELEDGER_KAFKA_TANSU_WORKAROUNDS": "true",
-                    "GATELEDGER_TOPIC_PREFIX": f"{tag}.", "GATELEDGER_DATA_DIR": data,
-                    "GATELEDGER_MASKING_SALT": "bench", "GATELEDGER_PROCESSORS_APP_ID": tag,
-                    "GATELEDGER_PROCESSORS_PORT": str(port), "GATELEDGER_PROCESSORS_IDLE_ADVANCE_S": "0",
-                    "GATELEDGER_BUDGETS_FILE": str(Path(data) / "budgets.yaml"),
-                    "GATELEDGER_PRICES_FILE": str(Path(data) / "prices.yaml"),
-                }
-                log = Path(data) / "worker.log"
-                with open(log, "wb") as out:
-                    proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "serve", "processors"],
-                                            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-                try:
-                    cost_s, total_s, contributions = _measure(port, proc, n, timeout_s, log)
-                finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+            asyncio.run(worker_on.publish(bootstrap, f"{tag}.", _messages(f"{tag}.", calls(n, seed=run + 1))))
+            with worker_on.worker(bootstrap, tag, own_broker=True, files=files) as (port, proc, log):
+                cost_s, total_s, contributions = worker_on.measure(port, proc, timeout_s, log, _all_accounted(n))
             cost_rates.append(n / cost_s)
             budget_rates.append(contributions / total_s)
             totals.append(round(total_s, 2))
-    finally:
-        broker.stop()
     return {"benchmark": "money.worker", "calls": n, "runs": runs, "contributions": contributions,
             "cost_calls_per_s_median": round(statistics.median(cost_rates)),
             "budget_contributions_per_s_median": round(statistics.median(budget_rates)),

@@ -20,16 +20,12 @@ import asyncio
 import os
 import random
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
+from benchmarks import worker as worker_on
 from gateledger.contracts.envelope import Envelope, EventType, utc_iso
 from gateledger.ids import event_id, tenant_id
 from gateledger.topics import Topic, topic_name
@@ -166,83 +162,21 @@ def bench_logic(interactions: int = 20_000, runs: int = 3, seed: int = 1) -> dic
 # -- one real worker on a broker --------------------------------------------------------------------
 
 
-def _metric(text: str, name: str, **labels: str) -> float:
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
-async def _publish(bootstrap: str, msgs: list[tuple[str, bytes, bytes]]) -> None:
-    from gateledger.kafka import ensure_gateledger_topics, make_producer
-    from gateledger.kafka import KafkaTarget
-    from gateledger.settings import KafkaSettings
-
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    prefix = msgs[0][0].split("raw.")[0] if msgs else ""
-    target = KafkaTarget(bootstrap, True, prefix)
-    await ensure_gateledger_topics(kafka, target)
-    producer = make_producer(kafka, target, linger_ms=20, max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        futures = [await producer.send(t, value=v, key=k) for t, k, v in msgs]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 def bench_worker(interactions: int = 5_000, runs: int = 3, seed: int = 1, bootstrap: str | None = None,
                  timeout_s: float = 600.0, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Events/s of one ``gateledger serve processors`` worker (Kafka in and out, state in changelogs)."""
-    from gateledger.net import free_port
-    from gateledger.stack.broker import TansuBroker
-
-    broker = None
-    if bootstrap is None:
-        broker = TansuBroker()
-        broker.start()
-        bootstrap = broker.bootstrap
     rates, elapsed_runs = [], []
     events = 0
-    try:
+    with worker_on.broker(bootstrap) as (bootstrap, own):
         for run in range(runs):
             tag = f"bench{os.getpid()}r{run}x{int(time.time())}"
             msgs = raw_messages(interactions, seed + run, prefix=f"{tag}.")
             events = len(msgs)
-            asyncio.run(_publish(bootstrap, msgs))
-            port = free_port()
-            with tempfile.TemporaryDirectory() as data:
-                child_env = dict(os.environ) | {
-                    "GATELEDGER_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-                    "GATELEDGER_KAFKA_TANSU_WORKAROUNDS": "true" if broker is not None else
-                    os.environ.get("GATELEDGER_KAFKA_TANSU_WORKAROUNDS", "auto"),
-                    "GATELEDGER_TOPIC_PREFIX": f"{tag}.",
-                    "GATELEDGER_DATA_DIR": data,
-                    "GATELEDGER_MASKING_SALT": "bench",
-                    "GATELEDGER_PROCESSORS_APP_ID": tag,
-                    "GATELEDGER_PROCESSORS_PORT": str(port),
-                    "GATELEDGER_PROCESSORS_IDLE_ADVANCE_S": "0",
-                } | (env or {})
-                log = Path(data) / "worker.log"
-                with open(log, "wb") as out:
-                    proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "serve", "processors"],
-                                            env=child_env, stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-                try:
-                    elapsed = _measure(port, proc, events, timeout_s, log)
-                finally:
-                    proc.terminate()
-                    try:
-                        proc.wait(20)
-                    except subprocess.TimeoutExpired:
-                        proc.kill()
-                        proc.wait()
+            asyncio.run(worker_on.publish(bootstrap, f"{tag}.", msgs))
+            with worker_on.worker(bootstrap, tag, own_broker=own, env=env) as (port, proc, log):
+                elapsed = worker_on.measure(port, proc, timeout_s, log, _all_consumed(events))
             rates.append(events / elapsed)
             elapsed_runs.append(round(elapsed, 2))
-    finally:
-        if broker is not None:
-            broker.stop()
     return {
         "benchmark": "processors.worker",
         "events": events,
@@ -251,41 +185,20 @@ def bench_worker(interactions: int = 5_000, runs: int = 3, seed: int = 1, bootst
         "events_per_s_median": round(statistics.median(rates)),
         "events_per_s_runs": [round(r) for r in rates],
         "seconds_runs": elapsed_runs,
-        "broker": "tansu (embedded)" if broker is not None else bootstrap,
+        "broker": "tansu (embedded)" if own else bootstrap,
         "cpu_count": os.cpu_count(),
     }
 
 
-def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
-    """Until the worker's /healthz answers 200; RuntimeError with its log if it dies or the deadline passes."""
-    while True:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"worker did not start: {log.read_text(errors='replace')[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:  # noqa: S310 (loopback)
-                if resp.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-
-
-def _measure(port: int, proc: subprocess.Popen[bytes], events: int, timeout_s: float, log: Path) -> float:
+def _all_consumed(events: int) -> Callable[[str, float], float | None]:
     """Seconds from "ready" until every raw event and every fact it produced were consumed."""
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout_s
-    wait_healthy(url, proc, deadline, log)
-    started = time.perf_counter()
-    while time.monotonic() < deadline:
-        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:  # noqa: S310
-            text = resp.read().decode()
-        seen = _metric(text, "gateledger_processor_events_in_total", stage="normalize")
-        facts_out = _metric(text, "gateledger_processor_events_out_total", stage="normalize", topic="facts")
-        facts_in = _metric(text, "gateledger_processor_events_in_total", stage="correlate")
-        if seen >= events and facts_in >= facts_out:
-            return time.perf_counter() - started
-        time.sleep(0.25)  # a scrape costs the worker a few ms: do not slow it down much
-    raise RuntimeError(f"worker did not finish in {timeout_s}s: {log.read_text(errors='replace')[-3000:]}")
+    def done(text: str, elapsed: float) -> float | None:
+        seen = worker_on.metric(text, "gateledger_processor_events_in_total", stage="normalize")
+        facts_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="normalize", topic="facts")
+        facts_in = worker_on.metric(text, "gateledger_processor_events_in_total", stage="correlate")
+        return elapsed if seen >= events and facts_in >= facts_out else None
+
+    return done
 
 
 def run(interactions: int = 5_000, runs: int = 3, logic_only: bool = False) -> dict[str, Any]:
