@@ -115,8 +115,8 @@ def bench_logic(n: int = 20_000, runs: int = 3) -> dict[str, Any]:
 
 def _messages(prefix: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, bytes, bytes]]:
     """The call rows as (physical topic, key, value) messages, as the normalize stage writes them."""
-    return [(topic_name(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS, prefix), r.id.encode(),
-             r.model_dump_json().encode()) for r in rows]
+    return [(topic_name(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS, prefix),
+             r.id.encode(), r.model_dump_json().encode()) for r in rows]
 
 
 def _all_accounted(n: int) -> Callable[[str, float], tuple[float, float, int] | None]:
@@ -127,7 +127,8 @@ def _all_accounted(n: int) -> Callable[[str, float], tuple[float, float, int] | 
     def done(text: str, elapsed: float) -> tuple[float, float, int] | None:
         nonlocal cost_done
         costed = worker_on.metric(text, "gateledger_processor_events_in_total", stage="cost")
-        ledger_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="cost", topic="cost.ledger")
+        ledger_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="cost",
+                                      topic="cost.ledger")
         fanned = worker_on.metric(text, "gateledger_processor_events_in_total", stage="budget-fanout")
         contrib = worker_on.metric(text, "gateledger_processor_events_out_total", stage="budget-fanout",
                                    topic="budget-contributions")
@@ -145,13 +146,15 @@ def bench_worker(n: int = 20_000, runs: int = 3, timeout_s: float = 600.0) -> di
     """Calls/s through the cost stage and contributions/s through the budget stages of one real worker."""
     cost_rates, budget_rates, totals = [], [], []
     contributions = 0
-    files = {"budgets.yaml": ("GATELEDGER_BUDGETS_FILE", BUDGETS), "prices.yaml": ("GATELEDGER_PRICES_FILE", PRICES)}
+    files = {"budgets.yaml": ("GATELEDGER_BUDGETS_FILE", BUDGETS),
+             "prices.yaml": ("GATELEDGER_PRICES_FILE", PRICES)}
     with worker_on.broker() as (bootstrap, _own):
         for run in range(runs):
             tag = f"mbench{os.getpid()}r{run}x{int(time.time())}"
             asyncio.run(worker_on.publish(bootstrap, f"{tag}.", _messages(f"{tag}.", calls(n, seed=run + 1))))
             with worker_on.worker(bootstrap, tag, own_broker=True, files=files) as (port, proc, log):
-                cost_s, total_s, contributions = worker_on.measure(port, proc, timeout_s, log, _all_accounted(n))
+                cost_s, total_s, contributions = worker_on.measure(port, proc, timeout_s, log,
+                                                                   _all_accounted(n))
             cost_rates.append(n / cost_s)
             budget_rates.append(contributions / total_s)
             totals.append(round(total_s, 2))

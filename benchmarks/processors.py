@@ -194,7 +194,8 @@ def _all_consumed(events: int) -> Callable[[str, float], float | None]:
     """Seconds from "ready" until every raw event and every fact it produced were consumed."""
     def done(text: str, elapsed: float) -> float | None:
         seen = worker_on.metric(text, "gateledger_processor_events_in_total", stage="normalize")
-        facts_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="normalize", topic="facts")
+        facts_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="normalize",
+                                     topic="facts")
         facts_in = worker_on.metric(text, "gateledger_processor_events_in_total", stage="correlate")
         return elapsed if seen >= events and facts_in >= facts_out else None
 

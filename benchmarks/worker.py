@@ -29,7 +29,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 
 
 async def publish(bootstrap: str, prefix: str, messages: Iterable[tuple[str, bytes, bytes]]) -> None:
-    """Send (physical topic, key, value) messages to the topics of ``prefix``; return once all are acknowledged."""
+    """Send (physical topic, key, value) messages to the topics of ``prefix``; return once all are acked."""
     from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, make_producer
     from gateledger.settings import KafkaSettings
 
@@ -47,7 +47,7 @@ async def publish(bootstrap: str, prefix: str, messages: Iterable[tuple[str, byt
 
 @contextlib.contextmanager
 def broker(bootstrap: str | None = None) -> Iterator[tuple[str, bool]]:
-    """(bootstrap, whether it is an embedded broker of our own): ``bootstrap`` if given, else a Tansu started here."""
+    """(bootstrap, whether the broker is ours): ``bootstrap`` if given, else a Tansu started here."""
     if bootstrap is not None:
         yield bootstrap, False
         return
@@ -91,7 +91,8 @@ def worker(bootstrap: str, tag: str, *, own_broker: bool, files: dict[str, tuple
         log = Path(data) / "worker.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "serve", "processors"],
-                                    env=child_env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                                    env=child_env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
         try:
             yield port, proc, log
         finally:
@@ -104,7 +105,7 @@ def worker(bootstrap: str, tag: str, *, own_broker: bool, files: dict[str, tuple
 
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
-    """Until the worker's /healthz answers 200; RuntimeError with its log if it dies or the deadline passes."""
+    """Until the worker's /healthz answers 200; RuntimeError with its log if it dies or time runs out."""
     while True:
         if proc.poll() is not None or time.monotonic() > deadline:
             raise RuntimeError(f"worker did not start: {log.read_text(errors='replace')[-3000:]}")
