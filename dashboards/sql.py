@@ -9,6 +9,8 @@ view later replaces that one line.
 
 from __future__ import annotations
 
+from gateledger.tables import Table
+
 
 def any_of(column: str, variable: str) -> str:
     """``column`` is one of the selected values of a multi-value variable; "All" filters nothing."""
@@ -31,7 +33,7 @@ def where(*conditions: str) -> str:
     return " AND ".join(f"({c})" if " OR " in c.upper() else c for c in conditions if c)
 
 
-def latest(table: str, columns: str, *conditions: str, standing: bool = False) -> str:
+def latest(table: Table, columns: str, *conditions: str, standing: bool = False) -> str:
     """The newest version of each id among the rows of ``table`` matching ``conditions``.
 
     ``standing``: leave out ids whose newest version withdrew them (``retracted``, as the analyst
@@ -44,7 +46,7 @@ def latest(table: str, columns: str, *conditions: str, standing: bool = False) -
     )
 
 
-def latest_page(table: str, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
+def latest_page(table: Table, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
                 standing: bool = False) -> str:
     """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY order LIMIT limit`` keeps, reading
     whole rows only for that page.
@@ -60,7 +62,7 @@ def latest_page(table: str, columns: str, order: str, limit: int, *conditions: s
     )
 
 
-def first_landed(table: str, columns: str, *conditions: str) -> str:
+def first_landed(table: Table, columns: str, *conditions: str) -> str:
     """One row per event id of a table without versions (raw_events): the copy that landed first."""
     return (
         f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY inserted_at LIMIT 1 BY id)"
@@ -89,16 +91,16 @@ def _union(*parts: str) -> str:
     return "(\n  " + "\n  UNION ALL\n  ".join(parts) + "\n)"
 
 
-def landings(tables: tuple[str, ...], *conditions: str) -> str:
+def landings(tables: tuple[Table, ...], *conditions: str) -> str:
     """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
     events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
     names = ", ".join(f"'{t}'" for t in tables)
     parts = [(
-        "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "
+        f"SELECT tenant, minute, output_table, source, type, events, delay_ms FROM {Table.LANDINGS_PER_MINUTE} "
         f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
     )]
     for t in tables:
-        raw = t == "raw_events"  # the only table with a source and type per event
+        raw = t == Table.RAW_EVENTS  # the only table with a source and type per event
         columns = "tenant, time, inserted_at" + (", source, type" if raw else "")
         source_type = "source, type" if raw else "'' AS source, '' AS type"
         parts.append(
@@ -123,7 +125,7 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
     hours = f"NOT ({FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})" if outside_full_hours else ""
     rollup = (
         "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
-        " provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM cost_per_minute "
+        f" provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM {Table.COST_PER_MINUTE} "
         f"WHERE {where(FULL_MINUTES, hours, *conditions)}"
     )
     columns = "tenant, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, input_tokens, output_tokens, total_cost_usd"
@@ -131,7 +133,7 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
         "SELECT tenant, toStartOfMinute(time) AS minute, toString(kind) AS kind, user_id, team, mcp_server_id, tool_name,"
         " provider, model, toUInt8(unpriced) AS unpriced, toInt64(1) AS entries, toInt64(input_tokens) AS input_tokens,"
         " toInt64(output_tokens) AS output_tokens, total_cost_usd AS cost_usd, time AS last_time "
-        f"FROM {latest('cost_ledger', 'time, ' + columns, EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.COST_LEDGER, 'time, ' + columns, EDGE_MINUTES, *conditions)}"
     )
     return _union(rollup, raw)
 
@@ -146,15 +148,15 @@ def user_costs(*conditions: str) -> str:
     (rows to sum: whole hours from user_cost_per_hour, the rest per minute or per entry from costs())."""
     columns = "tenant, user_id, team, entries, cost_usd, last_time"
     return _union(
-        f"SELECT {columns} FROM user_cost_per_hour WHERE {where(FULL_HOURS, *conditions)}",
+        f"SELECT {columns} FROM {Table.USER_COST_PER_HOUR} WHERE {where(FULL_HOURS, *conditions)}",
         f"SELECT {columns} FROM {costs(*conditions, outside_full_hours=True)}",
     )
 
 
 CALL_COLUMNS = {
     # kind: (table, latency column, output tokens)
-    "mcp": ("mcp_calls", "duration_ms", "toInt64(0)"),
-    "llm": ("llm_calls", "latency_ms", "toInt64(output_tokens)"),
+    "mcp": (Table.MCP_CALLS, "duration_ms", "toInt64(0)"),
+    "llm": (Table.LLM_CALLS, "latency_ms", "toInt64(output_tokens)"),
 }
 LATENCY_QUANTILES = "quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)"
 
@@ -168,7 +170,7 @@ def calls(kind: str, *conditions: str) -> str:
     of_kind = f"kind = '{kind}'"
     rollup = (
         f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time "
-        f"FROM calls_per_minute WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
+        f"FROM {Table.CALLS_PER_MINUTE} WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
     )
     dims = "mcp_server_id, tool_name, '' AS provider, '' AS model" if kind == "mcp" else "'' AS mcp_server_id, '' AS tool_name, provider, model"
     picked = "mcp_server_id, tool_name" if kind == "mcp" else "provider, model, output_tokens"
@@ -193,26 +195,26 @@ def decisions(*conditions: str) -> str:
     """Pre-check (source 'policy_decisions', outcome approved / blocked), webhook decisions ('webhook_decisions',
     outcome = decision) and findings ('findings', outcome = kind) at their latest version per minute (decisions_per_minute), one row per blocking policy:
     sum(decisions) counts decisions, sum(policy_hits) counts (decision, policy) pairs; user_id set when blocked."""
-    rollup = f"SELECT {DECISION_COLUMNS} FROM decisions_per_minute WHERE {where(FULL_MINUTES, *conditions)}"
+    rollup = f"SELECT {DECISION_COLUMNS} FROM {Table.DECISIONS_PER_MINUTE} WHERE {where(FULL_MINUTES, *conditions)}"
     policy = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'policy_decisions' AS source,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.POLICY_DECISIONS}' AS source,"
         " if(approved, 'approved', 'blocked') AS outcome, hit.1 AS policy, block_reason, '' AS filter_name,"
         " '' AS mcp_server_id, '' AS tool_name, if(approved, '', user_id) AS user_id, toInt64(hit.2 = 1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('policy_decisions', 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
+        f"FROM {latest(Table.POLICY_DECISIONS, 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
         "ARRAY JOIN arrayMap((p, i) -> (toString(p), i), if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)],"
         " CAST(policies, 'Array(String)')) AS named, arrayEnumerate(named)) AS hit"
     )
     webhook = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'webhook_decisions' AS source, toString(decision) AS outcome,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.WEBHOOK_DECISIONS}' AS source, toString(decision) AS outcome,"
         " '' AS policy, '' AS block_reason, filter_name, mcp_server_id, tool_name, '' AS user_id, toInt64(1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('webhook_decisions', 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.WEBHOOK_DECISIONS, 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
     )
     findings = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'findings' AS source, toString(kind) AS outcome, '' AS policy,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.FINDINGS}' AS source, toString(kind) AS outcome, '' AS policy,"
         " '' AS block_reason, '' AS filter_name, '' AS mcp_server_id, '' AS tool_name, '' AS user_id, toInt64(1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('findings', 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.FINDINGS, 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
     )
     return _union(rollup, policy, webhook, findings)
