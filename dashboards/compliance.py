@@ -19,7 +19,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page, page_order
 from gateledger.tables import Table
 
 UID = "gateledger-compliance"
@@ -35,16 +35,17 @@ FINDINGS = latest(
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
-INTERACTIONS_ORDER = "status = 'ok', time DESC"
+INTERACTIONS_LAST = "status = 'ok'"
+INTERACTIONS_ORDER = page_order(INTERACTIONS_LAST)
 INTERACTIONS_PAGE = 1000
 INTERACTIONS = latest_page(
     Table.INTERACTIONS,
     "time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls,"
     " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
-    INTERACTIONS_ORDER,
     INTERACTIONS_PAGE,
     TIME,
     TENANT,
+    last=INTERACTIONS_LAST,
     sort_columns="status",
     standing=True,
 )

@@ -46,16 +46,51 @@ def latest(table: Table, columns: str, *conditions: str, standing: bool = False)
     )
 
 
-def latest_page(table: Table, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
-                standing: bool = False) -> str:
-    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY order LIMIT limit`` keeps, reading
-    whole rows only for that page.
+# How many of the newest candidate rows a page looks at per row it shows (newest_page): the slack for
+# candidates that turn out superseded, duplicated or withdrawn.
+PAGE_WINDOW = 2
 
-    The page is chosen among the newest versions from the key, the version and ``sort_columns`` (what
-    ``order`` reads) alone; then only its rows (tenant, time, id, version: one exact version) are read
-    with every column, found by the primary key. The caller orders and limits again, as over latest()."""
-    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, standing=standing)
-    page = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {order} LIMIT {limit}"
+
+def page_order(last: str, tie: str = "") -> str:
+    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first."""
+    return f"{last}, time DESC" + (f", {tie}" if tie else "")
+
+
+def newest_page(table: Table, limit: int, *conditions: str, last: str, sort_columns: str, tie: str = "",
+                standing: bool = False) -> tuple[str, str]:
+    """The fast way to the keys (tenant, time, id, version) of the page ``latest_page`` keeps, and the SQL
+    counting the rows it is sure of: the page is right when that count is at least ``limit``.
+
+    Only the newest ``PAGE_WINDOW * limit`` rows where ``last`` is false (any version) are candidates, from
+    the oldest of their times T0 on; every version of the candidates' ids (an id's time can move) then
+    says which are newest. Any newest version not among them lies before T0 or has ``last`` true, so it
+    ranks below each of them: with ``limit`` of them standing, they begin the page."""
+    rows = where(*conditions)
+    t0 = f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, f'NOT ({last})')} ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))"
+    candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
+    newest = (
+        f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if standing else 'false'} AS withdrawn FROM {table} "
+        f"WHERE {where(rows, f'id IN ({candidates})')} ORDER BY version DESC LIMIT 1 BY id"
+    )
+    sure = f"SELECT tenant, time, id, version, {sort_columns} FROM ({newest}) WHERE NOT withdrawn AND NOT ({last}) AND time >= {t0}"
+    return (f"SELECT tenant, time, id, version FROM ({sure}) ORDER BY {page_order(last, tie)} LIMIT {limit}",
+            f"SELECT count() FROM ({sure})")
+
+
+def latest_page(table: Table, columns: str, limit: int, *conditions: str, last: str, sort_columns: str,
+                tie: str = "", standing: bool = False) -> str:
+    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY page_order(last, tie) LIMIT limit``
+    keeps, reading whole rows only for that page.
+
+    The page's keys come from ``newest_page`` when it is sure of them (a look at the newest rows only);
+    otherwise, from the newest version of every id in the range, read from the key, the version and
+    ``sort_columns`` (what the order reads) alone. ClickHouse skips the branch whose guard (a scalar)
+    is false. Then only the page's rows (one exact version each) are read with every column, found by
+    the primary key. The caller orders and limits again, as over latest()."""
+    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie, standing=standing)
+    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, f"({sure}) < {limit}", standing=standing)
+    whole = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {page_order(last, tie)} LIMIT {limit}"
+    page = f"SELECT * FROM ({fast}) WHERE ({sure}) >= {limit} UNION ALL {whole}"
     return (
         f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions, f'(tenant, time, id, version) IN ({page})')}"
         " ORDER BY version DESC LIMIT 1 BY id)"
