@@ -23,6 +23,7 @@ from grafana_foundation_sdk.models import alerting as alerting_m
 from dashboards.clickhouse_query import ClickHouse, QueryType
 from dashboards.datasources import CLICKHOUSE_UID, EXPRESSION, EXPRESSION_UID, FOLDER_TITLE, FOLDER_UID
 from dashboards.sql import latest
+from gateledger.tables import Table
 
 GROUP = "gateledger-budgets"
 INTERVAL_S = 60
@@ -34,7 +35,7 @@ NOTIFIER_URL = "http://gateledger-notifier:8490/alertmanager"
 COST_DASHBOARD = "gateledger-cost"
 
 _FIRED = latest(
-    "budget_alerts",
+    Table.BUDGET_ALERTS,
     "budget_id, budget_name, kind, threshold_pct, spend_usd, limit_usd, projected_spend_usd, late, fired_at",
     "$__timeFilter(fired_at)",
 )
@@ -59,7 +60,7 @@ PROJECTED_SQL = (
 # gateledger's budget alerts: one row per tenant and client warned in the window.
 AXONFLOW_WARNING_SQL = (
     "SELECT tenant, client_id, argMax(budget_warning, time) AS warning, toFloat64(count()) AS warnings\n"
-    f"FROM {latest('policy_decisions', 'tenant, client_id, budget_warning, time', '$__timeFilter(time)')}\n"
+    f"FROM {latest(Table.POLICY_DECISIONS, 'tenant, client_id, budget_warning, time', '$__timeFilter(time)')}\n"
     "WHERE budget_warning != ''\n"
     "GROUP BY tenant, client_id"
 )

@@ -19,14 +19,15 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page, page_order
+from gateledger.tables import Table
 
 UID = "gateledger-compliance"
 
 # MCP calls per minute at their latest version (calls_per_minute): sum(calls), never count().
 MCP_CALLS = calls("mcp", TENANT)
 FINDINGS = latest(
-    "findings",
+    Table.FINDINGS,
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
     TIME,
     TENANT,
@@ -34,21 +35,22 @@ FINDINGS = latest(
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
-INTERACTIONS_ORDER = "status = 'ok', time DESC"
+INTERACTIONS_LAST = "status = 'ok'"
+INTERACTIONS_ORDER = page_order(INTERACTIONS_LAST)
 INTERACTIONS_PAGE = 1000
 INTERACTIONS = latest_page(
-    "interactions",
+    Table.INTERACTIONS,
     "time, tenant, user_id, client_id, status, approved, block_reason, policies, llm_calls, tool_calls,"
     " webhook_rejections, errors, cost_usd, latency_ms, models, mcp_servers, close_reason",
-    INTERACTIONS_ORDER,
     INTERACTIONS_PAGE,
     TIME,
     TENANT,
+    last=INTERACTIONS_LAST,
     sort_columns="status",
     standing=True,
 )
 LOCAL_AGENT_CALLS = latest(
-    "local_agent_tool_calls",
+    Table.LOCAL_AGENT_TOOL_CALLS,
     "time, occurred_at, device_id, hostname, credential, reported_user, agent_provider, tool_name, tool_kind,"
     " status, session_id",
     TIME,
@@ -61,8 +63,8 @@ BLOCKING_POLICY = (
 # Decisions per minute at their latest version (decisions_per_minute): count with sum(decisions), or
 # sum(policy_hits) per blocking policy.
 DECISIONS = decisions(TENANT)
-BLOCKED = "source = 'policy_decisions' AND outcome = 'blocked'"
-REJECTED = "source = 'webhook_decisions' AND outcome = 'rejected'"
+BLOCKED = f"source = '{Table.POLICY_DECISIONS}' AND outcome = 'blocked'"
+REJECTED = f"source = '{Table.WEBHOOK_DECISIONS}' AND outcome = 'rejected'"
 DRILL_DOWN = link(
     "Drill into interaction ${__value.raw}",
     "/d/gateledger-compliance/gateledger-compliance?var-interaction=${__value.raw}&${__url_time_range}",
@@ -75,28 +77,28 @@ FINDING_DESCRIPTIONS = {
 # Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
 # and by its request id and context ids (empty keys never match).
 INTERACTION_EVENTS = f"""WITH
-  (SELECT argMax(event_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ev,
-  (SELECT argMax(request_id, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS req,
-  (SELECT argMax(context_ids, version) FROM interactions WHERE id = ${{interaction:sqlstring}}) AS ctx
+  (SELECT argMax(event_ids, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS ev,
+  (SELECT argMax(request_id, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS req,
+  (SELECT argMax(context_ids, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS ctx
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd
-  FROM {latest("policy_decisions", "time, user_id, policies, approved, block_reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.POLICY_DECISIONS, "time, user_id, policies, approved, block_reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
   UNION ALL
   SELECT time, 'llm call', id, user_id, concat(provider, '/', model), toString(status), error, NULL
-  FROM {latest("llm_calls", "time, user_id, provider, model, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.LLM_CALLS, "time, user_id, provider, model, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
   UNION ALL
   SELECT time, 'mcp call', id, user_id, concat(mcp_server_id, ' ', method, ' ', tool_name), toString(status), error, NULL
-  FROM {latest("mcp_calls", "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.MCP_CALLS, "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
   UNION ALL
   SELECT time, 'webhook decision', id, user_id, concat(filter_name, ' ', phase, ' ', tool_name), toString(decision), reason, NULL
-  FROM {latest("webhook_decisions", "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.WEBHOOK_DECISIONS, "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
   UNION ALL
   SELECT time, 'cost', id, user_id, concat(toString(kind), ' ', provider, ' ', model, tool_name), price_version, if(unpriced, 'unpriced', ''), total_cost_usd
-  FROM {latest("cost_ledger", "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
+  FROM {latest(Table.COST_LEDGER, "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
   UNION ALL
   SELECT time, 'finding', id, user_id, toString(kind), toString(severity), description, NULL
-  FROM {latest("findings", "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}", standing=True)}
+  FROM {latest(Table.FINDINGS, "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}", standing=True)}
 )
 ORDER BY time, record"""
 
@@ -143,7 +145,7 @@ def build() -> dashboard.Dashboard:
             ch_table(f"SELECT sumIf(calls, status = 'denied') AS denied FROM {MCP_CALLS}"),
             unit=COUNT,
             steps=NEUTRAL,
-            description="MCP calls the gateway denied (mcp_calls.status = denied).",
+            description=f"MCP calls the gateway denied ({Table.MCP_CALLS}.status = denied).",
         ),
         w=4,
         h=4,
@@ -156,7 +158,7 @@ def build() -> dashboard.Dashboard:
         b.add(
             stat_panel(
                 title,
-                ch_table(f"SELECT sumIf(decisions, source = 'findings' AND outcome = '{kind}') AS findings FROM {DECISIONS}"),
+                ch_table(f"SELECT sumIf(decisions, source = '{Table.FINDINGS}' AND outcome = '{kind}') AS findings FROM {DECISIONS}"),
                 unit=COUNT,
                 steps=GOOD_BAD,
                 description=FINDING_DESCRIPTIONS[kind],
@@ -220,7 +222,7 @@ def build() -> dashboard.Dashboard:
             "Findings by kind",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, outcome AS kind, sum(decisions) AS findings\n"
-                f"FROM {DECISIONS}\nWHERE source = 'findings'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
+                f"FROM {DECISIONS}\nWHERE source = '{Table.FINDINGS}'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
             ),
             min_interval=ROLLUP_INTERVAL,
             unit=COUNT,

@@ -23,6 +23,7 @@ from dashboards.panels import (
     timeseries_panel,
 )
 from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest, user_costs
+from gateledger.tables import Table
 
 UID = "gateledger-cost"
 # Each filter narrows its own dimension: choosing a model keeps tool costs (which have none), choosing
@@ -44,12 +45,12 @@ USER_COSTS = user_costs(TENANT, MODEL, SERVER)
 # The entries at the moment each unpriced model or tool was last used (point lookups on the sorting
 # key): the interaction to link to.
 LAST_UNPRICED = latest(
-    "cost_ledger", "time, kind, provider, model, mcp_server_id, tool_name, unpriced, interaction_id", TIME, TENANT,
+    Table.COST_LEDGER, "time, kind, provider, model, mcp_server_id, tool_name, unpriced, interaction_id", TIME, TENANT,
     MODEL, SERVER,
     f"time IN (SELECT max(last_time) FROM {COSTS} WHERE unpriced = 1 GROUP BY kind, provider, model, mcp_server_id, tool_name)",
 )
 BUDGET_ALERTS = latest(
-    "budget_alerts",
+    Table.BUDGET_ALERTS,
     "time, budget_id, budget_name, kind, threshold_pct, spend_usd, limit_usd, utilization, projected_spend_usd,"
     " period_start, period_end, action, late, fired_at",
     TIME,

@@ -9,6 +9,8 @@ view later replaces that one line.
 
 from __future__ import annotations
 
+from gateledger.tables import Table
+
 
 def any_of(column: str, variable: str) -> str:
     """``column`` is one of the selected values of a multi-value variable; "All" filters nothing."""
@@ -31,7 +33,7 @@ def where(*conditions: str) -> str:
     return " AND ".join(f"({c})" if " OR " in c.upper() else c for c in conditions if c)
 
 
-def latest(table: str, columns: str, *conditions: str, standing: bool = False) -> str:
+def latest(table: Table, columns: str, *conditions: str, standing: bool = False) -> str:
     """The newest version of each id among the rows of ``table`` matching ``conditions``.
 
     ``standing``: leave out ids whose newest version withdrew them (``retracted``, as the analyst
@@ -44,23 +46,58 @@ def latest(table: str, columns: str, *conditions: str, standing: bool = False) -
     )
 
 
-def latest_page(table: str, columns: str, order: str, limit: int, *conditions: str, sort_columns: str,
-                standing: bool = False) -> str:
-    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY order LIMIT limit`` keeps, reading
-    whole rows only for that page.
+# How many of the newest candidate rows a page looks at per row it shows (newest_page): the slack for
+# candidates that turn out superseded, duplicated or withdrawn.
+PAGE_WINDOW = 2
 
-    The page is chosen among the newest versions from the key, the version and ``sort_columns`` (what
-    ``order`` reads) alone; then only its rows (tenant, time, id, version: one exact version) are read
-    with every column, found by the primary key. The caller orders and limits again, as over latest()."""
-    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, standing=standing)
-    page = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {order} LIMIT {limit}"
+
+def page_order(last: str, tie: str = "") -> str:
+    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first."""
+    return f"{last}, time DESC" + (f", {tie}" if tie else "")
+
+
+def newest_page(table: Table, limit: int, *conditions: str, last: str, sort_columns: str, tie: str = "",
+                standing: bool = False) -> tuple[str, str]:
+    """The fast way to the keys (tenant, time, id, version) of the page ``latest_page`` keeps, and the SQL
+    counting the rows it is sure of: the page is right when that count is at least ``limit``.
+
+    Only the newest ``PAGE_WINDOW * limit`` rows where ``last`` is false (any version) are candidates, from
+    the oldest of their times T0 on; every version of the candidates' ids (an id's time can move) then
+    says which are newest. Any newest version not among them lies before T0 or has ``last`` true, so it
+    ranks below each of them: with ``limit`` of them standing, they begin the page."""
+    rows = where(*conditions)
+    t0 = f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, f'NOT ({last})')} ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))"
+    candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
+    newest = (
+        f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if standing else 'false'} AS withdrawn FROM {table} "
+        f"WHERE {where(rows, f'id IN ({candidates})')} ORDER BY version DESC LIMIT 1 BY id"
+    )
+    sure = f"SELECT tenant, time, id, version, {sort_columns} FROM ({newest}) WHERE NOT withdrawn AND NOT ({last}) AND time >= {t0}"
+    return (f"SELECT tenant, time, id, version FROM ({sure}) ORDER BY {page_order(last, tie)} LIMIT {limit}",
+            f"SELECT count() FROM ({sure})")
+
+
+def latest_page(table: Table, columns: str, limit: int, *conditions: str, last: str, sort_columns: str,
+                tie: str = "", standing: bool = False) -> str:
+    """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY page_order(last, tie) LIMIT limit``
+    keeps, reading whole rows only for that page.
+
+    The page's keys come from ``newest_page`` when it is sure of them (a look at the newest rows only);
+    otherwise, from the newest version of every id in the range, read from the key, the version and
+    ``sort_columns`` (what the order reads) alone. ClickHouse skips the branch whose guard (a scalar)
+    is false. Then only the page's rows (one exact version each) are read with every column, found by
+    the primary key. The caller orders and limits again, as over latest()."""
+    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie, standing=standing)
+    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, f"({sure}) < {limit}", standing=standing)
+    whole = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {page_order(last, tie)} LIMIT {limit}"
+    page = f"SELECT * FROM ({fast}) WHERE ({sure}) >= {limit} UNION ALL {whole}"
     return (
         f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions, f'(tenant, time, id, version) IN ({page})')}"
         " ORDER BY version DESC LIMIT 1 BY id)"
     )
 
 
-def first_landed(table: str, columns: str, *conditions: str) -> str:
+def first_landed(table: Table, columns: str, *conditions: str) -> str:
     """One row per event id of a table without versions (raw_events): the copy that landed first."""
     return (
         f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY inserted_at LIMIT 1 BY id)"
@@ -89,16 +126,16 @@ def _union(*parts: str) -> str:
     return "(\n  " + "\n  UNION ALL\n  ".join(parts) + "\n)"
 
 
-def landings(tables: tuple[str, ...], *conditions: str) -> str:
+def landings(tables: tuple[Table, ...], *conditions: str) -> str:
     """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
     events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
     names = ", ".join(f"'{t}'" for t in tables)
     parts = [(
-        "SELECT tenant, minute, output_table, source, type, events, delay_ms FROM landings_per_minute "
+        f"SELECT tenant, minute, output_table, source, type, events, delay_ms FROM {Table.LANDINGS_PER_MINUTE} "
         f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
     )]
     for t in tables:
-        raw = t == "raw_events"  # the only table with a source and type per event
+        raw = t == Table.RAW_EVENTS  # the only table with a source and type per event
         columns = "tenant, time, inserted_at" + (", source, type" if raw else "")
         source_type = "source, type" if raw else "'' AS source, '' AS type"
         parts.append(
@@ -123,7 +160,7 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
     hours = f"NOT ({FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})" if outside_full_hours else ""
     rollup = (
         "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
-        " provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM cost_per_minute "
+        f" provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM {Table.COST_PER_MINUTE} "
         f"WHERE {where(FULL_MINUTES, hours, *conditions)}"
     )
     columns = "tenant, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, input_tokens, output_tokens, total_cost_usd"
@@ -131,7 +168,7 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
         "SELECT tenant, toStartOfMinute(time) AS minute, toString(kind) AS kind, user_id, team, mcp_server_id, tool_name,"
         " provider, model, toUInt8(unpriced) AS unpriced, toInt64(1) AS entries, toInt64(input_tokens) AS input_tokens,"
         " toInt64(output_tokens) AS output_tokens, total_cost_usd AS cost_usd, time AS last_time "
-        f"FROM {latest('cost_ledger', 'time, ' + columns, EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.COST_LEDGER, 'time, ' + columns, EDGE_MINUTES, *conditions)}"
     )
     return _union(rollup, raw)
 
@@ -146,15 +183,15 @@ def user_costs(*conditions: str) -> str:
     (rows to sum: whole hours from user_cost_per_hour, the rest per minute or per entry from costs())."""
     columns = "tenant, user_id, team, entries, cost_usd, last_time"
     return _union(
-        f"SELECT {columns} FROM user_cost_per_hour WHERE {where(FULL_HOURS, *conditions)}",
+        f"SELECT {columns} FROM {Table.USER_COST_PER_HOUR} WHERE {where(FULL_HOURS, *conditions)}",
         f"SELECT {columns} FROM {costs(*conditions, outside_full_hours=True)}",
     )
 
 
 CALL_COLUMNS = {
     # kind: (table, latency column, output tokens)
-    "mcp": ("mcp_calls", "duration_ms", "toInt64(0)"),
-    "llm": ("llm_calls", "latency_ms", "toInt64(output_tokens)"),
+    "mcp": (Table.MCP_CALLS, "duration_ms", "toInt64(0)"),
+    "llm": (Table.LLM_CALLS, "latency_ms", "toInt64(output_tokens)"),
 }
 LATENCY_QUANTILES = "quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)"
 
@@ -168,7 +205,7 @@ def calls(kind: str, *conditions: str) -> str:
     of_kind = f"kind = '{kind}'"
     rollup = (
         f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time "
-        f"FROM calls_per_minute WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
+        f"FROM {Table.CALLS_PER_MINUTE} WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
     )
     dims = "mcp_server_id, tool_name, '' AS provider, '' AS model" if kind == "mcp" else "'' AS mcp_server_id, '' AS tool_name, provider, model"
     picked = "mcp_server_id, tool_name" if kind == "mcp" else "provider, model, output_tokens"
@@ -193,26 +230,26 @@ def decisions(*conditions: str) -> str:
     """Pre-check (source 'policy_decisions', outcome approved / blocked), webhook decisions ('webhook_decisions',
     outcome = decision) and findings ('findings', outcome = kind) at their latest version per minute (decisions_per_minute), one row per blocking policy:
     sum(decisions) counts decisions, sum(policy_hits) counts (decision, policy) pairs; user_id set when blocked."""
-    rollup = f"SELECT {DECISION_COLUMNS} FROM decisions_per_minute WHERE {where(FULL_MINUTES, *conditions)}"
+    rollup = f"SELECT {DECISION_COLUMNS} FROM {Table.DECISIONS_PER_MINUTE} WHERE {where(FULL_MINUTES, *conditions)}"
     policy = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'policy_decisions' AS source,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.POLICY_DECISIONS}' AS source,"
         " if(approved, 'approved', 'blocked') AS outcome, hit.1 AS policy, block_reason, '' AS filter_name,"
         " '' AS mcp_server_id, '' AS tool_name, if(approved, '', user_id) AS user_id, toInt64(hit.2 = 1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('policy_decisions', 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
+        f"FROM {latest(Table.POLICY_DECISIONS, 'tenant, time, approved, user_id, policies, block_reason', EDGE_MINUTES, *conditions)} "
         "ARRAY JOIN arrayMap((p, i) -> (toString(p), i), if(empty(policies), [if(block_reason = '', '(unspecified)', block_reason)],"
         " CAST(policies, 'Array(String)')) AS named, arrayEnumerate(named)) AS hit"
     )
     webhook = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'webhook_decisions' AS source, toString(decision) AS outcome,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.WEBHOOK_DECISIONS}' AS source, toString(decision) AS outcome,"
         " '' AS policy, '' AS block_reason, filter_name, mcp_server_id, tool_name, '' AS user_id, toInt64(1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('webhook_decisions', 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.WEBHOOK_DECISIONS, 'tenant, time, decision, filter_name, mcp_server_id, tool_name', EDGE_MINUTES, *conditions)}"
     )
     findings = (
-        "SELECT tenant, toStartOfMinute(time) AS minute, 'findings' AS source, toString(kind) AS outcome, '' AS policy,"
+        f"SELECT tenant, toStartOfMinute(time) AS minute, '{Table.FINDINGS}' AS source, toString(kind) AS outcome, '' AS policy,"
         " '' AS block_reason, '' AS filter_name, '' AS mcp_server_id, '' AS tool_name, '' AS user_id, toInt64(1) AS decisions,"
         " toInt64(1) AS policy_hits, time AS last_time "
-        f"FROM {latest('findings', 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
+        f"FROM {latest(Table.FINDINGS, 'tenant, time, kind', EDGE_MINUTES, *conditions)}"
     )
     return _union(rollup, policy, webhook, findings)

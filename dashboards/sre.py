@@ -22,6 +22,7 @@ from dashboards.panels import (
     timeseries_panel,
 )
 from dashboards.sql import LATENCY_QUANTILES, ROLLUP_INTERVAL, TENANT, TIME, any_of, calls, landings, latest
+from gateledger.tables import Table
 
 UID = "gateledger-sre"
 SERVER = any_of("mcp_server_id", "server")
@@ -31,7 +32,7 @@ LAG_STEPS = [(None, "green"), (1000, "yellow"), (10000, "red")]
 
 # Output tables whose rows are emitted as soon as their events are seen (interactions and findings wait
 # for timeouts on purpose, so their delay says nothing about pipeline health).
-DELAY_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions", "cost_ledger")
+DELAY_TABLES = (Table.MCP_CALLS, Table.LLM_CALLS, Table.POLICY_DECISIONS, Table.WEBHOOK_DECISIONS, Table.COST_LEDGER)
 
 
 MCP_CALLS = calls("mcp", TENANT, SERVER)
@@ -39,12 +40,12 @@ LLM_CALLS = calls("llm", TENANT, MODEL)
 MCP_FAILED_CALLS = "sumIf(calls, status IN ('failure', 'timeout'))"
 # The calls at the moment each server's tool last failed (point lookups on the sorting key): their errors.
 LAST_FAILED_MCP_CALLS = latest(
-    "mcp_calls", "time, mcp_server_id, tool_name, status, error", TIME, TENANT, SERVER,
+    Table.MCP_CALLS, "time, mcp_server_id, tool_name, status, error", TIME, TENANT, SERVER,
     f"time IN (SELECT max(last_time) FROM {MCP_CALLS} WHERE {MCP_FAILED} GROUP BY mcp_server_id, tool_name)",
 )
 
 # Distinct raw events per minute with their delay sketches (first landed copy of each event).
-RAW_LANDINGS = landings(("raw_events",), TENANT)
+RAW_LANDINGS = landings((Table.RAW_EVENTS,), TENANT)
 
 
 def build() -> dashboard.Dashboard:
@@ -87,7 +88,7 @@ def build() -> dashboard.Dashboard:
     b.add(
         stat_panel(
             "Dead letters",
-            ch_table(f"SELECT uniqExact(id) AS dead_letters FROM dead_letters WHERE {TIME} AND {TENANT}"),
+            ch_table(f"SELECT uniqExact(id) AS dead_letters FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT}"),
             unit=COUNT,
             steps=GOOD_BAD,
             description="Records rejected at any stage in the time range.",
@@ -201,14 +202,14 @@ def build() -> dashboard.Dashboard:
             "Dead letters by stage and reason",
             ch_timeseries(
                 "SELECT $__timeInterval(time) AS t, stage, reason, uniqExact(id) AS dead_letters\n"
-                f"FROM dead_letters WHERE {TIME} AND {TENANT}\n"
+                f"FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT}\n"
                 "GROUP BY t, stage, reason ORDER BY t"
             ),
             unit=COUNT,
             bars=True,
             stacked=True,
             legend_calcs=("sum",),
-            description="Everything rejected, by stage and machine-readable reason (replay from gateledger.dead_letters).",
+            description=f"Everything rejected, by stage and machine-readable reason (replay from gateledger.{Table.DEAD_LETTERS}).",
         ),
         w=12,
     )

@@ -10,6 +10,7 @@ from grafana_foundation_sdk.models import dashboard
 
 from dashboards.datasources import CLICKHOUSE
 from dashboards.sql import TENANT, TIME, calls, landings, where
+from gateledger.tables import Table
 
 ALL_OPTION = dashboard.VariableOption(selected=True, text="All", value="$__all")
 
@@ -18,11 +19,11 @@ _HAS_MODEL = "model != ''"
 
 # Option queries, by variable name. Two columns: the plugin takes the first as value, the second as text.
 OPTION_SQL: dict[str, str] = {
-    "tenant": f"SELECT DISTINCT tenant FROM {landings(('raw_events',))} ORDER BY tenant",
+    "tenant": f"SELECT DISTINCT tenant FROM {landings((Table.RAW_EVENTS,))} ORDER BY tenant",
     # The servers from the calls rollup; each one's name from its calls at the moment it was last called.
     "server": (
         "SELECT mcp_server_id, if(argMax(mcp_server_name, time) = '', mcp_server_id, argMax(mcp_server_name, time)) AS name "
-        f"FROM mcp_calls WHERE {where(TIME, TENANT, _HAS_SERVER)} AND time IN ("
+        f"FROM {Table.MCP_CALLS} WHERE {where(TIME, TENANT, _HAS_SERVER)} AND time IN ("
         f"SELECT max(last_time) FROM {calls('mcp', TENANT, _HAS_SERVER)} GROUP BY mcp_server_id) "
         "GROUP BY mcp_server_id ORDER BY name"
     ),

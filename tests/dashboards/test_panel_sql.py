@@ -13,6 +13,7 @@ import pytest
 
 from dashboards import grafana_sql, sql
 from dashboards.grafana_sql import ALL, Variable
+from gateledger.tables import Table
 from tests.dashboards import landing, simdata
 from tests.dashboards.conftest import SimDb
 from tests.dashboards.queries import (
@@ -134,18 +135,69 @@ def test_key_numbers_are_exact(sim_db: SimDb) -> None:
     assert len(rows) == len(sim_db.sim.interaction_ids), "one row per interaction, whatever its versions"
 
 
-@pytest.mark.parametrize("limit", [1, 7, 40])
+@pytest.mark.parametrize("limit", [1, 7, 40, 100_000])
 def test_a_list_page_read_by_key_is_the_page_of_the_newest_versions(sim_db: SimDb, limit: int) -> None:
     """latest_page (the interactions list, issue 22) keeps what ORDER BY ... LIMIT over latest() keeps,
-    for pages smaller than the data, with superseded versions and duplicates present."""
+    for pages smaller than the data (the fast way, from the newest rows only, must be sure of them) and
+    larger (every id's newest version), with superseded versions, duplicates and withdrawn ones present."""
     cols = "time, tenant, status, llm_calls, models, cost_usd"
-    order = "status = 'ok', time DESC, id"  # a total order: both sides pick the same ties
-    whole = f"SELECT id, {cols} FROM {sql.latest('interactions', cols, sql.TIME, sql.TENANT, standing=True)}"
-    paged = f"SELECT id, {cols} FROM {sql.latest_page('interactions', cols, order, limit, sql.TIME, sql.TENANT, sort_columns='status', standing=True)}"
+    last = "status = 'ok'"
+    order = sql.page_order(last, "id")  # a total order: both sides pick the same ties
+    whole = f"SELECT id, {cols} FROM {sql.latest(Table.INTERACTIONS, cols, sql.TIME, sql.TENANT, standing=True)}"
+    page = {"last": last, "sort_columns": "status", "tie": "id", "standing": True}
+    paged = f"SELECT id, {cols} FROM {sql.latest_page(Table.INTERACTIONS, cols, limit, sql.TIME, sql.TENANT, **page)}"
     tr, vars_ = time_range(sim_db.now), variables(sim_db.sim, tenant=["acme"])
+    everything = run(sim_db.client, whole, tr, vars_)[1]
     want = run(sim_db.client, f"{whole} ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
-    assert len(want) == limit and {r[3] for r in run(sim_db.client, whole, tr, vars_)[1]} - {"ok"}
+    assert len(want) == min(limit, len(everything)) and {r[3] for r in everything} - {"ok"}
     assert run(sim_db.client, f"{paged} ORDER BY {order} LIMIT {limit}", tr, vars_)[1] == want
+    fast, sure = sql.newest_page(Table.INTERACTIONS, limit, sql.TIME, sql.TENANT, **page)
+    (sure_of,), = run(sim_db.client, sure, tr, vars_)[1]
+    # Small pages are answered the fast way alone (the simulator has a few dozen non-ok interactions per
+    # tenant); whenever it is sure, its keys are the page's, in order.
+    assert (sure_of >= limit) == (limit <= 7)
+    if sure_of >= limit:
+        keys = run(sim_db.client, f"SELECT id FROM ({fast})", tr, vars_)[1]
+        assert [k[0] for k in keys] == [r[0] for r in want]
+
+
+# Rows planted so that the newest rows mislead: (id, version, minutes after the start, status, retracted).
+MISLEADING_NEWEST = [
+    ("a", 1, 60, "error", False), ("a", 2, 60, "ok", False),  # the newest non-ok row, superseded by ok
+    ("b", 1, 59, "blocked", False), ("b", 2, 59, "blocked", True),  # withdrawn
+    ("c", 1, 58, "error", False), ("c", 2, 3, "error", False),  # its time moved back
+    ("d", 1, 57, "error", False), ("d", 1, 57, "error", False),  # delivered twice
+    *[(f"e{m}", 1, m, "error", False) for m in range(10, 50, 4)],
+    *[(f"f{m}", 1, m, "ok", False) for m in range(11, 61, 5)],
+]
+
+
+@pytest.mark.parametrize(("limit", "fast"), [(1, False), (6, True), (12, True)])
+def test_a_page_is_never_sure_of_superseded_withdrawn_or_moved_rows(sim_db: SimDb, limit: int, fast: bool) -> None:
+    """The newest rows of the window are superseded (a), withdrawn (b), moved out of it (c) or doubled (d):
+    a page of 1 looks at a and b only and so takes the slow way; pages of 6 and 12 are sure without them."""
+    table = f"page_{limit}"
+    sim_db.admin.command(f"CREATE TABLE {sim_db.database}.{table} AS {sim_db.database}.{Table.INTERACTIONS}")
+    try:
+        start = sim_db.now - timedelta(hours=2)
+        sim_db.admin.insert(f"{sim_db.database}.{table}", [
+            ["acme", start + timedelta(minutes=m), i, v, st, r] for i, v, m, st, r in MISLEADING_NEWEST
+        ], column_names=["tenant", "time", "id", "version", "status", "retracted"])
+        page = {"last": "status = 'ok'", "sort_columns": "status", "tie": "id", "standing": True}
+        order = sql.page_order("status = 'ok'", "id")
+        tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
+        want = run(sim_db.client, f"SELECT id FROM {sql.latest(table, 'time, status', sql.TIME, standing=True)} "  # type: ignore[arg-type]
+                   f"ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
+        got = run(sim_db.client, f"SELECT id FROM {sql.latest_page(table, 'time, status', limit, sql.TIME, **page)} "  # type: ignore[arg-type]
+                  f"ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
+        assert got == want and len(want) == limit
+        keys, sure = sql.newest_page(table, limit, sql.TIME, **page)  # type: ignore[arg-type]
+        (sure_of,), = run(sim_db.client, sure, tr, vars_)[1]
+        assert (sure_of >= limit) == fast
+        if fast:
+            assert run(sim_db.client, f"SELECT id FROM ({keys})", tr, vars_)[1] == want
+    finally:
+        sim_db.admin.command(f"DROP TABLE {sim_db.database}.{table}")
 
 
 def test_interaction_drill_down_shows_exactly_that_interactions_records(sim_db: SimDb) -> None:
