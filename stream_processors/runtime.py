@@ -28,7 +28,7 @@ from faust.types import EventT, TableT
 
 from stream_processors import telemetry
 from stream_processors.common.emit import Batch, Emit
-from stream_processors.common.timeutil import to_us
+from stream_processors.common.timeutil import clock_us
 from stream_processors.common.partitioning import partition_for
 from stream_processors.common.produce import PartitionBatches, kafka_producer
 
@@ -273,4 +273,4 @@ def is_ready(app: Any) -> bool:
 
 def now_us_from(clock: Callable[[], Any]) -> Callable[[], int]:
     """An epoch-microsecond clock from a datetime clock."""
-    return lambda: to_us(clock())
+    return clock_us(clock)
