@@ -119,12 +119,12 @@ def _messages(prefix: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, byt
              r.id.encode(), r.model_dump_json().encode()) for r in rows]
 
 
-def _all_accounted(n: int) -> Callable[[str, float], tuple[float, float, int] | None]:
+def _all_accounted(n: int) -> Callable[[str, float, float], tuple[float, float, int] | None]:
     """(seconds until the cost stage consumed every call, seconds until the budgets stage consumed every
     contribution, contributions)."""
     cost_done: float | None = None
 
-    def done(text: str, elapsed: float) -> tuple[float, float, int] | None:
+    def done(text: str, elapsed: float, _cpu: float) -> tuple[float, float, int] | None:
         nonlocal cost_done
         costed = worker_on.metric(text, "gateledger_processor_events_in_total", stage="cost")
         ledger_out = worker_on.metric(text, "gateledger_processor_events_out_total", stage="cost",

@@ -81,6 +81,8 @@ def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
             "ingest_single_records_per_s": ratio(st["ingest"]["single"]["records_per_s"], eps),
             "ingest_batch_records_per_s": ratio(st["ingest"]["batch"]["records_per_s"], eps),
             "processors_worker_events_per_s": ratio(st["processors"]["worker"]["events_per_s_median"], eps),
+            "processors_pipeline_events_per_s": ratio(
+                st["processors"]["worker"].get("pipeline_events_per_s_median", 0), eps),
             "processors_logic_events_per_s": ratio(st["processors"]["logic"]["events_per_s_median"], eps),
             "sink_rows_per_s": ratio(st["sink"]["rows_per_s"], eps),
         }
@@ -121,8 +123,11 @@ def tables(results: dict[str, Any]) -> list[str]:
              r.get("ingest_single_records_per_s")],
             ["ingest, 100 records per POST", s["ingest"]["batch"]["records_per_s"], "records/s",
              r.get("ingest_batch_records_per_s")],
-            ["processors, one worker (Kafka in and out)", s["processors"]["worker"]["events_per_s_median"], "events/s",
-             r.get("processors_worker_events_per_s")],
+            ["processors, one worker, normalize + correlate (Kafka in and out)",
+             s["processors"]["worker"]["events_per_s_median"], "events/s", r.get("processors_worker_events_per_s")],
+            ["processors, one worker, full pipeline (+ cost, budgets)",
+             s["processors"]["worker"].get("pipeline_events_per_s_median", "–"), "events/s",
+             r.get("processors_pipeline_events_per_s")],
             ["processors, stage logic only", s["processors"]["logic"]["events_per_s_median"], "events/s",
              r.get("processors_logic_events_per_s")],
             ["sink, Kafka -> chDB", s["sink"]["rows_per_s"], "rows/s", r.get("sink_rows_per_s")],

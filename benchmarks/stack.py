@@ -24,8 +24,12 @@ class Stack:
     def __init__(self, extra_env: dict[str, str] | None = None) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="gl-bench-stack-"))
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
+        from gateledger.net import free_port
+
+        # A free ingest port: a stack someone else runs on this machine holds the default (8480).
         self.env.update(GATELEDGER_DATA_DIR=str(self.dir), GATELEDGER_MASKING_SALT="bench",
-                        GATELEDGER_LOG_LEVEL="WARNING", **(extra_env or {}))
+                        GATELEDGER_LOG_LEVEL="WARNING", GATELEDGER_STACK_INGEST_PORT=str(free_port()),
+                        **(extra_env or {}))
         self.proc: subprocess.Popen[bytes] | None = None
         self.state: Any = None
         self.pids: dict[str, int] = {}

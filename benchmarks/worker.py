@@ -119,17 +119,25 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], deadline: float, log: 
 
 
 def measure(port: int, proc: subprocess.Popen[bytes], timeout_s: float, log: Path,
-            done: Callable[[str, float], T | None]) -> T:
-    """From "ready", scrape the worker's metrics until ``done(text, seconds since ready)`` gives a result."""
+            done: Callable[[str, float, float], T | None], near: Callable[[str], bool] | None = None) -> T:
+    """From "ready", scrape the worker's metrics until ``done(text, seconds, worker CPU seconds)``, both
+    counted from "ready", gives a result.
+
+    A scrape costs the worker a few ms (the whole registry rendered): every 0.25 s, or with ``near``
+    once a second until ``near(text)`` holds and every 0.1 s after, so the polling neither slows the
+    worker much nor adds much to the measured time.
+    """
+    from benchmarks.common import cpu_seconds
+
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     wait_healthy(url, proc, deadline, log)
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), cpu_seconds(proc.pid)
     while time.monotonic() < deadline:
         with urllib.request.urlopen(f"{url}/metrics", timeout=5) as resp:  # noqa: S310
             text = resp.read().decode()
-        result = done(text, time.perf_counter() - started)
+        result = done(text, time.perf_counter() - started, cpu_seconds(proc.pid) - cpu0)
         if result is not None:
             return result
-        time.sleep(0.25)  # a scrape costs the worker a few ms: do not slow it down much
+        time.sleep(0.25 if near is None else 0.1 if near(text) else 1.0)
     raise RuntimeError(f"worker did not finish in {timeout_s}s: {log.read_text(errors='replace')[-3000:]}")

@@ -14,6 +14,15 @@ from stream_processors.pipeline import internal_topic_name
 from stream_processors.settings import ProcessorSettings
 
 
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
+    """A fresh event loop of the configured kind."""
+    if kind == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def main() -> None:
     """Create the topics, then run the faust worker until SIGTERM or SIGINT."""
     settings = Settings()
@@ -28,7 +37,7 @@ def main() -> None:
 
     asyncio.run(_topics())
     # faust's Worker runs its own loop; give it a fresh one.
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    asyncio.set_event_loop(new_event_loop(proc.event_loop))
     app = create_app(settings, proc, target=target)
     worker = faust.Worker(app, loglevel="INFO", quiet=True, override_logging=False)
     worker.execute_from_commandline()

@@ -28,8 +28,9 @@ from faust.types import EventT, TableT
 
 from stream_processors import telemetry
 from stream_processors.common.emit import Batch, Emit
-from stream_processors.common.timeutil import to_us
+from stream_processors.common.timeutil import clock_us
 from stream_processors.common.partitioning import partition_for
+from stream_processors.common.produce import PartitionBatches, kafka_producer
 
 PACK_MAX = 500  # facts per packed message (keeps messages well under 1 MB)
 
@@ -158,8 +159,7 @@ class StageRunner:
             await self._write(logic.partition, logic.flush(suffix))
 
     async def _produce(self, emits: list[Emit]) -> None:
-        producer = self.app.producer
-        futures = []
+        batches = PartitionBatches(kafka_producer(self.app))
         now_us = self.clock_us()
         names = self.topic_names
         packs: dict[tuple[str, int], list[Any]] = {}
@@ -171,7 +171,7 @@ class StageRunner:
                 parts = self.packed[e.topic]
                 packs.setdefault((topic, partition_for(e.key.encode(), parts)), []).append(e.obj)
             else:
-                futures.append(await producer.send(topic, e.key.encode(), e.value, None, None, None))
+                batches.add(topic, e.key.encode(), e.value)
             counter = self._out.get(e.topic)
             if counter is None:
                 counter = self._out[e.topic] = telemetry.EVENTS_OUT.labels(stage=self.stage, topic=e.topic)
@@ -180,32 +180,32 @@ class StageRunner:
                 self._delay.observe(max(0.0, (now_us - e.event_us) / 1e6))
         for (topic, partition), objs in packs.items():
             for i in range(0, len(objs), PACK_MAX):
-                futures.append(await producer.send(topic, b"pack", orjson.dumps(objs[i:i + PACK_MAX]), partition,
-                                                   None, None))
+                batches.add(topic, b"pack", orjson.dumps(objs[i:i + PACK_MAX]), partition)
         # Outputs first: state that says "done" must never be persisted before what it did.
-        await asyncio.gather(*futures)
+        await asyncio.gather(*await batches.send())
 
     async def _write(self, partition: int, writes: list[tuple[str, Any]]) -> None:
         """Apply writes to the table's store and append them to its changelog partition, in order.
 
-        Straight to the producer, in the exact bytes faust's json codec reads back on recovery
-        (faust's own ``send_changelog`` path costs several times more per message); faust's offset
-        commit flushes this producer before it commits.
+        Straight to the producer as one record batch, in the exact bytes faust's json codec reads
+        back on recovery (faust's own ``send_changelog`` path costs several times more per
+        message); faust's offset commit flushes this producer before it commits.
         """
         if not writes:
             return
         store = self._store()
         topic = self._changelog
-        send = self.app.producer.send
+        batches = PartitionBatches(kafka_producer(self.app))
         dumps = orjson.dumps
         for key, value in writes:
             full = f"{partition}|{key}"
             if value is None:
                 store.pop(full, None)
-                await send(topic, dumps(full), None, partition, None, None)
+                batches.add(topic, dumps(full), None, partition)
             else:
                 store[full] = value
-                await send(topic, dumps(full), dumps(value), partition, None, None)
+                batches.add(topic, dumps(full), dumps(value), partition)
+        await batches.send()
 
 
 _REPORTED: set[tuple[str, int]] = set()
@@ -273,4 +273,4 @@ def is_ready(app: Any) -> bool:
 
 def now_us_from(clock: Callable[[], Any]) -> Callable[[], int]:
     """An epoch-microsecond clock from a datetime clock."""
-    return lambda: to_us(clock())
+    return clock_us(clock)

@@ -6,6 +6,8 @@ Every window and timeout is measured in **event time** (the ``time`` of the even
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -16,6 +18,9 @@ class ProcessorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATELEDGER_PROCESSORS_", extra="ignore")
 
     app_id: str = "gateledger-processors"
+    # The worker's event loop: "uvloop" (libuv; the per-message scheduling of faust and aiokafka
+    # is a large share of the worker's CPU) or "asyncio" (the standard library's).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     # faust's web server (metrics, health) binds here; never 0.0.0.0 outside a container.
     host: str = "127.0.0.1"
     port: int = 6066

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from gateledger.clock import Clock, utcnow
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 US = 1_000_000
@@ -24,3 +28,11 @@ def from_us(us: int) -> datetime:
 def secs(s: float) -> int:
     """A duration in seconds as microseconds."""
     return int(round(s * US))
+
+
+def clock_us(clock: Clock) -> Callable[[], int]:
+    """An epoch-microsecond clock from a datetime clock; the system clock without building a datetime
+    (stages read it for every event: source idleness)."""
+    if clock is utcnow:
+        return lambda: time.time_ns() // 1000
+    return lambda: to_us(clock())

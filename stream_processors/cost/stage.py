@@ -39,7 +39,7 @@ from stream_processors import telemetry
 from stream_processors.common.emit import Batch
 from stream_processors.common.money_files import MoneyFiles
 from stream_processors.common.partition_state import WATERMARK, PartitionState
-from stream_processors.common.timeutil import secs, to_us
+from stream_processors.common.timeutil import clock_us, secs, to_us
 from stream_processors.common.watermark import Watermark
 from stream_processors.facts import interaction_id, root_key
 from stream_processors.settings import ProcessorSettings
@@ -94,7 +94,7 @@ class CostPartition:
         st: dict[str, int] = {}
         self.state.kv["w"] = st
         # Idle advance off: expiry is bookkeeping, it must never depend on processing time.
-        self.wm = Watermark(st, secs(settings.lateness_s), 0, lambda: to_us(clock()))
+        self.wm = Watermark(st, secs(settings.lateness_s), 0, clock_us(clock))
 
     # -- state lifecycle ------------------------------------------------------------------------
 

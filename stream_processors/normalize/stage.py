@@ -40,7 +40,7 @@ from stream_processors.common.dedup import DedupWindow
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
-from stream_processors.common.timeutil import secs, to_us
+from stream_processors.common.timeutil import clock_us, secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
 from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
 from stream_processors.normalize import governance, llm, local_agent, mcp, policy, webhook
@@ -83,7 +83,7 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
         self.state = PartitionState(partition)
         self.out = Batch()
         self.dedup = DedupWindow(secs(settings.dedup_window_s), secs(settings.dedup_bucket_s))
-        self._clock_us: Callable[[], int] = lambda: to_us(clock())
+        self._clock_us: Callable[[], int] = clock_us(clock)
         self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
                                     idle_advance=secs(settings.idle_advance_s),
                                     source_idle=secs(settings.source_idle_s), clock_us=self._clock_us)
