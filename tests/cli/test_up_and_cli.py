@@ -27,9 +27,11 @@ def clean_env(data_dir: Path) -> dict[str, str]:
         # Each summary counts every table through the sink, which the demo already keeps busy; the
         # final summary (checked below) is printed at the stop whatever the interval.
         GATELEDGER_STACK_SUMMARY_INTERVAL_S="60",
-        # The demo keeps the sink behind on this loaded machine: this test is about the commands, so
-        # its stop gives the drain a bound (tests/cli/test_stack_durability.py tests the drain).
-        GATELEDGER_STACK_DRAIN_TIMEOUT_S="10",
+        # The demo keeps the sink behind on this loaded machine (thousands of messages at the stop):
+        # this test is about the commands, so its stop gives the drain a short bound; that the stop
+        # drains at all is checked from its progress lines, that it drains everything is
+        # tests/cli/test_stack_durability.py's.
+        GATELEDGER_STACK_DRAIN_TIMEOUT_S="3",
     )
     return env
 
