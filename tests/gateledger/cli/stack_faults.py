@@ -34,6 +34,9 @@ VIEWS = {
                      "FROM gateledger.budget_alerts_latest(since={since:String}, until={until:String}, tenant='')",
 }
 RAW_IDS = "SELECT uniqExact(id) FROM gateledger.raw_events"
+# Settled views: unchanged for STABLE_S (what trails the interactions has landed), looked at every POLL_S.
+STABLE_S = 3.0
+POLL_S = 1.0
 
 
 def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
@@ -110,19 +113,24 @@ class Stack:
 
     def settled(self, raw_events: int, timeout_s: float = 600) -> dict[str, set[Any]]:
         """The views once every raw event landed and is part of a landed interaction, and the views
-        no longer change between two reads (costs and budget alerts trail the interactions)."""
+        did not change over STABLE_S of reads (costs and budget alerts trail the interactions).
+
+        Looks every POLL_S: the stability window is measured, not one sleep long, so a settled
+        stack is seen within a second of it and a change inside the window restarts it."""
         deadline = time.monotonic() + timeout_s
         last: dict[str, set[Any]] | None = None
+        since = 0.0
         while True:
             assert time.monotonic() < deadline, f"not settled:\n{self.log.read_text()}"
             landed = self.query(RAW_IDS)[0][0]
             pending = self.query(_PENDING_SQL, {"db": "gateledger", "since": "2000-01-01 00:00:00", "tail_ms": 0})
             if int(landed) == raw_events and not pending:
                 now = self.views()
-                if now == last:
+                if now != last:
+                    last, since = now, time.monotonic()
+                elif time.monotonic() - since >= STABLE_S:
                     return now
-                last = now
-            time.sleep(3)
+            time.sleep(POLL_S)
 
 
 async def _budget_state(bootstrap: str) -> dict[str, Any]:

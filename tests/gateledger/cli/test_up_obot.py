@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.gateledger.cli.test_up_and_cli import clean_env, count, run
+from tests.gateledger.cli.test_up_and_cli import clean_env, count, run, stack_count
 from tests.conftest import Processes
 from tests.producers.fake_obot_api import FakeObotApi, ServedInThread, llm_row, local_row, mcp_row, present_event
 
@@ -33,7 +33,7 @@ def wait_counts(env: dict[str, str], want: dict[str, int], log: Path, timeout_s:
     deadline = time.monotonic() + timeout_s
     got: dict[str, int] = {}
     while time.monotonic() < deadline:
-        got = {sql: count(env, sql) for sql in want}
+        got = {sql: stack_count(Path(env["GATELEDGER_DATA_DIR"]), sql) for sql in want}
         if got == want:
             return
         time.sleep(0.5)
