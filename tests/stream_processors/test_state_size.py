@@ -120,8 +120,10 @@ def test_emitted_interactions_are_packed_and_unpack_exactly() -> None:
         assert value.isascii() and orjson.loads(orjson.dumps(value)) == value  # the changelog's JSON
 
 
-def test_a_tenant_the_root_key_does_not_give_back_is_kept() -> None:
-    st = {"root": "a|b|r:1", "tn": "a|b", "f": {}, "em": 2, "due": 9, "first": 1, "last": 3}
+def test_a_tenant_the_root_key_does_not_give_back_is_kept_and_so_is_every_field() -> None:
+    # "bf": the bypass findings emitted last, which a late fact may have to retract.
+    st = {"root": "a|b|r:1", "tn": "a|b", "f": {"k": '{"kind":"gone"}'}, "em": 2, "due": 9, "first": 1, "last": 3,
+          "bf": {"f1": {"id": "f1", "version": 2, "what": "tool ran after a blocked pre-check"}}}
     value = packing.pack(st, "a")
     assert packing.header(value) == (9, 3, 2, True)
     assert packing.unpack(value, "a|b|r:1") == st
