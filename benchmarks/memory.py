@@ -2,7 +2,8 @@
 
 State per open interaction is measured on the real stage logic (``LocalPipeline``: the same
 normalize + correlate partitions the faust worker runs) with a clock that never advances, so no
-interaction closes: the bytes its state would write to the changelogs (JSON values, as persisted)
+interaction times out or expires: each complete one is emitted and stays in state (packed,
+stream_processors/correlate/packing.py) as it would until retention. The bytes its state would write to the changelogs (JSON values, as persisted)
 and the Python heap it holds (tracemalloc, after dropping the emitted messages LocalPipeline
 collects, which a worker hands to Kafka), each divided by the interactions in state.
 """

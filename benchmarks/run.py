@@ -274,6 +274,10 @@ def write_soak_docs(result: dict[str, Any], path: Path) -> None:
              "## Result", "", *tables({"soak": result}), "",
              f"Whole stack extrapolated to 7 days at this rate: **{result['stack_extrapolated_7d_mib']} MiB** "
              "(sum of the services' fitted lines; the load generator is not part of the stack).", "",
+             *([f"At the default 24 h retention (method above: {full['heap_bytes_per_interaction']:,} B of heap "
+                f"per interaction in state): processors' plateau **{full['processors_plateau_mib']} MiB**, "
+                f"whole stack over 7 days **{full['stack_7d_mib']} MiB**.", ""]
+               if (full := result.get("at_full_retention")) else []),
              "![RSS and CPU per service](benchmarks-soak.png)", ""]
     path.write_text("\n".join(lines))
     path.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))

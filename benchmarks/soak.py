@@ -7,6 +7,13 @@ is fitted to each service's RSS: its slope is the growth rate, expressed per 10 
 of the service's mean RSS, and extrapolated to 7 days at the same rate. The processors' retention
 windows can be shortened (``retention_s``) so that a short soak reaches the plateau a long-running
 stack would reach after its windows fill.
+
+With shortened windows the processors' plateau is lower than a real stack's: at the default 24 h
+retention it is reached after a day and holds every interaction of that day. ``at_full_retention``
+adds, to the processors' fitted level, the interactions a full window holds beyond the shortened one
+times the Python heap each one holds in state (``benchmarks.memory``, measured on the real stage
+logic): the 7-day figure of a stack left at its default windows. Heap is a lower bound of RSS
+(allocator slack comes on top).
 """
 
 from __future__ import annotations
@@ -61,6 +68,19 @@ def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, fl
             "extrapolated_7d_mib": round(last + max(0.0, slope) * (WEEK_S - last_t), 1),
         }
     return out
+
+
+def at_full_retention(result: dict[str, Any], heap_bytes_per_interaction: float,
+                      retention_s: float = 86400.0) -> dict[str, float | None]:
+    """The processors' plateau and the whole stack's 7-day MiB had the soak run with ``retention_s``."""
+    proc = result["growth"].get("processors") or {}
+    short = result.get("retention_s") or retention_s
+    extra = result["interactions_per_s"] * max(0.0, retention_s - short) * heap_bytes_per_interaction / 2**20
+    plateau = None if proc.get("mean_mib") is None else round(proc["mean_mib"] + extra, 1)
+    week = [g["extrapolated_7d_mib"] for k, g in result["growth"].items() if k not in ("load generator", "processors")]
+    stack = None if plateau is None or any(w is None for w in week) else round(sum(week) + plateau, 1)
+    return {"retention_s": retention_s, "heap_bytes_per_interaction": heap_bytes_per_interaction,
+            "processors_plateau_mib": plateau, "stack_7d_mib": stack}
 
 
 def plot(series: list[dict[str, Any]], path: Path, title: str) -> None:
@@ -154,6 +174,10 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
             w is not None for w in week) else None,
         "series": sampler.series,
     })
+    from benchmarks.memory import state_per_open_interaction
+
+    result["at_full_retention"] = at_full_retention(
+        result, state_per_open_interaction(2000)["heap_bytes_per_interaction"])
     return result
 
 

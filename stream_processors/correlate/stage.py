@@ -7,8 +7,9 @@ it stays for ``retention_s``: any new or updated fact re-emits it at once with a
 
 State keys (this partition's slice of the stage's faust table):
   ``w|<tenant>`` event-time watermark of one tenant, with each source's newest fact
-  ``i|<root>``   one interaction (the root key starts with the tenant): its facts (each one encoded
-                 JSON string, correlate/factstore.py) and bookkeeping
+  ``i|<root>``   one interaction (the root key starts with the tenant): open, a dict of its facts (each
+                 one encoded JSON string, correlate/factstore.py) and bookkeeping; once emitted, that
+                 dict packed into one compressed string until retention (correlate/packing.py)
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stream_processors.common.partition_state import WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
-from stream_processors.correlate import factstore, interaction
+from stream_processors.correlate import factstore, interaction, packing
 from stream_processors.settings import ProcessorSettings
 
 STAGE = "correlate"
@@ -62,6 +63,11 @@ class CorrelatePartition:
                 else:
                     self.state.delete(key, WATERMARK)  # the per-partition watermark of an older version
             elif key.startswith("i|"):
+                if packing.is_packed(value):
+                    due, _, _, odd_tenant = packing.header(value)
+                    st = packing.unpack(value, key[2:]) if odd_tenant else {"root": key[2:]}
+                    self._timer(_tenant_of(st)).push(due, key)
+                    continue
                 if value.get("due") is not None:
                     self._timer(_tenant_of(value)).push(value["due"], key)
                 if not value.get("em"):
@@ -111,7 +117,7 @@ class CorrelatePartition:
         if self.wms.observe(tenant, str(fact.get("src") or "facts"), t):
             self._on_watermark(tenant)
         skey = f"i|{root}"
-        st = self.state.get(skey)
+        st = self._get(skey)
         if st is None:
             st = {"root": root, "tn": tenant, "f": {}, "em": 0, "due": None, "first": t, "last": t}
             self.open += 1
@@ -135,7 +141,7 @@ class CorrelatePartition:
         """Emit what the facts just processed completed or changed; schedule the timeout of the rest."""
         overdue: dict[str, None] = {}
         for skey in self._touched:
-            st = self.state.get(skey)
+            st = self._get(skey)
             if st is None:
                 continue
             # Emitted before: a late change re-emits at once. Complete: nothing more is expected.
@@ -151,7 +157,7 @@ class CorrelatePartition:
                         # A later fact of the same message moved the watermark past it before its
                         # timer existed: no further move may come (the traffic's last message).
                         overdue[tenant] = None
-            self.state.put(skey, st)
+            self._put(skey, st)
         self._touched.clear()
         for tenant in overdue:
             self._on_watermark(tenant)
@@ -195,14 +201,34 @@ class CorrelatePartition:
         wm = self.wms.value(tenant)
         heap = self.timers.get(tenant)
         for due, skey in heap.pop_due(wm) if heap is not None else ():
-            st = self.state.get(skey)
-            if st is None or st["due"] != due:
+            value = self.state.get(skey)
+            if value is None:
+                continue
+            if packing.is_packed(value):
+                # Emitted and packed: expiry is read from the header, nothing is unpacked.
+                st_due, last, _, _ = packing.header(value)
+                if st_due == due and wm >= last + self._retention:
+                    self.state.delete(skey)
+                continue
+            st = value
+            if st["due"] != due:
                 continue
             if not st["em"]:
                 self._emit(skey, st)
-                self.state.put(skey, st)
+                self._put(skey, st)
             elif wm >= st["last"] + self._retention:
                 self.state.delete(skey)
+
+    def _get(self, skey: str) -> dict[str, Any] | None:
+        """An interaction's state as a dict (a packed one unpacked: a copy, stored back only if it changes)."""
+        value = self.state.get(skey)
+        if value is not None and packing.is_packed(value):
+            return packing.unpack(value, skey[2:])
+        return value
+
+    def _put(self, skey: str, st: dict[str, Any]) -> None:
+        """Store an interaction's state: packed once emitted (only a late fact reads it again)."""
+        self.state.put(skey, packing.pack(st, st["root"].split("|", 1)[0]) if st["em"] else st)
 
 
 def _tenant_of(st: dict[str, Any]) -> str:

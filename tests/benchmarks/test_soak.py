@@ -1,0 +1,32 @@
+"""The soak's growth fit and its 7-day figures (benchmarks/soak.py): pure arithmetic on samples."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmarks.soak import WEEK_S, at_full_retention, fit
+
+
+def _series(slopes: dict[str, float], minutes: int = 30) -> list[dict[str, object]]:
+    return [{"t": t * 5.0, "rss_mib": {k: 100.0 + s * t * 5.0 for k, s in slopes.items()}}
+            for t in range(minutes * 12)]
+
+
+def test_fit_recovers_the_slope_and_extrapolates_only_growth() -> None:
+    growth = fit(_series({"sink": 0.01, "broker": -0.02, "processors": 0.0}), warmup_s=300)
+    assert growth["sink"]["slope_mib_per_min"] == pytest.approx(0.6)
+    last = growth["sink"]["last_mib"]
+    assert growth["sink"]["extrapolated_7d_mib"] == pytest.approx(last + 0.01 * (WEEK_S - 1795), abs=0.1)
+    # Memory returned does not shrink the week below what is held at the end.
+    assert growth["broker"]["extrapolated_7d_mib"] == growth["broker"]["last_mib"]
+    assert growth["processors"]["growth_pct_per_10min"] == 0.0
+
+
+def test_full_retention_adds_a_full_windows_interactions_to_the_processors_only() -> None:
+    growth = fit(_series({"sink": 0.0, "processors": 0.0, "load generator": 1.0}), warmup_s=300)
+    result = {"growth": growth, "interactions_per_s": 10.0, "retention_s": 120.0}
+    full = at_full_retention(result, heap_bytes_per_interaction=2048, retention_s=3720.0)
+    # 10/s over the 3,600 s the full window holds beyond the shortened one, 2 KiB each: 70.3125 MiB.
+    assert full["processors_plateau_mib"] == pytest.approx(100.0 + 70.3, abs=0.1)
+    assert full["stack_7d_mib"] == pytest.approx(100.0 + 170.3, abs=0.1)  # the load generator left out
+    assert at_full_retention(result | {"retention_s": 3720.0}, 2048, 3720.0)["processors_plateau_mib"] == 100.0
