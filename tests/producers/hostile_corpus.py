@@ -35,7 +35,7 @@ BODY_LIMIT = 10 * 1024 * 1024
 AM_BODY_LIMIT = 1024 * 1024
 MARKER = re.compile(r"fzm[a-z]+")
 
-# Masking costs about 2 µs per character: the longest string and the deepest nesting are sent once per
+# Masking cost grows with the characters of text: the longest string and the deepest nesting are sent once per
 # route (_special_cases), shorter ones in the random pool.
 LONG = "A" * 20_000
 DEEPEST = 50_000

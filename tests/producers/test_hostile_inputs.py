@@ -26,7 +26,7 @@ concurrent runs to one ingest server with the sink running, then ClickHouse is c
 - ``/alertmanager``: every notification answered 200 reached the webhook exactly once, every refusal
   of an authenticated request is a 400/413 with its reason and one dead letter, bad tokens are 401.
 
-Cost: the work is the server's masking of hostile content (about 2 µs per character of text), so the
+Cost: the server's masking of hostile content dominates (it grows with the characters of text), so the
 limits are set small (a 200 kB record limit, a 1 MiB notification limit): the cases over a limit cost
 little, and the checks are the same code.
 """
