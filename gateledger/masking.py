@@ -2,7 +2,9 @@
 
 Two kinds of rule:
 - by key: values under sensitive keys (``Authorization``, ``client_secret``, ``*token``, cookies...)
-  are replaced whole; ``user_token`` becomes a salted hash so it stays joinable;
+  are replaced whole; ``user_token`` becomes a salted hash so it stays joinable; an identifier
+  (``id``, ``context_id``, ``audit_id``, ``request_id``...) whose text, decoded, holds a secret or PII
+  becomes the salted hash of itself (``mask_identifier``), honest identifiers are kept;
 - by value: strings anywhere are scanned for bearer tokens, JWTs, provider API keys, private keys,
   credentials in URLs, ``key=value`` secrets, and PII (emails, phone numbers, Luhn-valid card numbers).
 
@@ -51,7 +53,7 @@ class MaskingSettings(BaseSettings):
     extra_patterns: list[str] = Field(default_factory=list)
 
 
-_PLAIN, _SECRET, _HASHED, _TOKENS = 0, 1, 2, 3
+_PLAIN, _SECRET, _HASHED, _TOKENS, _IDENT = 0, 1, 2, 3, 4
 _CACHE_MAX = 65536  # entries per cache; a full text cache is dropped and refilled
 _CACHED_TEXT_MAX = 256  # longer strings (bodies, prompts) are rarely repeated
 _PAIR_VALUE_FIELDS = frozenset(rules.PAIR_VALUE_FIELDS)
@@ -124,9 +126,20 @@ class Masker:
         digest = hmac.new(self._salt, token.encode(), hashlib.sha256).hexdigest()[:32]
         return f"hmac:{digest}"
 
+    def mask_identifier(self, value: str) -> str:
+        """An identifier as sent, or, when its text (decoded) holds a secret or PII, its salted hash.
+
+        Identifiers are join keys: redacting the secret inside one would make distinct ids equal (and
+        keep the rest of an encoded run readable), so the whole id is replaced, by the same hash wherever
+        the same id appears (data, envelope fields), and joins still hold.
+        """
+        if rules.TOKEN_HASH.fullmatch(value) or self.mask_text(value) == value:
+            return value
+        return self.token_hash(value)
+
     def is_secret_key(self, key: str) -> bool:
         """True when the value under this key is (or may be) a secret."""
-        return self._key_kind(key) != _PLAIN
+        return self._key_kind(key) not in (_PLAIN, _IDENT)
 
     def _key_kind(self, key: str) -> int:
         return (self._keys.get(key) or self._key_entry(key))[0]
@@ -139,6 +152,8 @@ class Masker:
             k = rules.norm_key(key)
             if k in rules.NOT_SECRET or k.endswith("count"):
                 kind = _PLAIN
+            elif k in rules.IDENTIFIER_KEYS:
+                kind = _IDENT
             elif k.endswith(rules.PLURAL_TOKENS):
                 kind = _TOKENS
             elif k in rules.SECRET_KEYS or k in self._extra_keys or k.endswith(rules.SECRET_SUFFIXES):
@@ -152,6 +167,11 @@ class Masker:
 
     def _masked_value(self, kind: int, v: Any) -> Any:
         """The value under a key of this (non-plain) kind."""
+        if kind == _IDENT:
+            vt = type(v)
+            if vt is str:
+                return self.mask_identifier(v)
+            return v if vt is int or vt is float else self.mask(v)
         if kind == _HASHED:
             if type(v) is not str:
                 return REDACTED
@@ -347,7 +367,8 @@ class Masker:
                                  whole_line=rules.norm_key(key) in rules.LINE_KEYS)
             kind = self._key_kind(key)
             value = text[start:end]
-            if kind == _PLAIN or not value.strip() or value == REDACTED:
+            # An identifier in running text: its value is one word of that text, masked with the text.
+            if kind == _PLAIN or kind == _IDENT or not value.strip() or value == REDACTED:
                 # Not a secret itself, but may hold pairs that are ("note: see accessKey=...").
                 pos = start if start > m.start() else m.end()
                 continue

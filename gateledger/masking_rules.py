@@ -67,6 +67,9 @@ NOT_SECRET = frozenset(norm_key(k) for k in ("max_token", "token_type", "tokenty
 # Plural ``*tokens``: token counts (``total_tokens: 5``) stay, token strings (``refresh_tokens``) go.
 PLURAL_TOKENS = "tokens"
 HASHED_KEYS = frozenset({norm_key("user_token")})
+# Identifiers are join keys: one whose text holds a secret or PII is replaced whole by its salted hash
+# (the same everywhere it appears, so joins hold); an honest one is kept as sent.
+IDENTIFIER_KEYS = frozenset(norm_key(k) for k in ("id", "context_id", "audit_id", "request_id", "decision_id"))
 TOKEN_HASH = re.compile(r"hmac:[0-9a-f]{32}")
 # Object fields naming the header (or parameter) whose value sits beside them:
 # ``{"name": "Authorization", "value": "Bearer ..."}`` (HAR, Envoy, Kong, Azure APIM...).

@@ -85,6 +85,7 @@ def kafka_key(*parts: str | None) -> str:
 
 
 _IDENTITY_FIELDS = ("subject", "request_id", "session_id", "context_id", "trace_id", "source")
+_IDENTIFIERS = frozenset({"request_id", "context_id"})  # join keys (gateledger.masking: mask_identifier)
 
 
 def bounded_time(fn: FormatFn) -> FormatFn:
@@ -105,8 +106,9 @@ def bounded_time(fn: FormatFn) -> FormatFn:
 
 def masked_identity(fn: FormatFn) -> FormatFn:
     """The format with the envelope's identity fields and Kafka key masked like ``data`` (an email used
-    as a user id or a request id becomes the same pseudonym it gets inside ``data``, so correlation
-    and partitioning still hold; a CloudEvent ``source`` loses its ``user:pass@``)."""
+    as a user id becomes the same pseudonym it gets inside ``data``, a request or context id holding a
+    secret or PII the same salted hash, so correlation and partitioning still hold; a CloudEvent
+    ``source`` loses its ``user:pass@``)."""
 
     def wrapped(record: Any, ctx: IngestContext) -> Published:
         published = fn(record, ctx)
@@ -115,10 +117,11 @@ def masked_identity(fn: FormatFn) -> FormatFn:
         for name in _IDENTITY_FIELDS:
             value = getattr(env, name)
             if value:
-                masked = ctx.masker.mask_text(value)
+                # Ids as ``data`` masks them under their keys: the same hash in both, so joins hold.
+                masked = ctx.masker.mask_identifier(value) if name in _IDENTIFIERS else ctx.masker.mask_text(value)
                 if masked != value:
                     changes[name] = masked
-        key = ctx.masker.mask_text(published.key)
+        key = ctx.masker.mask_identifier(published.key)  # a key is an id too (often the same one)
         if not changes and key == published.key:
             return published
         return Published(env.model_copy(update=changes) if changes else env, published.topic, key)

@@ -94,7 +94,7 @@ def axonflow_llm_call(record: Any, ctx: IngestContext) -> Published:
         tenant=tenant,
         context_id=req.context_id,
         trace_id=ex.trace_id(),
-        data=ctx.masker.mask(ex.wire_dict()) | {"audit_id": resp.audit_id},
+        data=ctx.masker.mask(ex.wire_dict() | {"audit_id": resp.audit_id}),
     )
     return Published(env, Topic.RAW_AXONFLOW, req.context_id)
 

@@ -138,7 +138,7 @@ def path_scope(tail: str) -> dict[str, str]:
     """``server/<id>/user/<id>`` from a filter URL's path (HTTP 404 for anything else)."""
     parts = [p for p in tail.split("/") if p]
     if len(parts) % 2 or any(k not in SCOPE_KEYS for k in parts[::2]) or len(set(parts[::2])) != len(parts) // 2:
-        raise HttpError(404, f"a filter scope is server/<id> and/or user/<id>, not {tail!r}")
+        raise HttpError(404, f"a filter scope is server/<id> and/or user/<id>, not {tail!r}", reason="not_found")
     return {SCOPE_KEYS[k]: v for k, v in zip(parts[::2], parts[1::2], strict=True)}
 
 
@@ -157,7 +157,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
     else:
         target = settings.webhook_filters.get(name)
         if target is None:
-            raise HttpError(404, f"no webhook filter named {name!r}")
+            raise HttpError(404, f"no webhook filter named {name!r}", reason="not_found")
         secret = target.secret.get_secret_value().encode()
         tenant, install = target.tenant, target.install or settings.install
     try:

@@ -15,7 +15,8 @@ delivers each *distinct* notification once per webhook:
   retry loop and notification log are the durable queue — and webhooks that already have it are
   not sent it again. Concurrent duplicates wait for each other (one lock per key).
 
-Bad bodies get 400 and a dead letter (``invalid_alertmanager_payload``).
+Bad bodies get 400 and a dead letter (``invalid_alertmanager_payload``); bodies over
+``alertmanager_max_body_bytes`` 413 and a dead letter (``too_large``, the first 64 KiB).
 """
 
 from __future__ import annotations
@@ -152,16 +153,16 @@ class AlertmanagerRelay:
             if not same_secret(sent, f"Bearer {token.get_secret_value()}"):
                 return web.json_response({"error": "missing or wrong bearer token", "reason": "unauthenticated"},
                                          status=401, headers={"WWW-Authenticate": "Bearer"})
-        raw_body = await request.read()
+        raw_body, complete = await self._read(request)
+        if not complete:
+            limit = self.settings.alertmanager_max_body_bytes
+            return await self._refuse(413, "too_large", f"request body exceeds {limit} bytes", raw_body)
         try:
             raw = jsonutil.loads(raw_body)
             note = AmNotification.model_validate(raw)
         except (jsonutil.JSONDecodeError, ValidationError) as exc:
-            telemetry.ALERTMANAGER.labels("invalid").inc()
-            letter = make_dead_letter(stage="notify", origin="http:/alertmanager", reason="invalid_alertmanager_payload",
-                                      error=str(exc)[:2000], original=raw_body, masker=self.masker)
-            await self.dead_letter(letter)
-            return web.json_response({"error": f"not an Alertmanager v4 webhook payload: {str(exc)[:500]}"}, status=400)
+            return await self._refuse(400, "invalid_alertmanager_payload",
+                                      f"not an Alertmanager v4 webhook payload: {exc}", raw_body)
         key = note.dedup_key()
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -174,6 +175,27 @@ class AlertmanagerRelay:
             return web.json_response({"dedup_key": key, **result}, status=503,
                                      headers={"Retry-After": str(int(self.settings.retry_initial_s) or 1)})
         return web.json_response({"dedup_key": key, **result})
+
+    async def _read(self, request: web.Request) -> tuple[bytes, bool]:
+        """The body and True, or its first bytes and False when it is over the limit (read no further)."""
+        limit = self.settings.alertmanager_max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            return await request.content.read(64 * 1024), False
+        chunks, size = [], 0
+        while chunk := await request.content.read(64 * 1024):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                return b"".join(chunks)[: 64 * 1024], False
+        return b"".join(chunks), True
+
+    async def _refuse(self, status: int, reason: str, message: str, raw_body: bytes) -> web.Response:
+        """A clear refusal of an authenticated request, and its dead letter (docs/money.md, Alertmanager)."""
+        telemetry.ALERTMANAGER.labels("invalid").inc()
+        letter = make_dead_letter(stage="notify", origin="http:/alertmanager", reason=reason, error=message[:2000],
+                                  original=raw_body, masker=self.masker)
+        await self.dead_letter(letter)
+        return web.json_response({"error": message[:500], "reason": reason}, status=status)
 
     async def _relay(self, note: AmNotification, raw: dict[str, Any], key: str) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {"delivered": [], "duplicates": [], "dead_lettered": [], "pending": []}

@@ -60,6 +60,8 @@ class NotifierSettings(BaseSettings):
     # retried against a webhook before the answer is 503 and Alertmanager's own retry takes over.
     alertmanager_token: SecretStr | None = None
     alertmanager_deliver_within_s: float = 8.0
+    # Larger bodies are refused (413 too_large, dead-lettered): Alertmanager's own payloads are far smaller.
+    alertmanager_max_body_bytes: int = 4 * 1024 * 1024
 
     def targets(self) -> list[WebhookTarget]:
         """The configured webhooks (names unique)."""

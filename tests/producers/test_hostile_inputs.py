@@ -1,12 +1,16 @@
 """A corpus of malformed and hostile inputs on every ingest route, through the real broker and sink into chDB.
 
-Runs as deployed: ingest bearer tokens and webhook-filter secrets on. Per route at least 1,000 HTTP
+Runs as deployed: ingest bearer tokens, webhook-filter secrets (the default filter and a named one scoped
+by its URL's path) and the tap's tokens on; the AxonFlow tap's five recorded calls (pre-check, LLM-call
+audit, ``/api/v1/decide``, MCP check-input and check-output) and the notifier's ``/alertmanager`` relay
+beside the ingest routes. Per route at least 1,000 HTTP
 requests (not records) from a seeded fuzzer (reproducible: the seed is in the test id): valid records
 carrying hostile content (SQL and header injection strings, control characters, unicode, huge numbers
 in free fields, deep nesting inside free-form objects, far-future timestamps), inputs that must be
 refused (invalid UTF-8, broken JSON, wrong types, missing ids, nesting deeper than any parser takes,
 records over the record limit, bodies over 10 MiB), random mutations of both, and requests whose
-credentials are missing, wrong or odd (non-ASCII, invalid UTF-8). All are sent in a few large
+credentials are missing, wrong or odd (non-ASCII, invalid UTF-8), wrong content types, forged tenant
+headers, a non-ASCII identity header and, on the scoped filter, URLs that name no filter. All are sent in a few large
 concurrent runs to one ingest server with the sink running, then ClickHouse is checked once:
 
 - no crash: no answer is a 5xx, the server still answers /healthz;
@@ -17,42 +21,58 @@ concurrent runs to one ingest server with the sink running, then ClickHouse is c
   before authentication are not (documented: the dead-letter topic is not writable by strangers);
 - the AxonFlow tap, which passes the upstream's answer on, records every exchange exactly once, as an
   event or as a dead letter, checked per exchange by its marker (a lost and a duplicated exchange
-  cannot cancel out).
+  cannot cancel out); a token naming a tenant it may not speak for is refused (403) and dead-lettered;
+- a forged tenant header never moves a record to another tenant;
+- ``/alertmanager``: every notification answered 200 reached the webhook exactly once, every refusal
+  of an authenticated request is a 400/413 with its reason and one dead letter, bad tokens are 401.
+
+Cost: the server's masking of hostile content dominates (it grows with the characters of text), so the
+limits are set small (a 200 kB record limit, a 1 MiB notification limit): the cases over a limit cost
+little, and the checks are the same code.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import random
 import re
-import string
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession, ClientTimeout, web
+from aiohttp import ClientSession, ClientTimeout
 from aiohttp.test_utils import TestServer
 
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from producers.ingest.settings import IngestSettings
-from tests import samples
+from tests.producers.hostile_corpus import (
+    AM_BODY_LIMIT,
+    AM_TOKEN,
+    MARKER,
+    PER_ROUTE,
+    RECORD_LIMIT,
+    ROUTES,
+    SCOPED,
+    SCOPED_SECRET,
+    SCOPED_TENANT,
+    SECRET,
+    SEED,
+    TAP_TOKEN,
+    TAP_TOKEN_ACME,
+    TOKEN,
+    TOKEN_ACME,
+    AlertReceiver,
+    TolerantAxonFlow,
+    corpus,
+)
 from tests.producers.ingestutil import ingest_client
 from tests.rawhttp import raw_post
 
-# ~7,000 requests and the sink landing them: minutes on a loaded 2-core machine.
+# ~12,000 requests and the sink landing them: minutes on a loaded 2-core machine.
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
-
-SEED = 20261121
-PER_ROUTE = 1000  # HTTP requests per route
-TOKEN = "tok-hostile-relay"
-TAP_TOKEN = "tok-hostile-tap"  # any tenant, as the relay token
-SECRET = "whsec-hostile"
-MARKER = re.compile(r"fzm[a-z]+")
 
 
 def documented_reasons() -> set[str]:
@@ -64,260 +84,13 @@ def documented_reasons() -> set[str]:
 
 DOCUMENTED_REASONS = documented_reasons()
 
-HOSTILE_STRINGS = [
-    "'; DROP TABLE raw_events; --", "\" OR 1=1 --", "1); SELECT * FROM system.users; --",
-    "{tenant:String}", "$db.raw_events", "\r\nX-Injected: 1\r\n\r\n<html>", "%0d%0aSet-Cookie: a=b",
-    "\u0000\u0001\u0007", "\u202e\u0645\u0631\u062d\u0628\u0627", "🦄" * 50, "A" * 20_000, "\\", "\\u0000",
-    "${jndi:ldap://x/a}", "<script>alert(1)</script>", "../../../../etc/passwd", "null", "",
-]
 
-
-def marker(i: int) -> str:
-    """A unique, letters-only marker (masking leaves letters alone; digit runs could look like phone numbers)."""
-    s = ""
-    i += 26 ** 4
-    while i:
-        i, r = divmod(i, 26)
-        s = string.ascii_lowercase[r] + s
-    return "fzm" + s
-
-
-def deep(depth: int, leaf: Any = 1) -> Any:
-    v = leaf
-    for _ in range(depth):
-        v = {"n": v}
-    return v
-
-
-# -- per route: a valid record with a marker, and how its fields may be broken --------------------------
-
-
-def shim_record(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.obot_shim(requestID=m, sessionID=f"sess-{m}")
-
-
-def cloudevent(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.cloudevent(id=m)
-
-
-def webhook(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.webhook_message(id=m)
-
-
-def obot_llm(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.obot_llm(id=m)
-
-
-def precheck_request(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.precheck()["request"] | {"query": f"summarize {m}"}
-
-
-def audit_request(m: str, rng: random.Random) -> dict[str, Any]:
-    return samples.llm_audit()["request"] | {"context_id": m}
-
-
-def hostile_but_valid(rec: dict[str, Any], m: str, rng: random.Random, free: str) -> dict[str, Any]:
-    """The record with hostile content where the format allows free content (``free``: a free-form field)."""
-    rec = orjson.loads(orjson.dumps(rec))
-    kind = rng.randrange(5)
-    h = rng.choice(HOSTILE_STRINGS)
-    if kind == 0:
-        rec[free] = {"text": h + m, "k": h}
-    elif kind == 1:
-        rec[free] = {"n": 10**18, "f": 1e308, "neg": -(2**63), m: [h] * 3}
-    elif kind == 2:
-        rec[free] = deep(rng.randrange(20, 200), m)
-    elif kind == 3:
-        rec[free] = {m: h, "unicode": "\u00e9\u4e2d\u0416", "ctl": "\t\b\f"}
-    else:
-        rec[free] = {"list": [m, h, None, True, [], {}]}
-    return rec
-
-
-def broken(rec: dict[str, Any], m: str, rng: random.Random, required: list[str]) -> bytes:
-    """Bytes that must be refused: each carries the marker so every refusal is its own dead letter."""
-    kind = rng.randrange(7)
-    if kind == 0:  # invalid UTF-8 inside a JSON string
-        return b'{"id": "' + m.encode() + b'\xff\xfe\xc3\x28", "x": 1}'
-    if kind == 1:  # truncated
-        b = orjson.dumps(rec)
-        return b[: rng.randrange(1, len(b) - 1)] + m.encode()
-    if kind == 2:  # nesting deeper than any JSON parser accepts
-        d = rng.randrange(2000, 50_000)
-        return b"[" * d + m.encode() + b"]" * d
-    if kind == 3:  # NaN / Infinity are not JSON
-        return b'{"id": "' + m.encode() + b'", "v": NaN}'
-    if kind == 4:  # a required field of the wrong type
-        r = dict(rec)
-        r[rng.choice(required)] = rng.choice([[m], {"m": m}])  # numbers could be epoch times: lenient, valid
-        return orjson.dumps(r)
-    if kind == 5:  # a required field null (missing ones are in the random mutations: some are optional)
-        r = dict(rec)
-        r[rng.choice(required)] = None
-        r["_m"] = m
-        return orjson.dumps(r)
-    return b"\x00\x01\x02 not json " + m.encode()
-
-
-def random_mutation(rec: dict[str, Any], m: str, rng: random.Random) -> bytes:
-    """Anything: the server decides; the accounting must still hold."""
-    r = orjson.loads(orjson.dumps(rec))
-    keys = list(r)
-    for _ in range(rng.randrange(1, 4)):
-        k = rng.choice(keys)
-        r[k] = rng.choice([None, "", 0, -1, 2**64 - 1, 10**30 if rng.random() < 0.3 else 3, rng.choice(HOSTILE_STRINGS),
-                           "2999-12-31T23:59:59Z", "1969-12-31T23:59:59Z", "2100-01-01T00:00:00+14:00", [], {},
-                           deep(rng.randrange(1, 300))])
-    r["_m"] = m
-    try:
-        return orjson.dumps(r)
-    except orjson.JSONEncodeError:  # an int beyond 64 bits: write it as JSON text
-        return repr(r).encode()
-
-
-ROUTES: dict[str, dict[str, Any]] = {
-    "shim": {"path": "/api/mcp-audit-logs", "make": shim_record, "free": "requestBody", "array": True,
-             "required": ["createdAt", "subject"], "ctype": "application/json"},
-    "cloudevents-structured": {"path": "/v1/cloudevents", "make": cloudevent, "free": "data", "array": False,
-                               "required": ["id", "source", "type"], "ctype": "application/cloudevents+json"},
-    "cloudevents-batch": {"path": "/v1/cloudevents", "make": cloudevent, "free": "data", "array": True,
-                          "required": ["id", "source", "type"], "ctype": "application/cloudevents-batch+json"},
-    "webhook": {"path": "/v1/obot/webhook", "make": webhook, "free": "params", "array": False,
-                "required": ["method", "jsonrpc"], "ctype": "application/json"},
-    "generic": {"path": "/v1/ingest/obot-llm", "make": obot_llm, "free": "requestBody", "array": True,
-                "required": ["id"], "ctype": "application/json"},  # obot-llm takes a null createdAt
-    "tap-precheck": {"path": "/axonflow/api/policy/pre-check", "make": precheck_request, "free": "context",
-                     "array": False, "required": ["query", "client_id"], "ctype": "application/json"},
-    "tap-audit": {"path": "/axonflow/api/audit/llm-call", "make": audit_request, "free": "metadata", "array": False,
-                  "required": ["context_id"], "ctype": "application/json"},
-}
-
-
-def credentials(route: str, body: bytes) -> dict[str, str]:
-    """What an honest caller of the route sends: the bearer token, or the filter's signature."""
-    if ROUTES[route]["path"].startswith("/v1/obot/webhook"):
-        return {"X-Obot-Signature-256": "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}
-    if ROUTES[route]["path"].startswith("/axonflow/"):
-        # The tap authenticates its callers by its own tokens (X-Gateledger-Token), not the ingest's.
-        return {"Authorization": f"Bearer {TOKEN}", "X-Gateledger-Token": TAP_TOKEN}
-    return {"Authorization": f"Bearer {TOKEN}"}
-
-
-ODD = ["Bearer t\u00f6k\u00e9n", "Bearer \udcff\udcfe", "\u2603", "Bearer " + "A" * 5000, "bearer", "Basic x", ""]
-
-
-def refused_credentials(route: str, body: bytes, rng: random.Random) -> list[tuple[bytes, bytes]]:
-    """Raw header bytes of a request whose credentials are missing, wrong or odd (must be 401)."""
-    name = "X-Obot-Signature-256" if ROUTES[route]["path"].startswith("/v1/obot/webhook") else "Authorization"
-    value = rng.choice(ODD + ["Bearer wrong-token", "sha256=" + "0" * 64])
-    raw = value.encode("utf-8", "surrogateescape")
-    return [(b"Content-Type", ROUTES[route]["ctype"].encode())] + ([(name.encode(), raw)] if raw else [])
-
-
-def corpus(route: str, rng: random.Random, start: int) -> list[dict[str, Any]]:
-    """[{body, headers | raw_headers, valid: marker list, must_refuse, records, marker}] for one route."""
-    spec = ROUTES[route]
-    out: list[dict[str, Any]] = []
-    i = start
-
-    def next_marker() -> str:
-        nonlocal i
-        i += 1
-        return marker(i)
-
-    def add(body: bytes, valid: list[str], must_refuse: bool, records: int, m: str, **extra: Any) -> None:
-        headers = {"Content-Type": spec["ctype"], **credentials(route, body), **extra.pop("headers", {})}
-        out.append({"body": body, "headers": headers, "valid": valid, "must_refuse": must_refuse,
-                    "records": records, "marker": m, **extra})
-
-    while len(out) < PER_ROUTE:
-        kind = rng.random()
-        if spec["array"] and kind < 0.3:
-            # one batch: valid hostile records mixed with records broken inside a valid array
-            n = rng.randrange(5, 40)
-            recs, valid = [], []
-            for _ in range(n):
-                m = next_marker()
-                rec = spec["make"](m, rng)
-                if rng.random() < 0.7:
-                    recs.append(hostile_but_valid(rec, m, rng, spec["free"]))
-                    valid.append(m)
-                else:
-                    bad = dict(rec)
-                    bad[rng.choice(spec["required"])] = [m]
-                    recs.append(bad)
-            add(orjson.dumps(recs), valid, False, n, valid[0] if valid else m)
-        elif kind < 0.55:
-            m = next_marker()
-            rec = hostile_but_valid(spec["make"](m, rng), m, rng, spec["free"])
-            body = orjson.dumps([rec] if spec["array"] else rec)
-            extra = {}
-            if rng.random() < 0.3:
-                extra = {"X-Gateledger-Tenant": rng.choice(["acme", "globex"]),
-                         "traceparent": rng.choice(["00-zz-zz-01", "garbage", "00-" + "f" * 32 + "-" + "0" * 16 + "-01"]),
-                         # the client library itself refuses CR/LF and control characters in headers
-                         "X-Request-ID": "".join(c for c in rng.choice(HOSTILE_STRINGS)[:200] if " " <= c <= "~") or "x"}
-            add(body, [m], False, 1, m, headers=extra)
-        elif kind < 0.78:
-            m = next_marker()
-            add(broken(spec["make"](m, rng), m, rng, spec["required"]), [], True, 1, m)
-        elif kind < 0.92:
-            m = next_marker()
-            body = random_mutation(spec["make"](m, rng), m, rng)
-            add(b"[" + body + b"]" if spec["array"] else body, [], False, 1, m)
-        else:
-            m = next_marker()
-            body = orjson.dumps([spec["make"](m, rng)] if spec["array"] else spec["make"](m, rng))
-            out.append({"body": body, "raw_headers": refused_credentials(route, body, rng), "valid": [],
-                        "must_refuse": True, "records": 1, "marker": m, "unauthenticated": True})
-    # a record over the record limit inside a body under the body limit, and a body over the body limit
-    m = next_marker()
-    big = hostile_but_valid(spec["make"](m, rng), m, rng, spec["free"])
-    big[spec["free"]] = {"pad": m + " " + "x" * 1_200_000}  # a space ends the marker
-    add(orjson.dumps([big] if spec["array"] else big), [], True, 1, m, record_too_large=True)
-    m = next_marker()
-    add(b'{"pad": "' + m.encode() + b" " + b"x" * (10 * 1024 * 1024 + 10) + b'"}', [], True, 1, m, too_large=True)
-    return out
-
-
-class TolerantAxonFlow:
-    """An upstream that answers anything: JSON objects get AxonFlow-shaped answers, the rest 400."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    async def precheck(self, request: web.Request) -> web.Response:
-        self.n += 1
-        try:
-            body = await request.json()
-        except Exception:  # noqa: BLE001 - hostile bytes: answer as a web server would
-            return web.json_response({"error": "bad request"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "bad request"}, status=400)
-        return web.json_response({"context_id": f"ctx-fz-{self.n}", "approved": True, "policies": [],
-                                  "expires_at": "2030-01-01T00:00:00Z"})
-
-    async def audit(self, request: web.Request) -> web.Response:
-        try:
-            body = await request.json()
-        except Exception:  # noqa: BLE001
-            return web.json_response({"error": "bad request"}, status=400)
-        if not isinstance(body, dict):
-            return web.json_response({"error": "bad request"}, status=400)
-        return web.json_response({"success": True, "audit_id": "aud-x"})
-
-    def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/api/policy/pre-check", self.precheck)
-        app.router.add_post("/api/audit/llm-call", self.audit)
-        return app
-
-
-async def _send_all(base: str, items: list[dict[str, Any]], path: str) -> None:
+async def _send_all(base: str, items: list[dict[str, Any]], route_path: str) -> None:
     sem = asyncio.Semaphore(16)
     async with ClientSession(timeout=ClientTimeout(total=120)) as session:
 
         async def one(item: dict[str, Any]) -> None:
+            path = item.get("path", route_path)
             if "raw_headers" in item:  # header bytes no client library sends
                 async with sem:
                     item["status"], item["answer"] = await raw_post(base, path, item["body"], item["raw_headers"])
@@ -343,7 +116,7 @@ def _expected_refusals(item: dict[str, Any]) -> int:
     if item["status"] in (400, 413):
         if "rejected" in ans:
             return len(ans["rejected"])
-        return 1 if ans.get("reason") not in (None, "bad_header") else 0
+        return 1 if ans.get("reason") not in (None, "bad_header", "not_found") else 0
     return 0
 
 
@@ -356,7 +129,7 @@ def _refusal_reasons(item: dict[str, Any]) -> list[str | None]:
 
 def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: Settings, ch_client,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.sinks.conftest import fast_sink, running_sink, wait_caught_up
+    from tests.sinks.conftest import fast_sink, running_notifier, running_sink, wait_caught_up
 
     monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
     monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
@@ -364,19 +137,27 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
     db = settings.clickhouse.database
     rng = random.Random(SEED)
     plan = {route: corpus(route, rng, k * 1_000_000) for k, route in enumerate(ROUTES)}
-    upstream = TolerantAxonFlow()
+    upstream, receiver = TolerantAxonFlow(), AlertReceiver()
 
     async def main() -> None:
-        async with TestServer(upstream.app(), host="127.0.0.1") as up:
-            # As deployed: a relay token (records name their tenants) and a signed webhook filter.
+        async with TestServer(upstream.app(), host="127.0.0.1") as up, \
+                TestServer(receiver.app(), host="127.0.0.1") as hook:
+            # As deployed: relay tokens (one for any tenant, one locked to acme), a signed default filter
+            # and a named one scoped by its URL, the tap's tokens, Alertmanager's bearer token.
             ingest = IngestSettings(axonflow_upstream_url=str(up.make_url("")), publish_timeout_s=8.0,
-                                    tokens={TOKEN: {"tenant": "*"}}, webhook_secret=SECRET,
-                                    axonflow_tokens={TAP_TOKEN: ["*"]})
+                                    tokens={TOKEN: {"tenant": "*"}, TOKEN_ACME: {"tenant": "acme"}},
+                                    webhook_secret=SECRET,
+                                    webhook_filters={SCOPED: {"secret": SCOPED_SECRET, "tenant": SCOPED_TENANT}},
+                                    axonflow_tokens={TAP_TOKEN: ["*"], TAP_TOKEN_ACME: ["acme"]},
+                                    max_record_bytes=RECORD_LIMIT)
+            hooks = [{"name": "fz", "url": str(hook.make_url("/hook"))}]
             async with running_sink(settings, fast_sink(batch_max_rows=2000)) as state, \
-                    ingest_client(settings, ingest) as http:
+                    ingest_client(settings, ingest) as http, \
+                    running_notifier(settings, hooks, alertmanager_token=AM_TOKEN,
+                                     alertmanager_max_body_bytes=AM_BODY_LIMIT) as notifier:
                 base = str(http.make_url("")).rstrip("/")
                 for route, items in plan.items():
-                    await _send_all(base, items, ROUTES[route]["path"])
+                    await _send_all(notifier if route == "alertmanager" else base, items, ROUTES[route]["path"])
                     r = await http.get("/healthz")
                     assert r.status == 200, f"the server stopped answering after {route}"
                 await wait_caught_up(settings, state["sink"], timeout_s=180)
@@ -385,6 +166,8 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
 
     problems: list[str] = []
     for route, items in plan.items():
+        if route == "alertmanager":
+            continue  # checked on its own below
         statuses = Counter(x["status"] for x in items)
         assert len(items) >= PER_ROUTE, route  # requests, not records
         fives = [x for x in items if x["status"] >= 500]
@@ -395,6 +178,13 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         if undocumented and not route.startswith("tap"):
             problems.append(f"{route}: refusals without a documented reason: {dict(undocumented)}")
         for x in items:
+            reason = x["answer"].get("reason") if isinstance(x["answer"], dict) else None
+            if x.get("not_found") and (x["status"], reason) != (404, "not_found"):
+                problems.append(f"{route}: a filter URL naming nothing answered {x['status']} {x['answer']}")
+            if x.get("odd_identity") and (x["status"], reason) != (400, "bad_header"):
+                problems.append(f"{route}: a non-ASCII identity header answered {x['status']} {x['answer']}")
+            if x.get("forged") == "refused" and (x["status"], reason) != (403, "tenant_not_allowed"):
+                problems.append(f"{route}: a token naming a tenant it may not answered {x['status']} {x['answer']}")
             if x.get("unauthenticated") and (x["status"], x["answer"].get("reason")) not in (
                     (401, "unauthenticated"), (401, "bad_header"), (401, "bad_signature")) \
                     and not route.startswith("tap"):
@@ -405,7 +195,8 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
             if x["valid"] and (x["status"] != 200 and not (x["status"] == 400 and "rejected" in x["answer"])):
                 problems.append(f"{route}: valid records answered {x['status']} {str(x['answer'])[:300]}")
                 break
-            if x["must_refuse"] and not x.get("unauthenticated") and x["status"] not in (400, 413):
+            if x["must_refuse"] and not x.get("unauthenticated") and not x.get("not_found") \
+                    and x["status"] not in (400, 413):
                 problems.append(f"{route}: refused input answered {x['status']} {x['answer']} for {x['body'][:300]!r}")
                 break
             if x.get("too_large") and x["status"] != 413:
@@ -418,14 +209,16 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
     assert not problems, "\n".join(problems)
 
     # -- ClickHouse, once ----------------------------------------------------------------------
-    rows = ch_client.query(f"SELECT id, data, source, type FROM `{db}`.raw_events FINAL").result_rows
+    rows = ch_client.query(f"SELECT id, data, source, type, tenant FROM `{db}`.raw_events FINAL").result_rows
     found: Counter[str] = Counter()
-    for _id, data, _src, _type in rows:
+    tenants: dict[str, set[str]] = {}
+    for _id, data, _src, _type, tenant in rows:
         for m in set(MARKER.findall(data)):
             found[m] += 1
+            tenants.setdefault(m, set()).add(tenant)
     letters = ch_client.query(f"SELECT id, stage, origin, reason, original FROM `{db}`.dead_letters FINAL").result_rows
     ingest_letters = [r for r in letters if r[1] == "ingest"]
-    other_letters = [r for r in letters if r[1] != "ingest"]
+    other_letters = [r for r in letters if r[1] not in ("ingest", "notify")]
     assert all(r[3] for r in letters), "a dead letter without a reason"
     http_letters = [r for r in ingest_letters if r[2].startswith("http:")]
     assert {r[3] for r in http_letters} <= DOCUMENTED_REASONS, Counter(r[3] for r in http_letters)
@@ -435,7 +228,11 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
             lettered[m] += 1
 
     for route, items in plan.items():
-        if route.startswith("tap"):
+        # A forged tenant header never moves a record to another tenant.
+        moved = [(x["marker"], tenants[x["marker"]]) for x in items
+                 if x.get("forged") not in (None, "refused") and tenants.get(x["marker"], {x["forged"]}) != {x["forged"]}]
+        assert not moved, f"{route}: records landed under a tenant their caller may not name: {moved[:3]}"
+        if route.startswith("tap") or route == "alertmanager":
             continue
         valid = [m for x in items for m in x["valid"]]
         missing = [m for m in valid if found[m] == 0 and lettered[m] == 0]
@@ -445,17 +242,19 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         in_sink_letters = [m for m in valid if found[m] == 0]
         assert not in_sink_letters, f"{route}: valid records dead-lettered by the sink: {in_sink_letters[:3]}"
         # Refused before authentication: answered, never dead-lettered (and never recorded).
-        strangers = [x["marker"] for x in items if x.get("unauthenticated")]
+        strangers = [x["marker"] for x in items if x.get("unauthenticated") or x.get("not_found")
+                     or x.get("odd_identity")]
         assert not [m for m in strangers if found[m] or lettered[m]], f"{route}: a stranger's request was kept"
     # Every refusal the server reported is one ingest dead letter (each refused input is unique).
-    non_tap = [x for route, items in plan.items() if not route.startswith("tap") for x in items]
+    non_tap = [x for route, items in plan.items() if not route.startswith("tap") and route != "alertmanager"
+               for x in items]
     refusals = sum(_expected_refusals(x) for x in non_tap)
     assert len(http_letters) == refusals, (len(http_letters), refusals, Counter(r[3] for r in http_letters))
     # The tap, per exchange: every request it answered is recorded exactly once, as an event or as a
     # dead letter, found by the marker it carried (a lost and a duplicated exchange cannot cancel out).
     tap_letters = [r for r in ingest_letters if r[2].startswith("tap:")]
     tap_found: Counter[str] = Counter()
-    for _id, data, _src, typ in rows:
+    for _id, data, _src, typ, _tenant in rows:
         if typ.startswith("axonflow"):
             for m in set(MARKER.findall(data)):
                 tap_found[m] += 1
@@ -471,7 +270,12 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
     for route, items in plan.items():
         if not route.startswith("tap"):
             continue
-        answered = [x for x in items if x["status"] not in (401, 413) and not x.get("unauthenticated")]
+        # A non-ASCII identity header is refused by the ingest's header check before the tap sees it
+        # (400 bad_header, never dead-lettered, docs/ingest.md): never recorded.
+        refused_early = [x["marker"] for x in items if x.get("odd_identity") and tap_found[x["marker"]]]
+        assert not refused_early, f"{route}: a request refused for its headers was recorded: {refused_early[:3]}"
+        answered = [x for x in items if x["status"] not in (401, 413) and not x.get("unauthenticated")
+                    and not x.get("odd_identity")]
         assert len(answered) >= PER_ROUTE * 0.85, (route, len(answered))
         hidden = [x for x in answered if tap_found[x["marker"]] == 0
                   and x["marker"] not in masker.mask_text(x["body"].decode("utf-8", "replace"))]
@@ -483,3 +287,34 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         assert not doubled, f"{route}: {len(doubled)} exchanges recorded twice, e.g. {doubled[:3]}"
     assert unmarked_letters >= masked_away, (unmarked_letters, masked_away)
     assert not [r for r in other_letters if r[1] == "sink" and r[3] == ""]
+    _check_alertmanager(plan["alertmanager"], receiver, letters)
+
+
+def _check_alertmanager(items: list[dict[str, Any]], receiver: AlertReceiver, letters: list[tuple]) -> None:
+    """Every answer clear, every notification answered 200 relayed once, every refusal one dead letter."""
+    assert len(items) >= PER_ROUTE
+    notify = [r for r in letters if r[1] == "notify" and r[2] == "http:/alertmanager"]
+    lettered: Counter[str] = Counter(m for r in notify for m in set(MARKER.findall(r[4])))
+    problems = []
+    for x in items:
+        status, ans = x["status"], x["answer"] if isinstance(x["answer"], dict) else {}
+        m = x["marker"]
+        if status >= 500:
+            problems.append(f"answered {status} {ans}")
+        elif x.get("unauthenticated"):
+            if (status, ans.get("reason")) != (401, "unauthenticated") or lettered[m]:
+                problems.append(f"bad credentials answered {status} {ans} (lettered {lettered[m]})")
+        elif status == 200:
+            if set(ans.get("delivered", []) + ans.get("duplicates", [])) != {"fz"} or receiver.markers[m] != 1:
+                problems.append(f"a notification answered 200 {ans} reached the webhook {receiver.markers[m]} times")
+        elif (status, ans.get("reason")) in ((400, "invalid_alertmanager_payload"), (413, "too_large")):
+            if lettered[m] != 1 or receiver.markers[m]:
+                problems.append(f"a refusal {status} {ans} has {lettered[m]} dead letters")
+        else:
+            problems.append(f"answered {status} {ans} for {x['body'][:200]!r}")
+        if x["must_refuse"] and not x.get("unauthenticated") and status not in (400, 413):
+            problems.append(f"refused input answered {status} {ans} for {x['body'][:200]!r}")
+        if x.get("too_large") and status != 413:
+            problems.append(f"a body over the limit answered {status}")
+    assert not problems, f"/alertmanager: {len(problems)} problems, e.g. " + "\n".join(problems[:5])
+    assert len(notify) == sum(1 for x in items if x["status"] in (400, 413)), "one dead letter per refusal"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import timedelta
 
@@ -446,3 +447,32 @@ def test_an_axonflow_check_that_errored_is_recorded_but_is_no_block() -> None:
         pl.feed([raw(envelope("axonflow-governance", sample))])
         assert [d["http_status"] for d in pl.final(str(Topic.POLICY_DECISIONS)).values()] == [sample["status"]]
         assert pl.facts == facts, "a verdict goes on to correlation; an error without one does not"
+
+
+def test_context_ids_holding_secrets_are_hashed_and_still_join() -> None:
+    # Two pre-checks whose context ids differ only in a base64-wrapped secret: each id becomes its own
+    # salted hash in both its pre-check and its audit (envelope, data, Kafka key), so each pair still joins
+    # and neither merges with the other; no secret is left anywhere the processors emit.
+    secrets = ["Zq8vR2mXw7LpT4nK9sYb", "Wm3kP9xQ2vL7nT4rB8sY"]
+    ids = ["ctx-7 " + base64.b64encode(f'{{"client_secret": "{s}"}}'.encode()).decode() for s in secrets]
+    feed, pairs = [], []
+    for n, cid in enumerate(ids, 1):
+        spec = Spec(n=n, t0=T0, tools=0)
+        rec = traffic.precheck_record(spec, T0)
+        rec["response"]["context_id"] = cid
+        pre = envelope("axonflow-precheck", rec, received_at=T0 + timedelta(seconds=1))
+        aud = traffic.audit(spec, T0 + timedelta(seconds=1), context_id=cid)
+        assert pre.envelope.context_id == aud.envelope.context_id == aud.envelope.data["request"]["context_id"] \
+            == pre.envelope.data["response"]["context_id"] == pre.key == aud.key
+        assert pre.envelope.context_id.startswith("hmac:")
+        feed += [raw(aud), raw(pre)]
+        pairs.append({pre.envelope.id, aud.envelope.id})
+    assert pairs[0] != pairs[1]
+    pl = pipeline(unaudited_grace_s=10, orphan_grace_s=60)
+    pl.feed(feed)
+    close_all(pl, timedelta(minutes=10))
+    calls = pl.final(str(Topic.LLM_CALLS)).values()
+    assert sorted(sorted(c["event_ids"]) for c in calls) == sorted(sorted(p) for p in pairs)
+    assert not pl.final(str(Topic.FINDINGS)), "no unaudited call, no orphan audit: each pair joined"
+    emitted = b"".join(e.value for e in pl.outputs) + b"".join(v for _, _, v in feed)
+    assert not [s for s in secrets if s.encode() in emitted] and b"ctx-7" not in emitted
