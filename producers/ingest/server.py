@@ -26,6 +26,7 @@ from gateledger.kafka import ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.money.gauges import BudgetGaugeCollector
 from gateledger.money.settings import MoneySettings
+from gateledger.ratelimit import Limiter
 from gateledger.settings import Settings
 from producers.accept import accept, parse_body
 from producers.axonflow.auth import TapAuth
@@ -46,7 +47,7 @@ from producers.ingest.common import (
 )
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
-from producers.ingest.limits import LIMITER, Limiter, limits_middleware
+from producers.ingest.limits import LIMITER, limits_middleware
 from producers.ingest.settings import IngestSettings
 from producers.obot import shim as obot_shim
 from producers.obot import webhook

@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import math
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -38,6 +39,7 @@ from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import same_secret
 from gateledger.masking import Masker
+from gateledger.ratelimit import Limiter
 from sinks.notifier import telemetry
 from sinks.notifier.delivery import post_with_backoff
 from sinks.notifier.sent_store import KafkaSentStore
@@ -143,17 +145,44 @@ class AlertmanagerRelay:
         self.masker = masker
         self._monotonic = monotonic
         self._locks: dict[str, asyncio.Lock] = {}
+        self._limiter = Limiter(settings.alertmanager_rate_limit_per_s, settings.alertmanager_rate_limit_burst,
+                                settings.alertmanager_max_concurrent)
 
     async def handle(self, request: web.Request) -> web.Response:
         """One notification from Alertmanager."""
         token = self.settings.alertmanager_token
+        authenticated = token is None
         if token is not None:
             sent = request.headers.get("Authorization", "")
             # Any header text, non-ASCII or not UTF-8 at all, is a wrong token: 401, never 500.
-            if not same_secret(sent, f"Bearer {token.get_secret_value()}"):
+            authenticated = same_secret(sent, f"Bearer {token.get_secret_value()}")
+        # Counted before anything else is done for it: a flood costs a bucket look-up, never a body read.
+        caller = ("token",) if authenticated and token is not None else ("peer", request.remote)
+        refused = self._limiter.acquire(caller)
+        if refused is not None:
+            reason, wait_s = refused
+            telemetry.ALERTMANAGER.labels(reason).inc()
+            return web.json_response({"error": f"too many requests from this caller ({reason.replace('_', ' ')})",
+                                      "reason": reason}, status=429,
+                                     headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
+        try:
+            if not authenticated:
                 return web.json_response({"error": "missing or wrong bearer token", "reason": "unauthenticated"},
                                          status=401, headers={"WWW-Authenticate": "Bearer"})
-        raw_body, complete = await self._read(request)
+            return await self._handle(request)
+        finally:
+            self._limiter.release(caller)
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        timeout_s = self.settings.alertmanager_body_read_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                raw_body, complete = await self._read(request)
+        except TimeoutError:
+            # No complete request to keep (as the ingest routes, docs/ingest.md body_timeout).
+            telemetry.ALERTMANAGER.labels("body_timeout").inc()
+            return web.json_response({"error": f"request body not received within {timeout_s:g} s",
+                                      "reason": "body_timeout"}, status=408, headers={"Connection": "close"})
         if not complete:
             limit = self.settings.alertmanager_max_body_bytes
             return await self._refuse(413, "too_large", f"request body exceeds {limit} bytes", raw_body)

@@ -62,6 +62,13 @@ class NotifierSettings(BaseSettings):
     alertmanager_deliver_within_s: float = 8.0
     # Larger bodies are refused (413 too_large, dead-lettered): Alertmanager's own payloads are far smaller.
     alertmanager_max_body_bytes: int = 4 * 1024 * 1024
+    # A body not received within this is refused (408 body_timeout; a slow-loris sender holds nothing).
+    alertmanager_body_read_timeout_s: float = 30.0
+    # Per caller (the token when it is right, else the peer address): 429 + Retry-After beyond these.
+    # Alertmanager sends one request per group per group_interval: far below them.
+    alertmanager_rate_limit_per_s: float = 50.0
+    alertmanager_rate_limit_burst: int = 200
+    alertmanager_max_concurrent: int = 16
 
     def targets(self) -> list[WebhookTarget]:
         """The configured webhooks (names unique)."""

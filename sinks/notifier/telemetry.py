@@ -12,4 +12,5 @@ DEAD_LETTERS = Counter("gateledger_notifier_dead_letters_total", "Alerts or mess
 RETRYING = Gauge("gateledger_notifier_retrying", "1 while a delivery is being retried.", ["webhook"])
 ALERTMANAGER = Counter("gateledger_notifier_alertmanager_notifications_total",
                        "Alertmanager notifications received on /alertmanager, by outcome (done: every webhook has it;"
-                       " retry_later: answered 503; invalid: not a v4 payload).", ["outcome"])
+                       " retry_later: answered 503; invalid: not a v4 payload; rate_limited / concurrency_limited: 429;"
+                       " body_timeout: 408).", ["outcome"])

@@ -7,9 +7,10 @@ import asyncio
 import random
 
 import orjson
+from gateledger.ratelimit import Limiter
 from gateledger.settings import Settings
 from producers.ingest.common import token_digest
-from producers.ingest.limits import LIMITER, Limiter
+from producers.ingest.limits import LIMITER
 from tests import samples
 from tests.producers.ingestutil import ingest_client
 from tests.producers.ingest.test_refusals import TOKEN, secured

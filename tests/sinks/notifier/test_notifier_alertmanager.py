@@ -128,3 +128,56 @@ def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None
             await receiver.stop()
 
     asyncio.run(main())
+
+
+def test_relay_limits_floods_and_slow_bodies(settings: Settings) -> None:
+    """Per caller: a body trickling in holds its slot until the read timeout (408 body_timeout), another
+    request meanwhile is 429 concurrency_limited; beyond the bucket, 429 rate_limited with Retry-After.
+    Every token the bucket had is accounted for by exactly one answered request."""
+    burst = 6
+
+    async def main() -> None:
+        receiver = Receiver(fail_first=0)
+        await receiver.start()
+        auth = {"Authorization": "Bearer am-secret"}
+        try:
+            async with running_notifier(settings, [{"name": "oncall", "url": f"{receiver.url}/generic"}],
+                                        alertmanager_token="am-secret", alertmanager_rate_limit_per_s=0.001,
+                                        alertmanager_rate_limit_burst=burst, alertmanager_max_concurrent=1,
+                                        alertmanager_body_read_timeout_s=1.0) as base:
+                host, port = base.removeprefix("http://").split(":")
+                reader, writer = await asyncio.open_connection(host, int(port))
+                writer.write(b"POST /alertmanager HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                             b"Authorization: Bearer am-secret\r\nContent-Length: 1000\r\n\r\n{\"version\"")
+                await writer.drain()
+                ok = 0
+                for _ in range(burst):  # until the trickling request is seen in flight (a 200 took a token)
+                    status, body = await post(base, PAYLOAD, **auth)
+                    if status == 429:
+                        assert body["reason"] == "concurrency_limited", body
+                        break
+                    assert status == 200, body
+                    ok += 1
+                else:
+                    raise AssertionError("no 429 while a request was in flight: no concurrency limit")
+                head = (await reader.read(4096)).decode()
+                writer.close()
+                assert head.startswith("HTTP/1.1 408") and '"body_timeout"' in head, head
+                for _ in range(burst + 1):
+                    async with aiohttp.ClientSession() as s, \
+                            s.post(f"{base}/alertmanager", data=jsonutil.dumps(PAYLOAD), headers=auth) as r:
+                        if r.status == 429:
+                            assert (await r.json())["reason"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
+                            break
+                        assert r.status == 200
+                        ok += 1
+                else:
+                    raise AssertionError("never 429 rate_limited: no rate limit")
+                assert ok + 1 == burst, "each token the bucket had went to exactly one request"
+                # Another caller (no token: its own bucket, by address) is not limited by the first one's flood.
+                assert (await post(base, PAYLOAD))[0] == 401
+            assert len(receiver.accepted["/generic"]) == 1, "repeats of one notification are sent once"
+        finally:
+            await receiver.stop()
+
+    asyncio.run(main())
