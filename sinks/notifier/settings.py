@@ -65,10 +65,11 @@ class NotifierSettings(BaseSettings):
     # A body not received within this is refused (408 body_timeout; a slow-loris sender holds nothing).
     alertmanager_body_read_timeout_s: float = 30.0
     # Per caller (the token when it is right, else the peer address): 429 + Retry-After beyond these.
-    # Alertmanager sends one request per group per group_interval: far below them.
-    alertmanager_rate_limit_per_s: float = 50.0
-    alertmanager_rate_limit_burst: int = 200
-    alertmanager_max_concurrent: int = 16
+    # Alertmanager sends one request per group per group_interval; an HA pair with thousands of groups
+    # may send a few thousand at once after a restart: the burst holds that.
+    alertmanager_rate_limit_per_s: float = 500.0
+    alertmanager_rate_limit_burst: int = 2000
+    alertmanager_max_concurrent: int = 64
 
     def targets(self) -> list[WebhookTarget]:
         """The configured webhooks (names unique)."""
