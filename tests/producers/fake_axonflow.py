@@ -16,6 +16,41 @@ from aiohttp import web
 from producers.axonflow.auth import basic_client_id
 
 
+def _text(value: Any) -> bool:
+    """A non-empty JSON string (Go's json decoding of a string field refuses any other type: 400)."""
+    return isinstance(value, str) and bool(value)
+
+
+def check_input_refused(body: Any) -> web.Response | None:
+    """The 400 AxonFlow answers a malformed MCP check-input, else None."""
+    # platform/agent/mcp_handler.go, mcpCheckInputHandler: a body that does not decode is 400 "Invalid
+    # request body"; connector_type and statement required (400).
+    if not isinstance(body, dict):
+        return web.json_response({"error": "Invalid request body"}, status=400)
+    if not _text(body.get("connector_type")) or not _text(body.get("statement")):
+        return web.json_response({"error": "connector_type and statement are required"}, status=400)
+    return None
+
+
+def check_output_refused(body: Any) -> web.Response | None:
+    """The 400 AxonFlow answers a malformed MCP check-output, else None."""
+    # mcp_handler.go, mcpCheckOutputHandler: connector_type and (response_data or message) required.
+    if not isinstance(body, dict):
+        return web.json_response({"error": "Invalid request body"}, status=400)
+    if not _text(body.get("connector_type")) or not (body.get("response_data") or _text(body.get("message"))):
+        return web.json_response({"error": "response_data or message is required"}, status=400)
+    return None
+
+
+def decide_refused(body: Any) -> web.Response | None:
+    """The 400 AxonFlow answers a malformed decide request, else None."""
+    # The SDK's axonflow/types.py DecideRequest / DecideResponse (mirroring the platform's): stage (llm,
+    # tool or agent) and query required, else 400; a deny is a verdict in a 200 body.
+    if not isinstance(body, dict) or body.get("stage") not in ("llm", "tool", "agent") or not _text(body.get("query")):
+        return web.json_response({"verdict": "deny", "error": "stage and query are required"}, status=400)
+    return None
+
+
 class FakeAxonFlow:
     """AxonFlow as its source answers (getaxonflow/axonflow platform/agent/gateway_handlers.go for the
     Gateway Mode pair, platform/agent/mcp_handler.go for the MCP checks; each rule names its file)."""
@@ -122,11 +157,11 @@ class FakeAxonFlow:
         await self.record(request)
         if (refused := self._refused(request)) is not None:
             return refused
-        # platform/agent/mcp_handler.go, mcpCheckInputHandler: connector_type and statement required
-        # (400); a static-policy block is 403 with {allowed: false, block_reason, policies_evaluated,
-        # decision_id}; an allow is 200 with {allowed: true, policies_evaluated, decision_id}.
-        if not body.get("connector_type") or not body.get("statement"):
-            return web.json_response({"error": "connector_type and statement are required"}, status=400)
+        if (bad := check_input_refused(body)) is not None:
+            return bad
+        # platform/agent/mcp_handler.go, mcpCheckInputHandler: a static-policy block is 403 with
+        # {allowed: false, block_reason, policies_evaluated, decision_id}; an allow is 200 with
+        # {allowed: true, policies_evaluated, decision_id}.
         decision = str(uuid.uuid4())
         if "DROP TABLE" in body["statement"].upper():
             return web.json_response({"allowed": False, "block_reason": "SQL injection detected: drop_table",
@@ -139,19 +174,17 @@ class FakeAxonFlow:
         await self.record(request)
         if (refused := self._refused(request)) is not None:
             return refused
-        # mcp_handler.go, mcpCheckOutputHandler: connector_type and (response_data or message) required.
-        if not body.get("connector_type") or not (body.get("response_data") or body.get("message")):
-            return web.json_response({"error": "response_data or message is required"}, status=400)
+        if (bad := check_output_refused(body)) is not None:
+            return bad
         return web.json_response({"allowed": True, "policies_evaluated": 9, "decision_id": str(uuid.uuid4())})
 
     async def decide(self, request: web.Request) -> web.Response:
         body = await request.json()
         await self.record(request)
-        # The SDK's axonflow/types.py DecideRequest / DecideResponse (mirroring the platform's):
-        # stage and query required; a deny is a verdict in a 200 body; trace_id is the caller's
-        # traceparent trace id when sent (a fresh one otherwise).
-        if body.get("stage") not in ("llm", "tool", "agent") or not body.get("query"):
-            return web.json_response({"verdict": "deny", "error": "stage and query are required"}, status=400)
+        if (bad := decide_refused(body)) is not None:
+            return bad
+        # The SDK's axonflow/types.py DecideResponse: trace_id is the caller's traceparent trace id when
+        # sent (a fresh one otherwise).
         tp = request.headers.get("traceparent", "")
         trace = tp.split("-")[1] if tp.count("-") == 3 else uuid.uuid4().hex
         deny = "rm -rf" in body["query"]

@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from tests import samples
+from tests.producers.fake_axonflow import check_input_refused, check_output_refused, decide_refused
 
 SEED = 20261121
 PER_ROUTE = 1000  # HTTP requests per route
@@ -359,7 +360,7 @@ def _special_cases(route: str, rng: random.Random, next_marker: Any, add: Any, o
 
 class TolerantAxonFlow:
     """An upstream that answers anything: JSON objects get AxonFlow-shaped answers by AxonFlow's rules
-    (each named below), the rest 400."""
+    (the MCP checks and decide: fake_axonflow.py's, each naming its upstream file), the rest 400."""
 
     def __init__(self) -> None:
         self.n = 0
@@ -385,32 +386,20 @@ class TolerantAxonFlow:
         return web.json_response({"success": True, "audit_id": "aud-x"})
 
     async def decide(self, request: web.Request) -> web.Response:
-        # The SDK's axonflow/types.py DecideRequest / DecideResponse (mirroring the platform's): stage
-        # (llm, tool or agent) and query required, else 400; a verdict in a 200 body otherwise.
         body = await self._object(request)
-        if body is None or body.get("stage") not in ("llm", "tool", "agent") or not isinstance(body.get("query"), str) \
-                or not body["query"]:
-            return web.json_response({"verdict": "deny", "error": "stage and query are required"}, status=400)
+        if (bad := decide_refused(body)) is not None:
+            return bad
         return web.json_response({"verdict": "allow", "decision_id": str(uuid.uuid4()), "trace_id": uuid.uuid4().hex,
                                   "reasons": [], "evaluated_policies": ["sys_dangerous_cmd"], "stage": body["stage"]})
 
     async def check_input(self, request: web.Request) -> web.Response:
-        # getaxonflow/axonflow platform/agent/mcp_handler.go, mcpCheckInputHandler: a body that does not
-        # decode is 400 "Invalid request body"; connector_type and statement required (400).
-        body = await self._object(request)
-        if body is None:
-            return web.json_response({"error": "Invalid request body"}, status=400)
-        if not _text(body.get("connector_type")) or not _text(body.get("statement")):
-            return web.json_response({"error": "connector_type and statement are required"}, status=400)
+        if (bad := check_input_refused(await self._object(request))) is not None:
+            return bad
         return web.json_response({"allowed": True, "policies_evaluated": 12, "decision_id": str(uuid.uuid4())})
 
     async def check_output(self, request: web.Request) -> web.Response:
-        # mcp_handler.go, mcpCheckOutputHandler: connector_type and (response_data or message) required.
-        body = await self._object(request)
-        if body is None:
-            return web.json_response({"error": "Invalid request body"}, status=400)
-        if not _text(body.get("connector_type")) or not (body.get("response_data") or _text(body.get("message"))):
-            return web.json_response({"error": "response_data or message is required"}, status=400)
+        if (bad := check_output_refused(await self._object(request))) is not None:
+            return bad
         return web.json_response({"allowed": True, "policies_evaluated": 9, "decision_id": str(uuid.uuid4())})
 
     def app(self) -> web.Application:
@@ -421,11 +410,6 @@ class TolerantAxonFlow:
         app.router.add_post("/api/v1/mcp/check-input", self.check_input)
         app.router.add_post("/api/v1/mcp/check-output", self.check_output)
         return app
-
-
-def _text(value: Any) -> bool:
-    """A non-empty JSON string (Go's json decoding of a string field refuses any other type: 400)."""
-    return isinstance(value, str) and bool(value)
 
 
 class AlertReceiver:
