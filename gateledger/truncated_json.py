@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 
-_TRAILING_SPACE = re.compile(r"\s*\Z")
 # What may end a value cut short: a number or a literal that is still whole when the cut falls after it.
 _CUT_UNICODE_ESCAPE = re.compile(r"(\\+)u[0-9a-fA-F]{0,3}\Z")
 _SCALAR_TAIL = re.compile(r"(?:-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|true|false|null)\Z")
@@ -60,8 +59,7 @@ def close(text: str) -> tuple[str, str] | None:
     added = ""
     if in_string:
         added = '"' + (":null" if key_open else "")
-    else:
-        kept = kept[: _TRAILING_SPACE.search(kept).start()]
+    else:  # ``s`` ends in no space (stripped) and, outside a string, no dangling escape was cut
         last = kept[-1:]
         if last == ",":
             kept = kept[:-1]
