@@ -1,8 +1,8 @@
 """Throughput of the processing stages (events/s on one worker), callable by the benchmark suite.
 
-Two measurements over the same synthetic traffic (realistic envelopes of every raw topic: AxonFlow
-pre-checks and audits, Obot MCP calls as request/response halves or whole records, Obot LLM logs,
-webhook-filter records):
+Two measurements over the same traffic, the simulator's (producers/simulator: AxonFlow pre-checks and
+audits, custom-gateway CloudEvents, Obot MCP sessions with calls as request/response halves or whole
+records, webhook-filter deliveries, Obot LLM logs), each record through its real format:
 
 - ``bench_logic``: the pure stage logic (normalize + correlate, in-process, no Kafka): the ceiling.
 - ``bench_worker``: one real ``gateledger serve processors`` worker on a Tansu broker, with every
@@ -20,114 +20,36 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import statistics
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from benchmarks import worker as worker_on
-from gateledger.contracts.envelope import Envelope, EventType, utc_iso
-from gateledger.ids import event_id, tenant_id
-from gateledger.topics import Topic, topic_name
+from gateledger.masking import Masker
+from gateledger.topics import topic_name
+from producers.formats import Published
+from producers.simulator import simulate
+from producers.simulator.envelopes import published
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+MASKER = Masker(salt=b"bench")
 
 
-# -- synthetic traffic (envelopes as the producers publish them) ----------------------------------
+# -- traffic: the simulator's, through the real formats --------------------------------------------
 
 
-def _env(eid: str, source: str, etype: str, at: datetime, tenant: str, data: Any, **keys: str | None) -> Envelope:
-    return Envelope(id=eid, source=source, type=etype, time=at, received_at=at + timedelta(milliseconds=150),
-                    tenant=tenant, data=data, **keys)
-
-
-def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iterator[tuple[str, str, Envelope]]:
-    """(logical raw topic, key, envelope) of ``interactions`` interactions, in event-time order-ish."""
-    rng = random.Random(seed)
-    tenants = ["acme", "globex", "initech"]
-    for n in range(interactions):
-        t0 = T0 + timedelta(seconds=n / rate_per_s)
-        tenant = tenants[n % 3]
-        req, ctx, trace = f"req-{seed}-{n}", f"ctx-{seed}-{n}", f"{rng.getrandbits(128):032x}"
-        blocked = rng.random() < 0.05
-        src = f"axonflow/{tenant}"
-        pre = {"path": "/api/policy/pre-check", "method": "POST", "status": 200, "started_at": utc_iso(t0),
-               "finished_at": utc_iso(t0 + timedelta(milliseconds=12)), "tenant_header": tenant,
-               "request": {"user_token": f"hmac:{rng.getrandbits(64):016x}", "client_id": "support-bot",
-                           "query": "summarize ticket", "data_sources": ["jira"],
-                           "context": {"request_id": req, "traceparent": f"00-{trace}-00f067aa0ba902b7-01"}},
-               "response": {"context_id": ctx, "approved": not blocked, "policies": ["pii_detection"],
-                            "expires_at": utc_iso(t0 + timedelta(minutes=5)),
-                            "block_reason": "prompt injection" if blocked else None}}
-        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_PRECHECK, ctx, tenant=tenant), src,
-                                             EventType.AXONFLOW_PRECHECK, t0, tenant, pre, request_id=req,
-                                             context_id=ctx, trace_id=trace))
-        if blocked:
-            continue
-        t1 = t0 + timedelta(milliseconds=rng.randint(300, 3000))
-        prompt, completion = rng.randint(50, 4000), rng.randint(1, 800)
-        audit = {"path": "/api/audit/llm-call", "method": "POST", "status": 200, "started_at": utc_iso(t1),
-                 "finished_at": utc_iso(t1 + timedelta(milliseconds=4)), "tenant_header": tenant,
-                 "request": {"context_id": ctx, "client_id": "support-bot", "provider": "openai", "model": "gpt-4o",
-                             "token_usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                                             "total_tokens": prompt + completion},
-                             "latency_ms": 900, "metadata": {}},
-                 "response": {"success": True, "audit_id": f"aud-{n}"}, "audit_id": f"aud-{n}"}
-        yield (Topic.RAW_AXONFLOW, ctx, _env(event_id(src, EventType.AXONFLOW_LLM_AUDIT, ctx, tenant=tenant), src,
-                                             EventType.AXONFLOW_LLM_AUDIT, t1, tenant, audit, context_id=ctx))
-        session = f"sess-{seed}-{n}"
-        mcp_src = "obot/default/mcp"
-        for k in range(rng.choice([0, 1, 2, 2, 3])):
-            tk = t1 + timedelta(milliseconds=200 * (k + 1))
-            rejected = rng.random() < 0.04
-            tool = rng.choice(["search_issues", "get_file", "create_comment", "list_prs"])
-            body = {"jsonrpc": "2.0", "id": k + 1, "method": "tools/call",
-                    "params": {"name": tool, "arguments": {"q": "x"},
-                               "_meta": {"request_id": req, "traceparent": f"00-{trace}-00f067aa0ba902b7-01"}}}
-            common = {"userID": f"user-{n % 50}", "mcpID": f"{tenant}-github", "mcpServerDisplayName": "GitHub",
-                      "clientName": "Cursor", "clientVersion": "1.7.2", "sessionID": session, "requestID": str(k + 1),
-                      "webhookStatuses": [{"type": "request", "name": "dlp", "tool": tool,
-                                           "status": "rejected" if rejected else "ok"}]}
-            request = common | {"createdAt": utc_iso(tk), "callType": "tools/call", "callIdentifier": tool,
-                                "requestBody": body}
-            response = common | {"createdAt": utc_iso(tk + timedelta(milliseconds=60)), "callType": "",
-                                 "responseStatus": 403 if rejected else 200, "processingTimeMs": 60,
-                                 "responseBody": {"jsonrpc": "2.0", "id": k + 1, "result": {"content": []}},
-                                 "error": "blocked by hook" if rejected else ""}
-            key = f"{tenant}-github|{session}|{k + 1}"
-            if rng.random() < 0.7:
-                for rec, at in ((request, tk), (response, tk + timedelta(milliseconds=60))):
-                    yield (Topic.RAW_OBOT_MCP, key,
-                           _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, rec, tenant=tenant), mcp_src,
-                                EventType.OBOT_MCP_CALL, at, tenant, rec, request_id=req if rec is request else None,
-                                trace_id=trace if rec is request else None, session_id=session))
-            else:
-                whole = request | {k2: v for k2, v in response.items() if k2 not in ("createdAt", "callType")}
-                yield (Topic.RAW_OBOT_MCP, key, _env(event_id(mcp_src, EventType.OBOT_MCP_CALL, None, whole, tenant=tenant),
-                                                     mcp_src, EventType.OBOT_MCP_CALL, tk, tenant, whole,
-                                                     request_id=req, trace_id=trace, session_id=session))
-        if rng.random() < 0.1:
-            llm_src = "obot/default/llm"
-            rec = {"id": f"llm-{seed}-{n}", "createdAt": utc_iso(t1), "duration": 800, "userID": f"user-{n % 50}",
-                   "modelProvider": "anthropic", "modelID": "claude-sonnet-4-5", "responseStatus": 200,
-                   "outcome": "success", "inputTokens": rng.randint(0, 3000), "outputTokens": rng.randint(0, 500),
-                   "requestID": req}
-            yield (Topic.RAW_OBOT_LLM, req, _env(event_id(llm_src, EventType.OBOT_LLM_CALL, rec["id"], tenant=tenant), llm_src,
-                                                 EventType.OBOT_LLM_CALL, t1, tenant, rec, request_id=req))
-        if rng.random() < 0.1:
-            wh_src = "obot/default/webhook"
-            msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_file"}}
-            yield (Topic.RAW_OBOT_WEBHOOK, req, _env(tenant_id(tenant, "webhook", wh_src, msg, f"{seed}-{n}"), wh_src,
-                                                     EventType.OBOT_WEBHOOK_DECISION, t1, tenant, msg,
-                                                     request_id=req))
+def traffic(interactions: int, seed: int = 1, rate_per_s: float = 200.0) -> Iterator[Published]:
+    """The envelopes of ``interactions`` simulated interactions (producers/simulator), in delivery order."""
+    sim = simulate(interactions, seed=seed, start=T0, rate=rate_per_s)
+    return published(sim.deliveries, MASKER)
 
 
 def raw_messages(interactions: int, seed: int = 1, prefix: str = "") -> list[tuple[str, bytes, bytes]]:
     """The traffic as (physical topic, key, value) messages."""
-    return [(topic_name(t, prefix), key.encode(), env.model_dump_json(exclude_none=True).encode())
-            for t, key, env in traffic(interactions, seed)]
+    return [(topic_name(p.topic, prefix), p.key.encode(), p.envelope.model_dump_json(exclude_none=True).encode())
+            for p in traffic(interactions, seed)]
 
 
 # -- the pure logic ---------------------------------------------------------------------------------

@@ -7,16 +7,20 @@ As a library (for the tests of other stages and for benchmarks)::
     sim.records("axonflow-precheck")      # wire records, in delivery order
     sim.truth.dropped_audits              # context ids whose audit was deliberately never sent
     sim.truth.interaction(request_id)     # what really happened in one interaction
+    published(sim.deliveries, masker)     # the envelopes ingest would publish (producers/simulator/envelopes.py)
     await deliver(sim, "http://127.0.0.1:8480")   # through the upstream-compatible endpoints
 
-The same seed and start give the same records, byte for byte.
+Knobs: ``seed``, ``tenants``, ``rate`` (or ``span``), ``start``; ``Mix`` (users per tenant, custom-gateway
+and Obot-LLM shares, LLM failures, verdict weights, tool calls and their rejections / errors);
+``Faults`` (duplicates, reordering, late and malformed records, missing / orphan audits, bypasses).
+The same seed, start and knobs give the same records, byte for byte.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ from gateledger.clock import utcnow
 from producers.simulator.deliver import Deliverer, DeliveryStats
 from producers.simulator.files import write_files
 from producers.simulator.traffic import Delivery, Faults, TrafficGenerator
+from producers.simulator.world import Mix
 from producers.simulator.truth import GroundTruth, InteractionTruth, LlmTruth, ObotLlmTruth, ToolCallTruth
 
 
@@ -55,9 +60,15 @@ class Simulation:
 
 
 def simulate(count: int, *, seed: int = 42, start: datetime | None = None, tenants: int = 3, rate: float = 50.0,
-             faults: Faults | None = None) -> Simulation:
-    """Generate ``count`` interactions (``start`` defaults to now; pass it for byte-identical runs)."""
-    gen = TrafficGenerator(seed, start or utcnow(), tenants=tenants, rate=rate, faults=faults)
+             span: timedelta | None = None, faults: Faults | None = None, mix: Mix | None = None) -> Simulation:
+    """Generate ``count`` interactions from ``start`` at ``rate`` per second (or spread over ``span``).
+
+    ``start`` defaults to now; pass it for byte-identical runs. ``mix`` says what the traffic is made
+    of (sources, users, failures, verdicts), ``faults`` what goes wrong on the way.
+    """
+    if span is not None:
+        rate = count / span.total_seconds()
+    gen = TrafficGenerator(seed, start or utcnow(), tenants=tenants, rate=rate, faults=faults, mix=mix)
     deliveries: list[Delivery] = []
     for _ in range(count):
         deliveries.extend(gen.next())
@@ -75,6 +86,6 @@ async def deliver(sim: Simulation, target: str, *, tokens: dict[str, str] | None
 
 
 __all__ = [
-    "Delivery", "DeliveryStats", "Faults", "GroundTruth", "InteractionTruth", "LlmTruth", "ObotLlmTruth",
+    "Delivery", "DeliveryStats", "Faults", "GroundTruth", "InteractionTruth", "LlmTruth", "Mix", "ObotLlmTruth",
     "Simulation", "ToolCallTruth", "TrafficGenerator", "deliver", "simulate",
 ]

@@ -33,7 +33,7 @@ from producers.simulator.truth import (
     ObotLlmTruth,
     ToolCallTruth,
 )
-from producers.simulator.world import CLIENTS, FRAMEWORKS, MCP_SERVERS, POLICIES, Tenant, build_world
+from producers.simulator.world import CLIENTS, FRAMEWORKS, MCP_SERVERS, POLICIES, Mix, Tenant, build_world
 
 
 @dataclass
@@ -77,8 +77,9 @@ class TrafficGenerator:
     """Deterministic interaction generator with a fault-injecting delivery queue."""
 
     def __init__(self, seed: int, start: datetime, *, tenants: int = 3, rate: float = 50.0,
-                 faults: Faults | None = None) -> None:
-        self.world: list[Tenant] = build_world(random.Random(seed), tenants)
+                 faults: Faults | None = None, mix: Mix | None = None) -> None:
+        self.mix = mix or Mix()
+        self.world: list[Tenant] = build_world(random.Random(seed), tenants, self.mix)
         self.rng = random.Random(seed)
         # Faults draw from their own stream: switching them on does not change the traffic itself.
         self.frng = random.Random(seed * 7919 + 1)
@@ -162,7 +163,7 @@ class TrafficGenerator:
         prompt = max(1, int(rng.gauss(model.input_tokens, model.input_tokens / 4)))
         completion = max(1, int(rng.gauss(model.output_tokens, model.output_tokens / 3)))
         latency = int(rng.lognormvariate(6.5, 0.5))
-        failed = rng.random() < 0.03
+        failed = rng.random() < self.mix.llm_failures
         llm = LlmTruth(model.provider, model.name, prompt, 0 if failed else completion, latency, failed,
                        "cloudevents" if custom else "axonflow")
         t1 = t0 + timedelta(milliseconds=30)
@@ -172,7 +173,7 @@ class TrafficGenerator:
             queued.append(("cloudevents", t1 + timedelta(milliseconds=latency),
                            self._cloudevent(tenant, user, agent, request_id, traceparent, llm, t1), {}))
         else:
-            verdict = rng.choices(["approved", "blocked", "budget_blocked", "require_approval"], [88, 7, 3, 2])[0]
+            verdict = rng.choices(["approved", "blocked", "budget_blocked", "require_approval"], self.mix.verdicts)[0]
             context_id = f"ctx-{self._uuid()}"
             truth.context_id, truth.precheck = context_id, verdict
             pre, reason = self._precheck(tenant, user, agent, request_id, traceparent, context_id, servers, verdict, t0)
@@ -191,7 +192,7 @@ class TrafficGenerator:
         if runs:
             queued.extend(self._tool_calls(tenant, user, servers, request_id, traceparent,
                                            t1 + timedelta(milliseconds=latency + 10), truth))
-        if rng.random() < 0.3:
+        if rng.random() < self.mix.obot_llm:
             queued.append(self._obot_llm(tenant, user, request_id, t0 + timedelta(milliseconds=rng.randint(0, 900))))
         if f.orphan_audits and self.frng.random() < f.orphan_audits:
             orphan = f"ctx-orphan-{self.frng.getrandbits(64):016x}"
@@ -304,7 +305,7 @@ class TrafficGenerator:
     def _tool_calls(self, tenant: Tenant, user: str, servers: list[str], request_id: str, traceparent: str,
                     t2: datetime, truth: InteractionTruth) -> list[tuple[str, datetime, Any, dict[str, str]]]:
         rng = self.rng
-        n = rng.choice([0, 1, 1, 2, 2, 3])
+        n = rng.choice(self.mix.tool_calls)
         if n == 0:
             return []
         out: list[tuple[str, datetime, Any, dict[str, str]]] = []
@@ -333,7 +334,8 @@ class TrafficGenerator:
             tool = rng.choice(MCP_SERVERS[server])
             jsonrpc_id = k + 1
             duration = int(rng.lognormvariate(4.5, 0.7))
-            outcome = "rejected" if rng.random() < 0.05 else ("error" if rng.random() < 0.04 else "ok")
+            outcome = ("rejected" if rng.random() < self.mix.tool_rejections
+                       else "error" if rng.random() < self.mix.tool_errors else "ok")
             halves = rng.random() < 0.3
             message = {
                 "jsonrpc": "2.0", "id": jsonrpc_id, "method": "tools/call",

@@ -1,4 +1,10 @@
-"""The simulated world: tenants, users, agents, MCP servers with their tools, and models."""
+"""The simulated world: tenants, users, agents, MCP servers with their tools, and models; and the
+knobs (``Mix``) that say what the traffic is made of.
+
+The one place tests and benchmarks take tenants, users, servers, tools and models from: the traffic
+generator, the processors' tests and benchmarks (through it) and the dashboards' rows (from the world
+directly, for data sets too large to send through the pipeline) all read this.
+"""
 
 from __future__ import annotations
 
@@ -43,6 +49,24 @@ TENANT_NAMES = ["acme", "globex", "initech", "umbrella", "hooli", "stark", "wayn
 
 
 @dataclass(frozen=True)
+class Mix:
+    """What the traffic is made of; the defaults are the simulator's usual mix (and its usual bytes)."""
+
+    users: tuple[int, int] = (5, 15)  # users per tenant, fewest and most
+    # Share of LLM calls a custom gateway reports (CloudEvents) instead of AxonFlow; None: 30 % for
+    # the third tenant, none for the others.
+    custom_gateway: float | None = None
+    obot_llm: float = 0.3  # per interaction: also a chat through Obot's LLM gateway
+    llm_failures: float = 0.03  # LLM calls that fail (no completion tokens)
+    # Pre-check verdicts, relative weights: approved, blocked, budget_blocked (HTTP 402), require_approval.
+    verdicts: tuple[float, float, float, float] = (88, 7, 3, 2)
+    tool_calls: tuple[int, ...] = (0, 1, 1, 2, 2, 3)  # tool calls per interaction, one drawn uniformly
+    tool_rejections: float = 0.05  # tool calls a webhook filter rejects
+    tool_errors: float = 0.04  # tool calls (not rejected) that fail upstream
+    zero_token_tenant: bool = True  # the second tenant runs the Obot version that records zero tokens
+
+
+@dataclass(frozen=True)
 class Tenant:
     name: str
     users: list[str]
@@ -55,12 +79,18 @@ class Tenant:
     custom_gateway_share: float = 0.0
 
 
-def build_world(rng: random.Random, tenants: int) -> list[Tenant]:
+def tenant_name(i: int) -> str:
+    """The name of the ``i``-th tenant."""
+    return TENANT_NAMES[i] if i < len(TENANT_NAMES) else f"tenant{i}"
+
+
+def build_world(rng: random.Random, tenants: int, mix: Mix | None = None) -> list[Tenant]:
     """Tenants with their own users, agents, MCP servers and models (deterministic for the rng)."""
+    mix = mix or Mix()
     world = []
     for i in range(tenants):
-        name = TENANT_NAMES[i] if i < len(TENANT_NAMES) else f"tenant{i}"
-        users = [f"{name}-user-{j:02d}" for j in range(rng.randint(5, 15))]
+        name = tenant_name(i)
+        users = [f"{name}-user-{j:02d}" for j in range(rng.randint(*mix.users))]
         world.append(
             Tenant(
                 name=name,
@@ -68,8 +98,8 @@ def build_world(rng: random.Random, tenants: int) -> list[Tenant]:
                 agents=rng.sample(AGENTS, rng.randint(2, len(AGENTS))),
                 servers=rng.sample(list(MCP_SERVERS), rng.randint(3, len(MCP_SERVERS))),
                 models=rng.sample(MODELS, rng.randint(3, 6)),
-                zero_token_defect=(i == 1),  # one install runs the defective Obot version
-                custom_gateway_share=0.3 if i == 2 else 0.0,
+                zero_token_defect=mix.zero_token_tenant and i == 1,  # one install runs the defective Obot
+                custom_gateway_share=mix.custom_gateway if mix.custom_gateway is not None else 0.3 if i == 2 else 0.0,
             )
         )
     return world

@@ -9,7 +9,7 @@ import json
 import subprocess
 import sys
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from gateledger.masking import Masker
@@ -18,7 +18,8 @@ from gateledger.topics import Topic
 from producers.formats import IngestContext
 from producers.ingest.settings import IngestSettings
 from producers.registry import get_format
-from producers.simulator import Faults, deliver, simulate
+from producers.simulator import Faults, Mix, deliver, simulate
+from producers.simulator.envelopes import published
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
 
@@ -84,6 +85,41 @@ def test_expected_event_ids_are_computable_from_the_records() -> None:
     for fmt in ("obot-audit", "axonflow-precheck", "obot-llm", "cloudevents"):
         ids = {get_format(fmt)(r, ctx).envelope.id for r in sim.records(fmt)}
         assert len(ids) == sim.truth.distinct[fmt], fmt
+
+
+def test_the_mix_knobs_change_what_the_traffic_is_made_of() -> None:
+    plain = simulate(300, seed=3, start=START)
+    mix = Mix(users=(2, 2), custom_gateway=0.0, obot_llm=0.0, llm_failures=0.5, verdicts=(1, 1, 0, 0),
+              tool_calls=(1,), tool_rejections=0.0, tool_errors=1.0, zero_token_tenant=False)
+    sim = simulate(300, seed=3, start=START, tenants=5, span=timedelta(minutes=10), mix=mix)
+    t = sim.truth
+    assert len(t.tenants) == 5 and {i.user for i in t.interactions} <= {f"{n}-user-{j:02d}" for n in t.tenants
+                                                                           for j in range(2)}
+    assert not sim.records("cloudevents") and not sim.records("obot-llm") and not t.obot_llm_calls
+    assert {i.precheck for i in t.interactions} == {"approved", "blocked"}
+    calls = [i.llm for i in t.interactions if i.llm is not None]
+    assert 0.35 < sum(c.failed for c in calls) / len(calls) < 0.65  # 50 % asked for, over ~150 calls
+    ran = [i for i in t.interactions if i.precheck == "approved"]
+    assert ran and all(len(i.tool_calls) == 1 and i.tool_calls[0].outcome == "error" for i in ran)
+    # span: 300 interactions over ten minutes, the last one started inside them.
+    assert max(i.time for i in t.interactions) - START < timedelta(minutes=10)
+    assert plain.records("cloudevents") and plain.truth.obot_llm_calls  # the default mix has both
+    assert simulate(300, seed=3, start=START, tenants=5, span=timedelta(minutes=10), mix=mix).truth.to_json() \
+        == t.to_json()
+
+
+def test_envelopes_are_the_records_through_their_formats() -> None:
+    sim = simulate(120, seed=8, start=START, faults=Faults(duplicates=0.2, malformed=0.1, late=0.05))
+    out = list(published(sim.deliveries, Masker(salt=b"s")))
+    assert len(out) == sum(1 for d in sim.deliveries if d.kind != "malformed")
+    # Duplicates collapse onto one id, as on a raw topic.
+    assert len({p.envelope.id for p in out}) == sum(sim.truth.distinct.values())
+    assert {p.envelope.tenant for p in out} == set(sim.truth.tenants)
+    late = [p for p, d in zip(out, [d for d in sim.deliveries if d.kind != "malformed"], strict=True)
+            if d.kind == "late"]
+    assert late and all(p.envelope.received_at - p.envelope.time >= timedelta(hours=2) for p in late)
+    again = [p.envelope for p in published(sim.deliveries, Masker(salt=b"s"))]
+    assert again == [p.envelope for p in out]
 
 
 def test_delivered_through_the_endpoints_lands_exactly_as_the_truth_says(settings: Settings) -> None:
