@@ -100,7 +100,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
     from gateledger.clickhouse.client import connect
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
-    from tests.dashboards import simdata
+    from tests.dashboards import landing, simdata
     from tests.dashboards.queries import alert_queries, dashboard_queries, time_range
     from tests.dashboards.queries import run as run_panel
     from tests.dashboards.test_panel_sql import variables
@@ -115,8 +115,8 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
         now = datetime.now(UTC).replace(microsecond=0)
         t = time.perf_counter()
         sim = simdata.generate(now, interactions_per_tenant=per_tenant, span=timedelta(hours=24))
-        simdata.insert(admin, db, sim)
-        simdata.insert(admin, db, sim, duplicates=True)
+        landing.insert(admin, db, sim)
+        landing.insert(admin, db, sim, duplicates=True)
         seeded = time.perf_counter() - t
         base, copies, multiplied, rolled = fill(admin, db, events, 3_600_000)
         counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in base}
@@ -169,7 +169,7 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     from gateledger.clickhouse.client import connect
     from gateledger.clickhouse.migrate import migrate
     from gateledger.settings import ClickHouseSettings, CoreSettings
-    from tests.dashboards import simdata
+    from tests.dashboards import landing, simdata
     from tests.dashboards.queries import alert_queries, dashboard_queries
     from tests.dashboards.queries import run as run_panel
     from tests.dashboards.test_panel_sql import variables
@@ -178,7 +178,7 @@ def _large(path: Path, now: datetime, sim: Any, events: int, days: int, repeats:
     ch = ClickHouseSettings(url=f"chdb://{path / 'ch'}", database=db)
     admin = connect(ch, CoreSettings(data_dir=path))
     migrate(admin, ch)
-    simdata.insert(admin, db, sim)
+    landing.insert(admin, db, sim)
     base, copies, multiplied, rolled = fill(admin, db, events, days * 86_400_000)
     counts = {name: admin.query(f"SELECT count() FROM {db}.{name}").result_rows[0][0] for name in base}
     client = connect(ch, CoreSettings(data_dir=path), database=db)

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from gateledger.clickhouse.client import connect
 from gateledger.clickhouse.migrate import migrate
 from gateledger.settings import ClickHouseSettings, CoreSettings
-from tests.dashboards import simdata
+from tests.dashboards import landing, simdata
 from tests.dashboards.queries import alert_queries, dashboard_queries, run, time_range
 from tests.dashboards.test_panel_sql import variables
 
@@ -30,8 +30,8 @@ def main(per_tenant: int = 3000, repeats: int = 3) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     t0 = time.perf_counter()
     sim = simdata.generate(now, interactions_per_tenant=per_tenant, span=timedelta(hours=24))
-    simdata.insert(admin, "bench", sim)
-    simdata.insert(admin, "bench", sim, duplicates=True)
+    landing.insert(admin, "bench", sim)
+    landing.insert(admin, "bench", sim, duplicates=True)
     print(f"generated and inserted in {time.perf_counter() - t0:.1f}s")
     client = connect(ch, CoreSettings(), database="bench")
     for table in sorted(sim.rows):

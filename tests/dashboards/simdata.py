@@ -6,8 +6,7 @@ decisions (some rejected), interactions tying them together, cost entries (some 
 higher version), budget alerts, findings of every kind, dead letters. The generator also keeps the
 exact answers a few panels must give, computed here independently of any SQL.
 
-Rows go in the way the sink writes them: ``sinks.clickhouse.rows.describe(...).to_row`` on the
-model's JSON, then ``client.insert``. No stage runs.
+Rows go in the way the sink writes them (tests/dashboards/landing.py). No stage runs.
 """
 
 from __future__ import annotations
@@ -15,9 +14,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -37,27 +35,42 @@ from gateledger.contracts.events import (
     WebhookDecisionOutcome,
 )
 from gateledger.ids import stable_id
-from gateledger.topics import Topic
-from sinks.clickhouse.rows import describe
+from gateledger.money.catalog import Unpriced, load_catalog
+from gateledger.money.cost import price_usage
+from gateledger.money.usage import TokenUsage
+from producers.simulator.world import MODELS as SIM_MODELS
+from producers.simulator.world import MCP_SERVERS, Model, Tenant, build_world
 from tests.dashboards.simdata_findings import budget_alerts, dead_letters, finding
 from tests.dashboards.simdata_local import local_agent_calls
 
-TENANTS = ("acme", "globex", "initech")
-SERVERS = {"srv-github": "GitHub", "srv-jira": "Jira", "srv-postgres": "Postgres"}
-TOOLS = {
-    "srv-github": ("create_issue", "search_code"),
-    "srv-jira": ("get_ticket", "update_ticket"),
-    "srv-postgres": ("query",),
-}
-MODELS = (
-    ("openai", "gpt-4o", Decimal("2.5"), Decimal("10")),
-    ("anthropic", "claude-sonnet-4", Decimal("3"), Decimal("15")),
-    ("google", "gemini-2.5-flash", Decimal("0.3"), Decimal("2.5")),
-)
-UNPRICED_MODEL = ("mystery", "mystery-model-x")
+# The world is the simulator's (producers/simulator/world.py), the one its default seed builds: the
+# dashboards' tenants, users, agents, MCP servers, tools and models are the simulated traffic's.
+# Prices are the bundled catalog's (gateledger/money/prices.yaml); the unpriced calls use a world
+# model the catalog has no entry for.
+WORLD_SEED = 42
+WORLD: list[Tenant] = build_world(random.Random(WORLD_SEED), 3)
+TENANTS = tuple(t.name for t in WORLD)
+# MCP server id (as the simulator's Obot names it: per tenant) -> display name.
+SERVERS = {f"{t.name}-{s}": s for t in WORLD for s in t.servers}
+MODELS = tuple(sorted({m.name for t in WORLD for m in t.models}))
+CATALOG = load_catalog()
+PRICED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 POLICIES = ("pii-block", "prompt-injection", "budget-guard")
-USERS = tuple(f"user-{i}" for i in range(1, 9))
+# The catalog has no tool prices built in (deployment-specific): the one a deployment would configure.
 TOOL_PRICE = Decimal("0.002")
+
+
+def _priced(model: Model) -> bool:
+    return not isinstance(CATALOG.resolve(model.provider, model.name, PRICED_AT), Unpriced)
+
+
+UNPRICED_MODELS = tuple(m for m in SIM_MODELS if not _priced(m))
+
+
+def _models(tenant: Tenant) -> tuple[list[Model], Model]:
+    """The tenant's priced models, and the unpriced one its unpriced calls use (its own if it has one)."""
+    own = [m for m in tenant.models if not _priced(m)]
+    return [m for m in tenant.models if _priced(m)], (own or list(UNPRICED_MODELS))[0]
 
 
 @dataclass
@@ -128,12 +141,15 @@ def generate(
     sim = SimData()
     exp = sim.expected
     start = now - span
-    for tenant in TENANTS:
+    for world in WORLD:
+        tenant = world.name
+        priced, unpriced_model = _models(world)
+        servers_of = [f"{tenant}-{s}" for s in world.servers]
         exp.cost_by_tenant[tenant] = Decimal(0)
         for n in range(interactions_per_tenant):
             t0 = start + timedelta(seconds=rng.uniform(0, span.total_seconds() - 120))
-            user = rng.choice(USERS)
-            client = rng.choice(("support-bot", "code-assistant"))
+            user = rng.choice(world.users)
+            client = rng.choice(world.agents)
             req = f"req-{tenant}-{n}"
             ctx = f"ctx-{tenant}-{n}"
             inter_id = stable_id("interaction", tenant, req)
@@ -177,9 +193,8 @@ def generate(
             t = t0 + timedelta(milliseconds=rng.randint(50, 300))
             models: list[str] = []
             if llm_ran:
-                provider, model, pin, pout = MODELS[n % len(MODELS)]
-                if unpriced:
-                    provider, model = UNPRICED_MODEL
+                chosen = unpriced_model if unpriced else priced[n % len(priced)]
+                provider, model = chosen.provider, chosen.name
                 models.append(model)
                 llm_eid = _raw(
                     sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx, user
@@ -223,14 +238,16 @@ def generate(
                         model=model,
                         input_tokens=itok,
                         output_tokens=otok,
-                        price_version="2026-01",
+                        price_version=CATALOG.version,
                         unpriced=True,
                         computed_at=t + timedelta(seconds=1),
                     )
                     exp.unpriced_calls += 1
                 else:
-                    cin = pin * itok / Decimal(1_000_000)
-                    cout = pout * otok / Decimal(1_000_000)
+                    match = CATALOG.resolve(provider, model, t)
+                    assert not isinstance(match, Unpriced), model
+                    price = price_usage(match, TokenUsage(input_tokens=itok, output_tokens=otok))
+                    cin, cout = price.input_cost, price.output_cost
                     cost = CostEntry(
                         id=stable_id("cost", llm.id),
                         tenant=tenant,
@@ -248,8 +265,8 @@ def generate(
                         input_cost_usd=cin,
                         output_cost_usd=cout,
                         total_cost_usd=cin + cout,
-                        price_version="2026-01",
-                        price_entry=model,
+                        price_version=CATALOG.version,
+                        price_entry=price.entry,
                         computed_at=t + timedelta(seconds=1),
                     )
                     if n % 6 == 0:
@@ -274,8 +291,9 @@ def generate(
             tools: list[str] = []
             if approved or bypass:
                 for k in range(1 + n % 2):
-                    server = list(SERVERS)[(n + k) % len(SERVERS)]
-                    tool = TOOLS[server][(n + k) % len(TOOLS[server])]
+                    server = servers_of[(n + k) % len(servers_of)]
+                    server_tools = MCP_SERVERS[SERVERS[server]]
+                    tool = server_tools[(n + k) % len(server_tools)]
                     servers.append(server)
                     tools.append(tool)
                     tc = t + timedelta(milliseconds=rng.randint(100, 2000))
@@ -373,7 +391,7 @@ def generate(
                             tool_name=tool,
                             tool_cost_usd=TOOL_PRICE,
                             total_cost_usd=TOOL_PRICE,
-                            price_version="2026-01",
+                            price_version=CATALOG.version,
                             computed_at=tc,
                         )
                         sim.add(tcost)
@@ -468,25 +486,3 @@ def _duplicates(sim: SimData, rng: random.Random) -> None:
     """Every fourth row of every table again: what a sink retry or a replay leaves before merges."""
     for table, rows in sim.rows.items():
         sim.duplicates[table] = [r for i, r in enumerate(rows) if i % 4 == 1]
-
-
-def _to_rows(
-    client: Any, database: str, table: str, models: list[BaseModel], offset0: int
-) -> tuple[list, list[str]]:
-    mapping = describe(client, database, table)
-    topic = "raw.sim" if table == "raw_events" else str(getattr(models[0], "topic", Topic.DEAD_LETTERS))
-    rows = [mapping.to_row(m.model_dump(mode="json"), topic, 0, offset0 + i) for i, m in enumerate(models)]
-    return rows, mapping.column_names
-
-
-def insert(client: Any, database: str, sim: SimData, *, duplicates: bool = False) -> int:
-    """Insert the rows (or the duplicates) the way the sink does; returns the number of rows written."""
-    source = sim.duplicates if duplicates else sim.rows
-    n = 0
-    for table, models in source.items():
-        if not models:
-            continue
-        rows, columns = _to_rows(client, database, table, models, 1_000_000 if duplicates else 0)
-        client.insert(table, rows, column_names=columns, database=database)
-        n += len(rows)
-    return n

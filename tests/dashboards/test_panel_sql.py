@@ -28,7 +28,9 @@ from tests.dashboards.queries import (
 
 QUERIES = dashboard_queries()
 SERVERS = list(simdata.SERVERS)
-MODELS = ["claude-sonnet-4", "gemini-2.5-flash", "gpt-4o", "mystery-model-x"]
+MODELS = list(simdata.MODELS)
+# acme's own unpriced model (the world gives it one the catalog does not price)
+ACME_UNPRICED = simdata._models(simdata.WORLD[0])[1].name
 
 
 def variables(sim: simdata.SimData, **selected: object) -> dict[str, Variable]:
@@ -45,8 +47,8 @@ SELECTIONS = {
     "one tenant": {"tenant": ["acme"]},
     "two tenants, servers and models": {
         "tenant": ["acme", "globex"],
-        "server": ["srv-github", "srv-jira"],
-        "model": ["gpt-4o", "mystery-model-x"],
+        "server": ["acme-github", "globex-jira"],
+        "model": ["gpt-4o", ACME_UNPRICED],
     },
 }
 
@@ -76,13 +78,13 @@ def test_every_query_returns_rows(sim_db: SimDb, selection: str) -> None:
 
 def test_variable_selections_filter_the_panels(sim_db: SimDb) -> None:
     tr = time_range(sim_db.now)
-    vars_ = variables(sim_db.sim, tenant=["acme", "initech"], model=["gpt-4o"], server=["srv-jira"])
+    vars_ = variables(sim_db.sim, tenant=["acme", "initech"], model=["gpt-4o"], server=["initech-jira"])
     cols, rows = run(sim_db.client, panel_sql("gateledger-cost", "Spend by tenant"), tr, vars_)
     assert {r[cols.index("tenant")] for r in rows} == {"acme", "initech"}
     cols, rows = run(sim_db.client, panel_sql("gateledger-cost", "Spend by model"), tr, vars_)
     assert {r[cols.index("model")] for r in rows} == {"gpt-4o"}
     cols, rows = run(sim_db.client, panel_sql("gateledger-sre", "MCP error rate by server"), tr, vars_)
-    assert {r[cols.index("server")] for r in rows} == {"srv-jira"}
+    assert {r[cols.index("server")] for r in rows} == {"initech-jira"}
     # A tenant with a quote in its name is escaped, not injected.
     _, rows = run(
         sim_db.client,
