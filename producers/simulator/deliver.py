@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import random
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -24,11 +25,14 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from gateledger import jsonutil
+from producers.emitter.events import RetryPolicy
 from producers.simulator.traffic import Delivery
 
 log = logging.getLogger(__name__)
 
 TENANT_HINT = "X-Gateledger-Tenant"
+# The emitter's backoff (Retry-After wins), capped at 5 s, never giving up: nothing is lost while Kafka is down.
+RETRY = RetryPolicy(initial_s=0.2, max_s=5.0, give_up_after_s=None)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Deliverer:
         self.batch_size = batch_size
         self.concurrency = concurrency
         self.stats = DeliveryStats()
+        self._rng = random.Random(0)  # the backoff's jitter; the records themselves are the simulation's
 
     def _headers(self, tenant: str, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Content-Type": "application/json", TENANT_HINT: tenant}
@@ -75,7 +80,7 @@ class Deliverer:
         return headers
 
     async def _post(self, path: str, body: bytes, headers: dict[str, str], records: int) -> int:
-        delay = 0.2
+        attempt = 0
         while True:
             try:
                 async with self.session.post(self.base + path, data=body, headers=headers) as resp:
@@ -89,9 +94,8 @@ class Deliverer:
             except (aiohttp.ClientError, OSError, TimeoutError):
                 retry_after = None
             self.stats.retries += 1
-            wait = float(retry_after) if retry_after and retry_after.isdigit() else delay
-            await asyncio.sleep(min(wait, 5.0))
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(RETRY.delay(attempt, retry_after, self._rng))
+            attempt += 1
 
     async def send(self, deliveries: Iterable[Delivery]) -> None:
         """Send in delivery order: consecutive records of one format and tenant share a request."""

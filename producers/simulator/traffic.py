@@ -25,6 +25,18 @@ from typing import Any
 from gateledger import jsonutil
 from gateledger.contracts.envelope import utc_iso
 from gateledger.ids import stable_id
+from producers.simulator.records import (
+    AUDIT_PATH,
+    PRECHECK_PATH,
+    audit_request,
+    audit_response,
+    axonflow_exchange,
+    obot_call,
+    precheck_request,
+    precheck_response,
+    token_usage,
+    tool_call_message,
+)
 from producers.simulator.truth import (
     GroundTruth,
     InteractionTruth,
@@ -212,25 +224,19 @@ class TrafficGenerator:
         policies = rng.sample(POLICIES, rng.randint(0, 2))
         reason = None
         status = 200
-        response: dict[str, Any] = {
-            "context_id": context_id,
-            "approved": verdict == "approved",
-            "requires_redaction": "pii_detection" in policies,
-            "approved_data": {},
-            "policies": policies,
-            "rate_limit": {"limit": 1000, "remaining": rng.randint(0, 1000),
-                           "reset_at": utc_iso(t0 + timedelta(minutes=1))},
-            "expires_at": utc_iso(t0 + timedelta(minutes=5)),
-            "trace_id": traceparent.split("-")[1],
-        }
+        redaction = "pii_detection" in policies
+        extra = {"approved_data": {}, "rate_limit": {"limit": 1000, "remaining": rng.randint(0, 1000),
+                                                     "reset_at": utc_iso(t0 + timedelta(minutes=1))},
+                 "trace_id": traceparent.split("-")[1]}
         if verdict == "blocked":
             reason = rng.choice(["Prompt injection pattern detected", "SQL injection detected",
                                  "PII exfiltration attempt"])
-            response.update(block_reason=reason, policies=policies + ["prompt_injection"])
+            policies = policies + ["prompt_injection"]
         elif verdict == "require_approval":
             reason = "require_approval"
-            response.update(block_reason=reason)
-        elif verdict == "budget_blocked":
+        response = precheck_response(context_id, verdict == "approved", policies, t0 + timedelta(minutes=5),
+                                     block_reason=reason, requires_redaction=redaction, **extra)
+        if verdict == "budget_blocked":
             status, reason = 402, "budget_exceeded"
             limit = rng.choice([50, 100, 250])
             response = {"error": "budget exceeded", "message": "Budget exceeded", "approved": False,
@@ -239,50 +245,28 @@ class TrafficGenerator:
                                         "used_usd": f"{limit + rng.randint(0, 9)}.{rng.randint(0, 99):02d}",
                                         "limit_usd": f"{limit}.00", "percentage": 100.0, "exceeded": True,
                                         "action": "block"}}
-        exchange = {
-            "path": "/api/policy/pre-check",
-            "method": "POST",
-            "status": status,
-            "started_at": utc_iso(t0),
-            "finished_at": utc_iso(t0 + timedelta(milliseconds=rng.randint(3, 25))),
-            "tenant_header": tenant.name,
-            "request": {
-                "user_token": f"utok_{user}_{self._hex(24)}",
-                "client_id": agent,
-                "query": f"{agent} request for {user}: summarize recent activity (contact {user}@{tenant.name}.example)",
-                "data_sources": servers,
-                "context": {"request_id": request_id, "traceparent": traceparent, "tenant_id": tenant.name,
-                            "mcp_servers": servers, "agent_framework": rng.choice(FRAMEWORKS)},
-            },
-            "response": response,
-        }
-        return exchange, reason
+        finished = t0 + timedelta(milliseconds=rng.randint(3, 25))
+        request = precheck_request(
+            f"utok_{user}_{self._hex(24)}", agent,
+            f"{agent} request for {user}: summarize recent activity (contact {user}@{tenant.name}.example)",
+            {"request_id": request_id, "traceparent": traceparent, "tenant_id": tenant.name, "mcp_servers": servers,
+             "agent_framework": rng.choice(FRAMEWORKS)},
+            data_sources=servers)
+        return axonflow_exchange(PRECHECK_PATH, tenant.name, t0, finished, request, response, status=status), reason
 
     def _audit(self, tenant: Tenant, agent: str, request_id: str | None, context_id: str, llm: LlmTruth,
                t1: datetime, rng: random.Random) -> dict[str, Any]:
         meta: dict[str, Any] = {"error": True} if llm.failed else {}
         if request_id:
             meta["request_id"] = request_id
-        return {
-            "path": "/api/audit/llm-call",
-            "method": "POST",
-            "status": 200,
-            "started_at": utc_iso(t1 + timedelta(milliseconds=llm.latency_ms)),
-            "finished_at": utc_iso(t1 + timedelta(milliseconds=llm.latency_ms + 4)),
-            "tenant_header": tenant.name,
-            "request": {
-                "context_id": context_id,
-                "client_id": agent,
-                "provider": llm.provider,
-                "model": llm.model,
-                "response_summary": "" if llm.failed else f"Summarized {rng.randint(1, 40)} items",
-                "token_usage": {"prompt_tokens": llm.prompt_tokens, "completion_tokens": llm.completion_tokens,
-                                "total_tokens": llm.prompt_tokens + llm.completion_tokens},
-                "latency_ms": llm.latency_ms,
-                "metadata": meta,
-            },
-            "response": {"success": True, "audit_id": f"aud-{uuid.UUID(int=rng.getrandbits(128), version=4)}"},
-        }
+        summary = "" if llm.failed else f"Summarized {rng.randint(1, 40)} items"
+        request = audit_request(context_id, agent, llm.provider, llm.model,
+                                token_usage(llm.prompt_tokens, llm.completion_tokens), llm.latency_ms, meta,
+                                response_summary=summary)
+        audit_id = f"aud-{uuid.UUID(int=rng.getrandbits(128), version=4)}"
+        started = t1 + timedelta(milliseconds=llm.latency_ms)
+        return axonflow_exchange(AUDIT_PATH, tenant.name, started, started + timedelta(milliseconds=4), request,
+                                 audit_response(audit_id))
 
     def _cloudevent(self, tenant: Tenant, user: str, agent: str, request_id: str, traceparent: str, llm: LlmTruth,
                     t1: datetime) -> dict[str, Any]:
@@ -337,15 +321,10 @@ class TrafficGenerator:
             outcome = ("rejected" if rng.random() < self.mix.tool_rejections
                        else "error" if rng.random() < self.mix.tool_errors else "ok")
             halves = rng.random() < 0.3
-            message = {
-                "jsonrpc": "2.0", "id": jsonrpc_id, "method": "tools/call",
-                "params": {"name": tool,
-                           "arguments": {"query": f"item {rng.randint(1, 999)}",
-                                         "contact": f"{user}@{tenant.name}.example"},
-                           "_meta": {"request_id": request_id, "traceparent": traceparent,
-                                     "io.modelcontextprotocol/clientInfo": {"name": client_name,
-                                                                            "version": client_version}}},
-            }
+            message = tool_call_message(
+                jsonrpc_id, tool, {"query": f"item {rng.randint(1, 999)}", "contact": f"{user}@{tenant.name}.example"},
+                {"request_id": request_id, "traceparent": traceparent,
+                 "io.modelcontextprotocol/clientInfo": {"name": client_name, "version": client_version}})
             mcp_id = f"{tenant.name}-{server}"
             truth.tool_calls.append(ToolCallTruth(server, mcp_id, tool, jsonrpc_id, session, t, outcome, halves))
             # Obot shows the request to gateledger's filter before it runs.
@@ -370,11 +349,12 @@ class TrafficGenerator:
                          "responseHeaders": {"Content-Type": "application/json"}}
             common = {**base, "metadata": meta(server), "requestID": str(jsonrpc_id)}
             done = t + timedelta(milliseconds=duration)
+            request, response_half, whole = obot_call(common, req_part, resp_part, t, done)
             if halves:
-                out.append(("obot-audit", t, {**common, "createdAt": utc_iso(t), **req_part}, {}))
-                out.append(("obot-audit", done, {**common, "createdAt": utc_iso(done), "callType": "", **resp_part}, {}))
+                out.append(("obot-audit", t, request, {}))
+                out.append(("obot-audit", done, response_half, {}))
             else:
-                out.append(("obot-audit", done, {**common, "createdAt": utc_iso(t), **req_part, **resp_part}, {}))
+                out.append(("obot-audit", done, whole, {}))
             t = done + timedelta(milliseconds=5)
         return out
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from gateledger.contracts.events import BudgetAlert, BudgetAlertKind, DeadLetter, Finding, FindingKind
-from gateledger.ids import stable_id
+from gateledger.ids import finding_id, stable_id
 
 if TYPE_CHECKING:  # simdata imports this module
     from tests.dashboards.simdata import SimData
@@ -32,7 +32,7 @@ def finding(
     )
     sim.add(
         Finding(
-            id=stable_id("finding", kind, tenant, *evidence),
+            id=finding_id(kind, tenant, *evidence),
             tenant=tenant,
             time=time,
             kind=kind,

@@ -1,6 +1,8 @@
-"""Interactions in the upstream wire formats, through the producers' format code (as ingest publishes them).
+"""Interactions shaped by a test, in the upstream wire formats, through the producers' format code (as
+ingest publishes them).
 
-Each builder returns ``Published`` envelopes with explicit event and receive times, so a test
+A thin adapter over the simulator's record builders (producers/simulator/records.py, the one place
+the wire shapes are spelled): a ``Spec`` names the exact values a scenario needs. Each builder returns ``Published`` envelopes with explicit event and receive times, so a test
 controls event time exactly (received_at = event time + a small delay unless told otherwise).
 """
 
@@ -13,6 +15,23 @@ from typing import Any
 
 from gateledger.contracts.envelope import utc_iso
 from producers.formats import Published
+from producers.simulator.records import (
+    AUDIT_PATH,
+    CHECK_INPUT_PATH,
+    CHECK_OUTPUT_PATH,
+    DECIDE_PATH,
+    PRECHECK_PATH,
+    audit_request,
+    audit_response,
+    audit_trail_row,
+    axonflow_exchange,
+    governance_exchange,
+    obot_call,
+    precheck_request,
+    precheck_response,
+    token_usage,
+    tool_call_message,
+)
 from tests.stream_processors.harness import envelope
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
@@ -58,6 +77,10 @@ class Spec:
     def trace_id(self) -> str:
         return f"{self.n:032x}"
 
+    @property
+    def traceparent(self) -> str:
+        return f"00-{self.trace_id}-00f067aa0ba902b7-01"
+
 
 def precheck(spec: Spec, at: datetime, received: datetime | None = None) -> Published:
     return envelope("axonflow-precheck", precheck_record(spec, at), tenant=spec.tenant,
@@ -67,20 +90,13 @@ def precheck(spec: Spec, at: datetime, received: datetime | None = None) -> Publ
 def precheck_record(spec: Spec, at: datetime) -> dict[str, Any]:
     """The AxonFlow tap's recording of one pre-check exchange."""
     approved = not spec.blocked
-    rec = {
-        "path": "/api/policy/pre-check", "status": 200,
-        "started_at": _iso(at), "finished_at": _iso(at + timedelta(milliseconds=15)),
-        "tenant_header": spec.tenant,
-        "request": {"user_token": f"utok-{spec.n}-secret", "client_id": "support-bot", "query": "status of 42?",
-                    "context": {"request_id": spec.request_id,
-                                "traceparent": f"00-{spec.trace_id}-00f067aa0ba902b7-01",
-                                "mcp_servers": ["github"], "user_id": f"user-{spec.n % 7}"}},
-        "response": {"context_id": spec.context_id, "approved": approved, "requires_redaction": False,
-                     "policies": ["pii_detection"] + ([] if approved else ["prompt_injection"]),
-                     "expires_at": _iso(at + timedelta(seconds=spec.expires_in_s)),
-                     "block_reason": None if approved else "Prompt injection pattern detected"},
-    }
-    return rec
+    request = precheck_request(f"utok-{spec.n}-secret", "support-bot", "status of 42?",
+                               {"request_id": spec.request_id, "traceparent": spec.traceparent,
+                                "mcp_servers": ["github"], "user_id": f"user-{spec.n % 7}"})
+    response = precheck_response(spec.context_id, approved, ["pii_detection"] + ([] if approved else ["prompt_injection"]),
+                                 at + timedelta(seconds=spec.expires_in_s),
+                                 block_reason=None if approved else "Prompt injection pattern detected")
+    return axonflow_exchange(PRECHECK_PATH, spec.tenant, at, at + timedelta(milliseconds=15), request, response)
 
 
 def audit(spec: Spec, at: datetime, received: datetime | None = None, context_id: str | None = None) -> Published:
@@ -90,82 +106,49 @@ def audit(spec: Spec, at: datetime, received: datetime | None = None, context_id
 
 def audit_record(spec: Spec, at: datetime, context_id: str | None = None) -> dict[str, Any]:
     """The AxonFlow tap's recording of one LLM-call audit exchange."""
-    tokens = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0} if spec.zero_tokens else {
-        "prompt_tokens": spec.prompt_tokens, "completion_tokens": spec.completion_tokens,
-        "total_tokens": spec.prompt_tokens + spec.completion_tokens}
-    rec = {
-        "path": "/api/audit/llm-call", "status": 200,
-        "started_at": _iso(at), "finished_at": _iso(at + timedelta(milliseconds=5)),
-        "tenant_header": spec.tenant,
-        "request": {"context_id": context_id or spec.context_id, "client_id": "support-bot", "provider": "openai",
-                    "model": "gpt-4o", "token_usage": tokens, "latency_ms": 900, "metadata": {}},
-        "response": {"success": True, "audit_id": f"aud-{spec.n}"},
-    }
-    return rec
+    usage = token_usage(0, 0) if spec.zero_tokens else token_usage(spec.prompt_tokens, spec.completion_tokens)
+    request = audit_request(context_id or spec.context_id, "support-bot", "openai", "gpt-4o", usage, 900, {})
+    return axonflow_exchange(AUDIT_PATH, spec.tenant, at, at + timedelta(milliseconds=5), request,
+                             audit_response(f"aud-{spec.n}"))
 
 
-def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any]]:
-    """(request half, response half or None, whole record) of the k-th tool call."""
+def _tool_records(spec: Spec, k: int, at: datetime) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(request half, response half, whole record) of the k-th tool call."""
     rejected = spec.reject_tool == k
     ran = not rejected or spec.reject_ran
-    session = f"sess-{spec.n}"
     rpc = k + 1
     tool = f"tool_{k % 3}"
-    meta = {"traceparent": f"00-{spec.trace_id}-00f067aa0ba902b7-01"}
+    meta = {"traceparent": spec.traceparent}
     if not spec.checks:  # an agent behind AxonFlow's MCP checks passes only the W3C trace on
         meta["request_id"] = spec.request_id
-    body = {"jsonrpc": "2.0", "id": rpc, "method": "tools/call",
-            "params": {"name": tool, "arguments": {"q": "x"}, "_meta": meta}}
     hooks = [{"type": "request", "method": "tools/call", "name": "dlp", "tool": tool,
               "status": "rejected" if rejected else "ok", "message": "blocked: PII" if rejected else ""}]
     common = {"subject": f"user-{spec.n % 7}", "metadata": {"mcpID": "ms-github", "mcpServerDisplayName": "GitHub",
                                                            "mcpServerCatalogEntryName": "github"},
-              "clientName": "Cursor", "clientVersion": "1.7.2", "sessionID": session, "requestID": str(rpc)}
-    request = common | {"createdAt": _iso(at), "callType": "tools/call", "callIdentifier": tool,
-                        "requestBody": body, "webhookStatuses": hooks}
+              "clientName": "Cursor", "clientVersion": "1.7.2", "sessionID": f"sess-{spec.n}", "requestID": str(rpc)}
+    request = {"callType": "tools/call", "callIdentifier": tool,
+               "requestBody": tool_call_message(rpc, tool, {"q": "x"}, meta), "webhookStatuses": hooks}
     if ran:
-        response = common | {"createdAt": _iso(at + timedelta(milliseconds=80)), "callType": "",
-                             "responseBody": {"jsonrpc": "2.0", "id": rpc, "result": {"content": []}},
-                             "responseStatus": 200, "processingTimeMs": 80, "responseReceived": True}
-        whole = request | {k2: v for k2, v in response.items() if k2 not in ("createdAt", "callType")}
-    else:
-        response = common | {"createdAt": _iso(at + timedelta(milliseconds=5)), "callType": "",
-                             "responseStatus": 403, "error": "MCP request blocked by hook: dlp",
-                             "processingTimeMs": 5}
-        whole = request | {k2: v for k2, v in response.items() if k2 not in ("createdAt", "callType")}
-    return request, response, whole
+        return obot_call(common, request, {"responseBody": {"jsonrpc": "2.0", "id": rpc, "result": {"content": []}},
+                                           "responseStatus": 200, "processingTimeMs": 80, "responseReceived": True},
+                         at, at + timedelta(milliseconds=80))
+    return obot_call(common, request, {"responseStatus": 403, "error": "MCP request blocked by hook: dlp",
+                                       "processingTimeMs": 5}, at, at + timedelta(milliseconds=5))
 
 
 def audit_trail_record(spec: Spec, at: datetime, context_id: str | None = None) -> dict[str, Any]:
-    """A row of AxonFlow's own audit trail for an LLM call, as ``POST /api/v1/audit/search`` lists it
-    (audit_logger.go columns; gateway rows carry the pre-check's context id as ``request_id``)."""
+    """A row of AxonFlow's own audit trail for the spec's LLM call (the audit poller's row)."""
     ctx = context_id or spec.context_id
-    return {"id": f"trail-{ctx}", "request_id": ctx, "timestamp": _iso(at), "client_id": "support-bot",
-            "tenant_id": spec.tenant, "request_type": "llm_chat", "policy_decision": "allowed",
-            "provider": "openai", "model": "gpt-4o", "tokens_used": spec.prompt_tokens + spec.completion_tokens}
+    return audit_trail_row(f"trail-{ctx}", ctx, at, "support-bot", spec.tenant, "openai", "gpt-4o",
+                           spec.prompt_tokens + spec.completion_tokens)
 
 
 def governance_record(spec: Spec, path: str, at: datetime, tool: str, allowed: bool = True) -> dict[str, Any]:
-    """The tap's recording of AxonFlow's ``/api/v1/decide`` or MCP ``check-input`` / ``check-output``.
-
-    Shapes from getaxonflow/axonflow platform/agent/mcp_handler.go (a check-input block is HTTP 403
-    with ``allowed: false``) and the SDK's axonflow/types.py DecideRequest / DecideResponse; AxonFlow
-    joins the stages of one tool call on the caller's ``traceparent``.
-    """
-    k = {"/api/v1/decide": "d", "/api/v1/mcp/check-input": "i", "/api/v1/mcp/check-output": "o"}[path]
-    decision = f"dec-{spec.n}-{tool}-{k}"
-    if path == "/api/v1/decide":
-        request: dict[str, Any] = {"stage": "tool", "query": "search issues",
-                                   "target": {"type": "tool", "server": "github", "tool": tool}}
-        response: dict[str, Any] = {"verdict": "allow" if allowed else "deny", "decision_id": decision,
-                                    "reasons": [] if allowed else ["tool not allowed"]}
-    else:
-        request = {"connector_type": "github", "tool": tool, "statement": "list open issues"}
-        response = {"allowed": allowed, "decision_id": decision, "policies_evaluated": 3,
-                    "block_reason": None if allowed else "SQL injection detected"}
-    return {"path": path, "status": 200 if allowed else 403, "started_at": _iso(at),
-            "finished_at": _iso(at + timedelta(milliseconds=4)), "tenant_header": spec.tenant,
-            "traceparent": f"00-{spec.trace_id}-b7ad6b7169203331-01", "request": request, "response": response}
+    """The tap's recording of AxonFlow's ``/api/v1/decide`` or an MCP check for the spec's tool call."""
+    k = {DECIDE_PATH: "d", CHECK_INPUT_PATH: "i", CHECK_OUTPUT_PATH: "o"}[path]
+    return governance_exchange(path, spec.tenant, at, at + timedelta(milliseconds=4),
+                               f"00-{spec.trace_id}-b7ad6b7169203331-01", tool=tool, server="github",
+                               allowed=allowed, decision_id=f"dec-{spec.n}-{tool}-{k}")
 
 
 def _governed_records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], datetime]]:
@@ -176,14 +159,14 @@ def _governed_records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], d
         tool = f"tool_{k % 3}"
         blocked = spec.check_block and k == 0
         out.append((tk - timedelta(milliseconds=30), "axonflow-governance",
-                    governance_record(spec, "/api/v1/decide", tk - timedelta(milliseconds=30), tool), tk))
+                    governance_record(spec, DECIDE_PATH, tk - timedelta(milliseconds=30), tool), tk))
         out.append((tk - timedelta(milliseconds=20), "axonflow-governance",
-                    governance_record(spec, "/api/v1/mcp/check-input", tk - timedelta(milliseconds=20), tool,
+                    governance_record(spec, CHECK_INPUT_PATH, tk - timedelta(milliseconds=20), tool,
                                       allowed=not blocked), tk))
         _req, _resp, whole = _tool_records(spec, k, tk)
         out.append((tk, "obot-audit", whole, tk + DELAY))
         to = tk + timedelta(milliseconds=200)
-        out.append((to, "axonflow-governance", governance_record(spec, "/api/v1/mcp/check-output", to, tool),
+        out.append((to, "axonflow-governance", governance_record(spec, CHECK_OUTPUT_PATH, to, tool),
                     to + DELAY))
     return out
 
@@ -211,9 +194,8 @@ def records(spec: Spec) -> list[tuple[datetime, str, dict[str, Any], datetime]]:
     if spec.filter_decision:
         tw = t + timedelta(seconds=2)
         k = spec.reject_tool or 0
-        msg = {"jsonrpc": "2.0", "id": k + 1, "method": "tools/call",
-               "params": {"name": f"tool_{k % 3}", "_meta": {"request_id": spec.request_id}},
-               "_gateledger": {"decision": spec.filter_decision, "reason": "policy", "filter": "gl-filter"}}
+        msg = tool_call_message(k + 1, f"tool_{k % 3}", {}, {"request_id": spec.request_id}) | {
+            "_gateledger": {"decision": spec.filter_decision, "reason": "policy", "filter": "gl-filter"}}
         out.append((tw, "obot-webhook", msg, tw))
     return out
 
