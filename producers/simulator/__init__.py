@@ -12,7 +12,8 @@ As a library (for the tests of other stages and for benchmarks)::
 
 Knobs: ``seed``, ``tenants``, ``rate`` (or ``span``), ``start``; ``Mix`` (users per tenant, custom-gateway
 and Obot-LLM shares, LLM failures, verdict weights, tool calls and their rejections / errors);
-``Faults`` (duplicates, reordering, late and malformed records, missing / orphan audits, bypasses).
+``Faults`` (duplicates, reordering, late and malformed records, missing / orphan audits, bypasses,
+zero-token audits, rejected tool calls that run anyway).
 The same seed, start and knobs give the same records, byte for byte.
 """
 

@@ -15,6 +15,7 @@ seeded generators, and all times from ``start``: the same seed and start give th
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import random
 import uuid
@@ -77,6 +78,8 @@ class Faults:
     missing_audits: float = 0.0  # per approved pre-check: the audit is never sent
     orphan_audits: float = 0.0  # per interaction: an audit for a context id nobody issued
     bypass: float = 0.0  # per blocked pre-check: the LLM call runs and is audited anyway
+    zero_token_audits: float = 0.0  # per AxonFlow audit: it reports zero tokens
+    filter_bypass: float = 0.0  # per tool call a webhook filter rejected: it runs anyway
 
     @classmethod
     def chaos(cls) -> Faults:
@@ -178,6 +181,8 @@ class TrafficGenerator:
         failed = rng.random() < self.mix.llm_failures
         llm = LlmTruth(model.provider, model.name, prompt, 0 if failed else completion, latency, failed,
                        "cloudevents" if custom else "axonflow")
+        if not custom and f.zero_token_audits and self.frng.random() < f.zero_token_audits:
+            llm = dataclasses.replace(llm, prompt_tokens=0, completion_tokens=0)
         t1 = t0 + timedelta(milliseconds=30)
         runs = True
         if custom:
@@ -321,12 +326,15 @@ class TrafficGenerator:
             outcome = ("rejected" if rng.random() < self.mix.tool_rejections
                        else "error" if rng.random() < self.mix.tool_errors else "ok")
             halves = rng.random() < 0.3
+            ran_anyway = (outcome == "rejected" and bool(self.faults.filter_bypass)
+                          and self.frng.random() < self.faults.filter_bypass)
             message = tool_call_message(
                 jsonrpc_id, tool, {"query": f"item {rng.randint(1, 999)}", "contact": f"{user}@{tenant.name}.example"},
                 {"request_id": request_id, "traceparent": traceparent,
                  "io.modelcontextprotocol/clientInfo": {"name": client_name, "version": client_version}})
             mcp_id = f"{tenant.name}-{server}"
-            truth.tool_calls.append(ToolCallTruth(server, mcp_id, tool, jsonrpc_id, session, t, outcome, halves))
+            truth.tool_calls.append(ToolCallTruth(server, mcp_id, tool, jsonrpc_id, session, t, outcome, halves,
+                                                  ran_anyway))
             # Obot shows the request to gateledger's filter before it runs.
             delivery_id = stable_id("sim-webhook", request_id, jsonrpc_id)
             out.append(("obot-webhook", t, message,
@@ -334,7 +342,7 @@ class TrafficGenerator:
             webhook = [{"type": "request", "method": "tools/call", "name": "dlp-filter", "tool": tool,
                         "url": "https://hooks.internal/dlp", "status": "rejected" if outcome == "rejected" else "ok",
                         "message": "blocked: contains customer PII" if outcome == "rejected" else ""}]
-            if outcome == "rejected":
+            if outcome == "rejected" and not ran_anyway:
                 response = {"jsonrpc": "2.0", "id": jsonrpc_id,
                             "error": {"code": -32001, "message": "MCP request blocked by hook: dlp-filter"}}
                 error = "MCP request blocked by hook: dlp-filter"
@@ -345,7 +353,7 @@ class TrafficGenerator:
             req_part = {"callType": "tools/call", "callIdentifier": tool, "requestBody": message,
                         "requestHeaders": {"Authorization": "[REDACTED]", "Mcp-Session-Id": session}}
             resp_part = {"responseStatus": 200, "processingTimeMs": duration, "responseBody": response,
-                         "responseReceived": outcome != "rejected", "error": error, "webhookStatuses": webhook,
+                         "responseReceived": outcome != "rejected" or ran_anyway, "error": error, "webhookStatuses": webhook,
                          "responseHeaders": {"Content-Type": "application/json"}}
             common = {**base, "metadata": meta(server), "requestID": str(jsonrpc_id)}
             done = t + timedelta(milliseconds=duration)

@@ -26,6 +26,7 @@ class ToolCallTruth:
     time: datetime
     outcome: str  # ok | error | rejected (by the DLP webhook filter recorded in the audit)
     as_halves: bool  # reported by the shim as a request half and a response half
+    ran_anyway: bool = False  # fault: rejected by the webhook filter, and it ran all the same
 
 
 @dataclass

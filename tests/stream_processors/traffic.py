@@ -8,13 +8,13 @@ controls event time exactly (received_at = event time + a small delay unless tol
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateledger.contracts.envelope import utc_iso
 from producers.formats import Published
+from producers.simulator import Faults, Mix, simulate
 from producers.simulator.records import (
     AUDIT_PATH,
     CHECK_INPUT_PATH,
@@ -215,24 +215,32 @@ def interaction(spec: Spec) -> list[tuple[datetime, Published]]:
             for t, fmt, rec, rcv in records(spec)]
 
 
+# What happens in mixed() interactions: the simulator decides (one tenant, AxonFlow only; every blocked
+# pre-check's call runs anyway, as a bypass; some audits missing, some reporting zero tokens; some
+# rejected tool calls running anyway).
+MIXED = Mix(custom_gateway=0.0, obot_llm=0.0, verdicts=(92, 8, 0, 0), tool_calls=(0, 1, 2, 3), tool_rejections=0.03)
+MIXED_FAULTS = Faults(bypass=1.0, missing_audits=0.04, zero_token_audits=0.03, filter_bypass=0.25)
+
+
 def mixed(count: int, seed: int, start: datetime = T0, spacing_s: float = 0.5, first_n: int = 0) -> list[Spec]:
-    """A deterministic mix of interaction shapes (numbered from ``first_n``)."""
-    rng = random.Random(seed)
+    """A deterministic mix of interactions (numbered from ``first_n``, ``spacing_s`` apart): what happens in
+    each is the simulator's ground truth; the records are shaped here, as for any ``Spec``."""
+    sim = simulate(count, seed=seed, start=start, tenants=1, rate=1 / spacing_s, faults=MIXED_FAULTS, mix=MIXED)
     specs = []
-    for i in range(count):
-        n = first_n + i
-        r = rng.random()
+    for i, it in enumerate(sim.truth.interactions):
+        llm, calls = it.llm, it.tool_calls
+        rejected = next((k for k, c in enumerate(calls) if c.outcome == "rejected"), None)
         specs.append(Spec(
-            n=n, t0=start + timedelta(seconds=i * spacing_s),
-            blocked=r < 0.08,
-            audit=not (0.08 <= r < 0.12),
-            tools=rng.choice([0, 1, 2, 3]),
-            halves=rng.random() < 0.7,
-            reject_tool=0 if 0.12 <= r < 0.2 else None,
-            reject_ran=0.12 <= r < 0.14,
-            zero_tokens=0.2 <= r < 0.23,
-            prompt_tokens=rng.randint(10, 5000),
-            completion_tokens=rng.randint(1, 800),
+            n=first_n + i, t0=start + timedelta(seconds=i * spacing_s),
+            blocked=it.blocked,
+            audit=llm is not None and not it.audit_dropped,
+            tools=len(calls),
+            halves=calls[0].as_halves if calls else True,
+            reject_tool=rejected,
+            reject_ran=rejected is not None and calls[rejected].ran_anyway,
+            zero_tokens=llm is not None and llm.prompt_tokens == llm.completion_tokens == 0,
+            prompt_tokens=llm.prompt_tokens if llm else 1000,
+            completion_tokens=llm.completion_tokens if llm else 200,
         ))
     return specs
 

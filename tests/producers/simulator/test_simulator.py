@@ -108,6 +108,24 @@ def test_the_mix_knobs_change_what_the_traffic_is_made_of() -> None:
         == t.to_json()
 
 
+def test_zero_token_audits_and_filter_bypasses_are_in_the_records_as_the_truth_says() -> None:
+    faults = Faults(zero_token_audits=0.2, filter_bypass=0.5)
+    sim = simulate(400, seed=12, start=START, faults=faults, mix=Mix(tool_rejections=0.2, custom_gateway=0.0))
+    zero = {r["request"]["context_id"] for r in sim.records("axonflow-llm-call")
+            if r["request"]["token_usage"]["total_tokens"] == 0}
+    assert zero and zero == {i.context_id for i in sim.truth.interactions
+                             if i.llm is not None and i.llm.prompt_tokens == i.llm.completion_tokens == 0}
+    ran = [c for i in sim.truth.interactions for c in i.tool_calls if c.ran_anyway]
+    assert ran and all(c.outcome == "rejected" for c in ran)
+    # A call that ran despite the filter's rejection has a result; the others an error.
+    answered = {(r["sessionID"], r["requestID"]) for r in sim.records("obot-audit") if "responseBody" in r
+                and r.get("webhookStatuses", [{}])[0].get("status") == "rejected" and "result" in r["responseBody"]}
+    assert answered == {(c.session_id, str(c.jsonrpc_id)) for c in ran}
+    # Off by default: the same seed without them is the same traffic.
+    plain = simulate(400, seed=12, start=START, mix=Mix(tool_rejections=0.2, custom_gateway=0.0))
+    assert [i.request_id for i in plain.truth.interactions] == [i.request_id for i in sim.truth.interactions]
+
+
 def test_envelopes_are_the_records_through_their_formats() -> None:
     sim = simulate(120, seed=8, start=START, faults=Faults(duplicates=0.2, malformed=0.1, late=0.05))
     out = list(published(sim.deliveries, Masker(salt=b"s")))
