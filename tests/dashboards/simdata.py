@@ -67,7 +67,7 @@ def _priced(model: Model) -> bool:
 UNPRICED_MODELS = tuple(m for m in SIM_MODELS if not _priced(m))
 
 
-def _models(tenant: Tenant) -> tuple[list[Model], Model]:
+def models_of(tenant: Tenant) -> tuple[list[Model], Model]:
     """The tenant's priced models, and the unpriced one its unpriced calls use (its own if it has one)."""
     own = [m for m in tenant.models if not _priced(m)]
     return [m for m in tenant.models if _priced(m)], (own or list(UNPRICED_MODELS))[0]
@@ -143,7 +143,7 @@ def generate(
     start = now - span
     for world in WORLD:
         tenant = world.name
-        priced, unpriced_model = _models(world)
+        priced, unpriced_model = models_of(world)
         servers_of = [f"{tenant}-{s}" for s in world.servers]
         exp.cost_by_tenant[tenant] = Decimal(0)
         for n in range(interactions_per_tenant):

@@ -30,7 +30,7 @@ QUERIES = dashboard_queries()
 SERVERS = list(simdata.SERVERS)
 MODELS = list(simdata.MODELS)
 # acme's own unpriced model (the world gives it one the catalog does not price)
-ACME_UNPRICED = simdata._models(simdata.WORLD[0])[1].name
+ACME_UNPRICED = simdata.models_of(simdata.WORLD[0])[1].name
 
 
 def variables(sim: simdata.SimData, **selected: object) -> dict[str, Variable]:
