@@ -115,7 +115,15 @@ def build() -> dashboard.Dashboard:
         refresh="5m",
         variables=[variables.tenant(), variables.interaction()],
     )
+    _in_range(b)
+    _over_time(b)
+    _details(b)
+    _interaction(b)
+    return b.build()
 
+
+def _in_range(b: Board) -> None:
+    """The row "In the time range"."""
     b.row("In the time range")
     b.add(
         stat_panel(
@@ -167,6 +175,9 @@ def build() -> dashboard.Dashboard:
             h=4,
         )
 
+
+def _over_time(b: Board) -> None:
+    """The row "Over time"."""
     b.row("Over time")
     b.add(
         timeseries_panel(
@@ -234,6 +245,9 @@ def build() -> dashboard.Dashboard:
         w=12,
     )
 
+
+def _details(b: Board) -> None:
+    """The row "Details"."""
     b.row("Details")
     b.add(
         table_panel(
@@ -318,6 +332,9 @@ def build() -> dashboard.Dashboard:
         h=10,
     )
 
+
+def _interaction(b: Board) -> None:
+    """The row "Interaction $interaction"."""
     b.row("Interaction $interaction")
     b.add(
         table_panel(
@@ -330,4 +347,3 @@ def build() -> dashboard.Dashboard:
         w=24,
         h=10,
     )
-    return b.build()

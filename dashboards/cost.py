@@ -75,7 +75,15 @@ def build() -> dashboard.Dashboard:
         refresh="5m",
         variables=[variables.tenant(), variables.server(), variables.model()],
     )
+    _spend_in_range(b)
+    _spend_over_time(b)
+    _budgets(b)
+    _spenders_and_unpriced(b)
+    return b.build()
 
+
+def _spend_in_range(b: Board) -> None:
+    """The row "Spend in the time range"."""
     b.row("Spend in the time range")
     b.add(
         stat_panel(
@@ -145,6 +153,9 @@ def build() -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _spend_over_time(b: Board) -> None:
+    """The row "Spend over time"."""
     b.row("Spend over time")
     b.add(
         timeseries_panel(
@@ -213,6 +224,9 @@ def build() -> dashboard.Dashboard:
         w=12,
     )
 
+
+def _budgets(b: Board) -> None:
+    """The row "Budgets"."""
     b.row("Budgets")
     b.add(
         bargauge_panel(
@@ -311,6 +325,9 @@ def build() -> dashboard.Dashboard:
         h=9,
     )
 
+
+def _spenders_and_unpriced(b: Board) -> None:
+    """The row "Who spends, and what is unpriced"."""
     b.row("Who spends, and what is unpriced")
     b.add(
         table_panel(
@@ -351,4 +368,3 @@ def build() -> dashboard.Dashboard:
         w=12,
         h=9,
     )
-    return b.build()

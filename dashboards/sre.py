@@ -59,7 +59,16 @@ def build() -> dashboard.Dashboard:
         refresh="30s",
         variables=[variables.tenant(), variables.server(), variables.model()],
     )
+    _now(b)
+    _throughput_and_delay(b)
+    _errors(b)
+    _mcp_servers_and_tools(b)
+    _llm_calls(b)
+    return b.build()
 
+
+def _now(b: Board) -> None:
+    """The row "Now"."""
     b.row("Now")
     b.add(
         stat_panel(
@@ -134,6 +143,9 @@ def build() -> dashboard.Dashboard:
         h=4,
     )
 
+
+def _throughput_and_delay(b: Board) -> None:
+    """The row "Throughput and delay"."""
     b.row("Throughput and delay")
     b.add(
         timeseries_panel(
@@ -230,6 +242,9 @@ def build() -> dashboard.Dashboard:
         w=12,
     )
 
+
+def _errors(b: Board) -> None:
+    """The row "Errors"."""
     b.row("Errors")
     b.add(
         timeseries_panel(
@@ -288,6 +303,9 @@ def build() -> dashboard.Dashboard:
         h=8,
     )
 
+
+def _mcp_servers_and_tools(b: Board) -> None:
+    """The row "MCP servers and tools"."""
     b.row("MCP servers and tools")
     b.add(
         timeseries_panel(
@@ -322,6 +340,9 @@ def build() -> dashboard.Dashboard:
         w=12,
     )
 
+
+def _llm_calls(b: Board) -> None:
+    """The row "LLM calls"."""
     b.row("LLM calls")
     b.add(
         timeseries_panel(
@@ -355,4 +376,3 @@ def build() -> dashboard.Dashboard:
         ),
         w=12,
     )
-    return b.build()
