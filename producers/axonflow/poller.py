@@ -29,6 +29,7 @@ import aiohttp
 from gateledger.clock import to_utc, utcnow
 from gateledger.contracts.envelope import utc_iso
 from gateledger.masking import Masker
+from gateledger.signals import run_until_stopped
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
 from producers.axonflow.settings import AxonFlowPollerSettings
@@ -185,12 +186,4 @@ async def run_poller(settings: Any = None, stop: asyncio.Event | None = None,
 
 def main() -> None:
     """Entry point: run until SIGTERM or SIGINT."""
-    import signal
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            asyncio.get_running_loop().add_signal_handler(sig, stop.set)
-        await run_poller(stop=stop)
-
-    asyncio.run(_main())
+    run_until_stopped(lambda stop: run_poller(stop=stop))

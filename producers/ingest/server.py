@@ -28,6 +28,7 @@ from gateledger.money.gauges import BudgetGaugeCollector
 from gateledger.money.settings import MoneySettings
 from gateledger.ratelimit import Limiter
 from gateledger.settings import Settings
+from gateledger.signals import run_until_stopped
 from producers.accept import accept, parse_body
 from producers.axonflow.auth import TapAuth
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
@@ -245,16 +246,9 @@ def _serve(reuse_port: bool, create_topics: bool) -> None:
     # a drain request is remembered here instead (a worker still starting when `up` stops).
     signal.signal(signal.SIGUSR1, lambda *_: Drain.start())
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        loop.add_signal_handler(signal.SIGUSR1, Drain.start)  # `up` is stopping: refuse new records
-        await run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics)
-
-    asyncio.run(_main())
+    # `up` is stopping: refuse new records.
+    run_until_stopped(lambda stop: run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics),
+                      {signal.SIGUSR1: Drain.start})
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ import aiohttp
 
 from gateledger.clock import utcnow
 from gateledger.masking import Masker
+from gateledger.signals import run_until_stopped
 from producers import telemetry
 from producers.obot import late_local
 from producers.obot.api import ApiShape, DetailCache, EndpointMissing, ObotApi, PollError, with_details
@@ -214,13 +215,4 @@ async def run_poller(
 
 def main() -> None:
     """Entry point: run until SIGTERM or SIGINT."""
-    import signal
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_poller(stop=stop)
-
-    asyncio.run(_main())
+    run_until_stopped(lambda stop: run_poller(stop=stop))

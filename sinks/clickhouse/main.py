@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
-import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +18,7 @@ from gateledger.clickhouse.results import QueryRunner
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
+from gateledger.signals import run_until_stopped
 from gateledger.tables import Table
 from gateledger.topics import ALL_TOPICS, Topic, topic_name
 from sinks.clickhouse.access_control import apply_from_settings
@@ -153,12 +153,4 @@ def main() -> None:
     settings = Settings()
     if settings.clickhouse.is_chdb(settings.core):
         private_tmp(settings.core.data_dir)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_sink(settings, stop=stop)
-
-    asyncio.run(_main())
+    run_until_stopped(lambda stop: run_sink(settings, stop=stop))

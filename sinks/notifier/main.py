@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
 
 import aiohttp
@@ -14,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_producer, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
+from gateledger.signals import run_until_stopped
 from gateledger.topics import Topic, topic_name
 from gateledger import jsonutil
 from gateledger.contracts.events import DeadLetter
@@ -97,12 +97,4 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
 
 def main() -> None:
     """Entry point: run until SIGTERM or SIGINT."""
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await run_notifier(stop=stop)
-
-    asyncio.run(_main())
+    run_until_stopped(lambda stop: run_notifier(stop=stop))
