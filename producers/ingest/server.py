@@ -246,7 +246,7 @@ def _serve(reuse_port: bool, create_topics: bool) -> None:
     # a drain request is remembered here instead (a worker still starting when `up` stops).
     signal.signal(signal.SIGUSR1, lambda *_: Drain.start())
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-    # `up` is stopping: refuse new records.
+    # SIGUSR1 in the loop: `up` is stopping, refuse new records.
     run_until_stopped(lambda stop: run_ingest(stop=stop, reuse_port=reuse_port, create_topics=create_topics),
                       {signal.SIGUSR1: Drain.start})
 
