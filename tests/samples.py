@@ -1,11 +1,35 @@
-"""Realistic upstream records, one builder per wire format (shared by the test modules)."""
+"""One realistic upstream record per wire format, with fixed values the test modules rely on.
+
+Fixtures, not traffic (that is producers/simulator): the AxonFlow exchanges and the JSON-RPC message
+are shaped by the simulator's record builders (producers/simulator/records.py); the Obot records
+and the CloudEvent are spelled here (v0.23 flat records, v0.24 audit events and local-agent exports
+are formats the simulator does not produce).
+"""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from producers.simulator.records import (
+    AUDIT_PATH,
+    CHECK_INPUT_PATH,
+    PRECHECK_PATH,
+    audit_request,
+    audit_response,
+    audit_trail_row,
+    axonflow_exchange,
+    governance_exchange,
+    precheck_request,
+    precheck_response,
+    token_usage,
+    tool_call_message,
+)
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
+PRECHECK_AT = datetime(2026, 11, 20, 10, 14, 57, tzinfo=UTC)
+AUDIT_AT = datetime(2026, 11, 20, 10, 14, 59, tzinfo=UTC)
 
 
 def obot_flat(**over: Any) -> dict[str, Any]:
@@ -155,95 +179,50 @@ def obot_llm(**over: Any) -> dict[str, Any]:
 
 def webhook_message(**over: Any) -> dict[str, Any]:
     """The JSON-RPC message Obot POSTs to an HTTP webhook filter."""
-    rec = {
-        "jsonrpc": "2.0",
-        "id": 7,
-        "method": "tools/call",
-        "params": {"name": "search_issues", "arguments": {"q": "bug"},
-                   "_meta": {"request_id": "req-1", "traceparent": TRACEPARENT}},
-    }
+    rec = tool_call_message(7, "search_issues", {"q": "bug"}, {"request_id": "req-1", "traceparent": TRACEPARENT})
     rec.update(over)
     return rec
 
 
 def precheck(**over: Any) -> dict[str, Any]:
     """An AxonFlow pre-check exchange as the tap records it."""
-    rec = {
-        "path": "/api/policy/pre-check",
-        "method": "POST",
-        "status": 200,
-        "started_at": "2026-11-20T10:14:57Z",
-        "finished_at": "2026-11-20T10:14:57.020Z",
-        "tenant_header": "acme",
-        "request": {
-            "user_token": "utok-secret-value-123",
-            "client_id": "support-bot",
-            "query": "What is the status of ticket 42?",
-            "data_sources": ["jira"],
-            "context": {"request_id": "req-1", "traceparent": TRACEPARENT, "tenant_id": "acme"},
-        },
-        "response": {
-            "context_id": "ctx-1",
-            "approved": True,
-            "requires_redaction": False,
-            "policies": ["pii_detection"],
-            "expires_at": "2026-11-20T10:19:57Z",
-            "trace_id": "axf-trace-1",
-        },
-    }
+    rec = axonflow_exchange(
+        PRECHECK_PATH, "acme", PRECHECK_AT, PRECHECK_AT + timedelta(milliseconds=20),
+        precheck_request("utok-secret-value-123", "support-bot", "What is the status of ticket 42?",
+                         {"request_id": "req-1", "traceparent": TRACEPARENT, "tenant_id": "acme"},
+                         data_sources=["jira"]),
+        precheck_response("ctx-1", True, ["pii_detection"], PRECHECK_AT + timedelta(minutes=5), trace_id="axf-trace-1"))
     rec.update(over)
     return rec
 
 
 def llm_audit(**over: Any) -> dict[str, Any]:
     """An AxonFlow LLM-call audit exchange."""
-    rec = {
-        "path": "/api/audit/llm-call",
-        "status": 200,
-        "started_at": "2026-11-20T10:14:59Z",
-        "finished_at": "2026-11-20T10:14:59.010Z",
-        "tenant_header": "acme",
-        "request": {
-            "context_id": "ctx-1",
-            "client_id": "support-bot",
-            "provider": "openai",
-            "model": "gpt-4o",
-            "response_summary": "Ticket 42 is open",
-            "token_usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500},
-            "latency_ms": 1430,
-            "metadata": {},
-        },
-        "response": {"success": True, "audit_id": "aud-1"},
-    }
+    rec = axonflow_exchange(
+        AUDIT_PATH, "acme", AUDIT_AT, AUDIT_AT + timedelta(milliseconds=10),
+        audit_request("ctx-1", "support-bot", "openai", "gpt-4o", token_usage(1200, 300), 1430, {},
+                      response_summary="Ticket 42 is open"),
+        audit_response("aud-1"))
     rec.update(over)
     return rec
 
 
 def mcp_check_input(**over: Any) -> dict[str, Any]:
     """An AxonFlow MCP check-input exchange (a block: 403, allowed false) as the tap records it."""
-    rec = {
-        "path": "/api/v1/mcp/check-input",
-        "method": "POST",
-        "status": 403,
-        "started_at": "2026-11-20T10:14:58Z",
-        "finished_at": "2026-11-20T10:14:58.004Z",
-        "tenant_header": "acme",
-        "traceparent": TRACEPARENT,
-        "request": {"connector_type": "github", "tool": "delete_repo", "statement": "DROP TABLE repos",
-                    "operation": "execute"},
-        "response": {"allowed": False, "block_reason": "SQL injection detected", "policies_evaluated": 12,
-                     "decision_id": "dec-1"},
-    }
+    at = PRECHECK_AT + timedelta(seconds=1)
+    rec = governance_exchange(CHECK_INPUT_PATH, "acme", at, at + timedelta(milliseconds=4), TRACEPARENT,
+                              tool="delete_repo", server="github", allowed=False, decision_id="dec-1",
+                              statement="DROP TABLE repos", block_reason="SQL injection detected",
+                              operation="execute", policies_evaluated=12)
     rec.update(over)
     return rec
 
 
 def axonflow_audit_entry(**over: Any) -> dict[str, Any]:
     """A row of AxonFlow's audit trail as POST /api/v1/audit/search lists it (audit_logger.go columns)."""
-    rec = {"id": "aud-1", "request_id": "ctx-1", "timestamp": "2026-11-20T10:14:59.200Z", "user_id": 7,
-           "user_email": "alice@example.com", "client_id": "support-bot", "tenant_id": "acme",
-           "request_type": "llm_chat", "policy_decision": "allowed", "provider": "openai", "model": "gpt-4o",
-           "response_time_ms": 1430, "tokens_used": 1500, "cost": 0.0075}
+    rec = audit_trail_row("aud-1", "ctx-1", AUDIT_AT + timedelta(milliseconds=200), "support-bot", "acme", "openai",
+                          "gpt-4o", 1500, user_id=7, user_email="alice@example.com", response_time_ms=1430,
+                          cost=0.0075)
     rec.update(over)
     return rec
 

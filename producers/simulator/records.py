@@ -68,8 +68,8 @@ def audit_response(audit_id: str) -> dict[str, Any]:
 
 def governance_exchange(path: str, tenant: str, started: datetime, finished: datetime, traceparent: str, *,
                         tool: str, server: str, allowed: bool, decision_id: str, query: str = "search issues",
-                        statement: str = "list open issues",
-                        block_reason: str = "SQL injection detected") -> dict[str, Any]:
+                        statement: str = "list open issues", block_reason: str = "SQL injection detected",
+                        operation: str | None = None, policies_evaluated: int = 3) -> dict[str, Any]:
     """The tap's recording of AxonFlow's ``/api/v1/decide`` or MCP ``check-input`` / ``check-output``.
 
     Shapes from getaxonflow/axonflow platform/agent/mcp_handler.go (a check-input block is HTTP 403
@@ -83,19 +83,21 @@ def governance_exchange(path: str, tenant: str, started: datetime, finished: dat
                                     "reasons": [] if allowed else ["tool not allowed"]}
     else:
         request = {"connector_type": server, "tool": tool, "statement": statement}
-        response = {"allowed": allowed, "decision_id": decision_id, "policies_evaluated": 3,
+        if operation is not None:
+            request["operation"] = operation
+        response = {"allowed": allowed, "decision_id": decision_id, "policies_evaluated": policies_evaluated,
                     "block_reason": None if allowed else block_reason}
     return axonflow_exchange(path, tenant, started, finished, request, response, status=200 if allowed else 403,
                              traceparent=traceparent)
 
 
 def audit_trail_row(trail_id: str, context_id: str, at: datetime, client_id: str, tenant: str, provider: str,
-                    model: str, tokens: int) -> dict[str, Any]:
+                    model: str, tokens: int, **extra: Any) -> dict[str, Any]:
     """A row of AxonFlow's own audit trail for an LLM call, as ``POST /api/v1/audit/search`` lists it
     (audit_logger.go columns; gateway rows carry the pre-check's context id as ``request_id``)."""
     return {"id": trail_id, "request_id": context_id, "timestamp": utc_iso(at), "client_id": client_id,
             "tenant_id": tenant, "request_type": "llm_chat", "policy_decision": "allowed", "provider": provider,
-            "model": model, "tokens_used": tokens}
+            "model": model, "tokens_used": tokens, **extra}
 
 
 def tool_call_message(rpc_id: int, tool: str, arguments: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
