@@ -74,6 +74,12 @@ class KafkaSettings(BaseSettings):
     # None: a quarter of the session timeout, at most 1 s.
     heartbeat_interval_ms: int | None = Field(default=None, gt=0)
     max_poll_interval_ms: int = 300000
+    # How long a fetch may wait at the broker for records (faust's own choice is 1.5 s). Tansu does not
+    # answer a waiting fetch when records arrive: it looks again after half the remaining wait
+    # (tansu-storage/src/service/fetch.rs), so a long wait delays every hop of the pipeline; and
+    # aiokafka sends a seek's offset lookup only once the fetch in flight returned, so every worker
+    # start (recovery seeks the stream partitions) waited out one whole fetch.
+    fetch_max_wait_ms: int = Field(default=200, gt=0)
     # Tansu reports a wrong end offset; "auto" detects it, "true"/"false" force the workaround.
     tansu_workarounds: Literal["auto", "true", "false"] = "auto"
 

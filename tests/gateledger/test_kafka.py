@@ -1,4 +1,4 @@
-"""Consumer-group timeouts: short on Tansu (each join waits half the session
+"""Consumer-group timeouts and fetch waits: short on Tansu (each join waits half the session
 timeout there), within Apache Kafka's limits elsewhere, and what a setting asks for when set."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def test_group_timeouts_default_per_broker_and_follow_the_settings() -> None:
 @pytest.mark.parametrize(("target", "session_ms", "heartbeat_ms"), [(TANSU, 2000, 500), (KAFKA, 6000, 1000)])
 def test_consumers_and_the_worker_use_them(gl_env, monkeypatch, target: KafkaTarget, session_ms: int,
                                            heartbeat_ms: int) -> None:
+    monkeypatch.setenv("GATELEDGER_KAFKA_FETCH_MAX_WAIT_MS", "150")
+
     async def check() -> None:
         settings = Settings()
         consumer = make_consumer(settings.kafka, target, group_id="g")
@@ -34,7 +36,9 @@ def test_consumers_and_the_worker_use_them(gl_env, monkeypatch, target: KafkaTar
         app = create_app(settings, target=target)
         assert (app.conf.broker_session_timeout, app.conf.broker_heartbeat_interval) == (
             session_ms / 1000, heartbeat_ms / 1000)
+        # faust hard-codes a 1.5 s fetch wait; the worker's consumer takes the setting's instead.
         worker_consumer = app.consumer._thread._create_worker_consumer(app.consumer.transport)
+        assert worker_consumer._fetch_max_wait_ms == 150
         assert worker_consumer._session_timeout_ms == session_ms
 
     asyncio.run(check())
