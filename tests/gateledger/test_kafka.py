@@ -21,7 +21,8 @@ def test_group_timeouts_default_per_broker_and_follow_the_settings() -> None:
     assert group_timeouts(KafkaSettings(), KAFKA) == (6000, 1000)
     assert group_timeouts(KafkaSettings(session_timeout_ms=15000), KAFKA) == (15000, 1000)
     assert group_timeouts(KafkaSettings(session_timeout_ms=3000), TANSU) == (3000, 750)
-    assert group_timeouts(KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=200), TANSU) == (3000, 200)
+    explicit = KafkaSettings(session_timeout_ms=3000, heartbeat_interval_ms=200)
+    assert group_timeouts(explicit, TANSU) == (3000, 200)
 
 
 @pytest.mark.parametrize(("target", "session_ms", "heartbeat_ms"), [(TANSU, 2000, 500), (KAFKA, 6000, 1000)])
