@@ -49,6 +49,18 @@ def resolve(kafka: KafkaSettings, core: CoreSettings) -> KafkaTarget:
     return KafkaTarget(state.kafka_bootstrap, kafka.tansu_workarounds != "false", state.topic_prefix)
 
 
+# Tansu holds every JoinGroup for half the session timeout (KafkaSettings.session_timeout_ms).
+TANSU_SESSION_TIMEOUT_MS = 2000
+KAFKA_SESSION_TIMEOUT_MS = 6000
+
+
+def group_timeouts(kafka: KafkaSettings, target: KafkaTarget) -> tuple[int, int]:
+    """(session timeout, heartbeat interval) in ms for consumer groups on this target."""
+    default = TANSU_SESSION_TIMEOUT_MS if target.tansu else KAFKA_SESSION_TIMEOUT_MS
+    session = kafka.session_timeout_ms or default
+    return session, kafka.heartbeat_interval_ms or min(1000, session // 4)
+
+
 def common_config(kafka: KafkaSettings, bootstrap: str) -> dict[str, Any]:
     """Connection settings shared by producers, consumers and admin clients."""
     cfg: dict[str, Any] = {
@@ -87,12 +99,13 @@ def make_producer(kafka: KafkaSettings, target: KafkaTarget, **overrides: Any) -
 def make_consumer(kafka: KafkaSettings, target: KafkaTarget, *topics: str, **overrides: Any) -> AIOKafkaConsumer:
     """An (unstarted) aiokafka consumer; offsets are committed by the caller, never automatically."""
     cfg = common_config(kafka, target.bootstrap)
+    session_ms, heartbeat_ms = group_timeouts(kafka, target)
     cfg.update(
         enable_auto_commit=False,
         # Never "latest": Tansu's end offsets are wrong, and a new group must not skip history.
         auto_offset_reset="earliest",
-        session_timeout_ms=kafka.session_timeout_ms,
-        heartbeat_interval_ms=kafka.heartbeat_interval_ms,
+        session_timeout_ms=session_ms,
+        heartbeat_interval_ms=heartbeat_ms,
         max_poll_interval_ms=kafka.max_poll_interval_ms,
     )
     cfg.update(overrides)

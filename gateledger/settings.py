@@ -65,10 +65,21 @@ class KafkaSettings(BaseSettings):
     delivery_timeout_s: float = 10.0
     partitions: int = 4
     replication_factor: int = 1
-    # Group membership: Tansu takes about half the session timeout to complete a join, so keep it short.
-    session_timeout_ms: int = 6000
-    heartbeat_interval_ms: int = 1000
+    # Group membership. Tansu answers a JoinGroup no sooner than half the group's session timeout (its
+    # join loop sleeps until then: tansu-broker/src/coordinator/group/administrator.rs; nothing like
+    # group.initial.rebalance.delay.ms to set), so every consumer start and rebalance waits that long.
+    # None: 2 s on Tansu (a 1 s join), 6 s elsewhere (Apache Kafka refuses sessions shorter than its
+    # group.min.session.timeout.ms, 6 s by default). Use ``group_timeouts()`` (gateledger.kafka).
+    session_timeout_ms: int | None = Field(default=None, gt=0)
+    # None: a quarter of the session timeout, at most 1 s.
+    heartbeat_interval_ms: int | None = Field(default=None, gt=0)
     max_poll_interval_ms: int = 300000
+    # How long a fetch may wait at the broker for records (faust's own choice is 1.5 s). Tansu does not
+    # answer a waiting fetch when records arrive: it looks again after half the remaining wait
+    # (tansu-storage/src/service/fetch.rs), so a long wait delays every hop of the pipeline; and
+    # aiokafka sends a seek's offset lookup only once the fetch in flight returned, so every worker
+    # start (recovery seeks the stream partitions) waited out one whole fetch.
+    fetch_max_wait_ms: int = Field(default=200, gt=0)
     # Tansu reports a wrong end offset; "auto" detects it, "true"/"false" force the workaround.
     tansu_workarounds: Literal["auto", "true", "false"] = "auto"
 

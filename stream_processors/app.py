@@ -7,7 +7,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger.clock import Clock, utcnow
-from gateledger.kafka import KafkaTarget, resolve
+from gateledger.kafka import KafkaTarget, group_timeouts, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import KafkaSettings, Settings
 from stream_processors import telemetry
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
     proc = proc or ProcessorSettings()
     kafka = settings.kafka
     target = target or resolve(kafka, settings.core)
+    session_ms, heartbeat_ms = group_timeouts(kafka, target)
     datadir = settings.core.data_dir / "faust" / proc.app_id
     datadir.parent.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     app = GateledgerApp(
@@ -58,9 +59,9 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         topic_replication_factor=kafka.replication_factor,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
-        broker_session_timeout=kafka.session_timeout_ms / 1000,
-        broker_heartbeat_interval=kafka.heartbeat_interval_ms / 1000,
-        broker_rebalance_timeout=kafka.session_timeout_ms / 1000,
+        broker_session_timeout=session_ms / 1000,
+        broker_heartbeat_interval=heartbeat_ms / 1000,
+        broker_rebalance_timeout=session_ms / 1000,
         broker_commit_interval=proc.commit_interval_s,
         # Exactly-once in effect comes from deterministic ids + the flush order of runtime.py, not
         # from faust's transactions: faust derives transactional ids from destination partitions and

@@ -23,6 +23,12 @@ from faust.transport.drivers import aiokafka as faust_aiokafka
 class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
     """The aiokafka consumer thread; a fetch returns records of the partitions active when it began."""
 
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # faust passes fetch_max_wait_ms=1500 with no setting for it; aiokafka reads it at start().
+        consumer._fetch_max_wait_ms = self.consumer.app.gateledger_kafka.fetch_max_wait_ms  # noqa: SLF001
+        return consumer
+
     async def _fetch_records(self, consumer: Any, active_partitions: Any, timeout: float | None = None,
                              max_records: int | None = None) -> Any:
         if active_partitions is None:  # client-only mode: every partition, as faust means it

@@ -83,6 +83,14 @@ class OrderedRecovery(Recovery):
 class OrderedRecoveryTableManager(TableManager):
     """faust's table manager, recovering with ``OrderedRecovery``."""
 
+    async def on_start(self) -> None:
+        """Start at once. faust's TableManager.on_start sleeps a second first so that tables declared
+        while the app starts can register; every gateledger table is declared by create_app, before
+        the app starts, and that second delayed every worker start and restart."""
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
+
     @property
     def recovery(self) -> Recovery:
         """Recovery service used by this table manager."""

@@ -95,13 +95,6 @@ async def running_sink(settings: Settings, sink: SinkSettings | None = None, **k
         await task
 
 
-@pytest.fixture(autouse=True)
-def _quick_group_joins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tansu completes a join in about half the session timeout: keep it short for sink restarts."""
-    monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
-    monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
-
-
 @contextlib.asynccontextmanager
 async def running_notifier(settings: Settings, hooks: list[dict[str, Any]], **kw: Any) -> AsyncIterator[str]:
     """The notifier in-process with these webhooks and fast retries; yields its base URL once healthy."""

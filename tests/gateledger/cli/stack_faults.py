@@ -43,7 +43,14 @@ def clean_env(data_dir: Path, **extra: str) -> dict[str, str]:
     """An environment with only this test's gateledger settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATELEDGER_")}
     env.update(GATELEDGER_DATA_DIR=str(data_dir), GATELEDGER_STACK_INGEST_PORT="0",
-               GATELEDGER_STACK_SUMMARY_INTERVAL_S="60", **extra)
+               GATELEDGER_STACK_SUMMARY_INTERVAL_S="60",
+               # Every start waits for the budget back-fill (started by the processors' 1 s gauge
+               # tick) and for the processors to commit its contributions (every 2.8 s), and every
+               # graceful stop for their commits: shorter here, as in the processor tests (harness.py).
+               # Each fault here loses the memory-only broker, commits included, so how often the
+               # processors commit changes nothing the runs compare.
+               GATELEDGER_PROCESSORS_TICK_INTERVAL_S="0.2", GATELEDGER_PROCESSORS_COMMIT_INTERVAL_S="0.5",
+               **extra)
     return env
 
 

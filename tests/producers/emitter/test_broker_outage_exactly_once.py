@@ -53,8 +53,6 @@ def test_broker_unreachable_during_ingest_every_event_lands_exactly_once(
     proxy = TcpProxy(proxy_port, broker.host, broker.port).start()
     bootstrap = f"127.0.0.1:{proxy_port}"
     monkeypatch.setenv("GATELEDGER_KAFKA_BOOTSTRAP_SERVERS", bootstrap)
-    monkeypatch.setenv("GATELEDGER_KAFKA_SESSION_TIMEOUT_MS", "3000")
-    monkeypatch.setenv("GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS", "500")
     s = Settings()
     db = s.clickhouse.database
     target = KafkaTarget(bootstrap, True, s.core.topic_prefix)

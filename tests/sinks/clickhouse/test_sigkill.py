@@ -110,9 +110,6 @@ def test_sigkill_at_random_moments_leaves_exactly_50k_events_and_exact_rollups(
             "GATELEDGER_SINK_BATCH_MAX_WAIT_MS": str(rng.randint(50, 1000)),
             "CRASH_POINTS": ",".join(CRASH_POINTS) if crash else "",
             "CRASH_PROBABILITY": "0.03" if crash else "0",
-            # A SIGKILLed member stays in the group until its session times out: keep that short.
-            "GATELEDGER_KAFKA_SESSION_TIMEOUT_MS": "3000",
-            "GATELEDGER_KAFKA_HEARTBEAT_INTERVAL_MS": "500",
         })
         return processes.start([sys.executable, "-m", "tests.sinks.crashing_sink"], env, log=log), port
 
