@@ -29,6 +29,10 @@ class TimerHeap:
             out.append(heapq.heappop(heap))
         return out
 
+    def pop(self) -> tuple[int, str]:
+        """The earliest entry, removed."""
+        return heapq.heappop(self._heap)
+
     def next_due(self) -> int | None:
         """The earliest due time, if any."""
         return self._heap[0][0] if self._heap else None
