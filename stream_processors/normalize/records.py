@@ -65,8 +65,8 @@ def encode_exchange(key: str, st: dict[str, Any]) -> str:
         if src is None and due is not None:
             return f"M,{st['g']},{last},{due - last},{' '.join(st['ids'])}"
         rcv, t = 0, None
-    return orjson.dumps([st["g"], st["request"], st["response"], st["ids"], int(st["open"]), last, rcv, tn, src,
-                         None if due is None else due - last, t]).decode()
+    return orjson.dumps([st["g"], st["request"], st["response"], st["ids"], int(st["open"]), last, rcv, tn,
+                         src, None if due is None else due - last, t]).decode()
 
 
 def decode_exchange(key: str, value: Any) -> dict[str, Any]:
@@ -80,7 +80,8 @@ def decode_exchange(key: str, value: Any) -> dict[str, Any]:
         last = int(last_s)
         tn, src = _from_key(key) or (None, "")
         return {"g": int(g), "request": True, "response": True, "ids": ids.split(" ") if ids else [],
-                "open": False, "last": last, "rcv": last, "tn": tn, "src": src, "due": last + int(due_s), "t": None}
+                "open": False, "last": last, "rcv": last, "tn": tn, "src": src, "due": last + int(due_s),
+                "t": None}
     g, req, resp, ids, open_, last, rcv, tn, src, due, t = orjson.loads(value)
     if src is None:
         tn, src = _from_key(key) or (tn, "")
@@ -113,8 +114,8 @@ def encode_context(st: dict[str, Any]) -> str:
         tn = st.get("tn") or ""
         return f"S,{last},{due - last}" + (f",{tn}" if "|" in tn else "")
     return orjson.dumps([
-        None if pre is None else [pre["eid"], pre["t"], pre["exp"] - pre["t"], pre["ok"], pre["root"], pre["rid"],
-                                  pre["tid"], pre["cid"], pre["uid"]],
+        None if pre is None else [pre["eid"], pre["t"], pre["exp"] - pre["t"], pre["ok"], pre["root"],
+                                  pre["rid"], pre["tid"], pre["cid"], pre["uid"]],
         None if aud is None else [aud["eid"], aud["t"],
                                   _SAME if pre is not None and aud["root"] == pre["root"] else aud["root"]],
         _held(st["held"]), st["una"], st["orph"], last, st.get("tn"), None if due is None else due - last,
@@ -134,16 +135,18 @@ def decode_context(value: Any) -> dict[str, Any]:
         parts = value.split(",", 3)
         last = int(parts[1])
         return {"pre": dict(_GONE_PRE), "aud": {"eid": None, "t": None, "root": None}, "held": None,
-                "una": NOT_RAISED, "orph": NOT_RAISED, "last": last, "tn": parts[3] if len(parts) > 3 else None,
-                "due": last + int(parts[2])}
+                "una": NOT_RAISED, "orph": NOT_RAISED, "last": last,
+                "tn": parts[3] if len(parts) > 3 else None, "due": last + int(parts[2])}
     p, a, held, una, orph, last, tn, due, e, oheld = orjson.loads(value)
-    pre = None if p is None else {"eid": p[0], "t": p[1], "exp": p[1] + p[2], "ok": p[3], "root": p[4], "rid": p[5],
-                                  "tid": p[6], "cid": p[7], "uid": p[8]}
-    aud = None if a is None else {"eid": a[0], "t": a[1], "root": pre["root"] if a[2] == _SAME and pre else a[2]}
-    st: dict[str, Any] = {"pre": pre, "aud": aud, "held": _unheld(held), "una": una, "orph": orph, "last": last,
-                          "tn": tn, "due": None if due is None else last + due}
+    pre = None if p is None else {"eid": p[0], "t": p[1], "exp": p[1] + p[2], "ok": p[3], "root": p[4],
+                                  "rid": p[5], "tid": p[6], "cid": p[7], "uid": p[8]}
+    aud = None if a is None else {"eid": a[0], "t": a[1],
+                                  "root": pre["root"] if a[2] == _SAME and pre else a[2]}
+    st: dict[str, Any] = {"pre": pre, "aud": aud, "held": _unheld(held), "una": una, "orph": orph,
+                          "last": last, "tn": tn, "due": None if due is None else last + due}
     if e is not None:
-        st["ent"] = {"eid": e[0], "t": e[1], "cid": e[2], "m": e[3], "u": e[4], "pc": e[5], "env": e[6], "rcv": e[7]}
+        st["ent"] = {"eid": e[0], "t": e[1], "cid": e[2], "m": e[3], "u": e[4], "pc": e[5], "env": e[6],
+                     "rcv": e[7]}
     if oheld is not None:
         st["oheld"] = _unheld(oheld)
     return st

@@ -133,7 +133,8 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
             elif kind in ("m|", "c|"):
                 st = records.decode(key, value)
                 if isinstance(value, dict):  # the older layout: rewritten compact
-                    self.state.put(key, records.encode_exchange(key, st) if kind == "m|" else records.encode_context(st))
+                    self.state.put(key, records.encode_exchange(key, st) if kind == "m|"
+                                   else records.encode_context(st))
                 if st.get("due") is not None:
                     self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
 

@@ -102,10 +102,12 @@ def test_a_replay_of_a_half_the_older_layout_folded_in_is_still_recognised() -> 
 
 def test_an_exchange_round_trips_in_both_forms_and_keeps_an_odd_tenant() -> None:
     key = "m|acme|obot/default/mcp|srv|sess-1|7"
-    waiting = {"g": 1, "request": '{"id":"e1"}', "response": None, "ids": [records.id_digest("e1")], "open": True,
-               "last": 10, "rcv": 15, "tn": "acme", "src": "obot/default/mcp|obot.mcp.call", "due": 70, "t": None}
+    waiting = {"g": 1, "request": '{"id":"e1"}', "response": None, "ids": [records.id_digest("e1")],
+               "open": True, "last": 10, "rcv": 15, "tn": "acme", "src": "obot/default/mcp|obot.mcp.call",
+               "due": 70, "t": None}
     assert records.decode_exchange(key, records.encode_exchange(key, waiting)) == waiting
-    merged = waiting | {"request": True, "response": True, "open": False, "ids": ["a", "b"], "due": 99, "t": 12}
+    merged = waiting | {"request": True, "response": True, "open": False, "ids": ["a", "b"], "due": 99,
+                        "t": 12}
     text = records.encode_exchange(key, merged)
     assert text.startswith("M,")
     # What a merged exchange no longer needs (receive time, the lone half's time) is not kept.
@@ -116,13 +118,14 @@ def test_an_exchange_round_trips_in_both_forms_and_keeps_an_odd_tenant() -> None
 
 
 def test_a_context_keeps_everything_until_settled_then_only_what_is_still_read() -> None:
-    pre = {"eid": "p1", "t": 100, "exp": 400, "ok": True, "root": "acme|r:1", "rid": "1", "tid": None, "cid": "c",
-           "uid": None}
-    open_ = {"pre": pre, "aud": None, "held": None, "una": RAISED, "orph": NOT_RAISED, "last": 100, "tn": "acme",
-             "due": 500, "ent": {"eid": "e", "t": 90, "cid": "c", "m": "gpt", "u": 3, "pc": 1, "env": None,
-                                 "rcv": 95}}
+    pre = {"eid": "p1", "t": 100, "exp": 400, "ok": True, "root": "acme|r:1", "rid": "1", "tid": None,
+           "cid": "c", "uid": None}
+    open_ = {"pre": pre, "aud": None, "held": None, "una": RAISED, "orph": NOT_RAISED, "last": 100,
+             "tn": "acme", "due": 500,
+             "ent": {"eid": "e", "t": 90, "cid": "c", "m": "gpt", "u": 3, "pc": 1, "env": None, "rcv": 95}}
     assert records.decode_context(records.encode_context(open_)) == open_
-    held = open_ | {"pre": None, "aud": {"eid": "a1", "t": 120, "root": None}, "held": {"env": "{}", "rcv": 130}}
+    held = open_ | {"pre": None, "aud": {"eid": "a1", "t": 120, "root": None},
+                    "held": {"env": "{}", "rcv": 130}}
     assert records.decode_context(records.encode_context(held)) == held
     late_audit = open_ | {"aud": {"eid": "a1", "t": 450, "root": "acme|r:1"}, "una": NOT_RAISED}
     assert not records.settled(late_audit)  # its unaudited finding is still to be raised
