@@ -9,7 +9,7 @@ string each, in one of two forms:
   - once only the retention is left (a merged exchange; a ``settled`` context): a comma-separated
     line of what is still read (``M,g,last,due,ids`` / ``S,last,due[,tenant]``).
 A dict per entry (with one per pre-check, audit, trail row) cost ~830 and ~1,240 B of heap per
-interaction, these strings ~200 and ~170 (docs/operations.md, "Memory of the stream processors").
+interaction, these strings ~220 and ~160 (docs/operations.md, "Memory of the stream processors").
 The state machines work on the dict ``decode_*`` returns and store it with ``encode_*`` after each
 change; a value of the older layout (the dict itself, as an older worker wrote it to the changelog)
 decodes to the same dict, so an upgraded worker reads its state as is (``NormalizePartition.load``
