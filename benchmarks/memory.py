@@ -82,7 +82,8 @@ def heap_by_component(pl: Any, per: int) -> dict[str, int]:
             n.dedup = DedupWindow(n.dedup.window, n.dedup.bucket)
 
     parts = [("correlate", drop_correlate), ("normalize_timers", drop_timers),
-             ("normalize_exchanges", lambda: drop_kind("m|")), ("normalize_contexts", lambda: drop_kind("c|")),
+             ("normalize_exchanges", lambda: drop_kind("m|")),
+             ("normalize_contexts", lambda: drop_kind("c|")),
              ("normalize_dedup", drop_dedup), ("normalize_watermarks", lambda: drop_kind("w|"))]
     out: dict[str, int] = {}
     gc.collect()

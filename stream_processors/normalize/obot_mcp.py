@@ -2,9 +2,10 @@
 
 Obot's flat MCP audit records come as a request half and a response half of one JSON-RPC exchange
 (``mcp.half_of``); they are merged into one ``McpCall`` here. State: one entry ``m|<exchange>`` (the
-exchange key starts with the tenant) holding each half's envelope text until its other half
-arrives (stored compact: ``records.py``); a half left alone past ``mcp_merge_timeout_s`` on its own source's progress is emitted
-incomplete, and completed (same call id and time) if the other half turns up within the retention.
+exchange key starts with the tenant; one string, ``records.py``) holding each half's envelope text
+until its other half arrives; a half left alone past ``mcp_merge_timeout_s`` on its own source's
+progress is emitted incomplete, and completed (same call id and time) if the other half turns up
+within the retention.
 A mixin of ``NormalizePartition``, which provides the state, the timers and the emit helper.
 """
 

@@ -10,7 +10,7 @@ Event time is per tenant (``common/watermark.py``): each tenant's timers fire on
 
 State keys (all in this partition's slice of one faust table):
   ``w|<tenant>``              event-time watermark of one tenant, with each source's newest event
-  ``d|<tenant>|<bucket>|<n>`` a chunk of digests of event ids seen (the dedup window, ``common/dedup.py``)
+  ``d|<tenant>|<bucket>|<n>`` digests of a chunk of event ids seen (the dedup window, ``dedup.py``)
   ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
                               exchange key starts with the tenant (``obot_mcp.py``)
   ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined), and the
