@@ -20,6 +20,7 @@ from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, 
 from stream_processors.normalize import llm, policy
 from stream_processors.normalize.axonflow_trail import AuditTrailRows
 from stream_processors.normalize.keys import NOT_RAISED, RAISED, WITHDRAWN, tenant_of
+from stream_processors.normalize.records import decode_context, encode_context
 
 
 class ContextJoin(AuditTrailRows):
@@ -34,7 +35,7 @@ class ContextJoin(AuditTrailRows):
     _orphan_grace: int
     _gap_fill: int
     _emit_llm: Callable[..., None]
-    _timer: Callable[..., Any]
+    _schedule: Callable[[str, dict[str, Any], int | None], None]
     _now: Callable[[], datetime]
 
     @staticmethod
@@ -42,6 +43,11 @@ class ContextJoin(AuditTrailRows):
         """A context's empty join state."""
         return {"pre": None, "aud": None, "held": None, "una": NOT_RAISED, "orph": NOT_RAISED, "last": t_us,
                 "tn": tenant}
+
+    def _context(self, key: str) -> dict[str, Any] | None:
+        """A context's join state, if any (stored compact: ``records.py``)."""
+        value = self.state.get(key)
+        return None if value is None else decode_context(value)
 
     def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
         row = policy.decision_from_precheck(env)
@@ -52,7 +58,7 @@ class ContextJoin(AuditTrailRows):
             self.out.internal(FACTS, root, policy_fact(row, root, rcv), t_us)
             return
         key = f"c|{row.tenant}|{row.context_id}"
-        st = self.state.get(key) or self._new_context(row.tenant, t_us)
+        st = self._context(key) or self._new_context(row.tenant, t_us)
         if st["pre"] is not None:
             return  # this context's pre-check is already in (a replay)
         exp = to_us(row.expires_at) if row.expires_at else t_us + self._precheck_ttl
@@ -92,7 +98,7 @@ class ContextJoin(AuditTrailRows):
     def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
         _ex, req = llm.parse_audit(env)
         key = f"c|{env.tenant}|{req.context_id}"
-        st = self.state.get(key) or self._new_context(env.tenant, t_us)
+        st = self._context(key) or self._new_context(env.tenant, t_us)
         if st["aud"] is not None:
             return  # the one audit of this context is already in (a replay)
         st["last"] = max(st["last"], t_us)
@@ -139,12 +145,13 @@ class ContextJoin(AuditTrailRows):
         return min(dues + self._trail_dues(st))
 
     def _schedule_context(self, key: str, st: dict[str, Any]) -> None:
+        old = st.get("due")
         st["due"] = self._context_next_due(st)
-        self.state.put(key, st)
-        self._timer(tenant_of(key, st)).push(st["due"], key)
+        self.state.put(key, encode_context(st))
+        self._schedule(key, st, old)
 
     def _context_due(self, key: str, due: int, wm: int) -> None:
-        st = self.state.get(key)
+        st = self._context(key)
         if st is None or st.get("due") != due:
             return
         tenant = tenant_of(key, st)

@@ -31,6 +31,7 @@ class AuditTrailRows:
     _now: Callable[[], datetime]
     _schedule_context: Callable[[str, dict[str, Any]], None]
     _new_context: Callable[[str, int], dict[str, Any]]
+    _context: Callable[[str], dict[str, Any] | None]
 
     def _trail_row(self, env: Envelope, entry: Any, t_us: int, rcv: int) -> None:
         """A row of AxonFlow's audit trail, decided on the tenant's watermark (whichever arrives first).
@@ -44,7 +45,7 @@ class AuditTrailRows:
         if not env.context_id or entry.blocked():
             return  # not a gateway-plane row (nothing of the tap's to compare with), or it cleared no call
         key = f"c|{env.tenant}|{env.context_id}"
-        st = self.state.get(key) or self._new_context(env.tenant, t_us)
+        st = self._context(key) or self._new_context(env.tenant, t_us)
         if st["aud"] is not None:
             return  # the tap recorded the call itself: no finding and nothing to fill
         fill = entry.is_llm_call()

@@ -2,9 +2,10 @@
 
 Obot's flat MCP audit records come as a request half and a response half of one JSON-RPC exchange
 (``mcp.half_of``); they are merged into one ``McpCall`` here. State: one entry ``m|<exchange>`` (the
-exchange key starts with the tenant) holding each half's envelope text until its other half
-arrives; a half left alone past ``mcp_merge_timeout_s`` on its own source's progress is emitted
-incomplete, and completed (same call id and time) if the other half turns up within the retention.
+exchange key starts with the tenant; one string, ``records.py``) holding each half's envelope text
+until its other half arrives; a half left alone past ``mcp_merge_timeout_s`` on its own source's
+progress is emitted incomplete, and completed (same call id and time) if the other half turns up
+within the retention.
 A mixin of ``NormalizePartition``, which provides the state, the timers and the emit helper.
 """
 
@@ -17,7 +18,7 @@ from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import McpCall
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.normalize import mcp
-from stream_processors.normalize.keys import tenant_of
+from stream_processors.normalize.records import decode_exchange, encode_exchange, id_digest
 
 
 class ExchangeMerge:
@@ -28,7 +29,7 @@ class ExchangeMerge:
     _merge_timeout: int
     _retention: int
     _parsed: dict[tuple[str, str], tuple[Envelope, Any]]
-    _timer: Callable[..., Any]
+    _schedule: Callable[[str, dict[str, Any], int | None], None]
     _emit_mcp: Callable[[McpCall, int], None]
 
     def _obot_mcp_call(self, env: Envelope, t_us: int, rcv: int) -> None:
@@ -42,17 +43,19 @@ class ExchangeMerge:
     def _add_half(self, env: Envelope, rec: Any, half: str, t_us: int, rcv: int) -> None:
         xkey = mcp.exchange_key(env, rec)
         key = f"m|{xkey}"
-        st = self.state.get(key)
+        value = self.state.get(key)
+        st = None if value is None else decode_exchange(key, value)
         env_json = self._raw.decode("utf-8", "replace")
+        eid = id_digest(env.id)
         if st is not None:
-            if env.id in st["ids"]:
+            if eid in st["ids"]:
                 return  # already folded in (a replay after a crash between state and dedup writes)
             open_ = st["open"]
             if st.get(half) is None:
                 # The other half of the current exchange (possibly late, after a timeout closed it).
                 st[half] = env_json
                 self._parsed[(key, half)] = (env, rec)
-                st["ids"].append(env.id)
+                st["ids"].append(eid)
                 st["last"] = max(st["last"], t_us)
                 st["rcv"] = max(st.get("rcv", 0), rcv)
                 self._merged(key, st, xkey)
@@ -61,16 +64,16 @@ class ExchangeMerge:
                 # A second record of the same half: the JSON-RPC id was reused (no session id).
                 # Close what we have and start the next exchange with this one.
                 self._merge_timeout_close(key, st, xkey)
-            st = {"g": st["g"] + 1}
+            old, st = st.get("due"), {"g": st["g"] + 1}
         else:
-            st = {"g": 0}
-        st.update({"request": None, "response": None, "ids": [env.id], "open": True, "last": t_us, "rcv": rcv,
+            old, st = None, {"g": 0}
+        st.update({"request": None, "response": None, "ids": [eid], "open": True, "last": t_us, "rcv": rcv,
                    "tn": env.tenant, "src": f"{env.source}|{env.type}"})
         st[half] = env_json
         self._parsed[(key, half)] = (env, rec)
         st["due"] = t_us + self._merge_timeout
-        self.state.put(key, st)
-        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
+        self.state.put(key, encode_exchange(key, st))
+        self._schedule(key, st, old)
 
     def _pair(self, key: str, st: dict[str, Any]) -> tuple[Any, Any]:
         """The parsed halves of an exchange (from the cache, or re-parsed after a restart)."""
@@ -93,9 +96,10 @@ class ExchangeMerge:
             call = call.model_copy(update={"time": from_us(st["t"])})
         self._emit_mcp(call, st["rcv"])
         # Bodies are no longer needed once both halves are in.
+        old = st.get("due")
         st.update(request=True, response=True, open=False, due=st["last"] + self._retention)
-        self.state.put(key, st)
-        self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
+        self.state.put(key, encode_exchange(key, st))
+        self._schedule(key, st, old)
 
     def _merge_timeout_close(self, key: str, st: dict[str, Any], xkey: str) -> None:
         req, resp = self._pair(key, st)
@@ -108,17 +112,19 @@ class ExchangeMerge:
             if parsed is not None:
                 self._parsed[(key, half)] = parsed
         # The half stays, so a late other half can still complete this exchange.
+        old = st.get("due")
         st.update(open=False, due=st["last"] + self._retention)
-        self.state.put(key, st)
+        self.state.put(key, encode_exchange(key, st))
+        self._schedule(key, st, old)
 
     def _merge_due(self, key: str, due: int, wm: int) -> None:
-        st = self.state.get(key)
+        value = self.state.get(key)
+        st = None if value is None else decode_exchange(key, value)
         if st is None or st.get("due") != due:
             return  # rescheduled or gone
         if st["open"]:
             xkey = key[2:]
             self._merge_timeout_close(key, st, xkey)
-            self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
         else:
             self.state.delete(key)
             self._parsed.pop((key, "request"), None)

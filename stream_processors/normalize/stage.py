@@ -10,12 +10,14 @@ Event time is per tenant (``common/watermark.py``): each tenant's timers fire on
 
 State keys (all in this partition's slice of one faust table):
   ``w|<tenant>``              event-time watermark of one tenant, with each source's newest event
-  ``d|<tenant>|<bucket>|<n>`` a chunk of event ids seen (the dedup window)
+  ``d|<tenant>|<bucket>|<n>`` digests of a chunk of event ids seen (the dedup window, ``dedup.py``)
   ``m|<exchange>``            an Obot MCP exchange whose halves are being merged (or were); the
                               exchange key starts with the tenant (``obot_mcp.py``)
   ``c|<tenant>|<context>``    an AxonFlow pre-check and its audit being joined (or joined), and the
                               row of AxonFlow's audit trail for that context, if any (``axonflow.py``,
                               ``axonflow_trail.py``)
+``m|`` and ``c|`` values are compact JSON array texts (``records.py``); ``load`` reads the older
+layout (dicts, lists of ids) too and rewrites it.
 """
 
 from __future__ import annotations
@@ -36,14 +38,14 @@ from gateledger.masking import Masker
 from gateledger.sources import SOURCES, Source
 from gateledger.topics import topic_name
 from stream_processors import telemetry
-from stream_processors.common.dedup import DedupWindow
+from stream_processors.common.dedup import DedupWindow, decode_chunk, encode_chunk
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
 from stream_processors.common.timeutil import clock_us, secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
 from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
-from stream_processors.normalize import governance, llm, local_agent, mcp, policy, webhook
+from stream_processors.normalize import governance, llm, local_agent, mcp, policy, records, webhook
 from stream_processors.normalize.errors import InvalidEvent
 from stream_processors.normalize.axonflow import ContextJoin
 from stream_processors.normalize.keys import tenant_of
@@ -100,6 +102,8 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
         self._gap_fill = secs(settings.audit_gap_fill_s if settings.audit_gap_fill_s is not None
                               else settings.retention_s)
         self._raw = b""
+        self._firing: str | None = None  # the key whose timer is being fired
+        self._deferred: list[tuple[int, str]] = []  # its next due, pushed after the firing pass
         # Parsed halves waiting for their other half (a cache: the state holds their JSON text).
         self._parsed: dict[tuple[str, str], tuple[Envelope, Any]] = {}
         self._handlers = self._handler_table()
@@ -124,8 +128,30 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
                     self.state.delete(key, DEDUP)  # a per-topic chunk of an older version
                 else:
                     self.dedup.load_chunk(key, head[2:], int(bucket), value)
-            elif kind in ("m|", "c|") and value.get("due") is not None:
-                self._timer(tenant_of(key, value), value.get("src", "")).push(value["due"], key)
+                    if isinstance(value, list):  # ids of the older layout: rewritten as digests
+                        self.state.put(key, encode_chunk(decode_chunk(value)), DEDUP)
+            elif kind in ("m|", "c|"):
+                st = records.decode(key, value)
+                if isinstance(value, dict):  # the older layout: rewritten compact
+                    self.state.put(key, records.encode_exchange(key, st) if kind == "m|"
+                                   else records.encode_context(st))
+                if st.get("due") is not None:
+                    self._timer(tenant_of(key, st), st.get("src", "")).push(st["due"], key)
+
+    def _schedule(self, key: str, st: dict[str, Any], old_due: int | None) -> None:
+        """Have ``key`` fire at ``st["due"]``, with one heap entry per key rather than one per change.
+
+        The heap holds, for every key with a due time, an entry at or before it: a due moved later
+        pushes nothing (the earlier entry, when popped, is pushed again at the state's due), one moved
+        earlier is pushed. The key being fired lost its entry: its next due is pushed once the firing
+        pass is over (``_on_watermark``), so a due already reached fires on the next pass, as before.
+        """
+        due = st["due"]
+        heap = self._timer(tenant_of(key, st), st.get("src", "") if key[:2] == "m|" else "")
+        if key == self._firing:
+            self._deferred.append((due, key))
+        elif old_due is None or due < old_due:
+            heap.push(due, key)
 
     def _timer(self, tenant: str, source: str = "") -> TimerHeap:
         heaps = self._timers.setdefault(tenant, {})
@@ -160,7 +186,7 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
         self._on_watermark(tenant)
         # Remembered per tenant: two tenants' records with the same upstream id are not duplicates.
         seen_key = f"{tenant}|{env.id}"
-        if self.dedup.seen(seen_key):
+        if self.dedup.seen(tenant, seen_key):
             _DEDUP.inc()
             return
         if self.dedup.beyond(t_us, self.wms.value(tenant)):
@@ -199,11 +225,26 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
             nxt = heap.next_due()
             if nxt is None or nxt > limit:
                 continue
-            for due, key in heap.pop_due(limit):
-                if key[:2] == "m|":
-                    self._merge_due(key, due, limit)
-                else:
-                    self._context_due(key, due, limit)
+            while (nxt := heap.next_due()) is not None and nxt <= limit:
+                popped, key = heap.pop()
+                value = self.state.get(key)
+                due = None if value is None else records.decode(key, value).get("due")
+                if due is None:
+                    continue  # gone
+                if due > popped:
+                    heap.push(due, key)  # rescheduled later since this entry was pushed (``_schedule``)
+                    continue
+                self._firing = key
+                try:
+                    if key[:2] == "m|":
+                        self._merge_due(key, due, limit)
+                    else:
+                        self._context_due(key, due, limit)
+                finally:
+                    self._firing = None
+            for due, key in self._deferred:
+                heap.push(due, key)
+            self._deferred.clear()
         if wm >= self._next_expiry.get(tenant, 0):
             for key in self.dedup.expire(tenant, wm):
                 self.state.delete(key, DEDUP)

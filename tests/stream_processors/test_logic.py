@@ -235,17 +235,29 @@ def test_duplicates_affect_no_output() -> None:
 
 def test_dedup_window_expires_by_event_time_and_reloads_from_chunks() -> None:
     w = DedupWindow(window_us=3600 * 10**6, bucket_us=600 * 10**6)
-    w.add("t", "a", 0)
-    w.add("t", "b", 1000 * 10**6)
+    w.add("t", "t|a", 0)
+    w.add("t", "t|b", 1000 * 10**6)
     chunks = w.take_pending("s1")
-    assert w.seen("a") and w.seen("b")
+    assert w.seen("t", "t|a") and w.seen("t", "t|b") and not w.seen("u", "t|a") and not w.seen("t", "t|c")
     assert w.expire("t", 3600 * 10**6) == []  # within the window
     dead = w.expire("t", (3600 + 600 + 1) * 10**6)
-    assert [c for c in dead] == [chunks[0][2]] and not w.seen("a") and w.seen("b")
+    assert [c for c in dead] == [chunks[0][2]] and not w.seen("t", "t|a") and w.seen("t", "t|b")
     fresh = DedupWindow(window_us=3600 * 10**6, bucket_us=600 * 10**6)
-    for topic, bucket, key, ids in chunks[1:]:
-        fresh.load_chunk(key, topic, bucket, ids)
-    assert fresh.seen("b") and not fresh.seen("a")
+    for topic, bucket, key, value in chunks[1:]:
+        fresh.load_chunk(key, topic, bucket, value)
+    assert fresh.seen("t", "t|b") and not fresh.seen("t", "t|a") and len(fresh) == 1
+
+
+def test_dedup_window_reads_chunks_of_the_older_layout_as_ids() -> None:
+    # Before digests, a chunk held the "<tenant>|<id>" strings themselves (a JSON list).
+    w = DedupWindow(window_us=3600 * 10**6, bucket_us=600 * 10**6)
+    w.load_chunk("d|t|0|old", "t", 0, ["t|a", "t|b"])
+    assert w.seen("t", "t|a") and w.seen("t", "t|b") and not w.seen("t", "t|c")
+    w.add("t", "t|c", 1)
+    ((_t, _b, _key, value),) = w.take_pending("new")
+    assert isinstance(value, str) and len(value) == 16  # one 12-byte digest, base64
+    assert sorted(w.expire("t", (3600 + 600 + 1) * 10**6)) == ["d|t|0|new", "d|t|0|old"]
+    assert not w.seen("t", "t|a") and len(w) == 0
 
 
 # -- correlation ---------------------------------------------------------------------------------
