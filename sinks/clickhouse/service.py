@@ -59,8 +59,7 @@ log = logging.getLogger(__name__)
 CRASH_POINTS = ("recorded", "snapshotted", "inserted", "fed", "dead_lettered", "committed")
 
 
-# Reads one recorded range of a partition back from Kafka (outside the consumer group).
-FetchRange = Callable[[TopicPartition, int, int], Awaitable[list[ConsumerRecord]]]
+FetchRange = Callable[[TopicPartition, int, int], Awaitable[list[ConsumerRecord]]]  # a recorded range, re-read
 
 
 class Aborted(RuntimeError):
@@ -212,6 +211,12 @@ class SinkService:
                 continue
             buf.close_if_due(now, wait_s)
         for table in {buf.table for buf in self._buffers.values()} - set(self._inflight):
+            bufs = [buf for buf in self._buffers.values() if buf.table == table]
+            if any(buf.peek_ready() is not None for buf in bufs):
+                # A flush costs the same for one partition's rows as for all of them: close the table's
+                # other open batches early, so they ride along instead of needing a flush of their own.
+                for buf in bufs:
+                    buf.close_if_due(now, 0)
             flush = self._take(table)
             if flush is not None:
                 self._start_flush(table, flush)
