@@ -2,13 +2,15 @@
 
 A batch's deduplication token is its topic/partition/offset range. A batch re-read after a crash
 is only recognised by ClickHouse if it has the same range, so the ranges an earlier run recorded
-(``plan``: first offset -> last offset, from the batch log) are reproduced exactly: a batch that
-starts at a planned offset is "pinned" and ends at the planned last offset, whatever the size and
-time limits say, and a free batch is cut short before the next planned start.
+(``plan``: first offset -> (last offset, flush), from the batch log) are reproduced exactly: a batch
+that starts at a planned offset is "pinned" and ends at the planned last offset, whatever the size
+and time limits say, and a free batch is cut short before the next planned start. A pinned batch
+keeps the flush it was recorded with: it lands with that flush's other batches again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ class Batch:
     table: str
     first_offset: int
     pinned_last: int | None = None  # set when re-forming a batch recorded by an earlier run
+    flush: str = ""  # of a pinned batch: the recorded flush it belongs to ('' = landed alone)
     last_offset: int = -1
     lines: list[bytes] = field(default_factory=list)  # JSONEachRow lines, one per good message
     offsets: list[int] = field(default_factory=list)  # offset of each line
@@ -64,7 +67,7 @@ class PartitionBuffer:
     """The open batch and the closed batches (oldest first) of one partition."""
 
     def __init__(
-        self, tp: TopicPartition, table: str, plan: dict[int, int], max_rows: int, max_bytes: int
+        self, tp: TopicPartition, table: str, plan: dict[int, tuple[int, str]], max_rows: int, max_bytes: int
     ) -> None:
         self.tp = tp
         self.table = table
@@ -83,8 +86,8 @@ class PartitionBuffer:
             elif b.pinned_last is None and offset in self.plan and len(b):
                 self._close()  # the next recorded range starts here
         if self.open is None:
-            pinned = self.plan.pop(offset, None)
-            self.open = Batch(self.tp, self.table, first_offset=offset, pinned_last=pinned)
+            pinned, flush = self.plan.pop(offset, (None, ""))
+            self.open = Batch(self.tp, self.table, first_offset=offset, pinned_last=pinned, flush=flush)
         return self.open
 
     def added(self, batch: Batch, offset: int, size: int) -> None:
@@ -129,3 +132,47 @@ class PartitionBuffer:
     def bytes(self) -> int:
         """Bytes buffered in this partition."""
         return sum(b.nbytes for b in self.closed) + (self.open.nbytes if self.open else 0)
+
+
+def flush_token_of(table: str, tokens: list[str]) -> str:
+    """The deduplication token of a flush of these batch tokens (in landing order): a batch's own
+    when alone, else one derived from all of them (so it differs for every other set of batches)."""
+    if len(tokens) == 1:
+        return tokens[0]
+    return f"{table}#{hashlib.sha256('|'.join(tokens).encode()).hexdigest()[:32]}"
+
+
+@dataclass
+class Flush:
+    """Batches of one table landed together under one token."""
+
+    table: str
+    batches: list[Batch]  # in landing order: by topic, partition, first offset
+    owned: list[Batch]  # taken from this sink's buffers: committed once landed (the others were re-read)
+    flush_id: str  # recorded with the ranges; '' for a batch landed alone
+    fresh: bool  # False when re-formed from the batch log (already recorded)
+
+    @property
+    def token(self) -> str:
+        """The deduplication token of every insert of the flush (with a step suffix)."""
+        return self.flush_id or self.batches[0].token
+
+    def accepted(self, refused: dict[int, str]) -> list[tuple[Batch, list[dict[str, Any]]]]:
+        """Per batch, the parsed messages whose rows ClickHouse accepted (``refused``: by index in the
+        flush's rows, as its insert numbered them)."""
+        out, base = [], 0
+        for b in self.batches:
+            out.append((b, [obj for i, obj in enumerate(b.objs) if base + i not in refused]))
+            base += len(b.lines)
+        return out
+
+    def letters(self, refused: dict[int, str], reason: str) -> list[tuple[TopicPartition, int, bytes, str, str]]:
+        """(partition, offset, message, reason, error) of every message of the flush that became no row."""
+        out: list[tuple[TopicPartition, int, bytes, str, str]] = []
+        base = 0
+        for b in self.batches:
+            out += [(b.tp, b.offsets[i], b.raws[i], reason, refused[base + i]) for i in range(len(b.lines))
+                    if base + i in refused]
+            out += [(b.tp, off, raw, why, err) for off, raw, why, err in b.bad]
+            base += len(b.lines)
+        return out

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
+from aiokafka import ConsumerRecord, TopicPartition
 
 from gateledger.clickhouse.client import connect
 from gateledger.clickhouse.migrate import migrate
@@ -95,7 +96,27 @@ async def run_sink(
         # Several partitions' batches in one fetch: fewer round trips at full speed.
         max_partition_fetch_bytes=4 * 1024 * 1024,
     )
-    service = SinkService(sink, consumer, writer, mappings, dead_letters, masker)
+
+    async def fetch_range(tp: TopicPartition, first: int, last: int) -> list[ConsumerRecord]:
+        """A recorded range read back outside the group (a replayed flush needs its other batches)."""
+        reader = make_consumer(kafka, target, group_id=None, max_partition_fetch_bytes=4 * 1024 * 1024)
+        await reader.start()
+        try:
+            reader.assign([tp])
+            reader.seek(tp, first)
+            out: list[ConsumerRecord] = []
+            while True:
+                got = (await reader.getmany(tp, timeout_ms=500, max_records=sink.fetch_max_records)).get(tp, [])
+                out += [r for r in got if r.offset <= last]
+                if got and got[-1].offset >= last:
+                    return out
+                hw = reader.highwater(tp)
+                if not got and hw is not None and await reader.position(tp) >= hw:
+                    return out  # the range's last messages are gone (retention, compaction)
+        finally:
+            await reader.stop()
+
+    service = SinkService(sink, consumer, writer, mappings, dead_letters, masker, fetch_range=fetch_range)
 
     # On chDB this process owns the data directory, so it also answers queries for everyone else.
     # Unqualified table names in `gateledger sql` mean gateledger's tables, as in Grafana.

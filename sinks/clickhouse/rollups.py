@@ -16,7 +16,6 @@ those go once to ``landing_feed`` (distinct events and delay per minute, for the
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -24,6 +23,7 @@ from typing import Any
 
 from gateledger import jsonutil
 from gateledger.tables import Table
+from sinks.clickhouse.batching import flush_token_of
 from sinks.clickhouse.lines import LineError
 from sinks.clickhouse.rows import RowError, to_datetime
 from sinks.clickhouse.writer import Writer
@@ -265,7 +265,8 @@ class RollupFeeder:
         """What the table held for the batch's events before the batch: stored once, read back always."""
         return self.snapshot_many(source, [(token, rows)])[token]
 
-    def snapshot_many(self, source: RollupSource, batches: list[tuple[str, list[Row]]]) -> dict[str, dict[str, Row]]:
+    def snapshot_many(self, source: RollupSource, batches: list[tuple[str, list[Row]]],
+                      flush_token: str | None = None) -> dict[str, dict[str, Row]]:
         """``snapshot`` of several batches of one table at once (one look-up, one insert, one read-back).
 
         The batches' event ids must be disjoint (the sink groups them so): then no batch's rows can
@@ -283,8 +284,7 @@ class RollupFeeder:
                 for event_id, r in ((i, found[i]) for i in sorted({row["id"] for row in rows}) if i in found)
             ]
         tokens = [token for token, _ in batches]
-        group = tokens[0] if len(tokens) == 1 else \
-            f"{source.table}#{hashlib.sha256('|'.join(tokens).encode()).hexdigest()[:32]}"
+        group = flush_token or flush_token_of(source.table, tokens)
         self.writer.insert(PRIOR_TABLE, lines, f"{group}/prior")
         prior = self.writer.qualified(PRIOR_TABLE)
         stored = self.writer.query(
@@ -308,8 +308,13 @@ class RollupFeeder:
 
     def feed(self, source: RollupSource, token: str, prior: dict[str, Row], accepted: list[Row]) -> int:
         """Insert the batch's rollup changes and first landings (deduplicated by the batch token); returns the rows fed."""
-        rows = compute_feed(source, prior, accepted)
+        return self.feed_many(source, token, [(prior, accepted)])
+
+    def feed_many(self, source: RollupSource, token: str, batches: list[tuple[dict[str, Row], list[Row]]]) -> int:
+        """The rollup changes and first landings of the batches of one flush, each computed against its
+        own snapshot, in one insert each (deduplicated by the flush token); returns the rows fed."""
+        rows = [r for prior, accepted in batches for r in compute_feed(source, prior, accepted)]
         self.writer.insert(source.feed_table, [jsonutil.dumps(r) for r in rows], f"{token}/feed")
-        landings = compute_landings(source, prior, accepted)
+        landings = [r for prior, accepted in batches for r in compute_landings(source, prior, accepted)]
         self.writer.insert(LANDING_TABLE, [jsonutil.dumps(r) for r in landings], f"{token}/landing")
         return len(rows) + len(landings)

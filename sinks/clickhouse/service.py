@@ -1,26 +1,32 @@
 """The sink loop: consume topics, batch per partition, land the batches of one table together, then commit.
 
-A batch (one partition's offset range, its deduplication token) stays the unit of exactly-once; a
-flush takes the oldest closed batch of every partition of one table (one flush per table at a time)
-so that what can be shared is done once per flush, not once per partition: at a few events per
-second over 14 topics x 4 partitions, per-partition statements were most of the sink's CPU.
+A batch is one partition's offset range; a **flush** lands the oldest closed batch of every partition
+of one table together, as one unit of exactly-once with one deduplication token (the batch's own when
+it is alone, else one derived from all of the flush's batch tokens). Every insert is done once per
+flush, not once per batch: chDB spends ~10 ms of CPU per part an insert creates (inode allocation on
+ext4, whatever the rows), and a rollup feed creates one part per rollup view, so per-batch inserts over
+14 topics x 4 partitions were most of the sink's CPU (issue 18).
 
 Order of a flush (``flush_table``), pinned by tests/sinks/clickhouse/test_flush_order.py:
-  0. record the offset ranges of the flush's batches in the batch log, one insert (except ranges
-     re-formed from it),
+  0. record the flush in the batch log: its batches' offset ranges with the flush id, one insert
+     (a flush re-formed from the log is not recorded again),
   1. rolled-up tables: store what the table held for the batches' events (the rollup snapshot: one
-     look-up and one insert for the flush, stored per batch; batches of one flush share no event id),
-  then per batch:
-  2. insert the rows with the batch's deduplication token (rows ClickHouse refuses are isolated by
-     bisection),
-  3. rolled-up tables: insert the rollup changes computed from the snapshot and the accepted rows,
-  4. insert dead letters for messages that could not become rows,
-  and last
+     look-up and one insert, stored per batch; batches of one flush share no event id),
+  2. insert the rows of all its batches with the flush's token (rows ClickHouse refuses are isolated
+     by bisection),
+  3. rolled-up tables: insert the rollup changes, computed per batch from its snapshot and its accepted
+     rows, with the flush's token,
+  4. insert dead letters for messages that could not become rows, with the flush's token,
   5. commit the Kafka offsets after the batches, one commit.
-The process may die between any two steps. A restarted sink re-reads from the committed offset,
-re-forms the recorded ranges exactly, so every insert of steps 1-4 repeats with the same token and
-ClickHouse drops it (materialized views included); the snapshot read back in step 1 is the first
-attempt's, so the rollup changes are the same too.
+Why this stays exactly once: the process may die between any two steps. A restarted sink (or the
+partition's next owner) re-reads from the committed offset and re-forms the recorded ranges exactly;
+a re-formed batch that belonged to a flush of several lands with the same batches again (``plan`` and
+``members`` of the batch log; batches of partitions this sink does not consume, or has committed past,
+are re-read from Kafka for the purpose and not committed here), so every insert of steps 1-4 repeats
+with the same token and the same rows, and ClickHouse drops it (materialized views included); the
+snapshot read back in step 1 is the first attempt's, so the rollup changes are the same too. Such a
+re-formed flush can only repeat what already landed or complete the one flush of the table that was
+in flight when the process died (flushes of a table run one at a time, in partition order).
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
@@ -39,10 +45,10 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from sinks.clickhouse import telemetry
-from sinks.clickhouse.batching import Batch, PartitionBuffer
-from sinks.clickhouse.batchlog import TABLE as BATCHLOG_TABLE, BatchLog
+from sinks.clickhouse.batching import Flush, PartitionBuffer, flush_token_of
+from sinks.clickhouse.batchlog import TABLE as BATCHLOG_TABLE, BatchLog, Range
 from sinks.clickhouse.lines import LineCodec, LineError
-from sinks.clickhouse.rollups import FEED_TABLE, ROLLUP_SOURCES, RollupFeeder, RollupSource, Row
+from sinks.clickhouse.rollups import FEED_TABLE, ROLLUP_SOURCES, RollupFeeder, Row
 from sinks.clickhouse.rows import TableMapping
 from sinks.clickhouse.settings import SinkSettings
 from sinks.clickhouse.writer import RetryableInsertError, UnknownInsertError, Writer
@@ -51,6 +57,9 @@ log = logging.getLogger(__name__)
 
 # Between-step moments where fault-injection tests kill the sink (tests/sinks/crashing_sink.py).
 CRASH_POINTS = ("recorded", "snapshotted", "inserted", "fed", "dead_lettered", "committed")
+
+
+FetchRange = Callable[[TopicPartition, int, int], Awaitable[list[ConsumerRecord]]]  # a recorded range, re-read
 
 
 class Aborted(RuntimeError):
@@ -69,6 +78,7 @@ class SinkService:
         dead_letters: TableMapping,
         masker: Masker,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        fetch_range: FetchRange | None = None,
     ) -> None:
         self.settings = settings
         self.consumer = consumer
@@ -77,9 +87,12 @@ class SinkService:
         self.rollups = RollupFeeder(writer)
         self.tables = {topic: m.table for topic, m in mappings.items()}  # physical topic -> table
         self.codecs = {topic: LineCodec.for_mapping(m) for topic, m in mappings.items()}
+        # A recorded flush may hold a batch of a topic this sink does not consume (another one's share).
+        self._table_codecs = {codec.table: codec for codec in self.codecs.values()}
         self.dead_letters = dead_letters.table
         self.masker = masker
         self._sleep = sleep
+        self._fetch_range = fetch_range
         self._buffers: dict[TopicPartition, PartitionBuffer] = {}
         # One flush per table at a time (which also keeps snapshot -> insert -> feed of a rolled-up
         # table from interleaving between flushes).
@@ -139,7 +152,7 @@ class SinkService:
         if batch.first_timestamp is None:
             batch.first_timestamp = timestamp
         raw = value or b""
-        codec = self.codecs[tp.topic]
+        codec = self.codecs.get(tp.topic) or self._table_codecs[buf.table]
         source = ROLLUP_SOURCES.get(buf.table)
         try:
             obj = codec.parse(raw)
@@ -198,40 +211,57 @@ class SinkService:
                 continue
             buf.close_if_due(now, wait_s)
         for table in {buf.table for buf in self._buffers.values()} - set(self._inflight):
-            batches = self._take(table)
-            if batches:
-                self._start_flush(table, batches)
+            bufs = [buf for buf in self._buffers.values() if buf.table == table]
+            if any(buf.peek_ready() is not None for buf in bufs):
+                # A flush costs the same for one partition's rows as for all of them: close the table's
+                # other open batches early, so they ride along instead of needing a flush of their own.
+                for buf in bufs:
+                    buf.close_if_due(now, 0)
+            flush = self._take(table)
+            if flush is not None:
+                self._start_flush(table, flush)
 
-    def _take(self, table: str) -> list[Batch]:
-        """The oldest closed batch of each partition of ``table``, up to ``batch_max_rows`` rows in all
+    def _take(self, table: str) -> Flush | None:
+        """The next flush of ``table``. A re-formed batch at the head of its partition goes first, with
+        the other batches of its recorded flush that are at the head of theirs (the flush task re-reads
+        the rest). Else the oldest closed batch of each partition, up to ``batch_max_rows`` rows in all
         (at least one batch); on a rolled-up table only batches sharing no event id with those taken
         (a snapshot taken for both before either lands would miss the other's version)."""
         rolled_up = table in ROLLUP_SOURCES
-        taken: list[Batch] = []
-        ids: set[str] = set()
-        rows = 0
         order = sorted((tp for tp, b in self._buffers.items() if b.table == table), key=lambda t: (t.topic, t.partition))
         # Start each flush at another partition, so that a backlog in the first ones cannot starve the rest.
         self._rotation += 1
         start = self._rotation % len(order) if order else 0
-        for tp in order[start:] + order[:start]:
-            buf = self._buffers[tp]
-            head = buf.peek_ready() if buf.table == table else None
-            if head is None:
-                continue
+        order = order[start:] + order[:start]
+        heads = [(tp, h) for tp in order if (h := self._buffers[tp].peek_ready()) is not None]
+        replay = next((h for _, h in heads if h.replay), None)
+        if replay is not None:
+            if not replay.flush:
+                return Flush(table, [self._buffers[replay.tp].pop_ready()], [replay], "", fresh=False)  # type: ignore[list-item]
+            owned = [self._buffers[tp].pop_ready() for tp, h in heads if h.replay and h.flush == replay.flush]
+            return Flush(table, list(owned), owned, replay.flush, fresh=False)  # type: ignore[arg-type]
+        taken: list[Batch] = []
+        ids: set[str] = set()
+        rows = 0
+        for tp, head in heads:
             if taken and rows + len(head) > self.settings.batch_max_rows:
                 break
             head_ids = {r["id"] for r in head.objs} if rolled_up else set()
             if head_ids & ids:
                 continue
-            taken.append(buf.pop_ready())  # type: ignore[arg-type]
+            taken.append(self._buffers[tp].pop_ready())  # type: ignore[arg-type]
             ids |= head_ids
             rows += len(head)
-        return taken
+        if not taken:
+            return None
+        taken.sort(key=lambda b: (b.tp.topic, b.tp.partition, b.first_offset))
+        flush_id = "" if len(taken) == 1 else flush_token_of(table, [b.token for b in taken])
+        return Flush(table, taken, list(taken), flush_id, fresh=True)
 
-    def _start_flush(self, table: str, batches: list[Batch]) -> None:
+    def _start_flush(self, table: str, flush: Flush) -> None:
+        batches = flush.owned
         self._inflight_size[table] = (sum(len(b) for b in batches), sum(b.nbytes for b in batches))
-        task = asyncio.create_task(self.flush_table(batches), name=f"flush {table} x{len(batches)}")
+        task = asyncio.create_task(self.flush_table(flush), name=f"flush {table} x{len(batches)}")
         self._inflight[table] = task
 
         def done(t: asyncio.Task[None], table: str = table) -> None:
@@ -300,59 +330,88 @@ class SinkService:
 
     # -- flushing ------------------------------------------------------------------------------
 
-    async def flush_table(self, batches: list[Batch]) -> None:
-        """Land batches of one table, one per partition (steps in the module docstring). Retries
-        ClickHouse until it works."""
-        table = batches[0].table
-        fresh = [b for b in batches if not b.replay]
-        telemetry.REPLAYED_BATCHES.labels(table=table).inc(len(batches) - len(fresh))
-        if fresh:
+    async def flush_table(self, flush: Flush) -> None:
+        """Land the batches of one flush (steps in the module docstring). Retries ClickHouse until it works."""
+        table = flush.table
+        if flush.fresh:
             # 0. the ranges, durably, before anything of them lands
-            ranges = [(b.tp, b.first_offset, b.last_offset) for b in fresh]
-            await self._retrying(BATCHLOG_TABLE, lambda: self.batchlog.record_many(ranges))
+            ranges = [(b.tp, b.first_offset, b.last_offset) for b in flush.batches]
+            await self._retrying(BATCHLOG_TABLE, lambda: self.batchlog.record_many(ranges, flush.flush_id))
+        else:
+            telemetry.REPLAYED_BATCHES.labels(table=table).inc(len(flush.owned))
+            if flush.flush_id:
+                await self._complete(flush)
         self._crash("recorded")
+        batches, token = flush.batches, flush.token
         source = ROLLUP_SOURCES.get(table)
         priors: dict[str, dict[str, Row]] = {}
         if source:
             # 1. what the table held for these events (stored once; a replay reads the first attempt's)
             members = [(b.token, b.objs) for b in batches]
-            priors = await self._retrying(table, lambda: self.rollups.snapshot_many(source, members))
+            priors = await self._retrying(table, lambda: self.rollups.snapshot_many(source, members, token))
             self._crash("snapshotted")
-        for batch in batches:
-            await self._land(batch, source, priors.get(batch.token, {}))
-        # 5. offsets
-        await self._commit({b.tp: b.last_offset + 1 for b in batches})
-        self._crash("committed")
-        telemetry.COMMITTED_BATCHES.labels(table=table).inc(len(batches))
-        self.landed += sum(len(b) for b in batches)
-
-    async def _land(self, batch: Batch, source: RollupSource | None, prior: dict[str, Row]) -> None:
-        """Steps 2-4 of one batch: rows, rollup changes, dead letters."""
-        table = batch.table
         # 2. the rows
-        rejected, refused_reason = await self._insert_rows(table, batch)
+        lines = [line for b in batches for line in b.lines]
+        rejected, refused_reason = await self._insert_rows(table, lines, token)
         self._crash("inserted")
+        refused = {i: err for i, err in rejected}
         if source:
-            # 3. the rollup changes of the rows ClickHouse accepted
-            refused = {i for i, _ in rejected}
-            accepted = [row for i, row in enumerate(batch.objs) if i not in refused]
-            fed = await self._retrying(FEED_TABLE, lambda: self.rollups.feed(source, batch.token, prior, accepted))
+            # 3. the rollup changes of the rows ClickHouse accepted, each batch against its own snapshot
+            fed_batches = [(priors.get(b.token, {}), rows) for b, rows in flush.accepted(refused)]
+            fed = await self._retrying(FEED_TABLE, lambda: self.rollups.feed_many(source, token, fed_batches))
             telemetry.ROLLUP_CHANGES.labels(table=table).inc(fed)
             self._crash("fed")
         # 4. dead letters
-        letters = [(batch.offsets[i], batch.raws[i], refused_reason, err) for i, err in rejected]
-        letters += batch.bad
+        letters = flush.letters(refused, refused_reason)
         if letters:
-            lines = [self._dead_letter_line(batch.tp, off, raw, reason, err) for off, raw, reason, err in letters]
+            dl_lines = [self._dead_letter_line(tp, off, raw, reason, err) for tp, off, raw, reason, err in letters]
             lost = await self._retrying(
-                self.dead_letters, lambda: self.writer.insert_isolating(self.dead_letters, lines, f"{batch.token}/dead")
+                self.dead_letters, lambda: self.writer.insert_isolating(self.dead_letters, dl_lines, f"{token}/dead")
             )
             for i, err in lost:
                 # Not silent, at least: a dead letter ClickHouse refuses is a bug to chase.
-                log.error("dead letter for %s@%d refused by ClickHouse: %s", batch.tp, letters[i][0], err)
-            for _, _, reason, _ in letters:
+                log.error("dead letter for %s@%d refused by ClickHouse: %s", letters[i][0], letters[i][1], err)
+            for _, _, _, reason, _ in letters:
                 telemetry.DEAD_LETTERS.labels(table=table, reason=reason).inc()
             self._crash("dead_lettered")
+        # 5. offsets (of the batches taken from this sink's buffers; re-read ones belong to their partition's owner)
+        if flush.owned:
+            await self._commit({b.tp: b.last_offset + 1 for b in flush.owned})
+        self._crash("committed")
+        telemetry.COMMITTED_BATCHES.labels(table=table).inc(len(flush.owned))
+        self.landed += sum(len(b) for b in flush.owned)
+
+    async def _complete(self, flush: Flush) -> None:
+        """Re-form the batches of a recorded flush that this sink did not take from its buffers: those
+        reaching the head of their partition within ``batch_max_wait_ms`` are taken, the others are
+        re-read from Kafka (a partition another sink consumes, or one committed past them)."""
+        recorded = await self._retrying(BATCHLOG_TABLE, lambda: self.batchlog.members(flush.flush_id))
+        have = {(b.tp, b.first_offset) for b in flush.batches}
+        missing: list[Range] = [m for m in recorded if (m[0], m[1]) not in have]
+        deadline = time.monotonic() + self.settings.batch_max_wait_ms / 1000
+        while missing and time.monotonic() < deadline and not self._abort.is_set():
+            await asyncio.sleep(0.02)
+            for m in list(missing):
+                buf = self._buffers.get(m[0])
+                head = buf.peek_ready() if buf is not None else None
+                if head is not None and head.replay and head.flush == flush.flush_id and head.first_offset == m[1]:
+                    flush.owned.append(buf.pop_ready())  # type: ignore[arg-type, union-attr]
+                    flush.batches.append(head)
+                    missing.remove(m)
+        for tp, first, last in missing:
+            if self._fetch_range is None:
+                raise RuntimeError(f"flush {flush.flush_id} needs {tp}@{first}-{last}, and this sink cannot re-read it")
+            records = await self._fetch_range(tp, first, last)
+            buf = PartitionBuffer(tp, flush.table, {first: (last, flush.flush_id)}, 2**62, 2**62)
+            for r in records:
+                if first <= r.offset <= last:
+                    self._add(buf, r.offset, r.value, r.timestamp)
+            buf.close_if_due(float("inf"), 0)
+            if buf.open is not None and len(buf.open):
+                buf.closed.append(buf.open)  # its last messages are gone: land what is left, as a consumer would
+            flush.batches += list(buf.closed)
+            log.info("flush %s: re-read %s@%d-%d from Kafka (%d messages)", flush.flush_id, tp, first, last, len(records))
+        flush.batches.sort(key=lambda b: (b.tp.topic, b.tp.partition, b.first_offset))
 
     async def _retrying(self, table: str, fn: Callable[[], Any], bounded: bool = False) -> Any:
         """Run ``fn`` in a thread until it works. Unavailability is retried for as long as it lasts;
@@ -394,20 +453,20 @@ class SinkService:
         telemetry.FAILING.set(0)
         return result
 
-    async def _insert_rows(self, table: str, batch: Batch) -> tuple[list[tuple[int, str]], str]:
+    async def _insert_rows(self, table: str, lines: list[bytes], token: str) -> tuple[list[tuple[int, str]], str]:
         """Step 2: the rows, and the dead-letter reason of those refused. An error of no known kind
-        that persists is a poison row: after the bounded retries the batch is bisected with that
+        that persists is a poison row: after the bounded retries the flush is bisected with that
         error counted as a refusal, so the good rows land, the poison ones are dead-lettered
-        (``clickhouse_error``) and the partition moves on."""
+        (``clickhouse_error``) and the partitions move on."""
         try:
             rejected = await self._retrying(
-                table, lambda: self.writer.insert_isolating(table, batch.lines, batch.token), bounded=True)
+                table, lambda: self.writer.insert_isolating(table, lines, token), bounded=True)
             return rejected, "rejected_by_clickhouse"
         except UnknownInsertError as exc:
             log.error("ClickHouse keeps failing on %s with an unknown error; isolating the rows it follows: %s",
-                      batch.token, exc)
+                      token, exc)
         rejected = await self._retrying(
-            table, lambda: self.writer.insert_isolating(table, batch.lines, batch.token, unknown_is_rejection=True))
+            table, lambda: self.writer.insert_isolating(table, lines, token, unknown_is_rejection=True))
         return rejected, "clickhouse_error"
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> None:

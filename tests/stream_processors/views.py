@@ -1,6 +1,6 @@
 """What analysts see: processor outputs landed in chDB as the sink lands them, read through the views.
 
-Landing is the sink's own insert path without Kafka (sinks/clickhouse/service.py, flush_partition
+Landing is the sink's own insert path without Kafka (sinks/clickhouse/service.py, flush_table
 step 2): each topic's messages in the order they were produced, one batch per table, encoded by the
 table's ``LineCodec`` and inserted by the sink's ``Writer`` with a batch token. The dashboards'
 sink-fed rollups (steps 1 and 3) are left out: they cost seconds per landing and no analyst view

@@ -74,8 +74,9 @@ def test_crash_after_each_step_then_restart_with_other_batch_sizes(settings: Set
 
 @pytest.mark.fault
 def test_batches_of_all_partitions_land_in_one_flush_and_survive_a_crash_inside_it(settings: Settings, ch_client) -> None:
-    """A flush takes the batches of every partition of a table (one batch-log insert for all of them);
-    a crash between two of its batches' row inserts, then a run cutting batches differently, still
+    """A flush takes the batches of every partition of a table and inserts their rows in one insert; a
+    crash after that insert and before its rollup feed, then a run cutting batches differently (so the
+    flush must be re-formed from the batch log, its batches gathered from several partitions), still
     lands every event once, with exact rollups (versions and copies keyed by id, as the processors
     publish them: docs/sink.md says why versions on two partitions are exact only outside a crash)."""
     db = settings.clickhouse.database
@@ -87,16 +88,15 @@ def test_batches_of_all_partitions_land_in_one_flush_and_survive_a_crash_inside_
     recorded: list[int] = []
 
     def crashing_insert(client: Any, table: str, body: bytes, s: dict[str, Any]) -> None:
-        if seen["rows"] >= 2:
-            # The process is dead: nothing lands after the crash (the other partitions' batches included).
+        if seen["rows"] >= 1:
+            # The process is dead: nothing lands after the crash.
             raise Crash("already dead")
         client_insert(client, table, body, s)
         if table.endswith("`sink_batches`"):
             recorded.append(body.count(b"\n") + 1)
         if table.endswith("`mcp_calls`"):
             seen["rows"] += 1
-            if seen["rows"] == 2:
-                raise Crash("died between two batches of one flush")
+            raise Crash("died after the rows of a flush of several partitions, before its rollup feed")
 
     async def main() -> None:
         messages = [(Topic.MCP_CALLS, e.id, encode(e)) for e in events]
@@ -106,7 +106,7 @@ def test_batches_of_all_partitions_land_in_one_flush_and_survive_a_crash_inside_
         with pytest.raises(Crash):
             async with running_sink(settings, fast_sink(batch_max_rows=1000, batch_max_wait_ms=500),
                                     insert_fn=crashing_insert):
-                while seen["rows"] < 2:
+                while seen["rows"] < 1:
                     await asyncio.sleep(0.05)
                 await asyncio.sleep(0.5)
         async with running_sink(settings, fast_sink(batch_max_rows=45)) as state:
@@ -118,3 +118,58 @@ def test_batches_of_all_partitions_land_in_one_flush_and_survive_a_crash_inside_
     (v2,), = ch_client.query(f"SELECT countIf(version = 2) FROM {db}.mcp_calls FINAL").result_rows
     assert v2 == len(bumped)
     assert_rollups_exact(ch_client, db, settings)
+
+
+@pytest.mark.fault
+def test_a_flush_whose_batches_another_sink_consumes_is_re_read_and_lands_once(settings: Settings, ch_client) -> None:
+    """raw_events is fed by several topics, so one flush holds batches of both raw.obot.mcp and
+    raw.obot.llm. The sink dies after the flush's rows and before its landing feed; the next run
+    consumes raw.obot.mcp only (as one of several sink replicas would): it must re-read the flush's
+    raw.obot.llm batches from Kafka to repeat the same inserts, and commit only its own partitions.
+    A last run consuming everything replays the flush once more for raw.obot.llm (re-reading the
+    committed raw.obot.mcp batches). Every event lands once and the landing rollup is exact."""
+    db = settings.clickhouse.database
+    t = "2026-11-20T10:00:00Z"
+
+    def raw(i: int) -> bytes:
+        return (b'{"specversion":"1.0","id":"split-%d","source":"obot/t/mcp","type":"obot.mcp.call","tenant":"acme",'
+                b'"time":"%s","received_at":"%s","subject":"u","data":{"n":%d}}' % (i, t.encode(), t.encode(), i))
+
+    messages = [(Topic.RAW_OBOT_MCP if i % 2 else Topic.RAW_OBOT_LLM, f"k{i}", raw(i)) for i in range(120)]
+    seen = {"rows": 0, "flushes": []}
+
+    def crashing_insert(client: Any, table: str, body: bytes, s: dict[str, Any]) -> None:
+        if seen["rows"] >= 1:
+            raise Crash("already dead")
+        client_insert(client, table, body, s)
+        if table.endswith("`sink_batches`"):
+            seen["flushes"].append(body)
+        if table.endswith("`raw_events`"):
+            seen["rows"] += 1
+            raise Crash("died after the rows of a flush of both raw topics, before its landing feed")
+
+    async def main() -> None:
+        await publish(settings, messages)
+        with pytest.raises(Crash):
+            async with running_sink(settings, fast_sink(batch_max_rows=1000, batch_max_wait_ms=500,
+                                                        topics="raw.obot.mcp,raw.obot.llm"),
+                                    insert_fn=crashing_insert):
+                while seen["rows"] < 1:
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(0.5)
+        only_mcp = fast_sink(batch_max_rows=30, topics="raw.obot.mcp")
+        async with running_sink(settings, only_mcp) as state:
+            await wait_caught_up(settings, state["sink"])
+        (landed,), = ch_client.query(f"SELECT count() FROM {db}.raw_events").result_rows
+        assert landed == 120, "the replay re-read the other topic's batches and repeated the flush's rows"
+        async with running_sink(settings, fast_sink(batch_max_rows=30, topics="raw.obot.mcp,raw.obot.llm")) as state:
+            await wait_caught_up(settings, state["sink"])
+
+    asyncio.run(main())
+    assert any(b"raw.obot.mcp" in f and b"raw.obot.llm" in f for f in seen["flushes"]), "no flush held both topics"
+    assert view_counts(ch_client, db, "raw_events") == (120, 120)
+    (physical,), = ch_client.query(f"SELECT count() FROM {db}.raw_events").result_rows
+    assert physical == 120  # the repeats of the flush's rows were all dropped
+    (landings,), = ch_client.query(
+        f"SELECT sum(events) FROM {db}.landings_per_minute WHERE output_table = 'raw_events'").result_rows
+    assert landings == 120

@@ -32,7 +32,7 @@ def test_batch_log_ranges_of_an_earlier_broker_are_not_replayed(settings, ch_cli
     tp = TopicPartition("raw.cloudevents", 1)
     writer = Writer(ch_client, settings.clickhouse.database)
     BatchLog(writer).record(tp, 0, 74)
-    assert BatchLog(writer).plan(tp, 0) == {0: 74}  # a sink restart under the same broker replays it
+    assert BatchLog(writer).plan(tp, 0) == {0: (74, "")}  # a sink restart under the same broker replays it
     recorded = datetime.now(UTC)
-    assert BatchLog(writer, since=recorded - timedelta(minutes=1)).plan(tp, 0) == {0: 74}
+    assert BatchLog(writer, since=recorded - timedelta(minutes=1)).plan(tp, 0) == {0: (74, "")}
     assert BatchLog(writer, since=recorded + timedelta(seconds=1)).plan(tp, 0) == {}

@@ -78,7 +78,7 @@ def _ranges(buf: PartitionBuffer) -> list[tuple[int, int, bool]]:
 
 def test_batches_follow_the_recorded_plan_then_size_limits() -> None:
     tp = TopicPartition("t", 0)
-    buf = PartitionBuffer(tp, "x", plan={10: 14, 15: 30}, max_rows=4, max_bytes=10**6)
+    buf = PartitionBuffer(tp, "x", plan={10: (14, ""), 15: (30, "")}, max_rows=4, max_bytes=10**6)
     _fill(buf, list(range(10, 40)))
     # Recorded ranges are reproduced whatever the size limit; then batches of 4.
     assert _ranges(buf) == [(10, 14, True), (15, 30, True), (31, 34, False), (35, 38, False)]
@@ -87,7 +87,7 @@ def test_batches_follow_the_recorded_plan_then_size_limits() -> None:
 
 def test_free_batches_stop_before_a_recorded_range_and_time_never_cuts_a_pinned_one() -> None:
     tp = TopicPartition("t", 0)
-    buf = PartitionBuffer(tp, "x", plan={12: 20}, max_rows=100, max_bytes=10**6)
+    buf = PartitionBuffer(tp, "x", plan={12: (20, "")}, max_rows=100, max_bytes=10**6)
     _fill(buf, [10, 11, 12, 13])
     assert _ranges(buf) == [(10, 11, False)]
     buf.close_if_due(now=10**9, max_wait_s=0)  # a pinned batch ignores the clock...
