@@ -63,7 +63,7 @@ async def ingest_generic(request: web.Request) -> web.Response:
     """``POST /v1/ingest/{format}``: a JSON array, object or JSON lines of records in that format."""
     fmt = request.match_info["format"]
     if fmt not in FORMATS:
-        raise HttpError(404, f"unknown format {fmt!r}", formats=sorted(FORMATS))
+        raise HttpError(404, f"unknown format {fmt!r}", reason="not_found", formats=sorted(FORMATS))
     state = request.app[STATE]
     caller = authenticate(request)
     try:
@@ -119,6 +119,7 @@ def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowT
         enforcer=enforcer,
         auth=TapAuth.build(s.axonflow_tokens, {t: g.tenant for t, g in s.tokens.items()}, s.default_tenant),
         body_read_timeout_s=s.body_read_timeout_s,
+        refusals=state.refusals,
     )
 
 
@@ -177,6 +178,13 @@ def build_app(
         for session in sessions:
             await session.close()
 
+    async def refusals(app: web.Application) -> AsyncIterator[None]:
+        yield
+        # The server has stopped taking requests: write every refusal still being counted.
+        for recorder in {id(r): r for r in (state.refusals, tap.refusals if tap else state.refusals)}.values():
+            await recorder.close()
+
+    app.cleanup_ctx.append(refusals)
     app.cleanup_ctx.append(outbound)
     app.cleanup_ctx.append(enforcement)
     app.router.add_get("/metrics", metrics)

@@ -60,6 +60,7 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
     consumer = make_consumer(kafka, target, topic_name(Topic.BUDGET_ALERTS, prefix), group_id=notifier.group_id)
     session = aiohttp.ClientSession()
     runner: web.AppRunner | None = None
+    relay: AlertmanagerRelay | None = None
     try:
         store = KafkaSentStore(kafka, target, topic_name(Topic.NOTIFIER_SENT, prefix), producer)
         await store.load()
@@ -88,11 +89,13 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
         finally:
             stop_task.cancel()
     finally:
+        if runner is not None:
+            await runner.cleanup()
+        if relay is not None:
+            await relay.close()  # the refusals still being counted, before the producer goes
         await consumer.stop()
         await session.close()
         await producer.stop()
-        if runner is not None:
-            await runner.cleanup()
 
 
 def main() -> None:
