@@ -8,7 +8,10 @@ gateledger token are dropped).
 
 Callers authenticate to gateledger first (``producers.axonflow.auth``): with tokens configured, a
 request without a known token, or naming a tenant its token does not allow, is answered 401/403
-by the tap and never forwarded. The tenant decided there is the exchange's only tenant.
+by the tap and never forwarded. The tenant decided there is the exchange's only tenant. A refusal of
+a caller with a known token is dead-lettered with its body; one that keeps no trusted body (a
+stranger's, a body not received in time or over the limit) is counted into one coalesced dead letter
+per caller, path, reason and window (gateledger/refusals.py).
 
 Recorded calls, each as one ``AxonFlowExchange`` (request, response, HTTP status, times, the
 upstream's latency, the caller's W3C ``traceparent`` and AxonFlow's ``X-Budget-Warning``),

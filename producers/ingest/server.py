@@ -181,8 +181,9 @@ def build_app(
     async def refusals(app: web.Application) -> AsyncIterator[None]:
         yield
         # The server has stopped taking requests: write every refusal still being counted.
-        for recorder in {id(r): r for r in (state.refusals, tap.refusals if tap else state.refusals)}.values():
-            await recorder.close()
+        await state.refusals.close()
+        if tap is not None and tap.refusals is not state.refusals:  # a tap built elsewhere keeps its own
+            await tap.refusals.close()
 
     app.cleanup_ctx.append(refusals)
     app.cleanup_ctx.append(outbound)
