@@ -126,7 +126,8 @@ class RefusalRecorder:
     async def _later(self) -> None:
         await asyncio.sleep(self.window_s)
         self._timer = None
-        await self.flush()
+        # Shielded: close() cancelling the timer mid-write must not lose the counts being written.
+        await asyncio.shield(self.flush())
         if self._tallies:
             self._schedule()  # the write failed: try again next window
 
