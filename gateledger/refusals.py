@@ -32,6 +32,9 @@ from gateledger.masking import Masker
 log = logging.getLogger(__name__)
 
 Send = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+# aiohttp's own refusals (no route, wrong method, a body over client_max_size) as reason codes, on
+# every door (docs/ingest.md "Refusals"); any other 4xx it raises is ``bad_request``.
+AIOHTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
 OVERFLOW = "*"
 MAX_HEADER_NAMES = 32
 MAX_NAME_CHARS = 64

@@ -23,7 +23,7 @@ from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import as_bytes, is_visible_ascii, same_secret
 from gateledger.masking import Masker
-from gateledger.refusals import RefusalRecorder
+from gateledger.refusals import AIOHTTP_REASONS, RefusalRecorder
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
@@ -124,10 +124,6 @@ def check_headers(request: web.Request) -> None:
             raise json_error(400, f"{name} is not visible ASCII", reason="bad_header")
 
 
-# aiohttp's own refusals (no route, wrong method, a body over client_max_size), as reason codes.
-_AIOHTTP_REASONS = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-
-
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn HttpError into its response, account for every refusal (a dead letter with its body, or a
@@ -148,7 +144,7 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
         if not 400 <= exc.status < 500:
             telemetry.HTTP_REQUESTS.labels(route=route, status=str(exc.status)).inc()
             raise
-        reason = _AIOHTTP_REASONS.get(exc.status, "bad_request")
+        reason = AIOHTTP_REASONS.get(exc.status, "bad_request")
         telemetry.REJECTED.labels(source="http", reason=reason).inc()
         record_refusal(request, route, exc.status, reason, exc.reason)
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None

@@ -162,11 +162,11 @@ class AlertmanagerRelay:
         """Write the refusals still being counted (the server has stopped taking requests)."""
         await self.refusals.close()
 
-    def _refused(self, request: web.Request, status: int, reason: str, message: str,
-                 headers: dict[str, str] | None = None) -> web.Response:
+    def refused(self, request: web.Request, status: int, reason: str, message: str,
+                headers: dict[str, str] | None = None, origin: str = "http:/alertmanager") -> web.Response:
         """A refusal that keeps no body, counted into the coalesced dead letters."""
         telemetry.ALERTMANAGER.labels(reason).inc()
-        self.refusals.record(origin="http:/alertmanager", reason=reason, status=status, message=message,
+        self.refusals.record(origin=origin, reason=reason, status=status, message=message,
                              caller=request.remote, names=request.headers.keys())
         return web.json_response({"error": message, "reason": reason}, status=status, headers=headers)
 
@@ -183,11 +183,11 @@ class AlertmanagerRelay:
         refused = self._limiter.acquire(caller)
         if refused is not None:
             reason, wait_s = refused
-            return self._refused(request, 429, reason, f"too many requests from this caller ({reason.replace('_', ' ')})",
+            return self.refused(request, 429, reason, f"too many requests from this caller ({reason.replace('_', ' ')})",
                                  headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
         try:
             if not authenticated:
-                return self._refused(request, 401, "unauthenticated", "missing or wrong bearer token",
+                return self.refused(request, 401, "unauthenticated", "missing or wrong bearer token",
                                      headers={"WWW-Authenticate": "Bearer"})
             return await self._handle(request)
         finally:
@@ -200,7 +200,7 @@ class AlertmanagerRelay:
                 raw_body, complete = await self._read(request)
         except TimeoutError:
             # No complete request to keep (as the ingest routes, docs/ingest.md body_timeout).
-            return self._refused(request, 408, "body_timeout", f"request body not received within {timeout_s:g} s",
+            return self.refused(request, 408, "body_timeout", f"request body not received within {timeout_s:g} s",
                                  headers={"Connection": "close"})
         if not complete:
             limit = self.settings.alertmanager_max_body_bytes

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -13,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_producer, resolve
 from gateledger.masking import Masker, masking_salt
+from gateledger.refusals import AIOHTTP_REASONS
 from gateledger.settings import Settings
 from gateledger.topics import Topic, topic_name
 from gateledger import jsonutil
@@ -33,7 +35,19 @@ def _http_app(service: NotifierService, relay: AlertmanagerRelay | None = None) 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "handled": service.handled})
 
-    app = web.Application()
+    @web.middleware
+    async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+        # aiohttp's own refusals (a wrong method or path on this port) are accounted for as the relay's are.
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if relay is None or not 400 <= exc.status < 500:
+                raise
+            resource = request.match_info.route.resource
+            return relay.refused(request, exc.status, AIOHTTP_REASONS.get(exc.status, "bad_request"), exc.reason,
+                                 origin=f"http:{resource.canonical if resource is not None else 'unmatched'}")
+
+    app = web.Application(middlewares=[refusals])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     if relay is not None:

@@ -122,12 +122,16 @@ def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None
                 assert len(receiver.accepted["/generic"]) == 1
                 status, body = await post(base, b'{"version": "4", "alerts": "nope"}', **auth)
                 assert status == 400 and "Alertmanager v4" in body["error"]
-            letters = await dead_letters(settings, 3)
+                async with aiohttp.ClientSession() as s, s.get(f"{base}/alertmanager") as r:
+                    assert (r.status, (await r.json())["reason"]) == (405, "method_not_allowed")
+            letters = await dead_letters(settings, 4)
             assert sorted(d["reason"] for d in letters if d["first_at"] is None) == [
                 "invalid_alertmanager_payload", "webhook_rejected"]
-            # The 401s keep no body: one letter counting them all, written when the notifier stopped.
-            assert [(d["reason"], d["http_status"], d["count"], d["original"]) for d in letters
-                    if d["first_at"] is not None] == [("unauthenticated", 401, 1 + len(ODD_VALUES), "")]
+            # The 401s keep no body: one letter counting them all, written when the notifier stopped; the
+            # wrong method too.
+            assert sorted((d["reason"], d["http_status"], d["count"], d["original"]) for d in letters
+                          if d["first_at"] is not None) == [("method_not_allowed", 405, 1, ""),
+                                                            ("unauthenticated", 401, 1 + len(ODD_VALUES), "")]
         finally:
             await receiver.stop()
 
