@@ -97,10 +97,14 @@ def _now(b: Board) -> None:
     b.add(
         stat_panel(
             "Dead letters",
-            ch_table(f"SELECT uniqExact(id) AS dead_letters FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT}"),
+            # A coalesced letter (refusals that kept no body: docs/ingest.md "Refusals") stands for `count`
+            # requests; each letter's newest version counts.
+            ch_table(f"SELECT sum(n) AS dead_letters FROM (SELECT argMax(count, version) AS n "
+                     f"FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id)"),
             unit=COUNT,
             steps=GOOD_BAD,
-            description="Records rejected at any stage in the time range.",
+            description="Records and requests rejected at any stage in the time range (a coalesced dead letter "
+                        "counts every request it stands for).",
         ),
         w=4,
         h=4,
@@ -213,8 +217,9 @@ def _throughput_and_delay(b: Board) -> None:
         timeseries_panel(
             "Dead letters by stage and reason",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, stage, reason, uniqExact(id) AS dead_letters\n"
-                f"FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT}\n"
+                "SELECT $__timeInterval(time) AS t, stage, reason, sum(n) AS dead_letters\n"
+                "FROM (SELECT time, stage, reason, argMax(count, version) AS n\n"
+                f"      FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id, time, stage, reason)\n"
                 "GROUP BY t, stage, reason ORDER BY t"
             ),
             unit=COUNT,

@@ -27,6 +27,8 @@ def make_dead_letter(
     kafka_partition: int | None = None,
     kafka_offset: int | None = None,
     details: dict[str, Any] | None = None,
+    http_status: int | None = None,
+    caller: str | None = None,
 ) -> DeadLetter:
     """A dead letter; its id is stable for the same original at the same place (so retries collapse)."""
     raw = original.encode("utf-8", "surrogateescape") if isinstance(original, str) else bytes(original)
@@ -55,4 +57,6 @@ def make_dead_letter(
         kafka_partition=kafka_partition,
         kafka_offset=kafka_offset,
         details=masker.mask(info),
+        http_status=http_status,
+        caller=caller,
     )

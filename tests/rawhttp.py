@@ -10,13 +10,19 @@ import orjson
 
 
 async def raw_post(base: str, path: str, body: bytes, headers: list[tuple[bytes, bytes]],
-                   timeout_s: float = 30.0) -> tuple[int, dict[str, Any]]:
-    """POST with exactly these header bytes; (status, JSON body or {"_text": ...})."""
+                   timeout_s: float = 30.0, *, local_addr: str | None = None,
+                   declared: int | None = None) -> tuple[int, dict[str, Any]]:
+    """POST with exactly these header bytes; (status, JSON body or {"_text": ...}).
+
+    ``local_addr``: the loopback address to send from (127.0.0.0/8: a caller of its own);
+    ``declared``: a Content-Length larger than ``body``, whose rest is never sent (a slow-loris body).
+    """
     url = urlsplit(base)
-    reader, writer = await asyncio.open_connection(url.hostname, url.port)
+    reader, writer = await asyncio.open_connection(url.hostname, url.port,
+                                                   local_addr=(local_addr, 0) if local_addr else None)
     try:
         head = [b"POST " + path.encode() + b" HTTP/1.1", b"Host: " + url.netloc.encode(), b"Connection: close",
-                b"Content-Length: " + str(len(body)).encode(), *(k + b": " + v for k, v in headers)]
+                b"Content-Length: " + str(declared or len(body)).encode(), *(k + b": " + v for k, v in headers)]
         writer.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         await writer.drain()
         raw = await asyncio.wait_for(reader.read(), timeout_s)

@@ -271,6 +271,10 @@ def run(gl_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, processes: Proc
 
         seen = asyncio.run(settle())
         per_tenant = dict(client.query(f"SELECT tenant, count() FROM {db}.raw_events GROUP BY tenant").result_rows)
+        # Refused requests per tenant, reason and status, as the dead letters count them (coalesced or not).
+        refused = client.query(f"SELECT tenant, reason, http_status, sum(count) FROM {db}.dead_letters FINAL "
+                               f"WHERE http_status IS NOT NULL GROUP BY tenant, reason, http_status").result_rows
+        per_tenant["refused"] = {(t, r, st): n for t, r, st, n in refused}
         processes.stop_all()
         return seen, answers, per_tenant
 
@@ -285,6 +289,8 @@ def test_a_hostile_tenant_changes_nothing_an_honest_tenants_analysts_see(
         diff = [(a, b) for a, b in zip(alone[view], beside[view]) if a != b]
         assert not diff, (view, [(x, y) for x, y in zip(*diff[0]) if x != y])
     assert alone["findings_latest"] and alone["budget_alerts_latest"], "the compared views are not empty"
+    assert tenants_alone.pop("refused") == {}, "the honest tenant alone is refused nothing"
+    refused = tenants_beside.pop("refused")
     assert set(tenants_alone) == {"acme"} and tenants_beside["acme"] == tenants_alone["acme"]
     # And the attack happened: mallory's own records went through the whole pipeline, its refusals were the
     # documented ones, its flood was cut.
@@ -294,6 +300,10 @@ def test_a_hostile_tenant_changes_nothing_an_honest_tenants_analysts_see(
     assert not wrong, wrong
     floods = sum((a[1] for a in answers if "flood" in a[0]), Counter())
     assert floods[429] > 0 and not set(floods) - {200, 429}, floods
+    # Every request of the flood that was refused is in the dead letters: coalesced under mallory (its token
+    # is known), no body, counted one for one; nothing is refused under acme.
+    assert refused.get(("mallory", "concurrency_limited", 429)) == floods[429], refused
+    assert not [k for k in refused if k[0] == "acme"], refused
     reasons = Counter(r["reason"] for _, status, ans in answers if isinstance(ans, dict)
                       for r in ans.get("rejected", [ans] if "reason" in ans else []))
     assert {"future_time", "tenant_mismatch", "too_large", "unauthenticated", "tenant_not_allowed",

@@ -376,6 +376,15 @@ class DeadLetter(OutputEvent):
     kafka_partition: int | None = None
     kafka_offset: int | None = None
     details: dict[str, Any] = Field(default_factory=dict)
+    # HTTP refusals (docs/ingest.md "Refusals"): the status answered and the caller's address. A
+    # refusal with no trusted body (401, 408, 429, a stranger's bad header) is one letter per caller,
+    # route, reason and window (gateledger/refusals.py): ``count`` requests between ``first_at`` and
+    # ``last_at``, no body. Every other letter stands for one refused request or record.
+    http_status: int | None = Field(default=None, ge=100, le=599)
+    caller: str | None = None
+    count: int = Field(default=1, ge=1)
+    first_at: UtcTime | None = None
+    last_at: UtcTime | None = None
 
 
 class LocalAgentToolCall(OutputEvent):

@@ -124,6 +124,16 @@ class TapAuth:
         """No token configured: the loopback default, every request accepted."""
         return not self.grants
 
+    def knows(self, headers: CIMultiDictProxy[str]) -> bool:
+        """True when the request presents a known token, or none is configured (open mode)."""
+        if self.open:
+            return True
+        try:
+            token = presented_token(headers)
+        except TapRefusal:
+            return False
+        return token is not None and _digest(token) in self.grants
+
     def tenant_for(self, headers: CIMultiDictProxy[str], body: dict[str, Any] | None) -> str:
         """The one tenant of this request; TapRefusal (401/403/400) when it may not be used."""
         token = presented_token(headers)

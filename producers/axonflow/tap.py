@@ -8,7 +8,10 @@ gateledger token are dropped).
 
 Callers authenticate to gateledger first (``producers.axonflow.auth``): with tokens configured, a
 request without a known token, or naming a tenant its token does not allow, is answered 401/403
-by the tap and never forwarded. The tenant decided there is the exchange's only tenant.
+by the tap and never forwarded. The tenant decided there is the exchange's only tenant. A refusal of
+a caller with a known token is dead-lettered with its body; one that keeps no trusted body (a
+stranger's, a body not received in time or over the limit) is counted into one coalesced dead letter
+per caller, path, reason and window (gateledger/refusals.py).
 
 Recorded calls, each as one ``AxonFlowExchange`` (request, response, HTTP status, times, the
 upstream's latency, the caller's W3C ``traceparent`` and AxonFlow's ``X-Budget-Warning``),
@@ -42,6 +45,7 @@ from gateledger.contracts.envelope import utc_iso
 from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
+from gateledger.refusals import RefusalRecorder
 from gateledger.sources import Format
 from producers import telemetry
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
@@ -75,6 +79,8 @@ _HOP_BY_HOP = frozenset(
 )
 
 
+# Refusals that never keep a body: a stranger's (401), a body not received (408) or not read (413).
+_BODILESS = frozenset({401, 408, 413})
 _NOT_FORWARDED = _HOP_BY_HOP | {TOKEN_HEADER.lower()}
 _CREDENTIALS = frozenset({TOKEN_HEADER.lower(), "proxy-authorization"})
 
@@ -140,6 +146,7 @@ class AxonFlowTap:
         enforcer: Any = None,
         auth: TapAuth | None = None,
         body_read_timeout_s: float = 30.0,
+        refusals: RefusalRecorder | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.session = session
@@ -153,6 +160,9 @@ class AxonFlowTap:
         self.enforcer = enforcer
         self.auth = auth or TapAuth({}, tenant)
         self.body_read_timeout_s = body_read_timeout_s
+        # Refusals that keep no body (gateledger/refusals.py); the ingest passes its own, shared by all routes.
+        self.refusals = refusals or RefusalRecorder(
+            stage="ingest", masker=masker, send=lambda letters: self.publisher.dead_letter(letters, source=SOURCE))
 
     def _tail(self, request: web.Request) -> tuple[str, str | None]:
         """The AxonFlow path (without a leading slash) and the token named in the URL, if any."""
@@ -183,10 +193,17 @@ class AxonFlowTap:
             telemetry.TAP_REQUESTS.labels(kind=kind, status=str(refusal.status)).inc()
             extra = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
             if refusal.status == 408:
-                # No complete request to keep (docs/ingest.md, body_timeout), and the connection is
-                # left in the middle of a body: closed.
-                return web.json_response(refusal.body(), status=408, headers={"Connection": "close"})
-            if refusal.status != 401 and not await self._dead_letter(request, path, refusal, recorded is not None):
+                # The connection is left in the middle of a body: closed.
+                extra = {"Connection": "close"}
+            origin = f"tap:{path}" if recorded is not None else "tap:passthrough"
+            known = self.auth.knows(headers)
+            if refusal.status in _BODILESS or not known:
+                # No trusted body to keep (a stranger, a body not received or not read): counted and
+                # coalesced per caller, never written per request (docs/ingest.md "Refusals").
+                self.refusals.record(origin=origin, reason=refusal.reason, status=refusal.status,
+                                     message=refusal.message, caller=request.remote,
+                                     tenant=self._tenant(headers) if known else None, names=request.headers.keys())
+            elif not await self._dead_letter(request, origin, refusal, recorded is not None):
                 return web.json_response({"error": "audit store unavailable, retry later"}, status=503,
                                          headers={"Retry-After": str(self.retry_after_s)})
             return web.json_response(refusal.body(), status=refusal.status, headers=extra)
@@ -197,13 +214,23 @@ class AxonFlowTap:
             telemetry.TAP_REQUESTS.labels(kind=kind, status="unreachable").inc()
             return web.json_response({"error": f"AxonFlow unreachable: {exc.__class__.__name__}"}, status=502)
 
-    async def _dead_letter(self, request: web.Request, path: str, refusal: TapRefusal, with_body: bool) -> bool:
-        """Dead-letter a refusal of a caller gateledger could identify (not a 401: strangers cannot
-        write the dead-letter topic); False when Kafka did not take it."""
-        body = await request.read() if with_body and request.body_exists else b""
-        letter = make_dead_letter(stage="ingest", origin=f"tap:{path}", reason=refusal.reason, error=refusal.message,
+    def _tenant(self, headers: CIMultiDictProxy[str]) -> str | None:
+        try:
+            return self.auth.tenant_for(headers, None)
+        except TapRefusal:
+            return None
+
+    async def _dead_letter(self, request: web.Request, origin: str, refusal: TapRefusal, with_body: bool) -> bool:
+        """Dead-letter a refusal of a caller gateledger could identify, with its body (read under the
+        usual limits); False when Kafka did not take it."""
+        try:
+            body = await self._read_body(request) if with_body and request.body_exists else b""
+        except TapRefusal:  # the body did not arrive in time or is over the limit: the refusal stands, bodiless
+            body = b""
+        letter = make_dead_letter(stage="ingest", origin=origin, reason=refusal.reason, error=refusal.message,
                                   original=body, masker=self.masker, tenant=None,
-                                  details={"method": request.method, "status": refusal.status})
+                                  details={"method": request.method, "status": refusal.status},
+                                  http_status=refusal.status, caller=request.remote)
         try:
             await self.publisher.dead_letter([letter], source=SOURCE)
         except PublishError as exc:
@@ -221,6 +248,9 @@ class AxonFlowTap:
             telemetry.REJECTED.labels(source=SOURCE, reason="body_timeout").inc()
             raise TapRefusal(408, "body_timeout",
                              f"request body not received within {self.body_read_timeout_s:g} s") from None
+        except web.HTTPRequestEntityTooLarge:
+            telemetry.REJECTED.labels(source=SOURCE, reason="too_large").inc()
+            raise TapRefusal(413, "too_large", f"request body exceeds {request.client_max_size} bytes") from None
 
     def _budget_block(self, tenant: str, req_obj: dict[str, Any] | None) -> dict[str, Any] | None:
         """AxonFlow's 402 body when a block budget refuses this pre-check (None: forward it).

@@ -23,6 +23,7 @@ from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import as_bytes, is_visible_ascii, same_secret
 from gateledger.masking import Masker
+from gateledger.refusals import AIOHTTP_REASONS, RefusalRecorder
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
@@ -44,9 +45,15 @@ class IngestState:
     http: aiohttp.ClientSession | None = None
     # sha256(token) -> grant; hashing keeps lookups independent of how much of a token matches.
     token_index: dict[bytes, TokenGrant] = field(default_factory=dict)
+    # Refusals with no trusted body, coalesced into bounded dead letters (gateledger/refusals.py).
+    refusals: RefusalRecorder = field(init=False)
 
     def __post_init__(self) -> None:
         self.token_index = {token_digest(t): g for t, g in self.settings.tokens.items()}
+        self.refusals = RefusalRecorder(stage="ingest", masker=self.masker,
+                                        send=lambda letters: self.publisher.dead_letter(letters, source="http"),
+                                        window_s=self.settings.refusal_window_s,
+                                        max_keys=self.settings.refusal_max_keys)
 
 
 STATE = web.AppKey("ingest_state", IngestState)
@@ -76,6 +83,13 @@ class HttpError(Exception):
         self.status = status
         self.headers = headers
         self.payload = {"error": message, **extra}
+        # True once the refusal is a dead letter with its body; else the middleware records it coalesced.
+        self.lettered = False
+
+    @property
+    def reason(self) -> str:
+        """The refusal's reason code."""
+        return str(self.payload.get("reason") or "unknown")
 
     def response(self) -> web.Response:
         """The JSON response ``{"error": message, ...}``."""
@@ -112,19 +126,65 @@ def check_headers(request: web.Request) -> None:
 
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Turn HttpError into its response and count every answer per route and status."""
+    """Turn HttpError into its response, account for every refusal (a dead letter with its body, or a
+    coalesced one: gateledger/refusals.py) and count every answer per route and status."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:
-        check_headers(request)
+        try:
+            check_headers(request)
+        except HttpError as exc:
+            raise await letter_bad_header(request, exc) from None
         resp = await handler(request)
     except HttpError as exc:
+        if 400 <= exc.status < 500 and not exc.lettered:
+            record_refusal(request, route, exc.status, exc.reason, str(exc))
         resp = exc.response()
     except web.HTTPException as exc:
-        telemetry.HTTP_REQUESTS.labels(route=route, status=str(exc.status)).inc()
-        raise
+        if not 400 <= exc.status < 500:
+            telemetry.HTTP_REQUESTS.labels(route=route, status=str(exc.status)).inc()
+            raise
+        reason = AIOHTTP_REASONS.get(exc.status, "bad_request")
+        telemetry.REJECTED.labels(source="http", reason=reason).inc()
+        record_refusal(request, route, exc.status, reason, exc.reason)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+        resp = json_error(exc.status, exc.reason, headers=allow, reason=reason).response()
     telemetry.HTTP_REQUESTS.labels(route=route, status=str(resp.status)).inc()
     return resp
+
+
+def authenticated_tenant(request: web.Request) -> str | None:
+    """The tenant of the request's bearer token when the service knows it (None: a stranger)."""
+    state = request.config_dict[STATE]
+    token = bearer_token(request)
+    grant = lookup_token(state, token)
+    if grant is None:
+        return None
+    tenant = caller_for(state, grant, token, request).tenant
+    return tenant if is_visible_ascii(tenant) else "unknown"
+
+
+def record_refusal(request: web.Request, route: str, status: int, reason: str, message: str) -> None:
+    """Count a refusal that keeps no body: one coalesced dead letter per caller, route, reason and window."""
+    request.config_dict[STATE].refusals.record(
+        origin=f"http:{route}", reason=reason, status=status, message=message, caller=request.remote,
+        tenant=authenticated_tenant(request), names=request.headers.keys())
+
+
+async def letter_bad_header(request: web.Request, exc: HttpError) -> HttpError:
+    """A bad identity header from a caller with a known token: dead-lettered with its body (read under
+    the usual limits); anything else (credential headers, strangers) is left to the coalesced record."""
+    tenant = authenticated_tenant(request) if exc.status == 400 else None
+    if tenant is None:
+        return exc
+    try:
+        body = await read_body(request)
+    except BodyTooLarge as big:
+        body = big.head
+    except HttpError:  # the body did not arrive in time either: the header refusal stands, coalesced
+        return exc
+    return await reject_body(request, status=400, reason="bad_header", message=str(exc), raw=body, source="http",
+                             tenant=tenant, details={"header_names": list(request.headers.keys())[:32]})
 
 
 def bearer_token(request: web.Request) -> str | None:
@@ -174,7 +234,7 @@ def open_caller(request: web.Request, state: IngestState, token: str | None = No
 
 def authenticate(request: web.Request) -> Caller:
     """Resolve the bearer token to a tenant; 401 when tokens are configured and this one is not known."""
-    state = request.app[STATE]
+    state = request.config_dict[STATE]
     token = bearer_token(request)
     if not state.token_index:
         return open_caller(request, state, token)
@@ -201,7 +261,7 @@ class BodyTooLarge(Exception):
 async def read_body(request: web.Request) -> bytes:
     """The request body, or BodyTooLarge once more than the configured maximum arrived; 408
     ``body_timeout`` when it does not arrive within ``body_read_timeout_s`` (a slow-loris sender)."""
-    settings = request.app[STATE].settings
+    settings = request.config_dict[STATE].settings
     limit = settings.max_body_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -244,7 +304,7 @@ async def reject_body(
     details: dict[str, Any] | None = None,
 ) -> HttpError:
     """Dead-letter a body rejected as a whole and return the 4xx to raise (503 if Kafka is down)."""
-    state = request.app[STATE]
+    state = request.config_dict[STATE]
     telemetry.REJECTED.labels(source=source, reason=reason).inc()
     letter = make_dead_letter(
         stage="ingest",
@@ -255,14 +315,18 @@ async def reject_body(
         masker=state.masker,
         tenant=tenant,
         details={"content_type": request.content_type, **(details or {})},
+        http_status=status,
+        caller=request.remote,
     )
     await publish_or_503(request, state.publisher.dead_letter([letter], source=source))
-    return json_error(status, message, reason=reason)
+    err = json_error(status, message, reason=reason)
+    err.lettered = True
+    return err
 
 
 async def too_large(request: web.Request, exc: BodyTooLarge, source: str, tenant: str | None) -> HttpError:
     """413 for an oversized body, after dead-lettering its head."""
-    limit = request.app[STATE].settings.max_body_bytes
+    limit = request.config_dict[STATE].settings.max_body_bytes
     return await reject_body(
         request,
         status=413,
@@ -281,17 +345,20 @@ async def publish_or_503(request: web.Request, coro: Awaitable[T]) -> T:
     try:
         return await coro
     except RecordsTooLarge as exc:
-        state = request.app[STATE]
+        state = request.config_dict[STATE]
         telemetry.REJECTED.labels(source="http", reason="too_large").inc()
         letters = [make_dead_letter(stage="ingest", origin=f"http:{request.path}", reason="too_large", error=str(exc),
                                     original=head, masker=state.masker,
-                                    details={"event_bytes": size, "limit": exc.limit, "truncated": True})
+                                    details={"event_bytes": size, "limit": exc.limit, "truncated": True},
+                                    http_status=413, caller=request.remote)
                    for head, size in zip(exc.heads, exc.sizes, strict=True)]
         await publish_or_503(request, state.publisher.dead_letter(letters, source="http"))
-        raise json_error(413, f"event over the {exc.limit}-byte record limit", reason="too_large") from None
+        err = json_error(413, f"event over the {exc.limit}-byte record limit", reason="too_large")
+        err.lettered = True
+        raise err from None
     except PublishError as exc:
         log.warning("publish failed: %s", exc)
-        retry = str(request.app[STATE].settings.retry_after_s)
+        retry = str(request.config_dict[STATE].settings.retry_after_s)
         raise json_error(503, "event store unavailable, retry later", headers={"Retry-After": retry}) from exc
 
 

@@ -4,7 +4,8 @@ A caller is its bearer token when the token is one the service knows (so honest 
 gateway address do not share a budget), else its peer address (so inventing tokens buys nothing).
 Each caller has a token bucket (``rate_limit_per_s`` refilled, ``rate_limit_burst`` deep) and a cap
 on requests in flight (``max_concurrent_per_caller``). A refused request costs nothing else: it is
-answered before its body is read, counted, and not dead-lettered (a flood must not reach Kafka).
+answered before its body is read and counted into one coalesced dead letter per caller and window
+(gateledger/refusals.py), so a flood never reaches Kafka request by request.
 """
 
 from __future__ import annotations

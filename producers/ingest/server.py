@@ -64,7 +64,7 @@ async def ingest_generic(request: web.Request) -> web.Response:
     """``POST /v1/ingest/{format}``: a JSON array, object or JSON lines of records in that format."""
     fmt = request.match_info["format"]
     if fmt not in FORMATS:
-        raise HttpError(404, f"unknown format {fmt!r}", formats=sorted(FORMATS))
+        raise HttpError(404, f"unknown format {fmt!r}", reason="not_found", formats=sorted(FORMATS))
     state = request.app[STATE]
     caller = authenticate(request)
     try:
@@ -120,6 +120,7 @@ def build_tap(state: IngestState, enforcer: Enforcer | None = None) -> AxonFlowT
         enforcer=enforcer,
         auth=TapAuth.build(s.axonflow_tokens, {t: g.tenant for t, g in s.tokens.items()}, s.default_tenant),
         body_read_timeout_s=s.body_read_timeout_s,
+        refusals=state.refusals,
     )
 
 
@@ -178,6 +179,14 @@ def build_app(
         for session in sessions:
             await session.close()
 
+    async def refusals(app: web.Application) -> AsyncIterator[None]:
+        yield
+        # The server has stopped taking requests: write every refusal still being counted.
+        await state.refusals.close()
+        if tap is not None and tap.refusals is not state.refusals:  # a tap built elsewhere keeps its own
+            await tap.refusals.close()
+
+    app.cleanup_ctx.append(refusals)
     app.cleanup_ctx.append(outbound)
     app.cleanup_ctx.append(enforcement)
     app.router.add_get("/metrics", metrics)

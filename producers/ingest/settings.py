@@ -44,6 +44,11 @@ class IngestSettings(BaseSettings):
     max_concurrent_per_caller: int = 64
     # A request body must arrive within this long (slow-loris senders hold a connection otherwise): 408.
     body_read_timeout_s: float = 30.0
+    # Refusals that keep no body (401, 408, 429, a stranger's bad header, ...) are written as one dead
+    # letter per caller, route, reason and window, with a count (gateledger/refusals.py): at most
+    # refusal_max_keys letters (plus one per reason beyond them) per window, whatever a flood's size.
+    refusal_window_s: float = 10.0
+    refusal_max_keys: int = 1000
     default_tenant: str = "default"
     # Names the Obot installation in event sources (obot/<install>/mcp).
     install: str = "default"

@@ -16,7 +16,9 @@ delivers each *distinct* notification once per webhook:
   not sent it again. Concurrent duplicates wait for each other (one lock per key).
 
 Bad bodies get 400 and a dead letter (``invalid_alertmanager_payload``); bodies over
-``alertmanager_max_body_bytes`` 413 and a dead letter (``too_large``, the first 64 KiB).
+``alertmanager_max_body_bytes`` 413 and a dead letter (``too_large``, the first 64 KiB). Refusals that
+keep no body (401 ``unauthenticated``, 408 ``body_timeout``, 429) are coalesced: one dead letter per
+caller, reason and window with a count (gateledger/refusals.py).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import same_secret
 from gateledger.masking import Masker
 from gateledger.ratelimit import Limiter
+from gateledger.refusals import RefusalRecorder
 from sinks.notifier import telemetry
 from sinks.notifier.delivery import post_with_backoff
 from sinks.notifier.sent_store import KafkaSentStore
@@ -147,6 +150,25 @@ class AlertmanagerRelay:
         self._locks: dict[str, asyncio.Lock] = {}
         self._limiter = Limiter(settings.alertmanager_rate_limit_per_s, settings.alertmanager_rate_limit_burst,
                                 settings.alertmanager_max_concurrent)
+        # 401, 408 and 429 keep no body: one dead letter per caller, reason and window, with a count.
+        self.refusals = RefusalRecorder(stage="notify", masker=masker, send=self._send_letters,
+                                        window_s=settings.alertmanager_refusal_window_s)
+
+    async def _send_letters(self, letters: Any) -> None:
+        for letter in letters:
+            await self.dead_letter(letter)
+
+    async def close(self) -> None:
+        """Write the refusals still being counted (the server has stopped taking requests)."""
+        await self.refusals.close()
+
+    def refused(self, request: web.Request, status: int, reason: str, message: str,
+                headers: dict[str, str] | None = None, origin: str = "http:/alertmanager") -> web.Response:
+        """A refusal that keeps no body, counted into the coalesced dead letters."""
+        telemetry.ALERTMANAGER.labels(reason).inc()
+        self.refusals.record(origin=origin, reason=reason, status=status, message=message,
+                             caller=request.remote, names=request.headers.keys())
+        return web.json_response({"error": message, "reason": reason}, status=status, headers=headers)
 
     async def handle(self, request: web.Request) -> web.Response:
         """One notification from Alertmanager."""
@@ -161,14 +183,12 @@ class AlertmanagerRelay:
         refused = self._limiter.acquire(caller)
         if refused is not None:
             reason, wait_s = refused
-            telemetry.ALERTMANAGER.labels(reason).inc()
-            return web.json_response({"error": f"too many requests from this caller ({reason.replace('_', ' ')})",
-                                      "reason": reason}, status=429,
-                                     headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
+            return self.refused(request, 429, reason, f"too many requests from this caller ({reason.replace('_', ' ')})",
+                                 headers={"Retry-After": str(max(1, math.ceil(wait_s)))})
         try:
             if not authenticated:
-                return web.json_response({"error": "missing or wrong bearer token", "reason": "unauthenticated"},
-                                         status=401, headers={"WWW-Authenticate": "Bearer"})
+                return self.refused(request, 401, "unauthenticated", "missing or wrong bearer token",
+                                     headers={"WWW-Authenticate": "Bearer"})
             return await self._handle(request)
         finally:
             self._limiter.release(caller)
@@ -180,17 +200,16 @@ class AlertmanagerRelay:
                 raw_body, complete = await self._read(request)
         except TimeoutError:
             # No complete request to keep (as the ingest routes, docs/ingest.md body_timeout).
-            telemetry.ALERTMANAGER.labels("body_timeout").inc()
-            return web.json_response({"error": f"request body not received within {timeout_s:g} s",
-                                      "reason": "body_timeout"}, status=408, headers={"Connection": "close"})
+            return self.refused(request, 408, "body_timeout", f"request body not received within {timeout_s:g} s",
+                                 headers={"Connection": "close"})
         if not complete:
             limit = self.settings.alertmanager_max_body_bytes
-            return await self._refuse(413, "too_large", f"request body exceeds {limit} bytes", raw_body)
+            return await self._refuse(request, 413, "too_large", f"request body exceeds {limit} bytes", raw_body)
         try:
             raw = jsonutil.loads(raw_body)
             note = AmNotification.model_validate(raw)
         except (jsonutil.JSONDecodeError, ValidationError) as exc:
-            return await self._refuse(400, "invalid_alertmanager_payload",
+            return await self._refuse(request, 400, "invalid_alertmanager_payload",
                                       f"not an Alertmanager v4 webhook payload: {exc}", raw_body)
         key = note.dedup_key()
         lock = self._locks.setdefault(key, asyncio.Lock())
@@ -218,11 +237,12 @@ class AlertmanagerRelay:
                 return b"".join(chunks)[: 64 * 1024], False
         return b"".join(chunks), True
 
-    async def _refuse(self, status: int, reason: str, message: str, raw_body: bytes) -> web.Response:
+    async def _refuse(self, request: web.Request, status: int, reason: str, message: str,
+                      raw_body: bytes) -> web.Response:
         """A clear refusal of an authenticated request, and its dead letter (docs/money.md, Alertmanager)."""
         telemetry.ALERTMANAGER.labels("invalid").inc()
         letter = make_dead_letter(stage="notify", origin="http:/alertmanager", reason=reason, error=message[:2000],
-                                  original=raw_body, masker=self.masker)
+                                  original=raw_body, masker=self.masker, http_status=status, caller=request.remote)
         await self.dead_letter(letter)
         return web.json_response({"error": message[:500], "reason": reason}, status=status)
 

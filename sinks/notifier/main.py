@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -12,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_producer, resolve
 from gateledger.masking import Masker, masking_salt
+from gateledger.refusals import AIOHTTP_REASONS
 from gateledger.settings import Settings
 from gateledger.signals import run_until_stopped
 from gateledger.topics import Topic, topic_name
@@ -33,7 +35,19 @@ def _http_app(service: NotifierService, relay: AlertmanagerRelay | None = None) 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"ok": True, "handled": service.handled})
 
-    app = web.Application()
+    @web.middleware
+    async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
+        # aiohttp's own refusals (a wrong method or path on this port) are accounted for as the relay's are.
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if relay is None or not 400 <= exc.status < 500:
+                raise
+            resource = request.match_info.route.resource
+            return relay.refused(request, exc.status, AIOHTTP_REASONS.get(exc.status, "bad_request"), exc.reason,
+                                 origin=f"http:{resource.canonical if resource is not None else 'unmatched'}")
+
+    app = web.Application(middlewares=[refusals])
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     if relay is not None:
@@ -60,6 +74,7 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
     consumer = make_consumer(kafka, target, topic_name(Topic.BUDGET_ALERTS, prefix), group_id=notifier.group_id)
     session = aiohttp.ClientSession()
     runner: web.AppRunner | None = None
+    relay: AlertmanagerRelay | None = None
     try:
         store = KafkaSentStore(kafka, target, topic_name(Topic.NOTIFIER_SENT, prefix), producer)
         await store.load()
@@ -88,11 +103,13 @@ async def run_notifier(settings: Settings | None = None, stop: asyncio.Event | N
         finally:
             stop_task.cancel()
     finally:
+        if runner is not None:
+            await runner.cleanup()
+        if relay is not None:
+            await relay.close()  # the refusals still being counted, before the producer goes
         await consumer.stop()
         await session.close()
         await producer.stop()
-        if runner is not None:
-            await runner.cleanup()
 
 
 def main() -> None:

@@ -70,6 +70,8 @@ class NotifierSettings(BaseSettings):
     alertmanager_rate_limit_per_s: float = 500.0
     alertmanager_rate_limit_burst: int = 2000
     alertmanager_max_concurrent: int = 64
+    # 401, 408 and 429 refusals are written as one dead letter per caller, reason and window (with a count).
+    alertmanager_refusal_window_s: float = 10.0
 
     def targets(self) -> list[WebhookTarget]:
         """The configured webhooks (names unique)."""

@@ -1,7 +1,8 @@
 """The hostile-input corpus of tests/producers/test_hostile_inputs.py: per route, a seeded generator of
 valid records carrying hostile content, inputs that must be refused, random mutations, bad credentials,
-wrong content types, forged tenants and odd identity headers; and the upstreams the routes talk to (an
-AxonFlow that answers anything by AxonFlow's rules, a webhook receiver behind the notifier's relay)."""
+wrong content types, forged tenants and odd identity headers, a flood and slow bodies; and the upstreams
+the routes talk to (an AxonFlow that answers anything by AxonFlow's rules, a webhook receiver behind the
+notifier's relay)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,11 @@ RECORD_LIMIT = 200_000
 BODY_LIMIT = 10 * 1024 * 1024
 AM_BODY_LIMIT = 1024 * 1024
 MARKER = re.compile(r"fzm[a-z]+")
+# Flood and slow body, per route: FLOOD_SLOTS requests whose bodies never finish hold every slot of their
+# caller (the concurrency limit) until the body-read timeout (408), and requests meanwhile are 429. The
+# corpus's own traffic (16 at a time per route) stays under the limit.
+FLOOD_SLOTS = 20
+SLOW_BODY_S = 4.0
 
 # Masking cost grows with the characters of text: the longest string and the deepest nesting are sent once per
 # route (_special_cases), shorter ones in the random pool.
@@ -205,6 +211,12 @@ ROUTES: dict[str, dict[str, Any]] = {
     "alertmanager": {"path": "/alertmanager", "make": am_notification, "free": "fz_free", "array": False,
                      "required": ["groupKey", "status", "alerts"], "ctype": "application/json"},
 }
+# Each route's requests come from an address of their own (127.0.0.0/8 is all loopback), its flood from
+# another: dead letters name their caller, so every refusal is accounted for per route.
+ADDRESS = {route: f"127.0.1.{10 + k}" for k, route in enumerate(ROUTES)}
+FLOOD_ADDRESS = {route: f"127.0.2.{10 + k}" for k, route in enumerate(ROUTES)}
+# A relay token per route's flood: limits are per known token, so one route's flood leaves the others alone.
+FLOOD_TOKENS = {route: f"tok-hostile-flood-{k}" for k, route in enumerate(ROUTES)}
 # Filter URLs the webhook filter must refuse (404 not_found, before the signature is checked).
 NOT_FOUND_PATHS = (f"/v1/obot/webhook/{SCOPED}/server", "/v1/obot/webhook/nosuch/server/x",
                    f"/v1/obot/webhook/{SCOPED}/team/x", f"/v1/obot/webhook/{SCOPED}/user/a/user/b",
@@ -223,6 +235,27 @@ def credentials(route: str, body: bytes) -> dict[str, str]:
     if path == "/alertmanager":
         return {"Authorization": f"Bearer {AM_TOKEN}"}
     return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def flood_credentials(route: str, body: bytes) -> dict[str, str]:
+    """The route's honest credentials, with the flood's own token where the route takes one."""
+    creds = credentials(route, body)
+    if route == "alertmanager":
+        return creds
+    token = FLOOD_TOKENS[route]
+    for name in ("Authorization", "X-Gateledger-Token"):
+        if name in creds:
+            creds[name] = f"Bearer {token}" if name == "Authorization" else token
+    return creds
+
+
+def valid_item(route: str, m: str, rng: random.Random, **extra: Any) -> dict[str, Any]:
+    """One valid request of the route, sent with the flood's credentials."""
+    spec = ROUTES[route]
+    rec = hostile_but_valid(spec["make"](m, rng), m, rng, spec["free"])
+    body = orjson.dumps([rec] if spec["array"] else rec)
+    return {"body": body, "headers": {"Content-Type": spec["ctype"], **flood_credentials(route, body)},
+            "valid": [m], "must_refuse": False, "records": 1, "marker": m, **extra}
 
 
 ODD = ["Bearer t\u00f6k\u00e9n", "Bearer \udcff\udcfe", "\u2603", "Bearer " + "A" * 5000, "bearer", "Basic x", ""]

@@ -42,15 +42,19 @@ from typing import Any
 
 import orjson
 import pytest
-from aiohttp import ClientSession, ClientTimeout
+from aiohttp import ClientSession, ClientTimeout, TCPConnector
 from aiohttp.test_utils import TestServer
 
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from producers.ingest.settings import IngestSettings
 from tests.producers.hostile_corpus import (
+    ADDRESS,
     AM_BODY_LIMIT,
     AM_TOKEN,
+    FLOOD_ADDRESS,
+    FLOOD_SLOTS,
+    FLOOD_TOKENS,
     MARKER,
     PER_ROUTE,
     RECORD_LIMIT,
@@ -60,6 +64,7 @@ from tests.producers.hostile_corpus import (
     SCOPED_TENANT,
     SECRET,
     SEED,
+    SLOW_BODY_S,
     TAP_TOKEN,
     TAP_TOKEN_ACME,
     TOKEN,
@@ -67,6 +72,9 @@ from tests.producers.hostile_corpus import (
     AlertReceiver,
     TolerantAxonFlow,
     corpus,
+    flood_credentials,
+    marker,
+    valid_item,
 )
 from tests.producers.ingestutil import ingest_client
 from tests.rawhttp import raw_post
@@ -85,46 +93,85 @@ def documented_reasons() -> set[str]:
 DOCUMENTED_REASONS = documented_reasons()
 
 
-async def _send_all(base: str, items: list[dict[str, Any]], route_path: str) -> None:
+async def _post(session: ClientSession, base: str, item: dict[str, Any], path: str, local: str) -> None:
+    if "raw_headers" in item:  # header bytes no client library sends, or a body that never finishes
+        item["status"], item["answer"] = await raw_post(base, path, item["body"], item["raw_headers"],
+                                                        local_addr=local, declared=item.get("declared"))
+        return
+    async with session.post(base + path, data=item["body"], headers=item["headers"]) as resp:
+        item["status"] = resp.status
+        raw = await resp.read()
+        try:
+            item["answer"] = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            item["answer"] = {"_text": raw[:200].decode(errors="replace")}
+
+
+async def _send_all(base: str, items: list[dict[str, Any]], route: str) -> None:
     sem = asyncio.Semaphore(16)
-    async with ClientSession(timeout=ClientTimeout(total=120)) as session:
+    local = ADDRESS[route]
+    async with ClientSession(timeout=ClientTimeout(total=120), connector=TCPConnector(local_addr=(local, 0))) as session:
 
         async def one(item: dict[str, Any]) -> None:
-            path = item.get("path", route_path)
-            if "raw_headers" in item:  # header bytes no client library sends
-                async with sem:
-                    item["status"], item["answer"] = await raw_post(base, path, item["body"], item["raw_headers"])
-                return
-            async with sem, session.post(base + path, data=item["body"], headers=item["headers"]) as resp:
-                item["status"] = resp.status
-                raw = await resp.read()
-                try:
-                    item["answer"] = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    item["answer"] = {"_text": raw[:200].decode(errors="replace")}
+            async with sem:
+                await _post(session, base, item, item.get("path", ROUTES[route]["path"]), local)
 
         await asyncio.gather(*(one(x) for x in items))
 
 
-def _expected_refusals(item: dict[str, Any]) -> int:
-    """Dead letters an answer promises: one per refused record of an authenticated request."""
-    ans = item["answer"] if isinstance(item.get("answer"), dict) else {}
-    if item.get("too_large") and "X-Obot-Signature-256" in item.get("headers", {}):
-        return 0  # documented: a signed filter cannot check the signature of a body it did not read
-    if item["status"] == 200:
-        return len(ans.get("rejected") or [])
-    if item["status"] in (400, 413):
-        if "rejected" in ans:
-            return len(ans["rejected"])
-        return 1 if ans.get("reason") not in (None, "bad_header", "not_found") else 0
-    return 0
+async def _flood(base: str, route: str, start: int) -> list[dict[str, Any]]:
+    """The route's flood: FLOOD_SLOTS bodies that never finish hold every slot of their caller until the
+    body-read timeout (408); meanwhile rounds of valid requests, until the concurrency limit answers 429."""
+    path, local = ROUTES[route]["path"], FLOOD_ADDRESS[route]
+    rng = random.Random(SEED + start)
+    head = b'{"pad": "'
+    raw_headers = [(b"Content-Type", ROUTES[route]["ctype"].encode()),
+                   *((k.encode(), v.encode()) for k, v in flood_credentials(route, head).items())]
+    holders = [{"body": head, "raw_headers": raw_headers, "declared": 64 * 1024, "slow": True, "valid": [],
+                "must_refuse": True, "records": 0, "marker": ""} for _ in range(FLOOD_SLOTS)]
+    flood: list[dict[str, Any]] = []
+    async with ClientSession(timeout=ClientTimeout(total=120), connector=TCPConnector(local_addr=(local, 0))) as session:
+        held = [asyncio.create_task(_post(session, base, x, path, local)) for x in holders]
+        while not any(x["status"] == 429 for x in flood) and not all(t.done() for t in held):
+            await asyncio.sleep(0.05)  # not a timing assertion: rounds go on until the limit shows
+            # More at once than the caller has slots: whatever the holders hold, some are refused.
+            batch = [valid_item(route, marker(start + len(flood) + i), rng, flood=True)
+                     for i in range(FLOOD_SLOTS + 5)]
+            await asyncio.gather(*(_post(session, base, x, path, local) for x in batch))
+            flood += batch
+        await asyncio.gather(*held)
+    return holders + flood
 
 
-def _refusal_reasons(item: dict[str, Any]) -> list[str | None]:
+def _refusal_reasons(item: dict[str, Any], route: str) -> list[str | None]:
     ans = item["answer"] if isinstance(item.get("answer"), dict) else {}
     if "rejected" in ans:
         return [r.get("reason") for r in ans["rejected"]]
+    if route.startswith("tap") and "reason" not in ans:
+        return []  # AxonFlow's own answer, passed on (and recorded as the exchange it was)
     return [ans.get("reason")] if 400 <= item["status"] < 500 else []
+
+
+def _refused_requests(items: list[dict[str, Any]], route: str) -> Counter[tuple[str, int]]:
+    """Requests refused as a whole, per (reason, status): each must be in the dead letters' counts."""
+    return Counter((x["answer"].get("reason"), x["status"]) for x in items
+                   if 400 <= x["status"] < 500 and "rejected" not in x["answer"]
+                   and (not route.startswith("tap") or "reason" in x["answer"]))
+
+
+def _check_flood(route: str, items: list[dict[str, Any]]) -> list[str]:
+    """The slow bodies are 408 body_timeout (or 429 when they found the slots taken), the flood 429 or served."""
+    slow = Counter((x["status"], x["answer"].get("reason")) for x in items if x.get("slow"))
+    flood = Counter((x["status"], x["answer"].get("reason")) for x in items if x.get("flood"))
+    problems = []
+    if not slow[(408, "body_timeout")] or set(slow) - {(408, "body_timeout"), (429, "concurrency_limited")}:
+        problems.append(f"{route}: slow bodies answered {dict(slow)}")
+    if not flood[(429, "concurrency_limited")] or {s for s, _ in flood} - {200, 429}:
+        problems.append(f"{route}: the flood answered {dict(flood)}")
+    for x in items:
+        if x.get("flood") and x["status"] == 429:
+            x["valid"] = []  # refused: must land nowhere but in the dead letters' counts
+    return problems
 
 
 def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: Settings, ch_client,
@@ -145,27 +192,44 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
             # As deployed: relay tokens (one for any tenant, one locked to acme), a signed default filter
             # and a named one scoped by its URL, the tap's tokens, Alertmanager's bearer token.
             ingest = IngestSettings(axonflow_upstream_url=str(up.make_url("")), publish_timeout_s=8.0,
-                                    tokens={TOKEN: {"tenant": "*"}, TOKEN_ACME: {"tenant": "acme"}},
+                                    tokens={TOKEN: {"tenant": "*"}, TOKEN_ACME: {"tenant": "acme"},
+                                            **{t: {"tenant": "*"} for t in FLOOD_TOKENS.values()}},
                                     webhook_secret=SECRET,
                                     webhook_filters={SCOPED: {"secret": SCOPED_SECRET, "tenant": SCOPED_TENANT}},
                                     axonflow_tokens={TAP_TOKEN: ["*"], TAP_TOKEN_ACME: ["acme"]},
-                                    max_record_bytes=RECORD_LIMIT)
+                                    max_record_bytes=RECORD_LIMIT, max_concurrent_per_caller=FLOOD_SLOTS,
+                                    body_read_timeout_s=SLOW_BODY_S)
             hooks = [{"name": "fz", "url": str(hook.make_url("/hook"))}]
-            async with running_sink(settings, fast_sink(batch_max_rows=2000)) as state, \
-                    ingest_client(settings, ingest) as http, \
-                    running_notifier(settings, hooks, alertmanager_token=AM_TOKEN,
-                                     alertmanager_max_body_bytes=AM_BODY_LIMIT) as notifier:
-                base = str(http.make_url("")).rstrip("/")
-                for route, items in plan.items():
-                    await _send_all(notifier if route == "alertmanager" else base, items, ROUTES[route]["path"])
-                    r = await http.get("/healthz")
-                    assert r.status == 200, f"the server stopped answering after {route}"
+            async with running_sink(settings, fast_sink(batch_max_rows=2000)) as state:
+                async with ingest_client(settings, ingest) as http, \
+                        running_notifier(settings, hooks, alertmanager_token=AM_TOKEN,
+                                         alertmanager_max_body_bytes=AM_BODY_LIMIT,
+                                         alertmanager_max_concurrent=FLOOD_SLOTS,
+                                         alertmanager_body_read_timeout_s=SLOW_BODY_S) as notifier:
+                    base = str(http.make_url("")).rstrip("/")
+                    # Every route's flood beside the corpus (its own caller: no effect on the corpus's limits).
+                    floods = {route: asyncio.create_task(_flood(notifier if route == "alertmanager" else base, route,
+                                                                k * 1_000_000 + 900_000))
+                              for k, route in enumerate(ROUTES)}
+                    for route, items in plan.items():
+                        if route == "alertmanager":
+                            await floods[route]  # one token, one caller: its flood is over before its corpus
+                        await _send_all(notifier if route == "alertmanager" else base, items, route)
+                        r = await http.get("/healthz")
+                        assert r.status == 200, f"the server stopped answering after {route}"
+                    for route, task in floods.items():
+                        plan[route].extend(await task)
+                # Both servers stopped: the refusals they were still counting are written now.
                 await wait_caught_up(settings, state["sink"], timeout_s=180)
 
     asyncio.run(main())
 
     problems: list[str] = []
     for route, items in plan.items():
+        problems += _check_flood(route, items)
+        undocumented = Counter(r for x in items for r in _refusal_reasons(x, route) if r not in DOCUMENTED_REASONS)
+        if undocumented:
+            problems.append(f"{route}: refusals without a documented reason: {dict(undocumented)}")
         if route == "alertmanager":
             continue  # checked on its own below
         statuses = Counter(x["status"] for x in items)
@@ -174,11 +238,10 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         if fives:
             problems.append(f"{route}: {len(fives)} answers >= 500, e.g. {fives[0]['status']} "
                             f"{fives[0]['answer']} for {fives[0]['body'][:120]!r}")
-        undocumented = Counter(r for x in items for r in _refusal_reasons(x) if r not in DOCUMENTED_REASONS)
-        if undocumented and not route.startswith("tap"):
-            problems.append(f"{route}: refusals without a documented reason: {dict(undocumented)}")
         for x in items:
             reason = x["answer"].get("reason") if isinstance(x["answer"], dict) else None
+            if x.get("slow") or x.get("flood"):
+                continue  # checked above
             if x.get("not_found") and (x["status"], reason) != (404, "not_found"):
                 problems.append(f"{route}: a filter URL naming nothing answered {x['status']} {x['answer']}")
             if x.get("odd_identity") and (x["status"], reason) != (400, "bad_header"):
@@ -202,7 +265,7 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
             if x.get("too_large") and x["status"] != 413:
                 problems.append(f"{route}: an 11 MB body answered {x['status']}")
                 break
-            if x.get("record_too_large") and "too_large" not in _refusal_reasons(x):
+            if x.get("record_too_large") and "too_large" not in _refusal_reasons(x, route):
                 problems.append(f"{route}: a record over the record limit answered {x['status']} {x['answer']}")
                 break
         print(route, dict(statuses))
@@ -216,16 +279,31 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         for m in set(MARKER.findall(data)):
             found[m] += 1
             tenants.setdefault(m, set()).add(tenant)
-    letters = ch_client.query(f"SELECT id, stage, origin, reason, original FROM `{db}`.dead_letters FINAL").result_rows
+    letters = ch_client.query(f"SELECT id, stage, origin, reason, original, http_status, caller, count, "
+                              f"first_at IS NOT NULL FROM `{db}`.dead_letters FINAL").result_rows
     ingest_letters = [r for r in letters if r[1] == "ingest"]
     other_letters = [r for r in letters if r[1] not in ("ingest", "notify")]
     assert all(r[3] for r in letters), "a dead letter without a reason"
-    http_letters = [r for r in ingest_letters if r[2].startswith("http:")]
-    assert {r[3] for r in http_letters} <= DOCUMENTED_REASONS, Counter(r[3] for r in http_letters)
+    door_letters = [r for r in letters if r[2].startswith(("http:", "tap:"))]
+    assert {r[3] for r in door_letters} <= DOCUMENTED_REASONS, Counter(r[3] for r in door_letters)
     lettered: Counter[str] = Counter()
     for r in letters:
         for m in set(MARKER.findall(r[4])):
             lettered[m] += 1
+
+    # Every request refused as a whole, on every door, is in the dead letters: per route (its callers'
+    # addresses), reason and status, the letters' counts add up to the refused requests, one for one. Bodiless
+    # refusals (401, 408, 429, strangers' odd headers, URLs naming nothing) are coalesced per caller and window.
+    counted: dict[str, Counter[tuple[str, int]]] = {}
+    for r in letters:
+        if r[5] is not None:
+            counted.setdefault(r[6], Counter())[(r[3], r[5])] += r[7]
+    for route, items in plan.items():
+        got = counted.get(ADDRESS[route], Counter()) + counted.get(FLOOD_ADDRESS[route], Counter())
+        want = _refused_requests(items, route)
+        assert got == want, f"{route}: dead letters count {dict(got)}, refused requests were {dict(want)}"
+        assert want[("body_timeout", 408)] and want[("concurrency_limited", 429)], (route, dict(want))
+    assert sum(r[7] for r in letters if r[8]) > len([r for r in letters if r[8]]), "nothing was coalesced"
 
     for route, items in plan.items():
         # A forged tenant header never moves a record to another tenant.
@@ -241,18 +319,18 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         assert not twice, f"{route}: landed more than once: {twice[:3]}"
         in_sink_letters = [m for m in valid if found[m] == 0]
         assert not in_sink_letters, f"{route}: valid records dead-lettered by the sink: {in_sink_letters[:3]}"
-        # Refused before authentication: answered, never dead-lettered (and never recorded).
+        # Refused before authentication or before the body was read: its body is kept nowhere.
         strangers = [x["marker"] for x in items if x.get("unauthenticated") or x.get("not_found")
-                     or x.get("odd_identity")]
+                     or (x.get("odd_identity") and route.startswith("webhook")) or x["status"] == 429]
         assert not [m for m in strangers if found[m] or lettered[m]], f"{route}: a stranger's request was kept"
-    # Every refusal the server reported is one ingest dead letter (each refused input is unique).
-    non_tap = [x for route, items in plan.items() if not route.startswith("tap") and route != "alertmanager"
-               for x in items]
-    refusals = sum(_expected_refusals(x) for x in non_tap)
-    assert len(http_letters) == refusals, (len(http_letters), refusals, Counter(r[3] for r in http_letters))
+    # Every record refused inside a batch is one dead letter of its own (each refused input is unique).
+    per_record = [r for r in ingest_letters if r[2].startswith("http:") and r[5] is None]
+    rejected = sum(len(x["answer"].get("rejected") or []) for route, items in plan.items()
+                   if not route.startswith("tap") and route != "alertmanager" for x in items)
+    assert len(per_record) == rejected, (len(per_record), rejected, Counter(r[3] for r in per_record))
     # The tap, per exchange: every request it answered is recorded exactly once, as an event or as a
     # dead letter, found by the marker it carried (a lost and a duplicated exchange cannot cancel out).
-    tap_letters = [r for r in ingest_letters if r[2].startswith("tap:")]
+    tap_letters = [r for r in ingest_letters if r[2].startswith("tap:") and not r[8]]
     tap_found: Counter[str] = Counter()
     for _id, data, _src, typ, _tenant in rows:
         if typ.startswith("axonflow"):
@@ -271,11 +349,11 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         if not route.startswith("tap"):
             continue
         # A non-ASCII identity header is refused by the ingest's header check before the tap sees it
-        # (400 bad_header, never dead-lettered, docs/ingest.md): never recorded.
+        # (400 bad_header, dead-lettered by the ingest for a known token): never an exchange.
         refused_early = [x["marker"] for x in items if x.get("odd_identity") and tap_found[x["marker"]]]
         assert not refused_early, f"{route}: a request refused for its headers was recorded: {refused_early[:3]}"
-        answered = [x for x in items if x["status"] not in (401, 413) and not x.get("unauthenticated")
-                    and not x.get("odd_identity")]
+        answered = [x for x in items if x["status"] not in (401, 408, 413, 429) and not x.get("unauthenticated")
+                    and not x.get("odd_identity") and not x.get("slow")]
         assert len(answered) >= PER_ROUTE * 0.85, (route, len(answered))
         hidden = [x for x in answered if tap_found[x["marker"]] == 0
                   and x["marker"] not in masker.mask_text(x["body"].decode("utf-8", "replace"))]
@@ -293,12 +371,14 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
 def _check_alertmanager(items: list[dict[str, Any]], receiver: AlertReceiver, letters: list[tuple]) -> None:
     """Every answer clear, every notification answered 200 relayed once, every refusal one dead letter."""
     assert len(items) >= PER_ROUTE
-    notify = [r for r in letters if r[1] == "notify" and r[2] == "http:/alertmanager"]
+    notify = [r for r in letters if r[1] == "notify" and r[2] == "http:/alertmanager" and not r[8]]
     lettered: Counter[str] = Counter(m for r in notify for m in set(MARKER.findall(r[4])))
     problems = []
     for x in items:
         status, ans = x["status"], x["answer"] if isinstance(x["answer"], dict) else {}
         m = x["marker"]
+        if x.get("slow") or (x.get("flood") and status == 429):
+            continue  # checked with the other routes' floods (and counted in the dead letters)
         if status >= 500:
             problems.append(f"answered {status} {ans}")
         elif x.get("unauthenticated"):

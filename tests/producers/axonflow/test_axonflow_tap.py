@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 from axonflow import AxonFlow
@@ -287,13 +289,24 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
 
     events = asyncio.run(main())
     assert len(events) == 3
-    # Refusals of identified callers (403, 400) are dead-lettered with their reason; 401s are not, nor
-    # are the ingest's header refusals, which come before anyone is identified (docs/ingest.md, Refusals):
-    # of the odd headers only the oversized traceparent, refused by the tap after authentication, is kept.
-    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=7))
-    assert sorted(d["reason"] for d in letters) == ["bad_header", "tenant_not_allowed", "tenant_not_allowed",
-                                                    "tenant_not_allowed", "tenant_not_allowed", "tenant_required",
-                                                    "tenant_required"]
+    # Refusals of identified callers (403, 400) are dead-lettered with their reason and body; 401s and the
+    # header refusals before anyone is identified keep no body: they are counted into one letter per
+    # caller, route, reason and window (docs/ingest.md, Refusals), written when the server stops. Of the
+    # odd headers only the oversized traceparent, refused by the tap after authentication, keeps its body;
+    # the control character is refused by aiohttp's HTTP parser before any of gateledger's code runs.
+    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=13))
+    kept = [d for d in letters if d["first_at"] is None]
+    assert sorted(d["reason"] for d in kept) == ["bad_header", "tenant_not_allowed", "tenant_not_allowed",
+                                                 "tenant_not_allowed", "tenant_not_allowed", "tenant_required",
+                                                 "tenant_required"]
+    assert all(d["count"] == 1 and d["caller"] == "127.0.0.1" and d["http_status"] in (400, 403) for d in kept)
+    coalesced = [d for d in letters if d["first_at"] is not None]
+    counted: Counter[tuple[str, int]] = Counter()
+    for d in coalesced:
+        counted[(d["reason"], d["http_status"])] += d["count"]
+        assert d["original"] == "" and d["caller"] == "127.0.0.1" and "tok-" not in orjson.dumps(d).decode(), d
+    # 3 unknown callers x 2 recorded paths + the pass-through GET; three odd headers before identification.
+    assert counted == {("unauthenticated", 401): 7, ("bad_header", 401): 2, ("bad_header", 400): 1}, counted
     by_tenant = {e["tenant"]: e for e in events}
     assert set(by_tenant) == {"acme", "mallory", "initech"}
     acme = by_tenant["acme"]

@@ -98,8 +98,68 @@ def test_records_over_the_record_limit_are_refused_too_large_and_dead_lettered_n
             assert r.status in (400, 413) and "too_large" in await r.text()
         letters = await read_topic(settings, Topic.DEAD_LETTERS, until=lambda got: len(got) >= 3)
         assert sorted(d["reason"] for d in letters) == ["too_large"] * 3, letters
+        assert all(d["count"] == 1 and d["first_at"] is None for d in letters), "each with its body"
         assert all(len(orjson.dumps(d)) <= 1_000_000 for d in letters)
         events = await read_topic(settings, Topic.RAW_OBOT_LLM, until=lambda got: len(got) >= 2)
         assert sorted(e["data"]["id"] for e in events) == ["near-1", "small-1"]
 
     asyncio.run(main())
+
+
+def test_refusals_without_a_trusted_body_are_coalesced_into_few_dead_letters_that_count_them_all(
+        settings: Settings) -> None:
+    """Strangers' refusals (unknown tokens, bad signatures, odd headers, URLs naming nothing, wrong methods)
+    from two addresses: a handful of bodiless letters whose counts add up to every request, written when
+    the server stops; a known caller's odd identity header keeps its (masked) body."""
+    body = orjson.dumps([samples.obot_llm(id="fzm-coalesce")])
+    sent: dict[tuple[str, int, str], int] = {}
+
+    async def send(base: str, path: str, headers: list[tuple[bytes, bytes]], reason: str, status: int,
+                   n: int, local: str) -> None:
+        for _ in range(n):
+            got, answer = await raw_post(base, path, body, headers, local_addr=local)
+            assert (got, answer.get("reason")) == (status, reason), (path, got, answer)
+        sent[(reason, status, local)] = sent.get((reason, status, local), 0) + n
+
+    async def main() -> list[dict[str, object]]:
+        async with ingest_client(settings, secured()) as http:
+            base = str(http.make_url("")).rstrip("/")
+            ctype = (b"Content-Type", b"application/json")
+            for local in ("127.0.0.1", "127.0.0.2"):
+                await send(base, "/v1/ingest/obot-llm", [ctype, (b"Authorization", b"Bearer nope")],
+                           "unauthenticated", 401, 40, local)
+                await send(base, "/v1/obot/webhook", [ctype, (b"X-Obot-Signature-256", b"sha256=00")],
+                           "bad_signature", 401, 30, local)
+                await send(base, "/v1/ingest/obot-llm", [ctype, (b"X-Tenant-ID", "é".encode())],
+                           "bad_header", 400, 5, local)
+                await send(base, "/v1/obot/webhook/nosuch", [ctype], "not_found", 404, 5, local)
+            await send(base, "/v1/ingest/nosuch", [ctype, (b"Authorization", f"Bearer {TOKEN}".encode())],
+                       "not_found", 404, 3, "127.0.0.1")
+            r = await http.get("/v1/cloudevents")
+            assert (r.status, (await r.json())["reason"]) == (405, "method_not_allowed")
+            sent[("method_not_allowed", 405, "127.0.0.1")] = 1
+            # A known caller's odd identity header: dead-lettered with its body, as any refusal it causes.
+            status, answer = await raw_post(base, "/v1/ingest/obot-llm", body, [
+                ctype, (b"Authorization", f"Bearer {TOKEN}".encode()), (b"X-Tenant-ID", "é".encode())])
+            assert (status, answer["reason"]) == (400, "bad_header")
+        # Written when the server stopped, well before the window closed.
+        return await read_topic(settings, Topic.DEAD_LETTERS, until=lambda got: sum(
+            d["count"] for d in got) >= sum(sent.values()) + 1)
+
+    letters = asyncio.run(main())
+    kept = [d for d in letters if d["first_at"] is None]
+    assert [(d["reason"], d["tenant"], d["http_status"], "fzm-coalesce" in d["original"]) for d in kept] == [
+        ("bad_header", "acme", 400, True)]
+    coalesced = [d for d in letters if d["first_at"] is not None]
+    counted: dict[tuple[str, int, str], int] = {}
+    for d in coalesced:
+        key = (d["reason"], d["http_status"], d["caller"])
+        counted[key] = counted.get(key, 0) + d["count"]
+        assert d["original"] == "" and d["original_size"] == 0 and d["first_at"] <= d["last_at"], d
+        assert "nope" not in orjson.dumps(d).decode() and "x-tenant-id" in d["details"]["header_names"] \
+            or d["reason"] != "bad_header", d
+    assert counted == sent
+    # One letter per caller, route, reason and status: 10 for 279 refusals.
+    assert len(coalesced) == 10, [(d["origin"], d["reason"], d["caller"], d["count"]) for d in coalesced]
+    assert {d["tenant"] for d in coalesced if d["reason"] == "not_found" and d["origin"] == "http:/v1/ingest/{format}"} \
+        == {"acme"}

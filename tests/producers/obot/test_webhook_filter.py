@@ -91,8 +91,11 @@ def test_signed_deliveries_are_published_with_the_decision(settings: Settings) -
         assert rejected["data"]["_gateledger"]["decision"] == "rejected"
         assert rejected["data"]["_gateledger"]["details"] == {"budget_id": "b-1"}
         assert len({e["id"] for e in events}) == 3, "every delivery is its own decision"
-        letters = await read_topic(settings, Topic.DEAD_LETTERS, want=1)
-        assert [d["reason"] for d in letters] == ["schema"]
+        letters = await read_topic(settings, Topic.DEAD_LETTERS, want=2)
+        assert [d["reason"] for d in letters if d["first_at"] is None] == ["schema"]
+        # Deliveries with a wrong signature keep no body: counted, coalesced (docs/ingest.md "Refusals").
+        assert [(d["reason"], d["count"], d["original"]) for d in letters if d["first_at"] is not None] == [
+            ("bad_signature", 2, "")]
 
     asyncio.run(main())
 

@@ -122,8 +122,16 @@ def test_relay_failures_retry_later_and_dead_letters(settings: Settings) -> None
                 assert len(receiver.accepted["/generic"]) == 1
                 status, body = await post(base, b'{"version": "4", "alerts": "nope"}', **auth)
                 assert status == 400 and "Alertmanager v4" in body["error"]
-            letters = await dead_letters(settings, 2)
-            assert sorted(d["reason"] for d in letters) == ["invalid_alertmanager_payload", "webhook_rejected"]
+                async with aiohttp.ClientSession() as s, s.get(f"{base}/alertmanager") as r:
+                    assert (r.status, (await r.json())["reason"]) == (405, "method_not_allowed")
+            letters = await dead_letters(settings, 4)
+            assert sorted(d["reason"] for d in letters if d["first_at"] is None) == [
+                "invalid_alertmanager_payload", "webhook_rejected"]
+            # The 401s keep no body: one letter counting them all, written when the notifier stopped; the
+            # wrong method too.
+            assert sorted((d["reason"], d["http_status"], d["count"], d["original"]) for d in letters
+                          if d["first_at"] is not None) == [("method_not_allowed", 405, 1, ""),
+                                                            ("unauthenticated", 401, 1 + len(ODD_VALUES), "")]
         finally:
             await receiver.stop()
 
@@ -177,6 +185,11 @@ def test_relay_limits_floods_and_slow_bodies(settings: Settings) -> None:
                 # Another caller (no token: its own bucket, by address) is not limited by the first one's flood.
                 assert (await post(base, PAYLOAD))[0] == 401
             assert len(receiver.accepted["/generic"]) == 1, "repeats of one notification are sent once"
+            # Every refusal is in a dead letter: bodiless, one per caller, reason and window, with its count.
+            letters = await dead_letters(settings, 4)
+            assert sorted((d["reason"], d["http_status"], d["count"], d["caller"]) for d in letters) == [
+                ("body_timeout", 408, 1, "127.0.0.1"), ("concurrency_limited", 429, 1, "127.0.0.1"),
+                ("rate_limited", 429, 1, "127.0.0.1"), ("unauthenticated", 401, 1, "127.0.0.1")]
         finally:
             await receiver.stop()
 
