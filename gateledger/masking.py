@@ -62,6 +62,7 @@ _MAX_DECODE_DEPTH = 6  # encodings peeled off one text (URL inside JSON inside b
 # file, a config), two layers deep; larger runs are attachments and images, not read.
 _MAX_BASE64_DEPTH = 2
 _MAX_BASE64_RUN = 256 * 1024
+_BASE64_CUTS = 3  # separators from the end at which a glued suffix is tried off a base64 run
 _MAX_EMBEDDED_JSON = 64  # JSON starts tried per text: bounded work on bracket-heavy text
 _JSON = json.JSONDecoder()
 _MIN_BASE64_TEXT = 12  # decoded base64 shorter than this cannot hide a credential worth the decode
@@ -385,20 +386,31 @@ class Masker:
         run = m.group(0)
         if run.startswith(REDACTED[1:-1]) or len(run) > _MAX_BASE64_RUN:
             return run
+        # A suffix glued to the encoding ("<base64>-118", an id made of a token and a counter) decodes
+        # into junk bytes that hide the text: the run up to its last few URL-safe separators is tried too.
+        cuts = [i for i in range(len(run) - 1, 15, -1) if run[i] in "-_"][:_BASE64_CUTS]
+        for candidate in (run, *(run[:i] for i in cuts)):
+            plain = self._base64_text(candidate)
+            if plain is not None:
+                return REDACTED if self._mask_text(plain, depth, b64) != plain else run
+        return run
+
+    @staticmethod
+    def _base64_text(run: str) -> str | None:
+        """The text a base64 run decodes to, or None when it decodes to something other than text."""
         # Whole quanta only: a run may end in characters that are not part of the encoding ("...-9").
         raw = run.rstrip("=")
         raw = raw[: len(raw) - len(raw) % 4] if len(raw) % 4 == 1 else raw
         try:
             data = base64.b64decode(raw.replace("-", "+").replace("_", "/") + "=" * (-len(raw) % 4))
         except ValueError:
-            return run
+            return None
         plain = data.decode("utf-8", "replace")
         # Text, allowing for a few undecodable characters at the edges (a suffix glued to the run).
         bad = len(rules.NOT_TEXT.findall(plain))
         if len(plain) < _MIN_BASE64_TEXT or bad > 2 + len(plain) // 50:
-            return run
-        plain = rules.NOT_TEXT.sub(" ", plain) if bad else plain
-        return REDACTED if self._mask_text(plain, depth, b64) != plain else run
+            return None
+        return rules.NOT_TEXT.sub(" ", plain) if bad else plain
 
     def _replace(self, m: re.Match[str]) -> str:
         name = m.lastgroup or ""

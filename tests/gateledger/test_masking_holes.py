@@ -62,6 +62,17 @@ def test_encoded_text() -> None:
         assert not leaks(out, SECRET, EMAIL, quote(EMAIL)), (text, out)
 
 
+def test_base64_with_a_suffix_glued_on() -> None:
+    # Found by the end-to-end property (seed 3762841318): an id made of a base64 token and a counter
+    # ("<base64 of {"session": ...}>-118") decoded into three junk bytes and passed as not-text; it
+    # became a Kafka key in clear. Innocent ids of the same shape stay as they are.
+    token = base64.urlsafe_b64encode(json.dumps({"session": SECRET}).encode()).decode().rstrip("=")
+    for text in (f"{token}-118", f"ctx-1 {token}-118-7", f"{token}_v2"):
+        assert SECRET not in M.mask_text(text), text
+    clean = base64.urlsafe_b64encode(b'{"note": "hello world, nothing here"}').decode().rstrip("=") + "-3"
+    assert M.mask_text(clean) == clean and M.mask_text("ctx-abcdefghijklmnopq-118") == "ctx-abcdefghijklmnopq-118"
+
+
 def test_connection_strings_and_hf_tokens() -> None:
     conn = f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={SECRET}==;EndpointSuffix=core.windows.net"
     out = M.mask_text(conn)
