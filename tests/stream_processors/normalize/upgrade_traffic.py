@@ -1,7 +1,9 @@
 """Traffic cut in two around a worker upgrade, and the state the older layout left at the cut.
 
 ``python tests/stream_processors/normalize/upgrade_traffic.py OUT.json`` with the older code first on
-the path (``PYTHONPATH=<checkout of a4cc686>``) wrote ``state_before_compact.json``: the normalize and
+the path (``PYTHONPATH=<checkout of a4cc686>`` with today's ``tests/`` and ``producers/simulator/`` copied
+into it: the traffic is today's, the state layout the older code's) wrote ``state_before_compact.json``:
+the normalize and
 correlate state of a LocalPipeline after the first half (then 120 s of idle time, so lone halves
 timed out), as the changelog holds it (JSON). ``test_records.py`` loads it into today's code.
 """
@@ -27,7 +29,7 @@ PAUSE_S = 120  # event time the first half is left to run on (lone halves time o
 
 def messages() -> tuple[list[tuple[str, bytes, bytes]], int]:
     """All messages (some swapped with their neighbour, some delivered twice at the end) and the cut."""
-    specs = traffic.mixed(40, seed=11) + [
+    specs = traffic.mixed(40, seed=12) + [
         Spec(n=200 + i, t0=T0 + timedelta(seconds=3 + i), trail=True, tenant=("acme", "globex")[i % 2])
         for i in range(4)]
     evs = traffic.events_in_time_order(specs)
