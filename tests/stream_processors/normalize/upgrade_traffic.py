@@ -3,8 +3,7 @@
 ``python tests/stream_processors/normalize/upgrade_traffic.py OUT.json`` with the older code first on
 the path (``PYTHONPATH=<checkout of a4cc686>`` with today's ``tests/`` and ``producers/simulator/`` copied
 into it: the traffic is today's, the state layout the older code's) wrote ``state_before_compact.json``:
-the normalize and
-correlate state of a LocalPipeline after the first half (then 120 s of idle time, so lone halves
+the normalize and correlate state of a LocalPipeline after the first half (then 120 s of idle time, so lone halves
 timed out), as the changelog holds it (JSON). ``test_records.py`` loads it into today's code.
 """
 
