@@ -31,7 +31,6 @@ FINDINGS = latest(
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
     TIME,
     TENANT,
-    standing=True,
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
@@ -47,7 +46,6 @@ INTERACTIONS = latest_page(
     TENANT,
     last=INTERACTIONS_LAST,
     sort_columns="status",
-    standing=True,
 )
 LOCAL_AGENT_CALLS = latest(
     Table.LOCAL_AGENT_TOOL_CALLS,
@@ -98,7 +96,7 @@ SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   FROM {latest(Table.COST_LEDGER, "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
   UNION ALL
   SELECT time, 'finding', id, user_id, toString(kind), toString(severity), description, NULL
-  FROM {latest(Table.FINDINGS, "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}", standing=True)}
+  FROM {latest(Table.FINDINGS, "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}")}
 )
 ORDER BY time, record"""
 
