@@ -12,14 +12,14 @@ from dashboards.panels import (
     MS,
     NEUTRAL,
     USD,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     link,
     stat_panel,
     table_panel,
-    timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page, page_order
+from dashboards.sql import TENANT, TIME, calls, decisions, latest, latest_page, page_order
 from gateledger.tables import Table
 
 UID = "gateledger-compliance"
@@ -178,66 +178,50 @@ def _over_time(b: Board) -> None:
     """The row "Over time"."""
     b.row("Over time")
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Blocked pre-checks by policy",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, policy, sum(policy_hits) AS blocked\n"
                 f"FROM {DECISIONS}\nWHERE {BLOCKED}\nGROUP BY t, policy HAVING blocked > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="Denied pre-checks per interval, by the policy that denied them.",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Webhook rejections by filter",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, if(filter_name = '', '(unnamed)', filter_name) AS filter,"
                 " sum(decisions) AS rejected\n"
                 f"FROM {DECISIONS}\nWHERE {REJECTED}\nGROUP BY t, filter HAVING rejected > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="MCP messages rejected per interval, by webhook filter.",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Authorization denials by server",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(calls) AS denied\n"
                 f"FROM {MCP_CALLS}\nWHERE status = 'denied'\nGROUP BY t, server HAVING denied > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="MCP calls denied per interval, by server.",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Findings by kind",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, outcome AS kind, sum(decisions) AS findings\n"
                 f"FROM {DECISIONS}\nWHERE source = '{Table.FINDINGS}'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="Unaudited LLM calls, orphan audits, policy bypasses, suspect usage and unpriced models.",
         ),
         w=12,

@@ -14,6 +14,7 @@ from dashboards.panels import (
     USD_PER_HOUR,
     UTILIZATION,
     bargauge_panel,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     link,
@@ -158,55 +159,43 @@ def _spend_over_time(b: Board) -> None:
     """The row "Spend over time"."""
     b.row("Spend over time")
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by tenant",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, tenant, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
                 "GROUP BY t, tenant ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD per interval, by tenant.",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by model",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, provider, model, sum(cost_usd) AS spend_usd\n"
                 f"FROM {COSTS}\nWHERE kind = 'llm'\nGROUP BY t, provider, model ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD of LLM calls per interval, by model.",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by MCP server",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(cost_usd) AS spend_usd\n"
                 f"FROM {COSTS}\nWHERE mcp_server_id != ''\nGROUP BY t, server ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD attributed to each MCP server (priced tool calls and LLM calls made for them).",
         ),
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by user (top 10)",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
@@ -214,11 +203,7 @@ def _spend_over_time(b: Board) -> None:
                 f"  SELECT user_id FROM {USER_COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
                 "GROUP BY t, user_id ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD per interval for the ten biggest spenders of the time range.",
         ),
         w=12,

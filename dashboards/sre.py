@@ -14,6 +14,7 @@ from dashboards.panels import (
     MS,
     OPS,
     PERCENT,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     prom,
@@ -214,7 +215,7 @@ def _throughput_and_delay(b: Board) -> None:
         w=12,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Dead letters by stage and reason",
             ch_timeseries(
                 "SELECT $__timeInterval(time) AS t, stage, reason, sum(n) AS dead_letters\n"
@@ -223,10 +224,8 @@ def _throughput_and_delay(b: Board) -> None:
                 "GROUP BY t, stage, reason ORDER BY t"
             ),
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description=f"Everything rejected, by stage and machine-readable reason (replay from gateledger.{Table.DEAD_LETTERS}).",
+            rollup=False,
         ),
         w=12,
     )
