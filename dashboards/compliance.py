@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import FULL_TABLE, HALF, HALF_TABLE, LIST, STAT, Board
 from dashboards.panels import (
     COUNT,
     GOOD_BAD,
@@ -131,8 +131,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description="AxonFlow pre-checks that denied the request.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -142,8 +141,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description="MCP messages a webhook filter rejected.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -153,8 +151,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description=f"MCP calls the gateway denied ({Table.MCP_CALLS}.status = denied).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     for title, kind in (
         ("Unaudited LLM calls", "unaudited_llm_call"),
@@ -169,8 +166,7 @@ def _in_range(b: Board) -> None:
                 steps=GOOD_BAD,
                 description=FINDING_DESCRIPTIONS[kind],
             ),
-            w=4,
-            h=4,
+            STAT,
         )
 
 
@@ -187,7 +183,7 @@ def _over_time(b: Board) -> None:
             unit=COUNT,
             description="Denied pre-checks per interval, by the policy that denied them.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -200,7 +196,7 @@ def _over_time(b: Board) -> None:
             unit=COUNT,
             description="MCP messages rejected per interval, by webhook filter.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -212,7 +208,7 @@ def _over_time(b: Board) -> None:
             unit=COUNT,
             description="MCP calls denied per interval, by server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -224,7 +220,7 @@ def _over_time(b: Board) -> None:
             unit=COUNT,
             description="Unaudited LLM calls, orphan audits, policy bypasses, suspect usage and unpriced models.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -243,8 +239,7 @@ def _details(b: Board) -> None:
             description="Which policies block, why, and how many users they stop.",
             sort_by="blocked",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -260,8 +255,7 @@ def _details(b: Board) -> None:
             ),
             description="Tools whose calls the gateway denied or a webhook filter rejected.",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -275,8 +269,7 @@ def _details(b: Board) -> None:
             description="Every compliance finding, most severe first; click an interaction to drill into it.",
             links={"interaction_id": DRILL_DOWN},
         ),
-        w=24,
-        h=9,
+        FULL_TABLE,
     )
     b.add(
         table_panel(
@@ -291,8 +284,7 @@ def _details(b: Board) -> None:
             description="Who ran which local tool on which device: tool calls Claude Code, Codex, Cursor or VS Code "
             "reported to Obot (v0.24+). last_recorded is Obot's clock; last_reported is the device's own.",
         ),
-        w=24,
-        h=9,
+        FULL_TABLE,
     )
     b.add(
         table_panel(
@@ -310,8 +302,7 @@ def _details(b: Board) -> None:
             column_units={"cost_usd": USD, "latency_ms": MS},
             links={"interaction_id": DRILL_DOWN},
         ),
-        w=24,
-        h=10,
+        LIST,
     )
 
 
@@ -326,6 +317,5 @@ def _interaction(b: Board) -> None:
             "interaction, in time order. Set the interaction id above or click one in a table.",
             column_units={"cost_usd": USD},
         ),
-        w=24,
-        h=10,
+        LIST,
     )

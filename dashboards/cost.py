@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import HALF, HALF_TABLE, STAT, Board
 from dashboards.panels import (
     COUNT,
     GOOD_BAD,
@@ -94,8 +94,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="All priced LLM and tool calls (latest price version of each entry).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -105,8 +104,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Cost of LLM calls.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -116,8 +114,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Cost of priced MCP tool calls.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -127,8 +124,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Average spend per hour over the time range (USD/h).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -139,8 +135,7 @@ def _spend_in_range(b: Board) -> None:
             description="Calls whose model or tool has no price in the catalog: their "
             "cost is unknown, never zero. Add them to the price catalog and restate.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -150,8 +145,7 @@ def _spend_in_range(b: Board) -> None:
             steps=GOOD_BAD,
             description="Budgets whose spend in the current period reached the limit.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
 
 
@@ -168,7 +162,7 @@ def _spend_over_time(b: Board) -> None:
             unit=USD,
             description="USD per interval, by tenant.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -180,7 +174,7 @@ def _spend_over_time(b: Board) -> None:
             unit=USD,
             description="USD of LLM calls per interval, by model.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -192,7 +186,7 @@ def _spend_over_time(b: Board) -> None:
             unit=USD,
             description="USD attributed to each MCP server (priced tool calls and LLM calls made for them).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -206,7 +200,7 @@ def _spend_over_time(b: Board) -> None:
             unit=USD,
             description="USD per interval for the ten biggest spenders of the time range.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -224,7 +218,7 @@ def _budgets(b: Board) -> None:
             max_value=1,
             description="Spend / limit per budget, live from the budget processor (thresholds 50/80/100 %).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bargauge_panel(
@@ -239,7 +233,7 @@ def _budgets(b: Board) -> None:
             max_value=1.5,
             description="Where each budget ends its period at the current burn rate; over 100 % means it will run out.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -248,7 +242,7 @@ def _budgets(b: Board) -> None:
             unit=USD_PER_HOUR,
             description="Rate of spend of each budget over the last hour (resets at period start).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -261,7 +255,7 @@ def _budgets(b: Board) -> None:
             unit=USD_PER_HOUR,
             description="Spend rate per tenant from the cost ledger (USD/h), by interval.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -281,8 +275,7 @@ def _budgets(b: Board) -> None:
             },
             column_steps={"utilization": UTILIZATION},
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -306,8 +299,7 @@ def _budgets(b: Board) -> None:
             },
             column_steps={"projected_utilization": UTILIZATION},
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
 
 
@@ -329,8 +321,7 @@ def _spenders_and_unpriced(b: Board) -> None:
             column_units={"spend_usd": USD, "share": PERCENT},
             sort_by="spend_usd",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -350,6 +341,5 @@ def _spenders_and_unpriced(b: Board) -> None:
             links={"latest_interaction": INTERACTION_LINK},
             sort_by="calls",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )

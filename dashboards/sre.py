@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import FULL, HALF, STAT, Board
 from dashboards.panels import (
     COUNT,
     ERROR_RATE,
@@ -78,8 +78,7 @@ def _now(b: Board) -> None:
             unit=COUNT,
             description="Distinct upstream events in the time range (raw_events, duplicates collapsed).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -92,8 +91,7 @@ def _now(b: Board) -> None:
             decimals=2,
             description="Average event rate over the time range.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -107,8 +105,7 @@ def _now(b: Board) -> None:
             description="Records and requests rejected at any stage in the time range (a coalesced dead letter "
                         "counts every request it stands for).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -122,8 +119,7 @@ def _now(b: Board) -> None:
             decimals=2,
             description="Share of MCP calls that failed or timed out (denials are counted on the Compliance dashboard).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -133,8 +129,7 @@ def _now(b: Board) -> None:
             steps=LAG_STEPS,
             description="Messages on Kafka not yet landed in ClickHouse (all topics).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -144,8 +139,7 @@ def _now(b: Board) -> None:
             steps=GOOD_BAD,
             description="1 while ClickHouse inserts fail and are being retried.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
 
 
@@ -165,7 +159,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="Distinct upstream events per second, by event time.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -184,7 +178,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="inserted_at - time of each event's first landed copy: upstream delay + ingest + Kafka + sink.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -200,7 +194,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="Event time → landed in each processed table (through the stream processors).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -212,7 +206,7 @@ def _throughput_and_delay(b: Board) -> None:
             show_thresholds=True,
             description="Messages behind the true high watermark, per consumer and topic.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bars_per_interval(
@@ -227,7 +221,7 @@ def _throughput_and_delay(b: Board) -> None:
             description=f"Everything rejected, by stage and machine-readable reason (replay from gateledger.{Table.DEAD_LETTERS}).",
             rollup=False,
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -243,7 +237,7 @@ def _throughput_and_delay(b: Board) -> None:
             unit=OPS,
             description="Records refused at ingest and ClickHouse inserts retried, per second.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -264,7 +258,7 @@ def _errors(b: Board) -> None:
             show_thresholds=True,
             description="Failed or timed-out MCP calls / all calls, per server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -280,7 +274,7 @@ def _errors(b: Board) -> None:
             show_thresholds=True,
             description="LLM calls that ended in an error / all calls, per provider.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -303,8 +297,7 @@ def _errors(b: Board) -> None:
             column_steps={"error_rate": ERROR_RATE},
             sort_by="failures",
         ),
-        w=24,
-        h=8,
+        FULL,
     )
 
 
@@ -325,7 +318,7 @@ def _mcp_servers_and_tools(b: Board) -> None:
             steps=LATENCY_MS,
             description="Duration of MCP calls (request to response) per server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -341,7 +334,7 @@ def _mcp_servers_and_tools(b: Board) -> None:
             column_steps={"p95_ms": LATENCY_MS},
             sort_by="p95_ms",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -361,7 +354,7 @@ def _llm_calls(b: Board) -> None:
             steps=LATENCY_MS,
             description="LLM call latency as reported by the gateway, per provider and model.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -378,5 +371,5 @@ def _llm_calls(b: Board) -> None:
             column_steps={"p95_ms": LATENCY_MS},
             sort_by="p95_ms",
         ),
-        w=12,
+        HALF,
     )
