@@ -82,7 +82,8 @@ def _legend(calcs: Sequence[str]) -> common_b.VizLegendOptions:
     )
 
 
-def bars_per_interval(title: str, target: Target, *, unit: str, description: str, rollup: bool = True) -> timeseries.Panel:
+def bars_per_interval(title: str, target: Target, *, unit: str, description: str,
+                      rollup: bool = True) -> timeseries.Panel:
     """Amounts per interval, stacked bars whose legend sums the range: the one look of every "X by Y" count
     or spend panel. ``rollup``: it reads the per-minute rollups, so no interval is shorter than a minute."""
     return timeseries_panel(title, target, unit=unit, description=description, bars=True, stacked=True,
