@@ -98,8 +98,7 @@ def _now(b: Board) -> None:
             "Dead letters",
             # A coalesced letter (refusals that kept no body: docs/ingest.md "Refusals") stands for `count`
             # requests; each letter's newest version counts.
-            ch_table(f"SELECT sum(n) AS dead_letters FROM (SELECT argMax(count, version) AS n "
-                     f"FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id)"),
+            ch_table(f"SELECT sum(count) AS dead_letters FROM {latest(Table.DEAD_LETTERS, 'count', TIME, TENANT)}"),
             unit=COUNT,
             steps=GOOD_BAD,
             description="Records and requests rejected at any stage in the time range (a coalesced dead letter "
@@ -212,9 +211,8 @@ def _throughput_and_delay(b: Board) -> None:
         bars_per_interval(
             "Dead letters by stage and reason",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, stage, reason, sum(n) AS dead_letters\n"
-                "FROM (SELECT time, stage, reason, argMax(count, version) AS n\n"
-                f"      FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id, time, stage, reason)\n"
+                "SELECT $__timeInterval(time) AS t, stage, reason, sum(count) AS dead_letters\n"
+                f"FROM {latest(Table.DEAD_LETTERS, 'time, stage, reason, count', TIME, TENANT)}\n"
                 "GROUP BY t, stage, reason ORDER BY t"
             ),
             unit=COUNT,

@@ -60,8 +60,9 @@ NEWEST_PER_ID = "ORDER BY version DESC LIMIT 1 BY id"
 # Tables with a ``retracted`` column (migrations 0020, 0060).
 WITHDRAWABLE: tuple[Table, ...] = (Table.INTERACTIONS, Table.FINDINGS)
 # Tables where a later version of an event can carry another time: an interaction's time is its earliest
-# event, and a late earlier event moves it (migration 0050); findings are read per id the same way (0060).
-TIME_MOVES: tuple[Table, ...] = (Table.INTERACTIONS, Table.FINDINGS)
+# event, and a late earlier event moves it (migration 0050). (A finding keeps the time of what it is
+# about; its view takes the newest version per id to read withdrawal from it, migration 0060.)
+TIME_MOVES: tuple[Table, ...] = (Table.INTERACTIONS,)
 
 
 def withdrawable(table: str) -> bool:
