@@ -123,7 +123,7 @@ async def local_ingest_bench(*, seconds: float = 10.0, batch_size: int = 100, co
                        GATELEDGER_INGEST_PORT=str(port), GATELEDGER_MASKING_SALT="bench", GATELEDGER_LOG_LEVEL="WARNING",
                        GATELEDGER_INGEST_WORKERS=str(workers))
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateledger.cli.main", "serve", "ingest", env=env,
+                sys.executable, "-m", "gateledger_cli.main", "serve", "ingest", env=env,
                 stdout=asyncio.subprocess.DEVNULL, stderr=open(Path(tmp) / "ingest.log", "wb"),  # noqa: SIM115
             )
             await asyncio.to_thread(wait_port, "127.0.0.1", port, 60)

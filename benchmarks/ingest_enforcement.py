@@ -144,7 +144,7 @@ async def run(seconds: float, runs: int, concurrency: int) -> dict[str, Any]:
                                GATELEDGER_INGEST_ENFORCE_BUDGETS=enforce,
                                GATELEDGER_INGEST_AXONFLOW_UPSTREAM_URL=f"http://127.0.0.1:{free_port()}")
                     procs.append(await asyncio.create_subprocess_exec(
-                        sys.executable, "-m", "gateledger.cli.main", "serve", "ingest", env=env,
+                        sys.executable, "-m", "gateledger_cli.main", "serve", "ingest", env=env,
                         stdout=asyncio.subprocess.DEVNULL,
                         stderr=open(Path(tmp) / f"ingest-{enforce}.log", "wb"),  # noqa: SIM115
                     ))

@@ -38,7 +38,7 @@ class Stack:
         from gateledger.stack.state import load_running
 
         log = open(self.dir / "up.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "up"], env=self.env, stdout=log,
+        self.proc = subprocess.Popen([sys.executable, "-m", "gateledger_cli.main", "up"], env=self.env, stdout=log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         deadline = time.monotonic() + timeout_s

@@ -90,7 +90,7 @@ def worker(bootstrap: str, tag: str, *, own_broker: bool, files: dict[str, tuple
         child_env |= env or {}
         log = Path(data) / "worker.log"
         with open(log, "wb") as out:
-            proc = subprocess.Popen([sys.executable, "-m", "gateledger.cli.main", "serve", "processors"],
+            proc = subprocess.Popen([sys.executable, "-m", "gateledger_cli.main", "serve", "processors"],
                                     env=child_env, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True)
         try:

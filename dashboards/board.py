@@ -7,12 +7,31 @@ does, and numbers panels in order, so the generated JSON is stable and never ove
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import dashboard as dash_b
 from grafana_foundation_sdk.cog import builder as cogbuilder
 from grafana_foundation_sdk.models import dashboard
 
 GRID_WIDTH = 24
+
+
+@dataclass(frozen=True)
+class Size:
+    """A panel's share of the grid: ``w`` of the 24 columns, ``h`` rows high."""
+
+    w: int
+    h: int = 8
+
+
+# How panels share a row, the same on every dashboard: headline numbers six to a line, graphs two to a
+# line, tables two to a line or across it (a little taller, for their rows), long lists across it.
+STAT = Size(4, 4)
+HALF = Size(12)
+FULL = Size(GRID_WIDTH)
+HALF_TABLE = Size(12, 9)
+FULL_TABLE = Size(GRID_WIDTH, 9)
+LIST = Size(GRID_WIDTH, 10)
 
 
 class Board:
@@ -67,8 +86,9 @@ class Board:
         self._y += 1
         return self
 
-    def add(self, panel: cogbuilder.Builder[dashboard.Panel], *, w: int, h: int = 8) -> Board:
-        """Place a panel ``w`` columns wide and ``h`` rows high after the previous one."""
+    def add(self, panel: cogbuilder.Builder[dashboard.Panel], size: Size = HALF) -> Board:
+        """Place a panel of ``size`` after the previous one."""
+        w, h = size.w, size.h
         if not 0 < w <= GRID_WIDTH:
             raise ValueError(f"panel width {w} outside 1..{GRID_WIDTH}")
         if self._x + w > GRID_WIDTH:

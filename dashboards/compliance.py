@@ -5,21 +5,21 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import FULL_TABLE, HALF, HALF_TABLE, LIST, STAT, Board
 from dashboards.panels import (
     COUNT,
     GOOD_BAD,
     MS,
     NEUTRAL,
     USD,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     link,
     stat_panel,
     table_panel,
-    timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, calls, decisions, latest, latest_page, page_order
+from dashboards.sql import TENANT, TIME, calls, decisions, latest, latest_page, page_order
 from gateledger.tables import Table
 
 UID = "gateledger-compliance"
@@ -31,7 +31,6 @@ FINDINGS = latest(
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
     TIME,
     TENANT,
-    standing=True,
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
@@ -47,7 +46,6 @@ INTERACTIONS = latest_page(
     TENANT,
     last=INTERACTIONS_LAST,
     sort_columns="status",
-    standing=True,
 )
 LOCAL_AGENT_CALLS = latest(
     Table.LOCAL_AGENT_TOOL_CALLS,
@@ -98,7 +96,7 @@ SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   FROM {latest(Table.COST_LEDGER, "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
   UNION ALL
   SELECT time, 'finding', id, user_id, toString(kind), toString(severity), description, NULL
-  FROM {latest(Table.FINDINGS, "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}", standing=True)}
+  FROM {latest(Table.FINDINGS, "time, user_id, kind, severity, description", TIME, "interaction_id = ${interaction:sqlstring}")}
 )
 ORDER BY time, record"""
 
@@ -133,8 +131,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description="AxonFlow pre-checks that denied the request.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -144,8 +141,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description="MCP messages a webhook filter rejected.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -155,8 +151,7 @@ def _in_range(b: Board) -> None:
             steps=NEUTRAL,
             description=f"MCP calls the gateway denied ({Table.MCP_CALLS}.status = denied).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     for title, kind in (
         ("Unaudited LLM calls", "unaudited_llm_call"),
@@ -171,8 +166,7 @@ def _in_range(b: Board) -> None:
                 steps=GOOD_BAD,
                 description=FINDING_DESCRIPTIONS[kind],
             ),
-            w=4,
-            h=4,
+            STAT,
         )
 
 
@@ -180,69 +174,53 @@ def _over_time(b: Board) -> None:
     """The row "Over time"."""
     b.row("Over time")
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Blocked pre-checks by policy",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, policy, sum(policy_hits) AS blocked\n"
                 f"FROM {DECISIONS}\nWHERE {BLOCKED}\nGROUP BY t, policy HAVING blocked > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="Denied pre-checks per interval, by the policy that denied them.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Webhook rejections by filter",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, if(filter_name = '', '(unnamed)', filter_name) AS filter,"
                 " sum(decisions) AS rejected\n"
                 f"FROM {DECISIONS}\nWHERE {REJECTED}\nGROUP BY t, filter HAVING rejected > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="MCP messages rejected per interval, by webhook filter.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Authorization denials by server",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(calls) AS denied\n"
                 f"FROM {MCP_CALLS}\nWHERE status = 'denied'\nGROUP BY t, server HAVING denied > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="MCP calls denied per interval, by server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Findings by kind",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t, outcome AS kind, sum(decisions) AS findings\n"
                 f"FROM {DECISIONS}\nWHERE source = '{Table.FINDINGS}'\nGROUP BY t, kind HAVING findings > 0 ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="Unaudited LLM calls, orphan audits, policy bypasses, suspect usage and unpriced models.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -261,8 +239,7 @@ def _details(b: Board) -> None:
             description="Which policies block, why, and how many users they stop.",
             sort_by="blocked",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -278,8 +255,7 @@ def _details(b: Board) -> None:
             ),
             description="Tools whose calls the gateway denied or a webhook filter rejected.",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -293,8 +269,7 @@ def _details(b: Board) -> None:
             description="Every compliance finding, most severe first; click an interaction to drill into it.",
             links={"interaction_id": DRILL_DOWN},
         ),
-        w=24,
-        h=9,
+        FULL_TABLE,
     )
     b.add(
         table_panel(
@@ -309,8 +284,7 @@ def _details(b: Board) -> None:
             description="Who ran which local tool on which device: tool calls Claude Code, Codex, Cursor or VS Code "
             "reported to Obot (v0.24+). last_recorded is Obot's clock; last_reported is the device's own.",
         ),
-        w=24,
-        h=9,
+        FULL_TABLE,
     )
     b.add(
         table_panel(
@@ -328,8 +302,7 @@ def _details(b: Board) -> None:
             column_units={"cost_usd": USD, "latency_ms": MS},
             links={"interaction_id": DRILL_DOWN},
         ),
-        w=24,
-        h=10,
+        LIST,
     )
 
 
@@ -344,6 +317,5 @@ def _interaction(b: Board) -> None:
             "interaction, in time order. Set the interaction id above or click one in a table.",
             column_units={"cost_usd": USD},
         ),
-        w=24,
-        h=10,
+        LIST,
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import HALF, HALF_TABLE, STAT, Board
 from dashboards.panels import (
     COUNT,
     GOOD_BAD,
@@ -14,6 +14,7 @@ from dashboards.panels import (
     USD_PER_HOUR,
     UTILIZATION,
     bargauge_panel,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     link,
@@ -93,8 +94,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="All priced LLM and tool calls (latest price version of each entry).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -104,8 +104,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Cost of LLM calls.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -115,8 +114,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Cost of priced MCP tool calls.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -126,8 +124,7 @@ def _spend_in_range(b: Board) -> None:
             decimals=2,
             description="Average spend per hour over the time range (USD/h).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -138,8 +135,7 @@ def _spend_in_range(b: Board) -> None:
             description="Calls whose model or tool has no price in the catalog: their "
             "cost is unknown, never zero. Add them to the price catalog and restate.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -149,8 +145,7 @@ def _spend_in_range(b: Board) -> None:
             steps=GOOD_BAD,
             description="Budgets whose spend in the current period reached the limit.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
 
 
@@ -158,55 +153,43 @@ def _spend_over_time(b: Board) -> None:
     """The row "Spend over time"."""
     b.row("Spend over time")
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by tenant",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, tenant, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
                 "GROUP BY t, tenant ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD per interval, by tenant.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by model",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, provider, model, sum(cost_usd) AS spend_usd\n"
                 f"FROM {COSTS}\nWHERE kind = 'llm'\nGROUP BY t, provider, model ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD of LLM calls per interval, by model.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by MCP server",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, mcp_server_id AS server, sum(cost_usd) AS spend_usd\n"
                 f"FROM {COSTS}\nWHERE mcp_server_id != ''\nGROUP BY t, server ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD attributed to each MCP server (priced tool calls and LLM calls made for them).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Spend by user (top 10)",
             ch_timeseries(
                 f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
@@ -214,14 +197,10 @@ def _spend_over_time(b: Board) -> None:
                 f"  SELECT user_id FROM {USER_COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
                 "GROUP BY t, user_id ORDER BY t"
             ),
-            min_interval=ROLLUP_INTERVAL,
             unit=USD,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description="USD per interval for the ten biggest spenders of the time range.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -239,7 +218,7 @@ def _budgets(b: Board) -> None:
             max_value=1,
             description="Spend / limit per budget, live from the budget processor (thresholds 50/80/100 %).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         bargauge_panel(
@@ -254,7 +233,7 @@ def _budgets(b: Board) -> None:
             max_value=1.5,
             description="Where each budget ends its period at the current burn rate; over 100 % means it will run out.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -263,7 +242,7 @@ def _budgets(b: Board) -> None:
             unit=USD_PER_HOUR,
             description="Rate of spend of each budget over the last hour (resets at period start).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -276,7 +255,7 @@ def _budgets(b: Board) -> None:
             unit=USD_PER_HOUR,
             description="Spend rate per tenant from the cost ledger (USD/h), by interval.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -296,8 +275,7 @@ def _budgets(b: Board) -> None:
             },
             column_steps={"utilization": UTILIZATION},
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -321,8 +299,7 @@ def _budgets(b: Board) -> None:
             },
             column_steps={"projected_utilization": UTILIZATION},
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
 
 
@@ -344,8 +321,7 @@ def _spenders_and_unpriced(b: Board) -> None:
             column_units={"spend_usd": USD, "share": PERCENT},
             sort_by="spend_usd",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )
     b.add(
         table_panel(
@@ -365,6 +341,5 @@ def _spenders_and_unpriced(b: Board) -> None:
             links={"latest_interaction": INTERACTION_LINK},
             sort_by="calls",
         ),
-        w=12,
-        h=9,
+        HALF_TABLE,
     )

@@ -13,6 +13,7 @@ from grafana_foundation_sdk.models import common, dashboard
 
 from dashboards.clickhouse_query import ClickHouse, QueryType
 from dashboards.datasources import CLICKHOUSE, PROMETHEUS
+from dashboards.sql import ROLLUP_INTERVAL
 
 # Grafana unit ids used across the dashboards.
 USD = "currencyUSD"
@@ -79,6 +80,14 @@ def _legend(calcs: Sequence[str]) -> common_b.VizLegendOptions:
         .show_legend(True)
         .calcs(list(calcs))
     )
+
+
+def bars_per_interval(title: str, target: Target, *, unit: str, description: str,
+                      rollup: bool = True) -> timeseries.Panel:
+    """Amounts per interval, stacked bars whose legend sums the range: the one look of every "X by Y" count
+    or spend panel. ``rollup``: it reads the per-minute rollups, so no interval is shorter than a minute."""
+    return timeseries_panel(title, target, unit=unit, description=description, bars=True, stacked=True,
+                            legend_calcs=("sum",), min_interval=ROLLUP_INTERVAL if rollup else None)
 
 
 def timeseries_panel(

@@ -9,7 +9,7 @@ view later replaces that one line.
 
 from __future__ import annotations
 
-from gateledger.tables import Table
+from gateledger.tables import NEWEST_PER_ID, Table, newest, withdrawable
 
 
 def any_of(column: str, variable: str) -> str:
@@ -33,17 +33,10 @@ def where(*conditions: str) -> str:
     return " AND ".join(f"({c})" if " OR " in c.upper() else c for c in conditions if c)
 
 
-def latest(table: Table, columns: str, *conditions: str, standing: bool = False) -> str:
-    """The newest version of each id among the rows of ``table`` matching ``conditions``.
-
-    ``standing``: leave out ids whose newest version withdrew them (``retracted``, as the analyst
-    views do); filtered after the newest version is chosen, or version 1 would come back."""
-    if not standing:
-        return f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions)} ORDER BY version DESC LIMIT 1 BY id)"
-    return (
-        f"(SELECT id, {columns} FROM (SELECT id, {columns}, retracted FROM {table} WHERE {where(*conditions)}"
-        " ORDER BY version DESC LIMIT 1 BY id) WHERE NOT retracted)"
-    )
+def latest(table: str, columns: str, *conditions: str) -> str:
+    """The rows of ``table`` matching ``conditions`` at their latest version (gateledger.tables.newest:
+    the one meaning of "latest", withdrawn events left out where a table has them)."""
+    return newest(table, columns, where(*conditions))
 
 
 # How many of the newest candidate rows a page looks at per row it shows (newest_page): the slack for
@@ -56,8 +49,8 @@ def page_order(last: str, tie: str = "") -> str:
     return f"{last}, time DESC" + (f", {tie}" if tie else "")
 
 
-def newest_page(table: Table, limit: int, *conditions: str, last: str, sort_columns: str, tie: str = "",
-                standing: bool = False) -> tuple[str, str]:
+def newest_page(table: str, limit: int, *conditions: str, last: str, sort_columns: str,
+                tie: str = "") -> tuple[str, str]:
     """The fast way to the keys (tenant, time, id, version) of the page ``latest_page`` keeps, and the SQL
     counting the rows it is sure of: the page is right when that count is at least ``limit``.
 
@@ -69,16 +62,16 @@ def newest_page(table: Table, limit: int, *conditions: str, last: str, sort_colu
     t0 = f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, f'NOT ({last})')} ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))"
     candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
     newest = (
-        f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if standing else 'false'} AS withdrawn FROM {table} "
-        f"WHERE {where(rows, f'id IN ({candidates})')} ORDER BY version DESC LIMIT 1 BY id"
+        f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if withdrawable(table) else 'false'} AS withdrawn"
+        f" FROM {table} WHERE {where(rows, f'id IN ({candidates})')} {NEWEST_PER_ID}"
     )
     sure = f"SELECT tenant, time, id, version, {sort_columns} FROM ({newest}) WHERE NOT withdrawn AND NOT ({last}) AND time >= {t0}"
     return (f"SELECT tenant, time, id, version FROM ({sure}) ORDER BY {page_order(last, tie)} LIMIT {limit}",
             f"SELECT count() FROM ({sure})")
 
 
-def latest_page(table: Table, columns: str, limit: int, *conditions: str, last: str, sort_columns: str,
-                tie: str = "", standing: bool = False) -> str:
+def latest_page(table: str, columns: str, limit: int, *conditions: str, last: str, sort_columns: str,
+                tie: str = "") -> str:
     """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY page_order(last, tie) LIMIT limit``
     keeps, reading whole rows only for that page.
 
@@ -87,13 +80,13 @@ def latest_page(table: Table, columns: str, limit: int, *conditions: str, last: 
     ``sort_columns`` (what the order reads) alone. ClickHouse skips the branch whose guard (a scalar)
     is false. Then only the page's rows (one exact version each) are read with every column, found by
     the primary key. The caller orders and limits again, as over latest()."""
-    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie, standing=standing)
-    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, f"({sure}) < {limit}", standing=standing)
+    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie)
+    narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, f"({sure}) < {limit}")
     whole = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {page_order(last, tie)} LIMIT {limit}"
     page = f"SELECT * FROM ({fast}) WHERE ({sure}) >= {limit} UNION ALL {whole}"
     return (
         f"(SELECT id, {columns} FROM {table} WHERE {where(*conditions, f'(tenant, time, id, version) IN ({page})')}"
-        " ORDER BY version DESC LIMIT 1 BY id)"
+        f" {NEWEST_PER_ID})"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from grafana_foundation_sdk.models import dashboard
 
 from dashboards import variables
-from dashboards.board import Board
+from dashboards.board import FULL, HALF, STAT, Board
 from dashboards.panels import (
     COUNT,
     ERROR_RATE,
@@ -14,6 +14,7 @@ from dashboards.panels import (
     MS,
     OPS,
     PERCENT,
+    bars_per_interval,
     ch_table,
     ch_timeseries,
     prom,
@@ -77,8 +78,7 @@ def _now(b: Board) -> None:
             unit=COUNT,
             description="Distinct upstream events in the time range (raw_events, duplicates collapsed).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -91,23 +91,20 @@ def _now(b: Board) -> None:
             decimals=2,
             description="Average event rate over the time range.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
             "Dead letters",
             # A coalesced letter (refusals that kept no body: docs/ingest.md "Refusals") stands for `count`
             # requests; each letter's newest version counts.
-            ch_table(f"SELECT sum(n) AS dead_letters FROM (SELECT argMax(count, version) AS n "
-                     f"FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id)"),
+            ch_table(f"SELECT sum(count) AS dead_letters FROM {latest(Table.DEAD_LETTERS, 'count', TIME, TENANT)}"),
             unit=COUNT,
             steps=GOOD_BAD,
             description="Records and requests rejected at any stage in the time range (a coalesced dead letter "
                         "counts every request it stands for).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -121,8 +118,7 @@ def _now(b: Board) -> None:
             decimals=2,
             description="Share of MCP calls that failed or timed out (denials are counted on the Compliance dashboard).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -132,8 +128,7 @@ def _now(b: Board) -> None:
             steps=LAG_STEPS,
             description="Messages on Kafka not yet landed in ClickHouse (all topics).",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
     b.add(
         stat_panel(
@@ -143,8 +138,7 @@ def _now(b: Board) -> None:
             steps=GOOD_BAD,
             description="1 while ClickHouse inserts fail and are being retried.",
         ),
-        w=4,
-        h=4,
+        STAT,
     )
 
 
@@ -164,7 +158,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="Distinct upstream events per second, by event time.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -183,7 +177,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="inserted_at - time of each event's first landed copy: upstream delay + ingest + Kafka + sink.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -199,7 +193,7 @@ def _throughput_and_delay(b: Board) -> None:
             min_interval=ROLLUP_INTERVAL,
             description="Event time → landed in each processed table (through the stream processors).",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -211,24 +205,21 @@ def _throughput_and_delay(b: Board) -> None:
             show_thresholds=True,
             description="Messages behind the true high watermark, per consumer and topic.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
-        timeseries_panel(
+        bars_per_interval(
             "Dead letters by stage and reason",
             ch_timeseries(
-                "SELECT $__timeInterval(time) AS t, stage, reason, sum(n) AS dead_letters\n"
-                "FROM (SELECT time, stage, reason, argMax(count, version) AS n\n"
-                f"      FROM {Table.DEAD_LETTERS} WHERE {TIME} AND {TENANT} GROUP BY id, time, stage, reason)\n"
+                "SELECT $__timeInterval(time) AS t, stage, reason, sum(count) AS dead_letters\n"
+                f"FROM {latest(Table.DEAD_LETTERS, 'time, stage, reason, count', TIME, TENANT)}\n"
                 "GROUP BY t, stage, reason ORDER BY t"
             ),
             unit=COUNT,
-            bars=True,
-            stacked=True,
-            legend_calcs=("sum",),
             description=f"Everything rejected, by stage and machine-readable reason (replay from gateledger.{Table.DEAD_LETTERS}).",
+            rollup=False,
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -244,7 +235,7 @@ def _throughput_and_delay(b: Board) -> None:
             unit=OPS,
             description="Records refused at ingest and ClickHouse inserts retried, per second.",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -265,7 +256,7 @@ def _errors(b: Board) -> None:
             show_thresholds=True,
             description="Failed or timed-out MCP calls / all calls, per server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         timeseries_panel(
@@ -281,7 +272,7 @@ def _errors(b: Board) -> None:
             show_thresholds=True,
             description="LLM calls that ended in an error / all calls, per provider.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -304,8 +295,7 @@ def _errors(b: Board) -> None:
             column_steps={"error_rate": ERROR_RATE},
             sort_by="failures",
         ),
-        w=24,
-        h=8,
+        FULL,
     )
 
 
@@ -326,7 +316,7 @@ def _mcp_servers_and_tools(b: Board) -> None:
             steps=LATENCY_MS,
             description="Duration of MCP calls (request to response) per server.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -342,7 +332,7 @@ def _mcp_servers_and_tools(b: Board) -> None:
             column_steps={"p95_ms": LATENCY_MS},
             sort_by="p95_ms",
         ),
-        w=12,
+        HALF,
     )
 
 
@@ -362,7 +352,7 @@ def _llm_calls(b: Board) -> None:
             steps=LATENCY_MS,
             description="LLM call latency as reported by the gateway, per provider and model.",
         ),
-        w=12,
+        HALF,
     )
     b.add(
         table_panel(
@@ -379,5 +369,5 @@ def _llm_calls(b: Board) -> None:
             column_steps={"p95_ms": LATENCY_MS},
             sort_by="p95_ms",
         ),
-        w=12,
+        HALF,
     )

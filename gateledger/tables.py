@@ -41,13 +41,47 @@ class Table(StrEnum):
     INTERACTION_COSTS = "interaction_costs"
 
 
-# Tables with a ``<name>_latest`` view: each event's latest version only (``FINAL``), per tenant and
-# time range; this is what "latest" means wherever gateledger reads events.
+# Tables with a ``<name>_latest`` view (analysts'): each event at its latest version (newest() below),
+# per tenant and time range.
 LATEST: tuple[Table, ...] = (
     Table.RAW_EVENTS, Table.DEAD_LETTERS, Table.MCP_CALLS, Table.LLM_CALLS, Table.POLICY_DECISIONS,
     Table.WEBHOOK_DECISIONS, Table.INTERACTIONS, Table.COST_LEDGER, Table.BUDGET_ALERTS, Table.FINDINGS,
     Table.LOCAL_AGENT_TOOL_CALLS,
 )
+
+# What "latest" means wherever gateledger reads events (analyst views, dashboards, restatement): among the
+# rows read, the newest version of each id; and of a table whose events a later version can withdraw, only
+# the ids whose newest version stands. raw_events has no versions: any copy of an id is the event.
+# FINAL is a faster way to the same rows, not another meaning: it collapses rows sharing the sorting key
+# (tenant, time, id), which every version of an event shares except in TIME_MOVES; a view over one of
+# those takes the newest version per id on top of FINAL (migration 0050). tests/gateledger/clickhouse/
+# test_latest.py checks every ``<name>_latest`` view against newest() on planted versions.
+NEWEST_PER_ID = "ORDER BY version DESC LIMIT 1 BY id"
+# Tables with a ``retracted`` column (migrations 0020, 0060).
+WITHDRAWABLE: tuple[Table, ...] = (Table.INTERACTIONS, Table.FINDINGS)
+# Tables where a later version of an event can carry another time: an interaction's time is its earliest
+# event, and a late earlier event moves it (migration 0050). (A finding keeps the time of what it is
+# about; its view takes the newest version per id to read withdrawal from it, migration 0060.)
+TIME_MOVES: tuple[Table, ...] = (Table.INTERACTIONS,)
+
+
+def withdrawable(table: str) -> bool:
+    """Whether ``table`` (a Table, or ``database.<Table>``) has events a later version can withdraw."""
+    return table.rsplit(".", 1)[-1] in WITHDRAWABLE
+
+
+def newest(table: str, columns: str, where: str = "1") -> str:
+    """A subquery of ``id, columns``: the rows of ``table`` (a Table, or ``database.<Table>``) matching
+    ``where``, at their latest version."""
+    name = table.rsplit(".", 1)[-1]
+    if name not in LATEST or name == Table.RAW_EVENTS:
+        raise ValueError(f"{table} has no versioned events")
+    if not withdrawable(table):
+        return f"(SELECT id, {columns} FROM {table} WHERE {where} {NEWEST_PER_ID})"
+    # Withdrawal is read from the newest version, or an older standing one would come back.
+    return (f"(SELECT id, {columns} FROM (SELECT id, {columns}, retracted FROM {table} WHERE {where}"
+            f" {NEWEST_PER_ID}) WHERE NOT retracted)")
+
 
 # Rollup tables and the materialized view that fills each (``<name>_mv``).
 ROLLUPS: tuple[Table, ...] = (

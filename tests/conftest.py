@@ -95,7 +95,7 @@ class Processes:
         return proc
 
     def gateledger(self, *args: str, env: dict[str, str], log: Path | None = None) -> subprocess.Popen[bytes]:
-        return self.start([sys.executable, "-m", "gateledger.cli.main", *args], env, log)
+        return self.start([sys.executable, "-m", "gateledger_cli.main", *args], env, log)
 
     def stop_all(self) -> None:
         for proc in self.procs:

@@ -1,8 +1,8 @@
 """One realistic upstream record per wire format, with fixed values the test modules rely on.
 
-Fixtures, not traffic (that is producers/simulator): the AxonFlow exchanges and the JSON-RPC message
-are shaped by the simulator's record builders (producers/simulator/records.py); the Obot records
-and the CloudEvent are spelled here (v0.23 flat records, v0.24 audit events and local-agent exports
+Fixtures, not traffic (that is producers/simulator): the AxonFlow exchanges, the JSON-RPC message and
+the local-agent export are shaped by the simulator's record builders (producers/simulator/records.py);
+the other Obot records and the CloudEvent are spelled here (v0.23 flat records and v0.24 audit events
 are formats the simulator does not produce).
 """
 
@@ -20,6 +20,7 @@ from producers.simulator.records import (
     audit_trail_row,
     axonflow_exchange,
     governance_exchange,
+    obot_local_agent_tool_call,
     precheck_request,
     precheck_response,
     token_usage,
@@ -122,29 +123,15 @@ def obot_audit_event(**over: Any) -> dict[str, Any]:
 
 
 def obot_local_agent_event(**over: Any) -> dict[str, Any]:
-    """A v0.24+ local-agent tool call as an export line or the detail endpoint returns it
-    (obot-platform/obot pkg/auditlog/presenter.go presentLocalAgent)."""
-    rec = {
-        "id": 2042,
-        "eventType": "local_agent_tool_call",
-        "timestamp": {"occurredAt": "2026-11-20T10:13:59.500Z", "recordedAt": "2026-11-20T10:15:02.000Z",
-                      "source": "client_reported"},
-        "actor": {"actorType": "device", "id": "dev-42", "credentialID": "ci key (ok_****3)"},
-        "action": {"operation": "tools/call", "name": "Bash", "kind": "shell"},
-        "target": {"targetType": "local_tool", "name": "Bash"},
-        "outcome": {"status": "success", "durationMs": 310},
-        "client": "claude_code",
-        "details": {
-            "trace": {"sessionID": "cc-sess-1", "idempotencyKey": "idem-1", "toolUseID": "toolu_01", "turnID": "t-3"},
-            "network": {"clientIP": "10.1.2.9"},
-            "agent": {"provider": "claude_code", "version": "2.0.1", "model": "claude-sonnet-4-5"},
-            "device": {"id": "dev-42", "hostname": "alice-mbp", "os": "darwin"},
-            "environment": {"cwd": "/home/alice/src", "gitBranch": "main", "reportedUserEmail": "alice@example.com"},
-            "request": {"body": {"command": "ls"}, "mutated": False},
-            "response": {"body": {"stdout": "a b"}, "mutated": False},
-            "payloadRedacted": False,
-        },
-    }
+    """A v0.24+ local-agent tool call as an export line or the detail endpoint returns it (the shape is
+    the simulator's, producers/simulator/records.py)."""
+    rec = obot_local_agent_tool_call(
+        2042, occurred=datetime(2026, 11, 20, 10, 13, 59, 500000, tzinfo=UTC),
+        recorded=datetime(2026, 11, 20, 10, 15, 2, tzinfo=UTC), device_id="dev-42", credential="ci key (ok_****3)",
+        tool="Bash", kind="shell", provider="claude_code", success=True, duration_ms=310, session_id="cc-sess-1",
+        hostname="alice-mbp", os="darwin", user_email="alice@example.com", cwd="/home/alice/src",
+        tool_use_id="toolu_01", turn_id="t-3",
+    )
     rec.update(over)
     return rec
 

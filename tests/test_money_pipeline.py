@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateledger import jsonutil
-from gateledger.cli.main import cli
+from gateledger_cli.main import cli
 from gateledger.settings import Settings
 from gateledger.topics import Topic
 from sinks.clickhouse.main import run_sink

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from gateledger import findings
 from gateledger.clock import to_utc
@@ -110,6 +111,25 @@ def _join(*notes: str | None) -> str | None:
     return "; ".join(parts) or None
 
 
+def _priced_row(kind: CostKind, call: LlmCall | McpCall, catalog: PriceCatalog, *, computed_at: datetime,
+                teams: TeamDirectory | None, interaction_id: str | None, restatement: int) -> dict[str, Any]:
+    """The fields every cost row takes from its call and its pricing run, whatever the kind."""
+    return dict(
+        id=cost_row_id(kind, call.id),
+        version=cost_version(call.version, restatement),
+        tenant=call.tenant,
+        time=call.time,
+        kind=kind,
+        event_id=call.id,
+        interaction_id=interaction_id,
+        user_id=call.user_id,
+        team=(teams or TeamDirectory()).team_of(call.user_id),
+        price_version=catalog.version,
+        restated=restatement > 0,
+        computed_at=to_utc(computed_at),
+    )
+
+
 def llm_cost(
     call: LlmCall,
     catalog: PriceCatalog,
@@ -123,24 +143,13 @@ def llm_cost(
     usage, usage_note = TokenUsage.repaired(call.input_tokens, call.output_tokens, call.cache_read_tokens,
                                         call.cache_write_tokens)
     usage_note = _join(call.usage_note, usage_note)
-    base = dict(
-        id=cost_row_id(CostKind.LLM, call.id),
-        version=cost_version(call.version, restatement),
-        tenant=call.tenant,
-        time=call.time,
-        kind=CostKind.LLM,
-        event_id=call.id,
-        interaction_id=interaction_id,
-        user_id=call.user_id,
-        team=(teams or TeamDirectory()).team_of(call.user_id),
+    base = _priced_row(CostKind.LLM, call, catalog, computed_at=computed_at, teams=teams,
+                       interaction_id=interaction_id, restatement=restatement) | dict(
         client_id=call.client_id,
         input_tokens=usage.input_tokens,
         output_tokens=usage.output_tokens,
         cache_read_tokens=usage.cache_read_tokens,
         cache_write_tokens=usage.cache_write_tokens,
-        price_version=catalog.version,
-        restated=restatement > 0,
-        computed_at=to_utc(computed_at),
     )
     has_tokens = usage.input_tokens + usage.output_tokens > 0
     if not call.tokens_reported or not has_tokens:
@@ -218,24 +227,14 @@ def tool_cost(
     billed = call.status == McpCallStatus.SUCCESS or match.point.bill_failed
     amount = match.point.per_call if billed else ZERO
     return CostEntry(
-        id=cost_row_id(CostKind.TOOL, call.id),
-        version=cost_version(call.version, restatement),
-        tenant=call.tenant,
-        time=call.time,
-        kind=CostKind.TOOL,
-        event_id=call.id,
-        interaction_id=interaction_id,
-        user_id=call.user_id,
-        team=(teams or TeamDirectory()).team_of(call.user_id),
+        **_priced_row(CostKind.TOOL, call, catalog, computed_at=computed_at, teams=teams,
+                      interaction_id=interaction_id, restatement=restatement),
         client_id=call.client_name,
         mcp_server_id=call.mcp_server_id,
         mcp_server_name=call.mcp_server_name or call.catalog_entry,
         tool_name=call.tool_name,
         tool_cost_usd=amount,
         total_cost_usd=amount,
-        price_version=catalog.version,
         price_entry=match.entry_key,
         pricing_note=None if billed else f"{call.status.value} call not billed",
-        restated=restatement > 0,
-        computed_at=to_utc(computed_at),
     )

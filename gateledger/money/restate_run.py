@@ -18,6 +18,7 @@ from gateledger.clock import to_utc
 from gateledger.contracts.events import CostEntry
 from gateledger.kafka import make_producer, resolve
 from gateledger.settings import Settings
+from gateledger.tables import newest
 from gateledger.topics import Topic, topic_name
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -30,9 +31,9 @@ def latest_rows_query(database: str, start: datetime, end: datetime) -> tuple[st
     if not _IDENT.match(database):
         raise ValueError(f"bad database name {database!r}")
     cols = ", ".join(f"toString(`{f}`) AS `{f}`" for f in _FIELDS)
-    sql = (f"SELECT {cols} FROM (SELECT * FROM `{database}`.{CostEntry.table} "
-           "WHERE time >= {start:DateTime64(6, 'UTC')} AND time < {end:DateTime64(6, 'UTC')} "
-           "ORDER BY id, version DESC LIMIT 1 BY id)")
+    in_range = "time >= {start:DateTime64(6, 'UTC')} AND time < {end:DateTime64(6, 'UTC')}"
+    picked = ", ".join(f"`{f}`" for f in _FIELDS if f != "id")
+    sql = f"SELECT {cols} FROM {newest(f'`{database}`.{CostEntry.table}', picked, in_range)}"
     fmt = "%Y-%m-%d %H:%M:%S.%f"
     return sql, {"start": to_utc(start).strftime(fmt), "end": to_utc(end).strftime(fmt)}
 

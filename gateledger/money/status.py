@@ -17,6 +17,7 @@ from gateledger.clock import to_utc
 from gateledger.money.amounts import ratio
 from gateledger.money.budgets import Budget, _is_glob
 from gateledger.money.names import loose
+from gateledger.tables import Table, newest
 from gateledger.money.periods import PeriodKind
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -92,19 +93,15 @@ def spend_query(budget: Budget, database: str, start: datetime, end: datetime) -
                     alternatives.append(f"{subject} = {{{name}:String}}")
         conds.append("(" + " OR ".join(alternatives) + ")")
     where = " AND ".join(conds) if conds else "1"
+    latest = newest(
+        f"`{database}`.{Table.COST_LEDGER}",
+        "total_cost_usd AS total, unpriced, tenant, team, user_id, client_id, mcp_server_id, mcp_server_name, model,"
+        " priced_model",
+        "time >= {start:DateTime64(6, 'UTC')} AND time < {end:DateTime64(6, 'UTC')}",
+    )
     sql = f"""
 SELECT count() AS cost_rows, sum(total) AS spend, countIf(unpriced) AS unpriced_rows
-FROM (
-    SELECT id,
-           argMax(total_cost_usd, version) AS total, argMax(unpriced, version) AS unpriced,
-           argMax(tenant, version) AS tenant, argMax(team, version) AS team,
-           argMax(user_id, version) AS user_id, argMax(client_id, version) AS client_id,
-           argMax(mcp_server_id, version) AS mcp_server_id, argMax(mcp_server_name, version) AS mcp_server_name,
-           argMax(model, version) AS model, argMax(priced_model, version) AS priced_model
-    FROM `{database}`.cost_ledger
-    WHERE time >= {{start:DateTime64(6, 'UTC')}} AND time < {{end:DateTime64(6, 'UTC')}}
-    GROUP BY id
-)
+FROM {latest}
 WHERE {where}"""
     return sql, params
 

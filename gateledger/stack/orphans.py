@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 PIDS_FILE = "stack.pids"
 _PR_SET_PDEATHSIG = 1
-# What a process of ours has on its command line (the children run `python -m gateledger.cli.main serve
+# What a process of ours has on its command line (the children run `python -m gateledger_cli.main serve
 # ...` or the Tansu binary).
 _OURS = (b"gateledger", b"tansu")
 

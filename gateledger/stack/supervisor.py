@@ -221,7 +221,7 @@ class Supervisor:
             GATELEDGER_NOTIFIER_PORT=str(p["notifier"]),
         )
         self._env = env
-        cli = [sys.executable, "-m", "gateledger.cli.main"]
+        cli = [sys.executable, "-m", "gateledger_cli.main"]
         url = {name: f"http://{host}:{port}" for name, port in p.items()}
         plan = [
             Service("sink", [*cli, "serve", "sink"], env, f"{url['sink']}/healthz", logs / "sink.log"),
@@ -289,7 +289,7 @@ class Supervisor:
         self.state.save()
         self._banner()
         if self.demo:
-            cli = [sys.executable, "-m", "gateledger.cli.main"]
+            cli = [sys.executable, "-m", "gateledger_cli.main"]
             demo = Service("demo", [*cli, "simulate", "--target", self.state.ingest_url, *self.demo_args],
                            self._env, None, logs / "demo.log", restart=False)
             self.services.append(demo)

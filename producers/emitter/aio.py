@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 
 from gateledger import jsonutil
-from producers.emitter.events import BATCH_CONTENT_TYPE, EmitError, RetryPolicy, classify
+from producers.emitter.events import BATCH_CONTENT_TYPE, Attempts, EmitError, RetryPolicy
 from producers.emitter.sync import endpoint_url
 
 log = logging.getLogger(__name__)
@@ -149,26 +148,17 @@ class AsyncEmitter:
             return resp.status, payload, resp.headers.get("Retry-After")
 
     async def _send(self, batch: list[dict[str, Any]]) -> list[EmitError]:
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.retry, self._rng)
         while True:
             try:
                 status, payload, retry_after = await self._post(batch)
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 status, payload, retry_after = 0, repr(exc), None
-            outcome = classify(status, payload, batch) if status else None
-            if outcome is not None and outcome.kind == "ok":
-                self.sent += len(batch) - len(outcome.rejected)
-                if outcome.rejected:
-                    return [EmitError("gateledger rejected event(s)", outcome.rejected, status, outcome.details)]
-                return []
-            if outcome is not None and outcome.kind == "split":
+            step = attempts.after(status, payload, retry_after, batch)
+            if step.split:
                 half = len(batch) // 2
                 return await self._send(batch[:half]) + await self._send(batch[half:])
-            if outcome is not None and outcome.kind == "failed":
-                return [EmitError(f"gateledger answered {status}", outcome.rejected, status, payload)]
-            limit = self.retry.give_up_after_s
-            if limit is not None and time.monotonic() - started > limit:
-                return [EmitError(f"gave up after {attempt + 1} attempts (last: {status or payload})", batch, status)]
-            await asyncio.sleep(self.retry.delay(attempt, retry_after, self._rng))
-            attempt += 1
+            if step.errors is not None:
+                self.sent += step.sent
+                return step.errors
+            await asyncio.sleep(step.wait)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -107,3 +109,42 @@ def classify(status: int, payload: Any, batch: list[dict[str, Any]]) -> Outcome:
     if status == 413 and len(batch) > 1:
         return Outcome("split", [], payload)
     return Outcome("failed", list(batch), payload)
+
+
+@dataclass(frozen=True)
+class Step:
+    """What follows one POST of a batch: return ``errors`` (``sent`` events delivered), split the batch
+    in two, or wait ``wait`` seconds and post it again."""
+
+    errors: list[EmitError] | None = None
+    sent: int = 0
+    split: bool = False
+    wait: float = 0.0
+
+
+class Attempts:
+    """The retry policy over the attempts at one batch: the one loop body both emitters (sync.py, aio.py)
+    run, each with its own way of posting and sleeping."""
+
+    def __init__(self, policy: RetryPolicy, rng: random.Random, clock: Callable[[], float] = time.monotonic) -> None:
+        self.policy, self.rng, self.clock = policy, rng, clock
+        self.started = clock()
+        self.attempt = 0
+
+    def after(self, status: int, payload: Any, retry_after: str | None, batch: list[dict[str, Any]]) -> Step:
+        """The step after an answer (``status`` 0: no answer, ``payload`` the network error)."""
+        outcome = classify(status, payload, batch) if status else None
+        if outcome is not None and outcome.kind == "ok":
+            refused = [EmitError("gateledger rejected event(s)", outcome.rejected, status, outcome.details)]
+            return Step(errors=refused if outcome.rejected else [], sent=len(batch) - len(outcome.rejected))
+        if outcome is not None and outcome.kind == "split":
+            return Step(split=True)
+        if outcome is not None and outcome.kind == "failed":
+            return Step(errors=[EmitError(f"gateledger answered {status}", outcome.rejected, status, payload)])
+        limit = self.policy.give_up_after_s
+        if limit is not None and self.clock() - self.started > limit:
+            return Step(errors=[EmitError(f"gave up after {self.attempt + 1} attempts (last: {status or payload})",
+                                          batch, status)])
+        wait = self.policy.delay(self.attempt, retry_after, self.rng)
+        self.attempt += 1
+        return Step(wait=wait)

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
-from producers.emitter.events import BATCH_CONTENT_TYPE, EmitError, RetryPolicy, classify
+from producers.emitter.events import BATCH_CONTENT_TYPE, Attempts, EmitError, RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -153,26 +153,17 @@ class Emitter:
 
     def _send(self, batch: list[dict[str, Any]]) -> list[EmitError]:
         """Deliver one batch (retrying, splitting on 413); the errors for what could not be."""
-        started = time.monotonic()
-        attempt = 0
+        attempts = Attempts(self.retry, self._rng)
         while True:
             try:
                 status, payload, retry_after = self._post(batch)
             except (urllib.error.URLError, OSError) as exc:
                 status, payload, retry_after = 0, str(exc), None
-            outcome = classify(status, payload, batch) if status else None
-            if outcome is not None and outcome.kind == "ok":
-                self.sent += len(batch) - len(outcome.rejected)
-                if outcome.rejected:
-                    return [EmitError("gateledger rejected event(s)", outcome.rejected, status, outcome.details)]
-                return []
-            if outcome is not None and outcome.kind == "split":
+            step = attempts.after(status, payload, retry_after, batch)
+            if step.split:
                 half = len(batch) // 2
                 return self._send(batch[:half]) + self._send(batch[half:])
-            if outcome is not None and outcome.kind == "failed":
-                return [EmitError(f"gateledger answered {status}", outcome.rejected, status, payload)]
-            limit = self.retry.give_up_after_s
-            if limit is not None and time.monotonic() - started > limit:
-                return [EmitError(f"gave up after {attempt + 1} attempts (last: {status or payload})", batch, status)]
-            time.sleep(self.retry.delay(attempt, retry_after, self._rng))
-            attempt += 1
+            if step.errors is not None:
+                self.sent += step.sent
+                return step.errors
+            time.sleep(step.wait)

@@ -116,3 +116,36 @@ def obot_call(common: dict[str, Any], request_part: dict[str, Any], response_par
     request = {**common, "createdAt": utc_iso(at), **request_part}
     response = {**common, "createdAt": utc_iso(done), "callType": "", **response_part}
     return request, response, {**common, "createdAt": utc_iso(at), **request_part, **response_part}
+
+
+def obot_local_agent_tool_call(event_id: int, *, occurred: datetime, recorded: datetime, device_id: str,
+                               credential: str, tool: str, kind: str, provider: str, success: bool,
+                               duration_ms: int, session_id: str, hostname: str, os: str, user_email: str,
+                               agent_version: str = "2.0.1", model: str = "claude-sonnet-4-5",
+                               cwd: str = "/home/dev/src", tool_use_id: str | None = None, turn_id: str | None = None,
+                               request: dict[str, Any] | None = None, response: dict[str, Any] | None = None,
+                               ) -> dict[str, Any]:
+    """A v0.24+ local-agent tool call as Obot's export (or detail endpoint) presents it
+    (obot-platform/obot pkg/auditlog/presenter.go presentLocalAgent): the device's own time as
+    ``occurredAt`` (client_reported), Obot's as ``recordedAt``."""
+    return {
+        "id": event_id,
+        "eventType": "local_agent_tool_call",
+        "timestamp": {"occurredAt": utc_iso(occurred), "recordedAt": utc_iso(recorded), "source": "client_reported"},
+        "actor": {"actorType": "device", "id": device_id, "credentialID": credential},
+        "action": {"operation": "tools/call", "name": tool, "kind": kind},
+        "target": {"targetType": "local_tool", "name": tool},
+        "outcome": {"status": "success" if success else "failure", "durationMs": duration_ms},
+        "client": provider,
+        "details": {
+            "trace": {"sessionID": session_id, "idempotencyKey": f"idem-{event_id}",
+                      "toolUseID": tool_use_id or f"toolu_{event_id}", "turnID": turn_id or f"t-{event_id}"},
+            "network": {"clientIP": "10.1.2.9"},
+            "agent": {"provider": provider, "version": agent_version, "model": model},
+            "device": {"id": device_id, "hostname": hostname, "os": os},
+            "environment": {"cwd": cwd, "gitBranch": "main", "reportedUserEmail": user_email},
+            "request": {"body": request if request is not None else {"command": "ls"}, "mutated": False},
+            "response": {"body": response if response is not None else {"stdout": "a b"}, "mutated": False},
+            "payloadRedacted": False,
+        },
+    }

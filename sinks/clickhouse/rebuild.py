@@ -16,41 +16,41 @@ from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
 from gateledger.settings import ClickHouseSettings, Settings
-from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, ROLLUPS, Table
+from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, ROLLUPS, Table, withdrawable
 from sinks.clickhouse.rollups import DECISION_FEED_TABLE, FEED_TABLE, LANDING_TABLE, ROLLUP_SOURCES
 
 log = logging.getLogger(__name__)
 
 FEED_COLUMNS = ", ".join(ROLLUP_FEED_COLUMNS)
 
-_SELECTS = {
-    Table.MCP_CALLS: """
-        SELECT 'mcp_calls', 1, tenant, time, 'mcp', mcp_server_id, tool_name, '', '', '', user_id, client_name,
-               1, status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0, status
-        FROM {db}.mcp_calls FINAL""",
-    Table.LLM_CALLS: """
-        SELECT 'llm_calls', 1, tenant, time, 'llm', '', '', provider, model, '', user_id, client_id,
-               1, status NOT IN ('success', ''), 0, latency_ms, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, total_tokens, 0, 0, status
-        FROM {db}.llm_calls FINAL""",
-    Table.COST_LEDGER: """
-        SELECT 'cost_ledger', 1, tenant, time, if(kind = 'llm', 'llm', 'mcp'), mcp_server_id, tool_name, provider,
-               model, team, user_id, client_id, 0, 0, 0, NULL, input_tokens, output_tokens, cache_read_tokens,
-               cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''
-        FROM {db}.cost_ledger FINAL""",
+# Per source table, the feed's columns after (source, sign), over each event at its latest version.
+_FEEDS = {
+    Table.MCP_CALLS: "tenant, time, 'mcp', mcp_server_id, tool_name, '', '', '', user_id, client_name, 1,"
+                     " status IN ('failure', 'timeout'), status = 'denied', duration_ms, 0, 0, 0, 0, 0, 0, 0, status",
+    Table.LLM_CALLS: "tenant, time, 'llm', '', '', provider, model, '', user_id, client_id, 1,"
+                     " status NOT IN ('success', ''), 0, latency_ms, input_tokens, output_tokens, cache_read_tokens,"
+                     " cache_write_tokens, total_tokens, 0, 0, status",
+    Table.COST_LEDGER: "tenant, time, if(kind = 'llm', 'llm', 'mcp'), mcp_server_id, tool_name, provider, model, team,"
+                       " user_id, client_id, 0, 0, 0, NULL, input_tokens, output_tokens, cache_read_tokens,"
+                       " cache_write_tokens, input_tokens + output_tokens, total_cost_usd, unpriced, ''",
 }
-_DECISION_SELECTS = {
-    Table.POLICY_DECISIONS: """
-        SELECT 'policy_decisions', 1, tenant, time, if(approved, 'approved', 'blocked'), user_id, policies, block_reason,
-               '', '', ''
-        FROM {db}.policy_decisions FINAL""",
-    Table.WEBHOOK_DECISIONS: """
-        SELECT 'webhook_decisions', 1, tenant, time, decision, user_id, [], '', filter_name, mcp_server_id, tool_name
-        FROM {db}.webhook_decisions FINAL""",
-    Table.FINDINGS: """
-        SELECT 'findings', 1, tenant, time, kind, '', [], '', '', '', ''
-        FROM {db}.findings FINAL WHERE NOT retracted""",
+_DECISION_FEEDS = {
+    Table.POLICY_DECISIONS: "tenant, time, if(approved, 'approved', 'blocked'), user_id, policies, block_reason,"
+                            " '', '', ''",
+    Table.WEBHOOK_DECISIONS: "tenant, time, decision, user_id, [], '', filter_name, mcp_server_id, tool_name",
+    Table.FINDINGS: "tenant, time, kind, '', [], '', '', '', ''",
 }
+
+
+def _select(table: Table, columns: str) -> str:
+    """The feed rows of ``table``'s events (``{db}`` left to fill): FINAL, the fast way to each event's latest
+    version over a whole table (gateledger/tables.py), and nothing withdrawn."""
+    standing = " WHERE NOT retracted" if withdrawable(table) else ""
+    return f"SELECT '{table}', 1, {columns} FROM {{db}}.{table} FINAL{standing}"
+
+
+_SELECTS = {table: _select(table, columns) for table, columns in _FEEDS.items()}
+_DECISION_SELECTS = {table: _select(table, columns) for table, columns in _DECISION_FEEDS.items()}
 DECISION_COLUMNS = ", ".join(DECISION_FEED_COLUMNS)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import aiohttp
+from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
 from sinks.notifier import telemetry
 from sinks.notifier.settings import NotifierSettings
@@ -57,18 +58,36 @@ async def post_with_backoff(session: aiohttp.ClientSession, name: str, url: str,
                             clock: Callable[[], float]) -> Outcome:
     """POST until delivered or refused for good; between attempts wait ``retry_initial_s`` doubling up to
     ``retry_max_s`` (longer when the receiver's Retry-After says so). Returns the last outcome: a
-    ``retry`` one when ``give_up(seconds since the first attempt, next wait)`` ended the tries."""
+    ``retry`` one when ``give_up(seconds since the first attempt, next wait)`` ended the tries.
+    The loop is tenacity's, as the ClickHouse sink's is (sinks/clickhouse/service.py)."""
     started = clock()
-    delay = settings.retry_initial_s
-    while True:
+
+    async def attempt() -> Outcome:
         outcome = await post(session, url, body, headers, settings.timeout_s)
         telemetry.ATTEMPTS.labels(name, outcome.kind).inc()
-        if outcome.kind != "retry":
-            return outcome
-        wait = min(max(delay, outcome.retry_after_s or 0.0), settings.retry_max_s)
-        if give_up(clock() - started, wait):
-            return outcome
+        return outcome
+
+    def wait(state: RetryCallState) -> float:
+        doubling = settings.retry_initial_s * 2 ** (state.attempt_number - 1)
+        retry_after = _outcome(state).retry_after_s or 0.0
+        return min(max(doubling, retry_after), settings.retry_max_s)
+
+    def before_sleep(state: RetryCallState) -> None:
         telemetry.RETRYING.labels(name).set(1)
-        log.warning("webhook %s: %s; retrying in %.2fs", name, outcome.detail, wait)
-        await pause(wait)
-        delay = min(delay * 2, settings.retry_max_s)
+        log.warning("webhook %s: %s; retrying in %.2fs", name, _outcome(state).detail,
+                    state.next_action.sleep if state.next_action else 0.0)
+
+    retrying = AsyncRetrying(
+        retry=retry_if_result(lambda outcome: outcome.kind == "retry"),
+        stop=lambda state: give_up(clock() - started, wait(state)),
+        wait=wait,
+        sleep=pause,
+        before_sleep=before_sleep,
+        retry_error_callback=_outcome,  # given up: the last outcome, not an exception
+    )
+    return await retrying(attempt)
+
+
+def _outcome(state: RetryCallState) -> Outcome:
+    assert state.outcome is not None  # tenacity asks only after an attempt
+    return state.outcome.result()

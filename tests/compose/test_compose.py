@@ -134,7 +134,7 @@ def test_commands_exist_in_the_cli(normalized: dict) -> None:
             continue
         cmd = [c for c in svc["command"] if not c.startswith("--") and not c.startswith("http")]
         words = [c for c in cmd if re.fullmatch(r"[a-z]+", c)]
-        res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", *words, "--help"],
+        res = subprocess.run([sys.executable, "-m", "gateledger_cli.main", *words, "--help"],
                              capture_output=True, text=True, timeout=60)
         assert res.returncode == 0, f"{name}: `gateledger {' '.join(words)}` does not exist: {res.stderr}"
 
@@ -213,7 +213,7 @@ def known_variables() -> set[str]:
     # Command options read from the environment (click envvar=...).
     import click
 
-    from gateledger.cli.main import cli
+    from gateledger_cli.main import cli
 
     def walk(cmd: click.Command) -> None:
         for param in cmd.params:

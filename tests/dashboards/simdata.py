@@ -476,7 +476,7 @@ def generate(
 
         budget_alerts(sim, tenant, now)
         dead_letters(sim, rng, tenant, start, span)
-        local_agent_calls(sim, rng, tenant, start, span)
+        local_agent_calls(sim, rng, world, start, span)
 
     _duplicates(sim, rng)
     return sim

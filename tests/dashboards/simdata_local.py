@@ -1,4 +1,5 @@
-"""Simulated local-agent tool calls for the dashboard tests (kept beside simdata.py, which calls it)."""
+"""Local-agent tool calls for the dashboard tests (kept beside simdata.py, which calls it): the simulator's
+export records (producers/simulator/local_agents.py), through the real format and normalization."""
 
 from __future__ import annotations
 
@@ -6,24 +7,21 @@ import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from gateledger.contracts.events import LocalAgentToolCall, McpCallStatus
-from gateledger.ids import stable_id
+from gateledger.masking import Masker
+from gateledger.sources import Format
+from producers.formats import IngestContext
+from producers.registry import get_format
+from producers.simulator.local_agents import local_agent_exports
+from producers.simulator.world import Tenant
+from stream_processors.normalize.local_agent import call_from_local_agent_event
 
-TOOLS = (("Bash", "shell"), ("Edit", "file"), ("WebFetch", "network"))
-PROVIDERS = ("claude_code", "codex", "cursor", "vscode")
+MASKER = Masker(salt=b"dashboards")
 
 
-def local_agent_calls(sim: Any, rng: random.Random, tenant: str, start: datetime, span: timedelta) -> None:
-    """A few devices running local tools; the device's clock a little off Obot's."""
-    for n in range(12):
-        recorded = start + span * rng.random()
-        tool, kind = TOOLS[n % len(TOOLS)]
-        sim.add(LocalAgentToolCall(
-            id=stable_id("sim-local", tenant, n), tenant=tenant, time=recorded, source="obot/sim/mcp",
-            occurred_at=recorded - timedelta(seconds=rng.randint(0, 90)), time_source="client_reported",
-            actor_type="device", actor_id=f"dev-{tenant}-{n % 3}", device_id=f"dev-{tenant}-{n % 3}",
-            hostname=f"laptop-{n % 3}", credential=f"key-{n % 2}", agent_provider=PROVIDERS[n % len(PROVIDERS)],
-            tool_name=tool, tool_kind=kind, target_type="local_tool", target_name=tool,
-            status=McpCallStatus.SUCCESS if n % 5 else McpCallStatus.FAILURE, duration_ms=rng.randint(5, 900),
-            session_id=f"sess-{tenant}-{n % 4}", event_ids=[stable_id("sim-local-ev", tenant, n)],
-        ))
+def local_agent_calls(sim: Any, rng: random.Random, tenant: Tenant, start: datetime, span: timedelta) -> None:
+    """The tenant's devices' tool calls, each as the pipeline would land it (Obot receives them at once)."""
+    export = get_format(Format.OBOT_EXPORT)
+    for record in local_agent_exports(tenant, rng, start, span):
+        received = datetime.fromisoformat(record["timestamp"]["recordedAt"])
+        published = export(record, IngestContext(masker=MASKER, tenant=tenant.name, received_at=received))
+        sim.add(call_from_local_agent_event(published.envelope))

@@ -56,7 +56,7 @@ def test_alertmanager_config_command(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "gateledger.cli.main",
+            "gateledger_cli.main",
             "dashboards",
             "alertmanager-config",
             "--webhook-url",

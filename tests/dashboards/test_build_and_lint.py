@@ -27,14 +27,14 @@ def test_committed_generated_files_equal_a_fresh_build() -> None:
 
 def test_check_command_passes_and_build_is_a_no_op() -> None:
     res = subprocess.run(
-        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "check"],
+        [sys.executable, "-m", "gateledger_cli.main", "dashboards", "check"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert res.returncode == 0, res.stderr
     res = subprocess.run(
-        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "build"],
+        [sys.executable, "-m", "gateledger_cli.main", "dashboards", "build"],
         capture_output=True,
         text=True,
         timeout=120,

@@ -145,8 +145,8 @@ def test_a_list_page_read_by_key_is_the_page_of_the_newest_versions(sim_db: SimD
     cols = "time, tenant, status, llm_calls, models, cost_usd"
     last = "status = 'ok'"
     order = sql.page_order(last, "id")  # a total order: both sides pick the same ties
-    whole = f"SELECT id, {cols} FROM {sql.latest(Table.INTERACTIONS, cols, sql.TIME, sql.TENANT, standing=True)}"
-    page = {"last": last, "sort_columns": "status", "tie": "id", "standing": True}
+    whole = f"SELECT id, {cols} FROM {sql.latest(Table.INTERACTIONS, cols, sql.TIME, sql.TENANT)}"
+    page = {"last": last, "sort_columns": "status", "tie": "id"}
     paged = f"SELECT id, {cols} FROM {sql.latest_page(Table.INTERACTIONS, cols, limit, sql.TIME, sql.TENANT, **page)}"
     tr, vars_ = time_range(sim_db.now), variables(sim_db.sim, tenant=["acme"])
     everything = run(sim_db.client, whole, tr, vars_)[1]
@@ -178,28 +178,31 @@ MISLEADING_NEWEST = [
 def test_a_page_is_never_sure_of_superseded_withdrawn_or_moved_rows(sim_db: SimDb, limit: int, fast: bool) -> None:
     """The newest rows of the window are superseded (a), withdrawn (b), moved out of it (c) or doubled (d):
     a page of 1 looks at a and b only and so takes the slow way; pages of 6 and 12 are sure without them."""
-    table = f"page_{limit}"
-    sim_db.admin.command(f"CREATE TABLE {sim_db.database}.{table} AS {sim_db.database}.{Table.INTERACTIONS}")
+    # A copy of the interactions table, in a database of its own so that it keeps the table's name.
+    scratch = f"{sim_db.database}_page_{limit}"
+    table = f"{scratch}.{Table.INTERACTIONS}"
+    sim_db.admin.command(f"CREATE DATABASE {scratch}")
+    sim_db.admin.command(f"CREATE TABLE {table} AS {sim_db.database}.{Table.INTERACTIONS}")
     try:
         start = sim_db.now - timedelta(hours=2)
-        sim_db.admin.insert(f"{sim_db.database}.{table}", [
+        sim_db.admin.insert(table, [
             ["acme", start + timedelta(minutes=m), i, v, st, r] for i, v, m, st, r in MISLEADING_NEWEST
         ], column_names=["tenant", "time", "id", "version", "status", "retracted"])
-        page = {"last": "status = 'ok'", "sort_columns": "status", "tie": "id", "standing": True}
+        page = {"last": "status = 'ok'", "sort_columns": "status", "tie": "id"}
         order = sql.page_order("status = 'ok'", "id")
         tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
-        want = run(sim_db.client, f"SELECT id FROM {sql.latest(table, 'time, status', sql.TIME, standing=True)} "  # type: ignore[arg-type]
+        want = run(sim_db.client, f"SELECT id FROM {sql.latest(table, 'time, status', sql.TIME)} "
                    f"ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
-        got = run(sim_db.client, f"SELECT id FROM {sql.latest_page(table, 'time, status', limit, sql.TIME, **page)} "  # type: ignore[arg-type]
+        got = run(sim_db.client, f"SELECT id FROM {sql.latest_page(table, 'time, status', limit, sql.TIME, **page)} "
                   f"ORDER BY {order} LIMIT {limit}", tr, vars_)[1]
         assert got == want and len(want) == limit
-        keys, sure = sql.newest_page(table, limit, sql.TIME, **page)  # type: ignore[arg-type]
+        keys, sure = sql.newest_page(table, limit, sql.TIME, **page)
         (sure_of,), = run(sim_db.client, sure, tr, vars_)[1]
         assert (sure_of >= limit) == fast
         if fast:
             assert run(sim_db.client, f"SELECT id FROM ({keys})", tr, vars_)[1] == want
     finally:
-        sim_db.admin.command(f"DROP TABLE {sim_db.database}.{table}")
+        sim_db.admin.command(f"DROP DATABASE {scratch}")
 
 
 def test_interaction_drill_down_shows_exactly_that_interactions_records(sim_db: SimDb) -> None:

@@ -110,7 +110,7 @@ def test_failures_surface_and_bad_credentials_are_refused(grafana: FakeGrafana) 
 def test_push_command(grafana: FakeGrafana) -> None:
     env = subprocess_env({"GATELEDGER_GRAFANA_TOKEN": TOKEN})
     res = subprocess.run(
-        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
+        [sys.executable, "-m", "gateledger_cli.main", "dashboards", "push", "--url", grafana.url],
         capture_output=True,
         text=True,
         env=env,
@@ -121,7 +121,7 @@ def test_push_command(grafana: FakeGrafana) -> None:
     assert "missing" in res.stdout and "datasource" in res.stderr
     env["GATELEDGER_GRAFANA_TOKEN"] = "wrong"
     res = subprocess.run(
-        [sys.executable, "-m", "gateledger.cli.main", "dashboards", "push", "--url", grafana.url],
+        [sys.executable, "-m", "gateledger_cli.main", "dashboards", "push", "--url", grafana.url],
         capture_output=True,
         text=True,
         env=env,

@@ -13,7 +13,7 @@ import os
 import random
 import signal
 
-from gateledger.cli.main import cli
+from gateledger_cli.main import cli
 from sinks.clickhouse.service import CRASH_POINTS, SinkService
 
 log = logging.getLogger(__name__)

@@ -166,7 +166,7 @@ class Worker:
 
     def start(self) -> Worker:
         self.proc = self.processes.start(
-            [sys.executable, "-m", "gateledger.cli.main", "serve", "processors"],
+            [sys.executable, "-m", "gateledger_cli.main", "serve", "processors"],
             subprocess_env(self.env | {"GATELEDGER_PROCESSORS_PORT": str(self.port)}), self.log)
         return self
 

@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from gateledger.cli.ingest_file import ingest_file
+from gateledger_cli.ingest_file import ingest_file
 from gateledger.settings import Settings
 from sinks.clickhouse.main import run_sink
 from tests.conftest import Processes

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gateledger.stack import orphans
 
-# A process whose command line says it is ours, as `python -m gateledger.cli.main serve ...` does.
+# A process whose command line says it is ours, as `python -m gateledger_cli.main serve ...` does.
 OURS = [sys.executable, "-c", "import time, sys; time.sleep(600)", "gateledger-leftover"]
 THEIRS = [sys.executable, "-c", "import time, sys; time.sleep(600)", "someone-else"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
 from producers import telemetry
 from producers.emitter import AsyncEmitter, EmitError, Emitter, RetryPolicy, make_event
+from producers.emitter.events import Attempts, Step
 from producers.ingest.settings import IngestSettings
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic
@@ -147,3 +149,22 @@ def test_sync_emitter_retries_through_a_broker_outage(settings: Settings, tmp_pa
         asyncio.run(main())
     finally:
         broker.stop()
+
+
+def test_attempts_wait_split_and_give_up_as_the_policy_says() -> None:
+    """The one loop body of both emitters: retryable answers wait (Retry-After wins, capped), a 413 of
+    several events splits, a refusal ends, and the policy's deadline gives up with the whole batch."""
+    now = [0.0]
+    attempts = Attempts(RetryPolicy(initial_s=1, max_s=8, give_up_after_s=30), random.Random(1), clock=lambda: now[0])
+    batch = [{"id": "a"}, {"id": "b"}]
+    waits = [attempts.after(503, "busy", None, batch).wait for _ in range(4)]
+    assert all(0.5 <= w <= 8 for w in waits) and attempts.attempt == 4
+    assert attempts.after(429, None, "3", batch).wait == 3
+    assert attempts.after(0, "connection refused", "60", batch).wait == 8
+    assert attempts.after(413, None, None, batch).split
+    refused = attempts.after(400, {"rejected": [{"index": 1}]}, None, batch)
+    assert refused.sent == 1 and refused.errors and refused.errors[0].events == [{"id": "b"}]
+    assert attempts.after(200, None, None, batch) == Step(errors=[], sent=2)
+    now[0] = 31
+    gave_up = attempts.after(503, "busy", None, batch)
+    assert gave_up.errors and gave_up.errors[0].events == batch and "gave up after" in str(gave_up.errors[0])

@@ -179,7 +179,7 @@ def test_delivered_through_the_endpoints_lands_exactly_as_the_truth_says(setting
 
 def test_cli_writes_files_and_truth(tmp_path: Path) -> None:
     out = tmp_path / "sim"
-    args = [sys.executable, "-m", "gateledger.cli.main", "simulate", "--out", str(out), "--count", "80",
+    args = [sys.executable, "-m", "gateledger_cli.main", "simulate", "--out", str(out), "--count", "80",
             "--seed", "4", "--start", "2026-11-20T10:00:00Z", "--missing-audits", "0.2"]
     res = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from gateledger import jsonutil
-from gateledger.cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
+from gateledger_cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
 from gateledger.clickhouse.access import QueryError, open_querier
 from gateledger.clickhouse.client import ChdbLocked
 from gateledger.kafka import BrokerNotConfigured, consumer_group_lag, resolve

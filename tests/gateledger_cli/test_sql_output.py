@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateledger.cli.params import ParamError, bind_params
-from gateledger.cli.render import _width, render
+from gateledger_cli.params import ParamError, bind_params
+from gateledger_cli.render import _width, render
 from gateledger.clickhouse.access import ClientQuerier, QueryError, StackQuerier
 from gateledger.clickhouse.results import QueryResult
 from gateledger.settings import Settings
@@ -149,12 +149,12 @@ def test_command_line_parameters_are_typed_by_their_placeholders() -> None:
 def test_gateledger_sql_command_binds_and_prints_csv(tmp_path: Path) -> None:
     env = {"GATELEDGER_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     res = subprocess.run(
-        [sys.executable, "-m", "gateledger.cli.main", "sql", PARAM_SQL, "-p", f"who={HOSTILE}", "-p", "n=41",
+        [sys.executable, "-m", "gateledger_cli.main", "sql", PARAM_SQL, "-p", f"who={HOSTILE}", "-p", "n=41",
          "-p", 'ids=["a","b\'c","d,e"]', "-p", "maybe=\\N", "-p", "amount=0.000000000001", "--format", "csv"],
         env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     header, row = list(csv.reader(io.StringIO(res.stdout)))
     assert row == [HOSTILE, "42", '["a","b\'c","d,e"]', "", "0.000000000001"]
-    res = subprocess.run([sys.executable, "-m", "gateledger.cli.main", "sql", "SELECT {ids:Array(String)}",
+    res = subprocess.run([sys.executable, "-m", "gateledger_cli.main", "sql", "SELECT {ids:Array(String)}",
                           "-p", "ids=a,b"], env=env, capture_output=True, text=True, timeout=60)
     assert res.returncode == 2 and "wants JSON" in res.stderr

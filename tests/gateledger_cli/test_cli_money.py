@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from gateledger import jsonutil
-from gateledger.cli.main import cli
+from gateledger_cli.main import cli
 from gateledger.contracts.events import CostEntry, CostKind
 from gateledger.money.accounting import BudgetBook
 from gateledger.money.budgets import load_budgets

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from gateledger.cli.logs import setup_logging
+from gateledger_cli.logs import setup_logging
 
 
 @click.command()

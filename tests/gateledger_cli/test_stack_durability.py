@@ -27,7 +27,7 @@ import asyncio
 import pytest
 
 from gateledger import jsonutil
-from tests.gateledger.cli.stack_faults import CLI, RAW_IDS, Stack, budget_spend, clean_env, diff, ingest, make_traffic
+from tests.gateledger_cli.stack_faults import CLI, RAW_IDS, Stack, budget_spend, clean_env, diff, ingest, make_traffic
 from tests.conftest import Processes
 
 # Each stack start and settle takes seconds to minutes on a loaded 2-core machine.

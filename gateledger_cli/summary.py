@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateledger.cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
+from gateledger_cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
 from gateledger.clickhouse.access import StackQuerier
 from gateledger.clock import utcnow
 from gateledger.settings import ClickHouseSettings

@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tests.gateledger.cli.test_up_and_cli import clean_env, count, run, stack_count
+from tests.gateledger_cli.test_up_and_cli import clean_env, count, run, stack_count
 from tests.conftest import Processes
 from tests.producers.fake_obot_api import FakeObotApi, ServedInThread, llm_row, local_row, mcp_row, present_event
 

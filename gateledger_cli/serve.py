@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from gateledger.cli.logs import setup_logging
+from gateledger_cli.logs import setup_logging
 
 
 @click.group()

@@ -14,7 +14,7 @@ from gateledger import jsonutil
 
 def _table(columns: list[str], rows: list[list[Any]], numeric: tuple[str, ...] = ()) -> str:
     """An aligned table (numbers right-aligned)."""
-    from gateledger.cli.render import render
+    from gateledger_cli.render import render
     from gateledger.clickhouse.results import QueryResult
 
     types = ["Decimal" if c in numeric else "String" for c in columns]

@@ -19,7 +19,7 @@ from gateledger.stack.redrive import _PENDING_SQL
 from gateledger.stack.state import load_running
 from tests.conftest import Processes
 
-CLI = [sys.executable, "-m", "gateledger.cli.main"]
+CLI = [sys.executable, "-m", "gateledger_cli.main"]
 ALL_TIME = {"since": "2000-01-01 00:00:00", "until": "2100-01-01 00:00:00", "tenant": ""}
 # What the analyst views say, without wall-clock columns (emitted_at, detected_at, computed_at, ...).
 VIEWS = {
@@ -65,7 +65,7 @@ def make_traffic(out: Path, seed: int, count: int, minutes_ago: int) -> int:
 
 def ingest(env: dict[str, str], traffic: Path) -> None:
     """Every file through the producer path (`gateledger ingest`), in one process; each acknowledged."""
-    code = ("import asyncio, sys\nfrom pathlib import Path\nfrom gateledger.cli.ingest_file import ingest_file\n"
+    code = ("import asyncio, sys\nfrom pathlib import Path\nfrom gateledger_cli.ingest_file import ingest_file\n"
             "async def main():\n"
             "    for f in sorted(Path(sys.argv[1]).glob('*/*.jsonl')):\n"
             "        assert await ingest_file(f.stem, f, tenant=f.parent.name, install='default') == 0, f\n"

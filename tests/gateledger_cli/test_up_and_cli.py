@@ -16,7 +16,7 @@ import pytest
 from tests import samples
 from tests.conftest import Processes
 
-CLI = [sys.executable, "-m", "gateledger.cli.main"]
+CLI = [sys.executable, "-m", "gateledger_cli.main"]
 
 
 def clean_env(data_dir: Path) -> dict[str, str]:
@@ -30,7 +30,7 @@ def clean_env(data_dir: Path) -> dict[str, str]:
         # The demo keeps the sink behind on this loaded machine (thousands of messages at the stop):
         # this test is about the commands, so its stop gives the drain a short bound; that the stop
         # drains at all is checked from its progress lines, that it drains everything is
-        # tests/gateledger/cli/test_stack_durability.py's.
+        # tests/gateledger_cli/test_stack_durability.py's.
         GATELEDGER_STACK_DRAIN_TIMEOUT_S="3",
     )
     return env

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from gateledger.cli.logs import setup_logging
+from gateledger_cli.logs import setup_logging
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -31,7 +31,7 @@ def cli() -> None:
 @click.option("--seed", type=int, default=42, show_default=True, help="Demo: random seed (deterministic traffic).")
 def up(demo: bool, duration: float | None, rate: float, seed: int) -> None:
     """Start the embedded stack: Tansu broker, processors, sink + chDB, ingest HTTP (Ctrl-C stops it)."""
-    from gateledger.cli.summary import stack_summary
+    from gateledger_cli.summary import stack_summary
     from gateledger.settings import Settings
     from gateledger.stack.supervisor import Supervisor
 
@@ -102,7 +102,7 @@ def ingest(fmt: str, tenant: str, install: str, file: Path) -> None:
     (exit code 1 if any record was rejected). Ids come from the records: ingesting the same export
     again adds nothing.
     """
-    from gateledger.cli.ingest_file import ingest_file
+    from gateledger_cli.ingest_file import ingest_file
 
     setup_logging("WARNING")
     sys.exit(asyncio.run(ingest_file(fmt, file, tenant=tenant, install=install)))
@@ -123,7 +123,7 @@ def ingest(fmt: str, tenant: str, install: str, file: Path) -> None:
               help="Output format (table cuts long values; vertical, csv, tsv, jsonl and json never do).")
 def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], fmt: str) -> None:
     """Run a ClickHouse query against gateledger's data (through the running stack if there is one)."""
-    from gateledger.cli.render import render
+    from gateledger_cli.render import render
     from gateledger.clickhouse.access import QueryError, open_querier
     from gateledger.clickhouse.client import ChdbLocked
 
@@ -131,7 +131,7 @@ def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], fmt: 
         query = sql_file.read_text()
     if not query:
         raise click.UsageError("give a QUERY or --file")
-    from gateledger.cli.params import ParamError, bind_params
+    from gateledger_cli.params import ParamError, bind_params
 
     try:
         bound = bind_params(query, list(params))
@@ -157,7 +157,7 @@ def sql(query: str | None, sql_file: Path | None, params: tuple[str, ...], fmt: 
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(as_json: bool) -> None:
     """Show the stack, each consumer group's lag and each table's row count."""
-    from gateledger.cli.status import print_status
+    from gateledger_cli.status import print_status
 
     setup_logging("ERROR")
     sys.exit(print_status(as_json))
@@ -205,9 +205,9 @@ def migrate() -> None:
 
 # --- the command groups in modules of their own -------------------------------------------------
 
-from gateledger.cli.bench import bench  # noqa: E402
-from gateledger.cli.serve import serve  # noqa: E402
-from gateledger.cli.simulate import simulate  # noqa: E402
+from gateledger_cli.bench import bench  # noqa: E402
+from gateledger_cli.serve import serve  # noqa: E402
+from gateledger_cli.simulate import simulate  # noqa: E402
 
 cli.add_command(serve)
 cli.add_command(bench)
@@ -223,7 +223,7 @@ cli.add_command(_dashboards)
 
 # --- budgets, costs (the money stage) -------------------------------------------------------------
 
-from gateledger.cli.money import budgets, costs  # noqa: E402
+from gateledger_cli.money import budgets, costs  # noqa: E402
 
 cli.add_command(budgets)
 cli.add_command(costs)
