@@ -28,21 +28,26 @@ class Limiter:
         self.max_keys = max_keys
         self._buckets: dict[Any, _Bucket] = {}
 
-    def acquire(self, key: Any) -> tuple[str, float] | None:
-        """None when the request may go ahead (release it later), else (reason, seconds to wait)."""
+    def acquire(self, key: Any, rate_per_s: float | None = None,
+                burst: int | None = None) -> tuple[str, float] | None:
+        """None when the request may go ahead (release it later), else (reason, seconds to wait).
+
+        ``rate_per_s`` / ``burst``: this caller's own rate limit instead of the limiter's."""
+        rate = self.rate if rate_per_s is None else rate_per_s
+        depth = float(self.burst if burst is None else max(burst, 1))
         now = self.clock()
         b = self._buckets.get(key)
         if b is None:
             self._prune()
-            b = self._buckets[key] = _Bucket(float(self.burst), now)
-        if self.rate > 0:
-            b.tokens = min(float(self.burst), b.tokens + (now - b.stamp) * self.rate)
+            b = self._buckets[key] = _Bucket(depth, now)
+        if rate > 0:
+            b.tokens = min(depth, b.tokens + (now - b.stamp) * rate)
         b.stamp = now
         if self.max_concurrent > 0 and b.inflight >= self.max_concurrent:
             return "concurrency_limited", 1.0
-        if self.rate > 0:
+        if rate > 0:
             if b.tokens < 1.0:
-                return "rate_limited", (1.0 - b.tokens) / self.rate
+                return "rate_limited", (1.0 - b.tokens) / rate
             b.tokens -= 1.0
         b.inflight += 1
         return None

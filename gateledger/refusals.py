@@ -12,6 +12,11 @@ no body. Per window there are at most ``max_keys`` letters plus one overflow let
 ``*``) per reason and status, whatever the flood's size. A failed write keeps the counts for the next
 window (the same letter id with a higher version: ClickHouse keeps the newest, so nothing is counted
 twice), and ``close()`` writes what is left when the service stops.
+
+Some requests never reach a handler: aiohttp's HTTP parser answers a malformed request line or header
+400 itself (and an ``Expect`` other than ``100-continue`` 417). Each door's application observes those
+through aiohttp's access-log hook (``handler_args``: ``unrouted_refusals``), counting them here as
+``bad_request`` with origin ``<door>:aiohttp``; a request that did reach the door carries ``REACHED``.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 from datetime import datetime
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from gateledger.clock import Clock, utcnow
 from gateledger.contracts.events import DeadLetter
@@ -188,3 +197,39 @@ class RefusalRecorder:
             first_at=t.first,
             last_at=t.last,
         )
+
+
+# Set on every request that reached a door's middlewares (which account for their own refusals).
+REACHED = web.RequestKey("gateledger_reached", bool)
+
+
+def mark_reached(request: web.BaseRequest) -> None:
+    """Say the door's own middleware saw this request (its refusal, if any, is counted there)."""
+    request[REACHED] = True
+
+
+def unrouted_refusals(recorder: Callable[[], RefusalRecorder | None], door: str) -> dict[str, Any]:
+    """``web.Application(handler_args=...)`` counting what aiohttp refuses before any middleware runs.
+
+    aiohttp calls its access logger for every answer it writes, including the 400 its HTTP parser
+    gives a malformed request (aiohttp/web_protocol.py: the parser's error becomes an ``_ErrInfo``
+    request whose handler is ``handle_error``; ``finish_response`` then calls ``log_access``) and
+    the 417 of an unknown ``Expect``. The logger class is the public hook (``access_log_class``); a
+    4xx answer to a request without ``REACHED`` is one of those. ``recorder`` is looked up per
+    answer (the door's recorder may be made after its application)."""
+
+    class UnroutedRefusals(AbstractAccessLogger):
+        def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+            status = response.status
+            if not 400 <= status < 500 or request.get(REACHED):
+                return
+            target = recorder()
+            if target is None:
+                return
+            text = getattr(response, "text", None) or response.reason or ""
+            target.record(origin=f"{door}:aiohttp", reason=AIOHTTP_REASONS.get(status, "bad_request"),
+                          status=status, message=f"refused by aiohttp before any handler: {text}",
+                          caller=request.remote, names=request.headers.keys())
+
+    # access_log must be a logger for aiohttp to call the class; nothing is written to it.
+    return {"access_log_class": UnroutedRefusals, "access_log": logging.getLogger("aiohttp.access")}

@@ -45,7 +45,7 @@ from gateledger.contracts.envelope import utc_iso
 from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block_body, go_json
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
-from gateledger.refusals import RefusalRecorder
+from gateledger.refusals import RefusalRecorder, unrouted_refusals
 from gateledger.sources import Format
 from producers import telemetry
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
@@ -351,6 +351,9 @@ class AxonFlowTap:
 def build_tap_app(tap: AxonFlowTap, max_body_bytes: int, middlewares: Any = ()) -> web.Application:
     """An application serving the tap at its root (mount it under a prefix, or serve it alone: then
     with the ingest's own middlewares, so its port drains, limits and checks headers as the rest)."""
-    app = web.Application(client_max_size=max_body_bytes, middlewares=list(middlewares))
+    # Served alone, what aiohttp refuses before the middlewares is the tap's to count (mounted under the
+    # ingest, the ingest application's handler_args apply instead).
+    app = web.Application(client_max_size=max_body_bytes, middlewares=list(middlewares),
+                          handler_args=unrouted_refusals(lambda: tap.refusals, "tap"))
     app.router.add_route("*", "/{tail:.*}", tap.handle)
     return app

@@ -23,7 +23,7 @@ from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from gateledger.httpheaders import as_bytes, is_visible_ascii, same_secret
 from gateledger.masking import Masker
-from gateledger.refusals import AIOHTTP_REASONS, RefusalRecorder
+from gateledger.refusals import AIOHTTP_REASONS, RefusalRecorder, mark_reached
 from producers import telemetry
 from producers.accept import AcceptResult
 from producers.ingest.settings import IngestSettings, TokenGrant
@@ -128,6 +128,7 @@ def check_headers(request: web.Request) -> None:
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Turn HttpError into its response, account for every refusal (a dead letter with its body, or a
     coalesced one: gateledger/refusals.py) and count every answer per route and status."""
+    mark_reached(request)  # the outermost refusing middleware: what it refuses it counts itself
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     try:

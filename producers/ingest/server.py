@@ -27,6 +27,7 @@ from gateledger.masking import Masker, masking_salt
 from gateledger.money.gauges import BudgetGaugeCollector
 from gateledger.money.settings import MoneySettings
 from gateledger.ratelimit import Limiter
+from gateledger.refusals import unrouted_refusals
 from gateledger.settings import Settings
 from gateledger.signals import run_until_stopped
 from producers.accept import accept, parse_body
@@ -135,9 +136,10 @@ def build_app(
 ) -> web.Application:
     """The ingest application with every route registered (``enforcer``: budget enforcement, started
     and stopped with the application)."""
-    app = web.Application(client_max_size=settings.max_body_bytes + 1024,
-                          middlewares=[drain_middleware(settings.retry_after_s), error_middleware, limits_middleware])
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
+    middlewares = [drain_middleware(settings.retry_after_s), error_middleware, limits_middleware]
+    app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=middlewares,
+                          handler_args=unrouted_refusals(lambda: state.refusals, "http"))
     app[STATE] = state
     app[LIMITER] = Limiter(settings.rate_limit_per_s, settings.rate_limit_burst, settings.max_concurrent_per_caller)
     tap = tap or build_tap(state, enforcer)
@@ -200,6 +202,14 @@ def build_app(
     return app
 
 
+def tap_port_app(app: web.Application) -> web.Application:
+    """The ingest application's tap at the root of an application of its own (its own port), with the
+    ingest's middlewares, state and limiter (one limiter for both ports)."""
+    tap_app = build_tap_app(app[TAP], app[STATE].settings.max_body_bytes, middlewares=app.middlewares)
+    tap_app[STATE], tap_app[LIMITER] = app[STATE], app[LIMITER]
+    return tap_app
+
+
 async def run_ingest(
     settings: Settings | None = None,
     stop: asyncio.Event | None = None,
@@ -233,8 +243,7 @@ async def run_ingest(
         if tap is not None and ingest.axonflow_port:
             # The same tap (session opened by the app's start-up above) also at the root of its own
             # port, for clients that cannot take a path prefix.
-            tap_app = build_tap_app(tap, ingest.max_body_bytes, middlewares=app.middlewares)
-            tap_app[STATE], tap_app[LIMITER] = app[STATE], app[LIMITER]  # one limiter for both ports
+            tap_app = tap_port_app(app)
             tap_runner = web.AppRunner(tap_app, access_log=None)
             await tap_runner.setup()
             await web.TCPSite(tap_runner, ingest.host, ingest.axonflow_port, reuse_port=reuse_port or None).start()

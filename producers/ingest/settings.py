@@ -13,6 +13,10 @@ class TokenGrant(BaseModel):
 
     tenant: str = "default"
     install: str | None = None  # None: the service's default install
+    # This token's own rate limit (requests per second, burst) instead of the service's: a relay
+    # token may need more, a tenant's less. None: GATELEDGER_INGEST_RATE_LIMIT_PER_S / _BURST.
+    rate_limit_per_s: float | None = None
+    rate_limit_burst: int | None = None
 
 
 class WebhookFilter(BaseModel):

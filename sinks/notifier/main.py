@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gateledger.kafka import ensure_gateledger_topics, make_consumer, make_producer, resolve
 from gateledger.masking import Masker, masking_salt
-from gateledger.refusals import AIOHTTP_REASONS
+from gateledger.refusals import AIOHTTP_REASONS, mark_reached, unrouted_refusals
 from gateledger.settings import Settings
 from gateledger.signals import run_until_stopped
 from gateledger.topics import Topic, topic_name
@@ -38,6 +38,7 @@ def _http_app(service: NotifierService, relay: AlertmanagerRelay | None = None) 
     @web.middleware
     async def refusals(request: web.Request, handler: Any) -> web.StreamResponse:
         # aiohttp's own refusals (a wrong method or path on this port) are accounted for as the relay's are.
+        mark_reached(request)
         try:
             return await handler(request)
         except web.HTTPException as exc:
@@ -47,7 +48,9 @@ def _http_app(service: NotifierService, relay: AlertmanagerRelay | None = None) 
             return relay.refused(request, exc.status, AIOHTTP_REASONS.get(exc.status, "bad_request"), exc.reason,
                                  origin=f"http:{resource.canonical if resource is not None else 'unmatched'}")
 
-    app = web.Application(middlewares=[refusals])
+    # What aiohttp refuses before this middleware (a malformed request) is counted by the relay too.
+    app = web.Application(middlewares=[refusals],
+                          handler_args=unrouted_refusals(lambda: relay.refusals if relay else None, "http"))
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     if relay is not None:

@@ -89,3 +89,42 @@ def test_the_window_writes_without_a_stop_and_a_later_window_is_a_new_letter() -
     asyncio.run(main())
     assert [(d.count, d.tenant, d.version) for d in topic.letters] == [(1, "acme", 1), (1, "acme", 1)]
     assert topic.letters[0].id != topic.letters[1].id
+
+
+def test_what_aiohttp_refuses_before_the_middleware_is_counted_once_and_what_reaches_it_is_not() -> None:
+    """``unrouted_refusals`` on a real aiohttp server: the parser's 400s and an unknown Expect's 417 are
+    counted as bad_request; a 404 or a handler's 400 (the door's middleware saw them: REACHED) are not."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from gateledger.refusals import mark_reached, unrouted_refusals
+    from tests.rawhttp import malformed_requests, raw_request
+
+    topic = Topic()
+    rec = RefusalRecorder(stage="ingest", masker=Masker(salt=b"t"), send=topic.send, window_s=3600)
+
+    @web.middleware
+    async def door(request: web.Request, handler) -> web.StreamResponse:  # type: ignore[no-untyped-def]
+        mark_reached(request)
+        return await handler(request)
+
+    async def refuse(_: web.Request) -> web.Response:
+        return web.json_response({"reason": "schema"}, status=400)
+
+    async def main() -> None:
+        app = web.Application(middlewares=[door], handler_args=unrouted_refusals(lambda: rec, "http"))
+        app.router.add_post("/x", refuse)
+        async with TestServer(app, host="127.0.0.1") as srv:
+            base = str(srv.make_url("")).rstrip("/")
+            statuses = [(await raw_request(base, data))[0] for data in malformed_requests("/x")]
+            assert statuses.count(400) == len(statuses) - 1 and statuses[-1] == 417, statuses
+            for path in ("/x", "/nothing"):
+                got, _ = await raw_request(base, b"POST " + path.encode() + b" HTTP/1.1\r\nHost: h\r\n"
+                                           b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+                assert got in (400, 404)
+        await rec.close()
+
+    asyncio.run(main())
+    counted = {(d.origin, d.reason, d.http_status): d.count for d in topic.latest().values()}
+    assert counted == {("http:aiohttp", "bad_request", 400): len(malformed_requests("/x")) - 1,
+                       ("http:aiohttp", "bad_request", 417): 1}

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from tests import samples
 from tests.producers.fake_axonflow import check_input_refused, check_output_refused, decide_refused
+from tests.rawhttp import malformed_requests
 
 SEED = 20261121
 PER_ROUTE = 1000  # HTTP requests per route
@@ -217,6 +218,12 @@ ADDRESS = {route: f"127.0.1.{10 + k}" for k, route in enumerate(ROUTES)}
 FLOOD_ADDRESS = {route: f"127.0.2.{10 + k}" for k, route in enumerate(ROUTES)}
 # A relay token per route's flood: limits are per known token, so one route's flood leaves the others alone.
 FLOOD_TOKENS = {route: f"tok-hostile-flood-{k}" for k, route in enumerate(ROUTES)}
+# And one per ingest route whose grant has a rate limit of its own, far below the service's: RATE_REQUESTS
+# sent at once from the flood's address get RATE_BURST through and the rest 429 rate_limited (one more
+# token only each 1 / RATE_PER_S seconds). The notifier's /alertmanager has one caller (its token) and no
+# grants: its 429s come from its flood only.
+RATE_PER_S, RATE_BURST, RATE_REQUESTS = 0.1, 2, 10
+RATE_TOKENS = {route: f"tok-hostile-rate-{k}" for k, route in enumerate(ROUTES) if route != "alertmanager"}
 # Filter URLs the webhook filter must refuse (404 not_found, before the signature is checked).
 NOT_FOUND_PATHS = (f"/v1/obot/webhook/{SCOPED}/server", "/v1/obot/webhook/nosuch/server/x",
                    f"/v1/obot/webhook/{SCOPED}/team/x", f"/v1/obot/webhook/{SCOPED}/user/a/user/b",
@@ -249,12 +256,22 @@ def flood_credentials(route: str, body: bytes) -> dict[str, str]:
     return creds
 
 
+def rate_credentials(route: str, body: bytes) -> dict[str, str]:
+    """The route's honest credentials with its rate-limited token (limits are per known bearer token on
+    every route: on the webhook filter, a gateway in front of Obot's may add one beside the signature)."""
+    creds, token = credentials(route, body), RATE_TOKENS[route]
+    if "X-Gateledger-Token" in creds:
+        creds["X-Gateledger-Token"] = token
+    return creds | {"Authorization": f"Bearer {token}"}
+
+
 def valid_item(route: str, m: str, rng: random.Random, **extra: Any) -> dict[str, Any]:
-    """One valid request of the route, sent with the flood's credentials."""
+    """One valid request of the route, sent with the flood's credentials (the rate token's with rate=True)."""
     spec = ROUTES[route]
     rec = hostile_but_valid(spec["make"](m, rng), m, rng, spec["free"])
     body = orjson.dumps([rec] if spec["array"] else rec)
-    return {"body": body, "headers": {"Content-Type": spec["ctype"], **flood_credentials(route, body)},
+    creds = rate_credentials(route, body) if extra.get("rate") else flood_credentials(route, body)
+    return {"body": body, "headers": {"Content-Type": spec["ctype"], **creds},
             "valid": [m], "must_refuse": False, "records": 1, "marker": m, **extra}
 
 
@@ -336,6 +353,10 @@ def corpus(route: str, rng: random.Random, start: int) -> list[dict[str, Any]]:
     m = next_marker()
     over = (AM_BODY_LIMIT if route == "alertmanager" else BODY_LIMIT) + 10
     add(b'{"pad": "' + m.encode() + b" " + b"x" * over + b'"}', [], True, 1, m, too_large=True)
+    # requests aiohttp refuses before any handler (a malformed request line or header): 400 / 417, counted
+    # as bad_request all the same
+    out += [{"body": b"", "raw": data, "valid": [], "must_refuse": True, "records": 0, "marker": "",
+             "malformed": True} for data in malformed_requests(spec["path"])]
     return out
 
 

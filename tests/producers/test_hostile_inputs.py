@@ -14,6 +14,9 @@ headers, a non-ASCII identity header and, on the scoped filter, URLs that name n
 concurrent runs to one ingest server with the sink running, then ClickHouse is checked once:
 
 - no crash: no answer is a 5xx, the server still answers /healthz;
+- both causes of 429 per ingest route: the flood's concurrency and a token over its grant's own rate;
+- requests aiohttp's HTTP parser refuses (malformed request lines and headers) are 400 and counted in the
+  coalesced dead letters as ``bad_request`` too, on every door;
 - every refusal is a 4xx whose reason is one documented in docs/ingest.md ("Refusals");
 - every valid record (each carries a unique marker) is answered as accepted and lands in
   ``raw_events`` exactly once;
@@ -57,6 +60,10 @@ from tests.producers.hostile_corpus import (
     FLOOD_TOKENS,
     MARKER,
     PER_ROUTE,
+    RATE_BURST,
+    RATE_PER_S,
+    RATE_REQUESTS,
+    RATE_TOKENS,
     RECORD_LIMIT,
     ROUTES,
     SCOPED,
@@ -77,7 +84,7 @@ from tests.producers.hostile_corpus import (
     valid_item,
 )
 from tests.producers.ingestutil import ingest_client
-from tests.rawhttp import raw_post
+from tests.rawhttp import raw_post, raw_request
 
 # ~12,000 requests and the sink landing them: minutes on a loaded 2-core machine.
 pytestmark = [pytest.mark.fault, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -94,6 +101,9 @@ DOCUMENTED_REASONS = documented_reasons()
 
 
 async def _post(session: ClientSession, base: str, item: dict[str, Any], path: str, local: str) -> None:
+    if "raw" in item:  # bytes that are not a well-formed HTTP request
+        item["status"], item["answer"] = await raw_request(base, item["raw"], local_addr=local)
+        return
     if "raw_headers" in item:  # header bytes no client library sends, or a body that never finishes
         item["status"], item["answer"] = await raw_post(base, path, item["body"], item["raw_headers"],
                                                         local_addr=local, declared=item.get("declared"))
@@ -140,10 +150,18 @@ async def _flood(base: str, route: str, start: int) -> list[dict[str, Any]]:
             await asyncio.gather(*(_post(session, base, x, path, local) for x in batch))
             flood += batch
         await asyncio.gather(*held)
-    return holders + flood
+    rate: list[dict[str, Any]] = []
+    if route in RATE_TOKENS:  # a token over its grant's own rate, all at once
+        rate = [valid_item(route, marker(start + 50_000 + i), rng, rate=True) for i in range(RATE_REQUESTS)]
+        async with ClientSession(timeout=ClientTimeout(total=120),
+                                 connector=TCPConnector(local_addr=(local, 0))) as session:
+            await asyncio.gather(*(_post(session, base, x, path, local) for x in rate))
+    return holders + flood + rate
 
 
 def _refusal_reasons(item: dict[str, Any], route: str) -> list[str | None]:
+    if item.get("malformed"):  # aiohttp's own plain-text 400 / 417: counted as bad_request (docs/ingest.md)
+        return ["bad_request"] if item["status"] in (400, 417) else [f"answered {item['status']}"]
     ans = item["answer"] if isinstance(item.get("answer"), dict) else {}
     if "rejected" in ans:
         return [r.get("reason") for r in ans["rejected"]]
@@ -154,9 +172,9 @@ def _refusal_reasons(item: dict[str, Any], route: str) -> list[str | None]:
 
 def _refused_requests(items: list[dict[str, Any]], route: str) -> Counter[tuple[str, int]]:
     """Requests refused as a whole, per (reason, status): each must be in the dead letters' counts."""
-    return Counter((x["answer"].get("reason"), x["status"]) for x in items
-                   if 400 <= x["status"] < 500 and "rejected" not in x["answer"]
-                   and (not route.startswith("tap") or "reason" in x["answer"]))
+    return Counter(("bad_request" if x.get("malformed") else x["answer"].get("reason"), x["status"])
+                   for x in items if 400 <= x["status"] < 500 and "rejected" not in x["answer"]
+                   and (not route.startswith("tap") or "reason" in x["answer"] or x.get("malformed")))
 
 
 def _check_flood(route: str, items: list[dict[str, Any]]) -> list[str]:
@@ -168,8 +186,13 @@ def _check_flood(route: str, items: list[dict[str, Any]]) -> list[str]:
         problems.append(f"{route}: slow bodies answered {dict(slow)}")
     if not flood[(429, "concurrency_limited")] or {s for s, _ in flood} - {200, 429}:
         problems.append(f"{route}: the flood answered {dict(flood)}")
+    rate = Counter((x["status"], x["answer"].get("reason") if x["status"] == 429 else None)
+                   for x in items if x.get("rate"))
+    limited = (429, "rate_limited")
+    if route in RATE_TOKENS and (not rate[limited] or set(rate) - {(200, None), limited}):
+        problems.append(f"{route}: a token over its own rate answered {dict(rate)}")
     for x in items:
-        if x.get("flood") and x["status"] == 429:
+        if (x.get("flood") or x.get("rate")) and x["status"] == 429:
             x["valid"] = []  # refused: must land nowhere but in the dead letters' counts
     return problems
 
@@ -193,7 +216,10 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
             # and a named one scoped by its URL, the tap's tokens, Alertmanager's bearer token.
             ingest = IngestSettings(axonflow_upstream_url=str(up.make_url("")), publish_timeout_s=8.0,
                                     tokens={TOKEN: {"tenant": "*"}, TOKEN_ACME: {"tenant": "acme"},
-                                            **{t: {"tenant": "*"} for t in FLOOD_TOKENS.values()}},
+                                            **{t: {"tenant": "*"} for t in FLOOD_TOKENS.values()},
+                                            **{t: {"tenant": "*", "rate_limit_per_s": RATE_PER_S,
+                                                   "rate_limit_burst": RATE_BURST}
+                                               for t in RATE_TOKENS.values()}},
                                     webhook_secret=SECRET,
                                     webhook_filters={SCOPED: {"secret": SCOPED_SECRET, "tenant": SCOPED_TENANT}},
                                     axonflow_tokens={TAP_TOKEN: ["*"], TAP_TOKEN_ACME: ["acme"]},
@@ -240,7 +266,10 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
                             f"{fives[0]['answer']} for {fives[0]['body'][:120]!r}")
         for x in items:
             reason = x["answer"].get("reason") if isinstance(x["answer"], dict) else None
-            if x.get("slow") or x.get("flood"):
+            if x.get("malformed") and (x["status"] not in (400, 417) or "reason" in x["answer"]):
+                problems.append(f"{route}: a malformed request answered {x['status']} {x['answer']} "
+                                f"for {x['raw'][:80]!r}")
+            if x.get("slow") or x.get("flood") or x.get("rate") or x.get("malformed"):
                 continue  # checked above
             if x.get("not_found") and (x["status"], reason) != (404, "not_found"):
                 problems.append(f"{route}: a filter URL naming nothing answered {x['status']} {x['answer']}")
@@ -303,6 +332,8 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         want = _refused_requests(items, route)
         assert got == want, f"{route}: dead letters count {dict(got)}, refused requests were {dict(want)}"
         assert want[("body_timeout", 408)] and want[("concurrency_limited", 429)], (route, dict(want))
+        assert want[("bad_request", 400)] and want[("bad_request", 417)], (route, dict(want))
+        assert want[("rate_limited", 429)] or route not in RATE_TOKENS, (route, dict(want))
     assert sum(r[7] for r in letters if r[8]) > len([r for r in letters if r[8]]), "nothing was coalesced"
 
     for route, items in plan.items():
@@ -320,7 +351,8 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         in_sink_letters = [m for m in valid if found[m] == 0]
         assert not in_sink_letters, f"{route}: valid records dead-lettered by the sink: {in_sink_letters[:3]}"
         # Refused before authentication or before the body was read: its body is kept nowhere.
-        strangers = [x["marker"] for x in items if x.get("unauthenticated") or x.get("not_found")
+        strangers = [x["marker"] for x in items
+                     if x.get("unauthenticated") or x.get("not_found") or x.get("malformed")
                      or (x.get("odd_identity") and route.startswith("webhook")) or x["status"] == 429]
         assert not [m for m in strangers if found[m] or lettered[m]], f"{route}: a stranger's request was kept"
     # Every record refused inside a batch is one dead letter of its own (each refused input is unique).
@@ -353,7 +385,7 @@ def test_hostile_corpus_on_every_route_crashes_nothing_loses_nothing(settings: S
         refused_early = [x["marker"] for x in items if x.get("odd_identity") and tap_found[x["marker"]]]
         assert not refused_early, f"{route}: a request refused for its headers was recorded: {refused_early[:3]}"
         answered = [x for x in items if x["status"] not in (401, 408, 413, 429) and not x.get("unauthenticated")
-                    and not x.get("odd_identity") and not x.get("slow")]
+                    and not x.get("odd_identity") and not x.get("slow") and not x.get("malformed")]
         assert len(answered) >= PER_ROUTE * 0.85, (route, len(answered))
         hidden = [x for x in answered if tap_found[x["marker"]] == 0
                   and x["marker"] not in masker.mask_text(x["body"].decode("utf-8", "replace"))]
@@ -377,8 +409,8 @@ def _check_alertmanager(items: list[dict[str, Any]], receiver: AlertReceiver, le
     for x in items:
         status, ans = x["status"], x["answer"] if isinstance(x["answer"], dict) else {}
         m = x["marker"]
-        if x.get("slow") or (x.get("flood") and status == 429):
-            continue  # checked with the other routes' floods (and counted in the dead letters)
+        if x.get("slow") or (x.get("flood") and status == 429) or x.get("malformed"):
+            continue  # checked with the other routes' (and counted in the dead letters)
         if status >= 500:
             problems.append(f"answered {status} {ans}")
         elif x.get("unauthenticated"):
@@ -397,4 +429,5 @@ def _check_alertmanager(items: list[dict[str, Any]], receiver: AlertReceiver, le
         if x.get("too_large") and status != 413:
             problems.append(f"a body over the limit answered {status}")
     assert not problems, f"/alertmanager: {len(problems)} problems, e.g. " + "\n".join(problems[:5])
-    assert len(notify) == sum(1 for x in items if x["status"] in (400, 413)), "one dead letter per refusal"
+    assert len(notify) == sum(1 for x in items if x["status"] in (400, 413) and not x.get("malformed")), \
+        "one dead letter per refusal"

@@ -293,8 +293,9 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
     # header refusals before anyone is identified keep no body: they are counted into one letter per
     # caller, route, reason and window (docs/ingest.md, Refusals), written when the server stops. Of the
     # odd headers only the oversized traceparent, refused by the tap after authentication, keeps its body;
-    # the control character is refused by aiohttp's HTTP parser before any of gateledger's code runs.
-    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=13))
+    # the control character is refused by aiohttp's HTTP parser before any of gateledger's code runs, and
+    # counted all the same (bad_request, origin http:aiohttp).
+    letters = asyncio.run(read_topic(settings, Topic.DEAD_LETTERS, want=14))
     kept = [d for d in letters if d["first_at"] is None]
     assert sorted(d["reason"] for d in kept) == ["bad_header", "tenant_not_allowed", "tenant_not_allowed",
                                                  "tenant_not_allowed", "tenant_not_allowed", "tenant_required",
@@ -305,8 +306,11 @@ def test_tap_authenticates_callers_and_scopes_tenants(settings: Settings) -> Non
     for d in coalesced:
         counted[(d["reason"], d["http_status"])] += d["count"]
         assert d["original"] == "" and d["caller"] == "127.0.0.1" and "tok-" not in orjson.dumps(d).decode(), d
-    # 3 unknown callers x 2 recorded paths + the pass-through GET; three odd headers before identification.
-    assert counted == {("unauthenticated", 401): 7, ("bad_header", 401): 2, ("bad_header", 400): 1}, counted
+    # 3 unknown callers x 2 recorded paths + the pass-through GET; three odd headers before identification;
+    # the request aiohttp's parser refused.
+    assert counted == {("unauthenticated", 401): 7, ("bad_header", 401): 2, ("bad_header", 400): 1,
+                       ("bad_request", 400): 1}, counted
+    assert [d["origin"] for d in coalesced if d["reason"] == "bad_request"] == ["http:aiohttp"]
     by_tenant = {e["tenant"]: e for e in events}
     assert set(by_tenant) == {"acme", "mallory", "initech"}
     acme = by_tenant["acme"]

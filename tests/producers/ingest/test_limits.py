@@ -45,6 +45,15 @@ def test_bucket_allows_burst_then_rate_and_never_more() -> None:
     assert passed >= 50 * (clock.t - start) * 0.95  # and the rate is actually granted
 
 
+def test_a_caller_s_own_rate_and_burst_replace_the_limiter_s() -> None:
+    clock = Clock()
+    lim = Limiter(rate_per_s=1000, burst=1000, max_concurrent=0, clock=clock)
+    assert sum(lim.acquire("slow", 1.0, 3) is None for _ in range(10)) == 3
+    assert sum(lim.acquire("fast") is None for _ in range(10)) == 10
+    clock.t += 2.0
+    assert sum(lim.acquire("slow", 1.0, 3) is None for _ in range(10)) == 2
+
+
 def test_concurrency_cap_counts_in_flight_requests() -> None:
     lim = Limiter(rate_per_s=0, burst=1, max_concurrent=2, clock=Clock())
     assert lim.acquire("a") is None and lim.acquire("a") is None
@@ -70,6 +79,27 @@ def test_a_token_over_its_rate_gets_429_with_retry_after_and_others_do_not(setti
             r = await http.post("/v1/ingest/obot-llm", data=body, headers={"Authorization": "Bearer tok-globex"})
             assert r.status == 200  # per token
             assert (await http.get("/healthz")).status == 200  # health and metrics are never limited
+
+    asyncio.run(main())
+
+
+def test_a_token_grant_with_its_own_rate_limit_is_held_to_it_and_the_others_to_the_service_s(
+        settings: Settings) -> None:
+    ingest = secured(tokens={TOKEN: "acme", "tok-slow": {"tenant": "acme", "rate_limit_per_s": 0.01,
+                                                         "rate_limit_burst": 2}})
+
+    async def main() -> None:
+        async with ingest_client(settings, ingest) as http:
+            body = orjson.dumps([samples.obot_llm()])
+            got = {}
+            for token in ("tok-slow", TOKEN):
+                got[token] = []
+                for _ in range(4):
+                    r = await http.post("/v1/ingest/obot-llm", data=body,
+                                        headers={"Authorization": f"Bearer {token}"})
+                    got[token].append((r.status, (await r.json()).get("reason")))
+            assert got == {"tok-slow": [(200, None)] * 2 + [(429, "rate_limited")] * 2,
+                           TOKEN: [(200, None)] * 4}, got
 
     asyncio.run(main())
 

@@ -10,12 +10,13 @@ from aiohttp.test_utils import TestServer
 
 from gateledger.settings import Settings
 from gateledger.topics import Topic
+from producers.ingest.server import tap_port_app
 from producers.ingest.settings import IngestSettings
 from tests import samples
 from tests.producers.ingestutil import ingest_client, sign
 from tests.producers.kafkaread import read_topic
 from tests.producers.test_hostile_inputs import TolerantAxonFlow
-from tests.rawhttp import ODD_VALUES, raw_post
+from tests.rawhttp import ODD_VALUES, malformed_requests, raw_post, raw_request
 
 TOKEN = "tok-acme"
 SECRET = "whsec"
@@ -163,3 +164,46 @@ def test_refusals_without_a_trusted_body_are_coalesced_into_few_dead_letters_tha
     assert len(coalesced) == 10, [(d["origin"], d["reason"], d["caller"], d["count"]) for d in coalesced]
     assert {d["tenant"] for d in coalesced if d["reason"] == "not_found" and d["origin"] == "http:/v1/ingest/{format}"} \
         == {"acme"}
+
+
+def test_requests_aiohttp_refuses_before_any_handler_are_counted_in_dead_letters_on_both_tap_ports(
+        settings: Settings) -> None:
+    """A malformed request line or header is answered 400 by aiohttp's HTTP parser (an unknown Expect 417)
+    before any middleware runs: each is still counted, as ``bad_request`` from ``<door>:aiohttp``, in the
+    coalesced dead letters of the ingest port and of the tap's own port. Pins the aiohttp hook this takes
+    (its access logger, called for the parser's own answers): an aiohttp that stops calling it fails here."""
+    sender = "127.0.0.3"
+
+    async def main() -> tuple[dict[tuple[str, str, int], int], list[dict[str, object]]]:
+        sent: dict[tuple[str, str, int], int] = {}
+        upstream = TolerantAxonFlow()
+        async with TestServer(upstream.app(), host="127.0.0.1") as up, \
+                ingest_client(settings, secured(str(up.make_url("")))) as http, \
+                TestServer(tap_port_app(http.app), host="127.0.0.1") as tap:
+            doors = [("http", str(http.make_url("")).rstrip("/"), "/v1/ingest/obot-llm"),
+                     ("http", str(http.make_url("")).rstrip("/"), "/axonflow/api/policy/pre-check"),
+                     ("tap", str(tap.make_url("")).rstrip("/"), "/api/policy/pre-check")]
+            for door, base, path in doors:
+                for data in malformed_requests(path):
+                    status, answer = await raw_request(base, data, local_addr=sender)
+                    assert status in (400, 417) and "reason" not in answer, (door, data[:60], status, answer)
+                    key = (f"{door}:aiohttp", "bad_request", status)
+                    sent[key] = sent.get(key, 0) + 1
+                # The same route still answers a well-formed request from the same address.
+                body = orjson.dumps([samples.obot_llm(id=f"fzm-after-{door}-{len(sent)}")])
+                if door == "http" and "obot" in path:
+                    auth = [(b"Authorization", f"Bearer {TOKEN}".encode())]
+                    status, answer = await raw_post(base, path, body, auth, local_addr=sender)
+                    assert status == 200, answer
+        return sent, await read_topic(settings, Topic.DEAD_LETTERS, until=lambda got: sum(
+            d["count"] for d in got if d["caller"] == sender) >= sum(sent.values()))
+
+    sent, letters = asyncio.run(main())
+    counted: dict[tuple[str, str, int], int] = {}
+    for d in letters:
+        assert d["caller"] == sender and d["stage"] == "ingest" and d["original"] == "" and d["first_at"], d
+        key = (d["origin"], d["reason"], d["http_status"])
+        counted[key] = counted.get(key, 0) + d["count"]
+        assert "a\x01b" not in orjson.dumps(d).decode()  # the parser's message quotes the request, masked
+    assert counted == sent
+    assert len(letters) == len(sent)  # coalesced: one letter per door, reason and status
