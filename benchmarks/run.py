@@ -187,13 +187,14 @@ def tables(results: dict[str, Any]) -> list[str]:
                          f"(retention {so['retention_s'] or 'default'} s; fit after {so['warmup_min']:g} min; "
                          f"broker recycled {so.get('broker_recycles', 0)}× at "
                          f"{so.get('broker_recycle_mib') or 'the default'} MiB)",
-                         ["process", "mean RSS MiB", "peak MiB", "last MiB", "MiB/min", "% per 10 min", "7 days MiB",
-                          "CPU cores"], table_rows(so)))
+                         ["process", "mean RSS MiB", "peak MiB", "last MiB", "MiB/min", "% per 10 min",
+                          "7 days MiB", "CPU cores"], table_rows(so)))
         segs = [[name, f"{g['from_min']}–{g['to_min']}", g["first_mib"], g["peak_mib"], g["last_mib"],
                  g["slope_mib_per_min"], g["growth_pct_per_10min"]]
                 for name, gs in (so.get("segments") or {}).items() for g in gs]
         out.append(table("soak: growth per stretch a process lived, each after its own warm-up",
-                         ["process", "minutes", "first MiB", "peak MiB", "last MiB", "MiB/min", "% per 10 min"], segs))
+                         ["process", "minutes", "first MiB", "peak MiB", "last MiB", "MiB/min",
+                          "% per 10 min"], segs))
         k = so.get("landing_after_warmup") or {}
         out.append(table("soak: raw events after the warm-up", ["figure", "value"], [
             ["sent per s", k.get("sent_per_s")], ["landed in ClickHouse per s", k.get("landed_per_s")],

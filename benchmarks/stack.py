@@ -118,7 +118,8 @@ class ServiceSampler:
 
     def sample(self) -> dict[str, Any]:
         """One sample: seconds since start, RSS (MiB) and CPU seconds used since start, per process."""
-        row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {}, "pid": {}}
+        row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {},
+                               "pid": {}}
         if any(rss_kib(pid) == 0 for pid in self.pids.values()):
             self._follow_restarts()
         for name, pid in self.pids.items():

@@ -43,6 +43,6 @@ ROLLUP_CHANGES = Counter(
 COMMITTED_BATCHES = Counter("gateledger_sink_committed_batches_total", "Batches landed and committed.", ["table"])
 MEMORY_LIMIT = Gauge(
     "gateledger_sink_memory_limit_bytes",
-    "Memory the sink may use (cgroup limit, else the machine's RAM): what GateledgerSinkMemoryRunningOut compares "
-    "its resident memory's trend with.",
+    "Memory the sink may use (cgroup limit, else the machine's RAM): what GateledgerSinkMemoryRunningOut "
+    "compares its resident memory's trend with.",
 )
