@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up
@@ -52,3 +54,20 @@ def test_keeping_up_counts_what_was_sent_and_landed_after_the_warmup() -> None:
                {"t": 180.0, "sent": 3000, "landed": 2950}, {"t": 240.0, "sent": 4000, "landed": 3600}]
     k = keeping_up(landing, warmup_s=100)
     assert k == {"sent_per_s": 16.7, "landed_per_s": 10.8, "backlog_at_warmup": 50, "backlog_at_end": 400}
+
+
+def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Path) -> None:
+    from benchmarks.run import write_soak_docs
+
+    series = _series({"sink": 0.0, "processors": 0.0})
+    growth = fit(series, warmup_s=300)
+    result = {"growth": growth, "segments": fit_segments(series, 300), "cpu": {"cpu_cores_used": {}},
+              "landing_after_warmup": keeping_up([], 300), "achieved_events_per_s": 250, "minutes": 30.0,
+              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0}
+    page = tmp_path / "benchmarks-soak.md"
+    page.write_text("# Soak benchmark\n\n## Method\n\nold method\n\n## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
+    write_soak_docs(result, page)
+    text = page.read_text()
+    assert "old method" not in text  # the method is regenerated
+    assert text.count("## Run of ") == 2 and text.endswith("## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
+    assert text.index("| sink |") < text.index("## Run of 2026-12-03")  # the new run comes first
