@@ -14,6 +14,11 @@ adds, to the processors' fitted level, the interactions a full window holds beyo
 times the Python heap each one holds in state (``benchmarks.memory``, measured on the real stage
 logic): the 7-day figure of a stack left at its default windows. Heap is a lower bound of RSS
 (allocator slack comes on top).
+
+Once a minute the raw events landed in ClickHouse are counted, so the result says whether the stack
+held the rate (sent and landed per second after the warm-up, and the backlog). A broker recycle
+restarts every service, so besides the one line over the whole soak each stretch a process lived
+(one pid) gets its own line after its own warm-up; a recycled service's bound is its peak.
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, fl
         pts = [(s["t"], s["rss_mib"][name]) for s in series if s["t"] >= warmup_s and s["rss_mib"][name] > 0]
         if len(pts) < 3:
             out[name] = {"samples": len(pts), "slope_mib_per_min": None, "growth_pct_per_10min": None,
-                         "mean_mib": None, "last_mib": None, "extrapolated_7d_mib": None}
+                         "mean_mib": None, "last_mib": None, "peak_mib": None,
+                         "extrapolated_7d_mib": None}
             continue
         ts, rs = [p[0] for p in pts], [p[1] for p in pts]
         slope, _ = statistics.linear_regression(ts, rs)
@@ -64,9 +70,64 @@ def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, fl
             "growth_pct_per_10min": round(slope * 600 / mean * 100, 2) if mean else None,
             "mean_mib": round(mean, 1),
             "last_mib": last,
+            # A recycled broker (and every service it restarts) saw-tooths: its peak is its bound.
+            "peak_mib": max(rs),
             # A negative slope (memory returned) does not shrink the week below what is held now.
             "extrapolated_7d_mib": round(last + max(0.0, slope) * (WEEK_S - last_t), 1),
         }
+    return out
+
+
+async def _landed(stack: Stack) -> int | None:
+    """Raw event rows in ClickHouse now (None while the sink cannot answer, e.g. during a recycle)."""
+    try:
+        return int((await stack.aquery("SELECT count() FROM $db.raw_events"))[0][0])
+    except Exception:  # a progress figure only: the soak goes on without it
+        return None
+
+
+def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, float | None]:
+    """Raw events/s sent and landed after the warm-up; the backlog (sent, not landed) then and at the end."""
+    pts = [p for p in landing if p["t"] >= warmup_s and p["landed"] is not None]
+    if len(pts) < 2:
+        return {"sent_per_s": None, "landed_per_s": None, "backlog_at_warmup": None, "backlog_at_end": None}
+    a, b = pts[0], pts[-1]
+    dt = b["t"] - a["t"]
+    return {"sent_per_s": round((b["sent"] - a["sent"]) / dt, 1),
+            "landed_per_s": round((b["landed"] - a["landed"]) / dt, 1),
+            "backlog_at_warmup": a["sent"] - a["landed"], "backlog_at_end": b["sent"] - b["landed"]}
+
+
+def fit_segments(series: list[dict[str, Any]], warmup_s: float,
+                 min_s: float = 180.0) -> dict[str, list[dict[str, Any]]]:
+    """Per process, one growth line per stretch its pid lived (a broker recycle restarts every service).
+
+    A recycled stack saw-tooths, so one line over the whole soak says nothing; each stretch gets its
+    own warm-up (``warmup_s`` from its first sample) and is fitted if at least ``min_s`` remains."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    names = series[0]["rss_mib"].keys() if series else []
+    for name in names:
+        runs: list[list[dict[str, Any]]] = []
+        for s in series:
+            pid = s.get("pid", {}).get(name)
+            if not runs or runs[-1][0].get("pid", {}).get(name) != pid:
+                runs.append([])
+            runs[-1].append(s)
+        out[name] = []
+        for run in runs:
+            start = run[0]["t"]
+            pts = [(s["t"], s["rss_mib"][name]) for s in run
+                   if s["t"] >= start + warmup_s and s["rss_mib"][name] > 0]
+            if len(pts) < 3 or pts[-1][0] - pts[0][0] < min_s:
+                continue
+            ts, rs = [p[0] for p in pts], [p[1] for p in pts]
+            slope, _ = statistics.linear_regression(ts, rs)
+            mean = statistics.fmean(rs)
+            out[name].append({"from_min": round(ts[0] / 60, 1), "to_min": round(ts[-1] / 60, 1),
+                              "samples": len(pts), "first_mib": rs[0], "last_mib": rs[-1],
+                              "mean_mib": round(mean, 1), "peak_mib": max(rs),
+                              "slope_mib_per_min": round(slope * 60, 3),
+                              "growth_pct_per_10min": round(slope * 600 / mean * 100, 2)})
     return out
 
 
@@ -141,6 +202,7 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
         t0 = time.monotonic()
         end = t0 + minutes * 60
         sent = retries = 0
+        landing: list[dict[str, Any]] = []  # sent and landed once a minute: does the sink keep up?
         next_report = t0 + 60
         while time.monotonic() < end:
             # A few seconds of traffic at a time: generated, then handed over at its delivery times.
@@ -154,7 +216,10 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
                 retries += stats["retries"]
             if time.monotonic() >= next_report:
                 row = sampler.series[-1] if sampler.series else {}
-                echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent; RSS MiB "
+                landed = await _landed(stack)
+                landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed})
+                echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent, "
+                     f"{landed if landed is not None else '?'} landed; RSS MiB "
                      + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items()))
                 next_report += 60
         stop.set()
@@ -163,6 +228,9 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
         landed = int((await stack.aquery("SELECT uniqExact(id) FROM $db.raw_events"))[0][0])
         recycles = (stack.dir / "up.log").read_text().count("broker recycled (")
     growth = fit(sampler.series, warmup_min * 60)
+    result["landing"] = landing
+    result["segments"] = fit_segments(sampler.series, warmup_min * 60)
+    result["landing_after_warmup"] = keeping_up(landing, warmup_min * 60)
     services = [k for k in growth if k != "load generator"]
     week = [growth[k]["extrapolated_7d_mib"] for k in services]
     result.update({
@@ -198,6 +266,7 @@ def table_rows(result: dict[str, Any]) -> list[list[Any]]:
     rows = []
     cores = result["cpu"]["cpu_cores_used"]
     for name, g in result["growth"].items():
-        rows.append([name, g["mean_mib"], g["last_mib"], g["slope_mib_per_min"], g["growth_pct_per_10min"],
+        rows.append([name, g["mean_mib"], g.get("peak_mib"), g["last_mib"], g["slope_mib_per_min"],
+                     g["growth_pct_per_10min"],
                      g["extrapolated_7d_mib"], cores.get(name)])
     return rows

@@ -118,7 +118,8 @@ class ServiceSampler:
 
     def sample(self) -> dict[str, Any]:
         """One sample: seconds since start, RSS (MiB) and CPU seconds used since start, per process."""
-        row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {}}
+        row: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 2), "rss_mib": {}, "cpu_s": {},
+                               "pid": {}}
         if any(rss_kib(pid) == 0 for pid in self.pids.values()):
             self._follow_restarts()
         for name, pid in self.pids.items():
@@ -128,6 +129,7 @@ class ServiceSampler:
             self.cpu[name] = max(self.cpu[name], used)  # a restarted child starts from 0: keep the most seen
             row["rss_mib"][name] = mib
             row["cpu_s"][name] = round(used, 2)
+            row["pid"][name] = pid  # a new pid starts a new segment of the soak's fit (benchmarks/soak.py)
         if self.keep_series:
             self.series.append(row)
         return row

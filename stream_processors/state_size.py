@@ -16,7 +16,10 @@ from typing import Any
 
 import orjson
 
+from gateledger.memory import memory_limit_bytes
 from stream_processors import telemetry
+
+__all__ = ["NO_TENANT", "StateSizer", "memory_limit_bytes", "tenant_of"]
 
 _TENANT_KEYS = frozenset("wdci")
 NO_TENANT = "-"
@@ -28,25 +31,6 @@ def tenant_of(key: str) -> str:
     if len(parts) >= 3 and parts[1] in _TENANT_KEYS and parts[2]:
         return parts[2]
     return NO_TENANT
-
-
-def memory_limit_bytes() -> int:
-    """The memory this process may use: its cgroup's limit when it has one, else the machine's RAM."""
-    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = open(path, encoding="ascii").read().strip()
-        except OSError:
-            continue
-        if text.isdigit() and int(text) < 1 << 60:  # cgroup v1 says "no limit" with a huge number
-            return int(text)
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
 
 
 class StateSizer:

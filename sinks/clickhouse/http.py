@@ -19,6 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gateledger import jsonutil
 from gateledger.clickhouse.results import QueryRunner
 from gateledger.httpheaders import same_secret
+from gateledger.memory import memory_limit_bytes
+from sinks.clickhouse import telemetry
 from sinks.clickhouse.query_guard import TABLE_FUNCTIONS_SQL, Refusal, check_ast, guarded_settings
 
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "[::1]", "localhost.localdomain", "ip6-localhost"})
@@ -120,6 +122,7 @@ def build_app(
             return web.json_response({"error": str(exc), "reason": "clickhouse"}, status=422)
         return web.Response(body=jsonutil.dumps(result.to_json()), content_type="application/json")
 
+    telemetry.MEMORY_LIMIT.set(memory_limit_bytes())
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/status", status_view)

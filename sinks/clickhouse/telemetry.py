@@ -41,3 +41,8 @@ ROLLUP_CHANGES = Counter(
     "gateledger_sink_rollup_changes_total", "Rows written to the rollup feed (+1 new or newer, -1 superseded).", ["table"]
 )
 COMMITTED_BATCHES = Counter("gateledger_sink_committed_batches_total", "Batches landed and committed.", ["table"])
+MEMORY_LIMIT = Gauge(
+    "gateledger_sink_memory_limit_bytes",
+    "Memory the sink may use (cgroup limit, else the machine's RAM): what GateledgerSinkMemoryRunningOut "
+    "compares its resident memory's trend with.",
+)

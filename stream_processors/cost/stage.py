@@ -46,6 +46,9 @@ from stream_processors.settings import ProcessorSettings
 
 STAGE = "cost"
 LLM, MCP = "llm", "mcp"
+# Keys expire by buckets of event time: an hour at most, a quarter of the retention when that is
+# shorter (a key is held at most retention + one bucket; an hour's bucket under a 2-minute retention
+# held 30x the window, and made the soak's processors grow for an hour: docs/benchmarks-soak.md).
 _EXPIRY_BUCKET_US = 3600 * 1_000_000
 # Fields that do not make a cost row different (wall clock, the row's own version, and the catalog
 # version alone: a catalog change with the same amounts is not a new cost).
@@ -89,7 +92,8 @@ class CostPartition:
         self.state = PartitionState(partition)
         self.out = Batch()
         self._retention = secs(settings.retention_s)
-        self._expiry: dict[int, set[str]] = defaultdict(set)  # hour bucket of event time -> state keys
+        self._bucket = min(_EXPIRY_BUCKET_US, max(1_000_000, self._retention // 4))
+        self._expiry: dict[int, set[str]] = defaultdict(set)  # bucket of event time -> state keys
         self._next_expiry = 0
         st: dict[str, int] = {}
         self.state.kv["w"] = st
@@ -107,7 +111,7 @@ class CostPartition:
                 continue
             self.state.kv[key] = value
             if key.startswith("r|"):
-                self._expiry[value[2] - value[2] % _EXPIRY_BUCKET_US].add(key)
+                self._expiry[value[2] - value[2] % self._bucket].add(key)
 
     def flush(self, suffix: str = "") -> list[tuple[str, Any]]:
         return self.state.take_writes()
@@ -162,7 +166,7 @@ class CostPartition:
             if finding is not None:
                 self.out.row(finding, t_us)
         if seen is None:
-            self._expiry[t_us - t_us % _EXPIRY_BUCKET_US].add(skey)
+            self._expiry[t_us - t_us % self._bucket].add(skey)
             seen = [call.version, digest, t_us]
         else:
             seen = [call.version, digest, seen[2]]
@@ -172,9 +176,9 @@ class CostPartition:
         wm = self.wm.value
         if wm < self._next_expiry:
             return
-        self._next_expiry = wm + _EXPIRY_BUCKET_US
+        self._next_expiry = wm + self._bucket
         limit = wm - self._retention
-        for bucket in [b for b in self._expiry if b + _EXPIRY_BUCKET_US <= limit]:
+        for bucket in [b for b in self._expiry if b + self._bucket <= limit]:
             for key in self._expiry.pop(bucket):
                 self.state.delete(key)
         self.state.touch("w", WATERMARK)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from benchmarks.soak import WEEK_S, at_full_retention, fit
+from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up
 
 
 def _series(slopes: dict[str, float], minutes: int = 30) -> list[dict[str, object]]:
@@ -30,3 +32,42 @@ def test_full_retention_adds_a_full_windows_interactions_to_the_processors_only(
     assert full["processors_plateau_mib"] == pytest.approx(100.0 + 70.3, abs=0.1)
     assert full["stack_7d_mib"] == pytest.approx(100.0 + 170.3, abs=0.1)  # the load generator left out
     assert at_full_retention(result | {"retention_s": 3720.0}, 2048, 3720.0)["processors_plateau_mib"] == 100.0
+
+
+def test_segments_split_at_a_restart_and_each_gets_its_own_warmup() -> None:
+    # 20 minutes: the broker grows 1 MiB per 5 s sample and is restarted (new pid) at minute 10,
+    # where it starts again from 100 MiB; the sink holds flat on one pid throughout.
+    series = [{"t": i * 5.0,
+               "rss_mib": {"broker": 100.0 + (i % 120), "sink": 500.0},
+               "pid": {"broker": 1 if i < 120 else 2, "sink": 3}} for i in range(240)]
+    segs = fit_segments(series, warmup_s=120)
+    assert [(s["from_min"], s["to_min"]) for s in segs["broker"]] == [(2.0, 9.9), (12.0, 19.9)]
+    assert all(s["slope_mib_per_min"] == pytest.approx(12.0) for s in segs["broker"])
+    assert [s["growth_pct_per_10min"] for s in segs["sink"]] == [0.0]
+    assert segs["sink"][0]["from_min"] == 2.0
+    # A stretch shorter than min_s after its warm-up is not fitted.
+    assert fit_segments(series, warmup_s=420, min_s=180)["broker"] == []
+
+
+def test_keeping_up_counts_what_was_sent_and_landed_after_the_warmup() -> None:
+    landing = [{"t": 60.0, "sent": 1000, "landed": 900}, {"t": 120.0, "sent": 2000, "landed": None},
+               {"t": 180.0, "sent": 3000, "landed": 2950}, {"t": 240.0, "sent": 4000, "landed": 3600}]
+    k = keeping_up(landing, warmup_s=100)
+    assert k == {"sent_per_s": 16.7, "landed_per_s": 10.8, "backlog_at_warmup": 50, "backlog_at_end": 400}
+
+
+def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Path) -> None:
+    from benchmarks.run import write_soak_docs
+
+    series = _series({"sink": 0.0, "processors": 0.0})
+    growth = fit(series, warmup_s=300)
+    result = {"growth": growth, "segments": fit_segments(series, 300), "cpu": {"cpu_cores_used": {}},
+              "landing_after_warmup": keeping_up([], 300), "achieved_events_per_s": 250, "minutes": 30.0,
+              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0}
+    page = tmp_path / "benchmarks-soak.md"
+    page.write_text("# Soak benchmark\n\n## Method\n\nold method\n\n## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
+    write_soak_docs(result, page)
+    text = page.read_text()
+    assert "old method" not in text  # the method is regenerated
+    assert text.count("## Run of ") == 2 and text.endswith("## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
+    assert text.index("| sink |") < text.index("## Run of 2026-12-03")  # the new run comes first

@@ -95,6 +95,7 @@ EXPECTED_RECEIVER = {
     "GateledgerProcessorLagHigh": "gateledger-ops",
     "GateledgerProcessorStalled": "gateledger-pager",
     "GateledgerProcessorMemoryRunningOut": "gateledger-ops",
+    "GateledgerSinkMemoryRunningOut": "gateledger-ops",
     "GateledgerDeadLetterRate": "gateledger-ops",
     "GateledgerSinkPoisonRows": "gateledger-ops",
     "GateledgerNoEventsFromSource": "gateledger-ops",

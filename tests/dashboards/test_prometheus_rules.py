@@ -95,6 +95,8 @@ def test_every_rule_has_a_unit_test() -> None:
         ("GateledgerNoEventsFromSource", "[15m])) > 0)", "[15m])) >= 0)"),
         ("GateledgerProcessorStalled", "consumer_position[10m]) == 0)", "consumer_position[10m]) >= 0)"),
         ("GateledgerProcessorMemoryRunningOut", "> on (instance, job) 0.9 *", "> on (instance, job) 2 *"),
+        ("GateledgerSinkMemoryRunningOut", "0.9 * gateledger_sink_memory_limit_bytes",
+         "2 * gateledger_sink_memory_limit_bytes"),
     ],
 )
 def test_the_unit_tests_catch_a_broken_rule(tmp_path: Path, rule: str, original: str, broken: str) -> None:

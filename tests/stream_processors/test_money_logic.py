@@ -134,3 +134,30 @@ def test_backfill_scans_from_the_current_period_and_rescans_only_when_matching_c
     assert matching_key(day.model_copy(update={"limit_usd": Decimal("9"), "thresholds": (10,)})) == matching_key(day)
     assert matching_key(day.model_copy(update={"timezone": "UTC"})) != matching_key(day)
     assert matching_key(b["bob-6h"]) != matching_key(b["bob-6h"].model_copy(update={"hours": 12}))
+
+
+def test_the_cost_state_holds_about_its_retention_also_when_that_is_short(tmp_path: Path) -> None:
+    # One call every 30 s of event time for 40 minutes under a 120 s retention: a call's key is kept at
+    # least the retention (a newer version in it is compared, not repriced) and gone within
+    # retention + a quarter of it, so the state holds ~5 keys, not the hour's 80 an hourly bucket kept.
+    settings = ProcessorSettings(retention_s=120, lateness_s=0)
+    cost = CostPartition(0, settings, files(tmp_path), Masker(salt=b"s"), ManualClock(T0))
+    sizes = []
+    for i in range(80):
+        at = T0 + timedelta(seconds=30 * i)
+        cost.process(LLM, "llm.calls", i, call(1000 + i, time=at))
+        sizes.append(cost.entries() - 1)  # less the watermark
+        kept = [k for k in cost.state.kv if k.startswith("r|")]
+        # The call of 120 s ago is still there (exact retention), the one of 150 s + 30 s ago is not.
+        if i >= 4:
+            assert cost.state.get(_key(1000 + i - 4)) is not None
+        if i >= 6:
+            assert cost.state.get(_key(1000 + i - 6)) is None, kept
+    assert max(sizes) <= 6
+
+
+def _key(i: int) -> str:
+    from gateledger.contracts.events import CostKind
+    from gateledger.money.cost import cost_row_id
+
+    return f"r|{cost_row_id(CostKind.LLM, f'llm-{i}')}"

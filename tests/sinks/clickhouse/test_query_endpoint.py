@@ -66,7 +66,12 @@ def test_a_reading_query_with_the_token_answers(db_client: Any, settings: Settin
             r = await http.get("/status", headers=auth())
             assert r.status == 200 and (await r.json()) == {"landed": 0}
             assert (await http.get("/healthz")).status == 200  # open: liveness
-            assert (await http.get("/metrics")).status == 200  # open: counters
+            metrics = await http.get("/metrics")
+            assert metrics.status == 200  # open: counters
+            # GateledgerSinkMemoryRunningOut compares the RSS trend with it: never 0 (cgroup or RAM).
+            limit = [ln for ln in (await metrics.text()).splitlines()
+                     if ln.startswith("gateledger_sink_memory_limit_bytes ")]
+            assert limit and float(limit[0].split()[1]) > 64 * 2**20, limit
 
     run(main())
 
