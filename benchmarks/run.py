@@ -289,7 +289,7 @@ def write_soak_docs(result: dict[str, Any], path: Path) -> None:
              f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB.", "",
              f"## Run of {m['when'][:16].replace('T', ', ')} UTC", "",
              f"Load (1 min) {m['load_avg_1m_at_start']} when this page was written; commit {m['commit']}.", "",
-             *tables({"soak": result}), "",
+             *(part for t in tables({"soak": result}) for part in (t, "")),  # a table ends at a blank line
              f"Whole stack extrapolated to 7 days at this rate: **{result['stack_extrapolated_7d_mib']} MiB** "
              "(sum of the services' fitted lines; the load generator is not part of the stack).", "",
              *([f"At the default 24 h retention (method above: {full['heap_bytes_per_interaction']:,} B of heap "
