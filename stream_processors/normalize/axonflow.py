@@ -14,11 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from gateledger import findings
-from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.envelope import Envelope, EventType
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
 from stream_processors.normalize import llm, policy
 from stream_processors.normalize.axonflow_trail import AuditTrailRows
+from stream_processors.normalize.dispatch import handles
 from stream_processors.normalize.keys import NOT_RAISED, RAISED, WITHDRAWN, tenant_of
 from stream_processors.normalize.records import decode_context, encode_context
 
@@ -49,6 +50,7 @@ class ContextJoin(AuditTrailRows):
         value = self.state.get(key)
         return None if value is None else decode_context(value)
 
+    @handles(EventType.AXONFLOW_PRECHECK)
     def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
         row = policy.decision_from_precheck(env)
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
@@ -95,6 +97,7 @@ class ContextJoin(AuditTrailRows):
             st["orph"] = WITHDRAWN
         self._schedule_context(key, st)
 
+    @handles(EventType.AXONFLOW_LLM_AUDIT)
     def _audit(self, env: Envelope, t_us: int, rcv: int) -> None:
         _ex, req = llm.parse_audit(env)
         key = f"c|{env.tenant}|{req.context_id}"

@@ -14,10 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.contracts.events import McpCall
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.normalize import mcp
+from stream_processors.normalize.dispatch import handles
 from stream_processors.normalize.records import decode_exchange, encode_exchange, id_digest
 
 
@@ -32,6 +33,7 @@ class ExchangeMerge:
     _schedule: Callable[[str, dict[str, Any], int | None], None]
     _emit_mcp: Callable[[McpCall, int], None]
 
+    @handles(EventType.OBOT_MCP_CALL)
     def _obot_mcp_call(self, env: Envelope, t_us: int, rcv: int) -> None:
         rec = mcp.parse_flat(env)
         half = mcp.half_of(rec)

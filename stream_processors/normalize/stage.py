@@ -48,6 +48,7 @@ from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, 
 from stream_processors.normalize import governance, llm, local_agent, mcp, policy, records, webhook
 from stream_processors.normalize.errors import InvalidEvent
 from stream_processors.normalize.axonflow import ContextJoin
+from stream_processors.normalize.dispatch import Handler, handler_table, handles
 from stream_processors.normalize.keys import tenant_of
 from stream_processors.normalize.obot_mcp import ExchangeMerge
 from stream_processors.settings import ProcessorSettings
@@ -261,34 +262,33 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
             # A type another source carries (a CloudEvent typed obot.mcp.call) is not taken for it.
             raise InvalidEvent("unknown_type", f"envelope type {env.type!r} is not expected on {topic}")
 
-    def _handler_table(self) -> dict[EventType, Callable[[Envelope, int, int], None]]:
-        """What each envelope type of the registry's sources is normalized by."""
-        table: dict[EventType, Callable[[Envelope, int, int], None]] = {
-            EventType.OBOT_MCP_CALL: self._obot_mcp_call,
-            EventType.OBOT_MCP_AUDIT_EVENT: lambda env, t, rcv: self._emit_mcp(mcp.call_from_audit_event(env), rcv),
-            EventType.OBOT_LOCAL_AGENT_TOOL_CALL: self._local_agent,
-            EventType.OBOT_LLM_CALL: lambda env, t, rcv: self._emit_llm(llm.call_from_obot(env), rcv),
-            EventType.OBOT_WEBHOOK_DECISION: lambda env, t, rcv: self._emit_webhook(webhook.decision_from_filter(env),
-                                                                                    rcv),
-            EventType.AXONFLOW_PRECHECK: self._precheck,
-            EventType.AXONFLOW_LLM_AUDIT: self._audit,
-            EventType.AXONFLOW_DECIDE: self._governance,
-            EventType.AXONFLOW_MCP_CHECK: self._governance,
-            EventType.AXONFLOW_AUDIT_ENTRY: self._audit_entry,
-        }
-        listed = {t for s in SOURCES for t in s.types}
-        if set(table) != listed:
-            raise RuntimeError(f"normalize handles {sorted(table)}, gateledger/sources.py lists {sorted(listed)}")
-        return table
+    def _handler_table(self) -> dict[EventType, Handler]:
+        """What each envelope type of the registry's sources is normalized by (``dispatch.py``)."""
+        return handler_table(self, SOURCES)
 
+    @handles(EventType.OBOT_MCP_AUDIT_EVENT)
+    def _obot_mcp_audit_event(self, env: Envelope, t_us: int, rcv: int) -> None:
+        self._emit_mcp(mcp.call_from_audit_event(env), rcv)
+
+    @handles(EventType.OBOT_LLM_CALL)
+    def _obot_llm_call(self, env: Envelope, t_us: int, rcv: int) -> None:
+        self._emit_llm(llm.call_from_obot(env), rcv)
+
+    @handles(EventType.OBOT_WEBHOOK_DECISION)
+    def _obot_webhook(self, env: Envelope, t_us: int, rcv: int) -> None:
+        self._emit_webhook(webhook.decision_from_filter(env), rcv)
+
+    @handles(EventType.OBOT_LOCAL_AGENT_TOOL_CALL)
     def _local_agent(self, env: Envelope, t_us: int, rcv: int) -> None:
         row = local_agent.call_from_local_agent_event(env)
         self.out.row(row, to_us(row.time))
 
+    @handles(EventType.AXONFLOW_DECIDE, EventType.AXONFLOW_MCP_CHECK)
     def _governance(self, env: Envelope, t_us: int, rcv: int) -> None:
         row, verdict = governance.decision_from_governance(env)
         self._emit_gate(row, rcv, fact=verdict)
 
+    @handles(EventType.AXONFLOW_AUDIT_ENTRY)
     def _audit_entry(self, env: Envelope, t_us: int, rcv: int) -> None:
         """A row of AxonFlow's audit trail: meets the tap's records of its context in the join."""
         entry = governance.parse_entry(env)

@@ -1,20 +1,22 @@
-"""The normalize stage takes on each raw topic only the envelope types gateledger/sources.py lists for it."""
+"""The normalize stage takes on each raw topic only the envelope types gateledger/sources.py lists for it, each
+by the one method marked for it (dispatch.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from gateledger.clock import ManualClock
+from gateledger.contracts.envelope import Envelope, EventType
 from gateledger.masking import Masker
 from gateledger.sources import SOURCES
 from gateledger.topics import Topic
 from stream_processors.local import LocalPipeline
+from stream_processors.normalize.dispatch import handler_table, handles
 from stream_processors.normalize.stage import NormalizePartition, RawTopics
 from stream_processors.settings import ProcessorSettings
 from tests import samples
 from tests.stream_processors.harness import envelope
 from tests.stream_processors.traffic import T0
-
 
 
 def _feed(topic: str, fmt: str, record: dict) -> dict[str, list[dict]]:
@@ -44,3 +46,21 @@ def test_every_listed_type_has_a_handler_and_no_handler_is_unlisted(monkeypatch:
     monkeypatch.setattr("stream_processors.normalize.stage.SOURCES", trimmed)
     with pytest.raises(RuntimeError, match="gateledger/sources.py"):
         part._handler_table()
+
+
+def test_a_type_marked_on_two_methods_or_on_none_stops_the_stage() -> None:
+    class Twice(NormalizePartition):
+        @handles(EventType.AXONFLOW_LLM_AUDIT)
+        def _another_audit(self, env: Envelope, t_us: int, rcv: int) -> None:
+            """A second handler of a type ``axonflow.py`` already takes."""
+
+    with pytest.raises(RuntimeError, match="handled by both"):
+        handler_table(Twice.__new__(Twice), SOURCES)
+
+    class Unmarked:
+        @handles(EventType.OBOT_LLM_CALL)
+        def _llm(self, env: Envelope, t_us: int, rcv: int) -> None:
+            """The only handler: every other listed type has none."""
+
+    with pytest.raises(RuntimeError, match="gateledger/sources.py lists"):
+        handler_table(Unmarked(), SOURCES)
