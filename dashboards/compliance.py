@@ -73,11 +73,13 @@ FINDING_DESCRIPTIONS = {
     "policy_bypass": "An LLM or tool call that ran after a blocked pre-check or a rejected webhook.",
 }
 # Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
-# and by its request id and context ids (empty keys never match).
+# and by its request id and context ids (empty keys never match); the interaction at its latest version
+# (latest(): a withdrawn one shows nothing of its own).
+_INTERACTION = latest(Table.INTERACTIONS, "event_ids, request_id, context_ids", "id = ${interaction:sqlstring}")
 INTERACTION_EVENTS = f"""WITH
-  (SELECT argMax(event_ids, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS ev,
-  (SELECT argMax(request_id, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS req,
-  (SELECT argMax(context_ids, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS ctx
+  (SELECT any(event_ids) FROM {_INTERACTION}) AS ev,
+  (SELECT any(request_id) FROM {_INTERACTION}) AS req,
+  (SELECT any(context_ids) FROM {_INTERACTION}) AS ctx
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd

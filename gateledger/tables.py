@@ -83,6 +83,15 @@ def newest(table: str, columns: str, where: str = "1") -> str:
             f" {NEWEST_PER_ID}) WHERE NOT retracted)")
 
 
+def final(table: str) -> str:
+    """``table`` (a Table, or ``database.<Table>``) read FINAL: each event at its latest version, as newest()
+    keeps them, the fast way over a whole table; withdrawn events stay (add ``NOT retracted`` where a table
+    has them). Refused for TIME_MOVES, whose versions FINAL does not all collapse."""
+    if table.rsplit(".", 1)[-1].strip("`") in TIME_MOVES:
+        raise ValueError(f"{table}: an event's versions can differ in time, FINAL keeps more than its latest")
+    return f"{table} FINAL"
+
+
 # Rollup tables and the materialized view that fills each (``<name>_mv``).
 ROLLUPS: tuple[Table, ...] = (
     Table.USAGE_PER_MINUTE, Table.COST_DAILY, Table.COST_PER_MINUTE, Table.USER_COST_PER_HOUR, Table.LANDINGS_PER_MINUTE,

@@ -6,7 +6,7 @@ from gateledger_cli.tables import TABLE_ROWS_SQL, format_counts, table_rows
 from gateledger.clickhouse.access import StackQuerier
 from gateledger.clock import utcnow
 from gateledger.settings import ClickHouseSettings
-from gateledger.tables import Table
+from gateledger.tables import Table, final
 
 
 async def stack_summary(sink_url: str) -> str:
@@ -22,7 +22,7 @@ async def stack_summary(sink_url: str) -> str:
         lines.append("  raw events by type: " + ", ".join(f"{t}={n}" for t, n in by_type.rows))
     money = await q.run_async(
         f"SELECT toString(sum(total_cost_usd)), countIf(NOT unpriced), countIf(unpriced), "
-        f"(SELECT count() FROM {db}.{Table.BUDGET_ALERTS} FINAL) FROM {db}.{Table.COST_LEDGER} FINAL")
+        f"(SELECT count() FROM {final(f'{db}.{Table.BUDGET_ALERTS}')}) FROM {final(f'{db}.{Table.COST_LEDGER}')}")
     if money.rows and (money.rows[0][1] or money.rows[0][2]):
         spend, priced, unpriced, alerts = money.rows[0]
         lines.append(f"  spend: ${spend} over {priced} priced calls ({unpriced} unpriced: add their models to "

@@ -16,7 +16,7 @@ from clickhouse_connect.driver.client import Client
 
 from gateledger.clickhouse.client import connect
 from gateledger.settings import ClickHouseSettings, Settings
-from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, ROLLUPS, Table, withdrawable
+from gateledger.tables import DECISION_FEED_COLUMNS, ROLLUP_FEED_COLUMNS, ROLLUPS, Table, final, withdrawable
 from sinks.clickhouse.rollups import DECISION_FEED_TABLE, FEED_TABLE, LANDING_TABLE, ROLLUP_SOURCES
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def _select(table: Table, columns: str) -> str:
     """The feed rows of ``table``'s events (``{db}`` left to fill): FINAL, the fast way to each event's latest
     version over a whole table (gateledger/tables.py), and nothing withdrawn."""
     standing = " WHERE NOT retracted" if withdrawable(table) else ""
-    return f"SELECT '{table}', 1, {columns} FROM {{db}}.{table} FINAL{standing}"
+    return f"SELECT '{table}', 1, {columns} FROM {final(f'{{db}}.{table}')}{standing}"
 
 
 _SELECTS = {table: _select(table, columns) for table, columns in _FEEDS.items()}
@@ -72,7 +72,7 @@ def rebuild_rollups(client: Client, database: str, ch: ClickHouseSettings | None
     for table, select in _SELECTS.items():
         client.command(f"INSERT INTO `{database}`.{FEED_TABLE} ({FEED_COLUMNS}) {select.format(db=f'`{database}`')}",
                        settings=settings)
-        (n,), = client.query(f"SELECT count() FROM `{database}`.`{table}` FINAL").result_rows
+        (n,), = client.query(f"SELECT count() FROM {final(f'`{database}`.`{table}`')}").result_rows
         fed[table] = int(n)
         log.info("fed %d %s event(s) into the rollups", n, table)
     for table, select in _DECISION_SELECTS.items():

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from gateledger import jsonutil
-from gateledger.tables import Table
+from gateledger.tables import Table, final
 from sinks.clickhouse.batching import flush_token_of
 from sinks.clickhouse.lines import LineError
 from sinks.clickhouse.rows import RowError, to_datetime
@@ -244,7 +244,7 @@ class RollupFeeder:
         # only those granules. Keys travel as one JSON string each: ClickHouse parses a 10k-element
         # array literal parameter several times slower than it extracts the same array from JSON.
         result = self.writer.query(
-            f"SELECT {cols} FROM {self.writer.qualified(source.table)} FINAL"
+            f"SELECT {cols} FROM {final(self.writer.qualified(source.table))}"
             " WHERE tenant IN (SELECT arrayJoin(JSONExtract({tenants:String}, 'Array(String)')))"
             " AND time IN (SELECT arrayJoin(JSONExtract({times:String}, 'Array(DateTime64(6, \\'UTC\\'))')))"
             " AND id IN (SELECT arrayJoin(JSONExtract({ids:String}, 'Array(String)')))",

@@ -54,6 +54,7 @@ from gateledger.money.amounts import canonical
 from gateledger.money.budgets import Budget
 from gateledger.money.periods import PeriodKind
 from gateledger.settings import KafkaSettings, Settings
+from gateledger.tables import Table, final
 from gateledger.topics import TopicSpec
 from stream_processors import telemetry
 from stream_processors.common.money_files import MoneyFiles
@@ -95,8 +96,7 @@ def scan_start(budgets: list[Budget], now: datetime) -> datetime:
 
 _OPTIONAL_TEXT = {name for name, f in CostEntry.model_fields.items()
                   if f.annotation == (str | None)}  # '' in ClickHouse means absent
-_LEDGER_SQL = """
-SELECT * FROM {db:Identifier}.cost_ledger FINAL
+_LEDGER_SQL = "SELECT * FROM " + final("{db:Identifier}." + Table.COST_LEDGER) + """
 WHERE time >= {since:DateTime64(6)}
 ORDER BY time, id
 LIMIT {limit:UInt32} OFFSET {offset:UInt64}

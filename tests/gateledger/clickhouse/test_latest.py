@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gateledger.settings import Settings
-from gateledger.tables import LATEST, TIME_MOVES, Table, latest, newest, withdrawable
+from gateledger.tables import LATEST, TIME_MOVES, Table, final, latest, newest, withdrawable
 
 # Recent: the tables' TTLs (a week for dead letters) would drop older rows.
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
@@ -52,6 +52,10 @@ def test_each_latest_view_keeps_the_rows_newest_keeps(settings: Settings, ch_cli
     in_range = (f"tenant = 'acme' AND time >= '{SINCE:%Y-%m-%d %H:%M:%S}' AND time < '{UNTIL:%Y-%m-%d %H:%M:%S}'")
     want = ch_client.query(f"SELECT id, version FROM {newest(f'{db}.{table}', 'version', in_range)}").result_rows
     assert sorted(view) == sorted(want), table
+    if table not in TIME_MOVES:  # FINAL, the fast way other readers take (tables.final), keeps them too
+        standing = " AND NOT retracted" if withdrawable(table) else ""
+        fast = ch_client.query(f"SELECT id, version FROM {final(f'{db}.{table}')} WHERE {in_range}{standing}")
+        assert sorted(fast.result_rows) == sorted(want), table
     # And what both keep is right, not merely equal.
     expected = {("superseded", 3), ("twice", 1), ("once", 1)}
     if withdrawable(table):
@@ -61,8 +65,10 @@ def test_each_latest_view_keeps_the_rows_newest_keeps(settings: Settings, ch_cli
     assert sorted(want) == sorted(expected)
 
 
-def test_newest_refuses_a_table_without_versions() -> None:
+def test_newest_refuses_a_table_without_versions_and_final_one_whose_time_moves() -> None:
     with pytest.raises(ValueError):
         newest(Table.RAW_EVENTS, "time")
     with pytest.raises(ValueError):
         newest(Table.COST_DAILY, "time")
+    with pytest.raises(ValueError):
+        final(f"`db`.`{Table.INTERACTIONS}`")
