@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from gateledger.retry import Backoff
+
 BATCH_CONTENT_TYPE = "application/cloudevents-batch+json"
 # CloudEvents extension attributes gateledger correlates on (lower-case alphanumerics, per spec).
 EXTENSIONS = {"tenant": "tenant", "request_id": "requestid", "context_id": "contextid",
@@ -66,22 +68,15 @@ class EmitError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
-    """Backoff for retryable answers (429, 502, 503, 504, network errors); ``Retry-After`` wins."""
+class RetryPolicy(Backoff):
+    """Backoff for retryable answers (429, 502, 503, 504, network errors): gateledger's one policy
+    (``gateledger/retry.py``: doubling, jittered, ``Retry-After`` wins), and when to give up."""
 
     initial_s: float = 0.2
     max_s: float = 10.0
+    jitter: bool = True
     # Give up (and report the batch) after this long; None: retry until closed.
     give_up_after_s: float | None = 300.0
-
-    def delay(self, attempt: int, retry_after: str | None, rng: random.Random) -> float:
-        """Seconds to wait before attempt ``attempt + 1``."""
-        if retry_after:
-            try:
-                return min(float(retry_after), self.max_s)
-            except ValueError:
-                pass
-        return rng.uniform(self.initial_s / 2, min(self.max_s, self.initial_s * 2**attempt))
 
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
@@ -145,6 +140,5 @@ class Attempts:
         if limit is not None and self.clock() - self.started > limit:
             return Step(errors=[EmitError(f"gave up after {self.attempt + 1} attempts (last: {status or payload})",
                                           batch, status)])
-        wait = self.policy.delay(self.attempt, retry_after, self.rng)
         self.attempt += 1
-        return Step(wait=wait)
+        return Step(wait=self.policy.delay(self.attempt, retry_after, self.rng))

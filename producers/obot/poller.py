@@ -190,7 +190,7 @@ class ObotPoller:
             await self.loop.run(stop, lambda: self.cycle(session))
 
     def backoff(self, failures: int) -> float:
-        """Exponential backoff with full jitter, between the configured bounds."""
+        """The wait after ``failures`` failed cycles in a row (``PollLoop.backoff``)."""
         return self.loop.backoff(failures)
 
 

@@ -1,10 +1,12 @@
-"""The poll loop both audit pollers run: a cycle every interval, exponential backoff with full jitter after failures."""
+"""The poll loop both audit pollers run: a cycle every interval, gateledger's backoff (jittered) after failures."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
+
+from gateledger.retry import Backoff
 
 
 class PollLoop:
@@ -13,14 +15,12 @@ class PollLoop:
     def __init__(self, interval_s: float, backoff_min_s: float, backoff_max_s: float,
                  rng: random.Random | None = None) -> None:
         self.interval_s = interval_s
-        self.backoff_min_s = backoff_min_s
-        self.backoff_max_s = backoff_max_s
+        self.policy = Backoff(backoff_min_s, backoff_max_s, jitter=True)
         self.rng = rng or random.Random()
 
     def backoff(self, failures: int) -> float:
-        """Exponential backoff with full jitter, between the configured bounds."""
-        cap = min(self.backoff_max_s, self.backoff_min_s * 2 ** (failures - 1))
-        return max(self.backoff_min_s, self.rng.uniform(0, cap))
+        """The wait after ``failures`` failed cycles in a row (``gateledger/retry.py``), within the bounds."""
+        return self.policy.delay(failures, rng=self.rng)
 
     async def run(self, stop: asyncio.Event, cycle: Callable[[], Awaitable[bool]]) -> None:
         """Cycle every ``interval_s`` until ``stop`` is set; after n failures in a row wait ``backoff(n)``."""

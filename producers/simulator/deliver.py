@@ -25,14 +25,15 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from gateledger import jsonutil
-from producers.emitter.events import RetryPolicy
+from gateledger.retry import Backoff
 from producers.simulator.traffic import Delivery
 
 log = logging.getLogger(__name__)
 
 TENANT_HINT = "X-Gateledger-Tenant"
-# The emitter's backoff (Retry-After wins), capped at 5 s, never giving up: nothing is lost while Kafka is down.
-RETRY = RetryPolicy(initial_s=0.2, max_s=5.0, give_up_after_s=None)
+# gateledger's backoff (jittered, Retry-After wins), capped at 5 s, never giving up: nothing is lost while
+# Kafka is down.
+RETRY = Backoff(initial_s=0.2, max_s=5.0, jitter=True)
 
 
 @dataclass
@@ -80,7 +81,7 @@ class Deliverer:
         return headers
 
     async def _post(self, path: str, body: bytes, headers: dict[str, str], records: int) -> int:
-        attempt = 0
+        failures = 0
         while True:
             try:
                 async with self.session.post(self.base + path, data=body, headers=headers) as resp:
@@ -94,8 +95,8 @@ class Deliverer:
             except (aiohttp.ClientError, OSError, TimeoutError):
                 retry_after = None
             self.stats.retries += 1
-            await asyncio.sleep(RETRY.delay(attempt, retry_after, self._rng))
-            attempt += 1
+            failures += 1
+            await asyncio.sleep(RETRY.delay(failures, retry_after, self._rng))
 
     async def send(self, deliveries: Iterable[Delivery]) -> None:
         """Send in delivery order: consecutive records of one format and tenant share a request."""

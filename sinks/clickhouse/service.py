@@ -40,10 +40,11 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from aiokafka.structs import OffsetAndMetadata
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type
 
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
+from gateledger.retry import Backoff
 from sinks.clickhouse import telemetry
 from sinks.clickhouse.batching import Flush, PartitionBuffer, flush_token_of
 from sinks.clickhouse.batchlog import TABLE as BATCHLOG_TABLE, BatchLog, Range
@@ -437,8 +438,7 @@ class SinkService:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception_type(RetryableInsertError),
                 stop=give_up,
-                wait=wait_exponential(multiplier=self.settings.retry_backoff_initial_s, exp_base=2,
-                                      min=self.settings.retry_backoff_initial_s, max=self.settings.retry_backoff_max_s),
+                wait=Backoff(self.settings.retry_backoff_initial_s, self.settings.retry_backoff_max_s),
                 sleep=self._sleep,
                 before_sleep=before_sleep,
                 reraise=True,

@@ -12,6 +12,7 @@ from typing import Literal
 import aiohttp
 from tenacity import AsyncRetrying, RetryCallState, retry_if_result
 
+from gateledger.retry import Backoff
 from sinks.notifier import telemetry
 from sinks.notifier.settings import NotifierSettings
 
@@ -57,10 +58,11 @@ async def post_with_backoff(session: aiohttp.ClientSession, name: str, url: str,
                             give_up: Callable[[float, float], bool], pause: Callable[[float], Awaitable[None]],
                             clock: Callable[[], float]) -> Outcome:
     """POST until delivered or refused for good; between attempts wait ``retry_initial_s`` doubling up to
-    ``retry_max_s`` (longer when the receiver's Retry-After says so). Returns the last outcome: a
-    ``retry`` one when ``give_up(seconds since the first attempt, next wait)`` ended the tries.
+    ``retry_max_s``, or what the receiver's Retry-After says (gateledger/retry.py). Returns the last
+    outcome: a ``retry`` one when ``give_up(seconds since the first attempt, next wait)`` ended the tries.
     The loop is tenacity's, as the ClickHouse sink's is (sinks/clickhouse/service.py)."""
     started = clock()
+    backoff = Backoff(settings.retry_initial_s, settings.retry_max_s)
 
     async def attempt() -> Outcome:
         outcome = await post(session, url, body, headers, settings.timeout_s)
@@ -68,9 +70,7 @@ async def post_with_backoff(session: aiohttp.ClientSession, name: str, url: str,
         return outcome
 
     def wait(state: RetryCallState) -> float:
-        doubling = settings.retry_initial_s * 2 ** (state.attempt_number - 1)
-        retry_after = _outcome(state).retry_after_s or 0.0
-        return min(max(doubling, retry_after), settings.retry_max_s)
+        return backoff.delay(state.attempt_number, _outcome(state).retry_after_s)
 
     def before_sleep(state: RetryCallState) -> None:
         telemetry.RETRYING.labels(name).set(1)
