@@ -1,6 +1,6 @@
 """Every upstream source gateledger reads, listed once: its raw topic, its wire formats, its envelope types.
 
-The producers derive their formats from it (``producers/registry.py``: each name here is mapped by the
+The producers derive their formats from it (``producers/accept.py``: each name here is mapped by the
 folder of its system, ``producers/<system>/formats.py``), the normalize stage derives the raw topics it
 reads and its dispatch from it (``stream_processors/normalize/stage.py``). Adding a gateway is one entry
 here plus one folder under ``producers/``, one module under ``stream_processors/normalize/``.

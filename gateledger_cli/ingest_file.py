@@ -13,7 +13,7 @@ from gateledger.settings import Settings
 from producers.accept import RawRecord, accept, parse_body, parse_lines
 from producers.formats import IngestContext
 from producers.publisher import PublishError, Publisher
-from producers.registry import FORMATS
+from producers.accept import FORMATS
 
 BATCH = 1000
 

@@ -3,8 +3,8 @@
 A format validates one upstream record (its exact wire shape), derives the deterministic event id,
 event time, tenant and correlation keys, masks secrets and PII, and says which topic and Kafka key
 the envelope goes to. Each system's formats live with it (``producers/<system>/formats.py``);
-``producers/registry.py`` names them all. Every HTTP endpoint, poller and the ``gateledger ingest``
-command go through the registry, so a record means the same thing whichever way it arrived.
+``producers/accept.py`` names them all. Every HTTP endpoint, poller and the ``gateledger ingest``
+command go through it, so a record means the same thing whichever way it arrived.
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ from producers.obot import webhook
 from producers.obot.forward import ObotForwarder
 from producers.obot.webhook import AcceptAll, DecisionPolicy
 from producers.publisher import Publisher
-from producers.registry import FORMATS
+from producers.accept import FORMATS
 
 log = logging.getLogger(__name__)
 

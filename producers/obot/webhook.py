@@ -53,7 +53,7 @@ from producers.ingest.common import (
     verify_hmac_sha256,
 )
 from producers.obot.replay import ReplayWindow, Seen
-from producers.registry import FORMATS
+from producers.accept import FORMATS
 
 log = logging.getLogger(__name__)
 

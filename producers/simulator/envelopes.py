@@ -1,7 +1,7 @@
 """A simulation as the envelopes ingest would publish: each delivered record through its real format.
 
 For the processors' tests and benchmarks, which feed raw topics without an ingest service: the same
-format code (``producers/registry.py``) maps the records, so ids, keys, masking and topics are what
+format code (``producers/accept.py``) maps the records, so ids, keys, masking and topics are what
 a real delivery gives. Malformed records are left out (ingest dead-letters them; no raw topic sees
 them). Receipt time is the delivery time, so late and reordered deliveries arrive as they would.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from gateledger.masking import Masker
 from producers.formats import IngestContext, Published
 from producers.obot.webhook import DELIVERY_HEADER
-from producers.registry import get_format
+from producers.accept import get_format
 from producers.simulator.traffic import Delivery
 
 

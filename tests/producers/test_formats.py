@@ -10,8 +10,8 @@ from gateledger.masking import Masker
 from gateledger.sources import RAW_SOURCE, Format
 from gateledger.topics import Topic
 from producers.formats import IngestContext, InvalidRecord
-from producers import registry
-from producers.registry import FORMATS, get_format
+from producers import accept
+from producers.accept import FORMATS, get_format
 from tests import samples
 from tests.samples import TRACE
 
@@ -38,11 +38,11 @@ def test_each_format_is_deterministic(fmt: str) -> None:
 
 
 def test_registry_refuses_a_system_mapping_other_formats_than_it_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    axonflow = dict(registry._BY_SYSTEM["axonflow"])
+    axonflow = dict(accept._BY_SYSTEM["axonflow"])
     del axonflow[Format.AXONFLOW_AUDIT_ENTRY]
-    monkeypatch.setitem(registry._BY_SYSTEM, "axonflow", axonflow)
+    monkeypatch.setitem(accept._BY_SYSTEM, "axonflow", axonflow)
     with pytest.raises(RuntimeError, match="producers/axonflow/formats.py"):
-        registry._collect()
+        accept._collect()
 
 
 def test_obot_flat_and_shim() -> None:

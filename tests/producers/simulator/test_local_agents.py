@@ -10,7 +10,7 @@ from gateledger.contracts.envelope import EventType
 from gateledger.masking import Masker
 from gateledger.sources import Format
 from producers.formats import IngestContext
-from producers.registry import get_format
+from producers.accept import get_format
 from producers.simulator.local_agents import DEVICES, local_agent_exports
 from producers.simulator.world import build_world
 

@@ -17,7 +17,7 @@ from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.formats import IngestContext
 from producers.ingest.settings import IngestSettings
-from producers.registry import get_format
+from producers.accept import get_format
 from producers.simulator import Faults, Mix, deliver, simulate
 from producers.simulator.envelopes import published
 from tests.producers.ingestutil import ingest_client

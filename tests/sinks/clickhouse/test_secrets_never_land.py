@@ -1,5 +1,5 @@
 """Secrets never land: bearer tokens, API keys, client secrets, passwords, cookies and emails planted in
-every upstream format, published exactly as ingest does (producers/registry.py + producers/accept.py),
+every upstream format, published exactly as ingest does (producers/accept.py),
 run through the real processors worker and landed by the sink, and then every String / Array / Map
 column of every table is searched for them. Every table the pipeline writes holds rows first (the
 processors' outputs included; a budget with a tiny limit makes the budget tables fill too), so the
