@@ -10,10 +10,10 @@ import click
 from gateledger.kafka import BrokerNotConfigured, ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
+from producers.accept import FORMATS
 from producers.accept import RawRecord, accept, parse_body, parse_lines
 from producers.formats import IngestContext
 from producers.publisher import PublishError, Publisher
-from producers.accept import FORMATS
 
 BATCH = 1000
 

@@ -4,7 +4,7 @@ Shared by every HTTP endpoint and by ``gateledger ingest``, so that the rules ar
 whichever way a record arrives: nothing accepted is lost (success only after the broker's
 acknowledgement) and nothing rejected is dropped silently (it goes to the dead-letter topic).
 
-Every wire format by name (``FORMATS``, ``get_format``): the registry's formats (gateledger/sources.py),
+Every wire format by name (``FORMATS``, ``get_format``): the registry's formats (gateledger/topics.py),
 each mapped by its system's folder (``producers/<system>/formats.py``) and wrapped the same way: events
 dated in the future refused, identity fields masked (``producers/formats.py``).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
-from gateledger.sources import SOURCES, Format, formats_of
+from gateledger.topics import SOURCES, Format, formats_of
 from producers import telemetry
 from producers.axonflow import formats as axonflow
 from producers.cloudevents import formats as cloudevents
@@ -39,7 +39,7 @@ def _collect() -> dict[Format, FormatFn]:
         mapped = _BY_SYSTEM.get(system, {})
         if set(mapped) != set(formats_of(system)):
             raise RuntimeError(f"producers/{system}/formats.py maps {sorted(mapped)}, "
-                               f"gateledger/sources.py lists {sorted(formats_of(system))}")
+                               f"gateledger/topics.py lists {sorted(formats_of(system))}")
         out.update((f, mapped[f]) for f in formats_of(system))
     if set(out) != set(Format):
         raise RuntimeError(f"formats in no source: {sorted(set(Format) - set(out))}")

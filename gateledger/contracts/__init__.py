@@ -1,6 +1,6 @@
 """Typed contracts, defined once: upstream wire formats, the canonical envelope and the output events."""
 
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import (
     OUTPUT_MODELS,
     BudgetAlert,
@@ -33,7 +33,6 @@ __all__ = [
     "CostKind",
     "DeadLetter",
     "Envelope",
-    "EventType",
     "Finding",
     "FindingKind",
     "Interaction",

@@ -3,28 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateledger.contracts.wire.base import UtcTime
-
-
-class EventType(StrEnum):
-    """Envelope ``type`` values gateledger's producers emit (CloudEvents may carry other types)."""
-
-    OBOT_MCP_CALL = "obot.mcp.call"  # flat / shim MCP audit record (whole exchange or one half)
-    OBOT_MCP_AUDIT_EVENT = "obot.mcp.audit_event"  # v0.24+ AuditLogEvent
-    # v0.24+ AuditLogEvent with eventType local_agent_tool_call (Claude Code, Codex, Cursor, VS Code)
-    OBOT_LOCAL_AGENT_TOOL_CALL = "obot.local_agent.tool_call"
-    OBOT_LLM_CALL = "obot.llm.call"  # Obot LLM gateway audit log
-    OBOT_WEBHOOK_DECISION = "obot.webhook.decision"  # JSON-RPC message seen by our webhook filter
-    AXONFLOW_PRECHECK = "axonflow.precheck"  # pre-check request + response
-    AXONFLOW_LLM_AUDIT = "axonflow.llm_audit"  # LLM-call audit request + response
-    AXONFLOW_DECIDE = "axonflow.decide"  # POST /api/v1/decide request + verdict
-    AXONFLOW_MCP_CHECK = "axonflow.mcp_check"  # POST /api/v1/mcp/check-input|check-output + verdict
-    AXONFLOW_AUDIT_ENTRY = "axonflow.audit_entry"  # a row of AxonFlow's own audit trail (the poller)
 
 
 class Envelope(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.wire import (
     AuditLogEntry,
     AxonFlowExchange,
@@ -21,8 +21,7 @@ from gateledger.contracts.wire import (
 )
 from gateledger.correlation import context_keys
 from gateledger.ids import event_id
-from gateledger.sources import Format
-from gateledger.topics import Topic
+from gateledger.topics import EventType, Format, Topic
 from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, validate
 
 

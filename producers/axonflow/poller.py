@@ -31,8 +31,8 @@ from gateledger.contracts.envelope import utc_iso
 from gateledger.masking import Masker
 from gateledger.signals import run_until_stopped
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
 from producers.axonflow.settings import AxonFlowPollerSettings
+from producers.formats import IngestContext
 from producers.polling.checkpoint import CheckpointStore
 from producers.polling.loop import PollLoop
 from producers.publisher import Publisher, PublishError

@@ -46,10 +46,10 @@ from gateledger.contracts.wire.axonflow import BUDGET_BLOCK_STATUS, budget_block
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
 from gateledger.refusals import RefusalRecorder, unrouted_refusals
-from gateledger.sources import Format
+from gateledger.topics import Format
 from producers import telemetry
-from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
 from producers.accept import RawRecord, accept
+from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
 from producers.formats import IngestContext
 from producers.ingest.enforcement import decide_precheck
 from producers.publisher import Publisher, PublishError

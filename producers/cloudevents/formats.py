@@ -8,8 +8,7 @@ from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.wire import CloudEvent
 from gateledger.correlation import trace_id_from_traceparent
 from gateledger.ids import tenant_id
-from gateledger.sources import Format
-from gateledger.topics import Topic
+from gateledger.topics import Format, Topic
 from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, validate
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from gateledger import jsonutil
-from gateledger.sources import Format
+from gateledger.topics import Format
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext
 from producers.ingest.common import (

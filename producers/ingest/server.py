@@ -47,6 +47,7 @@ from producers.ingest.common import (
     result_response,
     too_large,
 )
+from producers.accept import FORMATS
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.limits import LIMITER, limits_middleware
@@ -56,7 +57,6 @@ from producers.obot import webhook
 from producers.obot.forward import ObotForwarder
 from producers.obot.webhook import AcceptAll, DecisionPolicy
 from producers.publisher import Publisher
-from producers.accept import FORMATS
 
 log = logging.getLogger(__name__)
 

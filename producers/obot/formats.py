@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from gateledger.contracts.envelope import Envelope, EventType, utc_iso
+from gateledger.contracts.envelope import Envelope, utc_iso
 from gateledger.contracts.wire import (
     JsonRpcMessage,
     ObotAuditLogEvent,
@@ -21,8 +21,7 @@ from gateledger.contracts.wire import (
 from gateledger.contracts.wire.base import UtcTime
 from gateledger.correlation import mcp_message_keys
 from gateledger.ids import event_id, tenant_id
-from gateledger.sources import Format
-from gateledger.topics import Topic
+from gateledger.topics import EventType, Format, Topic
 from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, kafka_key, validate
 
 _DELIVERED: TypeAdapter[datetime] = TypeAdapter(UtcTime)

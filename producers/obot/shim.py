@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from gateledger import jsonutil
-from gateledger.sources import Format
+from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from gateledger import jsonutil
 from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
-from gateledger.sources import Format
+from gateledger.topics import Format
 from producers import telemetry
 from producers.formats import IngestContext
 from producers.ingest.common import (
@@ -52,8 +52,8 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
-from producers.obot.replay import ReplayWindow, Seen
 from producers.accept import FORMATS
+from producers.obot.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
 

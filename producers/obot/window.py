@@ -29,7 +29,7 @@ from gateledger import jsonutil
 from gateledger.clock import to_utc
 from gateledger.contracts.envelope import utc_iso
 from gateledger.ids import stable_id
-from gateledger.sources import Format
+from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.formats import IngestContext

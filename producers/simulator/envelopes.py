@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from gateledger.masking import Masker
+from producers.accept import get_format
 from producers.formats import IngestContext, Published
 from producers.obot.webhook import DELIVERY_HEADER
-from producers.accept import get_format
 from producers.simulator.traffic import Delivery
 
 

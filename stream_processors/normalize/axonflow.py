@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 from gateledger import findings
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
+from gateledger.topics import EventType
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
 from stream_processors.normalize import llm, policy

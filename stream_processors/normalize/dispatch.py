@@ -1,7 +1,7 @@
 """Which method normalizes each envelope type: derived from the registry of sources, not listed by hand.
 
 Each handler names the registry's envelope types it takes (``@handles``, beside its code: ``axonflow.py``,
-``obot_mcp.py``, ``stage.py``); ``handler_table`` maps every type gateledger/sources.py lists to the one
+``obot_mcp.py``, ``stage.py``); ``handler_table`` maps every type gateledger/topics.py lists to the one
 method marked for it. A type no method takes, a type two methods take, or a method marked for a type no
 source lists stops the stage at start.
 """
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from gateledger.contracts.envelope import Envelope, EventType
-from gateledger.sources import Source
+from gateledger.contracts.envelope import Envelope
+from gateledger.topics import EventType, Source
 
 Handler = Callable[[Envelope, int, int], None]  # (envelope, event time µs, received µs)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,5 +39,5 @@ def handler_table(stage: object, sources: Iterable[Source]) -> dict[EventType, H
                     raise RuntimeError(f"normalize: {t} is handled by both {marked[t]} and {name}")
     listed = {t for s in sources for t in s.types}
     if set(marked) != listed:
-        raise RuntimeError(f"normalize handles {sorted(marked)}, gateledger/sources.py lists {sorted(listed)}")
+        raise RuntimeError(f"normalize handles {sorted(marked)}, gateledger/topics.py lists {sorted(listed)}")
     return {t: getattr(stage, marked[t]) for t in listed}

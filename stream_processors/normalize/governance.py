@@ -14,7 +14,7 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from gateledger import findings
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import PolicyDecision
 from gateledger.contracts.wire import (
     AuditLogEntry,
@@ -24,6 +24,7 @@ from gateledger.contracts.wire import (
     McpCheckRequest,
     McpCheckResponse,
 )
+from gateledger.topics import EventType
 from stream_processors.normalize.errors import schema_error
 
 GATES = {"/api/v1/mcp/check-input": "mcp_check_input", "/api/v1/mcp/check-output": "mcp_check_output"}

@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import McpCall
+from gateledger.topics import EventType
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.normalize import mcp
 from stream_processors.normalize.dispatch import handles

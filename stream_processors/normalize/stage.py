@@ -31,12 +31,11 @@ from pydantic import ValidationError
 
 from gateledger import findings, jsonutil
 from gateledger.clock import Clock
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import DeadLetter, LlmCall, McpCall, PolicyDecision
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import Masker
-from gateledger.sources import SOURCES, Source
-from gateledger.topics import topic_name
+from gateledger.topics import SOURCES, EventType, Source, topic_name
 from stream_processors import telemetry
 from stream_processors.common.dedup import DedupWindow, decode_chunk, encode_chunk
 from stream_processors.common.emit import Batch
@@ -61,7 +60,7 @@ _BEYOND = telemetry.BEYOND_WINDOW.labels(stage=STAGE)
 
 @dataclass(frozen=True)
 class RawTopics:
-    """Physical names of the raw topics this stage reads, each with its source (gateledger/sources.py)."""
+    """Physical names of the raw topics this stage reads, each with its source (gateledger/topics.py)."""
 
     sources: dict[str, Source]
 

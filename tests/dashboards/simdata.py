@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.contracts.events import (
     CostEntry,
     CostKind,
@@ -38,6 +38,7 @@ from gateledger.ids import stable_id
 from gateledger.money.catalog import Unpriced, load_catalog
 from gateledger.money.cost import price_usage
 from gateledger.money.usage import TokenUsage
+from gateledger.topics import EventType
 from producers.simulator.world import MODELS as SIM_MODELS
 from producers.simulator.world import MCP_SERVERS, Model, Tenant, build_world
 from tests.dashboards.simdata_findings import budget_alerts, dead_letters, finding

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from gateledger.masking import Masker
-from gateledger.sources import Format
-from producers.formats import IngestContext
+from gateledger.topics import Format
 from producers.accept import get_format
+from producers.formats import IngestContext
 from producers.simulator.local_agents import local_agent_exports
 from producers.simulator.world import Tenant
 from stream_processors.normalize.local_agent import call_from_local_agent_event

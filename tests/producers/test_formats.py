@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from gateledger.masking import Masker
-from gateledger.sources import RAW_SOURCE, Format
-from gateledger.topics import Topic
+from gateledger.topics import RAW_SOURCE, Format, Topic
 from producers.formats import IngestContext, InvalidRecord
 from producers import accept
 from producers.accept import FORMATS, get_format
@@ -33,7 +32,7 @@ def test_each_format_is_deterministic(fmt: str) -> None:
     assert a.key
     # The registry says where each format publishes and what the normalize stage accepts there.
     source = RAW_SOURCE[a.topic]
-    assert fmt in source.formats, f"{fmt} published to {a.topic}, which gateledger/sources.py does not list it for"
+    assert fmt in source.formats, f"{fmt} published to {a.topic}, which gateledger/topics.py does not list it for"
     assert not source.types or a.envelope.type in source.types
 
 

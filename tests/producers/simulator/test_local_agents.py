@@ -6,11 +6,10 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
-from gateledger.contracts.envelope import EventType
 from gateledger.masking import Masker
-from gateledger.sources import Format
-from producers.formats import IngestContext
+from gateledger.topics import EventType, Format
 from producers.accept import get_format
+from producers.formats import IngestContext
 from producers.simulator.local_agents import DEVICES, local_agent_exports
 from producers.simulator.world import build_world
 

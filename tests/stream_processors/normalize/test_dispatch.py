@@ -1,4 +1,4 @@
-"""The normalize stage takes on each raw topic only the envelope types gateledger/sources.py lists for it, each
+"""The normalize stage takes on each raw topic only the envelope types gateledger/topics.py lists for it, each
 by the one method marked for it (dispatch.py)."""
 
 from __future__ import annotations
@@ -6,10 +6,9 @@ from __future__ import annotations
 import pytest
 
 from gateledger.clock import ManualClock
-from gateledger.contracts.envelope import Envelope, EventType
+from gateledger.contracts.envelope import Envelope
 from gateledger.masking import Masker
-from gateledger.sources import SOURCES
-from gateledger.topics import Topic
+from gateledger.topics import SOURCES, EventType, Topic
 from stream_processors.local import LocalPipeline
 from stream_processors.normalize.dispatch import handler_table, handles
 from stream_processors.normalize.stage import NormalizePartition, RawTopics
@@ -44,7 +43,7 @@ def test_every_listed_type_has_a_handler_and_no_handler_is_unlisted(monkeypatch:
     trimmed = tuple(s if s.topic != Topic.RAW_AXONFLOW else type(s)(s.topic, s.system, s.formats, s.types[:-1])
                     for s in SOURCES)
     monkeypatch.setattr("stream_processors.normalize.stage.SOURCES", trimmed)
-    with pytest.raises(RuntimeError, match="gateledger/sources.py"):
+    with pytest.raises(RuntimeError, match="gateledger/topics.py"):
         part._handler_table()
 
 
@@ -62,5 +61,5 @@ def test_a_type_marked_on_two_methods_or_on_none_stops_the_stage() -> None:
         def _llm(self, env: Envelope, t_us: int, rcv: int) -> None:
             """The only handler: every other listed type has none."""
 
-    with pytest.raises(RuntimeError, match="gateledger/sources.py lists"):
+    with pytest.raises(RuntimeError, match="gateledger/topics.py lists"):
         handler_table(Unmarked(), SOURCES)
