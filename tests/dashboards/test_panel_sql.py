@@ -253,7 +253,7 @@ def test_grafana_alert_rule_queries_find_the_budgets_that_fired(sim_db: SimDb) -
     # Outside the window nothing fires.
     old = grafana_sql.TimeRange(sim_db.now - timedelta(hours=5), sim_db.now - timedelta(hours=4), 60)
     assert run(sim_db.client, limit.sql, old, {})[1] == []
-    # The simulated AxonFlow never warned (tests/stream_processors/test_axonflow_governance.py covers a warning).
+    # The simulated AxonFlow never warned (tests/test_axonflow_governance.py covers a warning).
     assert run(sim_db.client, axonflow_warning.sql, tr, {})[1] == []
 
 

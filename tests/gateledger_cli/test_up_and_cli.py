@@ -231,5 +231,5 @@ MAY_BE_EMPTY = {
     "gateledger-compliance / Local agent tool calls by device [A]": "local agents report to Obot v0.24+ only, which "
     "the demo does not simulate (the panel's SQL is checked on data in tests/dashboards)",
     "alert-rules / AxonFlow budget warning": "the demo's AxonFlow answers without X-Budget-Warning (the rule's SQL "
-    "is checked on landed warnings in tests/stream_processors/test_axonflow_governance.py)",
+    "is checked on landed warnings in tests/test_axonflow_governance.py)",
 }
