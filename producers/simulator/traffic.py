@@ -92,9 +92,11 @@ class TrafficGenerator:
     """Deterministic interaction generator with a fault-injecting delivery queue."""
 
     def __init__(self, seed: int, start: datetime, *, tenants: int = 3, rate: float = 50.0,
-                 faults: Faults | None = None, mix: Mix | None = None) -> None:
+                 faults: Faults | None = None, mix: Mix | None = None, world_seed: int | None = None) -> None:
         self.mix = mix or Mix()
-        self.world: list[Tenant] = build_world(random.Random(seed), tenants, self.mix)
+        # world_seed: other traffic in the same world (the dashboard tests keep one world across seeds).
+        self.world: list[Tenant] = build_world(random.Random(seed if world_seed is None else world_seed), tenants,
+                                               self.mix)
         self.rng = random.Random(seed)
         # Faults draw from their own stream: switching them on does not change the traffic itself.
         self.frng = random.Random(seed * 7919 + 1)

@@ -1,12 +1,17 @@
-"""Deterministic simulated output data for the dashboard tests, built from the contract models.
+"""Deterministic simulated output data for the dashboard tests: the simulator's traffic as output rows.
 
-Every table the dashboards read gets realistic rows for every tenant: pre-checks (some blocked),
-LLM calls (some failing, one model unpriced), MCP calls (failures, timeouts, denials), webhook
-decisions (some rejected), interactions tying them together, cost entries (some restated to a
-higher version), budget alerts, findings of every kind, dead letters. The generator also keeps the
-exact answers a few panels must give, computed here independently of any SQL.
+What happens is the simulator's (producers/simulator): its world (tenants, users, agents, MCP servers,
+tools, models), and for each interaction its ground truth (truth.py): the pre-check's verdict, the LLM call
+(model, tokens, latency, failure), the tool calls (server, tool, rejected by the webhook filter or failing),
+and the faults these panels must show (audits never sent, bypassed blocks, orphan audits). Here that truth
+becomes the rows the pipeline lands, built from the contract models: pre-checks, LLM calls, MCP calls,
+webhook decisions, interactions tying them together, cost entries priced with the bundled catalog (some
+restated to a higher version), findings; beside them budget alerts, dead letters and local-agent tool calls
+(simdata_findings.py, simdata_local.py). It also keeps the exact answers a few panels must give, computed
+here independently of any SQL.
 
-Rows go in the way the sink writes them (tests/dashboards/landing.py). No stage runs.
+Rows go in the way the sink writes them (tests/dashboards/landing.py). No stage runs: the 10M-row query
+benchmark multiplies these rows in SQL, far more than the pipeline could land row by row.
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ from gateledger.money.catalog import Unpriced, load_catalog
 from gateledger.money.cost import price_usage
 from gateledger.money.usage import TokenUsage
 from gateledger.topics import EventType
+from producers.simulator.traffic import Faults, TrafficGenerator
+from producers.simulator.truth import InteractionTruth
 from producers.simulator.world import MODELS as SIM_MODELS
-from producers.simulator.world import MCP_SERVERS, Model, Tenant, build_world
+from producers.simulator.world import Mix, Model, Tenant, build_world
 from tests.dashboards.simdata_findings import budget_alerts, dead_letters, finding
 from tests.dashboards.simdata_local import local_agent_calls
 
@@ -49,7 +56,11 @@ from tests.dashboards.simdata_local import local_agent_calls
 # Prices are the bundled catalog's (gateledger/money/prices.yaml); the unpriced calls use a world
 # model the catalog has no entry for.
 WORLD_SEED = 42
-WORLD: list[Tenant] = build_world(random.Random(WORLD_SEED), 3)
+# Every interaction gated by an AxonFlow pre-check, its tool calls through Obot (the shapes these panels read).
+MIX = Mix(custom_gateway=0.0, obot_llm=0.0)
+# Per approved pre-check / per interaction / per blocked pre-check: the findings' cases.
+FAULTS = Faults(missing_audits=0.1, orphan_audits=0.1, bypass=0.4)
+WORLD: list[Tenant] = build_world(random.Random(WORLD_SEED), 3, MIX)
 TENANTS = tuple(t.name for t in WORLD)
 # MCP server id (as the simulator's Obot names it: per tenant) -> display name.
 SERVERS = {f"{t.name}-{s}": s for t in WORLD for s in t.servers}
@@ -134,353 +145,277 @@ def _raw(
     return eid
 
 
+def _traffic(now: datetime, seed: int, count: int, span: timedelta) -> list[tuple[InteractionTruth, list[str]]]:
+    """``count`` interactions of the simulator in WORLD over ``span`` before ``now`` (the last two minutes
+    left for their records), each with the orphan audits' context ids drawn beside it."""
+    start = now - span
+    rate = count / max(1.0, span.total_seconds() - 120)
+    gen = TrafficGenerator(seed, start, tenants=len(WORLD), rate=rate, faults=FAULTS, mix=MIX, world_seed=WORLD_SEED)
+    out = []
+    for _ in range(count):
+        orphans = len(gen.truth.orphan_audits)
+        gen.next()
+        out.append((gen.truth.interactions[-1], gen.truth.orphan_audits[orphans:]))
+    return out
+
+
 def generate(
     now: datetime, *, seed: int = 7, interactions_per_tenant: int = 40, span: timedelta = timedelta(hours=2)
 ) -> SimData:
     """Simulated data for the ``span`` before ``now`` (event times), deterministic for a seed."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # what the truth does not say: receipt delays, durations
     sim = SimData()
     exp = sim.expected
     start = now - span
-    for world in WORLD:
-        tenant = world.name
-        priced, unpriced_model = models_of(world)
-        servers_of = [f"{tenant}-{s}" for s in world.servers]
-        exp.cost_by_tenant[tenant] = Decimal(0)
-        for n in range(interactions_per_tenant):
-            t0 = start + timedelta(seconds=rng.uniform(0, span.total_seconds() - 120))
-            user = rng.choice(world.users)
-            client = rng.choice(world.agents)
-            req = f"req-{tenant}-{n}"
-            ctx = f"ctx-{tenant}-{n}"
-            inter_id = stable_id("interaction", tenant, req)
-            sim.interaction_ids.append(inter_id)
-            ev_ids: list[str] = []
-            # A fixed share of each tenant's interactions is blocked, bypassing, unaudited...
-            blocked = n % 8 == 3
-            bypass = n % 13 == 5  # blocked, but the LLM call ran anyway
-            unaudited = n % 11 == 7  # approved, the audit never came
-            unpriced = n % 10 == 9
-            approved = not (blocked or bypass)
+    world = {t.name: t for t in WORLD}
+    exp.cost_by_tenant = {t.name: Decimal(0) for t in WORLD}
+    for n, (it, orphans) in enumerate(_traffic(now, seed, interactions_per_tenant * len(WORLD), span)):
+        tenant, user, client, t0 = it.tenant, it.user, it.agent, it.time
+        req = it.request_id
+        ctx = it.context_id or f"ctx-{req}"
+        inter_id = stable_id("interaction", tenant, req)
+        sim.interaction_ids.append(inter_id)
+        ev_ids: list[str] = []
+        approved, bypass, unaudited = not it.blocked, it.bypass, it.audit_dropped
+        blocked = it.blocked and not bypass
 
-            pc_eid = _raw(
-                sim, rng, tenant, EventType.AXONFLOW_PRECHECK, f"axonflow/{tenant}", t0, req, ctx, user
-            )
-            ev_ids.append(pc_eid)
-            policies = [] if approved else [POLICIES[n % len(POLICIES)]]
-            sim.add(
-                PolicyDecision(
-                    id=stable_id("pd", pc_eid),
-                    tenant=tenant,
-                    time=t0,
-                    source=f"axonflow/{tenant}",
-                    context_id=ctx,
-                    request_id=req,
-                    client_id=client,
-                    user_id=user,
-                    approved=approved,
-                    block_reason=None if approved else f"blocked by {policies[0]}",
-                    policies=policies,
-                    http_status=200 if approved else 403,
-                    expires_at=t0 + timedelta(minutes=5),
-                    event_ids=[pc_eid],
-                )
-            )
-            if not approved:
-                exp.blocked_prechecks += 1
-
-            cost_total = Decimal(0)
-            llm_ran = (approved and not unaudited) or bypass
-            t = t0 + timedelta(milliseconds=rng.randint(50, 300))
-            models: list[str] = []
-            if llm_ran:
-                chosen = unpriced_model if unpriced else priced[n % len(priced)]
-                provider, model = chosen.provider, chosen.name
-                models.append(model)
-                llm_eid = _raw(
-                    sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx, user
-                )
-                ev_ids.append(llm_eid)
-                itok, otok = rng.randint(200, 4000), rng.randint(50, 1500)
-                status = LlmCallStatus.ERROR if n % 17 == 2 else LlmCallStatus.SUCCESS
-                llm = LlmCall(
-                    id=stable_id("llm", llm_eid),
-                    tenant=tenant,
-                    time=t,
-                    source=f"axonflow/{tenant}",
-                    user_id=user,
-                    client_id=client,
-                    provider=provider,
-                    model=model,
-                    input_tokens=itok,
-                    output_tokens=otok,
-                    total_tokens=itok + otok,
-                    latency_ms=rng.randint(300, 9000),
-                    status=status,
-                    error="upstream 500" if status == LlmCallStatus.ERROR else None,
-                    context_id=ctx,
-                    request_id=req,
-                    audit_id=f"audit-{tenant}-{n}",
-                    event_ids=[llm_eid],
-                )
-                sim.add(llm)
-                if unpriced:
-                    cost = CostEntry(
-                        id=stable_id("cost", llm.id),
-                        tenant=tenant,
-                        time=t,
-                        kind=CostKind.LLM,
-                        event_id=llm.id,
-                        interaction_id=inter_id,
-                        user_id=user,
-                        team="platform",
-                        client_id=client,
-                        provider=provider,
-                        model=model,
-                        input_tokens=itok,
-                        output_tokens=otok,
-                        price_version=CATALOG.version,
-                        unpriced=True,
-                        computed_at=t + timedelta(seconds=1),
-                    )
-                    exp.unpriced_calls += 1
-                else:
-                    match = CATALOG.resolve(provider, model, t)
-                    assert not isinstance(match, Unpriced), model
-                    price = price_usage(match, TokenUsage(input_tokens=itok, output_tokens=otok))
-                    cin, cout = price.input_cost, price.output_cost
-                    cost = CostEntry(
-                        id=stable_id("cost", llm.id),
-                        tenant=tenant,
-                        time=t,
-                        kind=CostKind.LLM,
-                        event_id=llm.id,
-                        interaction_id=inter_id,
-                        user_id=user,
-                        team="platform",
-                        client_id=client,
-                        provider=provider,
-                        model=model,
-                        input_tokens=itok,
-                        output_tokens=otok,
-                        input_cost_usd=cin,
-                        output_cost_usd=cout,
-                        total_cost_usd=cin + cout,
-                        price_version=CATALOG.version,
-                        price_entry=price.entry,
-                        computed_at=t + timedelta(seconds=1),
-                    )
-                    if n % 6 == 0:
-                        # A restatement: version 2 at a new price supersedes version 1.
-                        sim.add(cost)
-                        cost = cost.model_copy(
-                            update={
-                                "version": 2,
-                                "output_cost_usd": cout * 2,
-                                "total_cost_usd": cin + cout * 2,
-                                "price_version": "2026-02",
-                                "restated": True,
-                            }
-                        )
-                sim.add(cost)
-                cost_total += cost.total_cost_usd
-
-            tool_calls = 0
-            webhook_rejections = 0
-            errors = 0
-            servers: list[str] = []
-            tools: list[str] = []
-            if approved or bypass:
-                for k in range(1 + n % 2):
-                    server = servers_of[(n + k) % len(servers_of)]
-                    server_tools = MCP_SERVERS[SERVERS[server]]
-                    tool = server_tools[(n + k) % len(server_tools)]
-                    servers.append(server)
-                    tools.append(tool)
-                    tc = t + timedelta(milliseconds=rng.randint(100, 2000))
-                    mcp_eid = _raw(
-                        sim, rng, tenant, EventType.OBOT_MCP_CALL, "obot/main/mcp", tc, req, None, user
-                    )
-                    ev_ids.append(mcp_eid)
-                    roll = (n * 3 + k) % 20
-                    status = (
-                        McpCallStatus.FAILURE
-                        if roll in (1, 2)
-                        else McpCallStatus.TIMEOUT
-                        if roll == 3
-                        else McpCallStatus.DENIED
-                        if roll in (4, 5)
-                        else McpCallStatus.SUCCESS
-                    )
-                    rejected = roll == 6
-                    call = McpCall(
-                        id=stable_id("mcp", mcp_eid),
-                        tenant=tenant,
-                        time=tc,
-                        source="obot/main/mcp",
-                        user_id=user,
-                        client_name=client,
-                        mcp_server_id=server,
-                        mcp_server_name=SERVERS[server],
-                        method="tools/call",
-                        tool_name=tool,
-                        status=McpCallStatus.DENIED if rejected else status,
-                        http_status=200 if status == McpCallStatus.SUCCESS else 500,
-                        error=None if status == McpCallStatus.SUCCESS else f"{status} calling {tool}",
-                        duration_ms=rng.randint(20, 3000) if status != McpCallStatus.DENIED else None,
-                        session_id=f"sess-{tenant}-{n}",
-                        jsonrpc_id=str(k + 1),
-                        request_id=req,
-                        webhook_rejected=rejected,
-                        event_ids=[mcp_eid],
-                    )
-                    sim.add(call)
-                    tool_calls += 1
-                    if call.status == McpCallStatus.DENIED:
-                        exp.denials += 1
-                    if call.status in (McpCallStatus.FAILURE, McpCallStatus.TIMEOUT):
-                        errors += 1
-                    wh_eid = _raw(
-                        sim,
-                        rng,
-                        tenant,
-                        EventType.OBOT_WEBHOOK_DECISION,
-                        "obot/main/webhook",
-                        tc - timedelta(milliseconds=5),
-                        req,
-                        None,
-                        user,
-                    )
-                    ev_ids.append(wh_eid)
-                    sim.add(
-                        WebhookDecision(
-                            id=stable_id("wh", wh_eid),
-                            tenant=tenant,
-                            time=tc - timedelta(milliseconds=5),
-                            source="obot/main/webhook",
-                            origin="gateledger_filter",
-                            filter_name="secrets-guard",
-                            phase="request",
-                            method="tools/call",
-                            tool_name=tool,
-                            decision=WebhookDecisionOutcome.REJECTED
-                            if rejected
-                            else WebhookDecisionOutcome.ACCEPTED,
-                            reason="secret in arguments" if rejected else None,
-                            mcp_server_id=server,
-                            user_id=user,
-                            request_id=req,
-                            mcp_call_id=call.id,
-                            event_ids=[wh_eid],
-                        )
-                    )
-                    if rejected:
-                        exp.webhook_rejections += 1
-                        webhook_rejections += 1
-                    if call.status == McpCallStatus.SUCCESS:
-                        tcost = CostEntry(
-                            id=stable_id("cost", call.id),
-                            tenant=tenant,
-                            time=tc,
-                            kind=CostKind.TOOL,
-                            event_id=call.id,
-                            interaction_id=inter_id,
-                            user_id=user,
-                            team="platform",
-                            client_id=client,
-                            mcp_server_id=server,
-                            tool_name=tool,
-                            tool_cost_usd=TOOL_PRICE,
-                            total_cost_usd=TOOL_PRICE,
-                            price_version=CATALOG.version,
-                            computed_at=tc,
-                        )
-                        sim.add(tcost)
-                        cost_total += TOOL_PRICE
-
-            exp.total_cost += cost_total
-            exp.cost_by_tenant[tenant] += cost_total
-            status = (
-                InteractionStatus.BYPASS
-                if bypass
-                else InteractionStatus.BLOCKED
-                if blocked
-                else InteractionStatus.ERROR
-                if errors
-                else InteractionStatus.INCOMPLETE
-                if unaudited
-                else InteractionStatus.OK
-            )
-            end = t0 + timedelta(seconds=3)
-            interaction = Interaction(
-                id=inter_id,
+        pc_eid = _raw(sim, rng, tenant, EventType.AXONFLOW_PRECHECK, f"axonflow/{tenant}", t0, req, ctx, user)
+        ev_ids.append(pc_eid)
+        policies = [] if approved else [POLICIES[n % len(POLICIES)]]
+        block_reason = None if approved else f"{it.block_reason} ({policies[0]})"
+        sim.add(
+            PolicyDecision(
+                id=stable_id("pd", pc_eid),
                 tenant=tenant,
                 time=t0,
-                end_time=end,
+                source=f"axonflow/{tenant}",
+                context_id=ctx,
                 request_id=req,
-                context_ids=[ctx],
+                client_id=client,
+                user_id=user,
+                approved=approved,
+                block_reason=block_reason,
+                policies=policies,
+                http_status=200 if approved else 402 if it.precheck == "budget_blocked" else 403,
+                expires_at=t0 + timedelta(minutes=5),
+                event_ids=[pc_eid],
+            )
+        )
+        if not approved:
+            exp.blocked_prechecks += 1
+
+        cost_total = Decimal(0)
+        llm_ran = it.llm is not None and not unaudited
+        unpriced = False
+        t = t0 + timedelta(milliseconds=30)
+        models: list[str] = []
+        if it.llm is not None and llm_ran:
+            provider, model = it.llm.provider, it.llm.model
+            unpriced = isinstance(CATALOG.resolve(provider, model, t), Unpriced)
+            models.append(model)
+            llm_eid = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx, user)
+            ev_ids.append(llm_eid)
+            itok, otok = it.llm.prompt_tokens, it.llm.completion_tokens
+            status = LlmCallStatus.ERROR if it.llm.failed else LlmCallStatus.SUCCESS
+            llm = LlmCall(
+                id=stable_id("llm", llm_eid),
+                tenant=tenant,
+                time=t,
+                source=f"axonflow/{tenant}",
                 user_id=user,
                 client_id=client,
+                provider=provider,
+                model=model,
+                input_tokens=itok,
+                output_tokens=otok,
+                total_tokens=itok + otok,
+                latency_ms=it.llm.latency_ms,
                 status=status,
-                approved=approved,
-                block_reason=None if approved else f"blocked by {policies[0]}",
-                policies=policies,
-                llm_calls=int(llm_ran),
-                tool_calls=tool_calls,
-                webhook_rejections=webhook_rejections,
-                errors=errors,
-                cost_usd=cost_total,
-                latency_ms=3000,
-                models=models,
-                mcp_servers=servers,
-                tools=tools,
-                complete=not unaudited,
-                close_reason="timeout" if unaudited else "complete",
-                event_ids=ev_ids,
-                emitted_at=end + timedelta(seconds=1),
+                error="upstream 500" if status == LlmCallStatus.ERROR else None,
+                context_id=ctx,
+                request_id=req,
+                audit_id=f"audit-{req}",
+                event_ids=[llm_eid],
             )
-            if n % 5 == 0:
-                # Emitted once incomplete, then again complete with a higher version.
-                sim.add(interaction.model_copy(update={"complete": False, "close_reason": "timeout"}))
-                interaction = interaction.model_copy(update={"version": 2, "close_reason": "late_update"})
-            sim.add(interaction)
+            sim.add(llm)
+            cost = _llm_cost(llm, inter_id, restated=n % 6 == 0)
+            if cost[0].unpriced:
+                exp.unpriced_calls += 1
+            for c in cost:
+                sim.add(c)
+            cost_total += cost[-1].total_cost_usd
 
-            kind = (
-                FindingKind.POLICY_BYPASS
-                if bypass
-                else FindingKind.UNAUDITED_LLM_CALL
-                if unaudited
-                else FindingKind.UNPRICED_MODEL
-                if unpriced and llm_ran
-                else None
+        tool_calls = 0
+        webhook_rejections = 0
+        errors = 0
+        servers: list[str] = []
+        tools: list[str] = []
+        for k, tc in enumerate(it.tool_calls):
+            server, tool = tc.mcp_id, tc.tool
+            servers.append(server)
+            tools.append(tool)
+            mcp_eid = _raw(sim, rng, tenant, EventType.OBOT_MCP_CALL, "obot/main/mcp", tc.time, req, None, user)
+            ev_ids.append(mcp_eid)
+            rejected = tc.outcome == "rejected"
+            status = (McpCallStatus.DENIED if rejected else McpCallStatus.FAILURE if tc.outcome == "error"
+                      else McpCallStatus.SUCCESS)
+            call = McpCall(
+                id=stable_id("mcp", mcp_eid),
+                tenant=tenant,
+                time=tc.time,
+                source="obot/main/mcp",
+                user_id=user,
+                client_name=client,
+                mcp_server_id=server,
+                mcp_server_name=tc.server,
+                method="tools/call",
+                tool_name=tool,
+                status=status,
+                http_status=200 if status == McpCallStatus.SUCCESS else 500,
+                error=None if status == McpCallStatus.SUCCESS else f"{status} calling {tool}",
+                duration_ms=rng.randint(20, 3000) if status != McpCallStatus.DENIED else None,
+                session_id=tc.session_id,
+                jsonrpc_id=str(tc.jsonrpc_id),
+                request_id=req,
+                webhook_rejected=rejected,
+                event_ids=[mcp_eid],
             )
-            if kind is not None:
-                finding(sim, tenant, kind, end, inter_id, ctx, req, user, client, ev_ids)
-            if n % 9 == 4:
-                # An audit that names a context no pre-check issued.
-                orphan_ctx = f"ctx-orphan-{tenant}-{n}"
-                oe = _raw(
-                    sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t0, None, orphan_ctx
+            sim.add(call)
+            tool_calls += 1
+            if call.status == McpCallStatus.DENIED:
+                exp.denials += 1
+            if call.status in (McpCallStatus.FAILURE, McpCallStatus.TIMEOUT):
+                errors += 1
+            seen = tc.time - timedelta(milliseconds=5)  # the filter sees the request before it runs
+            wh_eid = _raw(sim, rng, tenant, EventType.OBOT_WEBHOOK_DECISION, "obot/main/webhook", seen, req, None, user)
+            ev_ids.append(wh_eid)
+            sim.add(
+                WebhookDecision(
+                    id=stable_id("wh", wh_eid),
+                    tenant=tenant,
+                    time=seen,
+                    source="obot/main/webhook",
+                    origin="gateledger_filter",
+                    filter_name="dlp-filter",
+                    phase="request",
+                    method="tools/call",
+                    tool_name=tool,
+                    decision=WebhookDecisionOutcome.REJECTED if rejected else WebhookDecisionOutcome.ACCEPTED,
+                    reason="blocked: contains customer PII" if rejected else None,
+                    mcp_server_id=server,
+                    user_id=user,
+                    request_id=req,
+                    mcp_call_id=call.id,
+                    event_ids=[wh_eid],
                 )
-                finding(
-                    sim,
-                    tenant,
-                    FindingKind.ORPHAN_AUDIT,
-                    t0 + timedelta(minutes=1),
-                    None,
-                    orphan_ctx,
-                    None,
-                    user,
-                    client,
-                    [oe],
-                )
+            )
+            if rejected:
+                exp.webhook_rejections += 1
+                webhook_rejections += 1
+            if call.status == McpCallStatus.SUCCESS:
+                sim.add(_tool_cost(call, inter_id, client))
+                cost_total += TOOL_PRICE
 
-        budget_alerts(sim, tenant, now)
-        dead_letters(sim, rng, tenant, start, span)
-        local_agent_calls(sim, rng, world, start, span)
+        exp.total_cost += cost_total
+        exp.cost_by_tenant[tenant] += cost_total
+        status = (
+            InteractionStatus.BYPASS
+            if bypass
+            else InteractionStatus.BLOCKED
+            if blocked
+            else InteractionStatus.ERROR
+            if errors
+            else InteractionStatus.INCOMPLETE
+            if unaudited
+            else InteractionStatus.OK
+        )
+        end = t0 + timedelta(seconds=3)
+        interaction = Interaction(
+            id=inter_id,
+            tenant=tenant,
+            time=t0,
+            end_time=end,
+            request_id=req,
+            context_ids=[ctx],
+            user_id=user,
+            client_id=client,
+            status=status,
+            approved=approved,
+            block_reason=block_reason,
+            policies=policies,
+            llm_calls=int(llm_ran),
+            tool_calls=tool_calls,
+            webhook_rejections=webhook_rejections,
+            errors=errors,
+            cost_usd=cost_total,
+            latency_ms=3000,
+            models=models,
+            mcp_servers=servers,
+            tools=tools,
+            complete=not unaudited,
+            close_reason="timeout" if unaudited else "complete",
+            event_ids=ev_ids,
+            emitted_at=end + timedelta(seconds=1),
+        )
+        if n % 5 == 0:
+            # Emitted once incomplete, then again complete with a higher version.
+            sim.add(interaction.model_copy(update={"complete": False, "close_reason": "timeout"}))
+            interaction = interaction.model_copy(update={"version": 2, "close_reason": "late_update"})
+        sim.add(interaction)
+
+        kind = (
+            FindingKind.POLICY_BYPASS
+            if bypass
+            else FindingKind.UNAUDITED_LLM_CALL
+            if unaudited
+            else FindingKind.UNPRICED_MODEL
+            if unpriced and llm_ran
+            else None
+        )
+        if kind is not None:
+            finding(sim, tenant, kind, end, inter_id, ctx, req, user, client, ev_ids)
+        for orphan_ctx in orphans:  # an audit naming a context no pre-check issued
+            oe = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, None, orphan_ctx)
+            finding(sim, tenant, FindingKind.ORPHAN_AUDIT, t0 + timedelta(minutes=1), None, orphan_ctx, None, user,
+                    client, [oe])
+
+    for tenant in WORLD:
+        budget_alerts(sim, tenant.name, now)
+        dead_letters(sim, rng, tenant.name, start, span)
+        local_agent_calls(sim, rng, world[tenant.name], start, span)
 
     _duplicates(sim, rng)
     return sim
+
+
+def _llm_cost(llm: LlmCall, inter_id: str, *, restated: bool) -> list[CostEntry]:
+    """The call's cost rows, priced with the bundled catalog; ``restated``: a version 2 at a new price too."""
+    t = llm.time
+    base = dict(id=stable_id("cost", llm.id), tenant=llm.tenant, time=t, kind=CostKind.LLM, event_id=llm.id,
+                interaction_id=inter_id, user_id=llm.user_id, team="platform", client_id=llm.client_id,
+                provider=llm.provider, model=llm.model, input_tokens=llm.input_tokens,
+                output_tokens=llm.output_tokens, price_version=CATALOG.version, computed_at=t + timedelta(seconds=1))
+    match = CATALOG.resolve(llm.provider, llm.model, t)
+    if isinstance(match, Unpriced):
+        return [CostEntry(**base, unpriced=True)]
+    price = price_usage(match, TokenUsage(input_tokens=llm.input_tokens, output_tokens=llm.output_tokens))
+    cin, cout = price.input_cost, price.output_cost
+    cost = CostEntry(**base, input_cost_usd=cin, output_cost_usd=cout, total_cost_usd=cin + cout,
+                     price_entry=price.entry)
+    if not restated:
+        return [cost]
+    # A restatement: version 2 at a new price supersedes version 1.
+    return [cost, cost.model_copy(update={"version": 2, "output_cost_usd": cout * 2, "total_cost_usd": cin + cout * 2,
+                                          "price_version": "2026-02", "restated": True})]
+
+
+def _tool_cost(call: McpCall, inter_id: str, client: str) -> CostEntry:
+    """A successful tool call's cost row at the configured tool price."""
+    return CostEntry(id=stable_id("cost", call.id), tenant=call.tenant, time=call.time, kind=CostKind.TOOL,
+                     event_id=call.id, interaction_id=inter_id, user_id=call.user_id, team="platform",
+                     client_id=client, mcp_server_id=call.mcp_server_id, tool_name=call.tool_name,
+                     tool_cost_usd=TOOL_PRICE, total_cost_usd=TOOL_PRICE, price_version=CATALOG.version,
+                     computed_at=call.time)
 
 
 def _duplicates(sim: SimData, rng: random.Random) -> None:
