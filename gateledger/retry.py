@@ -1,12 +1,12 @@
 """The one backoff policy: how long to wait before the next attempt after failures in a row.
 
 Every retry in gateledger waits by it: the ClickHouse sink's and the notifier's tenacity loops take a
-``Backoff`` as their ``wait=`` (it is a tenacity wait strategy), the emitters, the simulator's deliveries
-and the audit pollers ask ``delay``. The wait doubles from ``initial_s`` up to ``max_s``; with ``jitter``
-(clients, many of which may retry at once) it is drawn between ``initial_s`` and that, as tenacity's
-``wait_random_exponential(multiplier=initial_s, min=initial_s, max=max_s)`` draws it. A receiver's
-Retry-After (seconds) wins over the doubling, capped at ``max_s``: it knows when it will be ready.
-Standard library only, so the blocking emitter stays so.
+``Backoff`` as their ``wait=`` (it is a tenacity wait strategy); the emitters, the simulator's deliveries,
+the audit pollers and the stack supervisor's restarts ask ``delay``. The wait doubles from ``initial_s`` up
+to ``max_s``; with ``jitter`` (clients, many of which may retry at once) it is drawn between ``initial_s``
+and that, as tenacity's ``wait_random_exponential(multiplier=initial_s, min=initial_s, max=max_s)`` draws
+it. A receiver's Retry-After (seconds) wins over the doubling, capped at ``max_s``: it knows when it will
+be ready. Standard library only, so the blocking emitter stays so.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ class Backoff:
     max_s: float
     jitter: bool = False
 
-    def delay(self, failures: int, retry_after: float | str | None = None, rng: random.Random | None = None) -> float:
+    def delay(self, failures: int, retry_after: float | str | None = None,
+              rng: random.Random | None = None) -> float:
         """Seconds to wait after ``failures`` (1 or more) failed attempts in a row."""
         if retry_after is not None:
             try:

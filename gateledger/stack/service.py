@@ -33,7 +33,7 @@ class Service:
     process: asyncio.subprocess.Process | None = None
     started_at: float = 0.0
     restarts: int = 0
-    backoff_s: float = 0.5
+    crashes: int = 0  # exits in a row, none after a minute's run: how long the restart waits (RESTART)
     next_start: float = 0.0
     exit_codes: list[int] = field(default_factory=list)
 

@@ -32,6 +32,7 @@ from gateledger.clickhouse.access import StackQuerier
 from gateledger.clock import utcnow
 from gateledger.kafka import ensure_gateledger_topics, wait_for_broker, KafkaTarget
 from gateledger.net import free_port
+from gateledger.retry import Backoff
 from gateledger.settings import Settings
 from gateledger.stack import orphans
 from gateledger.stack import state as stack_state
@@ -43,6 +44,8 @@ from gateledger.stack.redrive import redrive
 from gateledger.stack.service import Service, StackError, wait_healthy
 
 log = logging.getLogger(__name__)
+# A crashed service restarts after this, doubling with each crash in a row up to restart_backoff_max_s.
+RESTART_AFTER_S = 0.5
 
 
 @dataclass
@@ -395,7 +398,7 @@ class Supervisor:
             for svc in self.services:
                 if svc.running():
                     if now - svc.started_at > 60:
-                        svc.backoff_s = 0.5
+                        svc.crashes = 0
                     continue
                 if svc.process is not None and svc.process.returncode is not None and svc.next_start == 0.0:
                     svc.exit_codes.append(svc.process.returncode)
@@ -404,11 +407,10 @@ class Supervisor:
                             self._print("demo traffic finished")
                         svc.process = None
                         continue
-                    svc.next_start = now + svc.backoff_s
-                    self._print(
-                        f"{svc.name} exited with code {svc.process.returncode}; restarting in {svc.backoff_s:.1f}s"
-                    )
-                    svc.backoff_s = min(svc.backoff_s * 2, stack.restart_backoff_max_s)
+                    svc.crashes += 1
+                    wait = Backoff(RESTART_AFTER_S, stack.restart_backoff_max_s).delay(svc.crashes)
+                    svc.next_start = now + wait
+                    self._print(f"{svc.name} exited with code {svc.process.returncode}; restarting in {wait:.1f}s")
                 elif svc.next_start and now >= svc.next_start:
                     svc.next_start = 0.0
                     svc.restarts += 1

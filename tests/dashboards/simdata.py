@@ -56,7 +56,7 @@ from tests.dashboards.simdata_local import local_agent_calls
 # Prices are the bundled catalog's (gateledger/money/prices.yaml); the unpriced calls use a world
 # model the catalog has no entry for.
 WORLD_SEED = 42
-# Every interaction gated by an AxonFlow pre-check, its tool calls through Obot (the shapes these panels read).
+# Every interaction gated by an AxonFlow pre-check, its tool calls through Obot (what these panels read).
 MIX = Mix(custom_gateway=0.0, obot_llm=0.0)
 # Per approved pre-check / per interaction / per blocked pre-check: the findings' cases.
 FAULTS = Faults(missing_audits=0.1, orphan_audits=0.1, bypass=0.4)
@@ -145,12 +145,14 @@ def _raw(
     return eid
 
 
-def _traffic(now: datetime, seed: int, count: int, span: timedelta) -> list[tuple[InteractionTruth, list[str]]]:
+def _traffic(now: datetime, seed: int, count: int,
+             span: timedelta) -> list[tuple[InteractionTruth, list[str]]]:
     """``count`` interactions of the simulator in WORLD over ``span`` before ``now`` (the last two minutes
     left for their records), each with the orphan audits' context ids drawn beside it."""
     start = now - span
     rate = count / max(1.0, span.total_seconds() - 120)
-    gen = TrafficGenerator(seed, start, tenants=len(WORLD), rate=rate, faults=FAULTS, mix=MIX, world_seed=WORLD_SEED)
+    gen = TrafficGenerator(seed, start, tenants=len(WORLD), rate=rate, faults=FAULTS, mix=MIX,
+                           world_seed=WORLD_SEED)
     out = []
     for _ in range(count):
         orphans = len(gen.truth.orphan_audits)
@@ -213,7 +215,8 @@ def generate(
             provider, model = it.llm.provider, it.llm.model
             unpriced = isinstance(CATALOG.resolve(provider, model, t), Unpriced)
             models.append(model)
-            llm_eid = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx, user)
+            llm_eid = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, req, ctx,
+                           user)
             ev_ids.append(llm_eid)
             itok, otok = it.llm.prompt_tokens, it.llm.completion_tokens
             status = LlmCallStatus.ERROR if it.llm.failed else LlmCallStatus.SUCCESS
@@ -254,7 +257,8 @@ def generate(
             server, tool = tc.mcp_id, tc.tool
             servers.append(server)
             tools.append(tool)
-            mcp_eid = _raw(sim, rng, tenant, EventType.OBOT_MCP_CALL, "obot/main/mcp", tc.time, req, None, user)
+            mcp_eid = _raw(sim, rng, tenant, EventType.OBOT_MCP_CALL, "obot/main/mcp", tc.time, req, None,
+                           user)
             ev_ids.append(mcp_eid)
             rejected = tc.outcome == "rejected"
             status = (McpCallStatus.DENIED if rejected else McpCallStatus.FAILURE if tc.outcome == "error"
@@ -287,7 +291,8 @@ def generate(
             if call.status in (McpCallStatus.FAILURE, McpCallStatus.TIMEOUT):
                 errors += 1
             seen = tc.time - timedelta(milliseconds=5)  # the filter sees the request before it runs
-            wh_eid = _raw(sim, rng, tenant, EventType.OBOT_WEBHOOK_DECISION, "obot/main/webhook", seen, req, None, user)
+            wh_eid = _raw(sim, rng, tenant, EventType.OBOT_WEBHOOK_DECISION, "obot/main/webhook", seen, req,
+                          None, user)
             ev_ids.append(wh_eid)
             sim.add(
                 WebhookDecision(
@@ -375,9 +380,10 @@ def generate(
         if kind is not None:
             finding(sim, tenant, kind, end, inter_id, ctx, req, user, client, ev_ids)
         for orphan_ctx in orphans:  # an audit naming a context no pre-check issued
-            oe = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, None, orphan_ctx)
-            finding(sim, tenant, FindingKind.ORPHAN_AUDIT, t0 + timedelta(minutes=1), None, orphan_ctx, None, user,
-                    client, [oe])
+            oe = _raw(sim, rng, tenant, EventType.AXONFLOW_LLM_AUDIT, f"axonflow/{tenant}", t, None,
+                      orphan_ctx)
+            finding(sim, tenant, FindingKind.ORPHAN_AUDIT, t0 + timedelta(minutes=1), None, orphan_ctx, None,
+                    user, client, [oe])
 
     for tenant in WORLD:
         budget_alerts(sim, tenant.name, now)
@@ -394,7 +400,8 @@ def _llm_cost(llm: LlmCall, inter_id: str, *, restated: bool) -> list[CostEntry]
     base = dict(id=stable_id("cost", llm.id), tenant=llm.tenant, time=t, kind=CostKind.LLM, event_id=llm.id,
                 interaction_id=inter_id, user_id=llm.user_id, team="platform", client_id=llm.client_id,
                 provider=llm.provider, model=llm.model, input_tokens=llm.input_tokens,
-                output_tokens=llm.output_tokens, price_version=CATALOG.version, computed_at=t + timedelta(seconds=1))
+                output_tokens=llm.output_tokens, price_version=CATALOG.version,
+                computed_at=t + timedelta(seconds=1))
     match = CATALOG.resolve(llm.provider, llm.model, t)
     if isinstance(match, Unpriced):
         return [CostEntry(**base, unpriced=True)]
