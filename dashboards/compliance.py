@@ -75,11 +75,13 @@ FINDING_DESCRIPTIONS = {
 # Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
 # and by its request id and context ids (empty keys never match); the interaction at its latest version
 # (latest(): a withdrawn one shows nothing of its own).
-_INTERACTION = latest(Table.INTERACTIONS, "event_ids, request_id, context_ids", "id = ${interaction:sqlstring}")
+_INTERACTION = latest(Table.INTERACTIONS, "version, event_ids, request_id, context_ids",
+                      "id = ${interaction:sqlstring}")
+# An aggregate (of the one row latest() keeps) answers even when there is none: a scalar subquery may not.
 INTERACTION_EVENTS = f"""WITH
-  (SELECT any(event_ids) FROM {_INTERACTION}) AS ev,
-  (SELECT any(request_id) FROM {_INTERACTION}) AS req,
-  (SELECT any(context_ids) FROM {_INTERACTION}) AS ctx
+  (SELECT argMax(event_ids, version) FROM {_INTERACTION}) AS ev,
+  (SELECT argMax(request_id, version) FROM {_INTERACTION}) AS req,
+  (SELECT argMax(context_ids, version) FROM {_INTERACTION}) AS ctx
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd
