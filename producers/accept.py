@@ -13,21 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Any
 
 from gateledger import jsonutil
 from gateledger.deadletter import make_dead_letter
 from gateledger.topics import SOURCES, Format, formats_of
 from producers import telemetry
-from producers.axonflow import formats as axonflow
-from producers.cloudevents import formats as cloudevents
 from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, bounded_time, masked_identity
-from producers.obot import formats as obot
 from producers.publisher import Publisher
 
-
+# Each system the registry names maps its formats in its own folder (``FORMATS`` of
+# producers/<system>/formats.py): a new gateway's folder is found from its registry entry, not listed here.
 _BY_SYSTEM: dict[str, dict[Format, FormatFn]] = {
-    "obot": obot.FORMATS, "axonflow": axonflow.FORMATS, "cloudevents": cloudevents.FORMATS,
+    system: import_module(f"producers.{system}.formats").FORMATS
+    for system in dict.fromkeys(s.system for s in SOURCES)
 }
 
 
