@@ -74,6 +74,20 @@ FINDING_DESCRIPTIONS = {
 }
 # Every row of the interaction being drilled into: matched by the raw event ids the interaction names,
 # and by its request id and context ids (empty keys never match).
+BY_EVENTS = "hasAny(event_ids, ev)"
+BY_REQUEST = "(req != '' AND request_id = req)"
+BY_CONTEXT = "(context_id != '' AND has(ctx, context_id))"
+
+
+def _of_interaction(table: Table, *matches: str) -> str:
+    """The rows of ``table`` any of ``matches`` finds, with the keys that find them first: each match
+    alone reads only the granules its skip index (migration 0083's and 0003's bloom filters) lets
+    through, where ClickHouse reads every granule for the three ORed together; the rows are then
+    read by their sorting key (every version of an event shares it)."""
+    keys = " UNION ALL ".join(f"SELECT tenant, time, id FROM {table} WHERE {TIME} AND {m}" for m in matches)
+    return f"({' OR '.join(matches)}) AND (tenant, time, id) IN ({keys})"
+
+
 INTERACTION_EVENTS = f"""WITH
   (SELECT argMax(event_ids, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS ev,
   (SELECT argMax(request_id, version) FROM {Table.INTERACTIONS} WHERE id = ${{interaction:sqlstring}}) AS req,
@@ -81,16 +95,16 @@ INTERACTION_EVENTS = f"""WITH
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd
-  FROM {latest(Table.POLICY_DECISIONS, "time, user_id, policies, approved, block_reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.POLICY_DECISIONS, "time, user_id, policies, approved, block_reason", TIME, _of_interaction(Table.POLICY_DECISIONS, BY_EVENTS, BY_REQUEST, BY_CONTEXT))}
   UNION ALL
   SELECT time, 'llm call', id, user_id, concat(provider, '/', model), toString(status), error, NULL
-  FROM {latest(Table.LLM_CALLS, "time, user_id, provider, model, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.LLM_CALLS, "time, user_id, provider, model, status, error", TIME, _of_interaction(Table.LLM_CALLS, BY_EVENTS, BY_REQUEST, BY_CONTEXT))}
   UNION ALL
   SELECT time, 'mcp call', id, user_id, concat(mcp_server_id, ' ', method, ' ', tool_name), toString(status), error, NULL
-  FROM {latest(Table.MCP_CALLS, "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.MCP_CALLS, "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, _of_interaction(Table.MCP_CALLS, BY_EVENTS, BY_REQUEST))}
   UNION ALL
   SELECT time, 'webhook decision', id, user_id, concat(filter_name, ' ', phase, ' ', tool_name), toString(decision), reason, NULL
-  FROM {latest(Table.WEBHOOK_DECISIONS, "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.WEBHOOK_DECISIONS, "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, _of_interaction(Table.WEBHOOK_DECISIONS, BY_EVENTS, BY_REQUEST))}
   UNION ALL
   SELECT time, 'cost', id, user_id, concat(toString(kind), ' ', provider, ' ', model, tool_name), price_version, if(unpriced, 'unpriced', ''), total_cost_usd
   FROM {latest(Table.COST_LEDGER, "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}

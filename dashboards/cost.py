@@ -42,7 +42,8 @@ COST_COLUMNS = (
 # Count entries with sum(entries), never count().
 COSTS = costs(TENANT, MODEL, SERVER)
 # The same entries per user (whole hours from user_cost_per_hour): what ranks users over the range.
-USER_COSTS = user_costs(TENANT, MODEL, SERVER)
+# With no model or server chosen, whole hours come from user_spend_per_hour (a row per user and hour).
+USER_COSTS = user_costs(TENANT, MODEL, SERVER, unfiltered="$__conditionalAll(0, $model) AND $__conditionalAll(0, $server)")
 # The entries at the moment each unpriced model or tool was last used (point lookups on the sorting
 # key): the interaction to link to.
 LAST_UNPRICED = latest(
