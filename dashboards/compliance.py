@@ -26,11 +26,19 @@ UID = "gateledger-compliance"
 
 # MCP calls per minute at their latest version (calls_per_minute): sum(calls), never count().
 MCP_CALLS = calls("mcp", TENANT)
-FINDINGS = latest(
+# Findings, most severe first: one page, chosen from the severity and time alone (as the interactions
+# below); the most severe standing findings of the range are its candidates (issue 22).
+FINDINGS_RANK = "multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3)"
+FINDINGS_ORDER = page_order(FINDINGS_RANK)
+FINDINGS_PAGE = 500
+FINDINGS = latest_page(
     Table.FINDINGS,
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
+    FINDINGS_PAGE,
     TIME,
     TENANT,
+    last=FINDINGS_RANK,
+    sort_columns="severity",
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
@@ -277,8 +285,7 @@ def _details(b: Board) -> None:
             ch_table(
                 "SELECT time, kind, severity, user_id, client_id, description, interaction_id, detected_at\n"
                 f"FROM {FINDINGS}\n"
-                "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC"
-                " LIMIT 500"
+                f"ORDER BY {FINDINGS_ORDER} LIMIT {FINDINGS_PAGE}"
             ),
             description="Every compliance finding, most severe first; click an interaction to drill into it.",
             links={"interaction_id": DRILL_DOWN},

@@ -45,7 +45,8 @@ PAGE_WINDOW = 2
 
 
 def page_order(last: str, tie: str = "") -> str:
-    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first."""
+    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first.
+    ``last`` may also be a rank (0 first, as the findings' severity): "false" is then rank 0."""
     return f"{last}, time DESC" + (f", {tie}" if tie else "")
 
 
@@ -213,6 +214,19 @@ def user_costs(tenant: str, *filters: str, unfiltered: str = "") -> str:
         parts.append(f"SELECT {columns} FROM {Table.USER_SPEND_PER_HOUR} WHERE {where(FULL_HOURS, unfiltered, tenant)}")
     parts.append(f"SELECT {columns} FROM {costs(tenant, *filters, outside_full_hours=True)}")
     return _union(*parts)
+
+
+def user_costs_over_time(tenant: str, *filters: str, unfiltered: str) -> str:
+    """Live cost entries per user and minute: tenant, minute, user_id, cost_usd; for the hours wholly
+    inside the range, one row per user and hour (user_spend_per_hour) when the interval is whole hours
+    and ``unfiltered`` holds (as in user_costs), so that a month of 1000+ users is not read per minute."""
+    hourly = f"{HOURLY_INTERVAL} AND {unfiltered}"
+    in_hours = f"{hourly} AND {FULL_HOURS.replace('hour', 'toStartOfHour(minute)')}"
+    return _union(
+        f"SELECT tenant, hour AS minute, user_id, cost_usd FROM {Table.USER_SPEND_PER_HOUR} "
+        f"WHERE {where(hourly, FULL_HOURS, tenant)}",
+        f"SELECT tenant, minute, user_id, cost_usd FROM {costs(tenant, *filters)} WHERE NOT ({in_hours})",
+    )
 
 
 CALL_COLUMNS = {
