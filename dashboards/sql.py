@@ -42,6 +42,8 @@ def latest(table: str, columns: str, *conditions: str) -> str:
 # How many of the newest candidate rows a page looks at per row it shows (newest_page): the slack for
 # candidates that turn out superseded, duplicated or withdrawn.
 PAGE_WINDOW = 2
+# Where the fast page looks for its candidates: the last day of the range (issue 22).
+PAGE_LOOKBACK = "time > $__toTime - 86400"
 
 
 def page_order(last: str, tie: str = "") -> str:
@@ -58,9 +60,14 @@ def newest_page(table: str, limit: int, *conditions: str, last: str, sort_column
     Only the newest ``PAGE_WINDOW * limit`` rows where ``last`` is false (any version) are candidates, from
     the oldest of their times T0 on; every version of the candidates' ids (an id's time can move) then
     says which are newest. Any newest version not among them lies before T0 or has ``last`` true, so it
-    ranks below each of them: with ``limit`` of them standing, they begin the page."""
+    ranks below each of them: with ``limit`` of them standing, they begin the page.
+
+    That holds for any T0 (the count decides), so T0 is looked for in the range's last ``PAGE_LOOKBACK``
+    only: a month's range then costs a day's scan, and where that day holds too few rows, fewer are
+    sure and the page is read the slow way."""
     rows = where(*conditions)
-    t0 = f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, f'NOT ({last})')} ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))"
+    t0 = (f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, PAGE_LOOKBACK, f'NOT ({last})')}"
+          f" ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))")
     candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
     newest = (
         f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if withdrawable(table) else 'false'} AS withdrawn"
