@@ -427,3 +427,21 @@ def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(s
     landing.land(sim_db.admin, sim_db.database, sim, duplicates=True)  # re-delivered, and the old version again
     assert run(sim_db.client, total, tr, vars_)[1][0][0] == before + Decimal("1.000000000001")
     assert spend_by_user() == by_user + Decimal("1.000000000001")
+
+
+def test_the_hourly_rollups_count_every_cost_entry_and_event_once(sim_db: SimDb) -> None:
+    """user_spend_per_hour and delays_per_hour (migrations 0170, 0172) are fed by the same feeds as the
+    minute rollups: re-delivered rows and old versions landing again change neither."""
+    ledger = f"SELECT count(), sum(total_cost_usd) FROM {Table.COST_LEDGER} FINAL"
+    spend = f"SELECT sum(entries), sum(cost_usd) FROM {Table.USER_SPEND_PER_HOUR}"
+    # An hour's sketch is its minutes' sketches merged: same events, same counts, so the same quantiles.
+    hours = (f"SELECT output_table, tenant, hour, quantilesBFloat16Merge(0.5, 0.95, 0.99)(delay_ms) FROM {Table.DELAYS_PER_HOUR}"
+             " GROUP BY output_table, tenant, hour")
+    minutes = (f"SELECT output_table, tenant, toStartOfHour(minute) AS hour, quantilesBFloat16Merge(0.5, 0.95, 0.99)(delay_ms)"
+               f" FROM {Table.DELAYS_PER_MINUTE} GROUP BY output_table, tenant, hour")
+    for duplicates in (False, True):
+        if duplicates:
+            landing.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
+        assert sim_db.client.query(spend).result_rows == sim_db.client.query(ledger).result_rows
+        by_hour = normalized(run(sim_db.client, hours, time_range(sim_db.now), {})[1])
+        assert by_hour and by_hour == normalized(run(sim_db.client, minutes, time_range(sim_db.now), {})[1])
