@@ -95,7 +95,7 @@ def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
                            for g, d in p["delay_ms"].items()}
     if "queries" in results:
         q = results["queries"]
-        for item in [*q["panels"], *q["analysts"]]:
+        for item in [*q.get("panels", []), *q.get("analysts", [])]:
             item["ratio"] = ratio(item["ms"], delay)
     if "memory" in results:
         m = results["memory"]
@@ -202,19 +202,29 @@ def tables(results: dict[str, Any]) -> list[str]:
             ["sent, not landed, at the end", k.get("backlog_at_end")]]))
     q = results.get("queries")
     if q:
-        rows = [[p["dashboard"], p["query"], p["ms"], p["rows"], p.get("ratio")] for p in q["panels"]]
-        out.append(table(f"dashboard queries over {q['events']:,} events (median of {q['repeats']}, ms)",
-                         ["dashboard", "panel / variable / rule", "ms", "rows", "× baseline p50 delay"], rows))
+        def loads(part: dict[str, Any]) -> str:
+            la = part.get("load_avg_1m")
+            return f"; load average (1 min) {la[0]} before, {la[1]} after" if la else ""
+
+        def agree(part: dict[str, Any]) -> str:
+            c = part.get("rollup_check")
+            return "" if not c else "; rollups agree with the base tables" if c["agree"] else "; ROLLUPS DISAGREE"
+
+        if q.get("panels"):
+            rows = [[p["dashboard"], p["query"], p["ms"], p["rows"], p.get("ratio")] for p in q["panels"]]
+            out.append(table(f"dashboard queries over {q['events']:,} events (median of {q['repeats']}, ms{loads(q)}{agree(q)})",
+                             ["dashboard", "panel / variable / rule", "ms", "rows", "× baseline p50 delay"], rows))
         large = q.get("large")
         if large:
             rows = [[p["dashboard"], p["query"], p["default_ms"], p["default_rows"], p["30d_ms"], p["30d_rows"]]
                     for p in large["panels"]]
             out.append(table(f"dashboard queries over {large['events']:,} events in {large['days']} days (median of "
-                             f"{q['repeats']}, ms): the dashboard's default range, and the last 30 days",
+                             f"{q['repeats']}, ms{loads(large)}{agree(large)}): the dashboard's default range, and the last 30 days",
                              ["dashboard", "panel / variable / rule", "default ms", "rows", "30 days ms", "rows"], rows))
-        rows = [[a["query"], a["ms"], a["rows"], a.get("ratio")] for a in q["analysts"]]
-        out.append(table(f"analyst queries (docs/analysts.md) over {q['events']:,} events (median of {q['repeats']}, ms)",
-                         ["query", "ms", "rows", "× baseline p50 delay"], rows))
+        if q.get("analysts"):
+            rows = [[a["query"], a["ms"], a["rows"], a.get("ratio")] for a in q["analysts"]]
+            out.append(table(f"analyst queries (docs/analysts.md) over {q['events']:,} events (median of {q['repeats']}, ms{loads(q)})",
+                             ["query", "ms", "rows", "× baseline p50 delay"], rows))
     return out
 
 

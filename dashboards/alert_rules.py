@@ -57,10 +57,14 @@ PROJECTED_SQL = (
 )
 
 # AxonFlow's own budget warnings (X-Budget-Warning, recorded on the PolicyDecision by the tap) beside
-# gateledger's budget alerts: one row per tenant and client warned in the window.
+# gateledger's budget alerts: one row per tenant and client warned in the window. Only the events with
+# a warning in some version are collapsed to their newest version (found by the sorting key, which every
+# version of a decision shares): a warning is rare, and the newest version of any other event has none.
+_WARNED = (f"(tenant, time, id) IN (SELECT tenant, time, id FROM {Table.POLICY_DECISIONS}"
+           " WHERE $__timeFilter(time) AND budget_warning != '')")
 AXONFLOW_WARNING_SQL = (
     "SELECT tenant, client_id, argMax(budget_warning, time) AS warning, toFloat64(count()) AS warnings\n"
-    f"FROM {latest(Table.POLICY_DECISIONS, 'tenant, client_id, budget_warning, time', '$__timeFilter(time)')}\n"
+    f"FROM {latest(Table.POLICY_DECISIONS, 'tenant, client_id, budget_warning, time', f'$__timeFilter(time) AND {_WARNED}')}\n"
     "WHERE budget_warning != ''\n"
     "GROUP BY tenant, client_id"
 )

@@ -26,11 +26,19 @@ UID = "gateledger-compliance"
 
 # MCP calls per minute at their latest version (calls_per_minute): sum(calls), never count().
 MCP_CALLS = calls("mcp", TENANT)
-FINDINGS = latest(
+# Findings, most severe first: one page, chosen from the severity and time alone (as the interactions
+# below); the most severe standing findings of the range are its candidates (issue 22).
+FINDINGS_RANK = "multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3)"
+FINDINGS_ORDER = page_order(FINDINGS_RANK)
+FINDINGS_PAGE = 500
+FINDINGS = latest_page(
     Table.FINDINGS,
     "time, kind, severity, interaction_id, user_id, client_id, description, detected_at",
+    FINDINGS_PAGE,
     TIME,
     TENANT,
+    last=FINDINGS_RANK,
+    sort_columns="severity",
 )
 # The list shows one page: chosen from the sort columns alone, then only its rows are read whole
 # (a month of interactions is millions of rows, each with arrays and strings; issue 22).
@@ -77,6 +85,20 @@ FINDING_DESCRIPTIONS = {
 # (latest(): a withdrawn one shows nothing of its own).
 _INTERACTION = latest(Table.INTERACTIONS, "version, event_ids, request_id, context_ids",
                       "id = ${interaction:sqlstring}")
+BY_EVENTS = "hasAny(event_ids, ev)"
+BY_REQUEST = "(req != '' AND request_id = req)"
+BY_CONTEXT = "(context_id != '' AND has(ctx, context_id))"
+
+
+def _of_interaction(table: Table, *matches: str) -> str:
+    """The rows of ``table`` any of ``matches`` finds, with the keys that find them first: each match
+    alone reads only the granules its skip index (migration 0083's and 0003's bloom filters) lets
+    through, where ClickHouse reads every granule for the three ORed together; the rows are then
+    read by their sorting key (every version of an event shares it)."""
+    keys = " UNION ALL ".join(f"SELECT tenant, time, id FROM {table} WHERE {TIME} AND {m}" for m in matches)
+    return f"({' OR '.join(matches)}) AND (tenant, time, id) IN ({keys})"
+
+
 # An aggregate (of the one row latest() keeps) answers even when there is none: a scalar subquery may not.
 INTERACTION_EVENTS = f"""WITH
   (SELECT argMax(event_ids, version) FROM {_INTERACTION}) AS ev,
@@ -85,16 +107,16 @@ INTERACTION_EVENTS = f"""WITH
 SELECT time, record, id, who, what, outcome, detail, cost_usd FROM (
   SELECT time, 'policy decision' AS record, id, user_id AS who, arrayStringConcat(policies, ', ') AS what,
     if(approved, 'approved', 'blocked') AS outcome, block_reason AS detail, CAST(NULL, 'Nullable(Decimal(38, 12))') AS cost_usd
-  FROM {latest(Table.POLICY_DECISIONS, "time, user_id, policies, approved, block_reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.POLICY_DECISIONS, "time, user_id, policies, approved, block_reason", TIME, _of_interaction(Table.POLICY_DECISIONS, BY_EVENTS, BY_REQUEST, BY_CONTEXT))}
   UNION ALL
   SELECT time, 'llm call', id, user_id, concat(provider, '/', model), toString(status), error, NULL
-  FROM {latest(Table.LLM_CALLS, "time, user_id, provider, model, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req) OR (context_id != '' AND has(ctx, context_id))")}
+  FROM {latest(Table.LLM_CALLS, "time, user_id, provider, model, status, error", TIME, _of_interaction(Table.LLM_CALLS, BY_EVENTS, BY_REQUEST, BY_CONTEXT))}
   UNION ALL
   SELECT time, 'mcp call', id, user_id, concat(mcp_server_id, ' ', method, ' ', tool_name), toString(status), error, NULL
-  FROM {latest(Table.MCP_CALLS, "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.MCP_CALLS, "time, user_id, mcp_server_id, method, tool_name, status, error", TIME, _of_interaction(Table.MCP_CALLS, BY_EVENTS, BY_REQUEST))}
   UNION ALL
   SELECT time, 'webhook decision', id, user_id, concat(filter_name, ' ', phase, ' ', tool_name), toString(decision), reason, NULL
-  FROM {latest(Table.WEBHOOK_DECISIONS, "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, "hasAny(event_ids, ev) OR (req != '' AND request_id = req)")}
+  FROM {latest(Table.WEBHOOK_DECISIONS, "time, user_id, filter_name, phase, tool_name, decision, reason", TIME, _of_interaction(Table.WEBHOOK_DECISIONS, BY_EVENTS, BY_REQUEST))}
   UNION ALL
   SELECT time, 'cost', id, user_id, concat(toString(kind), ' ', provider, ' ', model, tool_name), price_version, if(unpriced, 'unpriced', ''), total_cost_usd
   FROM {latest(Table.COST_LEDGER, "time, user_id, kind, provider, model, tool_name, price_version, unpriced, total_cost_usd", TIME, "interaction_id = ${interaction:sqlstring}")}
@@ -267,8 +289,7 @@ def _details(b: Board) -> None:
             ch_table(
                 "SELECT time, kind, severity, user_id, client_id, description, interaction_id, detected_at\n"
                 f"FROM {FINDINGS}\n"
-                "ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC"
-                " LIMIT 500"
+                f"ORDER BY {FINDINGS_ORDER} LIMIT {FINDINGS_PAGE}"
             ),
             description="Every compliance finding, most severe first; click an interaction to drill into it.",
             links={"interaction_id": DRILL_DOWN},

@@ -23,7 +23,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest, user_costs
+from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest, user_costs, user_costs_over_time
 from gateledger.tables import Table
 
 UID = "gateledger-cost"
@@ -42,7 +42,11 @@ COST_COLUMNS = (
 # Count entries with sum(entries), never count().
 COSTS = costs(TENANT, MODEL, SERVER)
 # The same entries per user (whole hours from user_cost_per_hour): what ranks users over the range.
-USER_COSTS = user_costs(TENANT, MODEL, SERVER)
+# With no model or server chosen, whole hours come from user_spend_per_hour (a row per user and hour).
+UNFILTERED = "$__conditionalAll(0, $model) AND $__conditionalAll(0, $server)"
+USER_COSTS = user_costs(TENANT, MODEL, SERVER, unfiltered=UNFILTERED)
+# The same per minute, or per hour at an hourly interval: the top spenders' series.
+USER_COSTS_OVER_TIME = user_costs_over_time(TENANT, MODEL, SERVER, unfiltered=UNFILTERED)
 # The entries at the moment each unpriced model or tool was last used (point lookups on the sorting
 # key): the interaction to link to.
 LAST_UNPRICED = latest(
@@ -192,7 +196,7 @@ def _spend_over_time(b: Board) -> None:
         bars_per_interval(
             "Spend by user (top 10)",
             ch_timeseries(
-                f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {COSTS}\n"
+                f"SELECT $__timeInterval(minute) AS t, user_id, sum(cost_usd) AS spend_usd\nFROM {USER_COSTS_OVER_TIME}\n"
                 "WHERE user_id IN (\n"
                 f"  SELECT user_id FROM {USER_COSTS} WHERE user_id != '' GROUP BY user_id ORDER BY sum(cost_usd) DESC LIMIT 10)\n"
                 "GROUP BY t, user_id ORDER BY t"

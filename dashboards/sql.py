@@ -42,10 +42,13 @@ def latest(table: str, columns: str, *conditions: str) -> str:
 # How many of the newest candidate rows a page looks at per row it shows (newest_page): the slack for
 # candidates that turn out superseded, duplicated or withdrawn.
 PAGE_WINDOW = 2
+# Where the fast page looks for its candidates: the last day of the range (issue 22).
+PAGE_LOOKBACK = "time > $__toTime - 86400"
 
 
 def page_order(last: str, tie: str = "") -> str:
-    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first."""
+    """The order of a newest-first page: rows where ``last`` holds after the others, each newest first.
+    ``last`` may also be a rank (0 first, as the findings' severity): "false" is then rank 0."""
     return f"{last}, time DESC" + (f", {tie}" if tie else "")
 
 
@@ -57,9 +60,14 @@ def newest_page(table: str, limit: int, *conditions: str, last: str, sort_column
     Only the newest ``PAGE_WINDOW * limit`` rows where ``last`` is false (any version) are candidates, from
     the oldest of their times T0 on; every version of the candidates' ids (an id's time can move) then
     says which are newest. Any newest version not among them lies before T0 or has ``last`` true, so it
-    ranks below each of them: with ``limit`` of them standing, they begin the page."""
+    ranks below each of them: with ``limit`` of them standing, they begin the page.
+
+    That holds for any T0 (the count decides), so T0 is looked for in the range's last ``PAGE_LOOKBACK``
+    only: a month's range then costs a day's scan, and where that day holds too few rows, fewer are
+    sure and the page is read the slow way."""
     rows = where(*conditions)
-    t0 = f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, f'NOT ({last})')} ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))"
+    t0 = (f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, PAGE_LOOKBACK, f'NOT ({last})')}"
+          f" ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))")
     candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
     newest = (
         f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if withdrawable(table) else 'false'} AS withdrawn"
@@ -112,7 +120,9 @@ EDGE_MINUTES = (
     "$__timeFilter(time) AND (time < $__fromTime + 60 OR time > $__toTime - 60)"
     " AND (toStartOfMinute(time) < $__fromTime OR toStartOfMinute(time) > $__toTime - 60)"
 )
-DELAY_STATE = "quantilesTDigestState(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
+# The delay sketches of delays_per_minute / delays_per_hour (migration 0170), and how to merge them.
+DELAY_SKETCH = "quantilesBFloat16State(0.5, 0.95, 0.99)(dateDiff('millisecond', time, inserted_at))"
+DELAY_QUANTILES = "quantilesBFloat16Merge(0.5, 0.95, 0.99)(delay_ms)"
 
 
 def _union(*parts: str) -> str:
@@ -120,22 +130,50 @@ def _union(*parts: str) -> str:
 
 
 def landings(tables: tuple[Table, ...], *conditions: str) -> str:
-    """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type,
-    events and delay_ms (a quantilesTDigest(0.5, 0.95, 0.99) state of event time → landed, ms)."""
+    """Each event once (its first landed copy) per minute: tenant, minute, output_table, source, type
+    and events. (Their delays: delays().)"""
     names = ", ".join(f"'{t}'" for t in tables)
     parts = [(
-        f"SELECT tenant, minute, output_table, source, type, events, delay_ms FROM {Table.LANDINGS_PER_MINUTE} "
+        f"SELECT tenant, minute, output_table, source, type, events FROM {Table.LANDINGS_PER_MINUTE} "
         f"WHERE {where(f'output_table IN ({names})', FULL_MINUTES, *conditions)}"
     )]
     for t in tables:
         raw = t == Table.RAW_EVENTS  # the only table with a source and type per event
-        columns = "tenant, time, inserted_at" + (", source, type" if raw else "")
+        columns = "tenant, time" + (", source, type" if raw else "")
         source_type = "source, type" if raw else "'' AS source, '' AS type"
         parts.append(
             f"SELECT tenant, toStartOfMinute(time) AS minute, '{t}' AS output_table, {source_type}, "
-            f"toInt64(count()) AS events, {DELAY_STATE} AS delay_ms "
+            "toInt64(count()) AS events "
             f"FROM {first_landed(t, columns, EDGE_MINUTES, *conditions)} "
             "GROUP BY tenant, minute, output_table, source, type"
+        )
+    return _union(*parts)
+
+
+# Whole hours can stand for their minutes when the panel's interval is a whole number of hours: every
+# interval bucket ($__timeInterval, aligned to the epoch) then holds whole hours.
+HOURLY_INTERVAL = "$__interval_s % 3600 = 0"
+
+
+def delays(tables: tuple[Table, ...], *conditions: str) -> str:
+    """Each event once (its first landed copy): tenant, minute, output_table and delay_ms (a
+    quantilesBFloat16(0.5, 0.95, 0.99) state of event time → landed, ms: merge with DELAY_QUANTILES), one row per minute, or per hour
+    for the hours wholly inside the range when the interval is whole hours (delays_per_hour), so that
+    a month at an hourly interval merges one digest per hour and key instead of sixty."""
+    names = ", ".join(f"'{t}'" for t in tables)
+    of_tables = f"output_table IN ({names})"
+    minute_in_hours = f"NOT ({HOURLY_INTERVAL} AND {FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})"
+    parts = [
+        f"SELECT tenant, hour AS minute, output_table, delay_ms FROM {Table.DELAYS_PER_HOUR} "
+        f"WHERE {where(of_tables, HOURLY_INTERVAL, FULL_HOURS, *conditions)}",
+        f"SELECT tenant, minute, output_table, delay_ms FROM {Table.DELAYS_PER_MINUTE} "
+        f"WHERE {where(of_tables, FULL_MINUTES, minute_in_hours, *conditions)}",
+    ]
+    for t in tables:
+        parts.append(
+            f"SELECT tenant, toStartOfMinute(time) AS minute, '{t}' AS output_table, {DELAY_SKETCH} AS delay_ms "
+            f"FROM {first_landed(t, 'tenant, time, inserted_at', EDGE_MINUTES, *conditions)} "
+            "GROUP BY tenant, minute, output_table"
         )
     return _union(*parts)
 
@@ -171,13 +209,30 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
 FULL_HOURS = "hour >= $__fromTime AND hour <= $__toTime - 3600"
 
 
-def user_costs(*conditions: str) -> str:
+def user_costs(tenant: str, *filters: str, unfiltered: str = "") -> str:
     """Live cost entries per user over the range: tenant, user_id, team, entries, cost_usd, last_time
-    (rows to sum: whole hours from user_cost_per_hour, the rest per minute or per entry from costs())."""
+    (rows to sum: whole hours from user_cost_per_hour, the rest per minute or per entry from costs()).
+    ``unfiltered``: a condition true when each of ``filters`` lets every row through (its variable is
+    All); whole hours then come from user_spend_per_hour, one row per user, team and hour."""
     columns = "tenant, user_id, team, entries, cost_usd, last_time"
+    filtered = f"NOT ({unfiltered})" if unfiltered else ""
+    parts = [f"SELECT {columns} FROM {Table.USER_COST_PER_HOUR} WHERE {where(FULL_HOURS, filtered, tenant, *filters)}"]
+    if unfiltered:
+        parts.append(f"SELECT {columns} FROM {Table.USER_SPEND_PER_HOUR} WHERE {where(FULL_HOURS, unfiltered, tenant)}")
+    parts.append(f"SELECT {columns} FROM {costs(tenant, *filters, outside_full_hours=True)}")
+    return _union(*parts)
+
+
+def user_costs_over_time(tenant: str, *filters: str, unfiltered: str) -> str:
+    """Live cost entries per user and minute: tenant, minute, user_id, cost_usd; for the hours wholly
+    inside the range, one row per user and hour (user_spend_per_hour) when the interval is whole hours
+    and ``unfiltered`` holds (as in user_costs), so that a month of 1000+ users is not read per minute."""
+    hourly = f"{HOURLY_INTERVAL} AND {unfiltered}"
+    in_hours = f"{hourly} AND {FULL_HOURS.replace('hour', 'toStartOfHour(minute)')}"
     return _union(
-        f"SELECT {columns} FROM {Table.USER_COST_PER_HOUR} WHERE {where(FULL_HOURS, *conditions)}",
-        f"SELECT {columns} FROM {costs(*conditions, outside_full_hours=True)}",
+        f"SELECT tenant, hour AS minute, user_id, cost_usd FROM {Table.USER_SPEND_PER_HOUR} "
+        f"WHERE {where(hourly, FULL_HOURS, tenant)}",
+        f"SELECT tenant, minute, user_id, cost_usd FROM {costs(tenant, *filters)} WHERE NOT ({in_hours})",
     )
 
 

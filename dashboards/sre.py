@@ -22,7 +22,7 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import LATENCY_QUANTILES, ROLLUP_INTERVAL, TENANT, TIME, any_of, calls, landings, latest
+from dashboards.sql import DELAY_QUANTILES, LATENCY_QUANTILES, ROLLUP_INTERVAL, TENANT, TIME, any_of, calls, delays, landings, latest
 from gateledger.tables import Table
 
 UID = "gateledger-sre"
@@ -47,6 +47,8 @@ LAST_FAILED_MCP_CALLS = latest(
 
 # Distinct raw events per minute with their delay sketches (first landed copy of each event).
 RAW_LANDINGS = landings((Table.RAW_EVENTS,), TENANT)
+# Their delay sketches alone, per minute or whole hour (delays_per_minute / delays_per_hour).
+RAW_DELAYS = delays((Table.RAW_EVENTS,), TENANT)
 
 
 def build() -> dashboard.Dashboard:
@@ -165,10 +167,10 @@ def _throughput_and_delay(b: Board) -> None:
             "End-to-end delay: event time → landed (raw events)",
             ch_timeseries(
                 "SELECT $__timeInterval(minute) AS t,\n"
-                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[1] AS p50,\n"
-                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95,\n"
-                "  quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[3] AS p99\n"
-                f"FROM {RAW_LANDINGS}\n"
+                f"  {DELAY_QUANTILES}[1] AS p50,\n"
+                f"  {DELAY_QUANTILES}[2] AS p95,\n"
+                f"  {DELAY_QUANTILES}[3] AS p99\n"
+                f"FROM {RAW_DELAYS}\n"
                 "GROUP BY t ORDER BY t"
             ),
             unit=MS,
@@ -183,8 +185,8 @@ def _throughput_and_delay(b: Board) -> None:
         timeseries_panel(
             "End-to-end delay p95 by output table",
             ch_timeseries(
-                "SELECT $__timeInterval(minute) AS t, output_table, quantilesTDigestMerge(0.5, 0.95, 0.99)(delay_ms)[2] AS p95_ms\n"
-                f"FROM {landings(DELAY_TABLES, TENANT)}\n"
+                f"SELECT $__timeInterval(minute) AS t, output_table, {DELAY_QUANTILES}[2] AS p95_ms\n"
+                f"FROM {delays(DELAY_TABLES, TENANT)}\n"
                 "GROUP BY t, output_table ORDER BY t"
             ),
             unit=MS,

@@ -35,7 +35,10 @@ class Table(StrEnum):
     COST_DAILY = "cost_daily"
     COST_PER_MINUTE = "cost_per_minute"
     USER_COST_PER_HOUR = "user_cost_per_hour"
+    USER_SPEND_PER_HOUR = "user_spend_per_hour"
     LANDINGS_PER_MINUTE = "landings_per_minute"
+    DELAYS_PER_MINUTE = "delays_per_minute"
+    DELAYS_PER_HOUR = "delays_per_hour"
     CALLS_PER_MINUTE = "calls_per_minute"
     DECISIONS_PER_MINUTE = "decisions_per_minute"
     INTERACTION_COSTS = "interaction_costs"
@@ -95,7 +98,8 @@ def final(table: str) -> str:
 # Rollup tables and the materialized view that fills each (``<name>_mv``).
 ROLLUPS: tuple[Table, ...] = (
     Table.USAGE_PER_MINUTE, Table.COST_DAILY, Table.COST_PER_MINUTE, Table.USER_COST_PER_HOUR, Table.LANDINGS_PER_MINUTE,
-    Table.CALLS_PER_MINUTE, Table.DECISIONS_PER_MINUTE,
+    Table.CALLS_PER_MINUTE, Table.DECISIONS_PER_MINUTE, Table.DELAYS_PER_MINUTE, Table.DELAYS_PER_HOUR,
+    Table.USER_SPEND_PER_HOUR,
 )
 
 # Other views: rollups merged for reading (``_v``), and joins for analysts (the budget signals: AxonFlow's
