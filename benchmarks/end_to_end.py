@@ -132,8 +132,9 @@ async def _quantiles(stack: Stack, inner: str) -> dict[str, int | None]:
 
 async def _delays(stack: Stack, since: float, until: float) -> dict[str, dict[str, float | None]]:
     """Event time -> first landing (ms) per table group and per table, and for interactions the parts
-    apart: after their last event (``end_time``), of which held in the processors by design
-    (``emitted_at - end_time``: the event-time waits) and transport + sink (``inserted_at - emitted_at``)."""
+    apart: after their last event (``end_time``), of which until the processors emitted the row
+    (``emitted_at - end_time``: transport, processing and, for an interaction that never completes, the
+    deliberate event-time wait) and from there to queryable (``inserted_at - emitted_at``: Kafka + sink)."""
     win = f"time >= '{_ts(since)}' AND time < '{_ts(until)}'"
     groups = {"raw_events": ("raw_events",), "processed": PROCESSED, "interactions": ("interactions",),
               **{t: (t,) for t in PROCESSED}}
@@ -146,7 +147,7 @@ async def _delays(stack: Stack, since: float, until: float) -> dict[str, dict[st
     first = (f"SELECT argMin(end_time, inserted_at) AS e, argMin(emitted_at, inserted_at) AS m, "
              f"min(inserted_at) AS i FROM $db.interactions WHERE {win} GROUP BY id")
     for name, expr in (("interactions_after_last_event", "dateDiff('millisecond', e, i)"),
-                       ("interactions_held_by_design", "dateDiff('millisecond', e, m)"),
+                       ("interactions_last_event_to_emitted", "dateDiff('millisecond', e, m)"),
                        ("interactions_emitted_to_queryable", "dateDiff('millisecond', m, i)")):
         out[name] = await _quantiles(stack, f"SELECT {expr} AS d FROM ({first})")
     rows = await stack.aquery("SELECT quantiles(0.5, 0.95, 0.99)(dateDiff('millisecond', time, received_at)) "
