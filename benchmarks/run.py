@@ -130,6 +130,8 @@ def tables(results: dict[str, Any]) -> list[str]:
             ["processors, one worker, full pipeline (+ cost, budgets)",
              s["processors"]["worker"].get("pipeline_events_per_s_median", "–"), "events/s",
              r.get("processors_pipeline_events_per_s")],
+            ["processors, one worker, full pipeline, per CPU second of the worker (/proc; the load-robust figure)",
+             s["processors"]["worker"].get("pipeline_events_per_cpu_s_median", "–"), "events/CPU s", None],
             ["processors, stage logic only", s["processors"]["logic"]["events_per_s_median"], "events/s",
              r.get("processors_logic_events_per_s")],
             ["sink, Kafka -> chDB", s["sink"]["rows_per_s"], "rows/s", r.get("sink_rows_per_s")],
