@@ -122,23 +122,54 @@ def _r(x: float) -> int | None:
     return None if x != x else round(x)
 
 
-async def _delays(stack: Stack, since: float, until: float) -> dict[str, dict[str, float]]:
+async def _quantiles(stack: Stack, inner: str) -> dict[str, int | None]:
+    """p50 / p95 / p99 of column ``d`` over the subquery ``inner``, and its row count."""
+    rows = await stack.aquery(f"SELECT quantiles(0.5, 0.95, 0.99)(d), count() FROM ({inner})")
+    q, n = rows[0]
+    qs = [float(x) if x is not None else float("nan") for x in (q or [None] * 3)]
+    return {"p50": _r(qs[0]), "p95": _r(qs[1]), "p99": _r(qs[2]), "rows": int(n)}
+
+
+async def _delays(stack: Stack, since: float, until: float) -> dict[str, dict[str, float | None]]:
+    """Event time -> first landing (ms) per table group and per table, and for interactions the parts
+    apart: after their last event (``end_time``), of which until the processors emitted the row
+    (``emitted_at - end_time``: transport, processing and, for an interaction that never completes, the
+    deliberate event-time wait) and from there to queryable (``inserted_at - emitted_at``: Kafka + sink)."""
     win = f"time >= '{_ts(since)}' AND time < '{_ts(until)}'"
-    groups = {"raw_events": ("raw_events",), "processed": PROCESSED, "interactions": ("interactions",)}
-    out = {}
+    groups = {"raw_events": ("raw_events",), "processed": PROCESSED, "interactions": ("interactions",),
+              **{t: (t,) for t in PROCESSED}}
+    out: dict[str, dict[str, float | None]] = {}
     for name, tables in groups.items():
         inner = " UNION ALL ".join(
             f"SELECT dateDiff('millisecond', min(time), min(inserted_at)) AS d FROM $db.{t} WHERE {win} GROUP BY id"
             for t in tables)
-        rows = await stack.aquery(f"SELECT quantiles(0.5, 0.95, 0.99)(d), count() FROM ({inner})")
-        q, n = rows[0]
-        q = [float(x) if x is not None else float("nan") for x in (q or [None] * 3)]
-        out[name] = {"p50": _r(q[0]), "p95": _r(q[1]), "p99": _r(q[2]), "rows": int(n)}
+        out[name] = await _quantiles(stack, inner)
+    first = (f"SELECT argMin(end_time, inserted_at) AS e, argMin(emitted_at, inserted_at) AS m, "
+             f"min(inserted_at) AS i FROM $db.interactions WHERE {win} GROUP BY id")
+    for name, expr in (("interactions_after_last_event", "dateDiff('millisecond', e, i)"),
+                       ("interactions_last_event_to_emitted", "dateDiff('millisecond', e, m)"),
+                       ("interactions_emitted_to_queryable", "dateDiff('millisecond', m, i)")):
+        out[name] = await _quantiles(stack, f"SELECT {expr} AS d FROM ({first})")
     rows = await stack.aquery("SELECT quantiles(0.5, 0.95, 0.99)(dateDiff('millisecond', time, received_at)) "
                               f"FROM $db.raw_events WHERE {win}")
     q = [float(x) if x is not None else float("nan") for x in (rows[0][0] or [None] * 3)]
     out["event_time_to_ingest"] = {"p50": _r(q[0]), "p95": _r(q[1]), "p99": _r(q[2])}
     return out
+
+
+async def _steady(stack: Stack, since: float, t0: float, end: float, raw: int) -> dict[str, float]:
+    """The processed rows landed per second in the middle of the maximum's window (20 %..80 % of it, no
+    start-up, no tail), as raw events/s at this traffic's processed rows per raw event."""
+    a, b = t0 + 0.2 * (end - t0), t0 + 0.8 * (end - t0)
+    parts = " UNION ALL ".join(
+        f"SELECT countIf(inserted_at >= '{_ts(a)}' AND inserted_at < '{_ts(b)}') AS w, count() AS n "
+        f"FROM (SELECT min(inserted_at) AS inserted_at FROM $db.{t} WHERE time >= '{_ts(since)}' GROUP BY id)"
+        for t in PROCESSED)
+    w, n = (await stack.aquery(f"SELECT sum(w), sum(n) FROM ({parts})"))[0]
+    per_raw = int(n) / raw if raw else 0.0
+    rate = int(w) / (b - a) / per_raw if per_raw and b > a else 0.0
+    return {"window_s": round(b - a, 2), "processed_rows_in_window": int(w),
+            "processed_rows_per_raw_event": round(per_raw, 3), "events_per_s": round(rate)}
 
 
 async def _last_inserts(stack: Stack, since: float) -> dict[str, float]:
@@ -184,6 +215,7 @@ async def _run(max_interactions: int, fractions: tuple[float, ...], paced_second
         processed_end = max(lasts["raw_events"], lasts["processed"], t_sent) - t0
         elapsed = max(last, t_sent) - t0
         max_eps = raw / processed_end
+        steady = await _steady(stack, t0 - 3600, t0, t0 + processed_end, raw)
         result["max"] = {"interactions": max_interactions, "raw_events": raw, "rows_landed": n_all,
                          "raw_events_per_interaction": round(per_interaction, 2),
                          "ingest_seconds": round(t_sent - t0, 2),
@@ -192,6 +224,7 @@ async def _run(max_interactions: int, fractions: tuple[float, ...], paced_second
                          "interactions_landed_after_s": round(lasts["interactions"] - t0, 2),
                          "ingest_events_per_s": round(raw / (t_sent - t0)),
                          "sustained_events_per_s": round(max_eps),
+                         "steady_state": steady, "steady_state_events_per_s": steady["events_per_s"],
                          "all_outputs_events_per_s": round(raw / elapsed),
                          "peak_rss_mib": services["peak_rss_mib"], "cpu": services, "load": sent_max}
         # -- paced -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Any
 
 from benchmarks.common import REPO, machine, ratio, table
 
+PROCESSED_TABLES = ("mcp_calls", "llm_calls", "policy_decisions", "webhook_decisions")
 SCENARIOS = ("baseline", "stages", "end-to-end", "queries", "memory")
 
 # Sizes: "full" is the documented run; "quick" is for trying the command out.
@@ -89,6 +90,7 @@ def with_ratios(results: dict[str, Any]) -> dict[str, Any]:
     if "end-to-end" in results:
         e = results["end-to-end"]
         e["ratios"] = {"sustained_events_per_s": ratio(e["max"]["sustained_events_per_s"], eps),
+                       "steady_state_events_per_s": ratio(e["max"].get("steady_state_events_per_s", 0), eps),
                        "ingest_events_per_s": ratio(e["max"]["ingest_events_per_s"], eps)}
         for p in e["paced"]:
             p["ratios"] = {g: {k: ratio(v, delay) if v is not None else None for k, v in d.items() if k != "rows"}
@@ -128,6 +130,8 @@ def tables(results: dict[str, Any]) -> list[str]:
             ["processors, one worker, full pipeline (+ cost, budgets)",
              s["processors"]["worker"].get("pipeline_events_per_s_median", "–"), "events/s",
              r.get("processors_pipeline_events_per_s")],
+            ["processors, one worker, full pipeline, per CPU second of the worker (/proc; the load-robust figure)",
+             s["processors"]["worker"].get("pipeline_events_per_cpu_s_median", "–"), "events/CPU s", None],
             ["processors, stage logic only", s["processors"]["logic"]["events_per_s_median"], "events/s",
              r.get("processors_logic_events_per_s")],
             ["sink, Kafka -> chDB", s["sink"]["rows_per_s"], "rows/s", r.get("sink_rows_per_s")],
@@ -139,6 +143,8 @@ def tables(results: dict[str, Any]) -> list[str]:
                          ["figure", "value", "× baseline"], [
                              ["sustained raw events/s (raw and processed rows queryable)",
                               e["max"]["sustained_events_per_s"], r.get("sustained_events_per_s")],
+                             ["steady state: raw events/s in the middle 60 % of that window (processed rows landed)",
+                              e["max"].get("steady_state_events_per_s"), r.get("steady_state_events_per_s")],
                              ["raw events/s until the last interaction landed (includes the deliberate waits)",
                               e["max"].get("all_outputs_events_per_s"), None],
                              ["ingest accepted events/s during it", e["max"]["ingest_events_per_s"],
@@ -147,7 +153,11 @@ def tables(results: dict[str, Any]) -> list[str]:
                               f"{e['max']['raw_events']:,} / {e['max']['rows_landed']:,}", None]]))
         rows = []
         for p in e["paced"]:
-            for g in ("raw_events", "processed", "interactions"):
+            for g in ("raw_events", "processed", *PROCESSED_TABLES, "interactions",
+                      "interactions_after_last_event", "interactions_last_event_to_emitted",
+                      "interactions_emitted_to_queryable"):
+                if g not in p["delay_ms"]:
+                    continue
                 d, rr = p["delay_ms"][g], p.get("ratios", {}).get(g, {})
                 rows.append([f"{int(p['fraction'] * 100)} % ({p['achieved_events_per_s']:,}/s)", g,
                              d["p50"], d["p95"], d["p99"],
@@ -163,7 +173,11 @@ def tables(results: dict[str, Any]) -> list[str]:
         w = e.get("deliberate_waits")
         if w:
             out.append(f"Interactions close on event-time waits by design (idle advance {w['idle_advance_s']:g} s, "
-                       f"lateness {w['lateness_s']:g} s): the sustained rate counts raw and processed rows; "
+                       f"lateness {w['lateness_s']:g} s): "
+                       "they hold only interactions that never complete; `interactions_last_event_to_emitted` is "
+                       "emitted_at − end_time (transport, processing, and such a wait), "
+                       "`interactions_emitted_to_queryable` the transport and sink after it; "
+                       "the sustained rate counts raw and processed rows; "
                        f"the maximum's interactions landed {e['max'].get('interactions_landed_after_s')} s after "
                        "the first send.")
     m = results.get("memory")

@@ -78,7 +78,9 @@ def create_app(settings: Settings | None = None, proc: ProcessorSettings | None 
         broker_credentials=broker_credentials(kafka),
         # faust's own completion step can drop fetched records for good (stream_processors/recovery.py).
         TableManager=OrderedRecoveryTableManager,
+        cython_optimizations=proc.faust_cython_optimizations,
     )
+    app.gateledger_monitor = proc.faust_monitor
     app.gateledger_kafka = kafka
     app.gateledger_bootstrap = target.bootstrap
     app.gateledger_tansu = target.tansu

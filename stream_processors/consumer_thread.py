@@ -10,14 +10,21 @@ first commit then waits for records it already skipped (seen in
 ``tests/stream_processors/test_recovery.py``: "FETCHED raw.axonflow 0-149 active=False").
 
 Here each fetch works on a copy of the set taken when it starts, and an empty set fetches nothing.
+
+The consumer also delivers a record without faust's per-record tasks when the delivery does not
+have to wait (``ActiveOnlyConsumer.wait_first``).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from typing import Any
 
 from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.services import WaitResults
+
+_FLOW_WAIT = asyncio.Event.wait.__code__  # faust's suspend_flow is an asyncio.Event
 
 
 class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
@@ -41,8 +48,58 @@ class ActiveOnlyConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
         return await super()._fetch_records(consumer, snapshot, timeout=timeout, max_records=max_records)
 
 
+class _Rest:
+    """The rest of a coroutine that suspended on its first step, awaitable: driven exactly as a Task
+    drives a coroutine (each future it yields is handed up, then it is resumed or thrown into)."""
+
+    __slots__ = ("coro", "pending")
+
+    def __init__(self, coro: Any, pending: Any) -> None:
+        self.coro = coro
+        self.pending = pending
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        coro, pending = self.coro, self.pending
+        while True:
+            try:
+                yield pending
+            except BaseException as exc:  # noqa: BLE001 (cancellation and errors go to the coroutine)
+                try:
+                    pending = coro.throw(exc)
+                except StopIteration as done:
+                    return done.value
+            else:
+                try:
+                    pending = coro.send(None)
+                except StopIteration as done:
+                    return done.value
+
+
 class ActiveOnlyConsumer(faust_aiokafka.Consumer):
     """faust's aiokafka consumer using ``ActiveOnlyConsumerThread``."""
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:
+        """faust's fetcher delivers every record as ``wait_first(callback(message), suspend_flow.wait())``:
+        four tasks, an ``asyncio.wait`` and three cancellations per record (~15 % of the worker's CPU,
+        docs/benchmarks.md). Here the delivery's first step runs at once; when it completes without
+        waiting (its queue has room, flow not suspended: the usual case) that is the whole delivery.
+        When it has to wait, the rest of it races the flow event and the service's stop exactly as in
+        faust (``_Rest``), so a rebalance still cuts a waiting delivery short before faust seeks.
+        """
+        if (len(coros) != 2 or timeout is not None or getattr(coros[1], "cr_code", None) is not _FLOW_WAIT
+                or not hasattr(coros[0], "send") or self.suspend_flow.is_set() or self.should_stop
+                or self._crashed.is_set()):
+            return await super().wait_first(*coros, timeout=timeout)
+        delivery, flow = coros
+        try:
+            pending = delivery.send(None)
+        except StopIteration as done:
+            flow.close()
+            return WaitResults([delivery], [done.value], False)
+        except BaseException:
+            flow.close()
+            raise
+        return await super().wait_first(_Rest(delivery, pending), flow)
 
     def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
         return ActiveOnlyConsumerThread(self, loop=self.loop, beacon=self.beacon)

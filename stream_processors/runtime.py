@@ -163,6 +163,8 @@ class StageRunner:
         now_us = self.clock_us()
         names = self.topic_names
         packs: dict[tuple[str, int], list[Any]] = {}
+        counts: dict[str, int] = {}  # per logical topic: one counter increment per flush, not per message
+        delay = self._delay
         for e in emits:
             topic = names[e.topic]
             if e.obj is not None:
@@ -172,12 +174,14 @@ class StageRunner:
                 packs.setdefault((topic, partition_for(e.key.encode(), parts)), []).append(e.obj)
             else:
                 batches.add(topic, e.key.encode(), e.value)
-            counter = self._out.get(e.topic)
-            if counter is None:
-                counter = self._out[e.topic] = telemetry.EVENTS_OUT.labels(stage=self.stage, topic=e.topic)
-            counter.inc()
+            counts[e.topic] = counts.get(e.topic, 0) + 1
             if e.event_us is not None:
-                self._delay.observe(max(0.0, (now_us - e.event_us) / 1e6))
+                delay.observe(max(0.0, (now_us - e.event_us) / 1e6))
+        for name, n in counts.items():
+            counter = self._out.get(name)
+            if counter is None:
+                counter = self._out[name] = telemetry.EVENTS_OUT.labels(stage=self.stage, topic=name)
+            counter.inc(n)
         for (topic, partition), objs in packs.items():
             for i in range(0, len(objs), PACK_MAX):
                 batches.add(topic, b"pack", orjson.dumps(objs[i:i + PACK_MAX]), partition)

@@ -21,6 +21,13 @@ class ProcessorSettings(BaseSettings):
     # The worker's event loop: "uvloop" (libuv; the per-message scheduling of faust and aiokafka
     # is a large share of the worker's CPU) or "asyncio" (the standard library's).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # faust-streaming's repaired Cython fast paths (its ``cython_optimizations`` setting, off by
+    # default in 0.15): a stream takes a record already queued without awaiting the channel, and a
+    # record is decoded once for all channels of its topic. Measured in docs/benchmarks.md (issue 18).
+    faust_cython_optimizations: bool = True
+    # faust's Monitor sensor: per-message statistics (several callbacks per record) for faust's own
+    # /stats pages, which nothing here reads (the worker's metrics are Prometheus: telemetry.py).
+    faust_monitor: bool = False
     # faust's web server (metrics, health) binds here; never 0.0.0.0 outside a container.
     host: str = "127.0.0.1"
     port: int = 6066

@@ -81,6 +81,15 @@ class GateledgerApp(faust.App):
     gateledger_kafka: KafkaSettings
     gateledger_bootstrap: str
     gateledger_tansu: bool = False
+    gateledger_monitor: bool = True
+
+    def on_init_dependencies(self) -> Any:
+        deps = super().on_init_dependencies()
+        if not self.gateledger_monitor:
+            # faust adds its Monitor sensor here, at start: without it, no per-message statistics
+            # for faust's /stats pages (ProcessorSettings.faust_monitor).
+            self.sensors.remove(self.monitor)
+        return deps
 
     def _new_transport(self) -> Any:
         if self.gateledger_tansu:

@@ -145,8 +145,10 @@ class CorrelatePartition:
             if st is None:
                 continue
             # Emitted before: a late change re-emits at once. Complete: nothing more is expected.
-            if st["em"] or interaction.is_complete(factstore.facts(st)):
-                self._emit(skey, st)
+            # The facts are decoded once here for both the check and the row.
+            facts = factstore.facts(st)
+            if st["em"] or interaction.is_complete(facts):
+                self._emit(skey, st, facts)
             else:
                 due = st["first"] + self._timeout
                 if due != st["due"]:
@@ -172,9 +174,11 @@ class CorrelatePartition:
         self.wms.report(STAGE)
         telemetry.WATERMARK.labels(stage=STAGE, partition=str(self.partition)).set(self.wms.slowest() / 1e6)
 
-    def _emit(self, skey: str, st: dict[str, Any]) -> None:
+    def _emit(self, skey: str, st: dict[str, Any], facts: list[Any] | None = None) -> None:
         now = self.clock()
-        row, found = interaction.build(st["root"], factstore.facts(st), now=now, timeout_us=self._timeout)
+        if facts is None:
+            facts = factstore.facts(st)
+        row, found = interaction.build(st["root"], facts, now=now, timeout_us=self._timeout)
         end = to_us(row.end_time)
         self.out.row(row, end)
         current = {}
