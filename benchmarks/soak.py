@@ -86,6 +86,29 @@ async def _landed(stack: Stack) -> int | None:
         return None
 
 
+# What the sink's embedded ClickHouse holds, read once a minute: whether growth of the sink's RSS is
+# ClickHouse's (tracked memory, caches, parts and their in-memory primary keys) or the Python side's.
+SINK_PROBES = {
+    "metrics": "SELECT metric, value FROM system.metrics WHERE metric = 'MemoryTracking'"
+               " OR (metric LIKE '%Cache%Bytes%' AND value != 0)",
+    "parts": "SELECT count(), sum(rows), sum(primary_key_bytes_in_memory_allocated), sum(bytes_on_disk)"
+             " FROM system.parts WHERE active",
+    "merges": "SELECT count() FROM system.merges",
+}
+
+
+async def _sink_probe(stack: Stack) -> dict[str, Any] | None:
+    """ClickHouse's own memory figures in the sink (None while the sink cannot answer)."""
+    try:
+        metrics = {str(k): int(v) for k, v in await stack.aquery(SINK_PROBES["metrics"])}
+        parts, rows, pk, disk = (await stack.aquery(SINK_PROBES["parts"]))[0]
+        merges = (await stack.aquery(SINK_PROBES["merges"]))[0][0]
+    except Exception:  # a diagnostic only: the soak goes on without it
+        return None
+    return {"metrics": metrics, "active_parts": int(parts), "rows": int(rows), "pk_bytes": int(pk),
+            "disk_bytes": int(disk), "merges": int(merges)}
+
+
 def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, float | None]:
     """Raw events/s sent and landed after the warm-up; the backlog (sent, not landed) then and at the end."""
     pts = [p for p in landing if p["t"] >= warmup_s and p["landed"] is not None]
@@ -182,9 +205,9 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     env = {}
     if retention_s is not None:
         env["GATELEDGER_PROCESSORS_RETENTION_S"] = str(retention_s)
-        # The dedup window (24 h by default) holds event ids as long: shortened alike, in 4 buckets.
+        # The dedup window (24 h by default) holds event ids as long: shortened alike (its expiry bucket
+        # follows the window: stream_processors/common/timeutil.py).
         env["GATELEDGER_PROCESSORS_DEDUP_WINDOW_S"] = str(retention_s)
-        env["GATELEDGER_PROCESSORS_DEDUP_BUCKET_S"] = str(max(1.0, retention_s / 4))
     if broker_recycle_mib is not None:
         # The broker's memory bound (gateledger/stack/recycle.py), low enough to be reached in the soak.
         env["GATELEDGER_STACK_BROKER_RECYCLE_RSS_MIB"] = str(broker_recycle_mib)
@@ -217,10 +240,14 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
             if time.monotonic() >= next_report:
                 row = sampler.series[-1] if sampler.series else {}
                 landed = await _landed(stack)
-                landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed})
+                probe = await _sink_probe(stack)
+                landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed,
+                                "sink_probe": probe})
                 echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent, "
                      f"{landed if landed is not None else '?'} landed; RSS MiB "
-                     + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items()))
+                     + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items())
+                     + (f"; chDB tracked {probe['metrics'].get('MemoryTracking', 0) / 2**20:.0f} MiB,"
+                        f" {probe['active_parts']} parts" if probe else ""))
                 next_report += 60
         stop.set()
         summary = await sampling

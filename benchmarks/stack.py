@@ -15,7 +15,8 @@ from typing import Any
 
 from benchmarks.common import children, cmdline, cpu_seconds, rss_kib
 
-SERVICES = {"sink": "serve sink", "processors": "serve processors", "ingest": "serve ingest", "broker": "tansu"}
+SERVICES = {"sink": "serve sink", "processors": "serve processors", "ingest": "serve ingest",
+            "notifier": "serve notifier", "broker": "tansu"}
 
 
 class Stack:

@@ -153,6 +153,9 @@ class StackSettings(BaseSettings):
     # the ingest reopened.
     broker_recycle_drain_timeout_s: float = Field(default=120.0, gt=0)
     broker_recycle_land_timeout_s: float = Field(default=300.0, gt=0)
+    # A recycle that drained fully carries the processors' state (their changelogs, compacted) to
+    # the new broker (gateledger/stack/changelogs.py); false: they start empty behind the re-drive.
+    broker_recycle_carry_state: bool = True
 
     @field_validator("host")
     @classmethod
