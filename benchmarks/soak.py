@@ -8,12 +8,15 @@ of the service's mean RSS, and extrapolated to 7 days at the same rate. The proc
 windows can be shortened (``retention_s``) so that a short soak reaches the plateau a long-running
 stack would reach after its windows fill.
 
-With shortened windows the processors' plateau is lower than a real stack's: at the default 24 h
-retention it is reached after a day and holds every interaction of that day. ``at_full_retention``
-adds, to the processors' fitted level, the interactions a full window holds beyond the shortened one
-times the Python heap each one holds in state (``benchmarks.memory``, measured on the real stage
-logic): the 7-day figure of a stack left at its default windows. Heap is a lower bound of RSS
-(allocator slack comes on top).
+With shortened windows the processors' plateau is lower than a real stack's: at the window
+``gateledger up`` gives them (``GATELEDGER_STACK_PROCESSORS_WINDOW_S``, 2 h) it is reached after that
+long and holds every interaction of it. ``at_full_retention`` adds, to the processors' level (the mean
+of their last stretch), the interactions a full window holds beyond the shortened one times the
+Python heap each one holds in state (``benchmarks.memory``, measured on the real stage logic), and to
+it every other service's 7 days: its last stretch's line extended to a week, never below its peak
+(``week_mib``; a recycled broker's is its peak, the recycle bound); ``at_24h_retention`` does the same
+at the processors' own default window (24 h). Heap is a lower bound of RSS (allocator slack comes on
+top).
 
 Once a minute the raw events landed in ClickHouse are counted, so the result says whether the stack
 held the rate (sent and landed per second after the warm-up, and the backlog). A broker recycle
@@ -154,14 +157,32 @@ def fit_segments(series: list[dict[str, Any]], warmup_s: float,
     return out
 
 
+def week_mib(result: dict[str, Any], name: str) -> float | None:
+    """A service's MiB after 7 days at the soak's rate: its last stretch's line (a broker recycle
+    restarts every service, so the whole-soak line fits a saw-tooth), never below its peak; a
+    recycled broker's bound is its peak (the recycle keeps it there)."""
+    segs = (result.get("segments") or {}).get(name) or []
+    g = result["growth"].get(name) or {}
+    if not segs:
+        return g.get("extrapolated_7d_mib")
+    peak = max(s["peak_mib"] for s in segs)
+    if name == "broker" and result.get("broker_recycles"):
+        return peak
+    last = segs[-1]
+    return round(max(peak, last["last_mib"] + max(0.0, last["slope_mib_per_min"]) / 60
+                     * (WEEK_S - last["to_min"] * 60)), 1)
+
+
 def at_full_retention(result: dict[str, Any], heap_bytes_per_interaction: float,
                       retention_s: float = 86400.0) -> dict[str, float | None]:
     """The processors' plateau and the whole stack's 7-day MiB had the soak run with ``retention_s``."""
     proc = result["growth"].get("processors") or {}
+    segs = (result.get("segments") or {}).get("processors") or []
+    level = segs[-1]["mean_mib"] if segs else proc.get("mean_mib")
     short = result.get("retention_s") or retention_s
     extra = result["interactions_per_s"] * max(0.0, retention_s - short) * heap_bytes_per_interaction / 2**20
-    plateau = None if proc.get("mean_mib") is None else round(proc["mean_mib"] + extra, 1)
-    week = [g["extrapolated_7d_mib"] for k, g in result["growth"].items() if k not in ("load generator", "processors")]
+    plateau = None if level is None else round(level + extra, 1)
+    week = [week_mib(result, k) for k in result["growth"] if k not in ("load generator", "processors")]
     stack = None if plateau is None or any(w is None for w in week) else round(sum(week) + plateau, 1)
     return {"retention_s": retention_s, "heap_bytes_per_interaction": heap_bytes_per_interaction,
             "processors_plateau_mib": plateau, "stack_7d_mib": stack}
@@ -271,8 +292,13 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     })
     from benchmarks.memory import state_per_open_interaction
 
+    from gateledger.settings import StackSettings
+
+    heap = state_per_open_interaction(2000)["heap_bytes_per_interaction"]
+    # At the window `gateledger up` gives its processors, and at the processors' own default (24 h).
     result["at_full_retention"] = at_full_retention(
-        result, state_per_open_interaction(2000)["heap_bytes_per_interaction"])
+        result, heap, StackSettings.model_fields["processors_window_s"].default)
+    result["at_24h_retention"] = at_full_retention(result, heap)
     return result
 
 

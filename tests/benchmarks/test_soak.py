@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up
+from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up, week_mib
 
 
 def _series(slopes: dict[str, float], minutes: int = 30) -> list[dict[str, object]]:
@@ -47,6 +47,27 @@ def test_segments_split_at_a_restart_and_each_gets_its_own_warmup() -> None:
     assert segs["sink"][0]["from_min"] == 2.0
     # A stretch shorter than min_s after its warm-up is not fitted.
     assert fit_segments(series, warmup_s=420, min_s=180)["broker"] == []
+
+
+def test_a_week_is_the_last_stretch_extended_and_a_recycled_broker_its_peak() -> None:
+    # The broker saw-tooths (recycled at minute 10), the sink grows on its last stretch only.
+    series = [{"t": i * 5.0,
+               "rss_mib": {"broker": 100.0 + (i % 120), "sink": 500.0 + max(0, i - 120) * 0.1,
+                           "processors": 150.0},
+               "pid": {"broker": 1 if i < 120 else 2, "sink": 3 if i < 120 else 4, "processors": 5}}
+              for i in range(240)]
+    result = {"growth": fit(series, 120), "segments": fit_segments(series, 120), "broker_recycles": 1,
+              "interactions_per_s": 10.0, "retention_s": 120.0}
+    assert week_mib(result, "broker") == 219.0  # its peak: the recycle bounds it, whatever its slope
+    sink = result["segments"]["sink"][-1]
+    assert sink["slope_mib_per_min"] == pytest.approx(1.2)
+    assert week_mib(result, "sink") == pytest.approx(sink["last_mib"] + 1.2 / 60 * (WEEK_S - sink["to_min"] * 60),
+                                                     abs=0.2)
+    assert week_mib(result, "processors") == 150.0  # flat: its peak
+    full = at_full_retention(result, 1000.0, 7320.0)
+    assert full["processors_plateau_mib"] == pytest.approx(150.0 + 10 * 7200 * 1000 / 2**20, abs=0.1)
+    assert full["stack_7d_mib"] == pytest.approx(full["processors_plateau_mib"] + 219.0 + week_mib(result, "sink"),
+                                                 abs=0.2)
 
 
 def test_keeping_up_counts_what_was_sent_and_landed_after_the_warmup() -> None:
