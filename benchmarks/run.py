@@ -195,6 +195,12 @@ def tables(results: dict[str, Any]) -> list[str]:
         out.append(table("soak: growth per stretch a process lived, each after its own warm-up",
                          ["process", "minutes", "first MiB", "peak MiB", "last MiB", "MiB/min",
                           "% per 10 min"], segs))
+        anon = [[name, f"{g['from_min']}–{g['to_min']}", g["first_mib"], g["last_mib"], g["slope_mib_per_min"],
+                 g["growth_pct_per_10min"]]
+                for name, gs in (so.get("segments_anon") or {}).items() for g in gs]
+        if anon:
+            out.append(table("soak: anonymous memory (RSS not backed by a file) per stretch",
+                             ["process", "minutes", "first MiB", "last MiB", "MiB/min", "% per 10 min"], anon))
         k = so.get("landing_after_warmup") or {}
         out.append(table("soak: raw events after the warm-up", ["figure", "value"], [
             ["sent per s", k.get("sent_per_s")], ["landed in ClickHouse per s", k.get("landed_per_s")],

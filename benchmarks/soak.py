@@ -125,11 +125,12 @@ def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, floa
 
 
 def fit_segments(series: list[dict[str, Any]], warmup_s: float,
-                 min_s: float = 180.0) -> dict[str, list[dict[str, Any]]]:
+                 min_s: float = 180.0, key: str = "rss_mib") -> dict[str, list[dict[str, Any]]]:
     """Per process, one growth line per stretch its pid lived (a broker recycle restarts every service).
 
     A recycled stack saw-tooths, so one line over the whole soak says nothing; each stretch gets its
-    own warm-up (``warmup_s`` from its first sample) and is fitted if at least ``min_s`` remains."""
+    own warm-up (``warmup_s`` from its first sample) and is fitted if at least ``min_s`` remains.
+    ``key``: which memory figure of the samples (``anon_mib``: RSS not backed by a file)."""
     out: dict[str, list[dict[str, Any]]] = {}
     names = series[0]["rss_mib"].keys() if series else []
     for name in names:
@@ -142,8 +143,8 @@ def fit_segments(series: list[dict[str, Any]], warmup_s: float,
         out[name] = []
         for run in runs:
             start = run[0]["t"]
-            pts = [(s["t"], s["rss_mib"][name]) for s in run
-                   if s["t"] >= start + warmup_s and s["rss_mib"][name] > 0]
+            pts = [(s["t"], s[key][name]) for s in run
+                   if s["t"] >= start + warmup_s and s.get(key, {}).get(name, 0) > 0]
             if len(pts) < 3 or pts[-1][0] - pts[0][0] < min_s:
                 continue
             ts, rs = [p[0] for p in pts], [p[1] for p in pts]
@@ -278,6 +279,7 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     growth = fit(sampler.series, warmup_min * 60)
     result["landing"] = landing
     result["segments"] = fit_segments(sampler.series, warmup_min * 60)
+    result["segments_anon"] = fit_segments(sampler.series, warmup_min * 60, key="anon_mib")
     result["landing_after_warmup"] = keeping_up(landing, warmup_min * 60)
     services = [k for k in growth if k != "load generator"]
     week = [growth[k]["extrapolated_7d_mib"] for k in services]

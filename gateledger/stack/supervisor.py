@@ -440,7 +440,9 @@ class Supervisor:
         if self._summary is None or self.state is None:
             return
         try:
-            text = await self._summary(self.state.sink_url)
+            # Bounded: this loop also restarts crashed services and recycles the broker, and a sink
+            # that stops answering would otherwise hold it for the query's own timeout (10 min).
+            text = await asyncio.wait_for(self._summary(self.state.sink_url), 30)
         except Exception as exc:  # a summary must never take the stack down
             text = f"(summary unavailable: {exc})"
         self._print(("final summary\n" if final else "") + text)
