@@ -84,7 +84,8 @@ def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, fl
 async def _landed(stack: Stack) -> int | None:
     """Raw event rows in ClickHouse now (None while the sink cannot answer, e.g. during a recycle)."""
     try:
-        return int((await stack.aquery("SELECT count() FROM $db.raw_events"))[0][0])
+        # Bounded: the load must keep its pace while the sink is slow to answer.
+        return int((await asyncio.wait_for(stack.aquery("SELECT count() FROM $db.raw_events"), 20))[0][0])
     except Exception:  # a progress figure only: the soak goes on without it
         return None
 
@@ -103,9 +104,9 @@ SINK_PROBES = {
 async def _sink_probe(stack: Stack) -> dict[str, Any] | None:
     """ClickHouse's own memory figures in the sink (None while the sink cannot answer)."""
     try:
-        metrics = {str(k): int(v) for k, v in await stack.aquery(SINK_PROBES["metrics"])}
-        parts, rows, pk, disk = (await stack.aquery(SINK_PROBES["parts"]))[0]
-        merges = (await stack.aquery(SINK_PROBES["merges"]))[0][0]
+        metrics = {str(k): int(v) for k, v in await asyncio.wait_for(stack.aquery(SINK_PROBES["metrics"]), 20)}
+        parts, rows, pk, disk = (await asyncio.wait_for(stack.aquery(SINK_PROBES["parts"]), 20))[0]
+        merges = (await asyncio.wait_for(stack.aquery(SINK_PROBES["merges"]), 20))[0][0]
     except Exception:  # a diagnostic only: the soak goes on without it
         return None
     return {"metrics": metrics, "active_parts": int(parts), "rows": int(rows), "pk_bytes": int(pk),
