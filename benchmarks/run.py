@@ -298,12 +298,13 @@ def write_soak_docs(result: dict[str, Any], path: Path) -> None:
              *(part for t in tables({"soak": result}) for part in (t, "")),  # a table ends at a blank line
              f"Whole stack extrapolated to 7 days at this rate: **{result['stack_extrapolated_7d_mib']} MiB** "
              "(sum of the services' fitted lines; the load generator is not part of the stack).", "",
-             *([f"At {full['retention_s'] / 3600:g} h windows{label} (method above: "
-                f"{full['heap_bytes_per_interaction']:,} B of heap per interaction in state): processors' plateau "
-                f"**{full['processors_plateau_mib']} MiB**, whole stack over 7 days **{full['stack_7d_mib']} MiB**.", ""]
-               for key, label in (("at_full_retention", ", the embedded stack's default"),
-                                  ("at_24h_retention", ", the processors' own default"))
-               if (full := result.get(key))),
+             *(line for key, label in (("at_full_retention", ", the embedded stack's default"),
+                                       ("at_24h_retention", ", the processors' own default"))
+               if (full := result.get(key))
+               for line in (f"At {full['retention_s'] / 3600:g} h windows{label} (method above: "
+                            f"{full['heap_bytes_per_interaction']:,} B of heap per interaction in state): processors' "
+                            f"plateau **{full['processors_plateau_mib']} MiB**, whole stack over 7 days "
+                            f"**{full['stack_7d_mib']} MiB**.", "")),
              "![RSS and CPU per service](benchmarks-soak.png)", "", *([earlier] if earlier else [])]
     path.write_text("\n".join(lines))
     path.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))

@@ -84,7 +84,9 @@ def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Pa
     growth = fit(series, warmup_s=300)
     result = {"growth": growth, "segments": fit_segments(series, 300), "cpu": {"cpu_cores_used": {}},
               "landing_after_warmup": keeping_up([], 300), "achieved_events_per_s": 250, "minutes": 30.0,
-              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0}
+              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0, "interactions_per_s": 10.0}
+    result["at_full_retention"] = at_full_retention(result, 1000.0, 7200.0)
+    result["at_24h_retention"] = at_full_retention(result, 1000.0)
     page = tmp_path / "benchmarks-soak.md"
     page.write_text("# Soak benchmark\n\n## Method\n\nold method\n\n## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
     write_soak_docs(result, page)
@@ -92,3 +94,4 @@ def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Pa
     assert "old method" not in text  # the method is regenerated
     assert text.count("## Run of ") == 2 and text.endswith("## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
     assert text.index("| sink |") < text.index("## Run of 2026-12-03")  # the new run comes first
+    assert "At 2 h windows, the embedded stack's default" in text and "At 24 h windows" in text
