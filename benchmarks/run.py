@@ -209,6 +209,12 @@ def tables(results: dict[str, Any]) -> list[str]:
         out.append(table("soak: growth per stretch a process lived, each after its own warm-up",
                          ["process", "minutes", "first MiB", "peak MiB", "last MiB", "MiB/min",
                           "% per 10 min"], segs))
+        anon = [[name, f"{g['from_min']}–{g['to_min']}", g["first_mib"], g["last_mib"], g["slope_mib_per_min"],
+                 g["growth_pct_per_10min"]]
+                for name, gs in (so.get("segments_anon") or {}).items() for g in gs]
+        if anon:
+            out.append(table("soak: anonymous memory (RSS not backed by a file) per stretch",
+                             ["process", "minutes", "first MiB", "last MiB", "MiB/min", "% per 10 min"], anon))
         k = so.get("landing_after_warmup") or {}
         out.append(table("soak: raw events after the warm-up", ["figure", "value"], [
             ["sent per s", k.get("sent_per_s")], ["landed in ClickHouse per s", k.get("landed_per_s")],
@@ -316,10 +322,13 @@ def write_soak_docs(result: dict[str, Any], path: Path) -> None:
              *(part for t in tables({"soak": result}) for part in (t, "")),  # a table ends at a blank line
              f"Whole stack extrapolated to 7 days at this rate: **{result['stack_extrapolated_7d_mib']} MiB** "
              "(sum of the services' fitted lines; the load generator is not part of the stack).", "",
-             *([f"At the default 24 h retention (method above: {full['heap_bytes_per_interaction']:,} B of heap "
-                f"per interaction in state): processors' plateau **{full['processors_plateau_mib']} MiB**, "
-                f"whole stack over 7 days **{full['stack_7d_mib']} MiB**.", ""]
-               if (full := result.get("at_full_retention")) else []),
+             *(line for key, label in (("at_full_retention", ", the embedded stack's default"),
+                                       ("at_24h_retention", ", the processors' own default"))
+               if (full := result.get(key))
+               for line in (f"At {full['retention_s'] / 3600:g} h windows{label} (method above: "
+                            f"{full['heap_bytes_per_interaction']:,} B of heap per interaction in state): processors' "
+                            f"plateau **{full['processors_plateau_mib']} MiB**, whole stack over 7 days "
+                            f"**{full['stack_7d_mib']} MiB**.", "")),
              "![RSS and CPU per service](benchmarks-soak.png)", "", *([earlier] if earlier else [])]
     path.write_text("\n".join(lines))
     path.with_suffix(".json").write_text(json.dumps(result, indent=1, default=str))

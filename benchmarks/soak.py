@@ -8,12 +8,15 @@ of the service's mean RSS, and extrapolated to 7 days at the same rate. The proc
 windows can be shortened (``retention_s``) so that a short soak reaches the plateau a long-running
 stack would reach after its windows fill.
 
-With shortened windows the processors' plateau is lower than a real stack's: at the default 24 h
-retention it is reached after a day and holds every interaction of that day. ``at_full_retention``
-adds, to the processors' fitted level, the interactions a full window holds beyond the shortened one
-times the Python heap each one holds in state (``benchmarks.memory``, measured on the real stage
-logic): the 7-day figure of a stack left at its default windows. Heap is a lower bound of RSS
-(allocator slack comes on top).
+With shortened windows the processors' plateau is lower than a real stack's: at the window
+``gateledger up`` gives them (``GATELEDGER_STACK_PROCESSORS_WINDOW_S``, 2 h) it is reached after that
+long and holds every interaction of it. ``at_full_retention`` adds, to the processors' level (the mean
+of their last stretch), the interactions a full window holds beyond the shortened one times the
+Python heap each one holds in state (``benchmarks.memory``, measured on the real stage logic), and to
+it every other service's 7 days: its last stretch's line extended to a week, never below its peak
+(``week_mib``; a recycled broker's is its peak, the recycle bound); ``at_24h_retention`` does the same
+at the processors' own default window (24 h). Heap is a lower bound of RSS (allocator slack comes on
+top).
 
 Once a minute the raw events landed in ClickHouse are counted, so the result says whether the stack
 held the rate (sent and landed per second after the warm-up, and the backlog). A broker recycle
@@ -81,9 +84,33 @@ def fit(series: list[dict[str, Any]], warmup_s: float) -> dict[str, dict[str, fl
 async def _landed(stack: Stack) -> int | None:
     """Raw event rows in ClickHouse now (None while the sink cannot answer, e.g. during a recycle)."""
     try:
-        return int((await stack.aquery("SELECT count() FROM $db.raw_events"))[0][0])
+        # Bounded: the load must keep its pace while the sink is slow to answer.
+        return int((await asyncio.wait_for(stack.aquery("SELECT count() FROM $db.raw_events"), 20))[0][0])
     except Exception:  # a progress figure only: the soak goes on without it
         return None
+
+
+# What the sink's embedded ClickHouse holds, read once a minute: whether growth of the sink's RSS is
+# ClickHouse's (tracked memory, caches, parts and their in-memory primary keys) or the Python side's.
+SINK_PROBES = {
+    "metrics": "SELECT metric, value FROM system.metrics WHERE metric = 'MemoryTracking'"
+               " OR (metric LIKE '%Cache%Bytes%' AND value != 0)",
+    "parts": "SELECT count(), sum(rows), sum(primary_key_bytes_in_memory_allocated), sum(bytes_on_disk)"
+             " FROM system.parts WHERE active",
+    "merges": "SELECT count() FROM system.merges",
+}
+
+
+async def _sink_probe(stack: Stack) -> dict[str, Any] | None:
+    """ClickHouse's own memory figures in the sink (None while the sink cannot answer)."""
+    try:
+        metrics = {str(k): int(v) for k, v in await asyncio.wait_for(stack.aquery(SINK_PROBES["metrics"]), 20)}
+        parts, rows, pk, disk = (await asyncio.wait_for(stack.aquery(SINK_PROBES["parts"]), 20))[0]
+        merges = (await asyncio.wait_for(stack.aquery(SINK_PROBES["merges"]), 20))[0][0]
+    except Exception:  # a diagnostic only: the soak goes on without it
+        return None
+    return {"metrics": metrics, "active_parts": int(parts), "rows": int(rows), "pk_bytes": int(pk),
+            "disk_bytes": int(disk), "merges": int(merges)}
 
 
 def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, float | None]:
@@ -99,11 +126,12 @@ def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, floa
 
 
 def fit_segments(series: list[dict[str, Any]], warmup_s: float,
-                 min_s: float = 180.0) -> dict[str, list[dict[str, Any]]]:
+                 min_s: float = 180.0, key: str = "rss_mib") -> dict[str, list[dict[str, Any]]]:
     """Per process, one growth line per stretch its pid lived (a broker recycle restarts every service).
 
     A recycled stack saw-tooths, so one line over the whole soak says nothing; each stretch gets its
-    own warm-up (``warmup_s`` from its first sample) and is fitted if at least ``min_s`` remains."""
+    own warm-up (``warmup_s`` from its first sample) and is fitted if at least ``min_s`` remains.
+    ``key``: which memory figure of the samples (``anon_mib``: RSS not backed by a file)."""
     out: dict[str, list[dict[str, Any]]] = {}
     names = series[0]["rss_mib"].keys() if series else []
     for name in names:
@@ -116,8 +144,8 @@ def fit_segments(series: list[dict[str, Any]], warmup_s: float,
         out[name] = []
         for run in runs:
             start = run[0]["t"]
-            pts = [(s["t"], s["rss_mib"][name]) for s in run
-                   if s["t"] >= start + warmup_s and s["rss_mib"][name] > 0]
+            pts = [(s["t"], s[key][name]) for s in run
+                   if s["t"] >= start + warmup_s and s.get(key, {}).get(name, 0) > 0]
             if len(pts) < 3 or pts[-1][0] - pts[0][0] < min_s:
                 continue
             ts, rs = [p[0] for p in pts], [p[1] for p in pts]
@@ -131,14 +159,32 @@ def fit_segments(series: list[dict[str, Any]], warmup_s: float,
     return out
 
 
+def week_mib(result: dict[str, Any], name: str) -> float | None:
+    """A service's MiB after 7 days at the soak's rate: its last stretch's line (a broker recycle
+    restarts every service, so the whole-soak line fits a saw-tooth), never below its peak; a
+    recycled broker's bound is its peak (the recycle keeps it there)."""
+    segs = (result.get("segments") or {}).get(name) or []
+    g = result["growth"].get(name) or {}
+    if not segs:
+        return g.get("extrapolated_7d_mib")
+    peak = max(s["peak_mib"] for s in segs)
+    if name == "broker" and result.get("broker_recycles"):
+        return peak
+    last = segs[-1]
+    return round(max(peak, last["last_mib"] + max(0.0, last["slope_mib_per_min"]) / 60
+                     * (WEEK_S - last["to_min"] * 60)), 1)
+
+
 def at_full_retention(result: dict[str, Any], heap_bytes_per_interaction: float,
                       retention_s: float = 86400.0) -> dict[str, float | None]:
     """The processors' plateau and the whole stack's 7-day MiB had the soak run with ``retention_s``."""
     proc = result["growth"].get("processors") or {}
+    segs = (result.get("segments") or {}).get("processors") or []
+    level = segs[-1]["mean_mib"] if segs else proc.get("mean_mib")
     short = result.get("retention_s") or retention_s
     extra = result["interactions_per_s"] * max(0.0, retention_s - short) * heap_bytes_per_interaction / 2**20
-    plateau = None if proc.get("mean_mib") is None else round(proc["mean_mib"] + extra, 1)
-    week = [g["extrapolated_7d_mib"] for k, g in result["growth"].items() if k not in ("load generator", "processors")]
+    plateau = None if level is None else round(level + extra, 1)
+    week = [week_mib(result, k) for k in result["growth"] if k not in ("load generator", "processors")]
     stack = None if plateau is None or any(w is None for w in week) else round(sum(week) + plateau, 1)
     return {"retention_s": retention_s, "heap_bytes_per_interaction": heap_bytes_per_interaction,
             "processors_plateau_mib": plateau, "stack_7d_mib": stack}
@@ -182,9 +228,9 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     env = {}
     if retention_s is not None:
         env["GATELEDGER_PROCESSORS_RETENTION_S"] = str(retention_s)
-        # The dedup window (24 h by default) holds event ids as long: shortened alike, in 4 buckets.
+        # The dedup window (24 h by default) holds event ids as long: shortened alike (its expiry bucket
+        # follows the window: stream_processors/common/timeutil.py).
         env["GATELEDGER_PROCESSORS_DEDUP_WINDOW_S"] = str(retention_s)
-        env["GATELEDGER_PROCESSORS_DEDUP_BUCKET_S"] = str(max(1.0, retention_s / 4))
     if broker_recycle_mib is not None:
         # The broker's memory bound (gateledger/stack/recycle.py), low enough to be reached in the soak.
         env["GATELEDGER_STACK_BROKER_RECYCLE_RSS_MIB"] = str(broker_recycle_mib)
@@ -217,10 +263,14 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
             if time.monotonic() >= next_report:
                 row = sampler.series[-1] if sampler.series else {}
                 landed = await _landed(stack)
-                landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed})
+                probe = await _sink_probe(stack)
+                landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed,
+                                "sink_probe": probe})
                 echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent, "
                      f"{landed if landed is not None else '?'} landed; RSS MiB "
-                     + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items()))
+                     + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items())
+                     + (f"; chDB tracked {probe['metrics'].get('MemoryTracking', 0) / 2**20:.0f} MiB,"
+                        f" {probe['active_parts']} parts" if probe else ""))
                 next_report += 60
         stop.set()
         summary = await sampling
@@ -230,6 +280,7 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     growth = fit(sampler.series, warmup_min * 60)
     result["landing"] = landing
     result["segments"] = fit_segments(sampler.series, warmup_min * 60)
+    result["segments_anon"] = fit_segments(sampler.series, warmup_min * 60, key="anon_mib")
     result["landing_after_warmup"] = keeping_up(landing, warmup_min * 60)
     services = [k for k in growth if k != "load generator"]
     week = [growth[k]["extrapolated_7d_mib"] for k in services]
@@ -244,8 +295,13 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     })
     from benchmarks.memory import state_per_open_interaction
 
+    from gateledger.settings import StackSettings
+
+    heap = state_per_open_interaction(2000)["heap_bytes_per_interaction"]
+    # At the window `gateledger up` gives its processors, and at the processors' own default (24 h).
     result["at_full_retention"] = at_full_retention(
-        result, state_per_open_interaction(2000)["heap_bytes_per_interaction"])
+        result, heap, StackSettings.model_fields["processors_window_s"].default)
+    result["at_24h_retention"] = at_full_retention(result, heap)
     return result
 
 

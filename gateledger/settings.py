@@ -153,6 +153,14 @@ class StackSettings(BaseSettings):
     # the ingest reopened.
     broker_recycle_drain_timeout_s: float = Field(default=120.0, gt=0)
     broker_recycle_land_timeout_s: float = Field(default=300.0, gt=0)
+    # A recycle that drained fully carries the processors' state (their changelogs, compacted) to
+    # the new broker (gateledger/stack/changelogs.py); false: they start empty behind the re-drive.
+    broker_recycle_carry_state: bool = True
+    # The embedded stack's processors hold their state on the Python heap and, as changelogs, in the
+    # memory-only broker, so `up` gives them this window (GATELEDGER_PROCESSORS_RETENTION_S and
+    # _DEDUP_WINDOW_S, unless those are set): 2 h of late evidence, 12x the longest join timeout,
+    # and 7 days at half the maximum rate fit 4 GiB (docs/operations.md, docs/benchmarks-soak.md).
+    processors_window_s: float = Field(default=2 * 3600.0, gt=0)
 
     @field_validator("host")
     @classmethod

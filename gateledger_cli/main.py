@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,9 @@ def up(demo: bool, duration: float | None, rate: float, seed: int) -> None:
 
     setup_logging("WARNING")
     settings = Settings()
+    # The stack's processor windows (StackSettings.processors_window_s), unless set for the processors.
+    for name in ("GATELEDGER_PROCESSORS_RETENTION_S", "GATELEDGER_PROCESSORS_DEDUP_WINDOW_S"):
+        os.environ.setdefault(name, f"{settings.stack.processors_window_s:g}")
     sup = Supervisor(
         settings,
         demo=demo,

@@ -66,7 +66,8 @@ class ProcessorSettings(BaseSettings):
     # -- deduplication --------------------------------------------------------------------------
     # Event ids are remembered until the watermark passes their event time + this window.
     dedup_window_s: float = Field(default=24 * 3600.0, gt=0)
-    dedup_bucket_s: float = Field(default=3600.0, gt=0)  # granularity of expiry
+    # Granularity of expiry. None: a quarter of the window, an hour at most (common/timeutil.py).
+    dedup_bucket_s: float | None = Field(default=None, gt=0)
 
     # -- correlation ----------------------------------------------------------------------------
     # An incomplete interaction is emitted this long after its first event.

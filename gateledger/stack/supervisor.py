@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 from gateledger.clickhouse.access import StackQuerier
 from gateledger.clock import utcnow
-from gateledger.kafka import ensure_gateledger_topics, wait_for_broker, KafkaTarget
+from gateledger.kafka import KafkaTarget, ensure_gateledger_topics, wait_for_broker
 from gateledger.net import free_port
 from gateledger.retry import Backoff
 from gateledger.settings import Settings
@@ -38,6 +38,7 @@ from gateledger.stack import orphans
 from gateledger.stack import state as stack_state
 from gateledger.stack.broker import TansuBroker
 from gateledger.stack.budget_gate import BudgetGate, budgets_restored
+from gateledger.stack import changelogs
 from gateledger.stack.drain import Groups, drain
 from gateledger.stack.recycle import RecycleSchedule, raw_events_landed, rss_mib
 from gateledger.stack.redrive import redrive
@@ -309,15 +310,25 @@ class Supervisor:
         await self._restart_all(logs)
         self._print("stack restarted after the broker crash")
 
-    async def _restart_all(self, logs: Path) -> None:
-        """Stop the services (not the demo traffic), restart the broker empty, start them behind a re-drive."""
+    async def _restart_all(self, logs: Path, carry_state: bool = False) -> None:
+        """Stop the services (not the demo traffic), restart the broker empty, start them behind a re-drive.
+
+        ``carry_state``: the pipeline drained fully, so the processors' changelogs are carried to the
+        new broker (gateledger/stack/changelogs.py)."""
         keep = [s for s in self.services if s.name == "demo"]
         for svc in reversed([s for s in self.services if s.name != "demo"]):
             await svc.stop(timeout_s=5)
         self.services = keep
+        kafka, core = self.settings.kafka, self.settings.core
+        saved = None
+        if carry_state and self.broker is not None:
+            saved = await changelogs.saved(kafka, self.broker.bootstrap, core.topic_prefix, core.data_dir, self._print)
         if self.broker is not None:
             self.broker.stop()
         await self._start_broker(logs)
+        if saved is not None and self.broker is not None:
+            await changelogs.restored(kafka, KafkaTarget(self.broker.bootstrap, True, core.topic_prefix), saved,
+                                      self._print)
         await self._start_services(logs)
         self._save_pids()
 
@@ -349,9 +360,10 @@ class Supervisor:
                     "pipeline drains, then the broker restarts empty and ClickHouse re-drives")
         if "ingest" in by_name:
             by_name["ingest"].signal(signal.SIGUSR1)
+        drained = False
         try:
-            await drain(self.settings.kafka, self.broker.bootstrap, self.plan.processors, self.plan.sink,
-                        self._print, stack.broker_recycle_drain_timeout_s, stages=self.plan.stages)
+            drained = await drain(self.settings.kafka, self.broker.bootstrap, self.plan.processors, self.plan.sink,
+                                  self._print, stack.broker_recycle_drain_timeout_s, stages=self.plan.stages)
             raw = sorted({t for topics in self.plan.processors.values() for t in topics})
             landed = await raw_events_landed(self.settings.kafka, self.broker.bootstrap, self.plan.sink, raw,
                                              self._print, stack.broker_recycle_land_timeout_s)
@@ -369,7 +381,7 @@ class Supervisor:
                 self._save_pids()
             return False
         self.broker_recycles += 1
-        await self._restart_all(logs)
+        await self._restart_all(logs, carry_state=drained and stack.broker_recycle_carry_state)
         self._print(f"broker recycled ({self.broker_recycles} so far); the stack is accepting records again")
         return True
 
@@ -430,7 +442,9 @@ class Supervisor:
         if self._summary is None or self.state is None:
             return
         try:
-            text = await self._summary(self.state.sink_url)
+            # Bounded: this loop also restarts crashed services and recycles the broker, and a sink
+            # that stops answering would otherwise hold it for the query's own timeout (10 min).
+            text = await asyncio.wait_for(self._summary(self.state.sink_url), 30)
         except Exception as exc:  # a summary must never take the stack down
             text = f"(summary unavailable: {exc})"
         self._print(("final summary\n" if final else "") + text)

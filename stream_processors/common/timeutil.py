@@ -30,6 +30,17 @@ def secs(s: float) -> int:
     return int(round(s * US))
 
 
+# State that expires by event time does so in buckets: a quarter of its window, an hour at most, a
+# second at least. A key is held at most window + one bucket; an hour's bucket under a 2-minute window
+# held 30x the window (the soak's processors grew for an hour: docs/benchmarks-soak.md).
+_EXPIRY_BUCKET_MAX_US = 3600 * US
+
+
+def expiry_bucket_us(window_us: int) -> int:
+    """The expiry granularity of state held for ``window_us`` of event time."""
+    return min(_EXPIRY_BUCKET_MAX_US, max(US, window_us // 4))
+
+
 def clock_us(clock: Clock) -> Callable[[], int]:
     """An epoch-microsecond clock from a datetime clock; the system clock without building a datetime
     (stages read it for every event: source idleness)."""

@@ -39,17 +39,13 @@ from stream_processors import telemetry
 from stream_processors.common.emit import Batch
 from stream_processors.common.money_files import MoneyFiles
 from stream_processors.common.partition_state import WATERMARK, PartitionState
-from stream_processors.common.timeutil import clock_us, secs, to_us
+from stream_processors.common.timeutil import clock_us, expiry_bucket_us, secs, to_us
 from stream_processors.common.watermark import Watermark
 from stream_processors.facts import interaction_id, root_key
 from stream_processors.settings import ProcessorSettings
 
 STAGE = "cost"
 LLM, MCP = "llm", "mcp"
-# Keys expire by buckets of event time: an hour at most, a quarter of the retention when that is
-# shorter (a key is held at most retention + one bucket; an hour's bucket under a 2-minute retention
-# held 30x the window, and made the soak's processors grow for an hour: docs/benchmarks-soak.md).
-_EXPIRY_BUCKET_US = 3600 * 1_000_000
 # Fields that do not make a cost row different (wall clock, the row's own version, and the catalog
 # version alone: a catalog change with the same amounts is not a new cost).
 _NOT_CONTENT = {"version", "computed_at", "price_version"}
@@ -92,7 +88,7 @@ class CostPartition:
         self.state = PartitionState(partition)
         self.out = Batch()
         self._retention = secs(settings.retention_s)
-        self._bucket = min(_EXPIRY_BUCKET_US, max(1_000_000, self._retention // 4))
+        self._bucket = expiry_bucket_us(self._retention)  # keys expire by buckets of event time
         self._expiry: dict[int, set[str]] = defaultdict(set)  # bucket of event time -> state keys
         self._next_expiry = 0
         st: dict[str, int] = {}

@@ -41,7 +41,7 @@ from stream_processors.common.dedup import DedupWindow, decode_chunk, encode_chu
 from stream_processors.common.emit import Batch
 from stream_processors.common.partition_state import DEDUP, WATERMARK, PartitionState
 from stream_processors.common.timers import TimerHeap
-from stream_processors.common.timeutil import clock_us, secs, to_us
+from stream_processors.common.timeutil import clock_us, expiry_bucket_us, secs, to_us
 from stream_processors.common.watermark import TenantWatermarks
 from stream_processors.facts import FACTS, gate_fact, interaction_id, llm_fact, mcp_fact, policy_fact, root_key, webhook_fact
 from stream_processors.normalize import governance, llm, local_agent, mcp, policy, records, webhook
@@ -84,7 +84,9 @@ class NormalizePartition(ExchangeMerge, ContextJoin):
         self.clock = clock
         self.state = PartitionState(partition)
         self.out = Batch()
-        self.dedup = DedupWindow(secs(settings.dedup_window_s), secs(settings.dedup_bucket_s))
+        window = secs(settings.dedup_window_s)
+        bucket = expiry_bucket_us(window) if settings.dedup_bucket_s is None else secs(settings.dedup_bucket_s)
+        self.dedup = DedupWindow(window, bucket)
         self._clock_us: Callable[[], int] = clock_us(clock)
         self.wms = TenantWatermarks(self.state, lateness=secs(settings.lateness_s),
                                     idle_advance=secs(settings.idle_advance_s),

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up
+from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up, week_mib
 
 
 def _series(slopes: dict[str, float], minutes: int = 30) -> list[dict[str, object]]:
@@ -49,6 +49,27 @@ def test_segments_split_at_a_restart_and_each_gets_its_own_warmup() -> None:
     assert fit_segments(series, warmup_s=420, min_s=180)["broker"] == []
 
 
+def test_a_week_is_the_last_stretch_extended_and_a_recycled_broker_its_peak() -> None:
+    # The broker saw-tooths (recycled at minute 10), the sink grows on its last stretch only.
+    series = [{"t": i * 5.0,
+               "rss_mib": {"broker": 100.0 + (i % 120), "sink": 500.0 + max(0, i - 120) * 0.1,
+                           "processors": 150.0},
+               "pid": {"broker": 1 if i < 120 else 2, "sink": 3 if i < 120 else 4, "processors": 5}}
+              for i in range(240)]
+    result = {"growth": fit(series, 120), "segments": fit_segments(series, 120), "broker_recycles": 1,
+              "interactions_per_s": 10.0, "retention_s": 120.0}
+    assert week_mib(result, "broker") == 219.0  # its peak: the recycle bounds it, whatever its slope
+    sink = result["segments"]["sink"][-1]
+    assert sink["slope_mib_per_min"] == pytest.approx(1.2)
+    assert week_mib(result, "sink") == pytest.approx(sink["last_mib"] + 1.2 / 60 * (WEEK_S - sink["to_min"] * 60),
+                                                     abs=0.2)
+    assert week_mib(result, "processors") == 150.0  # flat: its peak
+    full = at_full_retention(result, 1000.0, 7320.0)
+    assert full["processors_plateau_mib"] == pytest.approx(150.0 + 10 * 7200 * 1000 / 2**20, abs=0.1)
+    assert full["stack_7d_mib"] == pytest.approx(full["processors_plateau_mib"] + 219.0 + week_mib(result, "sink"),
+                                                 abs=0.2)
+
+
 def test_keeping_up_counts_what_was_sent_and_landed_after_the_warmup() -> None:
     landing = [{"t": 60.0, "sent": 1000, "landed": 900}, {"t": 120.0, "sent": 2000, "landed": None},
                {"t": 180.0, "sent": 3000, "landed": 2950}, {"t": 240.0, "sent": 4000, "landed": 3600}]
@@ -63,7 +84,9 @@ def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Pa
     growth = fit(series, warmup_s=300)
     result = {"growth": growth, "segments": fit_segments(series, 300), "cpu": {"cpu_cores_used": {}},
               "landing_after_warmup": keeping_up([], 300), "achieved_events_per_s": 250, "minutes": 30.0,
-              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0}
+              "retention_s": 120.0, "warmup_min": 5.0, "stack_extrapolated_7d_mib": 1.0, "interactions_per_s": 10.0}
+    result["at_full_retention"] = at_full_retention(result, 1000.0, 7200.0)
+    result["at_24h_retention"] = at_full_retention(result, 1000.0)
     page = tmp_path / "benchmarks-soak.md"
     page.write_text("# Soak benchmark\n\n## Method\n\nold method\n\n## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
     write_soak_docs(result, page)
@@ -71,3 +94,4 @@ def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Pa
     assert "old method" not in text  # the method is regenerated
     assert text.count("## Run of ") == 2 and text.endswith("## Run of 2026-12-03, 21:30 UTC\n\nreading\n")
     assert text.index("| sink |") < text.index("## Run of 2026-12-03")  # the new run comes first
+    assert "At 2 h windows, the embedded stack's default" in text and "At 24 h windows" in text

@@ -7,7 +7,8 @@ of the same traffic through the analyst views (interactions, findings, cost, bud
   re-drive; SIGKILL of one service: the supervisor restarts it;
 * SIGKILL of the supervisor mid-stream: its children die with it, a new `up` clears what is left
   and re-drives;
-* the scheduled broker recycle (issue 23), after a drained pipeline and with the processors stuck.
+* the scheduled broker recycle (issue 23), after a drained pipeline (the processors' state carried to
+  the new broker) and with the processors stuck (empty state behind the re-drive).
 
 Six stack starts in all (each costs seconds on a 2-core machine): one reference, two per fault run,
 one for the recycles (plus two restarts inside it).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -218,6 +220,10 @@ def test_broker_recycle_mid_traffic_loses_nothing(traffic, reference, tmp_path: 
     wait_until(lambda: recycled(1), "no recycle", stack.log, timeout_s=300)
     out = stack.log.read_text()
     assert "recycling the Kafka broker: asked for (SIGUSR2)" in out and "drain: processors" in out, out
+    # Drained: the processors' state went to the new broker (their changelogs, compacted), not lost.
+    saved = re.search(r"processor state saved, ([\d,]+) entr", out)
+    restored = re.search(r"processor state restored, ([\d,]+) entr", out)
+    assert saved and restored and saved.group(1) == restored.group(1) != "0", out
     assert stack.pids()["broker"] != broker
 
     # Recycle with the processors stuck and every raw event landed: the drain gives up after its
@@ -231,5 +237,6 @@ def test_broker_recycle_mid_traffic_loses_nothing(traffic, reference, tmp_path: 
     assert not diff(reference["both"], got), diff(reference["both"], got)
     second = stack.log.read_text().split("broker recycled (1 ")[1]
     assert "drain: processors still" in second and "re-drive:" in second, second[:2000]
+    assert "processor state saved" not in second, "state is carried only when the drain completed"
     assert not alive(stuck)
     stack.stop()
