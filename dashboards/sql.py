@@ -162,7 +162,7 @@ def delays(tables: tuple[Table, ...], *conditions: str) -> str:
     a month at an hourly interval merges one digest per hour and key instead of sixty."""
     names = ", ".join(f"'{t}'" for t in tables)
     of_tables = f"output_table IN ({names})"
-    minute_in_hours = f"NOT ({HOURLY_INTERVAL} AND {FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})"
+    minute_in_hours = f"NOT ({HOURLY_INTERVAL} AND {MINUTE_IN_FULL_HOURS})"
     parts = [
         f"SELECT tenant, hour AS minute, output_table, delay_ms FROM {Table.DELAYS_PER_HOUR} "
         f"WHERE {where(of_tables, HOURLY_INTERVAL, FULL_HOURS, *conditions)}",
@@ -188,7 +188,7 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
     """Live cost entries summed per minute and dimension (cost_per_minute), columns COST_ROLLUP_COLUMNS;
     kind as in the ledger ('llm' / 'tool'), entries = cost entries at their latest version.
     ``outside_full_hours``: leave out the hours lying wholly inside the range (user_costs reads them)."""
-    hours = f"NOT ({FULL_HOURS.replace('hour', 'toStartOfHour(minute)')})" if outside_full_hours else ""
+    hours = f"NOT ({MINUTE_IN_FULL_HOURS})" if outside_full_hours else ""
     rollup = (
         "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
         f" provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM {Table.COST_PER_MINUTE} "
@@ -207,6 +207,8 @@ def costs(*conditions: str, outside_full_hours: bool = False) -> str:
 # Hours lying wholly inside the time range (user_cost_per_hour); the rest of the range comes from
 # costs(), whose partial minutes lie at the range's edges and so never inside such an hour.
 FULL_HOURS = "hour >= $__fromTime AND hour <= $__toTime - 3600"
+# A per-minute row whose hour is one of FULL_HOURS (that hour is read from an hourly table instead).
+MINUTE_IN_FULL_HOURS = FULL_HOURS.replace("hour", "toStartOfHour(minute)")
 
 
 def user_costs(tenant: str, *filters: str, unfiltered: str = "") -> str:
@@ -228,7 +230,7 @@ def user_costs_over_time(tenant: str, *filters: str, unfiltered: str) -> str:
     inside the range, one row per user and hour (user_spend_per_hour) when the interval is whole hours
     and ``unfiltered`` holds (as in user_costs), so that a month of 1000+ users is not read per minute."""
     hourly = f"{HOURLY_INTERVAL} AND {unfiltered}"
-    in_hours = f"{hourly} AND {FULL_HOURS.replace('hour', 'toStartOfHour(minute)')}"
+    in_hours = f"{hourly} AND {MINUTE_IN_FULL_HOURS}"
     return _union(
         f"SELECT tenant, hour AS minute, user_id, cost_usd FROM {Table.USER_SPEND_PER_HOUR} "
         f"WHERE {where(hourly, FULL_HOURS, tenant)}",
