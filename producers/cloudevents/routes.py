@@ -22,7 +22,7 @@ from aiohttp import web
 from gateledger import jsonutil
 from gateledger.topics import Format
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,

@@ -33,7 +33,7 @@ from gateledger import jsonutil
 from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,

@@ -40,7 +40,7 @@ from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
 from gateledger.topics import Format
 from producers import telemetry
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     TENANT_HINT,
@@ -52,7 +52,7 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
-from producers.accept import FORMATS
+from producers.accept import get_format
 from producers.obot.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
@@ -226,7 +226,8 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
     }
-    await publish_or_503(request, state.publisher.publish([FORMATS[Format.OBOT_WEBHOOK](message, ctx)], source=SOURCE))
+    published = get_format(Format.OBOT_WEBHOOK)(message, ctx)
+    await publish_or_503(request, state.publisher.publish([published], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
     if replay_key is not None:
