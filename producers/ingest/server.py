@@ -59,6 +59,15 @@ from producers.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
+# Any format by name; formats with an upstream-compatible route of their own also have that one.
+INGEST_ROUTE = "/v1/ingest/{format}"
+_OWN_ROUTES: dict[str, str] = {m.FORMAT: m.ROUTE for m in (obot_shim, webhook, cloudevents)}
+
+
+def ingest_path(fmt: str) -> str:
+    """The path a client posts records of ``fmt`` to: the format's own route if it has one, else the generic one."""
+    return _OWN_ROUTES.get(fmt, INGEST_ROUTE.format(format=fmt))
+
 
 async def ingest_generic(request: web.Request) -> web.Response:
     """``POST /v1/ingest/{format}``: a JSON array, object or JSON lines of records in that format."""
@@ -193,7 +202,7 @@ def build_app(
     app.cleanup_ctx.append(enforcement)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    app.router.add_post("/v1/ingest/{format}", ingest_generic)
+    app.router.add_post(INGEST_ROUTE, ingest_generic)
     obot_shim.add_routes(app)
     webhook.add_routes(app, decision_policy)
     cloudevents.add_routes(app)

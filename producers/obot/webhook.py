@@ -58,6 +58,8 @@ from producers.obot.replay import ReplayWindow, Seen
 log = logging.getLogger(__name__)
 
 SOURCE = "obot-webhook"
+FORMAT = Format.OBOT_WEBHOOK
+ROUTE = "/v1/obot/webhook"
 SIGNATURE_HEADER = "X-Obot-Signature-256"
 # Callers (the simulator, replays) may name a delivery so a re-sent delivery keeps its event id.
 DELIVERY_HEADER = "Idempotency-Key"
@@ -226,7 +228,7 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
     }
-    published = get_format(Format.OBOT_WEBHOOK)(message, ctx)
+    published = get_format(FORMAT)(message, ctx)
     await publish_or_503(request, state.publisher.publish([published], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
@@ -239,6 +241,6 @@ def add_routes(app: web.Application, policy: DecisionPolicy | None = None) -> No
     """Register the filter endpoints with a decision policy (default: accept everything)."""
     app[POLICY] = policy or AcceptAll()
     app[REPLAYS] = ReplayWindow(app[STATE].settings.webhook_replay_window_s)
-    app.router.add_post("/v1/obot/webhook", handle_delivery)
-    app.router.add_post("/v1/obot/webhook/{name}", handle_delivery)
-    app.router.add_post("/v1/obot/webhook/{name}/{scope:.+}", handle_delivery)
+    app.router.add_post(ROUTE, handle_delivery)
+    app.router.add_post(ROUTE + "/{name}", handle_delivery)
+    app.router.add_post(ROUTE + "/{name}/{scope:.+}", handle_delivery)
