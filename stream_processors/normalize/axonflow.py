@@ -4,7 +4,8 @@ Both are keyed by ``context_id`` on ``raw.axonflow``, so the join is local. Its 
 ``c|<tenant>|<context>``; its timers run on the tenant's watermark. Rows of AxonFlow's own audit
 trail meet the tap's exchanges of their context in the same entry (``axonflow_trail.py``).
 A mixin of ``NormalizePartition``, which provides the state, the output batch, the settings in
-microseconds and the emit helpers.
+microseconds and the emit helpers. The rows themselves (a pre-check's ``PolicyDecision``, an audit's
+``LlmCall``) are built at the end of this file.
 """
 
 from __future__ import annotations
@@ -17,13 +18,12 @@ from pydantic import ValidationError
 
 from gateledger import findings
 from gateledger.contracts.envelope import Envelope
-from gateledger.contracts.events import LlmCall, LlmCallStatus
-from gateledger.contracts.wire import AxonFlowExchange, LlmCallAuditRequest
+from gateledger.contracts.events import LlmCall, LlmCallStatus, PolicyDecision
+from gateledger.contracts.wire import AxonFlowExchange, LlmCallAuditRequest, PreCheckRequest, PreCheckResponse
 from gateledger.money.usage import Tokens, normalize_usage, token_fields
 from gateledger.topics import EventType
 from stream_processors.common.timeutil import from_us, to_us
 from stream_processors.facts import FACTS, gone_fact, interaction_id, llm_fact, policy_fact, root_key
-from stream_processors.normalize import policy
 from stream_processors.normalize.axonflow_trail import AuditTrailRows
 from stream_processors.normalize.dispatch import handles
 from stream_processors.normalize.errors import schema_error
@@ -59,7 +59,7 @@ class ContextJoin(AuditTrailRows):
 
     @handles(EventType.AXONFLOW_PRECHECK)
     def _precheck(self, env: Envelope, t_us: int, rcv: int) -> None:
-        row = policy.decision_from_precheck(env)
+        row = decision_from_precheck(env)
         root = root_key(row.tenant, request_id=row.request_id, trace_id=row.trace_id, context_id=row.context_id,
                         fallback=row.id)
         if not row.context_id:
@@ -199,7 +199,55 @@ class ContextJoin(AuditTrailRows):
         self._schedule_context(key, st)
 
 
-# -- the LlmCall of an audit ----------------------------------------------------------------------
+# -- the rows of a pre-check and of an audit ------------------------------------------------------
+
+def _strs(v: Any) -> list[str]:
+    if isinstance(v, list):
+        return [str(x) for x in v if x is not None and not isinstance(x, dict | list)]
+    return []
+
+
+def decision_from_precheck(env: Envelope) -> PolicyDecision:
+    """A PolicyDecision from an ``axonflow.precheck`` envelope (request + response + HTTP status)."""
+    try:
+        ex = AxonFlowExchange.model_validate(env.data)
+        req = PreCheckRequest.model_validate(ex.request)
+        resp = PreCheckResponse.model_validate(ex.response or {})
+    except ValidationError as exc:
+        raise schema_error("AxonFlow pre-check", exc) from None
+    ctx = req.context or {}
+    # No verdict in the body: the HTTP status is the verdict (402 budget block, 403 denied...).
+    approved = resp.approved if resp.approved is not None else 200 <= ex.status < 300
+    budget = resp.budget_info
+    user = ctx.get("user_id") or ctx.get("user")
+    return PolicyDecision(
+        id=env.id,
+        version=1,
+        tenant=env.tenant,
+        time=env.time,
+        source=env.source,
+        context_id=resp.context_id,
+        request_id=env.request_id,
+        trace_id=env.trace_id,
+        client_id=req.client_id,
+        user_id=str(user) if user else env.subject,
+        user_token_hash=req.user_token,  # the producer replaced the token with its salted hash
+        approved=bool(approved),
+        block_reason=resp.block_reason,
+        policies=list(resp.policies or []),
+        requires_redaction=bool(resp.requires_redaction),
+        http_status=ex.status,
+        expires_at=resp.expires_at,
+        data_sources=list(req.data_sources or []),
+        mcp_servers=_strs(ctx.get("mcp_servers")),
+        agent_framework=str(ctx["agent_framework"]) if ctx.get("agent_framework") else None,
+        budget_id=budget.budget_id if budget else None,
+        budget_exceeded=budget.exceeded if budget else None,
+        rate_limit_remaining=resp.rate_limit.remaining if resp.rate_limit else None,
+        event_ids=[env.id],
+        budget_warning=ex.budget_warning,
+    )
+
 
 def parse_audit(env: Envelope) -> tuple[AxonFlowExchange, LlmCallAuditRequest]:
     """The exchange and request of an ``axonflow.llm_audit`` envelope."""
