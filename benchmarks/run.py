@@ -220,6 +220,13 @@ def tables(results: dict[str, Any]) -> list[str]:
             ["sent per s", k.get("sent_per_s")], ["landed in ClickHouse per s", k.get("landed_per_s")],
             ["sent, not landed, at warm-up end", k.get("backlog_at_warmup")],
             ["sent, not landed, at the end", k.get("backlog_at_end")]]))
+        mins = so.get("sink_minutes") or []
+        if mins:
+            out.append(table("soak: the sink minute by minute (raw events; CPU per landed raw event; "
+                             "* = the sink restarted in that minute, a recycle)",
+                             ["minute", "sent", "landed", "behind", "sink CPU s", "ms CPU per landed", "load 1 min"],
+                             [[f"{m['minute']:g}{'*' if m['restarted'] else ''}", m["sent"], m["landed"],
+                               m["backlog"], m["sink_cpu_s"], m["ms_per_landed"], m["load_1m"]] for m in mins]))
     q = results.get("queries")
     if q:
         def loads(part: dict[str, Any]) -> str:
