@@ -53,8 +53,8 @@ def test_messages_arriving_while_a_flush_is_slow_land_in_one_batch_per_partition
 
     asyncio.run(main())
     topic = topic_name(Topic.INTERACTIONS, resolve(settings.kafka, settings.core).topic_prefix)
-    ranges = q(ch_client, f"SELECT first_offset, last_offset FROM {db}.sink_batches WHERE topic = {{t:String}}"
-                          " ORDER BY first_offset", t=topic)
+    ranges = q(ch_client, f"SELECT first_offset, last_offset FROM {db}.sink_batches"
+                          " WHERE topic = {t:String} ORDER BY first_offset", t=topic)
     got = [(int(a), int(b)) for a, b in ranges]
     # The held flush's batch, the one closed on time behind it, and all the rest together (one batch
     # per wave before: 6), contiguous.
