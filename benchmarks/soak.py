@@ -125,6 +125,28 @@ def keeping_up(landing: list[dict[str, Any]], warmup_s: float) -> dict[str, floa
             "backlog_at_warmup": a["sent"] - a["landed"], "backlog_at_end": b["sent"] - b["landed"]}
 
 
+def sink_minutes(landing: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per minute: raw events sent and landed, the sink's CPU seconds and its CPU per landed raw event.
+
+    Whether the sink keeps up, and what each landed event costs it, minute by minute: a recycle's
+    drain lets a sink that fell behind catch up (the ingest refuses meanwhile), so the totals alone
+    hide when it began to fall behind; CPU per landed event, unlike a rate, hardly depends on what
+    else runs on the machine.
+    """
+    out = []
+    for a, b in zip(landing, landing[1:], strict=False):
+        if a.get("landed") is None or b.get("landed") is None or b.get("sink_cpu_s") is None \
+                or a.get("sink_cpu_s") is None:
+            continue
+        landed = b["landed"] - a["landed"]
+        cpu = b["sink_cpu_s"] - a["sink_cpu_s"]
+        out.append({"minute": round(b["t"] / 60, 1), "sent": b["sent"] - a["sent"], "landed": landed,
+                    "backlog": b["sent"] - b["landed"], "sink_cpu_s": round(cpu, 1),
+                    "ms_per_landed": round(1000 * cpu / landed, 2) if landed > 0 else None,
+                    "restarted": a.get("sink_pid") != b.get("sink_pid"), "load_1m": b.get("load_1m")})
+    return out
+
+
 def fit_segments(series: list[dict[str, Any]], warmup_s: float,
                  min_s: float = 180.0, key: str = "rss_mib") -> dict[str, list[dict[str, Any]]]:
     """Per process, one growth line per stretch its pid lived (a broker recycle restarts every service).
@@ -265,7 +287,8 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
                 landed = await _landed(stack)
                 probe = await _sink_probe(stack)
                 landing.append({"t": round(time.monotonic() - t0, 1), "sent": sent, "landed": landed,
-                                "sink_probe": probe})
+                                "sink_probe": probe, "sink_cpu_s": row.get("cpu_s", {}).get("sink"),
+                                "sink_pid": row.get("pid", {}).get("sink"), "load_1m": os.getloadavg()[0]})
                 echo(f"  soak {int((time.monotonic() - t0) / 60)}/{minutes:g} min: {sent:,} records sent, "
                      f"{landed if landed is not None else '?'} landed; RSS MiB "
                      + ", ".join(f"{k} {v}" for k, v in row.get("rss_mib", {}).items())
@@ -282,6 +305,7 @@ async def _soak(minutes: float, rate: float, every_s: float, warmup_min: float, 
     result["segments"] = fit_segments(sampler.series, warmup_min * 60)
     result["segments_anon"] = fit_segments(sampler.series, warmup_min * 60, key="anon_mib")
     result["landing_after_warmup"] = keeping_up(landing, warmup_min * 60)
+    result["sink_minutes"] = sink_minutes(landing)
     services = [k for k in growth if k != "load generator"]
     week = [growth[k]["extrapolated_7d_mib"] for k in services]
     result.update({

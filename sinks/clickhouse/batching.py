@@ -101,15 +101,25 @@ class PartitionBuffer:
             self._close()
 
     def close_if_due(self, now: float, max_wait_s: float) -> None:
-        """Close the open batch when it waited long enough.
+        """Close the open batch when it waited long enough and no closed batch of the partition waits.
 
         A pinned batch never closes on time: cut short, its token would differ from the recorded
         range's. It closes when its last offset arrives, or when a later offset shows it never will.
+        While an earlier batch still waits for its flush, the open one keeps growing (up to the size
+        limits) instead of being cut every ``max_wait_s``: a flush takes one batch per partition, so
+        time-cut batches of a sink that fell behind would stay as small as when it kept up, each
+        costing a flush's fixed price (its parts, the rollup views' parts, the look-ups), and the
+        backlog could never shrink. This way a slower flush lands a larger batch.
         """
         b = self.open
-        if b is None or not len(b) or b.pinned_last is not None:
+        if b is None or not len(b) or b.pinned_last is not None or self.closed:
             return
         if now - b.opened_at >= max_wait_s:
+            self._close()
+
+    def close_free(self) -> None:
+        """Close the open batch now unless it is pinned (shutdown: nothing more arrives)."""
+        if self.open is not None and self.open.pinned_last is None:
             self._close()
 
     def _close(self) -> None:

@@ -283,12 +283,12 @@ class SinkService:
             raise self.flush_errors[0]
 
     async def _drain(self) -> None:
-        for buf in self._buffers.values():
-            # An incomplete re-formed batch is left to the next run, which re-forms it whole.
-            buf.close_if_due(float("inf"), 0)
-
         async def drain_all() -> None:
             while True:
+                for buf in self._buffers.values():
+                    # Nothing more arrives: every open batch closes (one behind a waiting batch too).
+                    # An incomplete re-formed batch is left to the next run, which re-forms it whole.
+                    buf.close_free()
                 self._schedule(time.monotonic(), float("inf"))
                 if not self._inflight:
                     return

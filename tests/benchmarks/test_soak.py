@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up, week_mib
+from benchmarks.soak import WEEK_S, at_full_retention, fit, fit_segments, keeping_up, sink_minutes, week_mib
 
 
 def _series(slopes: dict[str, float], minutes: int = 30) -> list[dict[str, object]]:
@@ -75,6 +75,16 @@ def test_keeping_up_counts_what_was_sent_and_landed_after_the_warmup() -> None:
                {"t": 180.0, "sent": 3000, "landed": 2950}, {"t": 240.0, "sent": 4000, "landed": 3600}]
     k = keeping_up(landing, warmup_s=100)
     assert k == {"sent_per_s": 16.7, "landed_per_s": 10.8, "backlog_at_warmup": 50, "backlog_at_end": 400}
+
+
+def test_sink_minutes_show_when_it_fell_behind_and_its_cpu_per_landed_event() -> None:
+    landing = [{"t": 60.0, "sent": 1000, "landed": 1000, "sink_cpu_s": 10.0, "sink_pid": 1, "load_1m": 1.0},
+               {"t": 120.0, "sent": 2000, "landed": 1800, "sink_cpu_s": 14.0, "sink_pid": 1, "load_1m": 2.0},
+               {"t": 180.0, "sent": 3000, "landed": None, "sink_cpu_s": 18.0, "sink_pid": 2, "load_1m": 2.0},
+               {"t": 240.0, "sent": 4000, "landed": 4000, "sink_cpu_s": 30.0, "sink_pid": 2, "load_1m": 3.0}]
+    assert sink_minutes(landing) == [
+        {"minute": 2.0, "sent": 1000, "landed": 800, "backlog": 200, "sink_cpu_s": 4.0, "ms_per_landed": 5.0,
+         "restarted": False, "load_1m": 2.0}]  # minutes with no count (a recycle) are left out
 
 
 def test_writing_the_page_keeps_the_earlier_runs_and_their_readings(tmp_path: Path) -> None:

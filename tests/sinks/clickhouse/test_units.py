@@ -98,6 +98,23 @@ def test_free_batches_stop_before_a_recorded_range_and_time_never_cuts_a_pinned_
     assert _ranges(buf) == [(22, 22, False)]
 
 
+def test_a_batch_behind_a_waiting_one_grows_instead_of_being_cut_on_time() -> None:
+    # A flush takes one batch per partition: cut every max_wait_s whatever waits before it, a sink
+    # that fell behind would land batches as small as when it kept up, each at a flush's fixed cost.
+    buf = PartitionBuffer(TopicPartition("t", 0), "x", plan={}, max_rows=6, max_bytes=10**6)
+    _fill(buf, [0, 1])
+    buf.close_if_due(now=10**9, max_wait_s=1)
+    for wave in ([2, 3], [4, 5]):  # (0, 1) still waits for its flush: the next messages keep one batch
+        _fill(buf, wave)
+        buf.close_if_due(now=10**9, max_wait_s=1)
+    assert _ranges(buf) == [(0, 1, False)]
+    buf.close_if_due(now=10**9, max_wait_s=1)  # nothing waits before it any more: it closes on time
+    _fill(buf, [6, 7, 8, 9, 10, 11, 12])  # the size limit still cuts, waiting or not
+    assert _ranges(buf) == [(2, 5, False), (6, 11, False)]
+    buf.close_free()  # shutdown: whatever is open closes
+    assert _ranges(buf) == [(12, 12, False)]
+
+
 def test_batches_close_on_bytes() -> None:
     buf = PartitionBuffer(TopicPartition("t", 0), "x", plan={}, max_rows=100, max_bytes=5)
     _fill(buf, [0, 1, 2, 3, 4])
