@@ -98,7 +98,6 @@ class StageRunner:
         feed: Callable[[PartitionLogic, EventT], int],  # returns the events in the message
         packed: dict[str, int] | None = None,
         copies: dict[str, tuple[str, bytes]] | None = None,
-        max_rows: int | None = None,
     ) -> None:
         self.app = app
         self.stage = stage
@@ -111,10 +110,6 @@ class StageRunner:
         # logical output topic -> (logical internal topic, kind tag): each row also goes, the same
         # bytes, packed in lines onto that internal topic (``pack_lines`` below)
         self.copies = copies or {}
-        # Packed inputs carry hundreds of rows per record: a batch of records is flushed every
-        # ``max_rows`` rows as well, so a stage that fell behind never holds the event loop (the
-        # /metrics and /healthz answers, faust's timers) for the seconds a whole backlog takes.
-        self.max_rows = max_rows
         self.parts: dict[int, PartitionLogic] = {}
         self.lock = asyncio.Lock()
         self._generation = -1
@@ -169,22 +164,14 @@ class StageRunner:
         async with self.lock:
             self._check_generation()
             touched: dict[int, PartitionLogic] = {}
-            n = since_flush = 0
-            max_rows = self.max_rows
+            n = 0
             for ev in events:
                 msg = ev.message
                 logic = touched.get(msg.partition)
                 if logic is None:
                     logic = touched[msg.partition] = self.part(msg.partition)
-                rows = self.feed(logic, ev)
-                n += rows
+                n += self.feed(logic, ev)
                 self.last_offsets[(msg.topic, msg.partition)] = msg.offset
-                since_flush += rows
-                if max_rows is not None and since_flush >= max_rows:
-                    # Safe mid-batch: outputs, then state, as at the end; the offsets are committed
-                    # only after the whole batch, so a crash replays it over this prefix's state.
-                    await self._flush(touched.values())
-                    since_flush = 0
             self._in.inc(n)
             await self._flush(touched.values())
         self._batch_time.observe(time.perf_counter() - started)

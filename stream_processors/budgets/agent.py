@@ -82,7 +82,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     runner = StageRunner(
         app=app, stage=STAGE, table=table,
         factory=lambda p: BudgetPartition(p, files, ctx.clock, ctx.proc.budget_retention_s),
-        topic_names=names, clock_us=now_us_from(ctx.clock), feed=feed_budget, max_rows=ctx.proc.batch_max,
+        topic_names=names, clock_us=now_us_from(ctx.clock), feed=feed_budget,
     )
     ctx.runners[FANOUT] = fanout
 

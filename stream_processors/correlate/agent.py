@@ -33,7 +33,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     runner = StageRunner(
         app=app, stage=STAGE, table=table,
         factory=lambda p: CorrelatePartition(p, ctx.proc, ctx.clock),
-        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed, max_rows=ctx.proc.batch_max,
+        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed,
     )
 
     @app.agent(source, name=f"{STAGE}-agent")

@@ -39,7 +39,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     runner = StageRunner(
         app=app, stage=STAGE, table=table,
         factory=lambda p: CostPartition(p, ctx.proc, files, ctx.masker, ctx.clock),
-        topic_names=names, clock_us=now_us_from(ctx.clock), feed=feed, max_rows=ctx.proc.batch_max,
+        topic_names=names, clock_us=now_us_from(ctx.clock), feed=feed,
     )
 
     @app.agent(source, name=f"{STAGE}-agent")
