@@ -115,12 +115,12 @@ def bench_logic(n: int = 20_000, runs: int = 3) -> dict[str, Any]:
 
 def _messages(prefix: str, app_id: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, bytes, bytes]]:
     """The call rows as (physical topic, key, value) messages, as the normalize stage hands them to the
-    cost stage: packed per partition of the internal calls topic (``stream_processors/runtime.py``), each
+    cost stage: packed per partition of the internal calls topic (``stream_processors/calls.py``), each
     record keyed by the id of its first row, which the default partitioner sends where its rows belong."""
     from gateledger.settings import KafkaSettings
+    from stream_processors.calls import CALLS, TAGS, pack
     from stream_processors.common.partitioning import partition_for
     from stream_processors.pipeline import internal_topic_name
-    from stream_processors.runtime import CALLS, TAGS, pack_lines
 
     partitions = KafkaSettings().partitions
     by_part: dict[int, list[tuple[bytes, bytes]]] = {}
@@ -132,7 +132,7 @@ def _messages(prefix: str, app_id: str, rows: list[LlmCall | McpCall]) -> list[t
     out = []
     for items in by_part.values():
         start = 0
-        for value in pack_lines([line for _, line in items]):
+        for value in pack([line for _, line in items]):
             out.append((topic, items[start][0], value))
             start += value.count(b"\n") + 1
     return out
@@ -143,8 +143,8 @@ async def _ensure_calls_topic(bootstrap: str, prefix: str, app_id: str) -> None:
     from gateledger.kafka import ensure_topics
     from gateledger.settings import KafkaSettings
     from gateledger.topics import TopicSpec
+    from stream_processors.calls import CALLS
     from stream_processors.pipeline import internal_topic_name
-    from stream_processors.runtime import CALLS
 
     kafka = KafkaSettings(bootstrap_servers=bootstrap)
     name = internal_topic_name(prefix, app_id, CALLS)

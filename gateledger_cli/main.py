@@ -62,9 +62,9 @@ def _durability_plan(settings: Any) -> Any:
 
     from gateledger.topics import Topic
     from stream_processors.budgets.stage import CONTRIBUTIONS
+    from stream_processors.calls import CALLS
     from stream_processors.normalize.stage import FACTS
     from stream_processors.pipeline import internal_topic_name
-    from stream_processors.runtime import CALLS
 
     prefix, proc, sink = settings.core.topic_prefix, ProcessorSettings(), SinkSettings()
     stage_topics = [*(internal_topic_name(prefix, proc.app_id, name) for name in (FACTS, CALLS, CONTRIBUTIONS)),

@@ -10,9 +10,9 @@ from gateledger.kafka import ensure_gateledger_topics, ensure_topics, resolve, w
 from gateledger.settings import Settings
 from stream_processors.app import create_app
 from stream_processors.budgets.backfill import MARKERS, markers_spec
+from stream_processors.calls import CALLS
 from stream_processors.cost.carry import carry_calls
 from stream_processors.pipeline import internal_topic_name
-from stream_processors.runtime import CALLS
 from stream_processors.settings import ProcessorSettings
 
 

@@ -20,55 +20,20 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import orjson
 from faust.types import EventT, TableT
 
-from gateledger.topics import Topic
 from stream_processors import telemetry
+from stream_processors.calls import pack as pack_lines
 from stream_processors.common.emit import Batch, Emit
 from stream_processors.common.timeutil import clock_us
 from stream_processors.common.partitioning import partition_for
 from stream_processors.common.produce import PartitionBatches, kafka_producer
 
 PACK_MAX = 500  # facts per packed message (keeps messages well under 1 MB)
-
-# -- the call rows handed to the cost stage ---------------------------------------------------------
-# Every row normalize writes on the public call topics (for the sink) goes, the same bytes, onto one
-# internal topic as well, partitioned by row id exactly as on the public topics, many rows to a
-# Kafka record: the cost stage reads only that (one record per batch and partition instead of one
-# per call; faust's per-record path costs ~45 µs of worker CPU, docs/benchmarks.md). A packed
-# record is lines, one per row: a one-byte kind (``LLM_TAG`` / ``MCP_TAG``), then the row's JSON
-# exactly as on the public topic. Pydantic's JSON never holds a raw newline (JSON escapes them
-# inside strings), so a newline always ends a row.
-CALLS = "calls"  # logical name of the internal topic (physical: ``internal_topic_name``)
-LLM_TAG, MCP_TAG = b"l", b"m"
-TAGS = {str(Topic.LLM_CALLS): LLM_TAG, str(Topic.MCP_CALLS): MCP_TAG}  # public topic -> kind byte
-PACK_BYTES = 256 * 1024  # a packed record stays well under the broker's message size limit
-
-
-def pack_lines(lines: list[bytes]) -> Iterator[bytes]:
-    """Packed record values for tagged rows (``tag + row JSON``), each at most ~``PACK_BYTES``."""
-    chunk: list[bytes] = []
-    size = 0
-    for line in lines:
-        if chunk and size + len(line) > PACK_BYTES:
-            yield b"\n".join(chunk)
-            chunk, size = [], 0
-        chunk.append(line)
-        size += len(line) + 1
-    if chunk:
-        yield b"\n".join(chunk)
-
-
-def unpack_lines(value: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(kind tag, row JSON) of each row of a packed record, in order."""
-    for line in value.split(b"\n"):
-        if line:
-            yield line[:1], line[1:]
-
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +73,7 @@ class StageRunner:
         self.feed = feed
         self.packed = packed or {}  # logical internal topic -> its partition count
         # logical output topic -> (logical internal topic, kind tag): each row also goes, the same
-        # bytes, packed in lines onto that internal topic (``pack_lines`` below)
+        # bytes, packed in lines onto that internal topic (``stream_processors/calls.py``)
         self.copies = copies or {}
         self.parts: dict[int, PartitionLogic] = {}
         self.lock = asyncio.Lock()

@@ -1,4 +1,4 @@
-"""faust wiring of the cost stage: the call rows, packed (``stream_processors/runtime.py``) -> ``cost.ledger``
+"""faust wiring of the cost stage: the call rows, packed (``stream_processors/calls.py``) -> ``cost.ledger``
 (+ unpriced findings)."""
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ import faust
 
 from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.topics import topic_name
+from stream_processors.calls import CALLS, LLM_TAG, unpack
 from stream_processors.common.money_files import from_settings
 from stream_processors.cost.stage import LLM, MCP, STAGE, CostPartition
 from stream_processors.pipeline import StageContext
-from stream_processors.runtime import CALLS, LLM_TAG, StageRunner, now_us_from, unpack_lines
+from stream_processors.runtime import StageRunner, now_us_from
 
 TABLE = "cost-state"
 
@@ -31,7 +32,7 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     def feed(logic: Any, ev: Any) -> int:
         msg = ev.message
         n = 0
-        for tag, row in unpack_lines(msg.value or b""):
+        for tag, row in unpack(msg.value or b""):
             logic.process(LLM if tag == LLM_TAG else MCP, msg.topic, msg.offset, row)
             n += 1
         return n

@@ -1,7 +1,7 @@
 """The cost stage's move from the public call topics to the packed internal one, done once at start.
 
 Until this version the cost stage read ``llm.calls`` + ``mcp.calls`` itself; now it reads the rows
-normalize packs for it (``stream_processors/runtime.py``). Rows a worker of the earlier version wrote
+normalize packs for it (``stream_processors/calls.py``). Rows a worker of the earlier version wrote
 but its cost stage had not consumed yet would never be priced. So before the worker starts, when
 the processors' group has committed on the public call topics but never on the internal one (the
 first start of this version), every row after the group's committed offsets is copied, packed, onto
@@ -19,7 +19,7 @@ from aiokafka import TopicPartition
 from gateledger.kafka import KafkaTarget, consumer_group_lag, ensure_topics, make_consumer, make_producer
 from gateledger.settings import KafkaSettings
 from gateledger.topics import Topic, TopicSpec, topic_name
-from stream_processors.runtime import TAGS, pack_lines
+from stream_processors.calls import TAGS, pack
 from stream_processors.common.partitioning import partition_for
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ async def carry_calls(kafka: KafkaSettings, target: KafkaTarget, group: str, int
     await producer.start()
     try:
         futures = [await producer.send(internal, value=value, key=b"pack", partition=partition)
-                   for partition, rows in sorted(lines.items()) for value in pack_lines(rows)]
+                   for partition, rows in sorted(lines.items()) for value in pack(rows)]
         for fut in futures:
             await fut  # acknowledged before the worker (and its cost stage) starts
     finally:

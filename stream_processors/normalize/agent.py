@@ -8,9 +8,10 @@ import faust
 
 from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.topics import Topic, topic_name
+from stream_processors.calls import CALLS, TAGS
 from stream_processors.normalize.stage import FACTS, STAGE, NormalizePartition, RawTopics
 from stream_processors.pipeline import StageContext
-from stream_processors.runtime import CALLS, TAGS, StageRunner, now_us_from
+from stream_processors.runtime import StageRunner, now_us_from
 
 TABLE = "normalize-state"
 

@@ -19,8 +19,8 @@ from gateledger.topics import RAW_TOPICS, Topic, topic_name
 from producers.formats import Published
 from sinks.clickhouse.main import run_sink
 from stream_processors.budgets.stage import CONTRIBUTIONS
+from stream_processors.calls import CALLS
 from stream_processors.pipeline import internal_topic_name
-from stream_processors.runtime import CALLS
 from tests import samples
 from tests.conftest import Processes
 from tests.stream_processors.harness import (

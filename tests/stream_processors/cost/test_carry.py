@@ -14,9 +14,9 @@ from gateledger.kafka import common_config, resolve
 from gateledger.money.cost import cost_row_id
 from gateledger.settings import Settings
 from gateledger.topics import Topic, topic_name
+from stream_processors.calls import CALLS, LLM_TAG, unpack
 from stream_processors.cost.carry import carry_calls
 from stream_processors.pipeline import internal_topic_name
-from stream_processors.runtime import CALLS, LLM_TAG, unpack_lines
 from stream_processors.settings import ProcessorSettings
 from tests.conftest import Processes
 from tests.stream_processors.harness import ensure_topics, publish, read_messages, start_worker, wait_outputs
@@ -66,7 +66,7 @@ def test_calls_not_consumed_before_the_upgrade_are_carried_and_priced_once(
     copied = asyncio.run(carry_calls(settings.kafka, target, group, internal, partitions))
     assert copied == len(backlog)
     carried = asyncio.run(read_messages(settings, [internal]))
-    rows = [(tag, LlmCall.model_validate_json(row)) for m in carried for tag, row in unpack_lines(m.value)]
+    rows = [(tag, LlmCall.model_validate_json(row)) for m in carried for tag, row in unpack(m.value)]
     assert {r.id for _, r in rows} == backlog and all(tag == LLM_TAG for tag, _ in rows)
 
     # The worker prices exactly the backlog (the first half was the earlier version's to price), and
@@ -80,4 +80,4 @@ def test_calls_not_consumed_before_the_upgrade_are_carried_and_priced_once(
     assert len(out.all(Topic.COST_LEDGER)) == len(expected)
     # The worker carried on its own start as well (the group had still not committed on the internal topic).
     carried = asyncio.run(read_messages(settings, [internal]))
-    assert sum(1 for m in carried for _ in unpack_lines(m.value)) == 3 * len(backlog)
+    assert sum(1 for m in carried for _ in unpack(m.value)) == 3 * len(backlog)
