@@ -1,8 +1,8 @@
 """Throughput of the money stages on one worker: cost (calls -> cost rows) and budgets (cost rows ->
 contributions -> accounting -> alerts + state snapshots).
 
-The cost stage's input (the internal calls topic) is filled first with ``LlmCall`` / ``McpCall`` rows
-packed as the normalize stage hands them over (5 providers, cache tokens, 10 % unknown models, priced and free tools), then one real
+The call topics are filled first with ``LlmCall`` / ``McpCall`` rows as the normalize stage writes
+them (5 providers, cache tokens, 10 % unknown models, priced and free tools), then one real
 ``gateledger serve processors`` worker runs with a budgets file of 6 budgets (each cost row
 matches 2-3 of them). The clock runs from "worker ready" until the cost stage consumed every call
 and the budget stage every contribution the fan-out produced. Also the pure logic, in-process.
@@ -113,42 +113,10 @@ def bench_logic(n: int = 20_000, runs: int = 3) -> dict[str, Any]:
             "cost_runs": [round(r) for r in cost_rates], "budget_runs": [round(r) for r in budget_rates]}
 
 
-def _messages(prefix: str, app_id: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, bytes, bytes]]:
-    """The call rows as (physical topic, key, value) messages, as the normalize stage hands them to the
-    cost stage: packed per partition of the internal calls topic (``stream_processors/calls.py``), each
-    record keyed by the id of its first row, which the default partitioner sends where its rows belong."""
-    from gateledger.settings import KafkaSettings
-    from stream_processors.calls import CALLS, TAGS, pack
-    from stream_processors.common.partitioning import partition_for
-    from stream_processors.pipeline import internal_topic_name
-
-    partitions = KafkaSettings().partitions
-    by_part: dict[int, list[tuple[bytes, bytes]]] = {}
-    for r in rows:
-        key = r.id.encode()
-        tag = TAGS[str(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS)]
-        by_part.setdefault(partition_for(key, partitions), []).append((key, tag + r.model_dump_json().encode()))
-    topic = internal_topic_name(prefix, app_id, CALLS)
-    out = []
-    for items in by_part.values():
-        start = 0
-        for value in pack([line for _, line in items]):
-            out.append((topic, items[start][0], value))
-            start += value.count(b"\n") + 1
-    return out
-
-
-async def _ensure_calls_topic(bootstrap: str, prefix: str, app_id: str) -> None:
-    """The internal calls topic, created as the worker's would be before anything is published to it."""
-    from gateledger.kafka import ensure_topics
-    from gateledger.settings import KafkaSettings
-    from gateledger.topics import TopicSpec
-    from stream_processors.calls import CALLS
-    from stream_processors.pipeline import internal_topic_name
-
-    kafka = KafkaSettings(bootstrap_servers=bootstrap)
-    name = internal_topic_name(prefix, app_id, CALLS)
-    await ensure_topics(kafka, bootstrap, [TopicSpec(name, kafka.partitions, kafka.replication_factor, {})])
+def _messages(prefix: str, rows: list[LlmCall | McpCall]) -> list[tuple[str, bytes, bytes]]:
+    """The call rows as (physical topic, key, value) messages, as the normalize stage writes them."""
+    return [(topic_name(Topic.LLM_CALLS if isinstance(r, LlmCall) else Topic.MCP_CALLS, prefix),
+             r.id.encode(), r.model_dump_json().encode()) for r in rows]
 
 
 def _all_accounted(n: int) -> Callable[[str, float, float], tuple[float, float, int] | None]:
@@ -183,8 +151,7 @@ def bench_worker(n: int = 20_000, runs: int = 3, timeout_s: float = 600.0) -> di
     with worker_on.broker() as (bootstrap, _own):
         for run in range(runs):
             tag = f"mbench{os.getpid()}r{run}x{int(time.time())}"
-            asyncio.run(_ensure_calls_topic(bootstrap, f"{tag}.", tag))
-            asyncio.run(worker_on.publish(bootstrap, f"{tag}.", _messages(f"{tag}.", tag, calls(n, seed=run + 1))))
+            asyncio.run(worker_on.publish(bootstrap, f"{tag}.", _messages(f"{tag}.", calls(n, seed=run + 1))))
             with worker_on.worker(bootstrap, tag, own_broker=True, files=files) as (port, proc, log):
                 cost_s, total_s, contributions = worker_on.measure(port, proc, timeout_s, log,
                                                                    _all_accounted(n))

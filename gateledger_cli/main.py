@@ -62,13 +62,12 @@ def _durability_plan(settings: Any) -> Any:
 
     from gateledger.topics import Topic
     from stream_processors.budgets.stage import CONTRIBUTIONS
-    from stream_processors.calls import CALLS
     from stream_processors.normalize.stage import FACTS
     from stream_processors.pipeline import internal_topic_name
 
     prefix, proc, sink = settings.core.topic_prefix, ProcessorSettings(), SinkSettings()
-    stage_topics = [*(internal_topic_name(prefix, proc.app_id, name) for name in (FACTS, CALLS, CONTRIBUTIONS)),
-                    topic_name(Topic.COST_LEDGER, prefix)]
+    stage_topics = [*(internal_topic_name(prefix, proc.app_id, name) for name in (FACTS, CONTRIBUTIONS)),
+                    *(topic_name(t, prefix) for t in (Topic.LLM_CALLS, Topic.MCP_CALLS, Topic.COST_LEDGER))]
     from gateledger.money.budgets import BudgetFileError, load_budgets
     from gateledger.money.settings import MoneySettings
     from gateledger.stack.budget_gate import BudgetGate

@@ -10,8 +10,6 @@ from gateledger.kafka import ensure_gateledger_topics, ensure_topics, resolve, w
 from gateledger.settings import Settings
 from stream_processors.app import create_app
 from stream_processors.budgets.backfill import MARKERS, markers_spec
-from stream_processors.calls import CALLS
-from stream_processors.cost.carry import carry_calls
 from stream_processors.pipeline import internal_topic_name
 from stream_processors.settings import ProcessorSettings
 
@@ -46,8 +44,6 @@ def main() -> None:
         await ensure_gateledger_topics(settings.kafka, target)
         markers = internal_topic_name(target.topic_prefix, proc.app_id, MARKERS)
         await ensure_topics(settings.kafka, target.bootstrap, [markers_spec(markers, settings.kafka)])
-        await carry_calls(settings.kafka, target, proc.app_id, internal_topic_name(target.topic_prefix, proc.app_id, CALLS),
-                          settings.kafka.partitions)
 
     asyncio.run(_topics())
     # faust's Worker runs its own loop; give it a fresh one.

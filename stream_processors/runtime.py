@@ -27,7 +27,6 @@ import orjson
 from faust.types import EventT, TableT
 
 from stream_processors import telemetry
-from stream_processors.calls import pack as pack_lines
 from stream_processors.common.emit import Batch, Emit
 from stream_processors.common.timeutil import clock_us
 from stream_processors.common.partitioning import partition_for
@@ -62,7 +61,6 @@ class StageRunner:
         clock_us: Callable[[], int],
         feed: Callable[[PartitionLogic, EventT], int],  # returns the events in the message
         packed: dict[str, int] | None = None,
-        copies: dict[str, tuple[str, bytes]] | None = None,
     ) -> None:
         self.app = app
         self.stage = stage
@@ -72,9 +70,6 @@ class StageRunner:
         self.clock_us = clock_us
         self.feed = feed
         self.packed = packed or {}  # logical internal topic -> its partition count
-        # logical output topic -> (logical internal topic, kind tag): each row also goes, the same
-        # bytes, packed in lines onto that internal topic (``stream_processors/calls.py``)
-        self.copies = copies or {}
         self.parts: dict[int, PartitionLogic] = {}
         self.lock = asyncio.Lock()
         self._generation = -1
@@ -168,8 +163,6 @@ class StageRunner:
         now_us = self.clock_us()
         names = self.topic_names
         packs: dict[tuple[str, int], list[Any]] = {}
-        lines: dict[tuple[str, int], list[bytes]] = {}
-        copies = self.copies
         counts: dict[str, int] = {}  # per logical topic: one counter increment per flush, not per message
         delay = self._delay
         for e in emits:
@@ -180,13 +173,7 @@ class StageRunner:
                 parts = self.packed[e.topic]
                 packs.setdefault((topic, partition_for(e.key.encode(), parts)), []).append(e.obj)
             else:
-                key = e.key.encode()
-                batches.add(topic, key, e.value)
-                copy = copies.get(e.topic)
-                if copy is not None and e.value is not None:
-                    internal, tag = copy
-                    lines.setdefault((names[internal], partition_for(key, self.packed[internal])), []).append(
-                        tag + e.value)
+                batches.add(topic, e.key.encode(), e.value)
             counts[e.topic] = counts.get(e.topic, 0) + 1
             if e.event_us is not None:
                 delay.observe(max(0.0, (now_us - e.event_us) / 1e6))
@@ -198,9 +185,6 @@ class StageRunner:
         for (topic, partition), objs in packs.items():
             for i in range(0, len(objs), PACK_MAX):
                 batches.add(topic, b"pack", orjson.dumps(objs[i:i + PACK_MAX]), partition)
-        for (topic, partition), rows in lines.items():
-            for value in pack_lines(rows):
-                batches.add(topic, b"pack", value, partition)
         # Outputs first: state that says "done" must never be persisted before what it did.
         await asyncio.gather(*await batches.send())
 

@@ -1,5 +1,4 @@
-"""faust wiring of the cost stage: the call rows, packed (``stream_processors/calls.py``) -> ``cost.ledger``
-(+ unpriced findings)."""
+"""faust wiring of the cost stage: ``llm.calls`` + ``mcp.calls`` -> ``cost.ledger`` (+ unpriced findings)."""
 
 from __future__ import annotations
 
@@ -8,8 +7,7 @@ from typing import Any
 import faust
 
 from gateledger.contracts.events import OUTPUT_MODELS
-from gateledger.topics import topic_name
-from stream_processors.calls import CALLS, LLM_TAG, unpack
+from gateledger.topics import Topic, topic_name
 from stream_processors.common.money_files import from_settings
 from stream_processors.cost.stage import LLM, MCP, STAGE, CostPartition
 from stream_processors.pipeline import StageContext
@@ -21,9 +19,10 @@ TABLE = "cost-state"
 def register(app: Any, ctx: StageContext) -> StageRunner:
     """Declare the cost agent, its table and its tick on ``app``."""
     prefix = ctx.target.topic_prefix
+    llm_topic, mcp_topic = topic_name(Topic.LLM_CALLS, prefix), topic_name(Topic.MCP_CALLS, prefix)
+    kinds = {llm_topic: LLM, mcp_topic: MCP}
+    source = app.topic(llm_topic, mcp_topic, key_serializer="raw", value_serializer="raw")
     partitions = ctx.settings.kafka.partitions
-    calls = ctx.internal_topic(CALLS)
-    source = app.topic(calls, partitions=partitions, key_serializer="raw", value_serializer="raw", internal=True)
     table = app.Table(TABLE, default=None, partitions=partitions,
                       schema=faust.Schema(key_serializer="json", value_serializer="json"))
     names = {str(m.topic): topic_name(m.topic, prefix) for m in OUTPUT_MODELS}
@@ -31,11 +30,8 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
 
     def feed(logic: Any, ev: Any) -> int:
         msg = ev.message
-        n = 0
-        for tag, row in unpack(msg.value or b""):
-            logic.process(LLM if tag == LLM_TAG else MCP, msg.topic, msg.offset, row)
-            n += 1
-        return n
+        logic.process(kinds[msg.topic], msg.topic, msg.offset, msg.value)
+        return 1
 
     runner = StageRunner(
         app=app, stage=STAGE, table=table,

@@ -8,7 +8,6 @@ import faust
 
 from gateledger.contracts.events import OUTPUT_MODELS
 from gateledger.topics import Topic, topic_name
-from stream_processors.calls import CALLS, TAGS
 from stream_processors.normalize.stage import FACTS, STAGE, NormalizePartition, RawTopics
 from stream_processors.pipeline import StageContext
 from stream_processors.runtime import StageRunner, now_us_from
@@ -36,13 +35,10 @@ def register(app: Any, ctx: StageContext) -> StageRunner:
     names = {str(m.topic): topic_name(m.topic, prefix) for m in OUTPUT_MODELS}
     names[str(Topic.DEAD_LETTERS)] = topic_name(Topic.DEAD_LETTERS, prefix)
     names[FACTS] = facts
-    names[CALLS] = ctx.internal_topic(CALLS)
     runner = StageRunner(
         app=app, stage=STAGE, table=table,
         factory=lambda p: NormalizePartition(p, ctx.proc, raw, ctx.masker, ctx.clock),
-        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed, packed={FACTS: partitions, CALLS: partitions},
-        # The call rows also go packed to the cost stage (it reads them there, not on the public topics).
-        copies={topic: (CALLS, tag) for topic, tag in TAGS.items()},
+        topic_names=names, clock_us=now_us_from(ctx.clock), feed=_feed, packed={FACTS: partitions},
     )
 
     @app.agent(source, name=f"{STAGE}-agent")

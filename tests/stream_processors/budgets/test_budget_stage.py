@@ -18,9 +18,6 @@ from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, Topic, topic_name
 from producers.formats import Published
 from sinks.clickhouse.main import run_sink
-from stream_processors.budgets.stage import CONTRIBUTIONS
-from stream_processors.calls import CALLS
-from stream_processors.pipeline import internal_topic_name
 from tests import samples
 from tests.conftest import Processes
 from tests.stream_processors.harness import (
@@ -61,9 +58,8 @@ def _metric(text: str, name: str, label: str) -> float:
 async def _lag(settings: Settings, group: str) -> int:
     target = resolve(settings.kafka, settings.core)
     p = target.topic_prefix
-    # What the group consumes: the raw topics, the call rows packed for cost, cost.ledger, contributions.
-    names = [topic_name(t, p) for t in (*RAW_TOPICS, Topic.COST_LEDGER)]
-    names += [internal_topic_name(p, group, CALLS), internal_topic_name(p, group, CONTRIBUTIONS)]
+    names = [topic_name(t, p) for t in (*RAW_TOPICS, Topic.LLM_CALLS, Topic.MCP_CALLS, Topic.COST_LEDGER)]
+    names.append(f"{p}{group}-budget-contributions")
     return sum(x.lag for x in await consumer_group_lag(settings.kafka, target.bootstrap, group, names))
 
 
