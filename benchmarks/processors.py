@@ -29,7 +29,7 @@ from typing import Any
 from benchmarks import worker as worker_on
 from gateledger.masking import Masker
 from gateledger.topics import topic_name
-from producers.formats import Published
+from producers.accept import Published
 from producers.simulator import simulate
 from producers.simulator.envelopes import published
 

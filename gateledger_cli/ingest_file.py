@@ -10,9 +10,9 @@ import click
 from gateledger.kafka import BrokerNotConfigured, ensure_gateledger_topics, resolve
 from gateledger.masking import Masker, masking_salt
 from gateledger.settings import Settings
-from producers.accept import FORMATS
+from producers.accept import formats
 from producers.accept import RawRecord, accept, parse_body, parse_lines
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.publisher import PublishError, Publisher
 
 BATCH = 1000
@@ -36,8 +36,8 @@ def _records(path: Path) -> tuple[list[RawRecord], bool]:
 
 async def ingest_file(fmt: str, path: Path, *, tenant: str, install: str) -> int:
     """Publish; print each rejected record's line and reason. Exit code 1 if any was rejected."""
-    if fmt not in FORMATS:
-        raise click.UsageError(f"unknown format {fmt!r}; one of: {', '.join(FORMATS)}")
+    if fmt not in formats():
+        raise click.UsageError(f"unknown format {fmt!r}; one of: {', '.join(formats())}")
     settings = Settings()
     try:
         target = resolve(settings.kafka, settings.core)

@@ -15,7 +15,7 @@ from gateledger.kafka import KafkaTarget, make_producer
 from gateledger.settings import KafkaSettings
 from gateledger.topics import Topic, topic_name
 from producers import telemetry
-from producers.formats import Published
+from producers.accept import Published
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from gateledger.masking import Masker
+from producers.accept import IngestContext
 from producers.simulator.records import (
     AUDIT_PATH,
     CHECK_INPUT_PATH,
@@ -31,6 +33,13 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE}-00f067aa0ba902b7-01"
 PRECHECK_AT = datetime(2026, 11, 20, 10, 14, 57, tzinfo=UTC)
 AUDIT_AT = datetime(2026, 11, 20, 10, 14, 59, tzinfo=UTC)
+RECEIVED_AT = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+
+def ctx(**kw: Any) -> IngestContext:
+    """The context the format tests put a sample through: a fixed salt, received at ``RECEIVED_AT``."""
+    kw.setdefault("received_at", RECEIVED_AT)
+    return IngestContext(masker=Masker(salt=b"s"), **kw)
 
 
 def obot_flat(**over: Any) -> dict[str, Any]:

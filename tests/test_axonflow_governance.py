@@ -33,7 +33,7 @@ from producers.axonflow.settings import AxonFlowPollerSettings
 from producers.ingest.settings import IngestSettings
 from producers.publisher import Publisher
 from sinks.clickhouse.settings import SinkSettings
-from stream_processors.normalize.llm import AUDIT_TRAIL_USAGE_NOTE
+from stream_processors.normalize.axonflow_trail import AUDIT_TRAIL_USAGE_NOTE
 from tests import samples
 from tests.conftest import Processes
 from tests.producers.ingestutil import ingest_client

@@ -26,7 +26,7 @@ from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, topic_name
 from producers.accept import RawRecord, accept, parse_body
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.publisher import Publisher
 from sinks.clickhouse.main import run_sink
 from sinks.clickhouse.settings import SinkSettings

@@ -16,7 +16,7 @@ from gateledger.kafka import resolve
 from gateledger.masking import Masker
 from gateledger.settings import Settings
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.server import build_app
 from producers.ingest.settings import IngestSettings
 from producers.publisher import Publisher

@@ -164,6 +164,18 @@ class Tokens:
     reported: bool = False  # False: upstream sent no usage at all
 
 
+def token_fields(t: Tokens) -> dict[str, Any]:
+    """``t`` as the token fields of an ``LlmCall``."""
+    return {
+        "input_tokens": t.input,
+        "output_tokens": t.output,
+        "cache_read_tokens": t.cache_read,
+        "cache_write_tokens": t.cache_write,
+        "total_tokens": t.total,
+        "tokens_reported": t.reported,
+    }
+
+
 def _int(v: Any) -> int | None:
     # Lenient: an upstream's odd count ("12", 12.0) is read, a nonsensical one is no count.
     if isinstance(v, bool) or v is None:

@@ -22,7 +22,7 @@ from gateledger.contracts.wire import (
 from gateledger.correlation import context_keys
 from gateledger.ids import event_id
 from gateledger.topics import EventType, Format, Topic
-from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, validate
+from producers.accept import FormatFn, IngestContext, InvalidRecord, Published, validate
 
 
 

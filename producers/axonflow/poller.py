@@ -32,7 +32,7 @@ from gateledger.masking import Masker
 from gateledger.signals import run_until_stopped
 from producers.accept import RawRecord, accept
 from producers.axonflow.settings import AxonFlowPollerSettings
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.polling.checkpoint import CheckpointStore
 from producers.polling.loop import PollLoop
 from producers.publisher import Publisher, PublishError

@@ -50,7 +50,7 @@ from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
 from producers.axonflow.auth import TOKEN_HEADER, TapAuth, TapRefusal, header_value
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.enforcement import decide_precheck
 from producers.publisher import Publisher, PublishError
 

@@ -9,7 +9,7 @@ from gateledger.contracts.wire import CloudEvent
 from gateledger.correlation import trace_id_from_traceparent
 from gateledger.ids import tenant_id
 from gateledger.topics import Format, Topic
-from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, validate
+from producers.accept import FormatFn, IngestContext, InvalidRecord, Published, validate
 
 
 

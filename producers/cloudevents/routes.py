@@ -22,7 +22,7 @@ from aiohttp import web
 from gateledger import jsonutil
 from gateledger.topics import Format
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,
@@ -36,6 +36,7 @@ from producers.ingest.common import (
 
 SOURCE = "cloudevents"
 FORMAT = Format.CLOUDEVENTS
+ROUTE = "/v1/cloudevents"
 STRUCTURED = "application/cloudevents+json"
 BATCH = "application/cloudevents-batch+json"
 
@@ -102,4 +103,4 @@ async def ingest_cloudevents(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     """Register the CloudEvents endpoint."""
-    app.router.add_post("/v1/cloudevents", ingest_cloudevents)
+    app.router.add_post(ROUTE, ingest_cloudevents)

@@ -30,11 +30,11 @@ from gateledger.ratelimit import Limiter
 from gateledger.refusals import unrouted_refusals
 from gateledger.settings import Settings
 from gateledger.signals import run_until_stopped
-from producers.accept import accept, parse_body
+from producers.accept import accept, formats, parse_body
 from producers.axonflow.auth import TapAuth
 from producers.axonflow.tap import AxonFlowTap, build_tap_app
 from producers.cloudevents import routes as cloudevents
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,
@@ -47,7 +47,6 @@ from producers.ingest.common import (
     result_response,
     too_large,
 )
-from producers.accept import FORMATS
 from producers.ingest.drain import Drain, drain_middleware
 from producers.ingest.enforcement import BudgetPolicy, Enforcer, build_enforcer
 from producers.ingest.limits import LIMITER, limits_middleware
@@ -60,12 +59,21 @@ from producers.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
+# Any format by name; formats with an upstream-compatible route of their own also have that one.
+INGEST_ROUTE = "/v1/ingest/{format}"
+_OWN_ROUTES: dict[str, str] = {m.FORMAT: m.ROUTE for m in (obot_shim, webhook, cloudevents)}
+
+
+def ingest_path(fmt: str) -> str:
+    """The path a client posts records of ``fmt`` to: the format's own route if it has one, else the generic one."""
+    return _OWN_ROUTES.get(fmt, INGEST_ROUTE.format(format=fmt))
+
 
 async def ingest_generic(request: web.Request) -> web.Response:
     """``POST /v1/ingest/{format}``: a JSON array, object or JSON lines of records in that format."""
     fmt = request.match_info["format"]
-    if fmt not in FORMATS:
-        raise HttpError(404, f"unknown format {fmt!r}", reason="not_found", formats=sorted(FORMATS))
+    if fmt not in formats():
+        raise HttpError(404, f"unknown format {fmt!r}", reason="not_found", formats=sorted(formats()))
     state = request.app[STATE]
     caller = authenticate(request)
     try:
@@ -136,6 +144,7 @@ def build_app(
 ) -> web.Application:
     """The ingest application with every route registered (``enforcer``: budget enforcement, started
     and stopped with the application)."""
+    formats()  # a system mapping other formats than the registry lists: refused here, before serving
     state = IngestState(publisher=publisher, settings=settings, masker=masker)
     middlewares = [drain_middleware(settings.retry_after_s), error_middleware, limits_middleware]
     app = web.Application(client_max_size=settings.max_body_bytes + 1024, middlewares=middlewares,
@@ -193,7 +202,7 @@ def build_app(
     app.cleanup_ctx.append(enforcement)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
-    app.router.add_post("/v1/ingest/{format}", ingest_generic)
+    app.router.add_post(INGEST_ROUTE, ingest_generic)
     obot_shim.add_routes(app)
     webhook.add_routes(app, decision_policy)
     cloudevents.add_routes(app)

@@ -22,7 +22,7 @@ from gateledger.contracts.wire.base import UtcTime
 from gateledger.correlation import mcp_message_keys
 from gateledger.ids import event_id, tenant_id
 from gateledger.topics import EventType, Format, Topic
-from producers.formats import FormatFn, IngestContext, InvalidRecord, Published, kafka_key, validate
+from producers.accept import FormatFn, IngestContext, InvalidRecord, Published, kafka_key, validate
 
 _DELIVERED: TypeAdapter[datetime] = TypeAdapter(UtcTime)
 

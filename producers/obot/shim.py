@@ -33,7 +33,7 @@ from gateledger import jsonutil
 from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     BodyTooLarge,
@@ -54,6 +54,7 @@ from producers.obot.forward import ObotForwarder
 
 SOURCE = "obot-shim"
 FORMAT = Format.OBOT_AUDIT
+ROUTE = "/api/mcp-audit-logs"  # Obot's own path, so a shim's send URL only changes host
 IGNORE_KEY = "obot.mcp.ignoreAuditLog"  # Obot's own "do not persist" flag
 FORWARDER = web.AppKey("obot_forwarder", ObotForwarder)
 
@@ -108,7 +109,7 @@ async def submit_audit_logs(request: web.Request) -> web.Response:
     ignored = len(value) - len(records)
     ctx = IngestContext(masker=state.masker, tenant=caller.tenant, install=caller.install)
     result = await publish_or_503(
-        request, accept(state.publisher, FORMAT, records, ctx, origin="http:/api/mcp-audit-logs", source=SOURCE)
+        request, accept(state.publisher, FORMAT, records, ctx, origin=f"http:{ROUTE}", source=SOURCE)
     )
     if ignored:
         telemetry.IGNORED.labels(source=SOURCE).inc(ignored)
@@ -119,10 +120,10 @@ async def submit_audit_logs(request: web.Request) -> web.Response:
 
 
 # What /healthz says about this route.
-HEALTH = {"route": "POST /api/mcp-audit-logs", "obot_versions": "v0.15-v0.23",
+HEALTH = {"route": f"POST {ROUTE}", "obot_versions": "v0.15-v0.23",
           "note": "Obot v0.24+ has no shim audit sender; poll GET /api/mcp-audit-logs instead"}
 
 
 def add_routes(app: web.Application) -> None:
     """Register the shim endpoint."""
-    app.router.add_post("/api/mcp-audit-logs", submit_audit_logs)
+    app.router.add_post(ROUTE, submit_audit_logs)

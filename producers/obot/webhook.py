@@ -40,7 +40,7 @@ from gateledger.clock import utcnow
 from gateledger.contracts.wire import JsonRpcMessage
 from gateledger.topics import Format
 from producers import telemetry
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.common import (
     STATE,
     TENANT_HINT,
@@ -52,12 +52,14 @@ from producers.ingest.common import (
     too_large,
     verify_hmac_sha256,
 )
-from producers.accept import FORMATS
+from producers.accept import get_format
 from producers.obot.replay import ReplayWindow, Seen
 
 log = logging.getLogger(__name__)
 
 SOURCE = "obot-webhook"
+FORMAT = Format.OBOT_WEBHOOK
+ROUTE = "/v1/obot/webhook"
 SIGNATURE_HEADER = "X-Obot-Signature-256"
 # Callers (the simulator, replays) may name a delivery so a re-sent delivery keeps its event id.
 DELIVERY_HEADER = "Idempotency-Key"
@@ -226,7 +228,8 @@ async def handle_delivery(request: web.Request) -> web.Response:
         "user_id": delivery.user_id,
         **({"details": decision.details} if decision.details else {}),
     }
-    await publish_or_503(request, state.publisher.publish([FORMATS[Format.OBOT_WEBHOOK](message, ctx)], source=SOURCE))
+    published = get_format(FORMAT)(message, ctx)
+    await publish_or_503(request, state.publisher.publish([published], source=SOURCE))
     telemetry.WEBHOOK_DECISIONS.labels(filter=name, decision=ctx.annotations["decision"]).inc()
     payload = {k: v for k, v in asdict(decision).items() if k != "details" and v is not None}
     if replay_key is not None:
@@ -238,6 +241,6 @@ def add_routes(app: web.Application, policy: DecisionPolicy | None = None) -> No
     """Register the filter endpoints with a decision policy (default: accept everything)."""
     app[POLICY] = policy or AcceptAll()
     app[REPLAYS] = ReplayWindow(app[STATE].settings.webhook_replay_window_s)
-    app.router.add_post("/v1/obot/webhook", handle_delivery)
-    app.router.add_post("/v1/obot/webhook/{name}", handle_delivery)
-    app.router.add_post("/v1/obot/webhook/{name}/{scope:.+}", handle_delivery)
+    app.router.add_post(ROUTE, handle_delivery)
+    app.router.add_post(ROUTE + "/{name}", handle_delivery)
+    app.router.add_post(ROUTE + "/{name}/{scope:.+}", handle_delivery)

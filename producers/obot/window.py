@@ -32,7 +32,7 @@ from gateledger.ids import stable_id
 from gateledger.topics import Format
 from producers import telemetry
 from producers.accept import RawRecord, accept
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.obot.api import PATHS, ObotApi, PollError
 
 if TYPE_CHECKING:

@@ -1,4 +1,5 @@
-"""Sending simulated deliveries to a running ingest service through its upstream-compatible endpoints.
+"""Sending simulated deliveries to a running ingest service through its upstream-compatible endpoints
+(the paths from ``producers/ingest/server.py`` ``ingest_path``, where the routes are registered).
 
 - Obot shim records: ``POST /api/mcp-audit-logs`` (a JSON array per batch, as the shim sends them)
 - webhook-filter deliveries: ``POST /v1/obot/webhook``, one message per request, signed with
@@ -26,6 +27,7 @@ import aiohttp
 
 from gateledger import jsonutil
 from gateledger.retry import Backoff
+from producers.ingest.server import ingest_path
 from producers.simulator.traffic import Delivery
 
 log = logging.getLogger(__name__)
@@ -44,15 +46,6 @@ class DeliveryStats:
     statuses: Counter[int] = field(default_factory=Counter)
     records: int = 0
     retries: int = 0
-
-
-def endpoint(fmt: str) -> str:
-    """The ingest path a format is delivered to."""
-    return {
-        "obot-audit": "/api/mcp-audit-logs",
-        "obot-webhook": "/v1/obot/webhook",
-        "cloudevents": "/v1/cloudevents",
-    }.get(fmt, f"/v1/ingest/{fmt}")
 
 
 class Deliverer:
@@ -109,7 +102,7 @@ class Deliverer:
                     headers = self._headers(d0.tenant, {"Content-Type": "application/cloudevents-batch+json"})
                 else:
                     headers = self._headers(d0.tenant)
-                await self._post(endpoint(d0.fmt), jsonutil.dumps([d.value for d in batch]), headers, len(batch))
+                await self._post(ingest_path(d0.fmt), jsonutil.dumps([d.value for d in batch]), headers, len(batch))
                 batch.clear()
 
         # Webhook deliveries are one request each, as Obot makes them: several in flight at once.
@@ -140,7 +133,7 @@ class Deliverer:
             extra = dict(d.headers)
             if self.secret is not None:
                 extra["X-Obot-Signature-256"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-            await self._post(endpoint(d.fmt), body, self._headers(d.tenant, extra), 1)
+            await self._post(ingest_path(d.fmt), body, self._headers(d.tenant, extra), 1)
             return
         if d.fmt == "cloudevents":
             headers = self._headers(d.tenant, {"Content-Type": "application/cloudevents+json"})
@@ -148,4 +141,4 @@ class Deliverer:
             headers = self._headers(d.tenant)
         if d.fmt == "obot-audit" and d.raw is None:
             body = jsonutil.dumps([d.value])  # the shim endpoint takes arrays only
-        await self._post(endpoint(d.fmt), body, headers, 1)
+        await self._post(ingest_path(d.fmt), body, headers, 1)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from gateledger.masking import Masker
 from producers.accept import get_format
-from producers.formats import IngestContext, Published
+from producers.accept import IngestContext, Published
 from producers.obot.webhook import DELIVERY_HEADER
 from producers.simulator.traffic import Delivery
 

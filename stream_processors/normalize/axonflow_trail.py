@@ -14,8 +14,11 @@ from typing import Any
 
 from gateledger import findings
 from gateledger.contracts.envelope import Envelope
+from gateledger.contracts.events import LlmCall, LlmCallStatus
+from gateledger.contracts.wire import AuditLogEntry
+from gateledger.money.usage import Tokens, token_fields
 from stream_processors.common.timeutil import from_us
-from stream_processors.normalize import governance, llm
+from stream_processors.normalize import governance
 from stream_processors.normalize.keys import NOT_NEEDED, NOT_RAISED, RAISED, WITHDRAWN
 
 
@@ -39,7 +42,7 @@ class AuditTrailRows:
         At the row's time + ``orphan_grace_s``, if the tap saw nothing of its context: an
         ``untapped_llm_call`` (withdrawn if the tap's record arrives later). At its time +
         ``audit_gap_fill_s`` (default the retention), if the tap never recorded the LLM call itself:
-        the row fills the gap as an ``LlmCall`` (``llm.call_from_audit_entry``) — only once the
+        the row fills the gap as an ``LlmCall`` (``call_from_audit_entry``) — only once the
         tap's record could no longer join, since a filled call is not taken back.
         """
         if not env.context_id or entry.blocked():
@@ -79,7 +82,7 @@ class AuditTrailRows:
             ent["u"] = RAISED
         if _fill_pending(st) and wm >= ent["t"] + self._gap_fill:
             row = Envelope.model_validate_json(ent["env"])
-            call = llm.call_from_audit_entry(row, governance.parse_entry(row))
+            call = call_from_audit_entry(row, governance.parse_entry(row))
             if call is not None:
                 self._emit_llm(call, ent["rcv"])
             ent["env"] = None
@@ -111,3 +114,49 @@ def _fill_pending(st: dict[str, Any]) -> bool:
     """An LLM row of the trail waits to fill a call the tap did not record (the one check of the tap's audit)."""
     ent = st.get("ent")
     return ent is not None and bool(ent.get("env")) and st["aud"] is None
+
+
+# How a gap-filled call is priced, on the call and its cost row: audit_logger.go's AuditEntry has
+# ``tokens_used`` only.
+AUDIT_TRAIL_USAGE_NOTE = ("from AxonFlow's audit trail, which has only tokens_used (no prompt/completion split): "
+                          "all of it priced at the output rate, an upper bound")
+
+
+def call_from_audit_entry(env: Envelope, entry: AuditLogEntry) -> LlmCall | None:
+    """The LLM call a row of AxonFlow's audit trail shows, else None.
+
+    Only rows of an LLM call (a provider and a model: the orchestrator's ``LogSuccessfulRequest`` /
+    ``LogFailedRequest``, audit_logger.go) and not blocked. Whether the tap recorded the call itself
+    (then it is already an ``LlmCall``, never a second one) is the join's to check
+    (``axonflow_trail._fill_pending``): only a gap is filled from here. The row's
+    ``tokens_used`` is a total; it is counted as output tokens so that the price (and every budget
+    it counts in) is an upper bound rather than an under-count; AxonFlow's own ``cost`` stays in
+    the raw row.
+    """
+    if not entry.is_llm_call() or entry.blocked():
+        return None
+    failed = (entry.policy_decision or "").lower() == "error"
+    total = entry.tokens_used or 0
+    note = AUDIT_TRAIL_USAGE_NOTE
+    if entry.cost is not None:
+        note += f"; AxonFlow estimated {entry.cost} USD"
+    return LlmCall(
+        id=env.id,
+        version=1,
+        tenant=env.tenant,
+        time=env.time,
+        source=env.source,
+        user_id=entry.user_email or None,
+        client_id=entry.client_id or None,
+        provider=entry.provider or "",
+        model=entry.model or "",
+        **token_fields(Tokens(0, total, 0, 0, total, entry.tokens_used is not None)),
+        latency_ms=entry.response_time_ms if entry.response_time_ms is not None else entry.latency_ms,
+        status=LlmCallStatus.ERROR if failed else LlmCallStatus.SUCCESS,
+        error=(entry.error_message or "failed (AxonFlow's audit trail)") if failed else None,
+        context_id=env.context_id,
+        request_id=entry.request_id or None,
+        trace_id=env.trace_id,
+        usage_note=note,
+        event_ids=[env.id],
+    )

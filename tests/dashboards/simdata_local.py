@@ -10,7 +10,7 @@ from typing import Any
 from gateledger.masking import Masker
 from gateledger.topics import Format
 from producers.accept import get_format
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.simulator.local_agents import local_agent_exports
 from producers.simulator.world import Tenant
 from stream_processors.normalize.local_agent import call_from_local_agent_event

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from gateledger.deadletter import make_dead_letter
 from gateledger.masking import REDACTED, Masker
 from producers.accept import get_format
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from tests import samples
 
 SECRET = "Zq8vR2mXw7LpT4nK9sYb"  # opaque: only its context says it is a secret

@@ -11,7 +11,7 @@ import pytest
 from gateledger.masking import Masker
 from producers import event_time
 from producers.accept import get_format
-from producers.formats import IngestContext, InvalidRecord
+from producers.accept import IngestContext, InvalidRecord
 from tests import samples
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -24,7 +24,7 @@ from gateledger.net import free_port
 from gateledger.settings import Settings
 from gateledger.topics import OUTPUT_TOPICS, Topic, topic_name
 from producers.accept import get_format
-from producers.formats import IngestContext, Published
+from producers.accept import IngestContext, Published
 from tests.conftest import Processes, subprocess_env
 
 MASKER = Masker(salt=b"test-salt")

@@ -30,7 +30,7 @@ from gateledger.clock import ManualClock
 from gateledger.masking import Masker
 from gateledger.settings import ClickHouseSettings, CoreSettings
 from gateledger.topics import Topic
-from producers.formats import Published
+from producers.accept import Published
 from stream_processors.budgets.stage import BudgetPartition, FanoutPartition
 from stream_processors.common.emit import Emit
 from stream_processors.common.partitioning import partition_for

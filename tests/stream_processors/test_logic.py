@@ -12,7 +12,7 @@ from gateledger.clock import ManualClock
 from gateledger.contracts.envelope import Envelope
 from gateledger.money.usage import normalize_usage
 from gateledger.topics import Topic, topic_name
-from producers.formats import Published
+from producers.accept import Published
 from stream_processors.common.dedup import DedupWindow
 from stream_processors.correlate.interaction import build, find_bypasses, is_complete, version_of
 from stream_processors.local import LocalPipeline

@@ -30,7 +30,7 @@ import pytest
 from gateledger.kafka import consumer_group_lag, resolve
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, Topic, topic_name
-from producers.formats import Published
+from producers.accept import Published
 from stream_processors.common.partitioning import partition_for
 from tests.conftest import Processes
 from tests.stream_processors import traffic

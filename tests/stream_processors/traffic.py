@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gateledger.contracts.envelope import utc_iso
-from producers.formats import Published
+from producers.accept import Published
 from producers.simulator import Faults, Mix, simulate
 from producers.simulator.records import (
     AUDIT_PATH,

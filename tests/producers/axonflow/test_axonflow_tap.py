@@ -25,8 +25,8 @@ from gateledger.settings import Settings
 from gateledger.stack.broker import TansuBroker
 from gateledger.topics import Topic
 from producers.ingest.settings import IngestSettings
-from stream_processors.normalize.llm import call_from_axonflow_audit
-from stream_processors.normalize.policy import decision_from_precheck
+from stream_processors.normalize.axonflow import call_from_axonflow_audit
+from stream_processors.normalize.axonflow import decision_from_precheck
 from tests.producers.fake_axonflow import FakeAxonFlow
 from tests.producers.ingestutil import ingest_client
 from tests.producers.kafkaread import read_topic

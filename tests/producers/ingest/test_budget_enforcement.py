@@ -34,7 +34,7 @@ from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.ingest.server import run_ingest
 from producers.ingest.settings import IngestSettings
-from stream_processors.normalize.policy import decision_from_precheck
+from stream_processors.normalize.axonflow import decision_from_precheck
 from stream_processors.normalize.webhook import decision_from_filter
 from tests.inprocess import serving_in_process
 from tests.producers.budgetstate import (

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from gateledger.masking import Masker
 from gateledger.topics import EventType, Format
 from producers.accept import get_format
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.simulator.local_agents import DEVICES, local_agent_exports
 from producers.simulator.world import build_world
 

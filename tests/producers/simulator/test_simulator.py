@@ -16,7 +16,7 @@ from gateledger.masking import Masker
 from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.accept import get_format
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.ingest.settings import IngestSettings
 from producers.simulator import Faults, Mix, deliver, simulate
 from producers.simulator.envelopes import published

@@ -22,7 +22,7 @@ from gateledger.net import free_port
 from gateledger.settings import Settings
 from gateledger.topics import Topic
 from producers.accept import RawRecord, accept, parse_body
-from producers.formats import IngestContext
+from producers.accept import IngestContext
 from producers.publisher import Publisher
 from sinks.clickhouse.settings import SinkSettings
 from tests import samples

@@ -16,7 +16,7 @@ import pytest
 from gateledger.kafka import consumer_group_lag, resolve
 from gateledger.settings import Settings
 from gateledger.topics import RAW_TOPICS, Topic, topic_name
-from producers.formats import Published
+from producers.accept import Published
 from sinks.clickhouse.main import run_sink
 from tests import samples
 from tests.conftest import Processes

@@ -13,7 +13,7 @@ from gateledger.contracts.events import LlmCall
 from gateledger.money.catalog import load_catalog
 from gateledger.money.cost import llm_cost
 from gateledger.topics import Topic
-from stream_processors.normalize.llm import AUDIT_TRAIL_USAGE_NOTE
+from stream_processors.normalize.axonflow_trail import AUDIT_TRAIL_USAGE_NOTE
 from tests import samples
 from tests.stream_processors import traffic
 from tests.stream_processors.harness import envelope
