@@ -33,7 +33,10 @@ _DELIVERED: TypeAdapter[datetime] = TypeAdapter(UtcTime)
 def obot_audit(record: Any, ctx: IngestContext) -> Published:
     """Obot flat MCP audit record, or the shim's variant with ``subject`` + ``metadata``."""
     if isinstance(record, dict) and ("subject" in record or "metadata" in record):
-        flat = validate(ObotShimAuditRecord, record).flattened()
+        try:  # validated once; an invalid record is validated again for the error as the shim's
+            flat = ObotShimAuditRecord.flat_from_wire(record)
+        except ValidationError:
+            flat = validate(ObotShimAuditRecord, record).flattened()
     else:
         flat = validate(ObotMcpAuditRecord, record)
     source = f"obot/{ctx.install}/mcp"

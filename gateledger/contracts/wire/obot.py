@@ -103,18 +103,35 @@ class ObotShimAuditRecord(ObotMcpAuditRecord):
         ``api_key_name`` (pkg/principal/principal.go) become ``apiKeyID`` / ``apiKeyName``; server
         identity fields missing at the top level come from metadata.
         """
-        data = self.model_dump(exclude_unset=True)
-        meta = data.pop("metadata", None) or {}
-        subject = data.pop("subject", None)
-        if data.get("userID") in (None, ""):
-            data["userID"] = subject or meta.get("userID") or data.get("userID")
-        key_id = str(meta.get("api_key_id") or "")
-        if key_id.isdigit() and int(key_id) > 0:
-            data["apiKeyID"], data["apiKeyName"] = key_id, meta.get("api_key_name") or None
-        for key in ("mcpID", "mcpServerDisplayName", "mcpServerCatalogEntryName", "powerUserWorkspaceID"):
-            if data.get(key) in (None, "") and meta.get(key) not in (None, ""):
-                data[key] = meta[key]
-        return ObotMcpAuditRecord.model_validate(data)
+        return ObotMcpAuditRecord.model_validate(_flat_shim(self.model_dump(exclude_unset=True)))
+
+    @classmethod
+    def flat_from_wire(cls, record: dict[str, Any]) -> ObotMcpAuditRecord:
+        """``model_validate(record).flattened()`` validating once: the shim's fields are moved on the
+        wire dict and only the flat record is validated (ValidationError as either would raise).
+
+        A ``subject`` or ``metadata`` of another type than the shim's takes the two-step path, so
+        the error names the shim's field.
+        """
+        subject, meta = record.get("subject"), record.get("metadata")
+        if not (subject is None or type(subject) is str) or not (meta is None or type(meta) is dict):
+            return cls.model_validate(record).flattened()
+        return ObotMcpAuditRecord.model_validate(_flat_shim(dict(record)))
+
+
+def _flat_shim(data: dict[str, Any]) -> dict[str, Any]:
+    """A shim record's fields (``data``, changed in place) in the flat shape (``flattened``'s rules)."""
+    meta = data.pop("metadata", None) or {}
+    subject = data.pop("subject", None)
+    if data.get("userID") in (None, ""):
+        data["userID"] = subject or meta.get("userID") or data.get("userID")
+    key_id = str(meta.get("api_key_id") or "")
+    if key_id.isdigit() and int(key_id) > 0:
+        data["apiKeyID"], data["apiKeyName"] = key_id, meta.get("api_key_name") or None
+    for key in ("mcpID", "mcpServerDisplayName", "mcpServerCatalogEntryName", "powerUserWorkspaceID"):
+        if data.get(key) in (None, "") and meta.get(key) not in (None, ""):
+            data[key] = meta[key]
+    return data
 
 
 # --- AuditLogEvent (v0.24+) -------------------------------------------------------------------

@@ -6,8 +6,10 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from pydantic import ValidationError
 
 from gateledger.settings import Settings
 from gateledger.topics import Topic
@@ -162,7 +164,12 @@ def test_user_precedence_and_api_key_metadata_as_obot_converts_them() -> None:
     from gateledger.contracts.wire import ObotShimAuditRecord
 
     def flat(**over: Any) -> Any:
-        return ObotShimAuditRecord.model_validate(samples.obot_shim(**over)).flattened()
+        record = samples.obot_shim(**over)
+        two_step = ObotShimAuditRecord.model_validate(record).flattened()
+        # The ingest's path validates once (flat_from_wire): the same record, field for field.
+        once = ObotShimAuditRecord.flat_from_wire(record)
+        assert once.model_dump() == two_step.model_dump() and once.model_extra == two_step.model_extra
+        return once
 
     meta = {"mcpID": "ms1abc", "userID": "meta-user", "api_key_id": "12", "api_key_name": "ci"}
     assert flat(subject="sub-user", metadata=meta).userID == "sub-user", "subject before metadata.userID"
@@ -172,6 +179,10 @@ def test_user_precedence_and_api_key_metadata_as_obot_converts_them() -> None:
     assert (rec.apiKeyID, rec.apiKeyName) == ("12", "ci")
     assert flat(metadata={**meta, "api_key_id": "0"}).apiKeyID is None, "only a positive integer counts"
     assert flat(apiKeyID=34, metadata={"mcpID": "ms1abc"}).apiKeyID == "34", "a JSON number is accepted"
+    assert flat(metadata=None, subject=None).userID is None
+    # A metadata of another type than the shim's: the error names the shim's field, as before.
+    with pytest.raises(ValidationError, match="metadata"):
+        ObotShimAuditRecord.flat_from_wire(samples.obot_shim(metadata="not-a-map"))
 
 
 def test_healthz_names_the_obot_versions_the_shim_route_serves(settings: Settings) -> None:
