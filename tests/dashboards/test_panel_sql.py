@@ -5,6 +5,7 @@ numbers equal answers computed independently in Python."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -406,22 +407,35 @@ def test_rollup_panels_answer_what_the_base_tables_do(sim_db: SimDb, cut: tuple[
         got = normalized(run(sim_db.client, panel_sql(uid, title), tr, vars_)[1])
         assert want, title
         if title in QUANTILE_PANELS:
-            # t-digest (rollups) against the reservoir of the base-table query: the same rows and
-            # keys, quantiles within 5 %; everything else exact.
-            assert len(got) == len(want), title
-            for g, w in zip(sorted(got, key=_keys), sorted(want, key=_keys), strict=True):
-                assert _keys(g) == _keys(w), title
-                assert [x for x in g if isinstance(x, float)] == pytest.approx(
-                    [x for x in w if isinstance(x, float)], rel=0.05, abs=1.0), title
+            # The delay sketch (quantilesBFloat16) against the base rows' delays: the same rows and keys;
+            # each quantile is one of its bucket's delays, truncated to 8 significant bits, at the
+            # interpolated quantile's rank give or take one (quantile() interpolates, the sketch does not).
+            levels, values_sql = QUANTILE_PANELS[title]
+            values = {_keys(r): r[-1] for r in normalized(run(sim_db.client, values_sql, tr, vars_)[1])}
+            assert len(got) == len(want) and sorted(map(_keys, got)) == sorted(map(_keys, want)), title
+            for g in got:
+                delays = values[_keys(g)]
+                for level, q in zip(levels, [x for x in g if isinstance(x, float)], strict=True):
+                    p = level * (len(delays) - 1)
+                    low, high = delays[max(0, math.floor(p) - 1)], delays[min(len(delays) - 1, math.ceil(p) + 1)]
+                    assert low * (1 - 2**-7) <= q <= high, (title, g, level, delays)
         else:
             assert got == want, title
 
 
-QUANTILE_PANELS = {"End-to-end delay: event time → landed (raw events)", "End-to-end delay p95 by output table"}
+# The delay panels, their quantile levels, and each bucket's delays from the base rows (sorted).
+QUANTILE_PANELS = {
+    "End-to-end delay: event time → landed (raw events)": (
+        (0.5, 0.95, 0.99),
+        "SELECT $__timeInterval(time) AS t, arraySort(groupArray(toFloat64(dateDiff('millisecond', time, inserted_at))))"
+        f" FROM {_RAW_EVENTS} GROUP BY t"),
+    "End-to-end delay p95 by output table": (
+        (0.95,), f"SELECT t, output_table, arraySort(groupArray(toFloat64(d))) FROM ({_DELAY_BY_TABLE}) GROUP BY t, output_table"),
+}
 
 
 def _keys(row: tuple) -> tuple:
-    return tuple(x for x in row if not isinstance(x, float))
+    return tuple(x for x in row if not isinstance(x, float | tuple | list))
 
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
