@@ -71,34 +71,47 @@ def load() -> float:
 def rollup_check(admin: Any, db: str) -> dict[str, Any]:
     """Each figure from a rollup and from the base table it summarizes (latest version of each event,
     once): ``agree`` is whether every pair is equal."""
+    from gateledger.tables import Table, final
+
+    # interactions and interaction_versions: each interaction's newest version and its time (the versions
+    # table also keeps versions an insert collapsed, each under a newer one of the same time).
+    newest = "(uniqExact(id), sum(cityHash64(id, v, t))) FROM (SELECT id, max(version) AS v, argMax(time, version) AS t"
     (row,) = admin.query(f"""SELECT
-        (SELECT sum(events) FROM {db}.landings_per_minute WHERE output_table = 'raw_events'),
-        (SELECT uniqExact(id) FROM {db}.raw_events),
-        (SELECT sum(calls) FROM {db}.calls_per_minute WHERE kind = 'mcp'),
-        (SELECT count() FROM {db}.mcp_calls FINAL),
-        (SELECT sum(entries) FROM {db}.cost_per_minute),
-        (SELECT sum(entries) FROM {db}.user_spend_per_hour),
-        (SELECT count() FROM {db}.cost_ledger FINAL),
-        (SELECT sum(cost_usd) FROM {db}.cost_per_minute),
-        (SELECT sum(cost_usd) FROM {db}.user_spend_per_hour),
-        (SELECT sum(total_cost_usd) FROM {db}.cost_ledger FINAL)""").result_rows
-    pairs = {"raw events": row[0:2], "mcp calls": row[2:4], "cost entries": row[4:7], "spend usd": row[7:10]}
+        (SELECT sum(events) FROM {db}.{Table.LANDINGS_PER_MINUTE} WHERE output_table = '{Table.RAW_EVENTS}'),
+        (SELECT uniqExact(id) FROM {db}.{Table.RAW_EVENTS}),
+        (SELECT sum(calls) FROM {db}.{Table.CALLS_PER_MINUTE} WHERE kind = 'mcp'),
+        (SELECT sum(calls) FROM {db}.{Table.CALLS_PER_HOUR} WHERE kind = 'mcp'),
+        (SELECT count() FROM {final(f'{db}.{Table.MCP_CALLS}')}),
+        (SELECT sum(entries) FROM {db}.{Table.COST_PER_MINUTE}),
+        (SELECT sum(entries) FROM {db}.{Table.COST_PER_HOUR}),
+        (SELECT sum(entries) FROM {db}.{Table.USER_SPEND_PER_HOUR}),
+        (SELECT count() FROM {final(f'{db}.{Table.COST_LEDGER}')}),
+        (SELECT sum(cost_usd) FROM {db}.{Table.COST_PER_MINUTE}),
+        (SELECT sum(cost_usd) FROM {db}.{Table.COST_PER_HOUR}),
+        (SELECT sum(cost_usd) FROM {db}.{Table.USER_SPEND_PER_HOUR}),
+        (SELECT sum(total_cost_usd) FROM {final(f'{db}.{Table.COST_LEDGER}')}),
+        (SELECT {newest} FROM {db}.{Table.INTERACTIONS} GROUP BY id)),
+        (SELECT {newest} FROM {db}.{Table.INTERACTION_VERSIONS} GROUP BY id))""").result_rows
+    pairs = {"raw events": row[0:2], "mcp calls": row[2:5], "cost entries": row[5:9], "spend usd": row[9:13],
+             "newest interaction versions": row[13:15]}
     return {"agree": all(len(set(v)) == 1 for v in pairs.values()),
             **{k: [str(x) for x in v] for k, v in pairs.items()}}
 
 
+def distinct_events(admin: Any, db: str, table: str) -> int:
+    """The events ``table`` holds, each once (any copy or version): distinct ids. (FINAL would be slower
+    and, on a table whose versions move in time, keep more than one row per event: tables.final().)"""
+    return int(admin.query(f"SELECT uniqExact(id) FROM {db}.{table}").result_rows[0][0])
+
+
 def multiply(admin: Any, db: str, events: int, jitter_ms: int) -> tuple[dict[str, int], int]:
     """Copy every event table's rows inside ClickHouse until they hold ``events``; the tables and copies."""
-    tables = []
-    for (name,) in admin.query(
-            f"SELECT table FROM system.columns WHERE database = '{db}' AND name IN ('id', 'time') "
-            "GROUP BY table HAVING count() = 2").result_rows:
-        engine = admin.query(f"SELECT engine FROM system.tables WHERE database = '{db}' AND name = '{name}'"
-                             ).result_rows[0][0]
-        if "MergeTree" in engine and "Aggregating" not in engine:
-            tables.append(name)
-    # Counted after collapsing (FINAL): the seeded duplicates merge away, and the target is events.
-    base = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in tables}
+    from gateledger.tables import LATEST
+
+    # The event tables (each has a <name>_latest view); tables filled from them by a view (VERSIONS) follow.
+    tables = [str(t) for t in LATEST]
+    # Counted after collapsing (each event once): the seeded duplicates merge away, and the target is events.
+    base = {name: distinct_events(admin, db, name) for name in tables}
     copies = max(0, math.ceil(events / max(sum(base.values()), 1)) - 1)
     if copies:
         for name in tables:
@@ -175,7 +188,7 @@ def run(events: int = 10_000_000, repeats: int = 3, per_tenant: int = 2000, larg
             landing.insert(admin, db, sim)
             landing.insert(admin, db, sim, duplicates=True)
             base, copies, multiplied, rolled = fill(admin, db, events, 3_600_000)
-            counts = {name: admin.query(f"SELECT count() FROM {db}.{name} FINAL").result_rows[0][0] for name in base}
+            counts = {name: distinct_events(admin, db, name) for name in base}
             check = rollup_check(admin, db)
             client = connect(ch, CoreSettings(data_dir=path), database=db)
             tr, vars_ = time_range(now, hours=25), variables(sim)

@@ -20,7 +20,7 @@ from dashboards.panels import (
     table_panel,
 )
 from dashboards.sql import TENANT, TIME, calls, decisions, latest, latest_page, page_order
-from gateledger.tables import Table
+from gateledger.tables import VERSIONS, Table
 
 UID = "gateledger-compliance"
 
@@ -54,6 +54,8 @@ INTERACTIONS = latest_page(
     TENANT,
     last=INTERACTIONS_LAST,
     sort_columns="status",
+    # the candidates' versions found by id (migration 0176), not by a scan of the range's ids
+    versions=VERSIONS[Table.INTERACTIONS],
 )
 LOCAL_AGENT_CALLS = latest(
     Table.LOCAL_AGENT_TOOL_CALLS,

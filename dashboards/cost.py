@@ -23,7 +23,18 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import ROLLUP_INTERVAL, TENANT, TIME, any_of_if_set, costs, latest, user_costs, user_costs_over_time
+from dashboards.sql import (
+    ANY_INTERVAL,
+    HOURLY_INTERVAL,
+    ROLLUP_INTERVAL,
+    TENANT,
+    TIME,
+    any_of_if_set,
+    costs,
+    latest,
+    user_costs,
+    user_costs_over_time,
+)
 from gateledger.tables import Table
 
 UID = "gateledger-cost"
@@ -39,8 +50,10 @@ COST_COLUMNS = (
 )
 # The ledger's entries summed per minute and dimension (cost_per_minute), filtered by every variable:
 # what every money panel reads.
-# Count entries with sum(entries), never count().
-COSTS = costs(TENANT, MODEL, SERVER)
+# Count entries with sum(entries), never count(). Whole hours come from cost_per_hour (a row per hour and
+# dimension, no user): in the panels over time when the interval is whole hours, always in the others.
+COSTS = costs(TENANT, MODEL, SERVER, hours=HOURLY_INTERVAL)
+COSTS_IN_RANGE = costs(TENANT, MODEL, SERVER, hours=ANY_INTERVAL)
 # The same entries per user (whole hours from user_cost_per_hour): what ranks users over the range.
 # With no model or server chosen, whole hours come from user_spend_per_hour (a row per user and hour).
 UNFILTERED = "$__conditionalAll(0, $model) AND $__conditionalAll(0, $server)"
@@ -52,7 +65,7 @@ USER_COSTS_OVER_TIME = user_costs_over_time(TENANT, MODEL, SERVER, unfiltered=UN
 LAST_UNPRICED = latest(
     Table.COST_LEDGER, "time, kind, provider, model, mcp_server_id, tool_name, unpriced, interaction_id", TIME, TENANT,
     MODEL, SERVER,
-    f"time IN (SELECT max(last_time) FROM {COSTS} WHERE unpriced = 1 GROUP BY kind, provider, model, mcp_server_id, tool_name)",
+    f"time IN (SELECT max(last_time) FROM {COSTS_IN_RANGE} WHERE unpriced = 1 GROUP BY kind, provider, model, mcp_server_id, tool_name)",
 )
 BUDGET_ALERTS = latest(
     Table.BUDGET_ALERTS,
@@ -93,7 +106,7 @@ def _spend_in_range(b: Board) -> None:
     b.add(
         stat_panel(
             "Total spend",
-            ch_table(f"SELECT sum(cost_usd) AS spend_usd FROM {COSTS}"),
+            ch_table(f"SELECT sum(cost_usd) AS spend_usd FROM {COSTS_IN_RANGE}"),
             unit=USD,
             decimals=2,
             description="All priced LLM and tool calls (latest price version of each entry).",
@@ -103,7 +116,7 @@ def _spend_in_range(b: Board) -> None:
     b.add(
         stat_panel(
             "LLM spend",
-            ch_table(f"SELECT sumIf(cost_usd, kind = 'llm') AS llm_spend_usd FROM {COSTS}"),
+            ch_table(f"SELECT sumIf(cost_usd, kind = 'llm') AS llm_spend_usd FROM {COSTS_IN_RANGE}"),
             unit=USD,
             decimals=2,
             description="Cost of LLM calls.",
@@ -113,7 +126,7 @@ def _spend_in_range(b: Board) -> None:
     b.add(
         stat_panel(
             "MCP tool spend",
-            ch_table(f"SELECT sumIf(cost_usd, kind = 'tool') AS tool_spend_usd FROM {COSTS}"),
+            ch_table(f"SELECT sumIf(cost_usd, kind = 'tool') AS tool_spend_usd FROM {COSTS_IN_RANGE}"),
             unit=USD,
             decimals=2,
             description="Cost of priced MCP tool calls.",
@@ -123,7 +136,7 @@ def _spend_in_range(b: Board) -> None:
     b.add(
         stat_panel(
             "Burn rate",
-            ch_table(f"SELECT toFloat64(sum(cost_usd)) / ({RANGE_HOURS}) AS usd_per_hour FROM {COSTS}"),
+            ch_table(f"SELECT toFloat64(sum(cost_usd)) / ({RANGE_HOURS}) AS usd_per_hour FROM {COSTS_IN_RANGE}"),
             unit=USD_PER_HOUR,
             decimals=2,
             description="Average spend per hour over the time range (USD/h).",
@@ -133,7 +146,7 @@ def _spend_in_range(b: Board) -> None:
     b.add(
         stat_panel(
             "Unpriced calls",
-            ch_table(f"SELECT sumIf(entries, unpriced = 1) AS unpriced_calls FROM {COSTS}"),
+            ch_table(f"SELECT sumIf(entries, unpriced = 1) AS unpriced_calls FROM {COSTS_IN_RANGE}"),
             unit=COUNT,
             steps=GOOD_BAD,
             description="Calls whose model or tool has no price in the catalog: their "
@@ -334,7 +347,7 @@ def _spenders_and_unpriced(b: Board) -> None:
                 "SELECT kind, provider, model, server, tool, n AS calls, input_tokens, output_tokens, last_seen, latest_interaction\n"
                 "FROM (SELECT kind, provider, model, mcp_server_id AS server, tool_name AS tool, sum(entries) AS n,\n"
                 "    sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, max(last_time) AS last_seen\n"
-                f"  FROM {COSTS} WHERE unpriced = 1 GROUP BY kind, provider, model, server, tool HAVING n > 0) AS u\n"
+                f"  FROM {COSTS_IN_RANGE} WHERE unpriced = 1 GROUP BY kind, provider, model, server, tool HAVING n > 0) AS u\n"
                 "LEFT JOIN (SELECT toString(kind) AS kind, provider, model, mcp_server_id AS server, tool_name AS tool,\n"
                 "    argMax(interaction_id, time) AS latest_interaction\n"
                 f"  FROM {LAST_UNPRICED} WHERE unpriced GROUP BY kind, provider, model, server, tool) AS i\n"

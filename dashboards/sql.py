@@ -53,7 +53,7 @@ def page_order(last: str, tie: str = "") -> str:
 
 
 def newest_page(table: str, limit: int, *conditions: str, last: str, sort_columns: str,
-                tie: str = "") -> tuple[str, str]:
+                tie: str = "", versions: str = "") -> tuple[str, str]:
     """The fast way to the keys (tenant, time, id, version) of the page ``latest_page`` keeps, and the SQL
     counting the rows it is sure of: the page is right when that count is at least ``limit``.
 
@@ -64,14 +64,18 @@ def newest_page(table: str, limit: int, *conditions: str, last: str, sort_column
 
     That holds for any T0 (the count decides), so T0 is looked for in the range's last ``PAGE_LOOKBACK``
     only: a month's range then costs a day's scan, and where that day holds too few rows, fewer are
-    sure and the page is read the slow way."""
+    sure and the page is read the slow way.
+
+    ``versions``: a table holding the same rows as ``table`` (tenant, time, id, version, ``sort_columns``,
+    retracted) ordered by id (gateledger.tables.VERSIONS), where the candidates' versions are a primary
+    key look-up rather than a scan of the range's ids."""
     rows = where(*conditions)
     t0 = (f"(SELECT min(time) FROM (SELECT time FROM {table} WHERE {where(rows, PAGE_LOOKBACK, f'NOT ({last})')}"
           f" ORDER BY time DESC LIMIT {PAGE_WINDOW * limit}))")
     candidates = f"SELECT id FROM {table} WHERE {where(rows, f'time >= {t0}', f'NOT ({last})')}"
     newest = (
         f"SELECT tenant, time, id, version, {sort_columns}, {'retracted' if withdrawable(table) else 'false'} AS withdrawn"
-        f" FROM {table} WHERE {where(rows, f'id IN ({candidates})')} {NEWEST_PER_ID}"
+        f" FROM {versions or table} WHERE {where(rows, f'id IN ({candidates})')} {NEWEST_PER_ID}"
     )
     sure = f"SELECT tenant, time, id, version, {sort_columns} FROM ({newest}) WHERE NOT withdrawn AND NOT ({last}) AND time >= {t0}"
     return (f"SELECT tenant, time, id, version FROM ({sure}) ORDER BY {page_order(last, tie)} LIMIT {limit}",
@@ -79,7 +83,7 @@ def newest_page(table: str, limit: int, *conditions: str, last: str, sort_column
 
 
 def latest_page(table: str, columns: str, limit: int, *conditions: str, last: str, sort_columns: str,
-                tie: str = "") -> str:
+                tie: str = "", versions: str = "") -> str:
     """The rows of ``latest(table, columns, *conditions)`` that ``ORDER BY page_order(last, tie) LIMIT limit``
     keeps, reading whole rows only for that page.
 
@@ -87,8 +91,9 @@ def latest_page(table: str, columns: str, limit: int, *conditions: str, last: st
     otherwise, from the newest version of every id in the range, read from the key, the version and
     ``sort_columns`` (what the order reads) alone. ClickHouse skips the branch whose guard (a scalar)
     is false. Then only the page's rows (one exact version each) are read with every column, found by
-    the primary key. The caller orders and limits again, as over latest()."""
-    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie)
+    the primary key. The caller orders and limits again, as over latest(). ``versions``: as for newest_page."""
+    fast, sure = newest_page(table, limit, *conditions, last=last, sort_columns=sort_columns, tie=tie,
+                             versions=versions)
     narrow = latest(table, f"tenant, time, version, {sort_columns}", *conditions, f"({sure}) < {limit}")
     whole = f"SELECT tenant, time, id, version FROM {narrow} ORDER BY {page_order(last, tie)} LIMIT {limit}"
     page = f"SELECT * FROM ({fast}) WHERE ({sure}) >= {limit} UNION ALL {whole}"
@@ -153,6 +158,9 @@ def landings(tables: tuple[Table, ...], *conditions: str) -> str:
 # Whole hours can stand for their minutes when the panel's interval is a whole number of hours: every
 # interval bucket ($__timeInterval, aligned to the epoch) then holds whole hours.
 HOURLY_INTERVAL = "$__interval_s % 3600 = 0"
+# A panel that does not group by time (a stat, a table over the range): whole hours always stand for
+# their minutes.
+ANY_INTERVAL = "1"
 
 
 def delays(tables: tuple[Table, ...], *conditions: str) -> str:
@@ -184,24 +192,33 @@ COST_ROLLUP_COLUMNS = (
 )
 
 
-def costs(*conditions: str, outside_full_hours: bool = False) -> str:
+def costs(*conditions: str, outside_full_hours: bool = False, hours: str = "") -> str:
     """Live cost entries summed per minute and dimension (cost_per_minute), columns COST_ROLLUP_COLUMNS;
     kind as in the ledger ('llm' / 'tool'), entries = cost entries at their latest version.
-    ``outside_full_hours``: leave out the hours lying wholly inside the range (user_costs reads them)."""
-    hours = f"NOT ({MINUTE_IN_FULL_HOURS})" if outside_full_hours else ""
-    rollup = (
-        "SELECT tenant, minute, if(kind = 'llm', 'llm', 'tool') AS kind, user_id, team, mcp_server_id, tool_name,"
-        f" provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time FROM {Table.COST_PER_MINUTE} "
-        f"WHERE {where(FULL_MINUTES, hours, *conditions)}"
-    )
+    ``outside_full_hours``: leave out the hours lying wholly inside the range (user_costs reads them).
+    ``hours``: a condition (HOURLY_INTERVAL, ANY_INTERVAL) under which those hours come instead from
+    cost_per_hour, one row per hour and dimension, without the user and team (user_id and team '')."""
+    if hours and outside_full_hours:
+        raise ValueError("hours and outside_full_hours both choose who reads the whole hours")
+    in_hours = f"{hours} AND {MINUTE_IN_FULL_HOURS}" if hours else ""
+    skip = f"NOT ({MINUTE_IN_FULL_HOURS})" if outside_full_hours else f"NOT ({in_hours})" if hours else ""
+    dims = "mcp_server_id, tool_name, provider, model, unpriced, entries, input_tokens, output_tokens, cost_usd, last_time"
+    kind = "if(kind = 'llm', 'llm', 'tool') AS kind"
+    parts = [
+        f"SELECT tenant, minute, {kind}, user_id, team, {dims} FROM {Table.COST_PER_MINUTE} "
+        f"WHERE {where(FULL_MINUTES, skip, *conditions)}"
+    ]
+    if hours:
+        parts.insert(0, f"SELECT tenant, hour AS minute, {kind}, '' AS user_id, '' AS team, {dims} "
+                        f"FROM {Table.COST_PER_HOUR} WHERE {where(hours, FULL_HOURS, *conditions)}")
     columns = "tenant, kind, user_id, team, mcp_server_id, tool_name, provider, model, unpriced, input_tokens, output_tokens, total_cost_usd"
-    raw = (
+    parts.append(
         "SELECT tenant, toStartOfMinute(time) AS minute, toString(kind) AS kind, user_id, team, mcp_server_id, tool_name,"
         " provider, model, toUInt8(unpriced) AS unpriced, toInt64(1) AS entries, toInt64(input_tokens) AS input_tokens,"
         " toInt64(output_tokens) AS output_tokens, total_cost_usd AS cost_usd, time AS last_time "
         f"FROM {latest(Table.COST_LEDGER, 'time, ' + columns, EDGE_MINUTES, *conditions)}"
     )
-    return _union(rollup, raw)
+    return _union(*parts)
 
 
 # Hours lying wholly inside the time range (user_cost_per_hour); the rest of the range comes from
@@ -246,20 +263,27 @@ CALL_COLUMNS = {
 LATENCY_QUANTILES = "quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)"
 
 
-def calls(kind: str, *conditions: str) -> str:
+def calls(kind: str, *conditions: str, hours: str = "") -> str:
     """MCP ('mcp') or LLM ('llm') calls at their latest version per minute (calls_per_minute): tenant, minute,
     mcp_server_id, tool_name, provider, model, status, calls, timed_calls (with a latency), timed_output_tokens,
-    latency_sum_ms, last_time and latency_state (a quantilesIf(0.5, 0.95, 0.99) state: merge with LATENCY_QUANTILES)."""
+    latency_sum_ms, last_time and latency_state (a quantilesIf(0.5, 0.95, 0.99) state: merge with LATENCY_QUANTILES).
+    ``hours``: a condition (HOURLY_INTERVAL, ANY_INTERVAL) under which the hours lying wholly inside the
+    range come from calls_per_hour instead, one row per hour and key (same sums, same sketch)."""
     table, latency, tokens = CALL_COLUMNS[kind]
     columns = "mcp_server_id, tool_name, provider, model, status"
     of_kind = f"kind = '{kind}'"
-    rollup = (
-        f"SELECT tenant, minute, {columns}, calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time "
-        f"FROM {Table.CALLS_PER_MINUTE} WHERE {where(of_kind, FULL_MINUTES, *conditions)}"
-    )
+    sums = "calls, timed_calls, timed_output_tokens, latency_sum_ms, latency_state, last_time"
+    in_hours = f"NOT ({hours} AND {MINUTE_IN_FULL_HOURS})" if hours else ""
+    parts = [
+        f"SELECT tenant, minute, {columns}, {sums} "
+        f"FROM {Table.CALLS_PER_MINUTE} WHERE {where(of_kind, FULL_MINUTES, in_hours, *conditions)}"
+    ]
+    if hours:
+        parts.insert(0, f"SELECT tenant, hour AS minute, {columns}, {sums} "
+                        f"FROM {Table.CALLS_PER_HOUR} WHERE {where(of_kind, hours, FULL_HOURS, *conditions)}")
     dims = "mcp_server_id, tool_name, '' AS provider, '' AS model" if kind == "mcp" else "'' AS mcp_server_id, '' AS tool_name, provider, model"
     picked = "mcp_server_id, tool_name" if kind == "mcp" else "provider, model, output_tokens"
-    raw = (
+    parts.append(
         f"SELECT tenant, toStartOfMinute(time) AS minute, {dims}, toString(status) AS status, toInt64(count()) AS calls,"
         f" toInt64(countIf({latency} IS NOT NULL)) AS timed_calls, sumIf({tokens}, {latency} IS NOT NULL) AS timed_output_tokens,"
         f" toFloat64(sumIf(ifNull({latency}, 0), {latency} IS NOT NULL)) AS latency_sum_ms,"
@@ -267,7 +291,7 @@ def calls(kind: str, *conditions: str) -> str:
         f"FROM {latest(table, f'tenant, time, status, {latency}, {picked}', EDGE_MINUTES, *conditions)} "
         f"GROUP BY tenant, minute, {columns}"
     )
-    return _union(rollup, raw)
+    return _union(*parts)
 
 
 DECISION_COLUMNS = (

@@ -22,7 +22,20 @@ from dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from dashboards.sql import DELAY_QUANTILES, LATENCY_QUANTILES, ROLLUP_INTERVAL, TENANT, TIME, any_of, calls, delays, landings, latest
+from dashboards.sql import (
+    ANY_INTERVAL,
+    DELAY_QUANTILES,
+    HOURLY_INTERVAL,
+    LATENCY_QUANTILES,
+    ROLLUP_INTERVAL,
+    TENANT,
+    TIME,
+    any_of,
+    calls,
+    delays,
+    landings,
+    latest,
+)
 from gateledger.tables import Table
 
 UID = "gateledger-sre"
@@ -36,13 +49,17 @@ LAG_STEPS = [(None, "green"), (1000, "yellow"), (10000, "red")]
 DELAY_TABLES = (Table.MCP_CALLS, Table.LLM_CALLS, Table.POLICY_DECISIONS, Table.WEBHOOK_DECISIONS, Table.COST_LEDGER)
 
 
-MCP_CALLS = calls("mcp", TENANT, SERVER)
-LLM_CALLS = calls("llm", TENANT, MODEL)
+# Whole hours come from calls_per_hour: in the panels over time when the interval is whole hours, always
+# in the others (_IN_RANGE).
+MCP_CALLS = calls("mcp", TENANT, SERVER, hours=HOURLY_INTERVAL)
+LLM_CALLS = calls("llm", TENANT, MODEL, hours=HOURLY_INTERVAL)
+MCP_CALLS_IN_RANGE = calls("mcp", TENANT, SERVER, hours=ANY_INTERVAL)
+LLM_CALLS_IN_RANGE = calls("llm", TENANT, MODEL, hours=ANY_INTERVAL)
 MCP_FAILED_CALLS = "sumIf(calls, status IN ('failure', 'timeout'))"
 # The calls at the moment each server's tool last failed (point lookups on the sorting key): their errors.
 LAST_FAILED_MCP_CALLS = latest(
     Table.MCP_CALLS, "time, mcp_server_id, tool_name, status, error", TIME, TENANT, SERVER,
-    f"time IN (SELECT max(last_time) FROM {MCP_CALLS} WHERE {MCP_FAILED} GROUP BY mcp_server_id, tool_name)",
+    f"time IN (SELECT max(last_time) FROM {MCP_CALLS_IN_RANGE} WHERE {MCP_FAILED} GROUP BY mcp_server_id, tool_name)",
 )
 
 # Distinct raw events per minute with their delay sketches (first landed copy of each event).
@@ -113,7 +130,7 @@ def _now(b: Board) -> None:
             "MCP error rate",
             ch_table(
                 f"SELECT {MCP_FAILED_CALLS} / greatest(sum(calls), 1) AS error_rate\n"
-                f"FROM {MCP_CALLS}"
+                f"FROM {MCP_CALLS_IN_RANGE}"
             ),
             unit=PERCENT,
             steps=ERROR_RATE,
@@ -284,7 +301,7 @@ def _errors(b: Board) -> None:
                 "  SELECT mcp_server_id AS server, tool_name AS tool, sum(calls) AS all_calls,\n"
                 f"    {MCP_FAILED_CALLS} AS failures, failures / all_calls AS error_rate, sumIf(calls, status = 'denied') AS denied,\n"
                 f"    maxIf(last_time, {MCP_FAILED}) AS last_failure\n"
-                f"  FROM {MCP_CALLS}\n"
+                f"  FROM {MCP_CALLS_IN_RANGE}\n"
                 "  GROUP BY server, tool HAVING failures > 0) AS c\n"
                 "LEFT JOIN (\n"
                 "  SELECT mcp_server_id AS server, tool_name AS tool, argMax(error, time) AS last_error\n"
@@ -326,7 +343,7 @@ def _mcp_servers_and_tools(b: Board) -> None:
             ch_table(
                 "SELECT mcp_server_id AS server, tool_name AS tool, sum(timed_calls) AS calls,\n"
                 f"  {LATENCY_QUANTILES}[1] AS p50_ms, {LATENCY_QUANTILES}[2] AS p95_ms, {LATENCY_QUANTILES}[3] AS p99_ms\n"
-                f"FROM {MCP_CALLS}\n"
+                f"FROM {MCP_CALLS_IN_RANGE}\n"
                 "GROUP BY server, tool HAVING calls > 0 ORDER BY p95_ms DESC LIMIT 50"
             ),
             description="Latency percentiles per tool; slowest first.",
@@ -363,7 +380,7 @@ def _llm_calls(b: Board) -> None:
                 "SELECT provider, model, sum(timed_calls) AS calls,\n"
                 f"  {LATENCY_QUANTILES}[1] AS p50_ms, {LATENCY_QUANTILES}[2] AS p95_ms, {LATENCY_QUANTILES}[3] AS p99_ms,\n"
                 "  sum(timed_output_tokens) / greatest(sum(latency_sum_ms) / 1000, 0.001) AS output_tokens_per_s\n"
-                f"FROM {LLM_CALLS}\n"
+                f"FROM {LLM_CALLS_IN_RANGE}\n"
                 "GROUP BY provider, model HAVING calls > 0 ORDER BY p95_ms DESC"
             ),
             description="Latency percentiles and output throughput per model.",

@@ -36,12 +36,16 @@ class Table(StrEnum):
     COST_PER_MINUTE = "cost_per_minute"
     USER_COST_PER_HOUR = "user_cost_per_hour"
     USER_SPEND_PER_HOUR = "user_spend_per_hour"
+    COST_PER_HOUR = "cost_per_hour"
     LANDINGS_PER_MINUTE = "landings_per_minute"
     DELAYS_PER_MINUTE = "delays_per_minute"
     DELAYS_PER_HOUR = "delays_per_hour"
     CALLS_PER_MINUTE = "calls_per_minute"
+    CALLS_PER_HOUR = "calls_per_hour"
     DECISIONS_PER_MINUTE = "decisions_per_minute"
     INTERACTION_COSTS = "interaction_costs"
+    # Every version of every interaction by id, filled by ``<name>_mv`` on the base table (migration 0176).
+    INTERACTION_VERSIONS = "interaction_versions"
 
 
 # Tables with a ``<name>_latest`` view (analysts'): each event at its latest version (newest() below),
@@ -99,8 +103,11 @@ def final(table: str) -> str:
 ROLLUPS: tuple[Table, ...] = (
     Table.USAGE_PER_MINUTE, Table.COST_DAILY, Table.COST_PER_MINUTE, Table.USER_COST_PER_HOUR, Table.LANDINGS_PER_MINUTE,
     Table.CALLS_PER_MINUTE, Table.DECISIONS_PER_MINUTE, Table.DELAYS_PER_MINUTE, Table.DELAYS_PER_HOUR,
-    Table.USER_SPEND_PER_HOUR,
+    Table.USER_SPEND_PER_HOUR, Table.COST_PER_HOUR, Table.CALLS_PER_HOUR,
 )
+# Tables a materialized view ``<name>_mv`` fills from a base table's own rows (each version kept, nothing
+# summed: a re-delivered row is the same row), and the base table each follows.
+VERSIONS: dict[Table, Table] = {Table.INTERACTIONS: Table.INTERACTION_VERSIONS}
 
 # Other views: rollups merged for reading (``_v``), and joins for analysts (the budget signals: AxonFlow's
 # X-Budget-Warning answers, alone and beside gateledger's own budget alerts, migration 0101).
@@ -128,12 +135,13 @@ def latest(table: Table) -> str:
 
 
 def materialized_view(rollup: Table) -> str:
-    """The materialized view that fills ``rollup``."""
-    if rollup not in ROLLUPS:
+    """The materialized view that fills ``rollup`` (or a table of VERSIONS)."""
+    if rollup not in ROLLUPS and rollup not in VERSIONS.values():
         raise ValueError(f"{rollup} is not a rollup")
     return f"{rollup}_mv"
 
 
 def all_names() -> frozenset[str]:
     """Every table and view name the migrations create."""
-    return frozenset({*Table, *(latest(t) for t in LATEST), *(materialized_view(r) for r in ROLLUPS), *VIEWS})
+    return frozenset({*Table, *(latest(t) for t in LATEST), *(materialized_view(r) for r in (*ROLLUPS, *VERSIONS.values())),
+                      *VIEWS})

@@ -5,6 +5,7 @@ numbers equal answers computed independently in Python."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pytest
 
 from dashboards import grafana_sql, sql
 from dashboards.grafana_sql import ALL, Variable
-from gateledger.tables import Table
+from gateledger.tables import VERSIONS, Table
 from tests.dashboards import landing, simdata
 from tests.dashboards.conftest import SimDb
 from tests.dashboards.queries import (
@@ -137,16 +138,18 @@ def test_key_numbers_are_exact(sim_db: SimDb) -> None:
     assert len(rows) == len(sim_db.sim.interaction_ids), "one row per interaction, whatever its versions"
 
 
+@pytest.mark.parametrize("by_id", [False, True], ids=["versions from the table", "versions by id"])
 @pytest.mark.parametrize("limit", [1, 7, 40, 100_000])
-def test_a_list_page_read_by_key_is_the_page_of_the_newest_versions(sim_db: SimDb, limit: int) -> None:
+def test_a_list_page_read_by_key_is_the_page_of_the_newest_versions(sim_db: SimDb, limit: int, by_id: bool) -> None:
     """latest_page (the interactions list, issue 22) keeps what ORDER BY ... LIMIT over latest() keeps,
     for pages smaller than the data (the fast way, from the newest rows only, must be sure of them) and
-    larger (every id's newest version), with superseded versions, duplicates and withdrawn ones present."""
+    larger (every id's newest version), with superseded versions, duplicates and withdrawn ones present;
+    by_id: the candidates' versions read from interaction_versions (migration 0176), as the list does."""
     cols = "time, tenant, status, llm_calls, models, cost_usd"
     last = "status = 'ok'"
     order = sql.page_order(last, "id")  # a total order: both sides pick the same ties
     whole = f"SELECT id, {cols} FROM {sql.latest(Table.INTERACTIONS, cols, sql.TIME, sql.TENANT)}"
-    page = {"last": last, "sort_columns": "status", "tie": "id"}
+    page = {"last": last, "sort_columns": "status", "tie": "id", "versions": VERSIONS[Table.INTERACTIONS] if by_id else ""}
     paged = f"SELECT id, {cols} FROM {sql.latest_page(Table.INTERACTIONS, cols, limit, sql.TIME, sql.TENANT, **page)}"
     tr, vars_ = time_range(sim_db.now), variables(sim_db.sim, tenant=["acme"])
     everything = run(sim_db.client, whole, tr, vars_)[1]
@@ -174,21 +177,28 @@ MISLEADING_NEWEST = [
 ]
 
 
+@pytest.mark.parametrize("by_id", [False, True], ids=["versions from the table", "versions by id"])
 @pytest.mark.parametrize(("limit", "fast"), [(1, False), (6, True), (12, True)])
-def test_a_page_is_never_sure_of_superseded_withdrawn_or_moved_rows(sim_db: SimDb, limit: int, fast: bool) -> None:
+def test_a_page_is_never_sure_of_superseded_withdrawn_or_moved_rows(sim_db: SimDb, limit: int, fast: bool,
+                                                                   by_id: bool) -> None:
     """The newest rows of the window are superseded (a), withdrawn (b), moved out of it (c) or doubled (d):
-    a page of 1 looks at a and b only and so takes the slow way; pages of 6 and 12 are sure without them."""
+    a page of 1 looks at a and b only and so takes the slow way; pages of 6 and 12 are sure without them.
+    by_id: the candidates' versions come from the table of every version by id (interaction_versions,
+    migration 0176), as the interactions list reads them."""
     # A copy of the interactions table, in a database of its own so that it keeps the table's name.
-    scratch = f"{sim_db.database}_page_{limit}"
+    scratch = f"{sim_db.database}_page_{limit}_{int(by_id)}"
     table = f"{scratch}.{Table.INTERACTIONS}"
+    versions = f"{scratch}.{VERSIONS[Table.INTERACTIONS]}"
     sim_db.admin.command(f"CREATE DATABASE {scratch}")
     sim_db.admin.command(f"CREATE TABLE {table} AS {sim_db.database}.{Table.INTERACTIONS}")
+    sim_db.admin.command(f"CREATE TABLE {versions} AS {sim_db.database}.{VERSIONS[Table.INTERACTIONS]}")
     try:
         start = sim_db.now - timedelta(hours=2)
-        sim_db.admin.insert(table, [
-            ["acme", start + timedelta(minutes=m), i, v, st, r] for i, v, m, st, r in MISLEADING_NEWEST
-        ], column_names=["tenant", "time", "id", "version", "status", "retracted"])
-        page = {"last": "status = 'ok'", "sort_columns": "status", "tie": "id"}
+        rows = [["acme", start + timedelta(minutes=m), i, v, st, r] for i, v, m, st, r in MISLEADING_NEWEST]
+        columns = ["tenant", "time", "id", "version", "status", "retracted"]
+        sim_db.admin.insert(table, rows, column_names=columns)
+        sim_db.admin.insert(versions, rows, column_names=columns)
+        page = {"last": "status = 'ok'", "sort_columns": "status", "tie": "id", "versions": versions if by_id else ""}
         order = sql.page_order("status = 'ok'", "id")
         tr, vars_ = time_range(sim_db.now), variables(sim_db.sim)
         want = run(sim_db.client, f"SELECT id FROM {sql.latest(table, 'time, status', sql.TIME)} "
@@ -287,7 +297,7 @@ def test_duplicates_and_superseded_versions_change_no_result(sim_db: SimDb) -> N
 _RAW = "(SELECT id, {cols} FROM {table} WHERE $__timeFilter(time) ORDER BY {order} LIMIT 1 BY id)"
 _RAW_EVENTS = _RAW.format(cols="time, source, type, inserted_at", table="raw_events", order="inserted_at")
 _LEDGER = _RAW.format(
-    cols="time, tenant, kind, user_id, team, provider, model, total_cost_usd, unpriced, event_id",
+    cols="time, tenant, kind, user_id, team, mcp_server_id, provider, model, total_cost_usd, unpriced, event_id",
     table="cost_ledger",
     order="version DESC",
 )
@@ -356,6 +366,17 @@ BASE_TABLE_ANSWERS = {
     f" detected_at FROM {_RAW.format(cols='time, kind, severity, user_id, client_id, description, interaction_id, detected_at', table='findings', order='version DESC')}"
     " ORDER BY multiIf(severity = 'critical', 0, severity = 'high', 1, severity = 'medium', 2, 3), time DESC LIMIT 500",
     ("gateledger-cost", "Total spend"): f"SELECT sum(total_cost_usd) FROM {_LEDGER}",
+    ("gateledger-cost", "LLM spend"): f"SELECT sumIf(total_cost_usd, kind = 'llm') FROM {_LEDGER}",
+    ("gateledger-cost", "MCP tool spend"): f"SELECT sumIf(total_cost_usd, kind = 'tool') FROM {_LEDGER}",
+    ("gateledger-cost", "Spend by tenant"): "SELECT $__timeInterval(time) AS t, tenant, sum(total_cost_usd)"
+    f" FROM {_LEDGER} GROUP BY t, tenant",
+    ("gateledger-cost", "Spend by MCP server"): "SELECT $__timeInterval(time) AS t, mcp_server_id, sum(total_cost_usd)"
+    f" FROM {_LEDGER} WHERE mcp_server_id != '' GROUP BY t, mcp_server_id",
+    ("gateledger-cost", "Burn rate by tenant (USD/h)"): "SELECT $__timeInterval(time) AS t, tenant,"
+    f" sum(total_cost_usd) * 3600 / $__interval_s FROM {_LEDGER} GROUP BY t, tenant",
+    ("gateledger-sre", "MCP call latency by server and tool"): "SELECT mcp_server_id, tool_name, count() AS calls,"
+    " quantile(0.5)(duration_ms), quantile(0.95)(duration_ms) AS p95, quantile(0.99)(duration_ms)"
+    f" FROM {_MCP} WHERE duration_ms IS NOT NULL GROUP BY mcp_server_id, tool_name ORDER BY p95 DESC LIMIT 50",
     ("gateledger-cost", "Unpriced calls"): f"SELECT countIf(unpriced) FROM {_LEDGER}",
     ("gateledger-cost", "Spend by model"): "SELECT $__timeInterval(time) AS t, provider, model, sum(total_cost_usd)"
     f" FROM {_LEDGER} WHERE kind = 'llm' GROUP BY t, provider, model",
@@ -386,22 +407,35 @@ def test_rollup_panels_answer_what_the_base_tables_do(sim_db: SimDb, cut: tuple[
         got = normalized(run(sim_db.client, panel_sql(uid, title), tr, vars_)[1])
         assert want, title
         if title in QUANTILE_PANELS:
-            # t-digest (rollups) against the reservoir of the base-table query: the same rows and
-            # keys, quantiles within 5 %; everything else exact.
-            assert len(got) == len(want), title
-            for g, w in zip(sorted(got, key=_keys), sorted(want, key=_keys), strict=True):
-                assert _keys(g) == _keys(w), title
-                assert [x for x in g if isinstance(x, float)] == pytest.approx(
-                    [x for x in w if isinstance(x, float)], rel=0.05, abs=1.0), title
+            # The delay sketch (quantilesBFloat16) against the base rows' delays: the same rows and keys;
+            # each quantile is one of its bucket's delays, truncated to 8 significant bits, at the
+            # interpolated quantile's rank give or take one (quantile() interpolates, the sketch does not).
+            levels, values_sql = QUANTILE_PANELS[title]
+            values = {_keys(r): r[-1] for r in normalized(run(sim_db.client, values_sql, tr, vars_)[1])}
+            assert len(got) == len(want) and sorted(map(_keys, got)) == sorted(map(_keys, want)), title
+            for g in got:
+                delays = values[_keys(g)]
+                for level, q in zip(levels, [x for x in g if isinstance(x, float)], strict=True):
+                    p = level * (len(delays) - 1)
+                    low, high = delays[max(0, math.floor(p) - 1)], delays[min(len(delays) - 1, math.ceil(p) + 1)]
+                    assert low * (1 - 2**-7) <= q <= high, (title, g, level, delays)
         else:
             assert got == want, title
 
 
-QUANTILE_PANELS = {"End-to-end delay: event time → landed (raw events)", "End-to-end delay p95 by output table"}
+# The delay panels, their quantile levels, and each bucket's delays from the base rows (sorted).
+QUANTILE_PANELS = {
+    "End-to-end delay: event time → landed (raw events)": (
+        (0.5, 0.95, 0.99),
+        "SELECT $__timeInterval(time) AS t, arraySort(groupArray(toFloat64(dateDiff('millisecond', time, inserted_at))))"
+        f" FROM {_RAW_EVENTS} GROUP BY t"),
+    "End-to-end delay p95 by output table": (
+        (0.95,), f"SELECT t, output_table, arraySort(groupArray(toFloat64(d))) FROM ({_DELAY_BY_TABLE}) GROUP BY t, output_table"),
+}
 
 
 def _keys(row: tuple) -> tuple:
-    return tuple(x for x in row if not isinstance(x, float))
+    return tuple(x for x in row if not isinstance(x, float | tuple | list))
 
 
 def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(sim_db: SimDb) -> None:
@@ -430,10 +464,18 @@ def test_a_restatement_fed_like_the_sink_moves_spend_by_exactly_the_difference(s
 
 
 def test_the_hourly_rollups_count_every_cost_entry_and_event_once(sim_db: SimDb) -> None:
-    """user_spend_per_hour and delays_per_hour (migrations 0170, 0172) are fed by the same feeds as the
-    minute rollups: re-delivered rows and old versions landing again change neither."""
+    """user_spend_per_hour, cost_per_hour, calls_per_hour and delays_per_hour (migrations 0170, 0172, 0174,
+    0175) are fed by the same feeds as the minute rollups: re-delivered rows and old versions landing
+    again change none of them. interaction_versions (0176) holds every version of every interaction."""
     ledger = f"SELECT count(), sum(total_cost_usd) FROM {Table.COST_LEDGER} FINAL"
     spend = f"SELECT sum(entries), sum(cost_usd) FROM {Table.USER_SPEND_PER_HOUR}"
+    costs = "SELECT sum(entries), sum(cost_usd), sum(input_tokens), sum(output_tokens), max(last_time) FROM {}"
+    calls = ("SELECT kind, status, sum(calls), sum(timed_calls), sum(timed_output_tokens), sum(latency_sum_ms),"
+             " max(last_time) FROM {} GROUP BY kind, status ORDER BY kind, status")
+    # An hour's reservoir is its minutes' reservoirs merged: under 8192 values, every value, so the same quantiles.
+    sketch = ("SELECT tenant, toStartOfHour({t}) AS h, kind, mcp_server_id, tool_name, provider, model,"
+              " toString(quantilesIfMerge(0.5, 0.95, 0.99)(latency_state)) FROM {table} GROUP BY ALL")
+    versions = "SELECT id, tenant, version, time, status, retracted FROM {} GROUP BY ALL ORDER BY ALL"
     # An hour's sketch is its minutes' sketches merged: same events, same counts, so the same quantiles.
     hours = (f"SELECT output_table, tenant, hour, quantilesBFloat16Merge(0.5, 0.95, 0.99)(delay_ms) FROM {Table.DELAYS_PER_HOUR}"
              " GROUP BY output_table, tenant, hour")
@@ -443,5 +485,20 @@ def test_the_hourly_rollups_count_every_cost_entry_and_event_once(sim_db: SimDb)
         if duplicates:
             landing.land(sim_db.admin, sim_db.database, sim_db.sim, duplicates=True)
         assert sim_db.client.query(spend).result_rows == sim_db.client.query(ledger).result_rows
+        by_hour, by_minute = (sim_db.client.query(costs.format(t)).result_rows
+                              for t in (Table.COST_PER_HOUR, Table.COST_PER_MINUTE))
+        assert by_hour[0][0] > 0 and by_hour == by_minute
+        by_hour, by_minute = (sim_db.client.query(calls.format(t)).result_rows
+                              for t in (Table.CALLS_PER_HOUR, Table.CALLS_PER_MINUTE))
+        assert by_hour and by_hour == by_minute
+        hourly = sketch.format(t="hour", table=Table.CALLS_PER_HOUR)
+        assert normalized(sim_db.client.query(hourly).result_rows) == normalized(
+            sim_db.client.query(sketch.format(t="minute", table=Table.CALLS_PER_MINUTE)).result_rows)
+        # Every row of the table is there; so are versions the table's own insert collapsed (a newer version
+        # with the same sorting key, so the same time: it ranks first wherever they stand).
+        by_id = set(sim_db.client.query(versions.format(VERSIONS[Table.INTERACTIONS])).result_rows)
+        table = set(sim_db.client.query(versions.format(Table.INTERACTIONS)).result_rows)
+        assert table and table <= by_id
+        assert all(any(o[:2] == r[:2] and o[3] == r[3] and o[2] > r[2] for o in table) for r in by_id - table)
         by_hour = normalized(run(sim_db.client, hours, time_range(sim_db.now), {})[1])
         assert by_hour and by_hour == normalized(run(sim_db.client, minutes, time_range(sim_db.now), {})[1])

@@ -157,7 +157,8 @@ def _by_key(rows: list[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...
 
 
 def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
-    """The dashboards' rollups (migrations 0080-0082, 0115) equal exact recomputations, minute by minute."""
+    """The dashboards' rollups (migrations 0080-0082, 0115, 0174, 0175) equal exact recomputations, minute
+    by minute (hour by hour for the hourly ones)."""
     from sinks.clickhouse.rollups import ROLLUP_SOURCES
 
     exact, rolled = [], []
@@ -169,6 +170,10 @@ def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
         exact += q(client, f"SELECT '{kind}', tenant, toStartOfMinute(time) AS m, toString(status), count(), 0 "
                            f"FROM {db}.{table}_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     rolled += q(client, f"SELECT kind, tenant, minute, status, calls, 0 FROM {db}.calls_per_minute")
+    for kind, table in (("mcp", "mcp_calls"), ("llm", "llm_calls")):
+        exact += q(client, f"SELECT 'hour {kind}', tenant, toStartOfHour(time) AS h, toString(status), count(), 0 "
+                           f"FROM {db}.{table}_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT concat('hour ', kind), tenant, hour, status, calls, 0 FROM {db}.calls_per_hour")
     exact += q(client, f"SELECT 'policy_decisions', tenant, toStartOfMinute(time) AS m, toString(toUInt8(approved)), count(), 0 "
                        f"FROM {db}.policy_decisions_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     exact += q(client, f"SELECT 'webhook_decisions', tenant, toStartOfMinute(time) AS m, toString(decision), count(), 0 "
@@ -180,6 +185,9 @@ def assert_dashboard_rollups_exact(client: Any, db: str) -> None:
     exact += q(client, f"SELECT 'cost', tenant, toStartOfMinute(time) AS m, count(), sum(total_cost_usd) "
                        f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     rolled += q(client, f"SELECT 'cost', tenant, minute, entries, cost_usd FROM {db}.cost_per_minute")
+    exact += q(client, f"SELECT 'hour cost', tenant, toStartOfHour(time) AS h, count(), sum(total_cost_usd) "
+                       f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
+    rolled += q(client, f"SELECT 'hour cost', tenant, hour, entries, cost_usd FROM {db}.cost_per_hour")
     exact += q(client, f"SELECT 'user cost', tenant, toStartOfHour(time) AS h, user_id, team, count(), sum(total_cost_usd) "
                        f"FROM {db}.cost_ledger_latest({VIEW_ARGS}) GROUP BY ALL", **ALL_TIME)
     rolled += q(client, f"SELECT 'user cost', tenant, hour, user_id, team, entries, cost_usd FROM {db}.user_cost_per_hour")
